@@ -1,0 +1,11 @@
+//! git spectra: an AI-agent orchestrator that lives inside Git.
+//!
+//! Every decision and outcome is an immutable [`event::Event`], one commit on
+//! `refs/spectra/events` written by [`store`]. Everything else (manifests, history, stats) is a
+//! projection folded from that log. The `cli` module parses and renders; the library does the
+//! work.
+
+pub mod cli;
+pub mod error;
+
+pub use error::{Error, Result};
