@@ -19,6 +19,9 @@ pub enum Error {
     /// A run, check or verification failed; the message says which.
     #[error("{message}")]
     Failed { message: String, hint: Option<String> },
+    /// The repository could not be found or opened.
+    #[error(transparent)]
+    Repo(#[from] crate::repo::RepoError),
     /// Reading or writing standard streams failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -30,7 +33,7 @@ impl Error {
         match self {
             Error::Usage { .. } => EXIT_USAGE,
             Error::Failed { .. } => EXIT_FAILED,
-            Error::Io(_) => EXIT_FATAL,
+            Error::Repo(_) | Error::Io(_) => EXIT_FATAL,
         }
     }
 
@@ -38,7 +41,7 @@ impl Error {
     pub fn hint(&self) -> Option<&str> {
         match self {
             Error::Usage { hint, .. } | Error::Failed { hint, .. } => hint.as_deref(),
-            Error::Io(_) => None,
+            Error::Repo(_) | Error::Io(_) => None,
         }
     }
 }

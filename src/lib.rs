@@ -7,5 +7,6 @@
 
 pub mod cli;
 pub mod error;
+pub mod repo;
 
 pub use error::{Error, Result};
