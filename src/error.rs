@@ -3,6 +3,8 @@
 //! Library modules define their own `thiserror` enums; this type gathers them so the binary can
 //! print `error: ...` and `hint: ...` lines the way git does and exit with git's codes.
 
+use crate::store::StoreError;
+
 /// Exit code for a run, check or verification that failed.
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code for bad usage (clap uses it too).
@@ -15,13 +17,22 @@ pub const EXIT_FATAL: u8 = 128;
 pub enum Error {
     /// The arguments were understood by clap but are still wrong (a payload that is not JSON...).
     #[error("{message}")]
-    Usage { message: String, hint: Option<String> },
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
     /// A run, check or verification failed; the message says which.
     #[error("{message}")]
-    Failed { message: String, hint: Option<String> },
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
     /// The repository could not be found or opened.
     #[error(transparent)]
     Repo(#[from] crate::repo::RepoError),
+    /// The event log could not be read or written.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// Reading or writing standard streams failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -33,15 +44,42 @@ impl Error {
         match self {
             Error::Usage { .. } => EXIT_USAGE,
             Error::Failed { .. } => EXIT_FAILED,
+            Error::Store(err) => match err {
+                StoreError::NotFound(_)
+                | StoreError::Ambiguous { .. }
+                | StoreError::NoSuchAttachment { .. }
+                | StoreError::Contention { .. }
+                | StoreError::Event(_) => EXIT_FAILED,
+                StoreError::Read(_) | StoreError::Write(_) | StoreError::NotAnEvent { .. } => {
+                    EXIT_FATAL
+                }
+            },
             Error::Repo(_) | Error::Io(_) => EXIT_FATAL,
         }
     }
 
     /// A line telling the user what to do about it, printed as `hint: ...`.
-    pub fn hint(&self) -> Option<&str> {
+    pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Usage { hint, .. } | Error::Failed { hint, .. } => hint.as_deref(),
+            Error::Usage { hint, .. } | Error::Failed { hint, .. } => hint.clone(),
+            Error::Store(err) => err.hint(),
             Error::Repo(_) | Error::Io(_) => None,
+        }
+    }
+
+    /// A usage error with a hint.
+    pub fn usage(message: impl Into<String>, hint: impl Into<Option<String>>) -> Error {
+        Error::Usage {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// A failed run or check.
+    pub fn failed(message: impl Into<String>) -> Error {
+        Error::Failed {
+            message: message.into(),
+            hint: None,
         }
     }
 }

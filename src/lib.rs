@@ -7,6 +7,9 @@
 
 pub mod cli;
 pub mod error;
+pub mod event;
 pub mod repo;
+pub mod store;
+pub mod ui;
 
 pub use error::{Error, Result};
