@@ -1,0 +1,215 @@
+//! Event store throughput, against git plumbing measured in the same run.
+//!
+//! Run by hand (not in CI): `cargo bench --bench store` (add `-- --events 100000` to change the
+//! size of the walk). Prints events/s for single and batched appends next to a bash loop of
+//! `git hash-object -w`, `git mktree`, `git commit-tree`, `git update-ref` doing the same events,
+//! and the time to walk and decode the whole log (loose objects, then after `git gc`) next to
+//! `git cat-file --batch` reading the same event.json blobs. Results go in docs/performance.md.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use spectra::event::NewEvent;
+use spectra::repo::Repo;
+use spectra::store::{Filter, Store};
+
+struct Args {
+    plumbing_events: usize,
+    single_events: usize,
+    batch_events: usize,
+    batch_size: usize,
+    walk_events: usize,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        plumbing_events: 200,
+        single_events: 2_000,
+        batch_events: 20_000,
+        batch_size: 100,
+        walk_events: 100_000,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let value = || argv.get(i + 1).and_then(|v| v.parse().ok());
+        match argv[i].as_str() {
+            "--events" => args.walk_events = value().expect("--events N"),
+            "--plumbing" => args.plumbing_events = value().expect("--plumbing N"),
+            "--single" => args.single_events = value().expect("--single N"),
+            _ => {} // cargo bench passes `--bench`
+        }
+        i += 1;
+    }
+    args
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(output.status.success(), "git {args:?}: {output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn scratch_repo(root: &Path, name: &str) -> std::path::PathBuf {
+    git(root, &["init", "-q", name]);
+    let dir = root.join(name);
+    git(&dir, &["config", "user.name", "Bench"]);
+    git(&dir, &["config", "user.email", "bench@example.com"]);
+    dir
+}
+
+fn event(n: usize) -> NewEvent {
+    NewEvent::new("bench.appended")
+        .run("bench-run")
+        .activity("discover")
+        .service("bench")
+        .payload(serde_json::json!({"n": n, "text": "an event of typical size with a sentence or two of payload"}))
+}
+
+/// The same work per event as the store, by hand: blob, tree, commit, ref update.
+fn plumbing_loop(dir: &Path, events: usize) -> Duration {
+    let script = format!(
+        r#"set -e
+parent=""
+for n in $(seq 1 {events}); do
+  blob=$(printf '{{"kind":"bench.appended","n":%d}}' "$n" | git hash-object -w --stdin)
+  tree=$(printf '100644 blob %s\tevent.json\n' "$blob" | git mktree)
+  if [ -z "$parent" ]; then
+    commit=$(git commit-tree "$tree" -m "bench: event $n")
+    git update-ref refs/plumbing/events "$commit" ""
+  else
+    commit=$(git commit-tree "$tree" -p "$parent" -m "bench: event $n")
+    git update-ref refs/plumbing/events "$commit" "$parent"
+  fi
+  parent=$commit
+done"#
+    );
+    let started = Instant::now();
+    let status = Command::new("bash")
+        .current_dir(dir)
+        .args(["-c", &script])
+        .status()
+        .expect("run bash");
+    assert!(status.success());
+    started.elapsed()
+}
+
+fn single_appends(dir: &Path, events: usize) -> Duration {
+    let repo = Repo::open(dir).unwrap();
+    let store = Store::new(&repo);
+    let started = Instant::now();
+    for n in 0..events {
+        store.append(event(n)).unwrap();
+    }
+    started.elapsed()
+}
+
+fn batched_appends(dir: &Path, events: usize, batch_size: usize) -> Duration {
+    let repo = Repo::open(dir).unwrap();
+    let store = Store::new(&repo);
+    let started = Instant::now();
+    for batch in 0..events.div_ceil(batch_size) {
+        let batch: Vec<NewEvent> = (0..batch_size).map(|n| event(batch * batch_size + n)).collect();
+        store.append_batch(batch).unwrap();
+    }
+    started.elapsed()
+}
+
+fn walk_all(dir: &Path) -> (usize, Duration) {
+    let started = Instant::now();
+    let repo = Repo::open(dir).unwrap();
+    let count = Store::new(&repo)
+        .walk_newest_first(&Filter::default())
+        .map(|stored| stored.unwrap())
+        .count();
+    (count, started.elapsed())
+}
+
+fn cat_file_batch(dir: &Path) -> Duration {
+    let trees = git(dir, &["log", "--format=%T", "refs/spectra/events"]);
+    let input: String = trees.lines().map(|tree| format!("{tree}:event.json\n")).collect();
+    let started = Instant::now();
+    let mut child = Command::new("git")
+        .current_dir(dir)
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(input.as_bytes()).unwrap();
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(output.status.success());
+    started.elapsed()
+}
+
+fn per_second(events: usize, took: Duration) -> f64 {
+    events as f64 / took.as_secs_f64()
+}
+
+fn main() {
+    let args = parse_args();
+    let root = tempfile::tempdir().unwrap();
+    println!("git spectra store benchmark ({})", git(root.path(), &["--version"]).trim());
+
+    let dir = scratch_repo(root.path(), "appends");
+    let plumbing = plumbing_loop(&dir, args.plumbing_events);
+    let plumbing_rate = per_second(args.plumbing_events, plumbing);
+    println!(
+        "plumbing loop     {:>6} events  {:>8.1} ms/event  {:>9.0} events/s",
+        args.plumbing_events,
+        plumbing.as_secs_f64() * 1e3 / args.plumbing_events as f64,
+        plumbing_rate
+    );
+    let single = single_appends(&dir, args.single_events);
+    let single_rate = per_second(args.single_events, single);
+    println!(
+        "single appends    {:>6} events  {:>8.3} ms/event  {:>9.0} events/s  {:>6.1}x plumbing (target >= 20x)",
+        args.single_events,
+        single.as_secs_f64() * 1e3 / args.single_events as f64,
+        single_rate,
+        single_rate / plumbing_rate
+    );
+    let batched = batched_appends(&dir, args.batch_events, args.batch_size);
+    let batched_rate = per_second(args.batch_events, batched);
+    println!(
+        "batched appends   {:>6} events  {:>8.3} ms/event  {:>9.0} events/s  {:>6.1}x plumbing (target >= 100x; batches of {})",
+        args.batch_events,
+        batched.as_secs_f64() * 1e3 / args.batch_events as f64,
+        batched_rate,
+        batched_rate / plumbing_rate,
+        args.batch_size
+    );
+
+    let walk_dir = scratch_repo(root.path(), "walk");
+    let fill_started = Instant::now();
+    batched_appends(&walk_dir, args.walk_events, 1_000);
+    println!(
+        "filled a log of {} events in {:.1} s (batches of 1000)",
+        args.walk_events,
+        fill_started.elapsed().as_secs_f64()
+    );
+    report_walk(&walk_dir, "loose objects");
+    git(&walk_dir, &["gc", "-q"]);
+    report_walk(&walk_dir, "after git gc");
+}
+
+fn report_walk(dir: &Path, label: &str) {
+    let cat_file = cat_file_batch(dir);
+    let (count, walk) = walk_all(dir);
+    println!(
+        "walk+decode {label:<14} {count:>6} events  {:>7.3} s   git cat-file --batch {:>7.3} s   ratio {:.2} (target <= 1.0, and < 1 s)",
+        walk.as_secs_f64(),
+        cat_file.as_secs_f64(),
+        walk.as_secs_f64() / cat_file.as_secs_f64()
+    );
+}
