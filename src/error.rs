@@ -15,13 +15,25 @@ pub const EXIT_FATAL: u8 = 128;
 pub enum Error {
     /// The arguments were understood by clap but are still wrong (a payload that is not JSON...).
     #[error("{message}")]
-    Usage { message: String, hint: Option<String> },
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
     /// A run, check or verification failed; the message says which.
     #[error("{message}")]
-    Failed { message: String, hint: Option<String> },
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
     /// Reading or writing standard streams failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The LLM endpoint could not give a valid decision (unreachable, refused, invalid output).
+    #[error(transparent)]
+    Llm(#[from] crate::llm::LlmError),
+    /// A setting (flag, environment variable or `git config spectra.*`) has a bad value.
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
 }
 
 impl Error {
@@ -29,8 +41,9 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage { .. } => EXIT_USAGE,
-            Error::Failed { .. } => EXIT_FAILED,
-            Error::Io(_) => EXIT_FATAL,
+            Error::Failed { .. } | Error::Llm(_) => EXIT_FAILED,
+            // As git does for a bad config value.
+            Error::Io(_) | Error::Settings(_) => EXIT_FATAL,
         }
     }
 
@@ -38,6 +51,8 @@ impl Error {
     pub fn hint(&self) -> Option<&str> {
         match self {
             Error::Usage { hint, .. } | Error::Failed { hint, .. } => hint.as_deref(),
+            Error::Llm(error) => error.hint(),
+            Error::Settings(_) => Some("fix or unset the value at the place named above"),
             Error::Io(_) => None,
         }
     }

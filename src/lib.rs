@@ -7,5 +7,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod llm;
+pub mod settings;
 
 pub use error::{Error, Result};
