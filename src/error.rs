@@ -25,6 +25,9 @@ pub enum Error {
         message: String,
         hint: Option<String>,
     },
+    /// The repository could not be found or opened.
+    #[error(transparent)]
+    Repo(#[from] crate::repo::RepoError),
     /// Reading or writing standard streams failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -43,7 +46,7 @@ impl Error {
             Error::Usage { .. } => EXIT_USAGE,
             Error::Failed { .. } | Error::Llm(_) => EXIT_FAILED,
             // As git does for a bad config value.
-            Error::Io(_) | Error::Settings(_) => EXIT_FATAL,
+            Error::Repo(_) | Error::Io(_) | Error::Settings(_) => EXIT_FATAL,
         }
     }
 
@@ -53,7 +56,7 @@ impl Error {
             Error::Usage { hint, .. } | Error::Failed { hint, .. } => hint.as_deref(),
             Error::Llm(error) => error.hint(),
             Error::Settings(_) => Some("fix or unset the value at the place named above"),
-            Error::Io(_) => None,
+            Error::Repo(_) | Error::Io(_) => None,
         }
     }
 }

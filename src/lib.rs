@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod error;
 pub mod llm;
+pub mod repo;
 pub mod settings;
 
 pub use error::{Error, Result};
