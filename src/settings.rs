@@ -172,25 +172,25 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(number * unit_seconds).map_err(|_| expected())
 }
 
-type Lookup = Box<dyn Fn(&str) -> Option<String>>;
+type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
 
 /// The places a setting can come from, highest priority first.
-pub struct Layers {
+pub struct Layers<'a> {
     flags: Vec<(&'static str, String)>,
-    env: Lookup,
-    git_config: Lookup,
+    env: Lookup<'a>,
+    git_config: Lookup<'a>,
 }
 
-impl Layers {
+impl<'a> Layers<'a> {
     /// The process environment over the given `git config` reader (e.g. `Repo::config_string`).
-    pub fn from_process(git_config: impl Fn(&str) -> Option<String> + 'static) -> Self {
+    pub fn from_process(git_config: impl Fn(&str) -> Option<String> + 'a) -> Self {
         Layers::new(|var| std::env::var(var).ok(), git_config)
     }
 
     /// Explicit environment and config readers, for tests and embedding.
     pub fn new(
-        env: impl Fn(&str) -> Option<String> + 'static,
-        git_config: impl Fn(&str) -> Option<String> + 'static,
+        env: impl Fn(&str) -> Option<String> + 'a,
+        git_config: impl Fn(&str) -> Option<String> + 'a,
     ) -> Self {
         Layers {
             flags: Vec::new(),
@@ -490,7 +490,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn layers(env: &[(&str, &str)], config: &[(&str, &str)]) -> Layers {
+    fn layers(env: &[(&str, &str)], config: &[(&str, &str)]) -> Layers<'static> {
         let env: HashMap<String, String> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
