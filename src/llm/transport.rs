@@ -228,8 +228,10 @@ impl Transport {
             Ok(completion) => {
                 record.usage = completion.usage;
                 record.finish_reason.clone_from(&completion.finish_reason);
+                // The reply goes back to the endpoint in a repair turn and into errors; an echoed
+                // key must not travel with it.
                 Ok(Reply {
-                    content: completion.content,
+                    content: scrub_str(&completion.content, self.key()),
                     finish_reason: completion.finish_reason,
                     record_index,
                 })
@@ -289,7 +291,7 @@ impl Transport {
         {
             let body = scrub(body, self.key());
             record.status = Some(*status);
-            record.headers = recorded_headers(headers);
+            record.headers = recorded_headers(headers, self.key());
             record.response_sha256 = Some(sha256_hex(&body));
             record.response_body = Some(Body(body));
         }
@@ -346,14 +348,14 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn recorded_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
+fn recorded_headers(headers: &HeaderMap, key: &str) -> BTreeMap<String, String> {
     headers
         .iter()
         .filter(|(name, _)| is_recorded_header(name.as_str()))
         .map(|(name, value)| {
             (
                 name.as_str().to_owned(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                scrub_str(&String::from_utf8_lossy(value.as_bytes()), key),
             )
         })
         .collect()
