@@ -736,7 +736,10 @@ fn the_api_key_never_reaches_a_record_a_log_line_or_an_error() {
 
 /// Runs `git spectra doctor` in a fresh repository with a pinned environment: no user or system
 /// git config, and only the given variables.
-fn doctor(env: &[(&str, &str)], git_config: &[(&str, &str)]) -> (std::process::Output, tempfile::TempDir) {
+fn doctor(
+    env: &[(&str, &str)],
+    git_config: &[(&str, &str)],
+) -> (std::process::Output, tempfile::TempDir) {
     let repo = tempfile::tempdir().unwrap();
     let git = |args: &[&str]| {
         let status = std::process::Command::new("git")
@@ -783,23 +786,50 @@ fn doctor_shows_settings_with_their_sources_and_which_formats_work() {
     });
 
     let (output, repo) = doctor(
-        &[("SPECTRA_LLM_URL", &server.base_url()), ("SPECTRA_LLM_API_KEY", KEY)],
+        &[
+            ("SPECTRA_LLM_URL", &server.base_url()),
+            ("SPECTRA_LLM_API_KEY", KEY),
+        ],
         &[("spectra.llm.model", "test-model")],
     );
 
     let stdout = text(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{stdout}\n{}", text(&output.stderr));
-    assert!(stdout.contains(&format!("{}  (env SPECTRA_LLM_URL)", server.url())), "{stdout}");
-    assert!(stdout.contains("test-model  (git config spectra.llm.model)"), "{stdout}");
-    assert!(stdout.contains("***  (env SPECTRA_LLM_API_KEY)"), "{stdout}");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("{}  (env SPECTRA_LLM_URL)", server.url())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("test-model  (git config spectra.llm.model)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("***  (env SPECTRA_LLM_API_KEY)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("0.3  (default)"), "{stdout}");
-    assert!(stdout.contains("2 models, the configured model is listed"), "{stdout}");
-    assert!(stdout.contains("json_schema   rejected (HTTP 400"), "{stdout}");
+    assert!(
+        stdout.contains("2 models, the configured model is listed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("json_schema   rejected (HTTP 400"),
+        "{stdout}"
+    );
     assert!(stdout.contains("json_object   works (HTTP 200"), "{stdout}");
     assert!(stdout.contains("instructions  works"), "{stdout}");
-    assert!(stdout.contains("decisions will use json_object"), "{stdout}");
+    assert!(
+        stdout.contains("decisions will use json_object"),
+        "{stdout}"
+    );
     assert!(!stdout.contains(KEY) && !text(&output.stderr).contains(KEY));
-    let remembered = std::fs::read_to_string(repo.path().join(".git/spectra/llm-response-format.json")).unwrap();
+    let remembered =
+        std::fs::read_to_string(repo.path().join(".git/spectra/llm-response-format.json")).unwrap();
     assert!(remembered.contains("json_object"), "{remembered}");
 }
 
@@ -812,8 +842,14 @@ fn doctor_against_nothing_exits_1_with_a_hint_how_to_configure() {
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(stdout.contains("unreachable"), "{stdout}");
-    assert!(stderr.contains("error: cannot reach the LLM endpoint"), "{stderr}");
-    assert!(stderr.contains("hint:") && stderr.contains("SPECTRA_LLM_URL"), "{stderr}");
+    assert!(
+        stderr.contains("error: cannot reach the LLM endpoint"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint:") && stderr.contains("SPECTRA_LLM_URL"),
+        "{stderr}"
+    );
     assert!(stderr.contains("git config spectra.llm.url"), "{stderr}");
 }
 
@@ -822,5 +858,8 @@ fn doctor_rejects_a_bad_setting_naming_where_it_came_from() {
     let (output, _repo) = doctor(&[], &[("spectra.llm.timeout", "soon")]);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(128), "{stderr}");
-    assert!(stderr.contains("spectra.llm.timeout") && stderr.contains("git config"), "{stderr}");
+    assert!(
+        stderr.contains("spectra.llm.timeout") && stderr.contains("git config"),
+        "{stderr}"
+    );
 }
