@@ -63,6 +63,20 @@ impl From<LlmError> for SendError {
     }
 }
 
+/// What the retry loop knows about the failures so far.
+struct Failures {
+    /// Every attempt failed to connect: the endpoint is unreachable, not failing.
+    all_connect: bool,
+    /// The last failure, for the final error message.
+    last: String,
+}
+
+/// What the retry policy made of one attempt.
+enum Assessed {
+    Done(Result<Completion, SendError>),
+    Retry { requested_wait: Option<Duration> },
+}
+
 /// What came back from one attempt, before the retry policy looks at it.
 pub(crate) enum Arrived {
     Response {
@@ -110,102 +124,139 @@ impl Transport {
         exchange: &Exchange<'_>,
         records: &mut Vec<AttemptRecord>,
     ) -> Result<Reply, SendError> {
-        let backoff = Backoff {
-            base: self.settings.backoff_base.value,
-            cap: self.settings.max_delay.value,
+        let mut failures = Failures {
+            all_connect: true,
+            last: String::new(),
         };
-        let mut all_connect_failures = true;
-        let mut last = String::new();
         for n in 1..=exchange.max_attempts {
             let remaining = exchange.deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(self.deadline_error(exchange, n - 1, last).into());
+                return Err(self.deadline_error(exchange, n - 1, failures.last).into());
             }
             let (record, arrived) = self
                 .attempt(exchange, records.len() as u32 + 1, remaining)
                 .await;
             records.push(record);
             let record_index = records.len() - 1;
-            let record = &mut records[record_index];
-            let requested_wait = match arrived {
-                Arrived::NoResponse {
-                    reason,
-                    connect_failed,
-                } => {
-                    all_connect_failures &= connect_failed;
-                    record.error = Some(reason.clone());
-                    last = reason;
-                    None
-                }
-                Arrived::Response {
-                    status,
-                    headers,
-                    body,
-                } => {
-                    all_connect_failures = false;
-                    let detail = error_detail(&body, self.key());
-                    match retry::classify(
-                        status,
-                        &body,
-                        exchange.format != ResponseFormat::Instructions,
-                    ) {
-                        Verdict::Success => return self.reply(record, &body, record_index),
-                        Verdict::Retry => {
-                            last = format!("HTTP {status}: {detail}");
-                            record.error = Some(last.clone());
-                            retry::requested_delay(
-                                header(&headers, "retry-after"),
-                                header(&headers, "retry-after-ms"),
-                                SystemTime::now(),
-                            )
-                        }
-                        verdict => {
-                            record.error = Some(format!("HTTP {status}: {detail}"));
-                            return Err(refusal(verdict, status, detail));
-                        }
+            let requested_wait =
+                match self.assess(arrived, &mut records[record_index], &mut failures) {
+                    Assessed::Done(Ok(completion)) => {
+                        return Ok(Reply {
+                            content: completion.content,
+                            finish_reason: completion.finish_reason,
+                            record_index,
+                        });
                     }
-                }
-            };
-            if n == exchange.max_attempts {
-                break;
+                    Assessed::Done(Err(error)) => return Err(error),
+                    Assessed::Retry { requested_wait } => requested_wait,
+                };
+            if n < exchange.max_attempts {
+                let wait = self.wait_before(n + 1, requested_wait, exchange, &failures)?;
+                tracing::debug!(
+                    attempt = n + 1,
+                    wait_ms = wait.as_millis() as u64,
+                    "retrying the LLM request"
+                );
+                tokio::time::sleep(wait).await;
             }
-            let wait = match requested_wait {
-                Some(wait) if wait > self.settings.max_delay.value => {
-                    return Err(LlmError::RetryAfterTooLong {
-                        wait,
-                        max: self.settings.max_delay.value,
-                    }
-                    .into());
-                }
-                Some(wait) => wait,
-                None => backoff.delay(n, retry::jitter_unit()),
-            };
-            if Instant::now() + wait >= exchange.deadline {
-                return Err(self.deadline_error(exchange, n, last).into());
+        }
+        Err(self.out_of_attempts(exchange, failures).into())
+    }
+
+    /// What one attempt's outcome means: a completion, a final error, or another attempt
+    /// (with the wait the server asked for, if it did). Fills in the record's error.
+    fn assess(
+        &self,
+        arrived: Arrived,
+        record: &mut AttemptRecord,
+        failures: &mut Failures,
+    ) -> Assessed {
+        let (status, headers, body) = match arrived {
+            Arrived::NoResponse {
+                reason,
+                connect_failed,
+            } => {
+                failures.all_connect &= connect_failed;
+                record.error = Some(reason.clone());
+                failures.last = reason;
+                return Assessed::Retry {
+                    requested_wait: None,
+                };
             }
-            tracing::debug!(
-                attempt = n,
-                wait_ms = wait.as_millis() as u64,
-                "retrying the LLM request"
-            );
-            tokio::time::sleep(wait).await;
+            Arrived::Response {
+                status,
+                headers,
+                body,
+            } => (status, headers, body),
+        };
+        failures.all_connect = false;
+        let sent_format = record.format != ResponseFormat::Instructions;
+        let verdict = retry::classify(status, &body, sent_format);
+        if verdict == Verdict::Success {
+            return Assessed::Done(self.completion(record, &body));
+        }
+        let detail = error_detail(&body, self.key());
+        record.error = Some(format!("HTTP {status}: {detail}"));
+        if verdict != Verdict::Retry {
+            return Assessed::Done(Err(refusal(verdict, status, detail)));
+        }
+        failures.last = format!("HTTP {status}: {detail}");
+        let requested_wait = retry::requested_delay(
+            header(&headers, "retry-after"),
+            header(&headers, "retry-after-ms"),
+            SystemTime::now(),
+        );
+        Assessed::Retry { requested_wait }
+    }
+
+    /// The wait before attempt `next`: what the server asked for, else jittered backoff; an
+    /// error if the server asks for too long or the wait would outlast the deadline.
+    fn wait_before(
+        &self,
+        next: u32,
+        requested: Option<Duration>,
+        exchange: &Exchange<'_>,
+        failures: &Failures,
+    ) -> Result<Duration, LlmError> {
+        let max = self.settings.max_delay.value;
+        let wait = match requested {
+            Some(wait) if wait > max => return Err(LlmError::RetryAfterTooLong { wait, max }),
+            Some(wait) => wait,
+            None => {
+                let backoff = Backoff {
+                    base: self.settings.backoff_base.value,
+                    cap: max,
+                };
+                backoff.delay(next - 1, retry::jitter_unit())
+            }
+        };
+        if Instant::now() + wait >= exchange.deadline {
+            return Err(self.deadline_error(exchange, next - 1, failures.last.clone()));
+        }
+        Ok(wait)
+    }
+
+    /// The error after the last attempt failed with a retryable error.
+    fn out_of_attempts(&self, exchange: &Exchange<'_>, failures: Failures) -> LlmError {
+        let attempts = exchange.max_attempts;
+        if Instant::now() >= exchange.deadline {
+            // The last attempt was cut short by the deadline, not by its own timeout.
+            return self.deadline_error(exchange, attempts, failures.last);
         }
         let url = self.endpoint();
-        let attempts = exchange.max_attempts;
-        Err(if all_connect_failures {
+        if failures.all_connect {
             LlmError::Unreachable {
                 url,
                 attempts,
-                reason: last,
+                reason: failures.last,
             }
         } else {
             LlmError::RetriesExhausted {
                 url,
                 attempts,
-                last,
+                last: failures.last,
             }
         }
-        .into())
     }
 
     fn deadline_error(&self, exchange: &Exchange<'_>, attempts: u32, last: String) -> LlmError {
@@ -218,23 +269,15 @@ impl Transport {
     }
 
     /// Reads the completion out of a 2xx body, filling in the record's usage and finish reason.
-    fn reply(
-        &self,
-        record: &mut AttemptRecord,
-        body: &[u8],
-        record_index: usize,
-    ) -> Result<Reply, SendError> {
+    fn completion(&self, record: &mut AttemptRecord, body: &[u8]) -> Result<Completion, SendError> {
         match parse_completion(body) {
-            Ok(completion) => {
+            Ok(mut completion) => {
                 record.usage = completion.usage;
                 record.finish_reason.clone_from(&completion.finish_reason);
                 // The reply goes back to the endpoint in a repair turn and into errors; an echoed
                 // key must not travel with it.
-                Ok(Reply {
-                    content: scrub_str(&completion.content, self.key()),
-                    finish_reason: completion.finish_reason,
-                    record_index,
-                })
+                completion.content = scrub_str(&completion.content, self.key());
+                Ok(completion)
             }
             Err(detail) => {
                 let detail = scrub_str(&detail, self.key());
