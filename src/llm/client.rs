@@ -84,6 +84,15 @@ pub struct Client {
     pub(crate) memory: FormatMemory,
 }
 
+/// Where a conversation stands.
+struct Turn {
+    format: ResponseFormat,
+    /// The invalid replies and the repair requests so far, sent after the user message.
+    repair_messages: Vec<Value>,
+    repairs: u32,
+    deadline: Instant,
+}
+
 /// The successful end of a conversation.
 struct Answer {
     value: Value,
@@ -144,50 +153,27 @@ impl Client {
         self.runtime.block_on(future)
     }
 
+    /// Asks, checks the reply, and asks again with the problems while repair turns remain.
     async fn converse(
         &self,
         request: &DecisionRequest,
         validator: &jsonschema::Validator,
         records: &mut Vec<AttemptRecord>,
     ) -> Result<Answer, LlmError> {
-        let settings = self.settings();
-        let total = settings.total_timeout.value;
-        let deadline = Instant::now() + total;
-        let endpoint = self.transport.endpoint();
-        let model = settings.model.value.as_str();
-        let mut format = self.memory.level(&endpoint, model);
-        let mut repair_messages: Vec<Value> = Vec::new();
-        let mut repairs = 0;
+        let deadline = Instant::now() + self.settings().total_timeout.value;
+        let mut turn = Turn {
+            format: self
+                .memory
+                .level(&self.transport.endpoint(), &self.settings().model.value),
+            repair_messages: Vec::new(),
+            repairs: 0,
+            deadline,
+        };
         loop {
-            let body = self.request_body(request, format, &repair_messages)?;
-            let exchange = Exchange {
-                body: &body,
-                format,
-                turn: repairs,
-                deadline,
-                total,
-                max_attempts: settings.max_attempts.value,
-            };
-            let reply = match self.transport.send(&exchange, records).await {
-                Ok(reply) => reply,
-                Err(SendError::FormatRejected { detail }) => match format.lower() {
-                    Some(lower) => {
-                        tracing::info!(from = %format, to = %lower, %detail, "endpoint rejected response_format; stepping down");
-                        format = lower;
-                        continue;
-                    }
-                    None => {
-                        return Err(LlmError::Refused {
-                            status: 400,
-                            detail,
-                        });
-                    }
-                },
-                Err(SendError::Failed(error)) => return Err(error),
-            };
-            self.memory.remember(&endpoint, model, format);
-            match judge(&reply, validator) {
+            let reply = self.ask(request, &mut turn, records).await?;
+            let problems = match judge(&reply, validator) {
                 Ok((value, found)) => {
+                    let (format, repairs) = (turn.format, turn.repairs);
                     return Ok(Answer {
                         value,
                         format,
@@ -195,17 +181,61 @@ impl Client {
                         repairs,
                     });
                 }
-                Err(problems) => {
-                    records[reply.record_index].error = Some(format!("invalid reply: {problems}"));
-                    if repairs == MAX_REPAIR_TURNS {
-                        return Err(self.invalid_output(request, repairs, problems, &reply));
-                    }
-                    tracing::info!(turn = repairs + 1, %problems, "invalid reply; asking for a repair");
-                    repair_messages.push(json!({"role": "assistant", "content": reply.content}));
-                    repair_messages
-                        .push(json!({"role": "user", "content": repair_prompt(&problems)}));
-                    repairs += 1;
+                Err(problems) => problems,
+            };
+            records[reply.record_index].error = Some(format!("invalid reply: {problems}"));
+            if turn.repairs == MAX_REPAIR_TURNS {
+                return Err(self.invalid_output(request, turn.repairs, problems, &reply));
+            }
+            tracing::info!(turn = turn.repairs + 1, %problems, "invalid reply; asking for a repair");
+            turn.repair_messages
+                .push(json!({"role": "assistant", "content": reply.content}));
+            turn.repair_messages
+                .push(json!({"role": "user", "content": repair_prompt(&problems)}));
+            turn.repairs += 1;
+        }
+    }
+
+    /// Sends one turn of the conversation, stepping down the `response_format` ladder while the
+    /// endpoint rejects the level, and remembers the level that was accepted.
+    async fn ask(
+        &self,
+        request: &DecisionRequest,
+        turn: &mut Turn,
+        records: &mut Vec<AttemptRecord>,
+    ) -> Result<Reply, LlmError> {
+        let settings = self.settings();
+        loop {
+            let body = self.request_body(request, turn.format, &turn.repair_messages)?;
+            let exchange = Exchange {
+                body: &body,
+                format: turn.format,
+                turn: turn.repairs,
+                deadline: turn.deadline,
+                total: settings.total_timeout.value,
+                max_attempts: settings.max_attempts.value,
+            };
+            match self.transport.send(&exchange, records).await {
+                Ok(reply) => {
+                    self.memory.remember(
+                        &self.transport.endpoint(),
+                        &settings.model.value,
+                        turn.format,
+                    );
+                    return Ok(reply);
                 }
+                Err(SendError::FormatRejected { detail }) => {
+                    // Instructions send no response_format, so a rejection always has a lower level.
+                    let Some(lower) = turn.format.lower() else {
+                        return Err(LlmError::Refused {
+                            status: 400,
+                            detail,
+                        });
+                    };
+                    tracing::info!(from = %turn.format, to = %lower, %detail, "endpoint rejected response_format; stepping down");
+                    turn.format = lower;
+                }
+                Err(SendError::Failed(error)) => return Err(error),
             }
         }
     }
