@@ -230,19 +230,27 @@ fn an_invalid_reply_is_repaired_with_the_validation_errors() {
 }
 
 #[test]
-fn a_reply_invalid_three_times_is_an_honest_failure() {
+fn a_reply_schema_invalid_three_times_is_an_honest_failure() {
     let server = LlmServer::start();
-    server.respond_with(|_| Reply::chat("I think catalog.check is best."));
+    let wrong = json!({"playbook": "deploy.everything", "reason": "yolo"});
+    server.respond_with(move |_| Reply::chat_json(&wrong));
 
     let failure = failed(decide(&server));
 
+    let sent = server.chat_requests();
+    assert_eq!(sent.len(), 3, "one question and two repair turns");
     assert_eq!(
-        server.chat_requests().len(),
-        3,
-        "one question and two repair turns"
+        sent[2].message_texts().len(),
+        6,
+        "both repair turns are in the last request"
     );
     assert_eq!(failure.records.len(), 3);
-    assert!(failure.records.iter().all(|r| r.error.is_some()));
+    assert!(
+        failure
+            .records
+            .iter()
+            .all(|r| r.error.as_deref().unwrap().starts_with("invalid reply"))
+    );
     let LlmError::InvalidOutput {
         repairs,
         problems,
@@ -253,9 +261,34 @@ fn a_reply_invalid_three_times_is_an_honest_failure() {
         panic!("{}", failure.error)
     };
     assert_eq!(*repairs, 2);
+    assert!(
+        problems.contains("at /playbook") && problems.contains("is not one of"),
+        "{problems}"
+    );
+    assert!(reply.contains("deploy.everything"), "{reply}");
+    let message = failure.to_string();
+    assert!(
+        message.contains("is not one of") && message.contains("deploy.everything"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_reply_without_json_three_times_is_an_honest_failure() {
+    let server = LlmServer::start();
+    server.respond_with(|_| Reply::chat("I think catalog.check is best."));
+
+    let failure = failed(decide(&server));
+
+    assert_eq!(server.chat_requests().len(), 3);
+    let LlmError::InvalidOutput {
+        problems, reply, ..
+    } = &failure.error
+    else {
+        panic!("{}", failure.error)
+    };
     assert!(problems.contains("no JSON object"), "{problems}");
     assert_eq!(reply, "I think catalog.check is best.");
-    assert!(failure.to_string().contains("no JSON object"));
 }
 
 #[test]
