@@ -114,7 +114,9 @@ fn batched_appends(dir: &Path, events: usize, batch_size: usize) -> Duration {
     let store = Store::new(&repo);
     let started = Instant::now();
     for batch in 0..events.div_ceil(batch_size) {
-        let batch: Vec<NewEvent> = (0..batch_size).map(|n| event(batch * batch_size + n)).collect();
+        let batch: Vec<NewEvent> = (0..batch_size)
+            .map(|n| event(batch * batch_size + n))
+            .collect();
         store.append_batch(batch).unwrap();
     }
     started.elapsed()
@@ -123,16 +125,21 @@ fn batched_appends(dir: &Path, events: usize, batch_size: usize) -> Duration {
 fn walk_all(dir: &Path) -> (usize, Duration) {
     let started = Instant::now();
     let repo = Repo::open(dir).unwrap();
-    let count = Store::new(&repo)
-        .walk_newest_first(&Filter::default())
-        .map(|stored| stored.unwrap())
-        .count();
+    let store = Store::new(&repo);
+    let mut count = 0;
+    for stored in store.walk_newest_first(&Filter::default()) {
+        stored.unwrap();
+        count += 1;
+    }
     (count, started.elapsed())
 }
 
 fn cat_file_batch(dir: &Path) -> Duration {
     let trees = git(dir, &["log", "--format=%T", "refs/spectra/events"]);
-    let input: String = trees.lines().map(|tree| format!("{tree}:event.json\n")).collect();
+    let input: String = trees
+        .lines()
+        .map(|tree| format!("{tree}:event.json\n"))
+        .collect();
     let started = Instant::now();
     let mut child = Command::new("git")
         .current_dir(dir)
@@ -159,7 +166,10 @@ fn per_second(events: usize, took: Duration) -> f64 {
 fn main() {
     let args = parse_args();
     let root = tempfile::tempdir().unwrap();
-    println!("git spectra store benchmark ({})", git(root.path(), &["--version"]).trim());
+    println!(
+        "git spectra store benchmark ({})",
+        git(root.path(), &["--version"]).trim()
+    );
 
     let dir = scratch_repo(root.path(), "appends");
     let plumbing = plumbing_loop(&dir, args.plumbing_events);

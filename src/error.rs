@@ -33,6 +33,12 @@ pub enum Error {
     /// The event log could not be read or written.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The LLM endpoint could not give a valid decision (unreachable, refused, invalid output).
+    #[error(transparent)]
+    Llm(#[from] crate::llm::LlmError),
+    /// A setting (flag, environment variable or `git config spectra.*`) has a bad value.
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
     /// Reading or writing standard streams failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -54,7 +60,9 @@ impl Error {
                     EXIT_FATAL
                 }
             },
-            Error::Repo(_) | Error::Io(_) => EXIT_FATAL,
+            Error::Llm(_) => EXIT_FAILED,
+            // As git does for a bad config value.
+            Error::Repo(_) | Error::Io(_) | Error::Settings(_) => EXIT_FATAL,
         }
     }
 
@@ -63,6 +71,8 @@ impl Error {
         match self {
             Error::Usage { hint, .. } | Error::Failed { hint, .. } => hint.clone(),
             Error::Store(err) => err.hint(),
+            Error::Llm(err) => err.hint().map(str::to_string),
+            Error::Settings(_) => Some("fix or unset the value at the place named above".into()),
             Error::Repo(_) | Error::Io(_) => None,
         }
     }

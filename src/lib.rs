@@ -8,7 +8,9 @@
 pub mod cli;
 pub mod error;
 pub mod event;
+pub mod llm;
 pub mod repo;
+pub mod settings;
 pub mod store;
 pub mod ui;
 

@@ -1,6 +1,7 @@
 //! Argument parsing and rendering. One file per subcommand; no git or HTTP here.
 
 mod append;
+mod doctor;
 mod log;
 mod show;
 mod verify;
@@ -25,6 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Append(append::AppendArgs),
+    Doctor(doctor::DoctorArgs),
     Log(log::LogArgs),
     Show(show::ShowArgs),
     Verify(verify::VerifyArgs),
@@ -38,6 +40,7 @@ pub fn run() -> u8 {
     };
     let result = match cli.command {
         Command::Append(args) => append::run(args),
+        Command::Doctor(args) => doctor::run(args),
         Command::Log(args) => log::run(args),
         Command::Show(args) => show::run(args),
         Command::Verify(args) => verify::run(args),

@@ -1,9 +1,12 @@
 //! The one integration-test binary: end-to-end tests that drive the real `git-spectra` binary
 //! (and, where a test needs many processes, this binary re-run as a writer) in temporary git
-//! repositories with a pinned environment.
+//! repositories with a pinned environment. One binary links once and runs every test in
+//! parallel.
 
 mod common;
 mod events_cli;
+mod llm;
+mod llm_server;
 mod places;
 mod store_concurrency;
 mod tamper;

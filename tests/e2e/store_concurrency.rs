@@ -126,7 +126,9 @@ fn eight_processes_appending_500_events_each_lose_nothing() {
     for writer in 0..8 {
         let ns: Vec<u64> = events
             .iter()
-            .filter(|stored| stored.event.payload["writer"].as_str() == Some(writer.to_string().as_str()))
+            .filter(|stored| {
+                stored.event.payload["writer"].as_str() == Some(writer.to_string().as_str())
+            })
             .map(|stored| stored.event.payload["n"].as_u64().unwrap())
             .collect();
         assert_eq!(ns, (0..500).collect::<Vec<u64>>());

@@ -1,0 +1,362 @@
+//! The blocking client and the conversation that turns a prompt into a validated decision.
+//!
+//! The rest of the crate is synchronous, so [`Client`] owns a current-thread tokio runtime and
+//! blocks on it; do not call it from inside another runtime. One decision is a short
+//! conversation: ask at the remembered `response_format` level; step down the ladder if the
+//! endpoint rejects that level; extract and validate the reply; if it is invalid, show the model
+//! what was wrong and ask again (at most [`MAX_REPAIR_TURNS`] times); then give up with an error
+//! that quotes the problems. An unparsed or invalid reply is never returned as a decision, and
+//! its attempt record carries the reason.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use super::extract::{Found, extract_json};
+use super::format_level::FormatMemory;
+use super::record::{AttemptRecord, scrub_str};
+use super::transport::{Exchange, Reply, SendError, Transport};
+use super::{LlmError, ResponseFormat, budget};
+use crate::settings::LlmSettings;
+
+/// Repair turns after the first answer, as the design asks: enough for a model that slipped,
+/// few enough that a model that cannot follow the schema fails quickly.
+pub const MAX_REPAIR_TURNS: u32 = 2;
+/// How much of an invalid reply an error message quotes.
+const QUOTED_REPLY_CHARS: usize = 600;
+/// How many schema violations a repair turn lists, and how long each may be.
+const MAX_LISTED_PROBLEMS: usize = 8;
+const PROBLEM_CHARS: usize = 300;
+
+/// What to ask.
+#[derive(Debug, Clone)]
+pub struct DecisionRequest {
+    pub system: String,
+    pub user: String,
+    /// The JSON Schema the decision must validate against.
+    pub schema: Value,
+    /// A short name for the schema (`discover_decision`), sent with `json_schema` and used in errors.
+    pub schema_name: String,
+    /// The reply budget for this request; `spectra.llm.maxTokens` when `None`.
+    pub max_tokens: Option<u32>,
+}
+
+/// A validated decision and every attempt it took.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// The decision, valid against the request's schema.
+    pub value: Value,
+    /// The response-format level of the successful request.
+    pub format: ResponseFormat,
+    /// How the value was found in the reply.
+    pub found: Found,
+    /// Repair turns it took (0 when the first answer was valid).
+    pub repairs: u32,
+    pub records: Vec<AttemptRecord>,
+}
+
+/// A decision that could not be obtained, with every attempt that was made.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct LlmFailure {
+    pub error: LlmError,
+    pub records: Vec<AttemptRecord>,
+}
+
+impl From<LlmFailure> for LlmError {
+    fn from(failure: LlmFailure) -> Self {
+        failure.error
+    }
+}
+
+impl From<LlmFailure> for crate::Error {
+    fn from(failure: LlmFailure) -> Self {
+        crate::Error::Llm(failure.error)
+    }
+}
+
+/// A chat-completions client for one endpoint and model.
+#[derive(Debug)]
+pub struct Client {
+    runtime: tokio::runtime::Runtime,
+    pub(crate) transport: Transport,
+    pub(crate) memory: FormatMemory,
+}
+
+/// Where a conversation stands.
+struct Turn {
+    format: ResponseFormat,
+    /// The invalid replies and the repair requests so far, sent after the user message.
+    repair_messages: Vec<Value>,
+    repairs: u32,
+    deadline: Instant,
+}
+
+/// The successful end of a conversation.
+struct Answer {
+    value: Value,
+    format: ResponseFormat,
+    found: Found,
+    repairs: u32,
+}
+
+impl Client {
+    /// A client for `settings`. `state_dir` (normally `<git dir>/spectra`) is where the
+    /// response-format level is remembered; `None` remembers it for this client only.
+    pub fn new(settings: LlmSettings, state_dir: Option<&Path>) -> Result<Client, LlmError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| LlmError::Setup(e.to_string()))?;
+        // reqwest needs a runtime context when it builds its connector.
+        let transport = runtime.block_on(async { Transport::new(settings) })?;
+        Ok(Client {
+            runtime,
+            transport,
+            memory: FormatMemory::open(state_dir),
+        })
+    }
+
+    pub fn settings(&self) -> &LlmSettings {
+        &self.transport.settings
+    }
+
+    /// Asks for a decision matching `request.schema`. Blocks until it is valid, or until the
+    /// retries, repair turns or total timeout run out.
+    pub fn decide(&self, request: &DecisionRequest) -> Result<Decision, LlmFailure> {
+        let mut records = Vec::new();
+        let outcome = match jsonschema::validator_for(&request.schema) {
+            Ok(validator) => {
+                self.runtime
+                    .block_on(self.converse(request, &validator, &mut records))
+            }
+            Err(e) => Err(LlmError::BadSchema {
+                schema_name: request.schema_name.clone(),
+                detail: e.to_string(),
+            }),
+        };
+        match outcome {
+            Ok(answer) => Ok(Decision {
+                value: answer.value,
+                format: answer.format,
+                found: answer.found,
+                repairs: answer.repairs,
+                records,
+            }),
+            Err(error) => Err(LlmFailure { error, records }),
+        }
+    }
+
+    /// Runs `future` on the client's runtime (for [`super::probe`]).
+    pub(crate) fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// Asks, checks the reply, and asks again with the problems while repair turns remain.
+    async fn converse(
+        &self,
+        request: &DecisionRequest,
+        validator: &jsonschema::Validator,
+        records: &mut Vec<AttemptRecord>,
+    ) -> Result<Answer, LlmError> {
+        let deadline = Instant::now() + self.settings().total_timeout.value;
+        let mut turn = Turn {
+            format: self
+                .memory
+                .level(&self.transport.endpoint(), &self.settings().model.value),
+            repair_messages: Vec::new(),
+            repairs: 0,
+            deadline,
+        };
+        loop {
+            let reply = self.ask(request, &mut turn, records).await?;
+            let problems = match judge(&reply, validator) {
+                Ok((value, found)) => {
+                    let (format, repairs) = (turn.format, turn.repairs);
+                    return Ok(Answer {
+                        value,
+                        format,
+                        found,
+                        repairs,
+                    });
+                }
+                Err(problems) => problems,
+            };
+            records[reply.record_index].error = Some(format!("invalid reply: {problems}"));
+            if turn.repairs == MAX_REPAIR_TURNS {
+                return Err(self.invalid_output(request, turn.repairs, problems, &reply));
+            }
+            tracing::info!(turn = turn.repairs + 1, %problems, "invalid reply; asking for a repair");
+            turn.repair_messages
+                .push(json!({"role": "assistant", "content": reply.content}));
+            turn.repair_messages
+                .push(json!({"role": "user", "content": repair_prompt(&problems)}));
+            turn.repairs += 1;
+        }
+    }
+
+    /// Sends one turn of the conversation, stepping down the `response_format` ladder while the
+    /// endpoint rejects the level, and remembers the level that was accepted.
+    async fn ask(
+        &self,
+        request: &DecisionRequest,
+        turn: &mut Turn,
+        records: &mut Vec<AttemptRecord>,
+    ) -> Result<Reply, LlmError> {
+        let settings = self.settings();
+        loop {
+            let body = self.request_body(request, turn.format, &turn.repair_messages)?;
+            let exchange = Exchange {
+                body: &body,
+                format: turn.format,
+                turn: turn.repairs,
+                deadline: turn.deadline,
+                total: settings.total_timeout.value,
+                max_attempts: settings.max_attempts.value,
+            };
+            match self.transport.send(&exchange, records).await {
+                Ok(reply) => {
+                    self.memory.remember(
+                        &self.transport.endpoint(),
+                        &settings.model.value,
+                        turn.format,
+                    );
+                    return Ok(reply);
+                }
+                Err(SendError::FormatRejected { detail }) => {
+                    // Instructions send no response_format, so a rejection always has a lower level.
+                    let Some(lower) = turn.format.lower() else {
+                        return Err(LlmError::Refused {
+                            status: 400,
+                            detail,
+                        });
+                    };
+                    tracing::info!(from = %turn.format, to = %lower, %detail, "endpoint rejected response_format; stepping down");
+                    turn.format = lower;
+                }
+                Err(SendError::Failed(error)) => return Err(error),
+            }
+        }
+    }
+
+    fn invalid_output(
+        &self,
+        request: &DecisionRequest,
+        repairs: u32,
+        problems: String,
+        reply: &Reply,
+    ) -> LlmError {
+        let quoted: String = reply.content.chars().take(QUOTED_REPLY_CHARS).collect();
+        LlmError::InvalidOutput {
+            schema_name: request.schema_name.clone(),
+            repairs,
+            problems,
+            reply: scrub_str(&quoted, self.settings().api_key.value.expose()),
+        }
+    }
+
+    /// The JSON request body for `format`, with `max_tokens` budgeted for this prompt.
+    pub(crate) fn request_body(
+        &self,
+        request: &DecisionRequest,
+        format: ResponseFormat,
+        repair_messages: &[Value],
+    ) -> Result<Vec<u8>, LlmError> {
+        let settings = self.settings();
+        let system = system_prompt(request, format);
+        let mut messages = vec![
+            json!({"role": "system", "content": system}),
+            json!({"role": "user", "content": request.user}),
+        ];
+        messages.extend_from_slice(repair_messages);
+        let response_format = format.request_field(&request.schema_name, &request.schema);
+        let response_format_text = response_format
+            .as_ref()
+            .map(Value::to_string)
+            .unwrap_or_default();
+        let texts = messages
+            .iter()
+            .filter_map(|m| m["content"].as_str())
+            .chain([response_format_text.as_str()]);
+        let prompt_tokens = budget::estimate_prompt_tokens(texts);
+        let wanted = request.max_tokens.unwrap_or(settings.max_tokens.value);
+        let max_tokens =
+            budget::reply_tokens(prompt_tokens, settings.context_window.value, wanted)?;
+        let mut body = json!({
+            "model": settings.model.value,
+            "messages": messages,
+            "temperature": settings.temperature.value,
+            "max_tokens": max_tokens,
+        });
+        if let Some(response_format) = response_format {
+            body["response_format"] = response_format;
+        }
+        Ok(serde_json::to_vec(&body).expect("a serde_json::Value always serializes"))
+    }
+}
+
+/// The caller's system prompt plus what the format level needs the model to be told.
+fn system_prompt(request: &DecisionRequest, format: ResponseFormat) -> String {
+    if format.needs_schema_in_prompt() {
+        let schema = serde_json::to_string_pretty(&request.schema).unwrap_or_default();
+        format!(
+            "{}\n\nReply with one JSON object and nothing else: no prose, no code fences. \
+             It must validate against this JSON Schema:\n{schema}",
+            request.system
+        )
+    } else {
+        format!(
+            "{}\n\nReply with one JSON object and nothing else.",
+            request.system
+        )
+    }
+}
+
+fn repair_prompt(problems: &str) -> String {
+    format!(
+        "Your previous reply cannot be used: {problems}\n\
+         Reply again with only the corrected JSON object: no prose, no code fences."
+    )
+}
+
+/// The reply's JSON value if it is present and valid, else what is wrong with it, phrased for
+/// the model (it is sent back in the repair turn) and for the user (it ends up in the error).
+fn judge(reply: &Reply, validator: &jsonschema::Validator) -> Result<(Value, Found), String> {
+    let cut_off = reply.finish_reason.as_deref() == Some("length");
+    let (value, found) = extract_json(&reply.content).map_err(|not_found| {
+        if cut_off {
+            format!(
+                "{not_found}: the reply was cut off at the token limit (finish_reason: length) \
+                 before the JSON was complete; answer with a shorter JSON object"
+            )
+        } else {
+            not_found.to_string()
+        }
+    })?;
+    let problems: Vec<String> = validator
+        .iter_errors(&value)
+        .take(MAX_LISTED_PROBLEMS)
+        .map(|error| {
+            let at = error.instance_path().to_string();
+            let at = if at.is_empty() {
+                "the top level".to_owned()
+            } else {
+                at
+            };
+            let text: String = error.to_string().chars().take(PROBLEM_CHARS).collect();
+            format!("at {at}: {text}")
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok((value, found));
+    }
+    let mut text = format!(
+        "the JSON does not match the schema: {}",
+        problems.join("; ")
+    );
+    if value.is_array() {
+        text.push_str(" (the reply must be a single JSON object, not an array)");
+    }
+    Err(text)
+}

@@ -1,0 +1,173 @@
+//! The record of one HTTP attempt, which callers append as an `llm.called` event.
+//!
+//! A record holds what an auditor needs to see and a replayer needs to reproduce the call: the
+//! exact request and response bodies (stored by callers as attachments) with their SHA-256, the
+//! status, the headers that explain rate limiting, latency, token usage and the response-format
+//! level. The API key travels only in the `Authorization` header, which is never recorded, and
+//! any echo of it in a response body or error text is replaced by `***` before it gets here.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use super::ResponseFormat;
+
+/// One HTTP attempt, successful or not.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AttemptRecord {
+    /// 1-based position among all attempts of one decision.
+    pub attempt: u32,
+    /// 0 for the first question, 1 and 2 for repair turns.
+    pub turn: u32,
+    pub format: ResponseFormat,
+    /// The endpoint, without any user or password part.
+    pub url: String,
+    /// When the attempt started (RFC 3339, UTC).
+    pub started_at: String,
+    pub request_body: Body,
+    pub request_sha256: String,
+    /// `None` when no response arrived (connection refused, timeout before headers).
+    pub response_body: Option<Body>,
+    pub response_sha256: Option<String>,
+    pub status: Option<u16>,
+    /// `retry-after`, `retry-after-ms`, `x-ratelimit-*`, `x-request-id`, `request-id`.
+    pub headers: BTreeMap<String, String>,
+    pub latency_ms: u64,
+    pub usage: Option<Usage>,
+    pub finish_reason: Option<String>,
+    /// What went wrong with this attempt, if anything (transport error, refusal, invalid reply).
+    pub error: Option<String>,
+}
+
+/// Token counts the endpoint reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+    #[serde(default)]
+    pub total_tokens: u64,
+}
+
+/// Raw body bytes. Serialized as a string when they are UTF-8 (they almost always are: JSON),
+/// else as an array of bytes, so nothing is ever lossily converted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Body(pub Vec<u8>);
+
+impl Body {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The body as text, with invalid UTF-8 replaced (for messages, never for storage).
+    pub fn lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.0)
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Body({:?})", self.lossy())
+    }
+}
+
+impl serde::Serialize for Body {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => serializer.serialize_str(text),
+            Err(_) => serializer.serialize_bytes(&self.0),
+        }
+    }
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether a response header is worth keeping: it explains a wait, a limit or names the request.
+pub fn is_recorded_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    matches!(
+        name.as_str(),
+        "retry-after" | "retry-after-ms" | "x-request-id" | "request-id"
+    ) || name.starts_with("x-ratelimit-")
+}
+
+/// Replaces every occurrence of `secret` in `bytes` with `***`. Secrets shorter than 4 bytes are
+/// left alone: they would match ordinary text everywhere and protect nothing.
+pub fn scrub(bytes: &[u8], secret: &str) -> Vec<u8> {
+    let needle = secret.as_bytes();
+    if needle.len() < 4 {
+        return bytes.to_vec();
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some(at) = rest.windows(needle.len()).position(|w| w == needle) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(b"***");
+        rest = &rest[at + needle.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+/// [`scrub`] for text.
+pub fn scrub_str(text: &str, secret: &str) -> String {
+    String::from_utf8(scrub(text.as_bytes(), secret)).unwrap_or_else(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_is_lowercase_hex() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn scrub_replaces_every_occurrence() {
+        assert_eq!(
+            scrub(b"key sk-123456 and sk-123456!", "sk-123456"),
+            b"key *** and ***!"
+        );
+        assert_eq!(scrub(b"nothing here", "sk-123456"), b"nothing here");
+        assert_eq!(scrub(b"abc", "ab"), b"abc");
+    }
+
+    #[test]
+    fn rate_limit_and_request_id_headers_are_kept_others_are_not() {
+        for name in [
+            "Retry-After",
+            "retry-after-ms",
+            "x-ratelimit-remaining-requests",
+            "X-Request-Id",
+            "request-id",
+        ] {
+            assert!(is_recorded_header(name), "{name}");
+        }
+        for name in ["authorization", "set-cookie", "content-type", "server"] {
+            assert!(!is_recorded_header(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn bodies_serialize_as_text_when_they_are_utf8() {
+        assert_eq!(
+            serde_json::to_string(&Body(b"{\"a\":1}".to_vec())).unwrap(),
+            r#""{\"a\":1}""#
+        );
+        assert_eq!(
+            serde_json::to_string(&Body(vec![0xff, 1])).unwrap(),
+            "[255,1]"
+        );
+    }
+}

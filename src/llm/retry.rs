@@ -1,0 +1,229 @@
+//! The retry policy: which failures are worth another attempt, and how long to wait first.
+//!
+//! Transient failures (connection errors, timeouts, 408, 409, 429, 500, 502, 503, 504) are retried;
+//! failures that would fail the same way again (400, 401, 403, 404, 422, a prompt over the context
+//! length, an exhausted quota) are not. The wait is what the server asked for in `Retry-After`
+//! (seconds or an HTTP-date) or `retry-after-ms`, else full-jitter exponential backoff: a uniform
+//! draw from zero to `base * 2^(n-1)`, capped, so a crowd of clients spreads out instead of
+//! retrying in lockstep.
+
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, SystemTime};
+
+/// What a response status (and its body) means for the retry loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A 2xx: read the completion.
+    Success,
+    /// Worth another attempt after a wait.
+    Retry,
+    /// The endpoint rejected the `response_format` we sent; a lower level may work.
+    FormatRejected,
+    /// The prompt exceeds the model's context length.
+    ContextLength,
+    /// The account's quota is used up; waiting will not help.
+    InsufficientQuota,
+    /// Any other refusal; retrying would fail the same way.
+    Refused,
+}
+
+/// Classifies a response. `sent_format` says whether the request carried a `response_format`,
+/// since only then can a 400 about it be a format rejection.
+pub fn classify(status: u16, body: &[u8], sent_format: bool) -> Verdict {
+    let text = String::from_utf8_lossy(body).to_lowercase();
+    match status {
+        200..=299 => Verdict::Success,
+        429 if text.contains("insufficient_quota") => Verdict::InsufficientQuota,
+        408 | 409 | 429 | 500 | 502 | 503 | 504 => Verdict::Retry,
+        400 | 413 | 422 if names_context_length(&text) => Verdict::ContextLength,
+        400 | 422 if sent_format && names_response_format(&text) => Verdict::FormatRejected,
+        _ => Verdict::Refused,
+    }
+}
+
+/// The phrasings of OpenAI (`context_length_exceeded`), vLLM ("maximum context length") and
+/// llama.cpp ("exceeds the available context size").
+fn names_context_length(lowercase_body: &str) -> bool {
+    [
+        "context_length",
+        "context length",
+        "context size",
+        "context window",
+        "exceed_context",
+    ]
+    .iter()
+    .any(|phrase| lowercase_body.contains(phrase))
+}
+
+fn names_response_format(lowercase_body: &str) -> bool {
+    [
+        "response_format",
+        "json_schema",
+        "json_object",
+        "guided_json",
+    ]
+    .iter()
+    .any(|phrase| lowercase_body.contains(phrase))
+}
+
+/// The wait a server asked for: `retry-after-ms` (OpenAI's precise form) wins over
+/// `retry-after`, which may be delta-seconds or an HTTP-date. A date in the past means "now".
+/// Unparseable values are ignored, so backoff applies instead.
+pub fn requested_delay(
+    retry_after: Option<&str>,
+    retry_after_ms: Option<&str>,
+    now: SystemTime,
+) -> Option<Duration> {
+    if let Some(ms) = retry_after_ms.and_then(|v| v.trim().parse::<f64>().ok()) {
+        if ms.is_finite() && ms >= 0.0 {
+            return Some(Duration::from_secs_f64(ms / 1000.0));
+        }
+    }
+    parse_retry_after(retry_after?, now)
+}
+
+/// Parses a `Retry-After` value: delta-seconds (`120`, also a decimal such as `1.5`, which some
+/// servers send) or an HTTP-date (`Wed, 21 Oct 2015 07:28:00 GMT`).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    let date = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(value)
+        .ok()?;
+    let date = SystemTime::try_from(date).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Full-jitter exponential backoff.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Backoff {
+    /// The ceiling of the wait after failed attempt `n` (1-based): `min(cap, base * 2^(n-1))`.
+    pub fn ceiling(&self, n: u32) -> Duration {
+        let factor = 2u32.saturating_pow(n.saturating_sub(1).min(30));
+        self.base.saturating_mul(factor).min(self.cap)
+    }
+
+    /// The wait after failed attempt `n`, given a uniform draw `unit` in `[0, 1)`.
+    pub fn delay(&self, n: u32, unit: f64) -> Duration {
+        self.ceiling(n).mul_f64(unit.clamp(0.0, 1.0))
+    }
+}
+
+/// A uniform draw in `[0, 1)`. The standard library seeds each `RandomState` from the OS, which
+/// is plenty for spreading retries, and spares a dependency on `rand`.
+pub fn jitter_unit() -> f64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_statuses_are_retried_and_permanent_ones_are_not() {
+        for status in [408, 409, 429, 500, 502, 503, 504] {
+            assert_eq!(classify(status, b"{}", true), Verdict::Retry, "{status}");
+        }
+        for status in [400, 401, 403, 404, 422, 501] {
+            assert_eq!(classify(status, b"{}", true), Verdict::Refused, "{status}");
+        }
+        assert_eq!(classify(200, b"", true), Verdict::Success);
+    }
+
+    #[test]
+    fn quota_and_context_length_are_not_retried() {
+        let quota = br#"{"error":{"code":"insufficient_quota","message":"You exceeded your current quota"}}"#;
+        assert_eq!(classify(429, quota, true), Verdict::InsufficientQuota);
+        let vllm = br#"{"message":"This model's maximum context length is 8192 tokens. However, you requested 9000 tokens"}"#;
+        assert_eq!(classify(400, vllm, true), Verdict::ContextLength);
+        let llama = br#"{"error":{"type":"exceed_context_size_error","message":"the request exceeds the available context size"}}"#;
+        assert_eq!(classify(400, llama, false), Verdict::ContextLength);
+    }
+
+    #[test]
+    fn a_400_naming_response_format_is_a_format_rejection_only_if_one_was_sent() {
+        let body = br#"{"error":{"message":"Invalid parameter: 'response_format' of type 'json_schema' is not supported"}}"#;
+        assert_eq!(classify(400, body, true), Verdict::FormatRejected);
+        assert_eq!(classify(422, body, true), Verdict::FormatRejected);
+        assert_eq!(classify(400, body, false), Verdict::Refused);
+        assert_eq!(classify(401, body, true), Verdict::Refused);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_decimals_and_http_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        assert_eq!(parse_retry_after("1", now), Some(Duration::from_secs(1)));
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("0.5", now),
+            Some(Duration::from_millis(500))
+        );
+        // 1_000_000_000 is Sun, 09 Sep 2001 01:46:40 GMT.
+        assert_eq!(
+            parse_retry_after("Sun, 09 Sep 2001 01:46:43 GMT", now),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 09 Sep 2001 01:46:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("-1", now), None);
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn retry_after_ms_wins_over_retry_after() {
+        let now = SystemTime::now();
+        assert_eq!(
+            requested_delay(Some("2"), Some("250"), now),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            requested_delay(Some("2"), Some("bad"), now),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(requested_delay(None, None, now), None);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_jitter_stays_inside_it() {
+        let b = Backoff {
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(1),
+        };
+        assert_eq!(b.ceiling(1), Duration::from_millis(100));
+        assert_eq!(b.ceiling(2), Duration::from_millis(200));
+        assert_eq!(b.ceiling(4), Duration::from_millis(800));
+        assert_eq!(b.ceiling(5), Duration::from_secs(1));
+        assert_eq!(b.ceiling(u32::MAX), Duration::from_secs(1));
+        assert_eq!(b.delay(3, 0.0), Duration::ZERO);
+        assert_eq!(b.delay(3, 0.5), Duration::from_millis(200));
+        for n in 1..40 {
+            let d = b.delay(n, jitter_unit());
+            assert!(d <= b.ceiling(n), "attempt {n}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn jitter_is_in_the_unit_interval_and_varies() {
+        let draws: Vec<f64> = (0..64).map(|_| jitter_unit()).collect();
+        assert!(draws.iter().all(|u| (0.0..1.0).contains(u)));
+        assert!(draws.iter().any(|u| *u != draws[0]));
+    }
+}

@@ -1,0 +1,523 @@
+//! Sending one chat-completions request: HTTP attempts, timeouts, waits, one record per attempt.
+//!
+//! This is the async core under the blocking [`super::Client`]. It knows HTTP and the retry
+//! policy in [`super::retry`], and nothing about schemas or repair turns: it returns the reply
+//! text of the first successful attempt, or the reason it stopped. Each attempt runs under the
+//! per-attempt timeout, cut short by the total deadline; the connect timeout is set on the
+//! underlying client.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
+
+use super::record::{AttemptRecord, Body, Usage, is_recorded_header, scrub, scrub_str, sha256_hex};
+use super::retry::{self, Backoff, Verdict};
+use super::{LlmError, ResponseFormat};
+use crate::settings::LlmSettings;
+
+/// A response body larger than this is not a chat completion we want to hold in memory.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// How much of an error body to quote in a message.
+const DETAIL_CHARS: usize = 400;
+
+/// The HTTP side of the client.
+#[derive(Debug)]
+pub(crate) struct Transport {
+    http: reqwest::Client,
+    pub(crate) settings: LlmSettings,
+}
+
+/// One request to send, possibly several times.
+pub(crate) struct Exchange<'a> {
+    pub body: &'a [u8],
+    pub format: ResponseFormat,
+    pub turn: u32,
+    pub deadline: Instant,
+    /// When the decision started, to report the total time in [`LlmError::DeadlineExceeded`].
+    pub total: Duration,
+    pub max_attempts: u32,
+}
+
+/// The text of a successful completion and the index of its record in the records list.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub content: String,
+    pub finish_reason: Option<String>,
+    pub record_index: usize,
+}
+
+/// Why [`Transport::send`] stopped without a reply.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// The endpoint rejected the `response_format`; the caller may step down the ladder.
+    FormatRejected {
+        detail: String,
+    },
+    Failed(LlmError),
+}
+
+impl From<LlmError> for SendError {
+    fn from(error: LlmError) -> Self {
+        SendError::Failed(error)
+    }
+}
+
+/// What the retry loop knows about the failures so far.
+struct Failures {
+    /// Every attempt failed to connect: the endpoint is unreachable, not failing.
+    all_connect: bool,
+    /// The last failure, for the final error message.
+    last: String,
+}
+
+/// What the retry policy made of one attempt.
+enum Assessed {
+    Done(Result<Completion, SendError>),
+    Retry { requested_wait: Option<Duration> },
+}
+
+/// What came back from one attempt, before the retry policy looks at it.
+pub(crate) enum Arrived {
+    Response {
+        status: u16,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    },
+    /// No (complete) response: connect failure, timeout, broken connection.
+    NoResponse {
+        reason: String,
+        connect_failed: bool,
+    },
+}
+
+impl Transport {
+    pub(crate) fn new(settings: LlmSettings) -> Result<Self, LlmError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout.value)
+            .user_agent(concat!("git-spectra/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| LlmError::Setup(error_chain(&e)))?;
+        Ok(Transport { http, settings })
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The endpoint as recorded and shown: no user or password part.
+    pub(crate) fn endpoint(&self) -> String {
+        let mut url = self.settings.url.value.clone();
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url.to_string()
+    }
+
+    fn key(&self) -> &str {
+        self.settings.api_key.value.expose()
+    }
+
+    /// Sends `exchange` until it succeeds, fails for good, runs out of attempts or of time.
+    /// Every attempt is appended to `records`.
+    pub(crate) async fn send(
+        &self,
+        exchange: &Exchange<'_>,
+        records: &mut Vec<AttemptRecord>,
+    ) -> Result<Reply, SendError> {
+        let mut failures = Failures {
+            all_connect: true,
+            last: String::new(),
+        };
+        for n in 1..=exchange.max_attempts {
+            let remaining = exchange.deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(self.deadline_error(exchange, n - 1, failures.last).into());
+            }
+            let (record, arrived) = self
+                .attempt(exchange, records.len() as u32 + 1, remaining)
+                .await;
+            records.push(record);
+            let record_index = records.len() - 1;
+            let requested_wait =
+                match self.assess(arrived, &mut records[record_index], &mut failures) {
+                    Assessed::Done(Ok(completion)) => {
+                        return Ok(Reply {
+                            content: completion.content,
+                            finish_reason: completion.finish_reason,
+                            record_index,
+                        });
+                    }
+                    Assessed::Done(Err(error)) => return Err(error),
+                    Assessed::Retry { requested_wait } => requested_wait,
+                };
+            if n < exchange.max_attempts {
+                let wait = self.wait_before(n + 1, requested_wait, exchange, &failures)?;
+                tracing::debug!(
+                    attempt = n + 1,
+                    wait_ms = wait.as_millis() as u64,
+                    "retrying the LLM request"
+                );
+                tokio::time::sleep(wait).await;
+            }
+        }
+        Err(self.out_of_attempts(exchange, failures).into())
+    }
+
+    /// What one attempt's outcome means: a completion, a final error, or another attempt
+    /// (with the wait the server asked for, if it did). Fills in the record's error.
+    fn assess(
+        &self,
+        arrived: Arrived,
+        record: &mut AttemptRecord,
+        failures: &mut Failures,
+    ) -> Assessed {
+        let (status, headers, body) = match arrived {
+            Arrived::NoResponse {
+                reason,
+                connect_failed,
+            } => {
+                failures.all_connect &= connect_failed;
+                record.error = Some(reason.clone());
+                failures.last = reason;
+                return Assessed::Retry {
+                    requested_wait: None,
+                };
+            }
+            Arrived::Response {
+                status,
+                headers,
+                body,
+            } => (status, headers, body),
+        };
+        failures.all_connect = false;
+        let sent_format = record.format != ResponseFormat::Instructions;
+        let verdict = retry::classify(status, &body, sent_format);
+        if verdict == Verdict::Success {
+            return Assessed::Done(self.completion(record, &body));
+        }
+        let detail = error_detail(&body, self.key());
+        record.error = Some(format!("HTTP {status}: {detail}"));
+        if verdict != Verdict::Retry {
+            return Assessed::Done(Err(refusal(verdict, status, detail)));
+        }
+        failures.last = format!("HTTP {status}: {detail}");
+        let requested_wait = retry::requested_delay(
+            header(&headers, "retry-after"),
+            header(&headers, "retry-after-ms"),
+            SystemTime::now(),
+        );
+        Assessed::Retry { requested_wait }
+    }
+
+    /// The wait before attempt `next`: what the server asked for, else jittered backoff; an
+    /// error if the server asks for too long or the wait would outlast the deadline.
+    fn wait_before(
+        &self,
+        next: u32,
+        requested: Option<Duration>,
+        exchange: &Exchange<'_>,
+        failures: &Failures,
+    ) -> Result<Duration, LlmError> {
+        let max = self.settings.max_delay.value;
+        let wait = match requested {
+            Some(wait) if wait > max => return Err(LlmError::RetryAfterTooLong { wait, max }),
+            Some(wait) => wait,
+            None => {
+                let backoff = Backoff {
+                    base: self.settings.backoff_base.value,
+                    cap: max,
+                };
+                backoff.delay(next - 1, retry::jitter_unit())
+            }
+        };
+        if Instant::now() + wait >= exchange.deadline {
+            return Err(self.deadline_error(exchange, next - 1, failures.last.clone()));
+        }
+        Ok(wait)
+    }
+
+    /// The error after the last attempt failed with a retryable error.
+    fn out_of_attempts(&self, exchange: &Exchange<'_>, failures: Failures) -> LlmError {
+        let attempts = exchange.max_attempts;
+        if Instant::now() >= exchange.deadline {
+            // The last attempt was cut short by the deadline, not by its own timeout.
+            return self.deadline_error(exchange, attempts, failures.last);
+        }
+        let url = self.endpoint();
+        if failures.all_connect {
+            LlmError::Unreachable {
+                url,
+                attempts,
+                reason: failures.last,
+            }
+        } else {
+            LlmError::RetriesExhausted {
+                url,
+                attempts,
+                last: failures.last,
+            }
+        }
+    }
+
+    fn deadline_error(&self, exchange: &Exchange<'_>, attempts: u32, last: String) -> LlmError {
+        LlmError::DeadlineExceeded {
+            url: self.endpoint(),
+            total: exchange.total,
+            attempts,
+            last,
+        }
+    }
+
+    /// Reads the completion out of a 2xx body, filling in the record's usage and finish reason.
+    fn completion(&self, record: &mut AttemptRecord, body: &[u8]) -> Result<Completion, SendError> {
+        match parse_completion(body) {
+            Ok(mut completion) => {
+                record.usage = completion.usage;
+                record.finish_reason.clone_from(&completion.finish_reason);
+                // The reply goes back to the endpoint in a repair turn and into errors; an echoed
+                // key must not travel with it.
+                completion.content = scrub_str(&completion.content, self.key());
+                Ok(completion)
+            }
+            Err(detail) => {
+                let detail = scrub_str(&detail, self.key());
+                record.error = Some(format!("not a chat completion: {detail}"));
+                Err(LlmError::MalformedResponse { detail }.into())
+            }
+        }
+    }
+
+    /// One HTTP attempt under `min(attempt timeout, remaining)`, and its record.
+    async fn attempt(
+        &self,
+        exchange: &Exchange<'_>,
+        number: u32,
+        remaining: Duration,
+    ) -> (AttemptRecord, Arrived) {
+        let timeout = self.settings.attempt_timeout.value.min(remaining);
+        let started_at = jiff::Timestamp::now().to_string();
+        let started = Instant::now();
+        let arrived = match tokio::time::timeout(timeout, self.post(exchange.body)).await {
+            Ok(Ok(arrived)) => arrived,
+            Ok(Err(error)) => Arrived::NoResponse {
+                reason: scrub_str(&error_chain(&error), self.key()),
+                connect_failed: error.is_connect(),
+            },
+            Err(_) => Arrived::NoResponse {
+                reason: format!("no complete response within {}s", timeout.as_secs_f64()),
+                connect_failed: false,
+            },
+        };
+        let latency_ms = started.elapsed().as_millis() as u64;
+        let mut record = AttemptRecord {
+            attempt: number,
+            turn: exchange.turn,
+            format: exchange.format,
+            url: self.endpoint(),
+            started_at,
+            request_body: Body(exchange.body.to_vec()),
+            request_sha256: sha256_hex(exchange.body),
+            response_body: None,
+            response_sha256: None,
+            status: None,
+            headers: BTreeMap::new(),
+            latency_ms,
+            usage: None,
+            finish_reason: None,
+            error: None,
+        };
+        if let Arrived::Response {
+            status,
+            headers,
+            body,
+        } = &arrived
+        {
+            let body = scrub(body, self.key());
+            record.status = Some(*status);
+            record.headers = recorded_headers(headers, self.key());
+            record.response_sha256 = Some(sha256_hex(&body));
+            record.response_body = Some(Body(body));
+        }
+        tracing::debug!(attempt = number, status = ?record.status, latency_ms, format = %exchange.format, "LLM attempt");
+        (record, arrived)
+    }
+
+    async fn post(&self, body: &[u8]) -> Result<Arrived, reqwest::Error> {
+        let response = self
+            .http
+            .post(self.settings.url.value.clone())
+            .bearer_auth(self.key())
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_vec())
+            .send()
+            .await?;
+        read_response(response).await
+    }
+}
+
+/// Status, headers and body, the body cut at [`MAX_RESPONSE_BYTES`].
+pub(crate) async fn read_response(
+    mut response: reqwest::Response,
+) -> Result<Arrived, reqwest::Error> {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_RESPONSE_BYTES {
+            body.truncate(MAX_RESPONSE_BYTES);
+            break;
+        }
+    }
+    Ok(Arrived::Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn refusal(verdict: Verdict, status: u16, detail: String) -> SendError {
+    match verdict {
+        Verdict::FormatRejected => SendError::FormatRejected { detail },
+        Verdict::ContextLength => LlmError::ContextLength { detail }.into(),
+        Verdict::InsufficientQuota => LlmError::InsufficientQuota { detail }.into(),
+        Verdict::Success | Verdict::Retry | Verdict::Refused => {
+            LlmError::Refused { status, detail }.into()
+        }
+    }
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn recorded_headers(headers: &HeaderMap, key: &str) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .filter(|(name, _)| is_recorded_header(name.as_str()))
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                scrub_str(&String::from_utf8_lossy(value.as_bytes()), key),
+            )
+        })
+        .collect()
+}
+
+/// The error's message and its causes, `a: b: c`, because reqwest's top-level message alone
+/// ("error sending request") hides the useful part ("Connection refused").
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// A short description of an error body: OpenAI-style `error.message` (or a top-level `message`
+/// as vLLM sends), else the start of the body; the API key scrubbed out.
+pub(crate) fn error_detail(body: &[u8], key: &str) -> String {
+    let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let message = json.as_ref().and_then(|v| {
+        v.pointer("/error/message")
+            .or_else(|| v.get("message"))
+            .or_else(|| v.get("error"))
+            .and_then(|m| m.as_str())
+    });
+    let text = match message {
+        Some(message) => message.to_owned(),
+        None => String::from_utf8_lossy(body).trim().to_owned(),
+    };
+    let text = if text.is_empty() {
+        "(empty body)".to_owned()
+    } else {
+        text
+    };
+    let text: String = text.chars().take(DETAIL_CHARS).collect();
+    scrub_str(&text, key)
+}
+
+/// The parts of a chat completion we use.
+struct Completion {
+    content: String,
+    finish_reason: Option<String>,
+    usage: Option<Usage>,
+}
+
+fn parse_completion(body: &[u8]) -> Result<Completion, String> {
+    #[derive(serde::Deserialize)]
+    struct Wire {
+        choices: Vec<Choice>,
+        usage: Option<Usage>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Choice {
+        message: Option<Message>,
+        finish_reason: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Message {
+        content: Option<String>,
+    }
+    let wire: Wire = serde_json::from_slice(body).map_err(|e| {
+        let start: String = String::from_utf8_lossy(body)
+            .chars()
+            .take(DETAIL_CHARS)
+            .collect();
+        format!("{e}; body starts {start:?}")
+    })?;
+    let choice = wire
+        .choices
+        .into_iter()
+        .next()
+        .ok_or("no choices in the response")?;
+    let message = choice.message.ok_or("the first choice has no message")?;
+    Ok(Completion {
+        // A null content (a refusal, or a tool call we did not ask for) is an empty reply, which
+        // the repair turn then reports to the model.
+        content: message.content.unwrap_or_default(),
+        finish_reason: choice.finish_reason,
+        usage: wire.usage,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_details_prefer_the_openai_message_and_scrub_the_key() {
+        let body = br#"{"error":{"message":"Incorrect API key provided: sk-secret-1","type":"invalid_request_error"}}"#;
+        assert_eq!(
+            error_detail(body, "sk-secret-1"),
+            "Incorrect API key provided: ***"
+        );
+        assert_eq!(error_detail(br#"{"message":"bad"}"#, "k"), "bad");
+        assert_eq!(error_detail(b"", "k"), "(empty body)");
+        assert_eq!(error_detail(b"plain text", "k"), "plain text");
+    }
+
+    #[test]
+    fn completions_yield_content_finish_reason_and_usage() {
+        let body = br#"{"choices":[{"message":{"role":"assistant","content":"{}"},"finish_reason":"length"}],
+                       "usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#;
+        let c = parse_completion(body).unwrap();
+        assert_eq!(c.content, "{}");
+        assert_eq!(c.finish_reason.as_deref(), Some("length"));
+        assert_eq!(c.usage.unwrap().total_tokens, 7);
+        assert!(parse_completion(br#"{"choices":[]}"#).is_err());
+        assert!(parse_completion(b"<html>").is_err());
+        assert_eq!(
+            parse_completion(br#"{"choices":[{"message":{"content":null}}]}"#)
+                .unwrap()
+                .content,
+            ""
+        );
+    }
+}
