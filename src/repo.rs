@@ -33,8 +33,15 @@ impl Repo {
 
     /// Like [`Repo::discover`], starting the upward search at `dir`.
     pub fn discover_from(dir: &Path) -> Result<Repo, RepoError> {
-        let repo = gix::ThreadSafeRepository::discover_with_environment_overrides(dir)
-            .map_err(|err| classify_open_error(dir, err))?;
+        let mut trust_map = gix::sec::trust::Mapping::<gix::open::Options>::default();
+        trust_map.full.modify(with_room_for_packs);
+        trust_map.reduced.modify(with_room_for_packs);
+        let repo = gix::ThreadSafeRepository::discover_with_environment_overrides_opts(
+            dir,
+            Default::default(),
+            trust_map,
+        )
+        .map_err(|err| classify_open_error(dir, err))?;
         let command_line_config = std::env::var("GIT_CONFIG_PARAMETERS")
             .map(|raw| parse_config_parameters(&raw))
             .unwrap_or_default();
@@ -46,7 +53,8 @@ impl Repo {
 
     /// Opens the repository at exactly `path` (a `.git` dir, a bare repository or a work tree).
     pub fn open(path: &Path) -> Result<Repo, RepoError> {
-        let repo = gix::open(path).map_err(|err| classify_open_error(path, err))?;
+        let options = with_room_for_packs(gix::open::Options::default());
+        let repo = gix::open_opts(path, options).map_err(|err| classify_open_error(path, err))?;
         Ok(Repo {
             inner: repo,
             command_line_config: Vec::new(),
@@ -101,6 +109,15 @@ impl Repo {
         self.config_string(key)
             .and_then(|value| parse_git_bool(&value))
     }
+}
+
+/// The store writes a run's events as one pack, so a long-lived process sees packs appear
+/// after it opened the repository; gix holds a fixed number of index slots, sized at open time.
+fn with_room_for_packs(options: gix::open::Options) -> gix::open::Options {
+    options.object_store_slots(gix::odb::store::init::Slots::AsNeededByDiskState {
+        multiplier: 2.0,
+        minimum: 1024,
+    })
 }
 
 fn classify_open_error(path: &Path, err: gix::Error) -> RepoError {

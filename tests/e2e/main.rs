@@ -8,5 +8,6 @@ mod events_cli;
 mod llm;
 mod llm_server;
 mod places;
+mod store_batch;
 mod store_concurrency;
 mod tamper;

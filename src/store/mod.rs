@@ -12,11 +12,13 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use gix::ObjectId;
-use gix::objs::FindExt;
+use gix::objs::{FindExt, Kind};
 use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 
 use crate::event::{self, Event, EventError, GENESIS_DIGEST, NewEvent};
 use crate::repo::Repo;
+
+mod pack;
 
 /// The ref that holds the event log.
 pub const EVENTS_REF: &str = "refs/spectra/events";
@@ -27,6 +29,15 @@ pub const EVENT_FILE: &str = "event.json";
 /// How long and how often an append keeps retrying a lost compare-and-swap.
 const APPEND_DEADLINE: Duration = Duration::from_secs(60);
 const APPEND_MAX_ATTEMPTS: u32 = 2_000;
+
+/// Batches of at least this many events are written as one pack instead of loose objects.
+const PACK_THRESHOLD: usize = 8;
+
+/// Every this many events, `git gc --auto` gets a chance to pack loose objects.
+const GC_EVERY: u64 = 1_000;
+
+/// More packs than this and `git gc --auto` is asked to fold them into one (git's own limit is 50).
+const MAX_PACKS_BEFORE_GC: usize = 40;
 
 /// Memory for decoded pack deltas while walking: long logs are delta chains in a pack.
 const PACK_CACHE_BYTES: usize = 96 * 1024 * 1024;
@@ -175,6 +186,7 @@ impl std::fmt::Display for VerifyFailure {
 /// The event log of one repository.
 pub struct Store {
     repo: gix::Repository,
+    auto_gc: bool,
 }
 
 /// The facts about the tip an append builds on.
@@ -186,14 +198,17 @@ struct Tip {
 
 impl Store {
     /// The event log of `repo`.
-    pub fn new(repo: &Repo) -> Store {
-        let mut repo = repo.gix().clone();
+    pub fn new(repo_handle: &Repo) -> Store {
+        let mut repo = repo_handle.gix().clone();
         repo.objects.set_pack_cache(|| {
             Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(
                 PACK_CACHE_BYTES,
             ))
         });
-        Store { repo }
+        Store {
+            repo,
+            auto_gc: repo_auto_gc(repo_handle),
+        }
     }
 
     /// The commit the log currently ends at, or `None` for an empty log.
@@ -201,10 +216,12 @@ impl Store {
         let reference = self.repo.try_find_reference(EVENTS_REF).map_err(read_err)?;
         match reference {
             None => Ok(None),
-            Some(mut reference) => {
-                let id = reference.peel_to_id().map_err(read_err)?;
-                Ok(Some(id.detach()))
-            }
+            Some(reference) => match reference.target().try_id() {
+                Some(id) => Ok(Some(id.to_owned())),
+                None => Err(StoreError::Read(format!(
+                    "{EVENTS_REF} is a symbolic ref; it must point at the newest event commit"
+                ))),
+            },
         }
     }
 
@@ -262,13 +279,14 @@ impl Store {
             Some(tip) => (Some(tip.commit), tip.lamport, tip.digest.clone()),
             None => (None, 0, GENESIS_DIGEST.to_string()),
         };
+        let mut sink = ObjectSink::new(&self.repo, events.len() >= PACK_THRESHOLD);
         let mut stored = Vec::with_capacity(events.len());
         for new in events {
             lamport += 1;
             let event = new.seal(&actor_text, lamport, &prev_digest);
             let json = event.canonical_json();
             let digest = event::chain_digest(&prev_digest, &json);
-            let tree = self.write_tree(&json, new)?;
+            let tree = write_tree(&mut sink, json, new)?;
             let subject = new.subject_line();
             let message = commit_message(&subject, new.body.as_deref(), &event, &digest);
             let signature = signature_at(actor, &event.at);
@@ -281,7 +299,7 @@ impl Store {
                 message: message.into(),
                 extra_headers: Vec::new(),
             };
-            let commit_id = self.repo.write_object(&commit).map_err(write_err)?.detach();
+            let commit_id = sink.put_object(&commit)?;
             parent = Some(commit_id);
             prev_digest = digest.clone();
             stored.push(StoredEvent {
@@ -292,21 +310,8 @@ impl Store {
                 event,
             });
         }
+        sink.finish()?;
         Ok(stored)
-    }
-
-    fn write_tree(&self, json: &[u8], new: &NewEvent) -> Result<ObjectId, StoreError> {
-        let mut entries = Vec::with_capacity(1 + new.attachments.len());
-        let event_blob = self.repo.write_blob(json).map_err(write_err)?.detach();
-        entries.push(blob_entry(EVENT_FILE, event_blob));
-        for (name, bytes) in &new.attachments {
-            let blob = self.repo.write_blob(bytes).map_err(write_err)?.detach();
-            entries.push(blob_entry(name, blob));
-        }
-        // Git requires tree entries sorted by name (blobs compare as plain bytes).
-        entries.sort_by(|a, b| a.filename.cmp(&b.filename));
-        let tree = gix::objs::Tree { entries };
-        Ok(self.repo.write_object(&tree).map_err(write_err)?.detach())
     }
 
     /// Compare-and-swap: move the ref from `expected` to `new`, or fail if it moved meanwhile.
@@ -340,8 +345,39 @@ impl Store {
             .map_err(write_err)
     }
 
-    /// Work that keeps the log healthy after a successful append; never fails the append.
-    fn after_append(&self, _stored: &[StoredEvent]) {}
+    /// Keeps the object store healthy after a successful append; never fails the append.
+    ///
+    /// Loose objects and small packs add up (three objects per event, one pack per batch), and
+    /// both slow every later read. Now and then we ask git to tidy up with `git gc --auto`,
+    /// which checks git's own thresholds (`gc.auto`, `gc.autoPackLimit`), detaches, and does
+    /// nothing when nothing is due. `spectra.store.autoGc=false` turns this off.
+    fn after_append(&self, stored: &[StoredEvent]) {
+        if !self.auto_gc {
+            return;
+        }
+        let (Some(first), Some(last)) = (stored.first(), stored.last()) else {
+            return;
+        };
+        // Did this append reach a multiple of GC_EVERY?
+        let reached_a_multiple =
+            (first.event.lamport - 1) / GC_EVERY != last.event.lamport / GC_EVERY;
+        if reached_a_multiple || (stored.len() >= PACK_THRESHOLD && self.too_many_packs()) {
+            spawn_gc_auto(self.repo.common_dir());
+        }
+    }
+
+    fn too_many_packs(&self) -> bool {
+        let pack_dir = self.repo.objects.store_ref().path().join("pack");
+        std::fs::read_dir(pack_dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|entry| entry.file_name().to_string_lossy().ends_with(".pack"))
+                    .count()
+                    > MAX_PACKS_BEFORE_GC
+            })
+            .unwrap_or(false)
+    }
 
     /// The git identity events are recorded under (env, then config, then a placeholder: the
     /// hook must record even where no identity is configured).
@@ -812,11 +848,92 @@ fn signature_at(actor: &gix::actor::Signature, at: &str) -> gix::actor::Signatur
     }
 }
 
+/// The tree of one event: `event.json` and its attachments.
+fn write_tree(
+    sink: &mut ObjectSink<'_>,
+    json: Vec<u8>,
+    new: &NewEvent,
+) -> Result<ObjectId, StoreError> {
+    let mut entries = Vec::with_capacity(1 + new.attachments.len());
+    entries.push(blob_entry(EVENT_FILE, sink.put(Kind::Blob, json)?));
+    for (name, bytes) in &new.attachments {
+        entries.push(blob_entry(name, sink.put(Kind::Blob, bytes.clone())?));
+    }
+    // Git requires tree entries sorted by name (blobs compare as plain bytes).
+    entries.sort_by(|a, b| a.filename.cmp(&b.filename));
+    sink.put_object(&gix::objs::Tree { entries })
+}
+
+/// Where new objects go: straight into loose files, or gathered into one pack for a batch.
+struct ObjectSink<'a> {
+    repo: &'a gix::Repository,
+    pending: Option<Vec<pack::PackObject>>,
+}
+
+impl<'a> ObjectSink<'a> {
+    fn new(repo: &'a gix::Repository, as_pack: bool) -> ObjectSink<'a> {
+        ObjectSink {
+            repo,
+            pending: as_pack.then(Vec::new),
+        }
+    }
+
+    fn put_object(&mut self, object: &impl gix::objs::WriteTo) -> Result<ObjectId, StoreError> {
+        let mut data = Vec::with_capacity(256);
+        object.write_to(&mut data).map_err(write_err)?;
+        self.put(object.kind(), data)
+    }
+
+    fn put(&mut self, kind: Kind, data: Vec<u8>) -> Result<ObjectId, StoreError> {
+        match &mut self.pending {
+            None => {
+                use gix::objs::Write;
+                self.repo.objects.write_buf(kind, &data).map_err(write_err)
+            }
+            Some(pending) => {
+                let id = gix::objs::compute_hash(self.repo.object_hash(), kind, &data)
+                    .map_err(write_err)?;
+                pending.push(pack::PackObject { id, kind, data });
+                Ok(id)
+            }
+        }
+    }
+
+    /// Writes the gathered pack, if any; the objects exist only after this.
+    fn finish(self) -> Result<(), StoreError> {
+        match self.pending {
+            Some(pending) if !pending.is_empty() => {
+                pack::write_pack(self.repo.objects.store_ref().path(), &pending).map_err(write_err)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 fn blob_entry(name: &str, oid: ObjectId) -> gix::objs::tree::Entry {
     gix::objs::tree::Entry {
         mode: gix::objs::tree::EntryKind::Blob.into(),
         filename: name.into(),
         oid,
+    }
+}
+
+fn repo_auto_gc(repo: &Repo) -> bool {
+    repo.config_bool("spectra.store.autoGc").unwrap_or(true)
+}
+
+/// Starts `git gc --auto --quiet` and does not wait for it: git detaches for the real work.
+fn spawn_gc_auto(common_dir: &std::path::Path) {
+    let spawned = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(common_dir)
+        .args(["gc", "--auto", "--quiet"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Err(err) = spawned {
+        tracing::debug!(error = %err, "could not start git gc --auto");
     }
 }
 
