@@ -15,10 +15,16 @@ pub const EXIT_FATAL: u8 = 128;
 pub enum Error {
     /// The arguments were understood by clap but are still wrong (a payload that is not JSON...).
     #[error("{message}")]
-    Usage { message: String, hint: Option<String> },
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
     /// A run, check or verification failed; the message says which.
     #[error("{message}")]
-    Failed { message: String, hint: Option<String> },
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
     /// Reading or writing standard streams failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -9,3 +9,5 @@ pub mod cli;
 pub mod error;
 
 pub use error::{Error, Result};
+pub mod registry;
+pub mod yaml;
