@@ -9,5 +9,6 @@ pub mod cli;
 pub mod error;
 
 pub use error::{Error, Result};
+pub mod playbook;
 pub mod registry;
 pub mod yaml;
