@@ -12,3 +12,4 @@ pub use error::{Error, Result};
 pub mod playbook;
 pub mod registry;
 pub mod yaml;
+pub mod builtin;

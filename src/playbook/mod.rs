@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub use capture::{Captured, sha256_hex};
+pub use confine::escape_reason;
 
 use crate::registry::template::{self, RenderError};
 use crate::registry::{Playbook, Registry, compile_schema};
