@@ -15,16 +15,13 @@ pub const EXIT_FATAL: u8 = 128;
 pub enum Error {
     /// The arguments were understood by clap but are still wrong (a payload that is not JSON...).
     #[error("{message}")]
-    Usage {
-        message: String,
-        hint: Option<String>,
-    },
+    Usage { message: String, hint: Option<String> },
     /// A run, check or verification failed; the message says which.
     #[error("{message}")]
-    Failed {
-        message: String,
-        hint: Option<String>,
-    },
+    Failed { message: String, hint: Option<String> },
+    /// The repository could not be found or opened.
+    #[error(transparent)]
+    Repo(#[from] crate::repo::RepoError),
     /// Reading or writing standard streams failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -36,7 +33,7 @@ impl Error {
         match self {
             Error::Usage { .. } => EXIT_USAGE,
             Error::Failed { .. } => EXIT_FAILED,
-            Error::Io(_) => EXIT_FATAL,
+            Error::Repo(_) | Error::Io(_) => EXIT_FATAL,
         }
     }
 
@@ -44,7 +41,7 @@ impl Error {
     pub fn hint(&self) -> Option<&str> {
         match self {
             Error::Usage { hint, .. } | Error::Failed { hint, .. } => hint.as_deref(),
-            Error::Io(_) => None,
+            Error::Repo(_) | Error::Io(_) => None,
         }
     }
 }

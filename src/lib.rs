@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod repo;
 
 pub use error::{Error, Result};
 pub mod playbook;

@@ -1,0 +1,223 @@
+//! Opens the repository exactly as git would for an external command.
+//!
+//! `git spectra` runs as a git subcommand, so git has already applied `-C`, `--git-dir` and
+//! `--work-tree` (as `GIT_DIR` / `GIT_WORK_TREE`) and `-c key=value` (as
+//! `GIT_CONFIG_PARAMETERS`). We honour all of them, plus linked worktrees and bare
+//! repositories, so the tool sees the same repository and configuration git itself would.
+
+use std::path::{Path, PathBuf};
+
+/// Why the repository could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// No repository here or in any parent directory (git's own wording).
+    #[error("not a git repository (or any of the parent directories): .git")]
+    NotARepository,
+    /// A repository was found but could not be opened.
+    #[error("cannot open the repository at {path}: {message}")]
+    Open { path: PathBuf, message: String },
+}
+
+/// An open repository and the `git -c` overrides that apply to it.
+pub struct Repo {
+    inner: gix::Repository,
+    command_line_config: Vec<(String, String)>,
+}
+
+impl Repo {
+    /// Opens the repository the current directory belongs to, honouring `GIT_DIR`,
+    /// `GIT_WORK_TREE`, `GIT_CEILING_DIRECTORIES` and `GIT_CONFIG_PARAMETERS`.
+    pub fn discover() -> Result<Repo, RepoError> {
+        Self::discover_from(Path::new("."))
+    }
+
+    /// Like [`Repo::discover`], starting the upward search at `dir`.
+    pub fn discover_from(dir: &Path) -> Result<Repo, RepoError> {
+        let repo = gix::ThreadSafeRepository::discover_with_environment_overrides(dir)
+            .map_err(|err| classify_open_error(dir, err))?;
+        let command_line_config = std::env::var("GIT_CONFIG_PARAMETERS")
+            .map(|raw| parse_config_parameters(&raw))
+            .unwrap_or_default();
+        Ok(Repo {
+            inner: repo.to_thread_local(),
+            command_line_config,
+        })
+    }
+
+    /// Opens the repository at exactly `path` (a `.git` dir, a bare repository or a work tree).
+    pub fn open(path: &Path) -> Result<Repo, RepoError> {
+        let repo = gix::open(path).map_err(|err| classify_open_error(path, err))?;
+        Ok(Repo {
+            inner: repo,
+            command_line_config: Vec::new(),
+        })
+    }
+
+    /// The underlying gix repository.
+    pub fn gix(&self) -> &gix::Repository {
+        &self.inner
+    }
+
+    /// The git dir of this checkout (a linked worktree has its own).
+    pub fn git_dir(&self) -> &Path {
+        self.inner.git_dir()
+    }
+
+    /// The git dir shared by all worktrees: where refs, objects and our own state live.
+    pub fn common_dir(&self) -> &Path {
+        self.inner.common_dir()
+    }
+
+    /// Where git spectra keeps its own files (caches, remembered endpoint facts).
+    pub fn state_dir(&self) -> PathBuf {
+        self.common_dir().join("spectra")
+    }
+
+    /// The work tree, or `None` in a bare repository.
+    pub fn work_tree(&self) -> Option<&Path> {
+        self.inner.workdir()
+    }
+
+    /// The value of a config key such as `spectra.llm.url`, with `git -c` overrides taking
+    /// precedence over the repository, global and system files, as in git.
+    pub fn config_string(&self, key: &str) -> Option<String> {
+        let wanted = normalise_key(key);
+        if let Some((_, value)) = self
+            .command_line_config
+            .iter()
+            .rev()
+            .find(|(name, _)| normalise_key(name) == wanted)
+        {
+            return Some(value.clone());
+        }
+        self.inner
+            .config_snapshot()
+            .string(key)
+            .map(|value| value.to_string())
+    }
+
+    /// A boolean config value read the way git reads booleans.
+    pub fn config_bool(&self, key: &str) -> Option<bool> {
+        self.config_string(key).and_then(|value| parse_git_bool(&value))
+    }
+}
+
+fn classify_open_error(path: &Path, err: gix::Error) -> RepoError {
+    let message = err.to_string();
+    let lower = message.to_lowercase();
+    if lower.contains("not a git repository")
+        || lower.contains("could not find")
+        || lower.contains("no git repository")
+        || lower.contains("did not find")
+    {
+        RepoError::NotARepository
+    } else {
+        RepoError::Open {
+            path: path.to_path_buf(),
+            message,
+        }
+    }
+}
+
+/// Git compares section and variable names case-insensitively, subsections exactly.
+fn normalise_key(key: &str) -> String {
+    let parts: Vec<&str> = key.split('.').collect();
+    match parts.as_slice() {
+        [section, rest @ .., name] if !rest.is_empty() => format!(
+            "{}.{}.{}",
+            section.to_lowercase(),
+            rest.join("."),
+            name.to_lowercase()
+        ),
+        _ => key.to_lowercase(),
+    }
+}
+
+/// Reads git's boolean spellings (`true/yes/on/1`, `false/no/off/0`, empty = false).
+pub fn parse_git_bool(value: &str) -> Option<bool> {
+    match value.trim().to_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" | "" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses `GIT_CONFIG_PARAMETERS`, which git fills from `git -c`: shell-quoted words that are
+/// either `'key=value'` (older git) or `'key'='value'` (git 2.31 and later).
+fn parse_config_parameters(raw: &str) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    let mut chars = raw.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let Some(first) = read_quoted(&mut chars) else {
+            break;
+        };
+        if chars.peek() == Some(&'=') {
+            chars.next();
+            let value = read_quoted(&mut chars).unwrap_or_default();
+            pairs.push((first, value));
+        } else if let Some((key, value)) = first.split_once('=') {
+            pairs.push((key.to_string(), value.to_string()));
+        } else {
+            // `git -c key` with no value means true.
+            pairs.push((first, "true".to_string()));
+        }
+    }
+    pairs
+}
+
+/// Reads one single-quoted word, undoing git's `'\''` escaping of quotes.
+fn read_quoted(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<String> {
+    if chars.peek() != Some(&'\'') {
+        return None;
+    }
+    let mut word = String::new();
+    while chars.peek() == Some(&'\'') {
+        chars.next();
+        for c in chars.by_ref() {
+            if c == '\'' {
+                break;
+            }
+            word.push(c);
+        }
+        // `'\''` continues the same word with a literal quote.
+        if chars.peek() == Some(&'\\') {
+            chars.next();
+            if let Some(escaped) = chars.next() {
+                word.push(escaped);
+            }
+        }
+    }
+    Some(word)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_config_parameter_forms() {
+        let pairs = parse_config_parameters("'spectra.llm.model'='x y' 'core.bare=false'");
+        assert_eq!(
+            pairs,
+            vec![
+                ("spectra.llm.model".to_string(), "x y".to_string()),
+                ("core.bare".to_string(), "false".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn parses_escaped_quotes() {
+        let pairs = parse_config_parameters(r"'a.b'='it'\''s'");
+        assert_eq!(pairs, vec![("a.b".to_string(), "it's".to_string())]);
+    }
+
+    #[test]
+    fn keys_compare_like_git() {
+        assert_eq!(normalise_key("Spectra.LLM.Model"), "spectra.LLM.model");
+        assert_eq!(normalise_key("Core.Bare"), "core.bare");
+    }
+}
