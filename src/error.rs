@@ -15,13 +15,29 @@ pub const EXIT_FATAL: u8 = 128;
 pub enum Error {
     /// The arguments were understood by clap but are still wrong (a payload that is not JSON...).
     #[error("{message}")]
-    Usage { message: String, hint: Option<String> },
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
     /// A run, check or verification failed; the message says which.
     #[error("{message}")]
-    Failed { message: String, hint: Option<String> },
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
     /// The repository could not be found or opened.
     #[error(transparent)]
     Repo(#[from] crate::repo::RepoError),
+    /// The registry is invalid, or has no entry by the name asked for.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    /// A playbook was refused (not allowed, bad inputs, a path out of the repository) or could
+    /// not be started.
+    #[error(transparent)]
+    Playbook(#[from] crate::playbook::PlaybookError),
+    /// A built-in playbook failed.
+    #[error(transparent)]
+    Builtin(#[from] crate::builtin::BuiltinError),
     /// Reading or writing standard streams failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -33,6 +49,8 @@ impl Error {
         match self {
             Error::Usage { .. } => EXIT_USAGE,
             Error::Failed { .. } => EXIT_FAILED,
+            // A broken registry file is a failed check, like a failed `verify`, not a fatal error.
+            Error::Registry(_) | Error::Playbook(_) | Error::Builtin(_) => EXIT_FAILED,
             Error::Repo(_) | Error::Io(_) => EXIT_FATAL,
         }
     }
@@ -41,8 +59,55 @@ impl Error {
     pub fn hint(&self) -> Option<&str> {
         match self {
             Error::Usage { hint, .. } | Error::Failed { hint, .. } => hint.as_deref(),
+            Error::Registry(error) => registry_hint(error),
+            Error::Playbook(error) => playbook_hint(error),
+            Error::Builtin(error) => builtin_hint(error),
             Error::Repo(_) | Error::Io(_) => None,
         }
+    }
+}
+
+fn registry_hint(error: &crate::registry::RegistryError) -> Option<&'static str> {
+    use crate::registry::RegistryError;
+    Some(match error {
+        RegistryError::Invalid(_) => {
+            "run `git spectra registry validate` to list every problem with its file:line:column"
+        }
+        RegistryError::UnknownActivity(_) | RegistryError::UnknownEntry(_) => {
+            "`git spectra registry list` shows the activities and playbooks that exist"
+        }
+    })
+}
+
+fn playbook_hint(error: &crate::playbook::PlaybookError) -> Option<&'static str> {
+    use crate::playbook::PlaybookError;
+    match error {
+        PlaybookError::NotAllowed { .. } => Some(
+            "an activity may run only playbooks that name it and that it names; see `git spectra registry show ACTIVITY`",
+        ),
+        PlaybookError::InvalidInputs { .. } => {
+            Some("`git spectra registry show PLAYBOOK` shows the input schema")
+        }
+        PlaybookError::PathEscapes { .. } => Some(
+            "path inputs are relative to the repository root and may not leave it (no `..`, absolute paths, symlinks out or .git)",
+        ),
+        PlaybookError::Unknown(_) => {
+            Some("`git spectra registry list` shows the playbooks that exist")
+        }
+        _ => None,
+    }
+}
+
+fn builtin_hint(error: &crate::builtin::BuiltinError) -> Option<&'static str> {
+    use crate::builtin::BuiltinError;
+    match error {
+        BuiltinError::NoTestCommand => {
+            Some("for example: git config spectra.test.command \"cargo test --workspace\"")
+        }
+        BuiltinError::SpecConflict(_) => {
+            Some("edit the existing file by hand, or write the specification to another path")
+        }
+        _ => None,
     }
 }
 

@@ -10,7 +10,7 @@ pub mod error;
 pub mod repo;
 
 pub use error::{Error, Result};
+pub mod builtin;
 pub mod playbook;
 pub mod registry;
 pub mod yaml;
-pub mod builtin;

@@ -98,7 +98,8 @@ impl Repo {
 
     /// A boolean config value read the way git reads booleans.
     pub fn config_bool(&self, key: &str) -> Option<bool> {
-        self.config_string(key).and_then(|value| parse_git_bool(&value))
+        self.config_string(key)
+            .and_then(|value| parse_git_bool(&value))
     }
 }
 

@@ -37,17 +37,48 @@ pub fn create(root: &Path, service: &str, base: Option<&str>) -> Result<Created,
     check_service_name(service)?;
     let branch = branch_name(service);
     let base = base.unwrap_or("HEAD");
-    let commit = git(root, &["rev-parse", "--verify", "--quiet", "--end-of-options", &format!("{base}^{{commit}}")])?;
+    let commit = git(
+        root,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &format!("{base}^{{commit}}"),
+        ],
+    )?;
     let reference = format!("refs/heads/{branch}");
     if let Some(existing) = current(root, &reference)? {
         if existing == commit {
-            return Ok(Created { branch, commit, created: false });
+            return Ok(Created {
+                branch,
+                commit,
+                created: false,
+            });
         }
-        return Err(BuiltinError::BranchConflict { branch, existing, wanted: commit });
+        return Err(BuiltinError::BranchConflict {
+            branch,
+            existing,
+            wanted: commit,
+        });
     }
     // An empty old value makes the update fail if the branch appeared meanwhile.
-    git(root, &["update-ref", "-m", &format!("spectra: branch for service {service}"), &reference, &commit, ""])?;
-    Ok(Created { branch, commit, created: true })
+    git(
+        root,
+        &[
+            "update-ref",
+            "-m",
+            &format!("spectra: branch for service {service}"),
+            &reference,
+            &commit,
+            "",
+        ],
+    )?;
+    Ok(Created {
+        branch,
+        commit,
+        created: true,
+    })
 }
 
 /// Deletes `service/<service>` if it exists and is merged.
@@ -55,10 +86,16 @@ pub fn delete(root: &Path, service: &str) -> Result<Deleted, BuiltinError> {
     check_service_name(service)?;
     let branch = branch_name(service);
     if current(root, &format!("refs/heads/{branch}"))?.is_none() {
-        return Ok(Deleted { branch, deleted: false });
+        return Ok(Deleted {
+            branch,
+            deleted: false,
+        });
     }
     git(root, &["branch", "-d", &branch])?;
-    Ok(Deleted { branch, deleted: true })
+    Ok(Deleted {
+        branch,
+        deleted: true,
+    })
 }
 
 fn current(root: &Path, reference: &str) -> Result<Option<String>, BuiltinError> {

@@ -69,12 +69,25 @@ pub fn lookup(root: &Path, name: &str) -> Result<Lookup, BuiltinError> {
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Lookup { name: name.to_string(), catalog: None, found: false, matches: Vec::new() });
+            return Ok(Lookup {
+                name: name.to_string(),
+                catalog: None,
+                found: false,
+                matches: Vec::new(),
+            });
         }
-        Err(error) => return Err(BuiltinError::Io { path, source: error }),
+        Err(error) => {
+            return Err(BuiltinError::Io {
+                path,
+                source: error,
+            });
+        }
     };
     let catalog = parse(&text)?;
-    let matches: Vec<Entry> = entries(catalog).into_iter().filter(|entry| entry.name == name).collect();
+    let matches: Vec<Entry> = entries(catalog)
+        .into_iter()
+        .filter(|entry| entry.name == name)
+        .collect();
     Ok(Lookup {
         name: name.to_string(),
         catalog: Some(CATALOG_PATH.to_string()),
@@ -97,13 +110,21 @@ fn parse(text: &str) -> Result<CatalogFile, BuiltinError> {
 fn entries(catalog: CatalogFile) -> Vec<Entry> {
     let plain = catalog.services.into_iter().map(|raw| entry(None, raw));
     let per_environment = catalog.cosmos.into_iter().flat_map(|(environment, env)| {
-        env.services.into_iter().map(move |raw| entry(Some(environment.clone()), raw))
+        env.services
+            .into_iter()
+            .map(move |raw| entry(Some(environment.clone()), raw))
     });
     per_environment.chain(plain).collect()
 }
 
 fn entry(environment: Option<String>, raw: RawEntry) -> Entry {
-    Entry { environment, name: raw.name, url: text(raw.url), status: text(raw.status), version: text(raw.version) }
+    Entry {
+        environment,
+        name: raw.name,
+        url: text(raw.url),
+        status: text(raw.status),
+        version: text(raw.version),
+    }
 }
 
 fn text(value: Value) -> Option<String> {

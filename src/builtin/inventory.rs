@@ -10,8 +10,22 @@ use super::BuiltinError;
 /// Directories never walked: version control, dependencies and build output say nothing about
 /// what the project itself is written in.
 const SKIPPED_DIRS: [&str; 16] = [
-    ".git", "target", "node_modules", "vendor", ".venv", "venv", "__pycache__", "dist", "build",
-    ".tox", ".mypy_cache", ".pytest_cache", ".gradle", ".idea", ".next", ".terraform",
+    ".git",
+    "target",
+    "node_modules",
+    "vendor",
+    ".venv",
+    "venv",
+    "__pycache__",
+    "dist",
+    "build",
+    ".tox",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".gradle",
+    ".idea",
+    ".next",
+    ".terraform",
 ];
 
 /// The inventory of a repository.
@@ -71,7 +85,11 @@ pub fn inventory(root: &Path) -> Result<Inventory, BuiltinError> {
         }
     }
     inventory.languages = sorted_languages(languages);
-    for list in [&mut inventory.build_files, &mut inventory.ci, &mut inventory.containers] {
+    for list in [
+        &mut inventory.build_files,
+        &mut inventory.ci,
+        &mut inventory.containers,
+    ] {
         list.sort();
     }
     Ok(inventory)
@@ -80,9 +98,16 @@ pub fn inventory(root: &Path) -> Result<Inventory, BuiltinError> {
 fn sorted_languages(counts: BTreeMap<&'static str, u64>) -> Vec<Language> {
     let mut languages: Vec<Language> = counts
         .into_iter()
-        .map(|(language, files)| Language { language: language.to_string(), files })
+        .map(|(language, files)| Language {
+            language: language.to_string(),
+            files,
+        })
         .collect();
-    languages.sort_by(|a, b| b.files.cmp(&a.files).then_with(|| a.language.cmp(&b.language)));
+    languages.sort_by(|a, b| {
+        b.files
+            .cmp(&a.files)
+            .then_with(|| a.language.cmp(&b.language))
+    });
     languages
 }
 
@@ -132,22 +157,54 @@ fn language_of(file_name: &str) -> Option<&'static str> {
 
 fn is_build_file(name: &str) -> bool {
     const NAMES: [&str; 27] = [
-        "Cargo.toml", "package.json", "pyproject.toml", "setup.py", "setup.cfg", "requirements.txt",
-        "Pipfile", "go.mod", "pom.xml", "build.gradle", "build.gradle.kts", "settings.gradle",
-        "settings.gradle.kts", "Makefile", "GNUmakefile", "CMakeLists.txt", "meson.build", "Gemfile",
-        "composer.json", "mix.exs", "rebar.config", "stack.yaml", "dune-project", "build.zig",
-        "Package.swift", "flake.nix", "deno.json",
+        "Cargo.toml",
+        "package.json",
+        "pyproject.toml",
+        "setup.py",
+        "setup.cfg",
+        "requirements.txt",
+        "Pipfile",
+        "go.mod",
+        "pom.xml",
+        "build.gradle",
+        "build.gradle.kts",
+        "settings.gradle",
+        "settings.gradle.kts",
+        "Makefile",
+        "GNUmakefile",
+        "CMakeLists.txt",
+        "meson.build",
+        "Gemfile",
+        "composer.json",
+        "mix.exs",
+        "rebar.config",
+        "stack.yaml",
+        "dune-project",
+        "build.zig",
+        "Package.swift",
+        "flake.nix",
+        "deno.json",
     ];
-    NAMES.contains(&name) || name.ends_with(".cabal") || name.ends_with(".csproj") || name.ends_with(".sln")
+    NAMES.contains(&name)
+        || name.ends_with(".cabal")
+        || name.ends_with(".csproj")
+        || name.ends_with(".sln")
 }
 
 fn is_ci(relative: &str) -> bool {
     const FILES: [&str; 8] = [
-        ".gitlab-ci.yml", ".circleci/config.yml", "Jenkinsfile", "azure-pipelines.yml", ".travis.yml",
-        "bitbucket-pipelines.yml", ".drone.yml", "appveyor.yml",
+        ".gitlab-ci.yml",
+        ".circleci/config.yml",
+        "Jenkinsfile",
+        "azure-pipelines.yml",
+        ".travis.yml",
+        "bitbucket-pipelines.yml",
+        ".drone.yml",
+        "appveyor.yml",
     ];
     FILES.contains(&relative)
-        || (relative.starts_with(".github/workflows/") && (relative.ends_with(".yml") || relative.ends_with(".yaml")))
+        || (relative.starts_with(".github/workflows/")
+            && (relative.ends_with(".yml") || relative.ends_with(".yaml")))
         || relative.starts_with(".ci/")
         || relative.starts_with(".buildkite/")
 }

@@ -19,10 +19,16 @@ pub const MAX_SERVICE_NAME: usize = 63;
 /// Why a built-in playbook failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BuiltinError {
-    #[error("`{0}` is not a valid service name: lowercase letters and digits in words joined by `-`, at most 63 characters")]
+    #[error(
+        "`{0}` is not a valid service name: lowercase letters and digits in words joined by `-`, at most 63 characters"
+    )]
     ServiceName(String),
     #[error("{file}:{position}: {message}")]
-    Catalog { file: String, position: crate::yaml::Position, message: String },
+    Catalog {
+        file: String,
+        position: crate::yaml::Position,
+        message: String,
+    },
     #[error("path `{path}` {reason}")]
     PathEscapes { path: String, reason: String },
     #[error("{} already exists with different content; not overwriting it", .0.display())]
@@ -30,15 +36,27 @@ pub enum BuiltinError {
     #[error("{} changed since it was written; not removing it", .0.display())]
     SpecChanged(PathBuf),
     #[error("branch `{branch}` already exists at {existing}, not at {wanted}")]
-    BranchConflict { branch: String, existing: String, wanted: String },
+    BranchConflict {
+        branch: String,
+        existing: String,
+        wanted: String,
+    },
     #[error("`{command}` failed: {stderr}")]
     Git { command: String, stderr: String },
-    #[error("no test command: set `git config spectra.test.command` or add a Cargo.toml, package.json, go.mod, pyproject.toml or Makefile")]
+    #[error(
+        "no test command: set `git config spectra.test.command` or add a Cargo.toml, package.json, go.mod, pyproject.toml or Makefile"
+    )]
     NoTestCommand,
     #[error("cannot run `{command}`: {source}")]
-    Spawn { command: String, source: std::io::Error },
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
     #[error("{}: {source}", .path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl BuiltinError {
@@ -52,10 +70,17 @@ impl BuiltinError {
 pub fn check_service_name(name: &str) -> Result<(), BuiltinError> {
     let valid = name.len() <= MAX_SERVICE_NAME
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .split('-')
-            .all(|word| !word.is_empty() && word.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
-    if valid { Ok(()) } else { Err(BuiltinError::ServiceName(name.to_string())) }
+        && name.split('-').all(|word| {
+            !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(BuiltinError::ServiceName(name.to_string()))
+    }
 }
 
 /// Runs `git args...` in `root` and returns its trimmed stdout, or its stderr as the error.
@@ -65,7 +90,10 @@ fn git(root: &std::path::Path, args: &[&str]) -> Result<String, BuiltinError> {
         .args(args)
         .current_dir(root)
         .output()
-        .map_err(|source| BuiltinError::Spawn { command: command.clone(), source })?;
+        .map_err(|source| BuiltinError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
     if !output.status.success() {
         return Err(BuiltinError::Git {
             command,

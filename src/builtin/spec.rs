@@ -35,7 +35,12 @@ pub fn default_path(service: &str) -> String {
 }
 
 /// Writes `content` as the specification of `service`.
-pub fn write(root: &Path, service: &str, path: Option<&str>, content: &str) -> Result<Written, BuiltinError> {
+pub fn write(
+    root: &Path,
+    service: &str,
+    path: Option<&str>,
+    content: &str,
+) -> Result<Written, BuiltinError> {
     let (relative, full) = target(root, service, path)?;
     let written = match std::fs::read(&full) {
         Ok(existing) if existing == content.as_bytes() => false,
@@ -47,13 +52,28 @@ pub fn write(root: &Path, service: &str, path: Option<&str>, content: &str) -> R
             std::fs::write(&full, content).map_err(BuiltinError::io(&full))?;
             true
         }
-        Err(error) => return Err(BuiltinError::Io { path: full, source: error }),
+        Err(error) => {
+            return Err(BuiltinError::Io {
+                path: full,
+                source: error,
+            });
+        }
     };
-    Ok(Written { service: service.to_string(), path: relative, written, sha256: sha256_hex(content.as_bytes()) })
+    Ok(Written {
+        service: service.to_string(),
+        path: relative,
+        written,
+        sha256: sha256_hex(content.as_bytes()),
+    })
 }
 
 /// Removes the specification of `service` if it still holds `content`.
-pub fn remove(root: &Path, service: &str, path: Option<&str>, content: &str) -> Result<Removed, BuiltinError> {
+pub fn remove(
+    root: &Path,
+    service: &str,
+    path: Option<&str>,
+    content: &str,
+) -> Result<Removed, BuiltinError> {
     let (relative, full) = target(root, service, path)?;
     let removed = match std::fs::read(&full) {
         Ok(existing) if existing == content.as_bytes() => {
@@ -62,18 +82,34 @@ pub fn remove(root: &Path, service: &str, path: Option<&str>, content: &str) -> 
         }
         Ok(_) => return Err(BuiltinError::SpecChanged(PathBuf::from(relative))),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
-        Err(error) => return Err(BuiltinError::Io { path: full, source: error }),
+        Err(error) => {
+            return Err(BuiltinError::Io {
+                path: full,
+                source: error,
+            });
+        }
     };
-    Ok(Removed { service: service.to_string(), path: relative, removed })
+    Ok(Removed {
+        service: service.to_string(),
+        path: relative,
+        removed,
+    })
 }
 
 /// The relative and full path of the specification, checked to stay inside the repository
 /// (the runner checks too; this keeps the builtin safe when called by hand).
-fn target(root: &Path, service: &str, path: Option<&str>) -> Result<(String, PathBuf), BuiltinError> {
+fn target(
+    root: &Path,
+    service: &str,
+    path: Option<&str>,
+) -> Result<(String, PathBuf), BuiltinError> {
     check_service_name(service)?;
     let relative = path.map_or_else(|| default_path(service), str::to_string);
     if let Some(reason) = crate::playbook::escape_reason(root, &relative) {
-        return Err(BuiltinError::PathEscapes { path: relative, reason });
+        return Err(BuiltinError::PathEscapes {
+            path: relative,
+            reason,
+        });
     }
     let full = root.join(&relative);
     Ok((relative, full))

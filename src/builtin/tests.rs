@@ -46,7 +46,10 @@ pub fn run(root: &Path) -> Result<TestRun, BuiltinError> {
         .args(args)
         .current_dir(root)
         .output()
-        .map_err(|source| BuiltinError::Spawn { command: command.join(" "), source })?;
+        .map_err(|source| BuiltinError::Spawn {
+            command: command.join(" "),
+            source,
+        })?;
     let text = format!(
         "{}\n{}",
         String::from_utf8_lossy(&output.stdout),
@@ -89,7 +92,10 @@ fn detect(root: &Path) -> Option<Vec<String>> {
         &["npm", "test"]
     } else if has("go.mod") {
         &["go", "test", "-v", "./..."]
-    } else if ["pyproject.toml", "setup.py", "pytest.ini", "tox.ini"].iter().any(|name| has(name)) {
+    } else if ["pyproject.toml", "setup.py", "pytest.ini", "tox.ini"]
+        .iter()
+        .any(|name| has(name))
+    {
         &["python3", "-m", "pytest"]
     } else if has("Makefile") {
         &["make", "test"]
@@ -111,11 +117,18 @@ pub fn parse_counts(output: &str) -> Option<Counts> {
 }
 
 /// Adds up the counts of every line `is_summary` picks (cargo prints one per test binary).
-fn summed(lines: &[&str], is_summary: impl Fn(&str) -> bool, format: &'static str) -> Option<Counts> {
+fn summed(
+    lines: &[&str],
+    is_summary: impl Fn(&str) -> bool,
+    format: &'static str,
+) -> Option<Counts> {
     let mut total: Option<Counts> = None;
     for line in lines.iter().filter(|line| is_summary(line)) {
         let counts = counts_in(line, format);
-        let sum = total.get_or_insert(Counts { format, ..Counts::default() });
+        let sum = total.get_or_insert(Counts {
+            format,
+            ..Counts::default()
+        });
         sum.passed += counts.passed;
         sum.failed += counts.failed;
         sum.skipped += counts.skipped;
@@ -135,12 +148,19 @@ fn go_counts(lines: &[&str]) -> Option<Counts> {
 }
 
 fn mocha_counts(lines: &[&str]) -> Option<Counts> {
-    let mut counts = Counts { format: "mocha", ..Counts::default() };
+    let mut counts = Counts {
+        format: "mocha",
+        ..Counts::default()
+    };
     let mut seen = false;
     for line in lines {
         let mut words = line.split_whitespace();
-        let (Some(number), Some(word)) = (words.next(), words.next()) else { continue };
-        let Ok(number) = number.parse::<u64>() else { continue };
+        let (Some(number), Some(word)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Ok(number) = number.parse::<u64>() else {
+            continue;
+        };
         let slot = match word {
             "passing" => &mut counts.passed,
             "failing" => &mut counts.failed,
@@ -157,7 +177,11 @@ fn mocha_counts(lines: &[&str]) -> Option<Counts> {
 /// plain form many runners print).
 fn summary_line(lines: &[&str]) -> Option<Counts> {
     lines.iter().rev().find_map(|line| {
-        let format = if line.starts_with('=') { "pytest" } else { "summary" };
+        let format = if line.starts_with('=') {
+            "pytest"
+        } else {
+            "summary"
+        };
         let counts = counts_in(line, format);
         (counts.passed + counts.failed > 0 || mentions_outcome(line)).then_some(counts)
     })
@@ -165,12 +189,17 @@ fn summary_line(lines: &[&str]) -> Option<Counts> {
 
 fn mentions_outcome(line: &str) -> bool {
     let words = number_word_pairs(line);
-    words.iter().any(|(_, word)| matches!(*word, "passed" | "failed"))
+    words
+        .iter()
+        .any(|(_, word)| matches!(*word, "passed" | "failed"))
 }
 
 /// The counts in one summary line, from its "N word" pairs.
 fn counts_in(line: &str, format: &'static str) -> Counts {
-    let mut counts = Counts { format, ..Counts::default() };
+    let mut counts = Counts {
+        format,
+        ..Counts::default()
+    };
     for (number, word) in number_word_pairs(line) {
         match word {
             "passed" | "passing" => counts.passed += number,
@@ -183,7 +212,10 @@ fn counts_in(line: &str, format: &'static str) -> Counts {
 }
 
 fn number_word_pairs(line: &str) -> Vec<(u64, &str)> {
-    let tokens: Vec<&str> = line.split(|c: char| !c.is_ascii_alphanumeric()).filter(|t| !t.is_empty()).collect();
+    let tokens: Vec<&str> = line
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .collect();
     tokens
         .windows(2)
         .filter_map(|pair| Some((pair[0].parse::<u64>().ok()?, pair[1])))
@@ -208,11 +240,28 @@ mod unit {
 
     #[test]
     fn pytest_jest_go_mocha_and_plain_summaries() {
-        assert_eq!(counts("==== 3 passed, 1 failed, 2 skipped, 1 error in 0.12s ===="), (3, 2, 2, "pytest"));
-        assert_eq!(counts("Tests:       1 failed, 2 skipped, 3 passed, 6 total"), (3, 1, 2, "jest"));
-        assert_eq!(counts("=== RUN   TestA\n--- PASS: TestA (0.00s)\n    --- SKIP: TestA/b\n--- FAIL: TestB"), (1, 1, 1, "go"));
-        assert_eq!(counts("  4 passing (12ms)\n  1 pending\n  2 failing"), (4, 2, 1, "mocha"));
-        assert_eq!(counts("Results: 7 passed, 0 failed, 1 skipped"), (7, 0, 1, "summary"));
+        assert_eq!(
+            counts("==== 3 passed, 1 failed, 2 skipped, 1 error in 0.12s ===="),
+            (3, 2, 2, "pytest")
+        );
+        assert_eq!(
+            counts("Tests:       1 failed, 2 skipped, 3 passed, 6 total"),
+            (3, 1, 2, "jest")
+        );
+        assert_eq!(
+            counts(
+                "=== RUN   TestA\n--- PASS: TestA (0.00s)\n    --- SKIP: TestA/b\n--- FAIL: TestB"
+            ),
+            (1, 1, 1, "go")
+        );
+        assert_eq!(
+            counts("  4 passing (12ms)\n  1 pending\n  2 failing"),
+            (4, 2, 1, "mocha")
+        );
+        assert_eq!(
+            counts("Results: 7 passed, 0 failed, 1 skipped"),
+            (7, 0, 1, "summary")
+        );
     }
 
     #[test]

@@ -157,10 +157,7 @@ impl Registry {
         let (Some(activity), Some(playbook)) = (self.activity(activity), self.playbook(id)) else {
             return false;
         };
-        playbook
-            .activities
-            .iter()
-            .any(|name| *name == activity.name)
+        playbook.activities.contains(&activity.name)
             && activity
                 .playbooks
                 .iter()
