@@ -160,7 +160,10 @@ fn validate(format: Format) -> Result<()> {
         }
     }
     Err(Error::Failed {
-        message: format!("{} problem(s) in the registry", problems.len().max(1)),
+        message: match problems.len() {
+            0 | 1 => "1 problem in the registry".to_string(),
+            count => format!("{count} problems in the registry"),
+        },
         hint: Some(
             "each line names file:line:column; files under .spectra/registry/ override the built-in ones"
                 .to_string(),
