@@ -5,12 +5,12 @@
 //! projection folded from that log. The `cli` module parses and renders; the library does the
 //! work.
 
+pub mod builtin;
 pub mod cli;
 pub mod error;
-pub mod repo;
-
-pub use error::{Error, Result};
-pub mod builtin;
 pub mod playbook;
 pub mod registry;
+pub mod repo;
 pub mod yaml;
+
+pub use error::{Error, Result};

@@ -37,9 +37,11 @@ pub struct Playbook {
 }
 
 impl Playbook {
-    /// The timeout as a [`Duration`].
+    /// The timeout as a [`Duration`]. Validation keeps `timeout` within (0, 86400]; a value
+    /// that slipped past it (a hand-built `Playbook`) counts as no time at all rather than
+    /// forever.
     pub fn timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.timeout)
+        Duration::try_from_secs_f64(self.timeout).unwrap_or(Duration::ZERO)
     }
 
     /// The inputs whose schema declares `format: path` (directly or for array items).
