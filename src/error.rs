@@ -3,6 +3,8 @@
 //! Library modules define their own `thiserror` enums; this type gathers them so the binary can
 //! print `error: ...` and `hint: ...` lines the way git does and exit with git's codes.
 
+use crate::store::StoreError;
+
 /// Exit code for a run, check or verification that failed.
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code for bad usage (clap uses it too).
@@ -38,6 +40,9 @@ pub enum Error {
     /// A built-in playbook failed.
     #[error(transparent)]
     Builtin(#[from] crate::builtin::BuiltinError),
+    /// The event log could not be read or written.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// Reading or writing standard streams failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -51,18 +56,45 @@ impl Error {
             Error::Failed { .. } => EXIT_FAILED,
             // A broken registry file is a failed check, like a failed `verify`, not a fatal error.
             Error::Registry(_) | Error::Playbook(_) | Error::Builtin(_) => EXIT_FAILED,
+            Error::Store(err) => match err {
+                StoreError::NotFound(_)
+                | StoreError::Ambiguous { .. }
+                | StoreError::NoSuchAttachment { .. }
+                | StoreError::Contention { .. }
+                | StoreError::Event(_) => EXIT_FAILED,
+                StoreError::Read(_) | StoreError::Write(_) | StoreError::NotAnEvent { .. } => {
+                    EXIT_FATAL
+                }
+            },
             Error::Repo(_) | Error::Io(_) => EXIT_FATAL,
         }
     }
 
     /// A line telling the user what to do about it, printed as `hint: ...`.
-    pub fn hint(&self) -> Option<&str> {
+    pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Usage { hint, .. } | Error::Failed { hint, .. } => hint.as_deref(),
-            Error::Registry(error) => registry_hint(error),
-            Error::Playbook(error) => playbook_hint(error),
-            Error::Builtin(error) => builtin_hint(error),
+            Error::Usage { hint, .. } | Error::Failed { hint, .. } => hint.clone(),
+            Error::Store(err) => err.hint(),
+            Error::Registry(err) => registry_hint(err).map(str::to_string),
+            Error::Playbook(err) => playbook_hint(err).map(str::to_string),
+            Error::Builtin(err) => builtin_hint(err).map(str::to_string),
             Error::Repo(_) | Error::Io(_) => None,
+        }
+    }
+
+    /// A usage error with a hint.
+    pub fn usage(message: impl Into<String>, hint: impl Into<Option<String>>) -> Error {
+        Error::Usage {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// A failed run or check.
+    pub fn failed(message: impl Into<String>) -> Error {
+        Error::Failed {
+            message: message.into(),
+            hint: None,
         }
     }
 }

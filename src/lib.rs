@@ -8,9 +8,12 @@
 pub mod builtin;
 pub mod cli;
 pub mod error;
+pub mod event;
 pub mod playbook;
 pub mod registry;
 pub mod repo;
+pub mod store;
+pub mod ui;
 pub mod yaml;
 
 pub use error::{Error, Result};

@@ -1,12 +1,11 @@
 //! `git spectra builtin NAME ...` (hidden): the entry point of the built-in playbooks. Each
 //! prints one JSON object on stdout; the work is in [`crate::builtin`].
 
-use std::io::Write;
-
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use crate::builtin::{branch, catalog, inventory, spec, tests};
+use crate::ui::Output;
 use crate::{Error, Result};
 
 /// Run a built-in playbook in the current directory (the runner sets it to the repository root).
@@ -60,10 +59,15 @@ pub enum BuiltinCommand {
     },
 }
 
-/// Runs a built-in playbook and prints its JSON result.
-pub fn run(args: &BuiltinArgs) -> Result<()> {
+/// Runs a built-in playbook, prints its JSON result and returns the exit code.
+pub fn run(args: BuiltinArgs) -> Result<u8> {
+    run_command(&args.command)?;
+    Ok(0)
+}
+
+fn run_command(command: &BuiltinCommand) -> Result<()> {
     let root = std::env::current_dir()?;
-    match &args.command {
+    match command {
         BuiltinCommand::Inventory => print(&inventory::inventory(&root)?),
         BuiltinCommand::CatalogLookup { name } => print(&catalog::lookup(&root, name)?),
         BuiltinCommand::WriteSpec {
@@ -98,7 +102,8 @@ pub fn run(args: &BuiltinArgs) -> Result<()> {
 }
 
 fn print(value: &impl Serialize) -> Result<()> {
-    let line = serde_json::to_string(value).map_err(std::io::Error::other)?;
-    writeln!(std::io::stdout().lock(), "{line}")?;
+    let mut out = Output::new();
+    out.json_line(value)?;
+    out.flush()?;
     Ok(())
 }

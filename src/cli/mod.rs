@@ -1,11 +1,21 @@
 //! Argument parsing and rendering. One file per subcommand; no git or HTTP here.
 
-pub mod builtin;
-pub mod registry;
+mod append;
+mod builtin;
+mod log;
+mod registry;
+mod show;
+mod verify;
 
 use clap::{Parser, Subcommand};
 
+use crate::error::{EXIT_FATAL, EXIT_USAGE, Error};
+use crate::ui;
+
 /// An AI-agent orchestrator that lives inside Git.
+///
+/// Every decision and outcome is an event: one commit on refs/spectra/events. `git log
+/// refs/spectra/events` is the audit trail.
 #[derive(Debug, Parser)]
 #[command(name = "git-spectra", bin_name = "git spectra", version, about)]
 pub struct Cli {
@@ -16,7 +26,10 @@ pub struct Cli {
 /// Every subcommand.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Inspect and check the activities and playbooks.
+    Append(append::AppendArgs),
+    Log(log::LogArgs),
+    Show(show::ShowArgs),
+    Verify(verify::VerifyArgs),
     Registry(registry::RegistryArgs),
     /// Run a built-in playbook (used by the default playbooks' argv).
     #[command(hide = true)]
@@ -25,19 +38,98 @@ pub enum Command {
 
 /// Parses the process arguments, runs the command and returns the exit code.
 pub fn run() -> u8 {
-    let cli = Cli::parse();
-    let result = match &cli.command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return render_clap_error(err),
+    };
+    let result = match cli.command {
+        Command::Append(args) => append::run(args),
+        Command::Log(args) => log::run(args),
+        Command::Show(args) => show::run(args),
+        Command::Verify(args) => verify::run(args),
         Command::Registry(args) => registry::run(args),
         Command::Builtin(args) => builtin::run(args),
     };
     match result {
-        Ok(()) => 0,
-        Err(error) => {
-            eprintln!("error: {error}");
-            if let Some(hint) = error.hint() {
-                eprintln!("hint: {hint}");
-            }
-            error.exit_code()
+        Ok(code) => code,
+        Err(err) => render_error(&err),
+    }
+}
+
+/// Help and version go to stdout with 0; usage errors to stderr with 2, as clap does.
+fn render_clap_error(err: clap::Error) -> u8 {
+    let code = if err.use_stderr() { EXIT_USAGE } else { 0 };
+    // A closed pipe while printing help is not worth reporting.
+    let _ = err.print();
+    code
+}
+
+/// Prints `fatal:`/`error:` and `hint:` lines as git does and picks the exit code.
+fn render_error(err: &Error) -> u8 {
+    // `git spectra log | head -1`: the reader left; that is success, not an error.
+    if matches!(err, Error::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe)
+        || ui::is_broken_pipe(err)
+    {
+        return 0;
+    }
+    let code = err.exit_code();
+    let label = if code == EXIT_FATAL { "fatal" } else { "error" };
+    eprintln!("{label}: {err}");
+    if let Some(hint) = err.hint() {
+        for line in hint.lines() {
+            eprintln!("hint: {line}");
         }
+    }
+    code
+}
+
+/// Parses `--since` values: RFC 3339 instants, `YYYY-MM-DD` (midnight UTC), or `N units ago`.
+pub(crate) fn parse_since(text: &str) -> Result<jiff::Timestamp, String> {
+    let text = text.trim();
+    if let Ok(instant) = text.parse::<jiff::Timestamp>() {
+        return Ok(instant);
+    }
+    if let Ok(date) = text.parse::<jiff::civil::Date>() {
+        return date
+            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+            .map(|zoned| zoned.timestamp())
+            .map_err(|err| err.to_string());
+    }
+    let ago = text.strip_suffix("ago").unwrap_or(text).trim();
+    if let Ok(span) = ago.parse::<jiff::Span>() {
+        let now = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::UTC);
+        return now
+            .checked_sub(span)
+            .map(|zoned| zoned.timestamp())
+            .map_err(|err| err.to_string());
+    }
+    Err(format!(
+        "`{text}` is not a date: use 2026-11-25, 2026-11-25T18:00:00Z or `2 hours ago`"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_accepts_dates_instants_and_relative_times() {
+        assert_eq!(
+            parse_since("2026-11-25").unwrap().to_string(),
+            "2026-11-25T00:00:00Z"
+        );
+        assert_eq!(
+            parse_since("2026-11-25T18:00:00Z").unwrap().to_string(),
+            "2026-11-25T18:00:00Z"
+        );
+        let two_hours_ago = parse_since("2 hours ago").unwrap();
+        assert!(two_hours_ago < jiff::Timestamp::now());
+        assert!(parse_since("yesterday-ish").is_err());
+    }
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

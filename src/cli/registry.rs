@@ -1,16 +1,22 @@
 //! `git spectra registry list | show ID | validate`: what the registry holds, and whether it is
 //! sound. Loads the built-in registry merged with the repository's `.spectra/registry/`.
 
-use std::io::Write;
-
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::registry::{Activity, Layer, Playbook, Registry, RegistryError, template::Arg};
 use crate::repo::Repo;
+use crate::ui::{Format, Output};
 use crate::{Error, Result};
 
 /// Inspect and check the activities and playbooks.
+///
+/// Shows the built-in registry merged with the repository's `.spectra/registry/`.
+///
+/// Examples:
+///   git spectra registry list
+///   git spectra registry show discover --format json
+///   git spectra registry validate
 #[derive(Debug, Args)]
 pub struct RegistryArgs {
     #[command(subcommand)]
@@ -22,38 +28,36 @@ pub struct RegistryArgs {
 pub enum RegistryCommand {
     /// List activities (in canonical order) and playbooks.
     List {
-        #[arg(long, value_enum, default_value_t = Format::Text)]
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Show one activity (by name) or playbook (by id) in full.
     Show {
         /// An activity name or a playbook id.
         id: String,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Check every registry file; print each problem as file:line:column: message.
     Validate {
-        #[arg(long, value_enum, default_value_t = Format::Text)]
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
 }
 
-/// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Text,
-    /// JSON; one object per line for lists.
-    Json,
-}
-
-/// Runs a registry subcommand.
-pub fn run(args: &RegistryArgs) -> Result<()> {
-    match &args.command {
-        RegistryCommand::List { format } => list(&load()?, *format),
-        RegistryCommand::Show { id, format } => show(&load()?, id, *format),
-        RegistryCommand::Validate { format } => validate(*format),
+/// Runs a registry subcommand and returns the exit code.
+pub fn run(args: RegistryArgs) -> Result<u8> {
+    let mut out = Output::new();
+    match args.command {
+        RegistryCommand::List { format } => list(&mut out, &load()?, format)?,
+        RegistryCommand::Show { id, format } => show(&mut out, &load()?, &id, format)?,
+        RegistryCommand::Validate { format } => validate(&mut out, format)?,
     }
+    out.flush()?;
+    Ok(0)
 }
 
 fn load_result() -> Result<std::result::Result<Registry, RegistryError>> {
@@ -69,55 +73,47 @@ fn load() -> Result<Registry> {
     Ok(load_result()??)
 }
 
-fn list(registry: &Registry, format: Format) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    match format {
-        Format::Json => {
-            for activity in registry.activities() {
-                writeln!(out, "{}", activity_summary(registry, activity))?;
-            }
-            for playbook in registry.playbooks() {
-                writeln!(out, "{}", playbook_summary(playbook))?;
-            }
+fn list(out: &mut Output, registry: &Registry, format: Format) -> Result<()> {
+    if format == Format::Json {
+        for activity in registry.activities() {
+            out.json_line(&activity_summary(registry, activity))?;
         }
-        Format::Text => {
-            writeln!(out, "activities:")?;
-            for activity in registry.activities() {
-                let allowed = ids(registry.allowed_playbooks(&activity.name));
-                writeln!(
-                    out,
-                    "  {:>2} {:<10} {}{}",
-                    activity.order,
-                    activity.name,
-                    allowed.join(", "),
-                    layer_note(activity.origin.layer)
-                )?;
-            }
-            writeln!(out, "playbooks:")?;
-            for playbook in registry.playbooks() {
-                writeln!(
-                    out,
-                    "  {:<16} {:<14} {}{}",
-                    playbook.id,
-                    playbook.domain,
-                    playbook.description,
-                    layer_note(playbook.origin.layer)
-                )?;
-            }
+        for playbook in registry.playbooks() {
+            out.json_line(&playbook_summary(playbook))?;
         }
+        return Ok(());
+    }
+    out.line("activities:")?;
+    for activity in registry.activities() {
+        out.line(format_args!(
+            "  {:>2} {:<10} {}{}",
+            activity.order,
+            activity.name,
+            ids(registry.allowed_playbooks(&activity.name)).join(", "),
+            layer_note(activity.origin.layer)
+        ))?;
+    }
+    out.line("playbooks:")?;
+    for playbook in registry.playbooks() {
+        out.line(format_args!(
+            "  {:<16} {:<14} {}{}",
+            playbook.id,
+            playbook.domain,
+            playbook.description,
+            layer_note(playbook.origin.layer)
+        ))?;
     }
     Ok(())
 }
 
-fn show(registry: &Registry, id: &str, format: Format) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+fn show(out: &mut Output, registry: &Registry, id: &str, format: Format) -> Result<()> {
     if let Some(activity) = registry.activity(id) {
         let mut value = serde_json::to_value(activity).map_err(std::io::Error::other)?;
         value["decision_schema"] = registry.decision_schema(id)?;
         value["allowed_playbooks"] = json!(ids(registry.allowed_playbooks(id)));
         match format {
-            Format::Json => writeln!(out, "{value}")?,
-            Format::Text => write!(out, "{}", activity_text(registry, activity))?,
+            Format::Json => out.json_line(&value)?,
+            Format::Human => out.bytes(activity_text(registry, activity).as_bytes())?,
         }
         return Ok(());
     }
@@ -125,17 +121,13 @@ fn show(registry: &Registry, id: &str, format: Format) -> Result<()> {
         .playbook(id)
         .ok_or_else(|| RegistryError::UnknownEntry(id.to_string()))?;
     match format {
-        Format::Json => writeln!(
-            out,
-            "{}",
-            serde_json::to_value(playbook).map_err(std::io::Error::other)?
-        )?,
-        Format::Text => write!(out, "{}", playbook_text(playbook))?,
+        Format::Json => out.json_line(playbook)?,
+        Format::Human => out.bytes(playbook_text(playbook).as_bytes())?,
     }
     Ok(())
 }
 
-fn validate(format: Format) -> Result<()> {
+fn validate(out: &mut Output, format: Format) -> Result<()> {
     let error = match load_result()? {
         Ok(registry) => {
             let message = format!(
@@ -144,21 +136,22 @@ fn validate(format: Format) -> Result<()> {
                 registry.playbooks().count()
             );
             match format {
-                Format::Json => println!("{}", json!({"ok": true, "message": message})),
-                Format::Text => println!("{message}"),
+                Format::Json => out.json_line(&json!({"ok": true, "message": message}))?,
+                Format::Human => out.line(message)?,
             }
             return Ok(());
         }
         Err(error) => error,
     };
     let problems = error.problems();
-    let mut out = std::io::stdout().lock();
     for problem in problems {
         match format {
-            Format::Json => writeln!(out, "{}", json!(problem))?,
-            Format::Text => writeln!(out, "{problem}")?,
+            Format::Json => out.json_line(problem)?,
+            Format::Human => out.line(problem)?,
         }
     }
+    // The problems are the output; make sure they are out before the error line on stderr.
+    out.flush()?;
     Err(Error::Failed {
         message: match problems.len() {
             0 | 1 => "1 problem in the registry".to_string(),

@@ -204,6 +204,7 @@ pub struct Runner<'r> {
     repo_root: PathBuf,
     spectra_exe: PathBuf,
     output_cap: usize,
+    extra_env: Vec<(String, String)>,
 }
 
 impl<'r> Runner<'r> {
@@ -219,6 +220,7 @@ impl<'r> Runner<'r> {
             repo_root: repo_root.into(),
             spectra_exe,
             output_cap: DEFAULT_OUTPUT_CAP,
+            extra_env: Vec::new(),
         })
     }
 
@@ -231,6 +233,13 @@ impl<'r> Runner<'r> {
     /// Keeps at most `bytes` of each output stream.
     pub fn with_output_cap(mut self, bytes: usize) -> Self {
         self.output_cap = bytes;
+        self
+    }
+
+    /// Adds variables to the playbooks' environment (on top of ours; `SPECTRA_RUN` and
+    /// `SPECTRA_EVENT` always win).
+    pub fn with_env(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.extra_env.extend(vars);
         self
     }
 
@@ -280,7 +289,12 @@ impl<'r> Runner<'r> {
                 stderr: Captured::empty(),
             });
         }
-        let env = [(ENV_RUN, request.run_id), (ENV_EVENT, request.event_id)];
+        let mut env: Vec<(&str, &str)> = self
+            .extra_env
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+            .collect();
+        env.extend([(ENV_RUN, request.run_id), (ENV_EVENT, request.event_id)]);
         let spec = process::Spec {
             argv: &invocation.argv,
             cwd: &invocation.cwd,

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use spectra::playbook::{Action, Outcome, PlaybookError, Report, Request, Runner};
 use spectra::registry::Registry;
 
-use crate::common::{TestRepo, spectra_exe};
+use crate::common::{TestRepo, pinned_env, spectra_bin};
 
 /// A repository holding the fixture registry and scripts.
 fn fixture_repo() -> TestRepo {
@@ -39,7 +39,8 @@ fn run(
     let registry = registry(repo);
     let runner = Runner::new(&registry, repo.root())
         .unwrap()
-        .with_spectra_exe(spectra_exe());
+        .with_env(pinned_env(&repo.env.home()))
+        .with_spectra_exe(spectra_bin());
     runner.run(&request(activity, playbook, &inputs))
 }
 
@@ -56,19 +57,24 @@ fn stdout_json(report: &Report) -> Value {
 #[test]
 fn a_succeeding_playbook_runs_in_the_repository_root_with_the_spectra_environment() {
     let repo = fixture_repo();
-    let report = run(
-        &repo,
-        "fixture",
-        "fixture.succeed",
-        json!({"greeting": "world; rm -rf /"}),
-    )
-    .unwrap();
+    let registry = registry(&repo);
+    // The model's API key is never handed to a playbook, even when the caller passes it on.
+    let secret = [("SPECTRA_LLM_API_KEY".to_string(), "sk-secret".to_string())];
+    let runner = Runner::new(&registry, repo.root())
+        .unwrap()
+        .with_env(pinned_env(&repo.env.home()))
+        .with_env(secret);
+    let inputs = json!({"greeting": "world; rm -rf /"});
+    let report = runner
+        .run(&request("fixture", "fixture.succeed", &inputs))
+        .unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded, "{}", report.message());
     assert_eq!(report.exit_code, Some(0));
     let stdout = report.stdout.text();
     // The input reached the script as one argument, not as shell text.
     assert!(stdout.contains("hello world; rm -rf /\n"), "{stdout}");
     assert!(stdout.contains("run=run-1 event=event-1\n"), "{stdout}");
+    assert!(stdout.contains("key=withheld\n"), "{stdout}");
     assert!(
         stdout.contains(&format!("cwd={}\n", repo.root().display())),
         "{stdout}"
@@ -171,6 +177,7 @@ fn a_flood_of_output_is_capped_counted_and_never_deadlocks() {
     let registry = registry(&repo);
     let runner = Runner::new(&registry, repo.root())
         .unwrap()
+        .with_env(pinned_env(&repo.env.home()))
         .with_output_cap(4096);
     let report = runner
         .run(&request("fixture", "fixture.flood", &json!({})))
@@ -296,6 +303,7 @@ fn a_dry_run_returns_the_exact_argv_and_runs_nothing() {
     let registry = registry(&repo);
     let runner = Runner::new(&registry, repo.root())
         .unwrap()
+        .with_env(pinned_env(&repo.env.home()))
         .with_spectra_exe("/opt/git-spectra");
     let inputs = json!({"target": "dry/file.txt"});
     let report = runner
@@ -490,7 +498,8 @@ fn builtin_spec_write_is_idempotent_refuses_to_overwrite_and_undoes() {
     let registry = registry(&repo);
     let runner = Runner::new(&registry, repo.root())
         .unwrap()
-        .with_spectra_exe(spectra_exe());
+        .with_env(pinned_env(&repo.env.home()))
+        .with_spectra_exe(spectra_bin());
     let undo = runner
         .run(&Request {
             action: Action::Undo,
@@ -569,7 +578,8 @@ fn builtin_branch_create_makes_the_branch_without_switching_and_undoes() {
     let registry = registry(&repo);
     let runner = Runner::new(&registry, repo.root())
         .unwrap()
-        .with_spectra_exe(spectra_exe());
+        .with_env(pinned_env(&repo.env.home()))
+        .with_spectra_exe(spectra_bin());
     let undo = runner
         .run(&Request {
             action: Action::Undo,

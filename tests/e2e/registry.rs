@@ -9,7 +9,7 @@ use spectra::registry::{
     ACTIVITY_SCHEMA, CANONICAL_ACTIVITIES, EMBEDDED, PLAYBOOK_SCHEMA, Registry,
 };
 
-use crate::common::{TestRepo, describe, manifest_dir};
+use crate::common::{TestRepo, json_lines, manifest_dir};
 
 fn yaml_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
@@ -349,19 +349,15 @@ fn quality_gates_pass_on_a_complete_discover_decision_with_observed_facts() {
 #[test]
 fn registry_validate_list_and_show_in_a_clean_repository() {
     let repo = TestRepo::new();
-    let output = repo.spectra(&["registry", "validate"]);
-    assert!(output.status.success(), "{}", describe(&output));
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        "registry ok: 12 activities, 5 playbooks\n"
-    );
+    let run = repo.spectra(&["registry", "validate"]).success();
+    assert_eq!(run.stdout, "registry ok: 12 activities, 5 playbooks\n");
 
-    let output = repo.spectra(&["registry", "list", "--format", "json"]);
-    assert!(output.status.success(), "{}", describe(&output));
-    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let lines = json_lines(
+        &repo
+            .spectra(&["registry", "list", "--format", "json"])
+            .success()
+            .stdout,
+    );
     assert_eq!(lines.len(), 17);
     let activities: Vec<&str> = lines
         .iter()
@@ -385,9 +381,10 @@ fn registry_validate_list_and_show_in_a_clean_repository() {
         ]
     );
 
-    let output = repo.spectra(&["registry", "show", "discover", "--format", "json"]);
-    assert!(output.status.success(), "{}", describe(&output));
-    let shown: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let run = repo
+        .spectra(&["registry", "show", "discover", "--format", "json"])
+        .success();
+    let shown: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(
         shown["allowed_playbooks"],
         json!(["catalog.lookup", "repo.inventory", "spec.write"])
@@ -398,18 +395,19 @@ fn registry_validate_list_and_show_in_a_clean_repository() {
             .is_some()
     );
 
-    let output = repo.spectra(&["registry", "show", "tests.run"]);
-    assert!(output.status.success(), "{}", describe(&output));
+    let run = repo.spectra(&["registry", "show", "tests.run"]).success();
     assert!(
-        String::from_utf8_lossy(&output.stdout).starts_with("playbook tests.run (domain testing")
+        run.stdout.starts_with("playbook tests.run (domain testing"),
+        "{run:#?}"
     );
 
-    let output = repo.spectra(&["registry", "show", "nope"]);
-    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let run = repo.spectra(&["registry", "show", "nope"]).code(1);
     assert!(
-        String::from_utf8_lossy(&output.stderr)
-            .contains("error: no activity or playbook with id `nope`")
+        run.stderr
+            .contains("error: no activity or playbook with id `nope`"),
+        "{run:#?}"
     );
+    assert!(run.stderr.contains("hint: "), "{run:#?}");
 }
 
 #[test]
@@ -427,12 +425,8 @@ fn a_repository_entry_overrides_the_builtin_one() {
         playbook.origin.file,
         ".spectra/registry/playbooks/catalog.yaml"
     );
-    let output = repo.spectra(&["registry", "list"]);
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("(from .spectra/registry)"),
-        "{}",
-        describe(&output)
-    );
+    let run = repo.spectra(&["registry", "list"]).success();
+    assert!(run.stdout.contains("(from .spectra/registry)"), "{run:#?}");
 }
 
 const EXTRA_ACTIVITY: &str = "\
@@ -481,9 +475,8 @@ fn every_kind_of_broken_file_is_reported_with_file_line_and_column() {
     repo.write(".spectra/registry/playbooks/syntax.yaml", "id: [unclosed\n");
     repo.write(".spectra/registry/notes.txt", "stray\n");
 
-    let output = repo.spectra(&["registry", "validate"]);
-    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let run = repo.spectra(&["registry", "validate"]).code(1);
+    let stdout = &run.stdout;
     let expected = [
         ".spectra/registry/activities/extra.yaml:6:13: unknown playbook `no.such.playbook`",
         ".spectra/registry/playbooks/b.yaml:1:5: duplicate playbook id `dup.play`, already defined in .spectra/registry/playbooks/a.yaml",
@@ -499,32 +492,30 @@ fn every_kind_of_broken_file_is_reported_with_file_line_and_column() {
             "missing `{line}` in\n{stdout}"
         );
     }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    assert!(stderr.contains("hint: "), "{stderr}");
+    assert!(
+        run.stderr.starts_with("error: 7 problems in the registry"),
+        "{run:#?}"
+    );
+    assert!(run.stderr.contains("hint: "), "{run:#?}");
 
-    let output = repo.spectra(&["registry", "validate", "--format", "json"]);
-    let first: Value = serde_json::from_str(
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
+    let run = repo
+        .spectra(&["registry", "validate", "--format", "json"])
+        .code(1);
+    let first = &json_lines(&run.stdout)[0];
     assert_eq!(first["file"], ".spectra/registry/activities/extra.yaml");
     assert_eq!(first["position"], json!({"line": 6, "column": 13}));
 
     // Any command that needs the registry refuses a broken one, naming the place.
-    let output = repo.spectra(&["registry", "list"]);
-    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let run = repo.spectra(&["registry", "list"]).code(1);
     assert!(
-        stderr.contains("error: invalid registry: .spectra/registry/"),
-        "{stderr}"
+        run.stderr
+            .contains("error: invalid registry: .spectra/registry/"),
+        "{run:#?}"
     );
     assert!(
-        stderr.contains("hint: run `git spectra registry validate`"),
-        "{stderr}"
+        run.stderr
+            .contains("hint: run `git spectra registry validate`"),
+        "{run:#?}"
     );
 }
 

@@ -1,0 +1,90 @@
+//! `git spectra log`: list events newest first.
+
+use clap::Args;
+use serde_json::json;
+
+use crate::error::Result;
+use crate::repo::Repo;
+use crate::store::{Filter, Store, StoredEvent};
+use crate::ui::{Format, Output};
+
+/// Show events, newest first.
+///
+/// Examples:
+///   git spectra log -n 20
+///   git spectra log --run 0193f2 --kind llm.called
+///   git spectra log --since '2 days ago' --format json | jq .event.kind
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Show at most this many events.
+    #[arg(short = 'n', long = "max-count", value_name = "N")]
+    max_count: Option<usize>,
+    /// Only events of this run (an id or a unique prefix).
+    #[arg(long)]
+    run: Option<String>,
+    /// Only events of this activity.
+    #[arg(long)]
+    activity: Option<String>,
+    /// Only events about this service.
+    #[arg(long)]
+    service: Option<String>,
+    /// Only events of this kind (e.g. decision.made).
+    #[arg(long)]
+    kind: Option<String>,
+    /// Only events at or after this time (2026-11-25, an RFC 3339 instant, or `2 hours ago`).
+    #[arg(long, value_parser = super::parse_since)]
+    since: Option<jiff::Timestamp>,
+    /// Output format; `json` prints one object per line.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+pub fn run(args: LogArgs) -> Result<u8> {
+    let repo = Repo::discover()?;
+    let store = Store::new(&repo);
+    let filter = Filter {
+        run: args.run,
+        activity: args.activity,
+        service: args.service,
+        kind: args.kind,
+        since: args.since,
+    };
+    let mut out = Output::new();
+    let limit = args.max_count.unwrap_or(usize::MAX);
+    for stored in store.walk_newest_first(&filter).take(limit) {
+        let stored = stored?;
+        match args.format {
+            Format::Human => out.line(human_line(&stored))?,
+            Format::Json => out.json_line(&json_record(&stored))?,
+        }
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+/// `3f2a1c9 2026-11-25T18:50:00.123Z decision.made discover: chose ...`
+///
+/// The handle is the commit's short hash, as in `git log --oneline`: UUIDv7 ids begin with
+/// their timestamp, so their first characters are shared by every event of the same minute.
+/// `git spectra show` takes either.
+fn human_line(stored: &StoredEvent) -> String {
+    let event = &stored.event;
+    let commit = stored.commit.to_string();
+    format!(
+        "{} {} {} {}",
+        &commit[..7],
+        event.at,
+        event.kind,
+        stored.subject
+    )
+}
+
+/// The shape of one JSON line: the envelope plus where it lives. Documented in docs/events.md.
+pub(crate) fn json_record(stored: &StoredEvent) -> serde_json::Value {
+    json!({
+        "commit": stored.commit.to_string(),
+        "digest": stored.digest,
+        "subject": stored.subject,
+        "event": stored.event,
+    })
+}

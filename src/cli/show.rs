@@ -1,0 +1,88 @@
+//! `git spectra show`: one event, its envelope and attachments.
+
+use clap::Args;
+
+use crate::error::Result;
+use crate::repo::Repo;
+use crate::store::{Store, StoredEvent};
+use crate::ui::{Format, Output};
+
+/// Show one event: its envelope, payload and attachments.
+///
+/// The id may be a unique prefix of an event id or of its commit id.
+///
+/// Examples:
+///   git spectra show 0193f2a1
+///   git spectra show 0193f2a1 --attachment response.json | jq .
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// An event id, a unique prefix of one, or a commit id on refs/spectra/events.
+    id: String,
+    /// Print this attachment's raw bytes instead.
+    #[arg(long, value_name = "NAME")]
+    attachment: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+pub fn run(args: ShowArgs) -> Result<u8> {
+    let repo = Repo::discover()?;
+    let store = Store::new(&repo);
+    let stored = store.find(&args.id)?;
+    let mut out = Output::new();
+    if let Some(name) = &args.attachment {
+        out.bytes(&store.attachment(&stored, name)?)?;
+    } else {
+        match args.format {
+            Format::Human => render_human(&mut out, &stored)?,
+            Format::Json => out.json_line(&super::log::json_record(&stored))?,
+        }
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+fn render_human(out: &mut Output, stored: &StoredEvent) -> std::io::Result<()> {
+    let event = &stored.event;
+    let none = || "-".to_string();
+    let fields = [
+        ("event", event.id.clone()),
+        ("kind", event.kind.clone()),
+        ("at", event.at.clone()),
+        ("actor", event.actor.clone()),
+        ("run", event.run.clone().unwrap_or_else(none)),
+        ("activity", event.activity.clone().unwrap_or_else(none)),
+        ("service", event.service.clone().unwrap_or_else(none)),
+        ("lamport", event.lamport.to_string()),
+        ("causes", join_or_dash(&event.causes)),
+        ("commit", stored.commit.to_string()),
+        ("digest", stored.digest.clone()),
+    ];
+    for (name, value) in fields {
+        out.line(format_args!("{name:<9} {value}"))?;
+    }
+    out.line("")?;
+    out.line(format_args!("    {}", stored.subject))?;
+    out.line("")?;
+    let payload = serde_json::to_string_pretty(&event.payload).unwrap_or_default();
+    out.line("payload:")?;
+    for line in payload.lines() {
+        out.line(format_args!("  {line}"))?;
+    }
+    if !event.attachments.is_empty() {
+        out.line("attachments (read one with --attachment NAME):")?;
+        for (name, sha) in &event.attachments {
+            out.line(format_args!("  {name:<16} sha256:{sha}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn join_or_dash(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(", ")
+    }
+}

@@ -1,0 +1,442 @@
+//! The event envelope: what one commit on `refs/spectra/events` records.
+//!
+//! An event is written once and never changed. Its envelope is stored as canonical JSON (sorted
+//! keys, no insignificant whitespace) in `event.json`, so the same event always has the same
+//! bytes and the SHA-256 digest chain over those bytes means something. Bulk data (request and
+//! response bodies, playbook output) travels beside it as attachment blobs named in the envelope
+//! with their SHA-256.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The envelope schema this build writes. Older versions are upcast on read.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The `prev_digest` of the first event: there is nothing before it.
+pub const GENESIS_DIGEST: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The event kinds the tool writes itself (past tense). Readers accept and skip others.
+pub mod kind {
+    pub const RUN_STARTED: &str = "run.started";
+    pub const ACTIVITY_STARTED: &str = "activity.started";
+    pub const LLM_CALLED: &str = "llm.called";
+    pub const DECISION_MADE: &str = "decision.made";
+    pub const PLAYBOOK_STARTED: &str = "playbook.started";
+    pub const PLAYBOOK_FINISHED: &str = "playbook.finished";
+    pub const FILES_COMMITTED: &str = "files.committed";
+    pub const ACTIVITY_FINISHED: &str = "activity.finished";
+    pub const RUN_FINISHED: &str = "run.finished";
+    pub const COMMIT_OBSERVED: &str = "commit.observed";
+    pub const EVENTS_REVERTED: &str = "events.reverted";
+    pub const EVENTS_RESTORED: &str = "events.restored";
+}
+
+/// One recorded fact, exactly as stored in `event.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// Envelope schema version.
+    pub schema: u32,
+    /// UUIDv7: unique, and sortable by creation time.
+    pub id: String,
+    /// What happened, e.g. `decision.made`.
+    pub kind: String,
+    /// When it happened, RFC 3339 UTC from the tool's clock (never from `GIT_*_DATE`).
+    pub at: String,
+    /// The git identity that caused it, `Name <email>`.
+    pub actor: String,
+    /// The run this event belongs to: the correlation id of logs and events.
+    pub run: Option<String>,
+    /// The activity (discover, plan, ...) that produced it.
+    pub activity: Option<String>,
+    /// The service it concerns.
+    pub service: Option<String>,
+    /// Position in the log: the parent event's lamport + 1, starting at 1.
+    pub lamport: u64,
+    /// Ids of events this one depends on.
+    pub causes: Vec<String>,
+    /// The kind-specific content; always a JSON object.
+    pub payload: Value,
+    /// Attachment file name -> SHA-256 (hex) of its bytes, stored beside `event.json`.
+    pub attachments: BTreeMap<String, String>,
+    /// Digest of the previous event ([`GENESIS_DIGEST`] for the first).
+    pub prev_digest: String,
+}
+
+impl Event {
+    /// The canonical bytes stored as `event.json`.
+    pub fn canonical_json(&self) -> Vec<u8> {
+        let value = serde_json::to_value(self).expect("an event always serialises to JSON");
+        canonical_json(&value)
+    }
+
+    /// This event's link in the hash chain: `sha256(prev_digest || event.json)`.
+    pub fn digest(&self) -> String {
+        chain_digest(&self.prev_digest, &self.canonical_json())
+    }
+
+    /// A field of the payload as a string, if present.
+    pub fn payload_str(&self, key: &str) -> Option<&str> {
+        self.payload.get(key).and_then(Value::as_str)
+    }
+}
+
+/// An event a caller wants recorded; the store fills in its place in the log.
+///
+/// The id and timestamp are fixed when the event is created, so other events in the same batch
+/// can name it in `causes`, and a retried append records the same fact.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: String,
+    pub kind: String,
+    pub at: String,
+    pub run: Option<String>,
+    pub activity: Option<String>,
+    pub service: Option<String>,
+    pub causes: Vec<String>,
+    pub payload: Value,
+    /// Bulk data stored as blobs beside `event.json`, by file name.
+    pub attachments: BTreeMap<String, Vec<u8>>,
+    /// The commit subject; a sentence derived from the event when `None`.
+    pub subject: Option<String>,
+    /// An optional commit body between subject and trailers.
+    pub body: Option<String>,
+}
+
+impl NewEvent {
+    /// A new event of `kind` with an empty payload, a fresh UUIDv7 id and the current time.
+    pub fn new(kind: impl Into<String>) -> NewEvent {
+        NewEvent {
+            id: new_id(),
+            kind: kind.into(),
+            at: now_rfc3339(),
+            run: None,
+            activity: None,
+            service: None,
+            causes: Vec::new(),
+            payload: Value::Object(Default::default()),
+            attachments: BTreeMap::new(),
+            subject: None,
+            body: None,
+        }
+    }
+
+    pub fn run(mut self, run: impl Into<String>) -> Self {
+        self.run = Some(run.into());
+        self
+    }
+
+    pub fn activity(mut self, activity: impl Into<String>) -> Self {
+        self.activity = Some(activity.into());
+        self
+    }
+
+    pub fn service(mut self, service: impl Into<String>) -> Self {
+        self.service = Some(service.into());
+        self
+    }
+
+    pub fn payload(mut self, payload: Value) -> Self {
+        self.payload = payload;
+        self
+    }
+
+    pub fn cause(mut self, id: impl Into<String>) -> Self {
+        self.causes.push(id.into());
+        self
+    }
+
+    pub fn attach(mut self, name: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Self {
+        self.attachments.insert(name.into(), bytes.into());
+        self
+    }
+
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// The envelope this event gets at `lamport`, chained after `prev_digest`.
+    pub fn seal(&self, actor: &str, lamport: u64, prev_digest: &str) -> Event {
+        Event {
+            schema: SCHEMA_VERSION,
+            id: self.id.clone(),
+            kind: self.kind.clone(),
+            at: self.at.clone(),
+            actor: actor.to_string(),
+            run: self.run.clone(),
+            activity: self.activity.clone(),
+            service: self.service.clone(),
+            lamport,
+            causes: self.causes.clone(),
+            payload: self.payload.clone(),
+            attachments: self
+                .attachments
+                .iter()
+                .map(|(name, bytes)| (name.clone(), sha256_hex(bytes)))
+                .collect(),
+            prev_digest: prev_digest.to_string(),
+        }
+    }
+
+    /// The commit subject: the caller's, or a sentence derived from the event.
+    pub fn subject_line(&self) -> String {
+        let subject = match &self.subject {
+            Some(subject) => subject.clone(),
+            None => default_subject(self),
+        };
+        one_line(&subject, 120)
+    }
+}
+
+/// Why an event could not be accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("event kind `{0}` is not valid: use lowercase dotted words such as `note.added`")]
+    InvalidKind(String),
+    #[error("the payload must be a JSON object, not {0}")]
+    PayloadNotObject(&'static str),
+    #[error("attachment name `{0}` is not valid: use a plain file name other than event.json")]
+    InvalidAttachmentName(String),
+    #[error("event.json is not a valid event: {0}")]
+    Malformed(String),
+    #[error(
+        "event schema {found} is newer than this git spectra understands ({SCHEMA_VERSION}); upgrade git spectra"
+    )]
+    FutureSchema { found: u64 },
+}
+
+impl NewEvent {
+    /// Checks what a caller (or `git spectra append`) may get wrong.
+    pub fn validate(&self) -> Result<(), EventError> {
+        if !is_valid_kind(&self.kind) {
+            return Err(EventError::InvalidKind(self.kind.clone()));
+        }
+        if !self.payload.is_object() {
+            return Err(EventError::PayloadNotObject(json_type_name(&self.payload)));
+        }
+        for name in self.attachments.keys() {
+            if !is_valid_attachment_name(name) {
+                return Err(EventError::InvalidAttachmentName(name.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses `event.json`, upcasting older schema versions to the current envelope.
+pub fn decode(bytes: &[u8]) -> Result<Event, EventError> {
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|err| EventError::Malformed(err.to_string()))?;
+    let schema = value.get("schema").and_then(Value::as_u64).unwrap_or(0);
+    match schema {
+        1 => serde_json::from_value(value).map_err(|err| EventError::Malformed(err.to_string())),
+        found if found > u64::from(SCHEMA_VERSION) => Err(EventError::FutureSchema { found }),
+        _ => Err(EventError::Malformed(format!(
+            "unknown schema version {schema}"
+        ))),
+    }
+}
+
+/// Serialises JSON with object keys sorted and no whitespace, whatever serde_json's features.
+pub fn canonical_json(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, key).expect("writing to a Vec cannot fail");
+                out.push(b':');
+                write_canonical(item, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("writing to a Vec cannot fail"),
+    }
+}
+
+/// `sha256(prev_digest || event_json)` as lowercase hex.
+pub fn chain_digest(prev_digest: &str, event_json: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(prev_digest.as_bytes());
+    hasher.update(event_json);
+    hex(&hasher.finalize())
+}
+
+/// SHA-256 of `bytes` as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        write!(out, "{byte:02x}").expect("writing to a String cannot fail");
+    }
+    out
+}
+
+/// A fresh UUIDv7 as a hyphenated string.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// The current time as RFC 3339 UTC with millisecond precision.
+pub fn now_rfc3339() -> String {
+    let now = jiff::Timestamp::now();
+    format!("{:.3}", now)
+}
+
+fn is_valid_kind(kind: &str) -> bool {
+    let mut parts = 0;
+    for part in kind.split('.') {
+        parts += 1;
+        let mut chars = part.chars();
+        let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+        if !starts_with_letter
+            || !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return false;
+        }
+    }
+    parts >= 2 && kind.len() <= 64
+}
+
+fn is_valid_attachment_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "event.json"
+        && name != "."
+        && name != ".."
+        && name.len() <= 100
+        && !name.contains(['/', '\\', '\0', '\n'])
+}
+
+fn json_type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// `discover: decision made for logging`, from the parts every event has.
+fn default_subject(event: &NewEvent) -> String {
+    let who = event.activity.as_deref().unwrap_or("spectra");
+    let what = event.kind.replace(['.', '_'], " ");
+    match &event.service {
+        Some(service) => format!("{who}: {what} for {service}"),
+        None => format!("{who}: {what}"),
+    }
+}
+
+/// Folds whitespace (newlines included) and caps the length, for a commit subject.
+fn one_line(text: &str, max_chars: usize) -> String {
+    let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if folded.chars().count() <= max_chars {
+        folded
+    } else {
+        let cut: String = folded.chars().take(max_chars - 1).collect();
+        format!("{cut}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let value = json!({"b": 1, "a": {"z": [ {"y": 1, "x": 2} ], "c": "}"}});
+        assert_eq!(
+            String::from_utf8(canonical_json(&value)).unwrap(),
+            r#"{"a":{"c":"}","z":[{"x":2,"y":1}]},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn sealed_event_round_trips_through_its_canonical_bytes() {
+        let new = NewEvent::new("note.added")
+            .run("r1")
+            .payload(json!({"text": "hello", "n": 3}))
+            .attach("stdout", b"out".to_vec());
+        let event = new.seal("A <a@example.com>", 1, GENESIS_DIGEST);
+        let decoded = decode(&event.canonical_json()).unwrap();
+        assert_eq!(decoded, event);
+        assert_eq!(decoded.canonical_json(), event.canonical_json());
+        assert_eq!(event.attachments["stdout"], sha256_hex(b"out"));
+    }
+
+    #[test]
+    fn digest_depends_on_previous_digest_and_payload() {
+        let new = NewEvent::new("note.added");
+        let a = new.seal("A <a@x>", 1, GENESIS_DIGEST);
+        let b = new.seal("A <a@x>", 1, &"1".repeat(64));
+        assert_ne!(a.digest(), b.digest());
+        let mut c = a.clone();
+        c.payload = json!({"edited": true});
+        assert_ne!(a.digest(), c.digest());
+    }
+
+    #[test]
+    fn kinds_must_be_dotted_lowercase_words() {
+        assert!(is_valid_kind("run.started"));
+        assert!(is_valid_kind("note.added_2"));
+        assert!(!is_valid_kind("run"));
+        assert!(!is_valid_kind("Run.Started"));
+        assert!(!is_valid_kind("run..started"));
+        assert!(!is_valid_kind("run.started\n"));
+    }
+
+    #[test]
+    fn payload_must_be_an_object() {
+        let err = NewEvent::new("note.added")
+            .payload(json!([1, 2]))
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("not an array"), "{err}");
+    }
+
+    #[test]
+    fn future_schema_is_refused_with_a_hint() {
+        let err = decode(br#"{"schema": 9}"#).unwrap_err();
+        assert!(err.to_string().contains("upgrade"), "{err}");
+    }
+
+    #[test]
+    fn subjects_are_one_line() {
+        let new = NewEvent::new("note.added").subject("two\nlines");
+        assert_eq!(new.subject_line(), "two lines");
+        let new = NewEvent::new("decision.made")
+            .activity("discover")
+            .service("logging");
+        assert_eq!(new.subject_line(), "discover: decision made for logging");
+    }
+}

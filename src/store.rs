@@ -1,0 +1,917 @@
+//! The event log: the only code that reads or writes `refs/spectra/*`.
+//!
+//! One event is one commit on [`EVENTS_REF`]. Its tree holds `event.json` (the canonical
+//! envelope) and any attachment blobs; its message is a human subject plus `Spectra-*` trailers,
+//! so `git log refs/spectra/events` is an audit trail without this tool. Appends write the
+//! objects first and then move the ref with a compare-and-swap against the tip the events were
+//! built on: a writer that loses the race rebuilds its events on the new tip (new lamport, new
+//! `prev_digest`) and tries again. No lock file of our own is ever taken; git's ref lock is the
+//! only one, and it is held only for the instant of the update.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use gix::ObjectId;
+use gix::objs::FindExt;
+use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+
+use crate::event::{self, Event, EventError, GENESIS_DIGEST, NewEvent};
+use crate::repo::Repo;
+
+/// The ref that holds the event log.
+pub const EVENTS_REF: &str = "refs/spectra/events";
+
+/// The file in each event's tree that holds the envelope.
+pub const EVENT_FILE: &str = "event.json";
+
+/// How long and how often an append keeps retrying a lost compare-and-swap.
+const APPEND_DEADLINE: Duration = Duration::from_secs(60);
+const APPEND_MAX_ATTEMPTS: u32 = 2_000;
+
+/// Memory for decoded pack deltas while walking: long logs are delta chains in a pack.
+const PACK_CACHE_BYTES: usize = 96 * 1024 * 1024;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot read the event log: {0}")]
+    Read(String),
+    #[error("cannot write the event log: {0}")]
+    Write(String),
+    #[error(
+        "gave up appending after {attempts} attempts: other writers kept moving {EVENTS_REF} or its lock stayed taken ({last_error})"
+    )]
+    Contention { attempts: u32, last_error: String },
+    #[error("no event matches `{0}`")]
+    NotFound(String),
+    #[error("`{prefix}` is ambiguous; it matches:\n{}", candidates.join("\n"))]
+    Ambiguous {
+        prefix: String,
+        candidates: Vec<String>,
+    },
+    #[error("commit {commit} on {EVENTS_REF} is not a git spectra event: {reason}")]
+    NotAnEvent { commit: ObjectId, reason: String },
+    #[error("event {id} has no attachment named `{name}`")]
+    NoSuchAttachment { id: String, name: String },
+    #[error(transparent)]
+    Event(#[from] EventError),
+}
+
+impl StoreError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            StoreError::Contention { .. } => Some(format!(
+                "if no other git spectra or git process is running, remove a stale `{EVENTS_REF}.lock` under the git dir and try again"
+            )),
+            StoreError::NotFound(_) => {
+                Some("list events with `git spectra log`; ids and unique prefixes both work".into())
+            }
+            StoreError::Ambiguous { .. } => Some("give more characters of the id".into()),
+            StoreError::NotAnEvent { .. } => {
+                Some("run `git spectra verify` to find every problem in the log".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+fn read_err(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Read(err.to_string())
+}
+
+fn write_err(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Write(err.to_string())
+}
+
+/// An event as found in the log, with where it lives.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// The commit that records it.
+    pub commit: ObjectId,
+    /// The commit's tree: `event.json` and the attachments.
+    pub tree: ObjectId,
+    /// The commit subject.
+    pub subject: String,
+    /// The `Spectra-Digest` trailer.
+    pub digest: String,
+    /// The decoded envelope.
+    pub event: Event,
+}
+
+/// Which events a query keeps. Empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// A run id or a prefix of one.
+    pub run: Option<String>,
+    pub activity: Option<String>,
+    pub service: Option<String>,
+    pub kind: Option<String>,
+    /// Keep events at or after this instant.
+    pub since: Option<jiff::Timestamp>,
+}
+
+impl Filter {
+    fn matches_trailers(&self, trailers: &Trailers) -> bool {
+        let run_matches = match &self.run {
+            Some(run) => trailers
+                .get("Spectra-Run")
+                .is_some_and(|r| r.starts_with(run.as_str())),
+            None => true,
+        };
+        run_matches
+            && matches_exactly(&self.activity, trailers.get("Spectra-Activity"))
+            && matches_exactly(&self.service, trailers.get("Spectra-Service"))
+            && matches_exactly(&self.kind, trailers.get("Spectra-Event"))
+    }
+
+    fn matches_event(&self, event: &Event) -> bool {
+        match self.since {
+            Some(since) => event
+                .at
+                .parse::<jiff::Timestamp>()
+                .is_ok_and(|at| at >= since),
+            None => true,
+        }
+    }
+}
+
+fn matches_exactly(wanted: &Option<String>, actual: Option<&str>) -> bool {
+    wanted
+        .as_deref()
+        .is_none_or(|wanted| actual == Some(wanted))
+}
+
+/// The result of [`Store::verify`].
+#[derive(Debug, Clone)]
+pub struct Verification {
+    /// Events checked and found sound before the first problem (all of them when none).
+    pub verified: usize,
+    /// The first event that is not sound.
+    pub failure: Option<VerifyFailure>,
+}
+
+/// The first bad event in the log and what is wrong with it.
+#[derive(Debug, Clone)]
+pub struct VerifyFailure {
+    /// 1-based position from the oldest event.
+    pub position: usize,
+    pub commit: ObjectId,
+    /// The event id, when it could be read.
+    pub id: Option<String>,
+    pub reason: String,
+}
+
+impl std::fmt::Display for VerifyFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "event #{} (commit {}", self.position, self.commit)?;
+        if let Some(id) = &self.id {
+            write!(f, ", id {id}")?;
+        }
+        write!(f, "): {}", self.reason)
+    }
+}
+
+/// The event log of one repository.
+pub struct Store {
+    repo: gix::Repository,
+}
+
+/// The facts about the tip an append builds on.
+struct Tip {
+    commit: ObjectId,
+    lamport: u64,
+    digest: String,
+}
+
+impl Store {
+    /// The event log of `repo`.
+    pub fn new(repo: &Repo) -> Store {
+        let mut repo = repo.gix().clone();
+        repo.objects.set_pack_cache(|| {
+            Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(
+                PACK_CACHE_BYTES,
+            ))
+        });
+        Store { repo }
+    }
+
+    /// The commit the log currently ends at, or `None` for an empty log.
+    pub fn tip(&self) -> Result<Option<ObjectId>, StoreError> {
+        let reference = self.repo.try_find_reference(EVENTS_REF).map_err(read_err)?;
+        match reference {
+            None => Ok(None),
+            Some(mut reference) => {
+                let id = reference.peel_to_id().map_err(read_err)?;
+                Ok(Some(id.detach()))
+            }
+        }
+    }
+
+    /// Appends one event and returns it as stored.
+    pub fn append(&self, event: NewEvent) -> Result<StoredEvent, StoreError> {
+        let mut stored = self.append_batch(vec![event])?;
+        Ok(stored.pop().expect("one event in, one event out"))
+    }
+
+    /// Appends `events` in order with a single ref update: all of them land, or none.
+    pub fn append_batch(&self, events: Vec<NewEvent>) -> Result<Vec<StoredEvent>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        for event in &events {
+            event.validate()?;
+        }
+        let actor = self.actor();
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let tip = self.read_tip()?;
+            let stored = self.write_chain(&events, &actor, tip.as_ref())?;
+            let new_tip = stored.last().expect("non-empty batch").commit;
+            let result = self.move_ref(tip.as_ref().map(|t| t.commit), new_tip, events.len());
+            match result {
+                Ok(()) => {
+                    self.after_append(&stored);
+                    return Ok(stored);
+                }
+                Err(err) => {
+                    if attempt >= APPEND_MAX_ATTEMPTS || started.elapsed() > APPEND_DEADLINE {
+                        return Err(StoreError::Contention {
+                            attempts: attempt,
+                            last_error: err.to_string(),
+                        });
+                    }
+                    tracing::debug!(attempt, error = %err, "lost the race for {EVENTS_REF}; rebuilding on the new tip");
+                    std::thread::sleep(backoff(attempt));
+                }
+            }
+        }
+    }
+
+    /// Writes the blobs, trees and commits of `events` chained after `tip`; moves no ref.
+    fn write_chain(
+        &self,
+        events: &[NewEvent],
+        actor: &gix::actor::Signature,
+        tip: Option<&Tip>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let actor_text = format!("{} <{}>", actor.name, actor.email);
+        let (mut parent, mut lamport, mut prev_digest) = match tip {
+            Some(tip) => (Some(tip.commit), tip.lamport, tip.digest.clone()),
+            None => (None, 0, GENESIS_DIGEST.to_string()),
+        };
+        let mut stored = Vec::with_capacity(events.len());
+        for new in events {
+            lamport += 1;
+            let event = new.seal(&actor_text, lamport, &prev_digest);
+            let json = event.canonical_json();
+            let digest = event::chain_digest(&prev_digest, &json);
+            let tree = self.write_tree(&json, new)?;
+            let subject = new.subject_line();
+            let message = commit_message(&subject, new.body.as_deref(), &event, &digest);
+            let signature = signature_at(actor, &event.at);
+            let commit = gix::objs::Commit {
+                tree,
+                parents: parent.into_iter().collect(),
+                author: signature.clone(),
+                committer: signature,
+                encoding: None,
+                message: message.into(),
+                extra_headers: Vec::new(),
+            };
+            let commit_id = self.repo.write_object(&commit).map_err(write_err)?.detach();
+            parent = Some(commit_id);
+            prev_digest = digest.clone();
+            stored.push(StoredEvent {
+                commit: commit_id,
+                tree,
+                subject,
+                digest,
+                event,
+            });
+        }
+        Ok(stored)
+    }
+
+    fn write_tree(&self, json: &[u8], new: &NewEvent) -> Result<ObjectId, StoreError> {
+        let mut entries = Vec::with_capacity(1 + new.attachments.len());
+        let event_blob = self.repo.write_blob(json).map_err(write_err)?.detach();
+        entries.push(blob_entry(EVENT_FILE, event_blob));
+        for (name, bytes) in &new.attachments {
+            let blob = self.repo.write_blob(bytes).map_err(write_err)?.detach();
+            entries.push(blob_entry(name, blob));
+        }
+        // Git requires tree entries sorted by name (blobs compare as plain bytes).
+        entries.sort_by(|a, b| a.filename.cmp(&b.filename));
+        let tree = gix::objs::Tree { entries };
+        Ok(self.repo.write_object(&tree).map_err(write_err)?.detach())
+    }
+
+    /// Compare-and-swap: move the ref from `expected` to `new`, or fail if it moved meanwhile.
+    fn move_ref(
+        &self,
+        expected: Option<ObjectId>,
+        new: ObjectId,
+        count: usize,
+    ) -> Result<(), StoreError> {
+        let expected = match expected {
+            Some(id) => PreviousValue::MustExistAndMatch(gix::refs::Target::Object(id)),
+            None => PreviousValue::MustNotExist,
+        };
+        let edit = RefEdit {
+            change: Change::Update {
+                log: LogChange {
+                    mode: RefLog::AndReference,
+                    force_create_reflog: false,
+                    message: format!("spectra: append {count} event(s)").into(),
+                },
+                expected,
+                new: gix::refs::Target::Object(new),
+            },
+            name: EVENTS_REF.try_into().expect("a valid ref name"),
+            deref: false,
+        };
+        let actor = self.actor();
+        self.repo
+            .edit_references_as(Some(edit), Some(actor.to_ref(&mut Default::default())))
+            .map(|_| ())
+            .map_err(write_err)
+    }
+
+    /// Work that keeps the log healthy after a successful append; never fails the append.
+    fn after_append(&self, _stored: &[StoredEvent]) {}
+
+    /// The git identity events are recorded under (env, then config, then a placeholder: the
+    /// hook must record even where no identity is configured).
+    fn actor(&self) -> gix::actor::Signature {
+        let (name, email) = match self.repo.committer() {
+            Some(Ok(signature)) => (signature.name.to_owned(), signature.email.to_owned()),
+            _ => ("unknown".into(), "unknown@localhost".into()),
+        };
+        gix::actor::Signature {
+            name,
+            email,
+            time: gix::date::Time::new(0, 0),
+        }
+    }
+
+    /// The tip with the lamport and digest that the next event chains from.
+    fn read_tip(&self) -> Result<Option<Tip>, StoreError> {
+        let Some(commit) = self.tip()? else {
+            return Ok(None);
+        };
+        let mut buf = Vec::new();
+        let header = self.read_commit(commit, &mut buf)?;
+        let lamport = header
+            .trailers
+            .get("Spectra-Lamport")
+            .and_then(|value| value.parse().ok());
+        let digest = header.trailers.get("Spectra-Digest");
+        match (lamport, digest) {
+            (Some(lamport), Some(digest)) => Ok(Some(Tip {
+                commit,
+                lamport,
+                digest: digest.to_string(),
+            })),
+            _ => Err(StoreError::NotAnEvent {
+                commit,
+                reason: "the tip has no Spectra-Lamport or Spectra-Digest trailer; refusing to append after it".into(),
+            }),
+        }
+    }
+
+    /// Reads one commit of the log without touching its tree.
+    fn read_commit(&self, id: ObjectId, buf: &mut Vec<u8>) -> Result<CommitHeader, StoreError> {
+        let commit = self.repo.objects.find_commit(&id, buf).map_err(read_err)?;
+        let message = String::from_utf8_lossy(commit.message);
+        Ok(CommitHeader {
+            id,
+            tree: commit.tree(),
+            parents: commit.parents().collect(),
+            subject: message.lines().next().unwrap_or_default().to_string(),
+            trailers: Trailers::parse(&message),
+        })
+    }
+
+    /// Commits from the tip back to the first event, following first parents.
+    fn headers_newest_first(&self) -> HeaderWalk<'_> {
+        HeaderWalk {
+            store: self,
+            next: None,
+            started: false,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads `event.json` (and checks the tree) for one commit.
+    fn load(&self, header: CommitHeader, buf: &mut Vec<u8>) -> Result<StoredEvent, StoreError> {
+        let blob = self.event_blob(header.id, header.tree, buf)?;
+        let bytes = self
+            .repo
+            .objects
+            .find_blob(&blob, buf)
+            .map_err(read_err)?
+            .data;
+        let event = event::decode(bytes).map_err(|err| StoreError::NotAnEvent {
+            commit: header.id,
+            reason: err.to_string(),
+        })?;
+        Ok(StoredEvent {
+            commit: header.id,
+            tree: header.tree,
+            subject: header.subject,
+            digest: header
+                .trailers
+                .get("Spectra-Digest")
+                .unwrap_or_default()
+                .to_string(),
+            event,
+        })
+    }
+
+    fn event_blob(
+        &self,
+        commit: ObjectId,
+        tree: ObjectId,
+        buf: &mut Vec<u8>,
+    ) -> Result<ObjectId, StoreError> {
+        let entries = self.tree_entries(tree, buf)?;
+        entries
+            .get(EVENT_FILE)
+            .copied()
+            .ok_or_else(|| StoreError::NotAnEvent {
+                commit,
+                reason: format!("its tree has no {EVENT_FILE}"),
+            })
+    }
+
+    fn tree_entries(
+        &self,
+        tree: ObjectId,
+        buf: &mut Vec<u8>,
+    ) -> Result<HashMap<String, ObjectId>, StoreError> {
+        let tree = self.repo.objects.find_tree(&tree, buf).map_err(read_err)?;
+        Ok(tree
+            .entries
+            .iter()
+            .map(|entry| (entry.filename.to_string(), entry.oid.to_owned()))
+            .collect())
+    }
+
+    /// Events newest first, lazily, keeping those `filter` matches.
+    pub fn walk_newest_first<'a>(
+        &'a self,
+        filter: &'a Filter,
+    ) -> impl Iterator<Item = Result<StoredEvent, StoreError>> + 'a {
+        let mut buf = Vec::new();
+        self.headers_newest_first()
+            .filter(move |header| match header {
+                Ok(header) => filter.matches_trailers(&header.trailers),
+                Err(_) => true,
+            })
+            .map(move |header| header.and_then(|header| self.load(header, &mut buf)))
+            .filter(move |event| match event {
+                Ok(stored) => filter.matches_event(&stored.event),
+                Err(_) => true,
+            })
+    }
+
+    /// Every event matching `filter`, oldest first.
+    pub fn events_oldest_first(&self, filter: &Filter) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut events = self
+            .walk_newest_first(filter)
+            .collect::<Result<Vec<_>, _>>()?;
+        events.reverse();
+        Ok(events)
+    }
+
+    /// How many events the log holds (reads only commits).
+    pub fn count(&self) -> Result<usize, StoreError> {
+        let mut count = 0;
+        for header in self.headers_newest_first() {
+            header?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// The event whose id (or commit id) is `query` or starts with it.
+    pub fn find(&self, query: &str) -> Result<StoredEvent, StoreError> {
+        let wanted = query.trim().to_lowercase();
+        if wanted.len() < 4 {
+            return Err(StoreError::NotFound(format!(
+                "{query}` (give at least 4 characters of the id"
+            )));
+        }
+        let mut by_id = Vec::new();
+        let mut by_commit = Vec::new();
+        for header in self.headers_newest_first() {
+            let header = header?;
+            let id = header.trailers.get("Spectra-Id").unwrap_or_default();
+            if id.starts_with(&wanted) {
+                by_id.push(header);
+            } else if header.id.to_string().starts_with(&wanted) {
+                by_commit.push(header);
+            }
+        }
+        let candidates = if by_id.is_empty() { by_commit } else { by_id };
+        match candidates.len() {
+            0 => Err(StoreError::NotFound(query.to_string())),
+            1 => {
+                let header = candidates.into_iter().next().expect("one candidate");
+                self.load(header, &mut Vec::new())
+            }
+            _ => Err(StoreError::Ambiguous {
+                prefix: query.to_string(),
+                candidates: candidates
+                    .iter()
+                    .map(|header| {
+                        format!(
+                            "  {} {}",
+                            header.trailers.get("Spectra-Id").unwrap_or("?"),
+                            header.subject
+                        )
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    /// The bytes of one attachment of `stored`.
+    pub fn attachment(&self, stored: &StoredEvent, name: &str) -> Result<Vec<u8>, StoreError> {
+        let mut buf = Vec::new();
+        let entries = self.tree_entries(stored.tree, &mut buf)?;
+        let blob = entries
+            .get(name)
+            .filter(|_| name != EVENT_FILE)
+            .ok_or_else(|| StoreError::NoSuchAttachment {
+                id: stored.event.id.clone(),
+                name: name.to_string(),
+            })?;
+        Ok(self
+            .repo
+            .objects
+            .find_blob(blob, &mut buf)
+            .map_err(read_err)?
+            .data
+            .to_vec())
+    }
+
+    /// Recomputes the digest chain and the lamport order over the whole log and checks that
+    /// every commit's trailers and attachments agree with its `event.json`.
+    pub fn verify(&self) -> Result<Verification, StoreError> {
+        let mut headers = Vec::new();
+        for header in self.headers_newest_first() {
+            headers.push(header?);
+        }
+        headers.reverse();
+        let mut checker = ChainChecker::default();
+        let mut buf = Vec::new();
+        for (index, header) in headers.into_iter().enumerate() {
+            let commit = header.id;
+            let id = header.trailers.get("Spectra-Id").map(str::to_string);
+            if let Err(reason) = self.check_event(header, &mut checker, &mut buf) {
+                return Ok(Verification {
+                    verified: index,
+                    failure: Some(VerifyFailure {
+                        position: index + 1,
+                        commit,
+                        id,
+                        reason,
+                    }),
+                });
+            }
+        }
+        Ok(Verification {
+            verified: checker.count,
+            failure: None,
+        })
+    }
+
+    fn check_event(
+        &self,
+        header: CommitHeader,
+        checker: &mut ChainChecker,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        if header.parents.len() > 1 {
+            return Err(format!(
+                "it has {} parents; the log is a single line of commits (was a merge made by hand?)",
+                header.parents.len()
+            ));
+        }
+        for key in REQUIRED_TRAILERS {
+            if header.trailers.get(key).is_none() {
+                return Err(format!(
+                    "its message has no {key} trailer (was this commit made by hand?)"
+                ));
+            }
+        }
+        let trailers = header.trailers.clone();
+        let entries = self
+            .tree_entries(header.tree, buf)
+            .map_err(|err| err.to_string())?;
+        let blob = entries
+            .get(EVENT_FILE)
+            .ok_or_else(|| format!("its tree has no {EVENT_FILE}"))?;
+        let bytes = self
+            .repo
+            .objects
+            .find_blob(blob, buf)
+            .map_err(|err| err.to_string())?
+            .data
+            .to_vec();
+        let event = event::decode(&bytes).map_err(|err| err.to_string())?;
+        checker.check(&event, &bytes, &trailers)?;
+        self.check_attachments(&event, &entries, buf)
+    }
+
+    fn check_attachments(
+        &self,
+        event: &Event,
+        entries: &HashMap<String, ObjectId>,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        for (name, blob) in entries {
+            if name == EVENT_FILE {
+                continue;
+            }
+            let Some(expected) = event.attachments.get(name) else {
+                return Err(format!(
+                    "its tree holds `{name}`, which event.json does not list"
+                ));
+            };
+            let data = self
+                .repo
+                .objects
+                .find_blob(blob, buf)
+                .map_err(|err| err.to_string())?
+                .data;
+            if &event::sha256_hex(data) != expected {
+                return Err(format!(
+                    "attachment `{name}` does not match its SHA-256 in event.json (edited after it was written?)"
+                ));
+            }
+        }
+        if let Some(missing) = event
+            .attachments
+            .keys()
+            .find(|name| !entries.contains_key(*name))
+        {
+            return Err(format!(
+                "attachment `{missing}` is listed but missing from the tree"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Trailers every event commit carries (Run, Activity and Service only when set).
+const REQUIRED_TRAILERS: [&str; 5] = [
+    "Spectra-Event",
+    "Spectra-Id",
+    "Spectra-Lamport",
+    "Spectra-Schema",
+    "Spectra-Digest",
+];
+
+/// The running state of a verification from the oldest event forward.
+struct ChainChecker {
+    count: usize,
+    prev_digest: String,
+    lamport: u64,
+    ids: HashSet<String>,
+}
+
+impl Default for ChainChecker {
+    fn default() -> Self {
+        ChainChecker {
+            count: 0,
+            prev_digest: GENESIS_DIGEST.to_string(),
+            lamport: 0,
+            ids: HashSet::new(),
+        }
+    }
+}
+
+impl ChainChecker {
+    fn check(&mut self, event: &Event, bytes: &[u8], trailers: &Trailers) -> Result<(), String> {
+        if event.canonical_json() != bytes {
+            return Err(format!(
+                "{EVENT_FILE} is not in canonical form (edited by hand?)"
+            ));
+        }
+        if event.prev_digest != self.prev_digest {
+            return Err(
+                "its prev_digest is not the digest of the event before it (events reordered, removed or injected?)"
+                    .into(),
+            );
+        }
+        if event.lamport != self.lamport + 1 {
+            return Err(format!(
+                "its lamport {} does not follow {} (events reordered or injected?)",
+                event.lamport, self.lamport
+            ));
+        }
+        let digest = event::chain_digest(&self.prev_digest, bytes);
+        if trailers.get("Spectra-Digest") != Some(digest.as_str()) {
+            return Err(
+                "its digest does not match its content (payload edited after it was written?)"
+                    .into(),
+            );
+        }
+        check_trailers_agree(event, trailers)?;
+        if !self.ids.insert(event.id.clone()) {
+            return Err(format!("its id {} appears earlier in the log", event.id));
+        }
+        self.count += 1;
+        self.lamport = event.lamport;
+        self.prev_digest = digest;
+        Ok(())
+    }
+}
+
+fn check_trailers_agree(event: &Event, trailers: &Trailers) -> Result<(), String> {
+    let expected = expected_trailers(event);
+    for key in TRAILER_KEYS {
+        let want = expected
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str());
+        if trailers.get(key) != want {
+            return Err(format!(
+                "its {key} trailer ({}) disagrees with event.json ({})",
+                trailers.get(key).unwrap_or("absent"),
+                want.unwrap_or("absent")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The trailers that must mirror the envelope (the digest is checked separately).
+const TRAILER_KEYS: [&str; 7] = [
+    "Spectra-Event",
+    "Spectra-Id",
+    "Spectra-Run",
+    "Spectra-Activity",
+    "Spectra-Service",
+    "Spectra-Lamport",
+    "Spectra-Schema",
+];
+
+fn expected_trailers(event: &Event) -> Vec<(&'static str, String)> {
+    let mut trailers = vec![
+        ("Spectra-Event", event.kind.clone()),
+        ("Spectra-Id", event.id.clone()),
+    ];
+    if let Some(run) = &event.run {
+        trailers.push(("Spectra-Run", run.clone()));
+    }
+    if let Some(activity) = &event.activity {
+        trailers.push(("Spectra-Activity", activity.clone()));
+    }
+    if let Some(service) = &event.service {
+        trailers.push(("Spectra-Service", service.clone()));
+    }
+    trailers.push(("Spectra-Lamport", event.lamport.to_string()));
+    trailers.push(("Spectra-Schema", event.schema.to_string()));
+    trailers
+}
+
+/// Subject, optional body, then the trailers that make `git log` a complete audit.
+fn commit_message(subject: &str, body: Option<&str>, event: &Event, digest: &str) -> String {
+    let mut message = format!("{subject}\n\n");
+    if let Some(body) = body.map(str::trim).filter(|body| !body.is_empty()) {
+        message.push_str(body);
+        message.push_str("\n\n");
+    }
+    for (key, value) in expected_trailers(event) {
+        message.push_str(&format!("{key}: {}\n", one_line_value(&value)));
+    }
+    message.push_str(&format!("Spectra-Digest: {digest}\n"));
+    message
+}
+
+/// Trailer values must stay on one line; anything else would break `git interpret-trailers`.
+fn one_line_value(value: &str) -> String {
+    value.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn signature_at(actor: &gix::actor::Signature, at: &str) -> gix::actor::Signature {
+    let seconds = at
+        .parse::<jiff::Timestamp>()
+        .map(|t| t.as_second())
+        .unwrap_or_else(|_| jiff::Timestamp::now().as_second());
+    gix::actor::Signature {
+        name: actor.name.clone(),
+        email: actor.email.clone(),
+        time: gix::date::Time::new(seconds, 0),
+    }
+}
+
+fn blob_entry(name: &str, oid: ObjectId) -> gix::objs::tree::Entry {
+    gix::objs::tree::Entry {
+        mode: gix::objs::tree::EntryKind::Blob.into(),
+        filename: name.into(),
+        oid,
+    }
+}
+
+/// Full-jitter exponential backoff for a lost compare-and-swap, capped at 50 ms.
+fn backoff(attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let cap_ms = 2u64.saturating_pow(attempt.min(6)).min(50);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(attempt);
+    hasher.write_u32(std::process::id());
+    Duration::from_micros(hasher.finish() % (cap_ms * 1000 + 1))
+}
+
+/// What the log needs from a commit before reading its tree.
+struct CommitHeader {
+    id: ObjectId,
+    tree: ObjectId,
+    parents: Vec<ObjectId>,
+    subject: String,
+    trailers: Trailers,
+}
+
+/// Follows first parents from the tip, reusing one buffer.
+struct HeaderWalk<'a> {
+    store: &'a Store,
+    next: Option<ObjectId>,
+    started: bool,
+    buf: Vec<u8>,
+}
+
+impl Iterator for HeaderWalk<'_> {
+    type Item = Result<CommitHeader, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if !self.started {
+            self.started = true;
+            match self.store.tip() {
+                Ok(tip) => self.next = tip,
+                Err(err) => return Some(Err(err)),
+            }
+        }
+        let id = self.next.take()?;
+        match self.store.read_commit(id, &mut self.buf) {
+            Ok(header) => {
+                self.next = header.parents.first().copied();
+                Some(Ok(header))
+            }
+            Err(err) => Some(Err(err)),
+        }
+    }
+}
+
+/// `Key: value` lines of a commit message's last paragraph.
+#[derive(Debug, Clone, Default)]
+struct Trailers(Vec<(String, String)>);
+
+impl Trailers {
+    fn parse(message: &str) -> Trailers {
+        let last_paragraph = message.trim_end().rsplit("\n\n").next().unwrap_or_default();
+        Trailers(
+            last_paragraph
+                .lines()
+                .filter_map(|line| line.split_once(": "))
+                .map(|(key, value)| (key.to_string(), value.trim().to_string()))
+                .collect(),
+        )
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailers_come_from_the_last_paragraph() {
+        let trailers = Trailers::parse(
+            "subject\n\nBody: not a trailer\n\nSpectra-Id: abc\nSpectra-Lamport: 3\n",
+        );
+        assert_eq!(trailers.get("Spectra-Id"), Some("abc"));
+        assert_eq!(trailers.get("spectra-lamport"), Some("3"));
+        assert_eq!(trailers.get("Body"), None);
+    }
+
+    #[test]
+    fn backoff_stays_under_its_cap() {
+        for attempt in 1..40 {
+            assert!(backoff(attempt) <= Duration::from_millis(50));
+        }
+    }
+}
