@@ -30,6 +30,16 @@ pub enum Error {
     /// The repository could not be found or opened.
     #[error(transparent)]
     Repo(#[from] crate::repo::RepoError),
+    /// The registry is invalid, or has no entry by the name asked for.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    /// A playbook was refused (not allowed, bad inputs, a path out of the repository) or could
+    /// not be started.
+    #[error(transparent)]
+    Playbook(#[from] crate::playbook::PlaybookError),
+    /// A built-in playbook failed.
+    #[error(transparent)]
+    Builtin(#[from] crate::builtin::BuiltinError),
     /// The event log could not be read or written.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -50,6 +60,8 @@ impl Error {
         match self {
             Error::Usage { .. } => EXIT_USAGE,
             Error::Failed { .. } => EXIT_FAILED,
+            // A broken registry file is a failed check, like a failed `verify`, not a fatal error.
+            Error::Registry(_) | Error::Playbook(_) | Error::Builtin(_) => EXIT_FAILED,
             Error::Store(err) => match err {
                 StoreError::NotFound(_)
                 | StoreError::Ambiguous { .. }
@@ -73,6 +85,9 @@ impl Error {
             Error::Store(err) => err.hint(),
             Error::Llm(err) => err.hint().map(str::to_string),
             Error::Settings(_) => Some("fix or unset the value at the place named above".into()),
+            Error::Registry(err) => registry_hint(err).map(str::to_string),
+            Error::Playbook(err) => playbook_hint(err).map(str::to_string),
+            Error::Builtin(err) => builtin_hint(err).map(str::to_string),
             Error::Repo(_) | Error::Io(_) => None,
         }
     }
@@ -91,6 +106,50 @@ impl Error {
             message: message.into(),
             hint: None,
         }
+    }
+}
+
+fn registry_hint(error: &crate::registry::RegistryError) -> Option<&'static str> {
+    use crate::registry::RegistryError;
+    Some(match error {
+        RegistryError::Invalid(_) => {
+            "run `git spectra registry validate` to list every problem with its file:line:column"
+        }
+        RegistryError::UnknownActivity(_) | RegistryError::UnknownEntry(_) => {
+            "`git spectra registry list` shows the activities and playbooks that exist"
+        }
+    })
+}
+
+fn playbook_hint(error: &crate::playbook::PlaybookError) -> Option<&'static str> {
+    use crate::playbook::PlaybookError;
+    match error {
+        PlaybookError::NotAllowed { .. } => Some(
+            "an activity may run only playbooks that name it and that it names; see `git spectra registry show ACTIVITY`",
+        ),
+        PlaybookError::InvalidInputs { .. } => {
+            Some("`git spectra registry show PLAYBOOK` shows the input schema")
+        }
+        PlaybookError::PathEscapes { .. } => Some(
+            "path inputs are relative to the repository root and may not leave it (no `..`, absolute paths, symlinks out or .git)",
+        ),
+        PlaybookError::Unknown(_) => {
+            Some("`git spectra registry list` shows the playbooks that exist")
+        }
+        _ => None,
+    }
+}
+
+fn builtin_hint(error: &crate::builtin::BuiltinError) -> Option<&'static str> {
+    use crate::builtin::BuiltinError;
+    match error {
+        BuiltinError::NoTestCommand => {
+            Some("for example: git config spectra.test.command \"cargo test --workspace\"")
+        }
+        BuiltinError::SpecConflict(_) => {
+            Some("edit the existing file by hand, or write the specification to another path")
+        }
+        _ => None,
     }
 }
 

@@ -5,13 +5,17 @@
 //! projection folded from that log. The `cli` module parses and renders; the library does the
 //! work.
 
+pub mod builtin;
 pub mod cli;
 pub mod error;
 pub mod event;
 pub mod llm;
+pub mod playbook;
+pub mod registry;
 pub mod repo;
 pub mod settings;
 pub mod store;
 pub mod ui;
+pub mod yaml;
 
 pub use error::{Error, Result};

@@ -1,8 +1,10 @@
 //! Argument parsing and rendering. One file per subcommand; no git or HTTP here.
 
 mod append;
+mod builtin;
 mod doctor;
 mod log;
+mod registry;
 mod show;
 mod verify;
 
@@ -30,6 +32,10 @@ pub enum Command {
     Log(log::LogArgs),
     Show(show::ShowArgs),
     Verify(verify::VerifyArgs),
+    Registry(registry::RegistryArgs),
+    /// Run a built-in playbook (used by the default playbooks' argv).
+    #[command(hide = true)]
+    Builtin(builtin::BuiltinArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
@@ -44,6 +50,8 @@ pub fn run() -> u8 {
         Command::Log(args) => log::run(args),
         Command::Show(args) => show::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Registry(args) => registry::run(args),
+        Command::Builtin(args) => builtin::run(args),
     };
     match result {
         Ok(code) => code,

@@ -181,3 +181,73 @@ pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
         .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}")))
         .collect()
 }
+
+/// The crate's source directory (for `registry/` and `tests/fixtures/`).
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One repository with one commit in its own [`TestEnv`], for tests that need only one.
+pub struct TestRepo {
+    pub env: TestEnv,
+    root: PathBuf,
+}
+
+impl TestRepo {
+    pub fn new() -> TestRepo {
+        let env = TestEnv::new();
+        // Canonical, so paths that children report (`pwd -P`) compare equal to ours.
+        let root = env
+            .repo_with_commit("repo")
+            .canonicalize()
+            .expect("canonical repo path");
+        TestRepo { env, root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Runs git in the repository and returns its trimmed stdout; panics if it fails.
+    pub fn git(&self, args: &[&str]) -> String {
+        self.env
+            .git(&self.root, args)
+            .success()
+            .stdout
+            .trim()
+            .to_string()
+    }
+
+    /// Runs `git-spectra args...` in the repository.
+    pub fn spectra(&self, args: &[&str]) -> Run {
+        self.env.spectra(&self.root, args)
+    }
+
+    /// Writes `content` to `path` under the root, creating directories.
+    pub fn write(&self, path: &str, content: &str) {
+        let full = self.root.join(path);
+        std::fs::create_dir_all(full.parent().expect("a parent")).expect("create dirs");
+        std::fs::write(full, content).expect("write file");
+    }
+
+    /// Copies the directory `tests/fixtures/<from>` to `<root>/<to>`.
+    pub fn copy_fixture(&self, from: &str, to: &str) {
+        copy_dir(
+            &manifest_dir().join("tests/fixtures").join(from),
+            &self.root.join(to),
+        );
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create fixture dir");
+    for entry in std::fs::read_dir(from).expect("read fixture dir") {
+        let entry = entry.expect("fixture entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy fixture");
+        }
+    }
+}

@@ -8,6 +8,8 @@ mod events_cli;
 mod llm;
 mod llm_server;
 mod places;
+mod playbook;
+mod registry;
 mod store_batch;
 mod store_concurrency;
 mod tamper;

@@ -1,0 +1,119 @@
+//! The built-in playbooks' work, reached as `git spectra builtin NAME ...`.
+//!
+//! Default playbooks are real argv playbooks like any other (`["{spectra}", "builtin", ...]`),
+//! so they go through the same runner, timeout, capture and audit; this module is what they
+//! run. Each function works in the repository root it is given (the runner's cwd) and returns a
+//! serializable result that the CLI prints as one JSON object on stdout.
+
+pub mod branch;
+pub mod catalog;
+pub mod inventory;
+pub mod spec;
+pub mod tests;
+
+use std::path::PathBuf;
+
+/// The longest service name accepted (a DNS label).
+pub const MAX_SERVICE_NAME: usize = 63;
+
+/// Why a built-in playbook failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuiltinError {
+    #[error(
+        "`{0}` is not a valid service name: lowercase letters and digits in words joined by `-`, at most 63 characters"
+    )]
+    ServiceName(String),
+    #[error("{file}:{position}: {message}")]
+    Catalog {
+        file: String,
+        position: crate::yaml::Position,
+        message: String,
+    },
+    #[error("path `{path}` {reason}")]
+    PathEscapes { path: String, reason: String },
+    #[error("{} already exists with different content; not overwriting it", .0.display())]
+    SpecConflict(PathBuf),
+    #[error("{} changed since it was written; not removing it", .0.display())]
+    SpecChanged(PathBuf),
+    #[error("branch `{branch}` already exists at {existing}, not at {wanted}")]
+    BranchConflict {
+        branch: String,
+        existing: String,
+        wanted: String,
+    },
+    #[error("`{command}` failed: {stderr}")]
+    Git { command: String, stderr: String },
+    #[error(
+        "no test command: set `git config spectra.test.command` or add a Cargo.toml, package.json, go.mod, pyproject.toml or Makefile"
+    )]
+    NoTestCommand,
+    #[error("cannot run `{command}`: {source}")]
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl BuiltinError {
+    fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> BuiltinError {
+        let path = path.into();
+        move |source| BuiltinError::Io { path, source }
+    }
+}
+
+/// Checks the service naming rule: lowercase words of letters and digits joined by `-`.
+pub fn check_service_name(name: &str) -> Result<(), BuiltinError> {
+    let valid = name.len() <= MAX_SERVICE_NAME
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.split('-').all(|word| {
+            !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(BuiltinError::ServiceName(name.to_string()))
+    }
+}
+
+/// Runs `git args...` in `root` and returns its trimmed stdout, or its stderr as the error.
+fn git(root: &std::path::Path, args: &[&str]) -> Result<String, BuiltinError> {
+    let command = format!("git {}", args.join(" "));
+    let output = std::process::Command::new("git")
+        .args(args)
+        .current_dir(root)
+        .output()
+        .map_err(|source| BuiltinError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    if !output.status.success() {
+        return Err(BuiltinError::Git {
+            command,
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn service_names_follow_the_rule() {
+        for good in ["logs", "log-shipper", "a1-b2"] {
+            assert!(check_service_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Logs", "-x", "x-", "a--b", "a_b", "1x", &"a".repeat(64)] {
+            assert!(check_service_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! `git spectra builtin NAME ...` (hidden): the entry point of the built-in playbooks. Each
+//! prints one JSON object on stdout; the work is in [`crate::builtin`].
+
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use crate::builtin::{branch, catalog, inventory, spec, tests};
+use crate::ui::Output;
+use crate::{Error, Result};
+
+/// Run a built-in playbook in the current directory (the runner sets it to the repository root).
+#[derive(Debug, Args)]
+pub struct BuiltinArgs {
+    #[command(subcommand)]
+    pub command: BuiltinCommand,
+}
+
+/// The built-in playbooks.
+#[derive(Debug, Subcommand)]
+pub enum BuiltinCommand {
+    /// Inventory the repository as JSON.
+    Inventory,
+    /// Look a service name up in .spectra/service-catalog.yaml.
+    CatalogLookup {
+        #[arg(long)]
+        name: String,
+    },
+    /// Write a service's specification file.
+    WriteSpec {
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        path: Option<String>,
+        #[arg(long, allow_hyphen_values = true)]
+        content: String,
+    },
+    /// Remove a service's specification file if it still holds the given content.
+    RemoveSpec {
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        path: Option<String>,
+        #[arg(long, allow_hyphen_values = true)]
+        content: String,
+    },
+    /// Run the project's tests and count the results.
+    RunTests,
+    /// Create the branch service/SERVICE.
+    CreateBranch {
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        base: Option<String>,
+    },
+    /// Delete the branch service/SERVICE if merged.
+    DeleteBranch {
+        #[arg(long)]
+        service: String,
+    },
+}
+
+/// Runs a built-in playbook, prints its JSON result and returns the exit code.
+pub fn run(args: BuiltinArgs) -> Result<u8> {
+    run_command(&args.command)?;
+    Ok(0)
+}
+
+fn run_command(command: &BuiltinCommand) -> Result<()> {
+    let root = std::env::current_dir()?;
+    match command {
+        BuiltinCommand::Inventory => print(&inventory::inventory(&root)?),
+        BuiltinCommand::CatalogLookup { name } => print(&catalog::lookup(&root, name)?),
+        BuiltinCommand::WriteSpec {
+            service,
+            path,
+            content,
+        } => print(&spec::write(&root, service, path.as_deref(), content)?),
+        BuiltinCommand::RemoveSpec {
+            service,
+            path,
+            content,
+        } => print(&spec::remove(&root, service, path.as_deref(), content)?),
+        BuiltinCommand::RunTests => {
+            let run = tests::run(&root)?;
+            print(&run)?;
+            if run.success {
+                return Ok(());
+            }
+            Err(Error::Failed {
+                message: format!(
+                    "tests failed: {} passed, {} failed, {} skipped",
+                    run.passed, run.failed, run.skipped
+                ),
+                hint: None,
+            })
+        }
+        BuiltinCommand::CreateBranch { service, base } => {
+            print(&branch::create(&root, service, base.as_deref())?)
+        }
+        BuiltinCommand::DeleteBranch { service } => print(&branch::delete(&root, service)?),
+    }
+}
+
+fn print(value: &impl Serialize) -> Result<()> {
+    let mut out = Output::new();
+    out.json_line(value)?;
+    out.flush()?;
+    Ok(())
+}

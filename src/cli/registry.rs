@@ -1,0 +1,252 @@
+//! `git spectra registry list | show ID | validate`: what the registry holds, and whether it is
+//! sound. Loads the built-in registry merged with the repository's `.spectra/registry/`.
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use crate::registry::{Activity, Layer, Playbook, Registry, RegistryError, template::Arg};
+use crate::repo::Repo;
+use crate::ui::{Format, Output};
+use crate::{Error, Result};
+
+/// Inspect and check the activities and playbooks.
+///
+/// Shows the built-in registry merged with the repository's `.spectra/registry/`.
+///
+/// Examples:
+///   git spectra registry list
+///   git spectra registry show discover --format json
+///   git spectra registry validate
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    #[command(subcommand)]
+    pub command: RegistryCommand,
+}
+
+/// The registry subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// List activities (in canonical order) and playbooks.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Show one activity (by name) or playbook (by id) in full.
+    Show {
+        /// An activity name or a playbook id.
+        id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Check every registry file; print each problem as file:line:column: message.
+    Validate {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+/// Runs a registry subcommand and returns the exit code.
+pub fn run(args: RegistryArgs) -> Result<u8> {
+    let mut out = Output::new();
+    match args.command {
+        RegistryCommand::List { format } => list(&mut out, &load()?, format)?,
+        RegistryCommand::Show { id, format } => show(&mut out, &load()?, &id, format)?,
+        RegistryCommand::Validate { format } => validate(&mut out, format)?,
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+fn load_result() -> Result<std::result::Result<Registry, RegistryError>> {
+    let repo = Repo::discover()?;
+    Ok(match repo.work_tree() {
+        Some(root) => Registry::load(root),
+        // A bare repository has no working tree, so no `.spectra/registry/` to add.
+        None => Registry::builtin(),
+    })
+}
+
+fn load() -> Result<Registry> {
+    Ok(load_result()??)
+}
+
+fn list(out: &mut Output, registry: &Registry, format: Format) -> Result<()> {
+    if format == Format::Json {
+        for activity in registry.activities() {
+            out.json_line(&activity_summary(registry, activity))?;
+        }
+        for playbook in registry.playbooks() {
+            out.json_line(&playbook_summary(playbook))?;
+        }
+        return Ok(());
+    }
+    out.line("activities:")?;
+    for activity in registry.activities() {
+        out.line(format_args!(
+            "  {:>2} {:<10} {}{}",
+            activity.order,
+            activity.name,
+            ids(registry.allowed_playbooks(&activity.name)).join(", "),
+            layer_note(activity.origin.layer)
+        ))?;
+    }
+    out.line("playbooks:")?;
+    for playbook in registry.playbooks() {
+        out.line(format_args!(
+            "  {:<16} {:<14} {}{}",
+            playbook.id,
+            playbook.domain,
+            playbook.description,
+            layer_note(playbook.origin.layer)
+        ))?;
+    }
+    Ok(())
+}
+
+fn show(out: &mut Output, registry: &Registry, id: &str, format: Format) -> Result<()> {
+    if let Some(activity) = registry.activity(id) {
+        let mut value = serde_json::to_value(activity).map_err(std::io::Error::other)?;
+        value["decision_schema"] = registry.decision_schema(id)?;
+        value["allowed_playbooks"] = json!(ids(registry.allowed_playbooks(id)));
+        match format {
+            Format::Json => out.json_line(&value)?,
+            Format::Human => out.bytes(activity_text(registry, activity).as_bytes())?,
+        }
+        return Ok(());
+    }
+    let playbook = registry
+        .playbook(id)
+        .ok_or_else(|| RegistryError::UnknownEntry(id.to_string()))?;
+    match format {
+        Format::Json => out.json_line(playbook)?,
+        Format::Human => out.bytes(playbook_text(playbook).as_bytes())?,
+    }
+    Ok(())
+}
+
+fn validate(out: &mut Output, format: Format) -> Result<()> {
+    let error = match load_result()? {
+        Ok(registry) => {
+            let message = format!(
+                "registry ok: {} activities, {} playbooks",
+                registry.activities().len(),
+                registry.playbooks().count()
+            );
+            match format {
+                Format::Json => out.json_line(&json!({"ok": true, "message": message}))?,
+                Format::Human => out.line(message)?,
+            }
+            return Ok(());
+        }
+        Err(error) => error,
+    };
+    let problems = error.problems();
+    for problem in problems {
+        match format {
+            Format::Json => out.json_line(problem)?,
+            Format::Human => out.line(problem)?,
+        }
+    }
+    // The problems are the output; make sure they are out before the error line on stderr.
+    out.flush()?;
+    Err(Error::Failed {
+        message: match problems.len() {
+            0 | 1 => "1 problem in the registry".to_string(),
+            count => format!("{count} problems in the registry"),
+        },
+        hint: Some(
+            "each line names file:line:column; files under .spectra/registry/ override the built-in ones"
+                .to_string(),
+        ),
+    })
+}
+
+fn ids(playbooks: Vec<&Playbook>) -> Vec<String> {
+    playbooks
+        .into_iter()
+        .map(|playbook| playbook.id.clone())
+        .collect()
+}
+
+fn layer_note(layer: Layer) -> &'static str {
+    match layer {
+        Layer::Builtin => "",
+        Layer::Repository => "  (from .spectra/registry)",
+    }
+}
+
+fn activity_summary(registry: &Registry, activity: &Activity) -> Value {
+    json!({
+        "kind": "activity",
+        "name": activity.name,
+        "order": activity.order,
+        "description": activity.description,
+        "playbooks": ids(registry.allowed_playbooks(&activity.name)),
+        "origin": activity.origin,
+    })
+}
+
+fn playbook_summary(playbook: &Playbook) -> Value {
+    json!({
+        "kind": "playbook",
+        "id": playbook.id,
+        "domain": playbook.domain,
+        "activities": playbook.activities,
+        "description": playbook.description,
+        "reversible": playbook.reversible,
+        "idempotent": playbook.idempotent,
+        "timeout": playbook.timeout,
+        "origin": playbook.origin,
+    })
+}
+
+fn activity_text(registry: &Registry, activity: &Activity) -> String {
+    let gates: Vec<String> = activity
+        .quality_gates
+        .iter()
+        .map(|gate| format!("  {}: {}", gate.name, gate.description))
+        .collect();
+    format!(
+        "activity {} (order {}, {})\n\n{}\n\nplaybooks: {}\ntoken budget: {}\nwrites: {}\n\nquality gates:\n{}\n\nsystem prompt:\n{}\nuser prompt:\n{}\ndecision schema:\n{}\n",
+        activity.name,
+        activity.order,
+        activity.origin.file,
+        activity.description,
+        ids(registry.allowed_playbooks(&activity.name)).join(", "),
+        activity.token_budget,
+        activity.writes.join(", "),
+        gates.join("\n"),
+        activity.prompts.system,
+        activity.prompts.user,
+        serde_json::to_string_pretty(&activity.decision).unwrap_or_default(),
+    )
+}
+
+fn playbook_text(playbook: &Playbook) -> String {
+    let argv = |args: &Option<Vec<Arg>>| match args {
+        None => "(none)".to_string(),
+        Some(args) => serde_json::to_string(args).unwrap_or_default(),
+    };
+    format!(
+        "playbook {} (domain {}, {})\n\n{}\n\nactivities: {}\nrun: {}\nundo: {}\nreversible: {}\nidempotent: {}\ntimeout: {}s\ninputs:\n{}\n{}",
+        playbook.id,
+        playbook.domain,
+        playbook.origin.file,
+        playbook.description,
+        playbook.activities.join(", "),
+        argv(&playbook.run),
+        argv(&playbook.undo),
+        playbook.reversible,
+        playbook.idempotent,
+        playbook.timeout,
+        serde_json::to_string_pretty(&playbook.inputs).unwrap_or_default(),
+        playbook
+            .runbook
+            .as_deref()
+            .map(|runbook| format!("\nrunbook:\n{runbook}"))
+            .unwrap_or_default(),
+    )
+}

@@ -1,0 +1,170 @@
+//! An activity as the rest of the tool sees it: what it asks the model, the shape of the answer,
+//! the gates the answer must pass and the playbooks it may run.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+
+use super::Origin;
+use super::gate::QualityGate;
+
+/// The twelve SPECTRA activities in canonical order.
+pub const CANONICAL_ACTIVITIES: [&str; 12] = [
+    "engage",
+    "discover",
+    "plan",
+    "assess",
+    "design",
+    "provision",
+    "build",
+    "test",
+    "deploy",
+    "monitor",
+    "optimise",
+    "finalise",
+];
+
+/// The variables a prompt template may use as `{{name}}`; the activity loop fills them.
+pub const PROMPT_VARIABLES: [&str; 8] = [
+    "activity",
+    "input",
+    "service",
+    "specification",
+    "manifests",
+    "history",
+    "playbooks",
+    "repository",
+];
+
+/// One activity definition.
+#[derive(Debug, Clone, Serialize)]
+pub struct Activity {
+    pub name: String,
+    /// Position in the SPECTRA sequence; activities run and list in this order.
+    pub order: u32,
+    pub description: String,
+    pub prompts: Prompts,
+    /// The JSON Schema of the decision, as written (without the `playbooks` key, which
+    /// [`super::Registry::decision_schema`] adds from the playbooks this activity may use).
+    pub decision: Value,
+    pub quality_gates: Vec<QualityGate>,
+    pub playbooks: Vec<PlaybookRef>,
+    /// The most tokens the model may spend answering.
+    pub token_budget: u32,
+    /// Files the activity writes, as path templates relative to the repository root.
+    pub writes: Vec<String>,
+    pub origin: Origin,
+}
+
+/// The system and user prompt templates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prompts {
+    pub system: String,
+    pub user: String,
+}
+
+impl Prompts {
+    /// The system and user prompts with `{{name}}` replaced by `values[name]` (empty if absent).
+    pub fn render(&self, values: &BTreeMap<&str, String>) -> (String, String) {
+        (
+            render_prompt(&self.system, values),
+            render_prompt(&self.user, values),
+        )
+    }
+}
+
+/// The `{{name}}` variables a prompt template uses, in order.
+pub fn prompt_variables(template: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        names.push(after[..end].trim());
+        rest = &after[end + 2..];
+    }
+    names
+}
+
+fn render_prompt(template: &str, values: &BTreeMap<&str, String>) -> String {
+    let mut out = template.to_string();
+    for name in prompt_variables(template) {
+        let value = values.get(name).map(String::as_str).unwrap_or("");
+        out = out.replace(&format!("{{{{{name}}}}}"), value);
+        out = out.replace(&format!("{{{{ {name} }}}}"), value);
+    }
+    out
+}
+
+/// How an activity names a playbook it may use: by id, or every playbook of a domain.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PlaybookRef {
+    Id(String),
+    Domain(String),
+}
+
+impl PlaybookRef {
+    /// Reads `domain:NAME` as a domain and anything else as an id.
+    pub fn parse(text: &str) -> PlaybookRef {
+        match text.strip_prefix("domain:") {
+            Some(domain) => PlaybookRef::Domain(domain.to_string()),
+            None => PlaybookRef::Id(text.to_string()),
+        }
+    }
+
+    /// Whether this reference covers the playbook with `id` in `domain`.
+    pub fn covers(&self, id: &str, domain: &str) -> bool {
+        match self {
+            PlaybookRef::Id(wanted) => wanted == id,
+            PlaybookRef::Domain(wanted) => wanted == domain,
+        }
+    }
+}
+
+impl fmt::Display for PlaybookRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlaybookRef::Id(id) => f.write_str(id),
+            PlaybookRef::Domain(domain) => write!(f, "domain:{domain}"),
+        }
+    }
+}
+
+impl Serialize for PlaybookRef {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompts_render_known_variables_with_or_without_spaces() {
+        let prompts = Prompts {
+            system: "You are {{activity}}.".into(),
+            user: "Idea: {{ input }} for {{service}}".into(),
+        };
+        let values = BTreeMap::from([
+            ("activity", "discover".to_string()),
+            ("input", "logs".to_string()),
+        ]);
+        let (system, user) = prompts.render(&values);
+        assert_eq!(system, "You are discover.");
+        assert_eq!(user, "Idea: logs for ");
+    }
+
+    #[test]
+    fn playbook_refs_parse_ids_and_domains() {
+        assert_eq!(
+            PlaybookRef::parse("domain:git"),
+            PlaybookRef::Domain("git".into())
+        );
+        assert!(PlaybookRef::parse("a.b").covers("a.b", "x"));
+        assert!(PlaybookRef::parse("domain:x").covers("a.b", "x"));
+    }
+}

@@ -1,0 +1,72 @@
+//! What can be wrong with a registry, always with the place it is wrong at.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::yaml::Position;
+
+/// One thing wrong in one registry file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Problem {
+    /// The file as the user knows it: `registry/...` for built-in files, the path under the
+    /// repository for `.spectra/registry/...`.
+    pub file: String,
+    /// Line and column; `0:0` when the problem is the file as a whole (unreadable, misplaced).
+    pub position: Position,
+    pub message: String,
+}
+
+impl Problem {
+    pub(crate) fn new(file: &str, position: Position, message: impl Into<String>) -> Problem {
+        Problem {
+            file: file.to_string(),
+            position,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn whole_file(file: &str, message: impl Into<String>) -> Problem {
+        Problem::new(file, Position::default(), message)
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.position == Position::default() {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.file, self.position, self.message)
+        }
+    }
+}
+
+/// Why a registry could not be loaded or an entry not found.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// One or more files are broken; every problem found is listed, sorted by file and place.
+    #[error("{}", describe_problems(.0))]
+    Invalid(Vec<Problem>),
+    #[error("no activity named `{0}` in the registry")]
+    UnknownActivity(String),
+    #[error("no activity or playbook with id `{0}` in the registry")]
+    UnknownEntry(String),
+}
+
+impl RegistryError {
+    /// The problems behind an [`RegistryError::Invalid`]; empty for the other kinds.
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            RegistryError::Invalid(problems) => problems,
+            _ => &[],
+        }
+    }
+}
+
+fn describe_problems(problems: &[Problem]) -> String {
+    match problems {
+        [] => "the registry is invalid".to_string(),
+        [only] => format!("invalid registry: {only}"),
+        [first, rest @ ..] => format!("invalid registry: {first} (and {} more)", rest.len()),
+    }
+}

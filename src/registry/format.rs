@@ -1,0 +1,215 @@
+//! The registry file formats exactly as written, with the position of every value an error may
+//! need to point at. `registry/schema/*.schema.json` describes the same formats for editors and
+//! other tools; a test keeps the field lists of the two in step.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::Origin;
+use super::activity::{Activity, PlaybookRef, Prompts};
+use super::gate::{Check, QualityGate};
+use super::playbook::{Playbook, no_inputs};
+use super::template::Arg;
+use crate::yaml::Spanned;
+
+/// An activity file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityFile {
+    pub name: Spanned<String>,
+    pub order: Spanned<u32>,
+    pub description: String,
+    pub prompts: Spanned<Prompts>,
+    pub decision: Spanned<Value>,
+    #[serde(default)]
+    pub quality_gates: Vec<GateFile>,
+    #[serde(default)]
+    pub playbooks: Vec<Spanned<String>>,
+    pub token_budget: Spanned<u32>,
+    #[serde(default)]
+    pub writes: Vec<Spanned<String>>,
+}
+
+/// A quality gate inside an activity file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateFile {
+    pub name: Spanned<String>,
+    pub description: String,
+    pub checks: Vec<Spanned<Check>>,
+}
+
+/// A playbook file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaybookFile {
+    pub id: Spanned<String>,
+    pub activities: Vec<Spanned<String>>,
+    pub domain: Spanned<String>,
+    pub description: String,
+    #[serde(default)]
+    pub runbook: Option<String>,
+    #[serde(default)]
+    pub run: Option<Vec<Spanned<Arg>>>,
+    #[serde(default)]
+    pub inputs: Option<Spanned<Value>>,
+    #[serde(default)]
+    pub undo: Option<Vec<Spanned<Arg>>>,
+    pub reversible: bool,
+    pub idempotent: bool,
+    pub timeout: Spanned<f64>,
+}
+
+impl ActivityFile {
+    pub fn into_activity(self, origin: Origin) -> Activity {
+        Activity {
+            name: self.name.value,
+            order: self.order.value,
+            description: self.description,
+            prompts: self.prompts.value,
+            decision: self.decision.value,
+            quality_gates: self
+                .quality_gates
+                .into_iter()
+                .map(GateFile::into_gate)
+                .collect(),
+            playbooks: self
+                .playbooks
+                .iter()
+                .map(|name| PlaybookRef::parse(&name.value))
+                .collect(),
+            token_budget: self.token_budget.value,
+            writes: self.writes.into_iter().map(|path| path.value).collect(),
+            origin,
+        }
+    }
+}
+
+impl GateFile {
+    fn into_gate(self) -> QualityGate {
+        QualityGate {
+            name: self.name.value,
+            description: self.description,
+            checks: self.checks.into_iter().map(|check| check.value).collect(),
+        }
+    }
+}
+
+impl PlaybookFile {
+    pub fn into_playbook(self, origin: Origin) -> Playbook {
+        let values = |args: Vec<Spanned<Arg>>| args.into_iter().map(|arg| arg.value).collect();
+        Playbook {
+            id: self.id.value,
+            activities: self.activities.into_iter().map(|name| name.value).collect(),
+            domain: self.domain.value,
+            description: self.description,
+            runbook: self.runbook,
+            run: self.run.map(values),
+            inputs: self.inputs.map_or_else(no_inputs, |inputs| inputs.value),
+            undo: self.undo.map(values),
+            reversible: self.reversible,
+            idempotent: self.idempotent,
+            timeout: self.timeout.value,
+            origin,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The Rust structs and the published JSON Schemas must describe the same fields. The field
+    //! names are read from serde's own derive output, through a deserializer that only records
+    //! which fields a struct asks for.
+
+    use std::collections::BTreeSet;
+
+    use serde::de::{self, Deserializer, Visitor};
+
+    use super::*;
+    use crate::registry::source::{ACTIVITY_SCHEMA, PLAYBOOK_SCHEMA};
+
+    struct FieldProbe<'a>(&'a mut Vec<&'static str>);
+
+    #[derive(Debug)]
+    struct Stop;
+
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("probe done")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl de::Error for Stop {
+        fn custom<T: std::fmt::Display>(_: T) -> Self {
+            Stop
+        }
+    }
+
+    impl<'de> Deserializer<'de> for FieldProbe<'_> {
+        type Error = Stop;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0.extend(fields);
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+
+    fn fields_of<T: for<'de> Deserialize<'de>>() -> BTreeSet<&'static str> {
+        let mut fields = Vec::new();
+        let _ = T::deserialize(FieldProbe(&mut fields));
+        fields.into_iter().collect()
+    }
+
+    fn schema_properties(schema: &str, pointer: &str) -> BTreeSet<String> {
+        let schema: Value = serde_json::from_str(schema).unwrap();
+        schema
+            .pointer(pointer)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn same(rust: BTreeSet<&str>, schema: BTreeSet<String>) {
+        let schema: BTreeSet<&str> = schema.iter().map(String::as_str).collect();
+        assert_eq!(rust, schema, "Rust struct fields vs schema properties");
+    }
+
+    #[test]
+    fn activity_struct_and_schema_have_the_same_fields() {
+        same(
+            fields_of::<ActivityFile>(),
+            schema_properties(ACTIVITY_SCHEMA, "/properties"),
+        );
+        same(
+            fields_of::<Prompts>(),
+            schema_properties(ACTIVITY_SCHEMA, "/$defs/prompts/properties"),
+        );
+        same(
+            fields_of::<GateFile>(),
+            schema_properties(ACTIVITY_SCHEMA, "/$defs/quality_gate/properties"),
+        );
+    }
+
+    #[test]
+    fn playbook_struct_and_schema_have_the_same_fields() {
+        same(
+            fields_of::<PlaybookFile>(),
+            schema_properties(PLAYBOOK_SCHEMA, "/properties"),
+        );
+    }
+}

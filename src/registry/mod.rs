@@ -1,0 +1,286 @@
+//! The registry: the single source of truth for which activities exist, what they ask the model,
+//! and which playbooks each may run.
+//!
+//! Defaults live in `registry/` and are compiled into the binary; a repository adds or replaces
+//! entries (by activity name or playbook id) with files under `.spectra/registry/`. Loading
+//! validates everything and reports every problem with its file, line and column; a registry
+//! with any problem is never used, so a broken override cannot silently fall back to a default.
+
+mod activity;
+mod check;
+mod error;
+mod format;
+mod gate;
+mod playbook;
+mod source;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+pub use activity::{
+    Activity, CANONICAL_ACTIVITIES, PROMPT_VARIABLES, PlaybookRef, Prompts, prompt_variables,
+};
+pub use check::compile_schema;
+pub use error::{Problem, RegistryError};
+pub use gate::{Check, GateResult, QualityGate};
+pub use playbook::{PATH_FORMAT, Playbook};
+pub use source::{
+    ACTIVITY_SCHEMA, EMBEDDED, Kind, Layer, PLAYBOOK_SCHEMA, REPOSITORY_DIR, SourceFile,
+};
+
+use check::Parsed;
+use format::{ActivityFile, PlaybookFile};
+
+/// Where an entry was defined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    pub file: String,
+    pub layer: Layer,
+}
+
+/// A loaded, validated registry.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    /// Sorted by `order`.
+    activities: Vec<Activity>,
+    playbooks: BTreeMap<String, Playbook>,
+}
+
+impl Registry {
+    /// The registry compiled into the binary, without any repository's additions.
+    pub fn builtin() -> Result<Registry, RegistryError> {
+        Registry::from_sources(source::builtin())
+    }
+
+    /// The built-in registry merged with `<repo_root>/.spectra/registry/`.
+    pub fn load(repo_root: &Path) -> Result<Registry, RegistryError> {
+        let (repository_files, mut problems) = source::repository(repo_root);
+        let mut files = source::builtin();
+        files.extend(repository_files);
+        match Registry::from_sources(files) {
+            Ok(registry) if problems.is_empty() => Ok(registry),
+            Ok(_) => Err(RegistryError::Invalid(problems)),
+            Err(error) => {
+                problems.extend(error.problems().iter().cloned());
+                problems.sort();
+                Err(RegistryError::Invalid(problems))
+            }
+        }
+    }
+
+    /// Parses, merges (later layers replace earlier ones by name) and validates `files`.
+    pub fn from_sources(files: Vec<SourceFile>) -> Result<Registry, RegistryError> {
+        let mut problems = Vec::new();
+        let mut activities = Vec::new();
+        let mut playbooks = Vec::new();
+        for file in files {
+            match file.kind {
+                Kind::Activity => activities.extend(parse::<ActivityFile>(file, &mut problems)),
+                Kind::Playbook => playbooks.extend(parse::<PlaybookFile>(file, &mut problems)),
+            }
+        }
+        for activity in &activities {
+            check::activity_file(activity, &mut problems);
+        }
+        for playbook in &playbooks {
+            check::playbook_file(playbook, &mut problems);
+        }
+        let activities = merge(activities, |a| &a.name, "activity", &mut problems);
+        let playbooks = merge(playbooks, |p| &p.id, "playbook id", &mut problems);
+        check::cross(
+            &activities.values().collect::<Vec<_>>(),
+            &playbooks.values().collect::<Vec<_>>(),
+            &mut problems,
+        );
+        if !problems.is_empty() {
+            problems.sort();
+            problems.dedup();
+            return Err(RegistryError::Invalid(problems));
+        }
+        Ok(Registry::assemble(activities, playbooks))
+    }
+
+    fn assemble(
+        activities: BTreeMap<String, Parsed<ActivityFile>>,
+        playbooks: BTreeMap<String, Parsed<PlaybookFile>>,
+    ) -> Registry {
+        let origin = |file: String, layer| Origin { file, layer };
+        let mut activities: Vec<Activity> = activities
+            .into_values()
+            .map(|parsed| parsed.doc.into_activity(origin(parsed.file, parsed.layer)))
+            .collect();
+        activities.sort_by_key(|activity| activity.order);
+        let playbooks = playbooks
+            .into_iter()
+            .map(|(id, parsed)| {
+                (
+                    id,
+                    parsed.doc.into_playbook(origin(parsed.file, parsed.layer)),
+                )
+            })
+            .collect();
+        Registry {
+            activities,
+            playbooks,
+        }
+    }
+
+    /// Every activity, in canonical order.
+    pub fn activities(&self) -> &[Activity] {
+        &self.activities
+    }
+
+    /// The activity called `name`.
+    pub fn activity(&self, name: &str) -> Option<&Activity> {
+        self.activities
+            .iter()
+            .find(|activity| activity.name == name)
+    }
+
+    /// Every playbook, by id.
+    pub fn playbooks(&self) -> impl Iterator<Item = &Playbook> {
+        self.playbooks.values()
+    }
+
+    /// The playbook with `id`.
+    pub fn playbook(&self, id: &str) -> Option<&Playbook> {
+        self.playbooks.get(id)
+    }
+
+    /// Whether `activity` may run playbook `id`: the activity names it (or its domain) and the
+    /// playbook lists the activity. Both sides must agree.
+    pub fn is_allowed(&self, activity: &str, id: &str) -> bool {
+        let (Some(activity), Some(playbook)) = (self.activity(activity), self.playbook(id)) else {
+            return false;
+        };
+        playbook.activities.contains(&activity.name)
+            && activity
+                .playbooks
+                .iter()
+                .any(|r| r.covers(&playbook.id, &playbook.domain))
+    }
+
+    /// The playbooks `activity` may run, by id.
+    pub fn allowed_playbooks(&self, activity: &str) -> Vec<&Playbook> {
+        self.playbooks()
+            .filter(|playbook| self.is_allowed(activity, &playbook.id))
+            .collect()
+    }
+
+    /// The decision schema sent to the model: the activity's own schema plus a required
+    /// `playbooks` array whose items can only be the playbooks it may run, each with that
+    /// playbook's input schema. Objects are closed and every property is required, as OpenAI's
+    /// strict structured outputs demand.
+    pub fn decision_schema(&self, activity: &str) -> Result<Value, RegistryError> {
+        let definition = self
+            .activity(activity)
+            .ok_or_else(|| RegistryError::UnknownActivity(activity.to_string()))?;
+        let mut schema = definition.decision.clone();
+        let choices = self.playbook_choices(activity);
+        if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+            properties.insert("playbooks".to_string(), choices);
+        }
+        if let Some(required) = schema.get_mut("required").and_then(Value::as_array_mut) {
+            required.push(json!("playbooks"));
+        } else if let Some(object) = schema.as_object_mut() {
+            object.insert("required".to_string(), json!(["playbooks"]));
+        }
+        Ok(schema)
+    }
+
+    fn playbook_choices(&self, activity: &str) -> Value {
+        let choices: Vec<Value> = self
+            .allowed_playbooks(activity)
+            .into_iter()
+            .map(|playbook| {
+                json!({
+                    "type": "object",
+                    "description": playbook.description,
+                    "properties": {
+                        "id": {"type": "string", "enum": [playbook.id]},
+                        "inputs": playbook.inputs,
+                        "reason": {"type": "string"}
+                    },
+                    "required": ["id", "inputs", "reason"],
+                    "additionalProperties": false
+                })
+            })
+            .collect();
+        if choices.is_empty() {
+            return json!({"type": "array", "maxItems": 0, "items": {
+                "type": "object", "properties": {}, "required": [], "additionalProperties": false}});
+        }
+        json!({
+            "type": "array",
+            "description": "The playbooks to run, in order. Only these ids exist for this activity.",
+            "items": {"anyOf": choices}
+        })
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    file: SourceFile,
+    problems: &mut Vec<Problem>,
+) -> Option<Parsed<T>> {
+    match crate::yaml::from_str::<T>(&file.text) {
+        Ok(doc) => Some(Parsed {
+            file: file.path,
+            layer: file.layer,
+            doc,
+        }),
+        Err(error) => {
+            problems.push(Problem::new(&file.path, error.position, error.message));
+            None
+        }
+    }
+}
+
+/// Merges entries by name: a later layer replaces an earlier one; the same name twice in one
+/// layer is a problem (which one would win would depend on file order).
+fn merge<T>(
+    entries: Vec<Parsed<T>>,
+    name_of: impl Fn(&T) -> &crate::yaml::Spanned<String>,
+    what: &str,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, Parsed<T>> {
+    let mut merged: BTreeMap<String, Parsed<T>> = BTreeMap::new();
+    for entry in entries {
+        let name = name_of(&entry.doc);
+        let key = name.value.clone();
+        if let Some(existing) = merged.get(&key)
+            && existing.layer == entry.layer
+        {
+            problems.push(Problem::new(
+                &entry.file,
+                crate::yaml::Position::of(name),
+                format!(
+                    "duplicate {what} `{key}`, already defined in {}",
+                    existing.file
+                ),
+            ));
+            continue;
+        }
+        merged.insert(key, entry);
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_registry_loads_with_the_twelve_activities_in_order() {
+        let registry = Registry::builtin().unwrap_or_else(|error| panic!("{error:#?}"));
+        let names: Vec<&str> = registry
+            .activities()
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(names, CANONICAL_ACTIVITIES);
+    }
+}

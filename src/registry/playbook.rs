@@ -1,0 +1,74 @@
+//! A playbook as the rest of the tool sees it: what it is for, how to run and undo it, and the
+//! inputs it takes.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::Origin;
+use super::template::Arg;
+
+/// The JSON Schema `format` that marks an input as a path inside the repository. The runner
+/// refuses such inputs when they would point outside it.
+pub const PATH_FORMAT: &str = "path";
+
+/// One playbook definition.
+#[derive(Debug, Clone, Serialize)]
+pub struct Playbook {
+    pub id: String,
+    /// The activities that may run it (each must also name it or its domain).
+    pub activities: Vec<String>,
+    pub domain: String,
+    pub description: String,
+    /// Markdown given to the model as context.
+    pub runbook: Option<String>,
+    /// The argv template; `None` for a runbook-only playbook.
+    pub run: Option<Vec<Arg>>,
+    /// The JSON Schema of the inputs (an object schema).
+    pub inputs: Value,
+    /// The argv template that undoes `run`, given the same inputs.
+    pub undo: Option<Vec<Arg>>,
+    pub reversible: bool,
+    pub idempotent: bool,
+    /// Seconds the run may take before its process group is killed.
+    pub timeout: f64,
+    pub origin: Origin,
+}
+
+impl Playbook {
+    /// The timeout as a [`Duration`]. Validation keeps `timeout` within (0, 86400]; a value
+    /// that slipped past it (a hand-built `Playbook`) counts as no time at all rather than
+    /// forever.
+    pub fn timeout(&self) -> Duration {
+        Duration::try_from_secs_f64(self.timeout).unwrap_or(Duration::ZERO)
+    }
+
+    /// The inputs whose schema declares `format: path` (directly or for array items).
+    pub fn path_inputs(&self) -> Vec<&str> {
+        let Some(properties) = self.inputs.get("properties").and_then(Value::as_object) else {
+            return Vec::new();
+        };
+        properties
+            .iter()
+            .filter(|(_, schema)| is_path_schema(schema))
+            .map(|(name, _)| name.as_str())
+            .collect()
+    }
+}
+
+fn is_path_schema(schema: &Value) -> bool {
+    let declares =
+        |schema: &Value| schema.get("format").and_then(Value::as_str) == Some(PATH_FORMAT);
+    declares(schema) || schema.get("items").is_some_and(declares)
+}
+
+/// The input schema of a playbook that declares none: an empty object and nothing else.
+pub fn no_inputs() -> Value {
+    serde_json::json!({
+        "type": "object",
+        "properties": {},
+        "required": [],
+        "additionalProperties": false
+    })
+}
