@@ -49,6 +49,12 @@ pub enum Error {
     /// A setting (flag, environment variable or `git config spectra.*`) has a bad value.
     #[error(transparent)]
     Settings(#[from] crate::settings::SettingsError),
+    /// A run could not be started or recorded.
+    #[error(transparent)]
+    Run(#[from] crate::activity::RunError),
+    /// Export could not write its files.
+    #[error(transparent)]
+    Export(#[from] crate::projection::export::ExportError),
     /// Reading or writing standard streams failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -72,7 +78,14 @@ impl Error {
                     EXIT_FATAL
                 }
             },
-            Error::Llm(_) => EXIT_FAILED,
+            Error::Llm(_) | Error::Export(_) => EXIT_FAILED,
+            Error::Run(err) => match err {
+                crate::activity::RunError::UnknownActivity(_)
+                | crate::activity::RunError::Registry(_) => EXIT_FAILED,
+                crate::activity::RunError::Store(_) | crate::activity::RunError::Bare(_) => {
+                    EXIT_FATAL
+                }
+            },
             // As git does for a bad config value.
             Error::Repo(_) | Error::Io(_) | Error::Settings(_) => EXIT_FATAL,
         }
@@ -88,6 +101,8 @@ impl Error {
             Error::Registry(err) => registry_hint(err).map(str::to_string),
             Error::Playbook(err) => playbook_hint(err).map(str::to_string),
             Error::Builtin(err) => builtin_hint(err).map(str::to_string),
+            Error::Run(crate::activity::RunError::Store(err)) => err.hint(),
+            Error::Run(_) | Error::Export(_) => None,
             Error::Repo(_) | Error::Io(_) => None,
         }
     }

@@ -5,17 +5,20 @@
 //! projection folded from that log. The `cli` module parses and renders; the library does the
 //! work.
 
+pub mod activity;
 pub mod builtin;
 pub mod cli;
 pub mod error;
 pub mod event;
 pub mod llm;
 pub mod playbook;
+pub mod projection;
 pub mod registry;
 pub mod repo;
 pub mod settings;
 pub mod store;
 pub mod ui;
+pub mod worktree;
 pub mod yaml;
 
 pub use error::{Error, Result};

@@ -72,3 +72,47 @@ pub fn is_broken_pipe(err: &(dyn std::error::Error + 'static)) -> bool {
     }
     false
 }
+
+/// A spinner on standard error while something slow happens; only on a terminal.
+pub struct Spinner {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Spinner {
+    /// Starts spinning with `message`, or returns `None` when stderr is not a terminal.
+    pub fn start(message: &str) -> Option<Spinner> {
+        use std::io::IsTerminal;
+        if !io::stderr().is_terminal() {
+            return None;
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let message = message.to_string();
+        let handle = std::thread::spawn(move || {
+            let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+            let mut frame = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                eprint!("\r{} {message}", frames[frame % frames.len()]);
+                frame += 1;
+                std::thread::park_timeout(std::time::Duration::from_millis(100));
+            }
+            // Clear the line so what follows starts clean.
+            eprint!("\r\x1b[2K");
+        });
+        Some(Spinner {
+            stop,
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(handle) = self.handle.take() {
+            handle.thread().unpark();
+            let _ = handle.join();
+        }
+    }
+}

@@ -71,6 +71,11 @@ fn plain_message(message: &str, position: Position) -> String {
     message.strip_suffix(&suffix).unwrap_or(message).to_string()
 }
 
+/// Serialises `value` as a YAML document (manifests, history, specifications).
+pub fn to_string<T: serde::Serialize>(value: &T) -> Result<String, String> {
+    serde_saphyr::to_string(value).map_err(|error| error.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,11 +2,13 @@
 
 mod append;
 mod builtin;
+mod discover;
 mod doctor;
 mod log;
 mod registry;
 mod show;
 mod verify;
+mod views;
 
 use clap::{Parser, Subcommand};
 
@@ -28,10 +30,15 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Append(append::AppendArgs),
+    Discover(discover::DiscoverArgs),
     Doctor(doctor::DoctorArgs),
     Log(log::LogArgs),
     Show(show::ShowArgs),
     Verify(verify::VerifyArgs),
+    Manifest(views::ManifestArgs),
+    History(views::HistoryArgs),
+    Runs(views::RunsArgs),
+    Export(views::ExportArgs),
     Registry(registry::RegistryArgs),
     /// Run a built-in playbook (used by the default playbooks' argv).
     #[command(hide = true)]
@@ -46,10 +53,15 @@ pub fn run() -> u8 {
     };
     let result = match cli.command {
         Command::Append(args) => append::run(args),
+        Command::Discover(args) => discover::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Log(args) => log::run(args),
         Command::Show(args) => show::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Manifest(args) => views::manifest(args),
+        Command::History(args) => views::history(args),
+        Command::Runs(args) => views::runs(args),
+        Command::Export(args) => views::export(args),
         Command::Registry(args) => registry::run(args),
         Command::Builtin(args) => builtin::run(args),
     };

@@ -4,6 +4,7 @@
 //! parallel.
 
 mod common;
+mod discover;
 mod events_cli;
 mod llm;
 mod llm_server;

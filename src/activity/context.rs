@@ -1,0 +1,269 @@
+//! What an activity knows before it asks the model, fitted to its token budget.
+//!
+//! The context is a list of whole items: the service's specification, the manifests of earlier
+//! activities for the service, the playbooks the activity may use (with their runbooks), the
+//! last entries of its own history, and an inventory of the repository. When the prompt would
+//! not fit, whole items are dropped, least relevant first (oldest history, then runbooks, then
+//! the earliest manifests, then the inventory, then the specification). A string is never cut in
+//! the middle: a half sentence misleads a model more than a missing one.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::llm::budget::estimate_prompt_tokens;
+use crate::projection::Projection;
+use crate::registry::{Activity, Registry};
+
+/// How many history entries an activity sees at most.
+const HISTORY_ENTRIES: usize = 5;
+
+/// The gathered context of one activity.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub specification: Option<(String, String)>,
+    /// (activity, compact JSON of its manifest), in activity order.
+    pub manifests: Vec<(String, String)>,
+    /// (playbook id, text with runbook, text without).
+    pub playbooks: Vec<(String, String, String)>,
+    pub runbooks_dropped: usize,
+    /// Oldest first.
+    pub history: Vec<String>,
+    pub repository: Option<String>,
+    /// What was left out to fit, in the order it was dropped.
+    pub dropped: Vec<String>,
+}
+
+/// Where the specification of `service` lives, relative to the repository root.
+pub fn specification_path(service: &str) -> String {
+    format!(".spectra/{service}.specification.yaml")
+}
+
+/// Gathers everything `activity` may see.
+pub fn gather(
+    root: &Path,
+    projection: &Projection,
+    registry: &Registry,
+    activity: &Activity,
+    service: Option<&str>,
+) -> Context {
+    let mut context = Context::default();
+    if let Some(service) = service {
+        let path = specification_path(service);
+        if let Ok(text) = std::fs::read_to_string(root.join(&path)) {
+            context.specification = Some((path, text));
+        }
+        context.manifests = earlier_manifests(projection, registry, activity, service);
+    }
+    context.playbooks = registry
+        .allowed_playbooks(&activity.name)
+        .into_iter()
+        .map(|playbook| {
+            let short = format!(
+                "- {} ({}): {}\n  inputs: {}",
+                playbook.id, playbook.domain, playbook.description, playbook.inputs
+            );
+            let full = match &playbook.runbook {
+                Some(runbook) => format!("{short}\n  runbook:\n{}", indent(runbook)),
+                None => short.clone(),
+            };
+            (playbook.id.clone(), full, short)
+        })
+        .collect();
+    let history = projection.history(Some(&activity.name), service);
+    let start = history.len().saturating_sub(HISTORY_ENTRIES);
+    context.history = history[start..]
+        .iter()
+        .map(|(_, entry)| {
+            json!({
+                "timestamp": entry.timestamp,
+                "run": entry.run,
+                "service": entry.service,
+                "outcome": entry.outcome,
+                "decision": entry.decision,
+            })
+            .to_string()
+        })
+        .collect();
+    context.repository = crate::builtin::inventory::inventory(root)
+        .ok()
+        .and_then(|inventory| serde_json::to_string(&inventory).ok());
+    context
+}
+
+fn earlier_manifests(
+    projection: &Projection,
+    registry: &Registry,
+    activity: &Activity,
+    service: &str,
+) -> Vec<(String, String)> {
+    let order_of = |name: &str| registry.activity(name).map(|a| a.order).unwrap_or(u32::MAX);
+    let mut manifests: Vec<_> = projection
+        .manifests(None, Some(service))
+        .into_iter()
+        .filter(|manifest| order_of(&manifest.activity) < activity.order)
+        .collect();
+    manifests.sort_by_key(|manifest| order_of(&manifest.activity));
+    manifests
+        .into_iter()
+        .map(|manifest| {
+            let text = json!({
+                "activity": manifest.activity,
+                "status": manifest.status,
+                "completed_at": manifest.completed_at,
+                "outputs": manifest.outputs,
+            })
+            .to_string();
+            (manifest.activity, text)
+        })
+        .collect()
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|line| format!("    {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Context {
+    /// The template variables this context fills.
+    pub fn variables(&self) -> BTreeMap<&'static str, String> {
+        let mut values = BTreeMap::new();
+        values.insert(
+            "specification",
+            self.specification
+                .as_ref()
+                .map(|(_, text)| text.clone())
+                .unwrap_or_else(|| "(none yet)".into()),
+        );
+        values.insert(
+            "manifests",
+            or_none(self.manifests.iter().map(|(_, t)| t.as_str())),
+        );
+        values.insert("history", or_none(self.history.iter().map(String::as_str)));
+        values.insert(
+            "playbooks",
+            or_none(
+                self.playbooks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, full, short))| {
+                        if i < self.playbooks.len() - self.runbooks_dropped {
+                            full.as_str()
+                        } else {
+                            short.as_str()
+                        }
+                    }),
+            ),
+        );
+        values.insert(
+            "repository",
+            self.repository
+                .clone()
+                .unwrap_or_else(|| "(not available)".into()),
+        );
+        values
+    }
+
+    /// What was loaded and what was left out, for `activity.started`.
+    pub fn summary(&self) -> Value {
+        json!({
+            "specification": self.specification.as_ref().map(|(path, _)| path),
+            "manifests": self.manifests.iter().map(|(activity, _)| activity).collect::<Vec<_>>(),
+            "playbooks": self.playbooks.iter().map(|(id, _, _)| id).collect::<Vec<_>>(),
+            "history_entries": self.history.len(),
+            "dropped": self.dropped,
+        })
+    }
+
+    /// Drops whole items, least relevant first, until `render(self)` fits in `budget` tokens.
+    pub fn fit(&mut self, budget: u32, render: impl Fn(&Context) -> (String, String)) {
+        loop {
+            let (system, user) = render(self);
+            if estimate_prompt_tokens([system.as_str(), user.as_str()]) <= budget {
+                return;
+            }
+            if !self.drop_least_relevant() {
+                return;
+            }
+        }
+    }
+
+    fn drop_least_relevant(&mut self) -> bool {
+        if !self.history.is_empty() {
+            self.history.remove(0);
+            self.dropped.push("history entry".into());
+        } else if self.runbooks_dropped < self.playbooks.len() {
+            self.runbooks_dropped += 1;
+            let id = &self.playbooks[self.playbooks.len() - self.runbooks_dropped].0;
+            self.dropped.push(format!("runbook of {id}"));
+        } else if !self.manifests.is_empty() {
+            let (activity, _) = self.manifests.remove(0);
+            self.dropped.push(format!("manifest of {activity}"));
+        } else if self.repository.take().is_some() {
+            self.dropped.push("repository inventory".into());
+        } else if let Some((path, _)) = self.specification.take() {
+            self.dropped.push(format!("specification {path}"));
+        } else {
+            return false;
+        }
+        true
+    }
+}
+
+fn or_none<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let joined = items.collect::<Vec<_>>().join("\n");
+    if joined.is_empty() {
+        "(none)".into()
+    } else {
+        joined
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Context {
+        Context {
+            specification: Some(("spec".into(), "s".repeat(400))),
+            manifests: vec![("discover".into(), "m".repeat(400))],
+            playbooks: vec![("a".into(), format!("a {}", "r".repeat(800)), "a".into())],
+            runbooks_dropped: 0,
+            history: vec!["h1 ".repeat(100), "h2 ".repeat(100)],
+            repository: Some("i".repeat(400)),
+            dropped: Vec::new(),
+        }
+    }
+
+    fn render(context: &Context) -> (String, String) {
+        let values = context.variables();
+        (
+            "system".into(),
+            values.values().cloned().collect::<Vec<_>>().join("\n"),
+        )
+    }
+
+    #[test]
+    fn drops_whole_items_least_relevant_first() {
+        let mut context = sample();
+        context.fit(450, render);
+        assert_eq!(
+            context.dropped,
+            vec!["history entry", "history entry", "runbook of a"]
+        );
+        // What is left is whole.
+        assert_eq!(context.manifests[0].1.len(), 400);
+        assert_eq!(context.specification.as_ref().unwrap().1.len(), 400);
+    }
+
+    #[test]
+    fn a_context_that_fits_is_left_alone() {
+        let mut context = sample();
+        context.fit(100_000, render);
+        assert!(context.dropped.is_empty());
+        assert_eq!(context.history.len(), 2);
+    }
+}

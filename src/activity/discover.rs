@@ -1,0 +1,389 @@
+//! Discover's own rules on top of the generic loop.
+//!
+//! - The service name is normalised and validated ([`super::service_name`]); an invalid one is
+//!   sent back to the model once with the rule quoted, and never replaced by an invented name.
+//! - The name is looked up in `.spectra/service-catalog.yaml`: a healthy entry of that name
+//!   blocks the run; other statuses are reported (`registry_check.action` = redeploy).
+//! - The result is written to `.spectra/<service>.specification.yaml` and committed on the
+//!   current branch with `Spectra-Run` / `Spectra-Event` trailers (`files.committed`).
+//! - Offline, the decision comes from rules: the name from `--service` or the idea, the problem
+//!   statement is the idea, and every gate that needs judgement is left unpassed.
+
+use serde_json::{Value, json};
+
+use super::context::{Context, specification_path};
+use super::service_name;
+use super::{ActivityError, ActivityWork, Decider, Engine, RunError, RunState};
+use crate::builtin::catalog;
+use crate::event::{NewEvent, kind};
+use crate::registry::Activity;
+
+/// The activity's name in the registry.
+pub const NAME: &str = "discover";
+
+/// Checks that need no decision: a specification the user is editing is never overwritten.
+pub(super) fn before_decision(engine: &Engine<'_>, work: &mut ActivityWork) -> bool {
+    if let Some(service) = work.service.clone() {
+        refuse_dirty_specification(engine, &service, work);
+    }
+    false
+}
+
+fn refuse_dirty_specification(engine: &Engine<'_>, service: &str, work: &mut ActivityWork) {
+    let path = specification_path(service);
+    if engine.options.dry_run {
+        return;
+    }
+    match engine.worktree().has_uncommitted_changes(&path) {
+        Ok(false) => {}
+        Ok(true) => work.errors.push(ActivityError::new(
+            "specification_dirty",
+            format!(
+                "{path} has uncommitted changes; commit or stash them first (git spectra never overwrites your edits)"
+            ),
+        )),
+        Err(error) => work
+            .errors
+            .push(ActivityError::new("git_failed", error.to_string())),
+    }
+}
+
+/// Validates the name and checks the catalog. `None` means the run stops here (recorded).
+pub(super) fn after_decision(
+    engine: &Engine<'_>,
+    state: &mut RunState<'_>,
+    definition: &Activity,
+    context: &Context,
+    input: &str,
+    mut decision: Value,
+    work: &mut ActivityWork,
+) -> Result<Option<Value>, RunError> {
+    let name = match work.service.clone() {
+        Some(name) => name,
+        None => match service_name_from(
+            engine,
+            state,
+            definition,
+            context,
+            input,
+            &mut decision,
+            work,
+        )? {
+            Some(name) => name,
+            None => return Ok(None),
+        },
+    };
+    decision["service_name"] = json!(name);
+    work.service = Some(name.clone());
+    work.facts.insert("service_name_valid".into(), true);
+
+    let lookup = match catalog::lookup(engine.root(), &name) {
+        Ok(lookup) => lookup,
+        Err(error) => {
+            work.errors
+                .push(ActivityError::new("catalog_unreadable", error.to_string()));
+            work.decision = decision;
+            return Ok(None);
+        }
+    };
+    let healthy = lookup
+        .matches
+        .iter()
+        .find(|entry| entry.status.as_deref() == Some("healthy"));
+    let action = match (healthy.is_some(), lookup.found) {
+        (true, _) => "blocked",
+        (false, true) => "redeploy",
+        (false, false) => "deploy_new",
+    };
+    work.extra_outputs.insert(
+        "registry_check".into(),
+        json!({"name": name, "catalog": lookup.catalog, "found": lookup.found, "action": action, "matches": lookup.matches}),
+    );
+    work.facts
+        .insert("no_duplicate_service".into(), !lookup.found);
+    if let Some(entry) = healthy {
+        work.blocked = true;
+        work.errors.push(ActivityError::new(
+            "duplicate_service",
+            format!(
+                "service `{name}` already exists and is healthy in {} ({}{}{})",
+                catalog::CATALOG_PATH,
+                entry
+                    .environment
+                    .as_deref()
+                    .map(|e| format!("{e}, "))
+                    .unwrap_or_default(),
+                entry
+                    .url
+                    .as_deref()
+                    .map(|u| format!("{u}, "))
+                    .unwrap_or_default(),
+                entry
+                    .version
+                    .as_deref()
+                    .map(|v| format!("version {v}"))
+                    .unwrap_or_else(|| "status healthy".into()),
+            ),
+        ));
+        work.decision = decision;
+        return Ok(None);
+    }
+    refuse_dirty_specification(engine, &name, work);
+    if !work.errors.is_empty() {
+        work.decision = decision;
+        return Ok(None);
+    }
+    Ok(Some(decision))
+}
+
+/// The model's name if it is valid; else one more ask quoting the rule; else a recorded failure.
+fn service_name_from(
+    engine: &Engine<'_>,
+    state: &mut RunState<'_>,
+    definition: &Activity,
+    context: &Context,
+    input: &str,
+    decision: &mut Value,
+    work: &mut ActivityWork,
+) -> Result<Option<String>, RunError> {
+    let proposed = proposed_name(decision);
+    let problem = match service_name::accept(&proposed) {
+        Ok(name) => return Ok(Some(name)),
+        Err(problem) => problem,
+    };
+    if matches!(engine.decider, Decider::Model(_)) {
+        let correction = format!(
+            "Your previous answer proposed the service_name `{proposed}`, which is invalid: {problem}. \
+             The rule: {}. Answer again with a valid service_name.",
+            service_name::RULE
+        );
+        if let Some(second) =
+            engine.decide(state, definition, context, input, Some(&correction), work)?
+        {
+            let again = proposed_name(&second);
+            match service_name::accept(&again) {
+                Ok(name) => {
+                    *decision = second;
+                    return Ok(Some(name));
+                }
+                Err(problem) => {
+                    return Ok(invalid_name(work, &again, &problem, second));
+                }
+            }
+        }
+        return Ok(None);
+    }
+    Ok(invalid_name(work, &proposed, &problem, decision.clone()))
+}
+
+fn invalid_name(
+    work: &mut ActivityWork,
+    proposed: &str,
+    problem: &str,
+    decision: Value,
+) -> Option<String> {
+    work.facts.insert("service_name_valid".into(), false);
+    work.errors.push(ActivityError::new(
+        "invalid_service_name",
+        format!(
+            "no valid service name: `{proposed}` is invalid ({problem}); pass one with --service NAME"
+        ),
+    ));
+    work.decision = decision;
+    None
+}
+
+fn proposed_name(decision: &Value) -> String {
+    decision
+        .get("service_name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The decision discover makes without a model: only what the input says for itself.
+pub(super) fn offline_decision(
+    engine: &Engine<'_>,
+    activity: &str,
+    input: &str,
+    service: Option<&str>,
+) -> Result<Value, ActivityError> {
+    if activity != NAME {
+        return Err(ActivityError::new(
+            "offline_unsupported",
+            format!("{activity} needs a model; configure one (git spectra doctor shows how)"),
+        ));
+    }
+    let name = service
+        .map(str::to_string)
+        .or_else(|| service_name::derive_from_idea(input))
+        .unwrap_or_default();
+    let mut playbooks = vec![
+        json!({"id": "repo.inventory", "inputs": {}, "reason": "offline: always inventory the repository"}),
+    ];
+    if service_name::validate(&name).is_ok() && engine.registry.is_allowed(NAME, "catalog.lookup") {
+        playbooks.push(json!({"id": "catalog.lookup", "inputs": {"name": name}, "reason": "offline: always check the catalog"}));
+    }
+    let empty: Vec<String> = Vec::new();
+    Ok(json!({
+        "service_name": name,
+        "problem": {"statement": input, "impact": "", "root_cause": "", "who_has_it": empty},
+        "current_state": {"what_exists": empty, "pain_points": empty, "gaps": empty, "blockers": empty},
+        "desired_state": {"vision": "", "success_criteria": empty, "goals": empty},
+        "stakeholders": {"users": empty, "decision_makers": empty, "beneficiaries": empty},
+        "constraints": {"technical": empty, "business": empty, "time": empty, "budget": empty, "compliance": empty},
+        "requirements": {"functional": empty, "non_functional": empty},
+        "risks": {"technical": empty, "business": empty, "implementation": empty},
+        "alternatives": {"other_options": empty, "why_this_solution": ""},
+        "idea": {"name": "", "type": "new_service", "priority": "medium"},
+        "validation": {"problem_solved": false, "reasoning": "", "confidence": 0.0,
+            "assumptions": ["offline: no model was consulted; only the idea text and the repository were used"]},
+        "recommended_tools": empty,
+        "next_steps": ["configure a model (git spectra doctor) and run discover again for a full analysis"],
+        "playbooks": playbooks,
+    }))
+}
+
+/// Writes `.spectra/<service>.specification.yaml` and commits it (unless told not to).
+pub(super) fn write_outputs(
+    engine: &Engine<'_>,
+    state: &mut RunState<'_>,
+    work: &mut ActivityWork,
+) -> Result<(), RunError> {
+    let Some(service) = work.service.clone() else {
+        return Ok(());
+    };
+    let path = specification_path(&service);
+    let document = specification(&service, state.recorder.run(), engine.decider.mode(), work);
+    if engine.options.dry_run {
+        work.extra_outputs.insert(
+            "specification".into(),
+            json!({"path": path, "written": false, "committed": null, "dry_run": true}),
+        );
+        return Ok(());
+    }
+    let text = match crate::yaml::to_string(&document) {
+        Ok(text) => format!(
+            "# Written by git spectra discover (run {}).\n{text}",
+            state.recorder.run()
+        ),
+        Err(message) => {
+            work.errors
+                .push(ActivityError::new("specification_unwritable", message));
+            return Ok(());
+        }
+    };
+    let full = engine.root().join(&path);
+    let written = full
+        .parent()
+        .map(std::fs::create_dir_all)
+        .transpose()
+        .and_then(|_| std::fs::write(&full, text));
+    if let Err(error) = written {
+        work.errors.push(ActivityError::new(
+            "specification_unwritable",
+            format!("cannot write {path}: {error}"),
+        ));
+        return Ok(());
+    }
+    let mut record = json!({"path": path, "written": true, "committed": null});
+    if !engine.options.no_commit {
+        match commit_specification(engine, state, work, &service, &path) {
+            Ok(commit) => record["committed"] = json!(commit),
+            Err(error) => work.errors.push(error),
+        }
+    }
+    work.extra_outputs.insert("specification".into(), record);
+    Ok(())
+}
+
+fn commit_specification(
+    engine: &Engine<'_>,
+    state: &mut RunState<'_>,
+    work: &mut ActivityWork,
+    service: &str,
+    path: &str,
+) -> Result<String, ActivityError> {
+    let statement = work.decision["problem"]["statement"]
+        .as_str()
+        .unwrap_or_default();
+    let message = format!(
+        "discover: add specification for {service}\n\n{}\n\nSpectra-Run: {}\nSpectra-Event: {}\n",
+        statement.trim(),
+        state.recorder.run(),
+        work.decision_event.as_deref().unwrap_or("-"),
+    );
+    let committed = engine
+        .worktree()
+        .commit_paths(&[path.to_string()], &message)
+        .map_err(|error| ActivityError::new("commit_failed", error.to_string()))?;
+    let mut event = NewEvent::new(kind::FILES_COMMITTED)
+        .activity(NAME)
+        .service(service)
+        .subject(format!(
+            "discover: committed {path} as {}",
+            &committed.commit[..committed.commit.len().min(10)]
+        ))
+        .payload(serde_json::to_value(&committed).unwrap_or(Value::Null));
+    if let Some(id) = &work.decision_event {
+        event = event.cause(id.clone());
+    }
+    state.recorder.record(event);
+    let id = committed.commit.clone();
+    work.commit = Some(committed);
+    Ok(id)
+}
+
+/// The specification document: what the later activities build on. A struct, so the file
+/// reads top-down in this order.
+#[derive(serde::Serialize)]
+struct Specification {
+    service: String,
+    purpose: Value,
+    maturity: Value,
+    dependencies: Vec<String>,
+    stages: Value,
+    quality_gates: Value,
+    deployment: Value,
+    discovery: Value,
+}
+
+fn specification(service: &str, run: &str, mode: &str, work: &ActivityWork) -> Specification {
+    let decision = &work.decision;
+    let checks: serde_json::Map<String, Value> = work
+        .facts
+        .iter()
+        .map(|(fact, value)| (fact.clone(), json!(value)))
+        .collect();
+    let registry_check = work
+        .extra_outputs
+        .get("registry_check")
+        .cloned()
+        .unwrap_or(Value::Null);
+    Specification {
+        service: service.to_string(),
+        purpose: decision["problem"]["statement"].clone(),
+        maturity: json!({"current": "L1-MVP", "target": null}),
+        dependencies: Vec::new(),
+        stages: json!({"discover": "complete"}),
+        quality_gates: Value::Object(checks),
+        deployment: json!({"status": "not_deployed", "action": registry_check["action"]}),
+        discovery: json!({
+            "run": run,
+            "mode": mode,
+            "decided_at": crate::event::now_rfc3339(),
+            "problem": decision["problem"],
+            "idea": decision["idea"],
+            "current_state": decision["current_state"],
+            "desired_state": decision["desired_state"],
+            "stakeholders": decision["stakeholders"],
+            "constraints": decision["constraints"],
+            "requirements": decision["requirements"],
+            "risks": decision["risks"],
+            "alternatives": decision["alternatives"],
+            "validation": decision["validation"],
+            "recommended_tools": decision["recommended_tools"],
+            "next_steps": decision["next_steps"],
+        }),
+    }
+}

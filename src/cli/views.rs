@@ -1,0 +1,184 @@
+//! `git spectra manifest | history | runs | export`: the projections of the event log.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::error::{Error, Result};
+use crate::projection::{self, Projection};
+use crate::repo::Repo;
+use crate::store::Store;
+use crate::ui::{Format, Output};
+
+/// Show the latest manifest of each activity (per service).
+///
+/// A manifest is computed from the event log: status, times, outputs, errors and quality gates
+/// of the latest run of that activity, skipping undone runs.
+///
+/// Examples:
+///   git spectra manifest
+///   git spectra manifest discover --service logging --format json
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct ManifestArgs {
+    /// Only this activity.
+    activity: Option<String>,
+    /// Only this service.
+    #[arg(long)]
+    service: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+/// Show an activity's history: every decision, its context and outcome, oldest first.
+///
+/// Examples:
+///   git spectra history discover
+///   git spectra history --service logging --format json
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct HistoryArgs {
+    /// Only this activity.
+    activity: Option<String>,
+    /// Only this service.
+    #[arg(long)]
+    service: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+/// List runs, newest first, with their activities and outcomes.
+///
+/// Examples:
+///   git spectra runs
+///   git spectra runs --format json | jq .run
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct RunsArgs {
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+/// Write manifests and history in the classic layout.
+///
+/// Writes DIR/manifests/{activity}-manifest.yaml and DIR/history/{activity}-history.yaml
+/// (DIR defaults to .spectra in the work tree). The files are a view of the log: writing them
+/// again from the same log gives the same bytes.
+///
+/// Examples:
+///   git spectra export
+///   git spectra export --dir /tmp/spectra-view
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct ExportArgs {
+    /// Where to write (default: .spectra in the work tree).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+fn load() -> Result<(Repo, Projection)> {
+    let repo = Repo::discover()?;
+    let store = Store::new(&repo);
+    let projection = projection::cache::load(&repo, &store)?;
+    Ok((repo, projection))
+}
+
+pub fn manifest(args: ManifestArgs) -> Result<u8> {
+    let (_, projection) = load()?;
+    let manifests = projection.manifests(args.activity.as_deref(), args.service.as_deref());
+    let mut out = Output::new();
+    for manifest in &manifests {
+        match args.format {
+            Format::Json => out.json_line(manifest)?,
+            Format::Human => {
+                let text = crate::yaml::to_string(manifest).map_err(Error::failed)?;
+                out.line(format_args!("---\n{}", text.trim_end()))?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+pub fn history(args: HistoryArgs) -> Result<u8> {
+    let (_, projection) = load()?;
+    let entries = projection.history(args.activity.as_deref(), args.service.as_deref());
+    let mut out = Output::new();
+    for (activity, entry) in &entries {
+        match args.format {
+            Format::Json => {
+                out.json_line(&serde_json::json!({"activity": activity, "entry": entry}))?
+            }
+            Format::Human => out.line(format_args!(
+                "{} {} {:<10} {:<9} {} {}",
+                entry.timestamp,
+                entry.run,
+                activity,
+                entry.outcome,
+                entry.service.as_deref().unwrap_or("-"),
+                entry.decision["problem"]["statement"]
+                    .as_str()
+                    .unwrap_or_default()
+            ))?,
+        }
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+pub fn runs(args: RunsArgs) -> Result<u8> {
+    let (_, projection) = load()?;
+    let mut out = Output::new();
+    for row in projection.runs().iter().rev() {
+        match args.format {
+            Format::Json => out.json_line(row)?,
+            Format::Human => {
+                let activities: Vec<String> = row
+                    .activities
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "{}:{}",
+                            a["activity"].as_str().unwrap_or("?"),
+                            a["outcome"].as_str().unwrap_or("in_progress")
+                        )
+                    })
+                    .collect();
+                let marks = match (row.undone, row.dry_run) {
+                    (true, _) => " [undone]",
+                    (false, true) => " [dry run]",
+                    _ => "",
+                };
+                out.line(format_args!(
+                    "{} {} {} {}{} {}",
+                    row.run,
+                    row.started_at,
+                    row.command.as_deref().unwrap_or("?"),
+                    row.outcome,
+                    marks,
+                    activities.join(" ")
+                ))?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+pub fn export(args: ExportArgs) -> Result<u8> {
+    let (repo, projection) = load()?;
+    let dir = match args.dir {
+        Some(dir) => dir,
+        None => repo
+            .work_tree()
+            .ok_or_else(|| Error::usage("a bare repository has no work tree; pass --dir", None))?
+            .join(".spectra"),
+    };
+    let written = projection::export::export(&projection, &dir)?;
+    let mut out = Output::new();
+    for path in written {
+        out.line(path.display())?;
+    }
+    out.flush()?;
+    Ok(0)
+}

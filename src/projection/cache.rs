@@ -1,0 +1,112 @@
+//! The projection cache: the folded state saved under the git dir, keyed by the tip it reflects.
+//!
+//! On a read, when the cached tip is still the tip, the cached state is the answer; when it is
+//! an ancestor of the current tip (found by walking back from the tip), only the newer events
+//! are folded; otherwise (the log was replaced, or the cache is unreadable) everything is
+//! folded again. The cache is never the truth: deleting it changes no output, only speed.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::Projection;
+use crate::repo::Repo;
+use crate::store::{Filter, Store, StoreError};
+
+/// Bumped whenever [`Projection`]'s shape changes, so old caches are ignored.
+const CACHE_VERSION: u32 = 1;
+
+#[derive(Deserialize)]
+struct CacheFile {
+    version: u32,
+    tip: String,
+    projection: Projection,
+}
+
+/// What is written: the same shape, borrowed.
+#[derive(Serialize)]
+struct CacheFileRef<'a> {
+    version: u32,
+    tip: &'a str,
+    projection: &'a Projection,
+}
+
+fn cache_path(repo: &Repo) -> PathBuf {
+    repo.state_dir().join("cache").join("projection.json")
+}
+
+/// The projection of the whole log, from the cache where it can be.
+pub fn load(repo: &Repo, store: &Store) -> Result<Projection, StoreError> {
+    let Some(tip) = store.tip()? else {
+        return Ok(Projection::default());
+    };
+    let path = cache_path(repo);
+    let cached = read_cache(&path);
+    let projection = match cached {
+        Some((cached_tip, cache)) if cached_tip == tip => return Ok(cache.projection),
+        Some((cached_tip, cache)) => catch_up(store, cached_tip, cache)?,
+        None => None,
+    };
+    let projection = match projection {
+        Some(projection) => projection,
+        None => Projection::from_events(
+            store
+                .events_oldest_first(&Filter::default())?
+                .iter()
+                .map(|stored| &stored.event),
+        ),
+    };
+    write_cache(&path, &tip.to_string(), &projection);
+    Ok(projection)
+}
+
+/// Folds the events after the cached tip, or `None` when the cached tip is not in the log.
+fn catch_up(
+    store: &Store,
+    cached_tip: gix::ObjectId,
+    cache: CacheFile,
+) -> Result<Option<Projection>, StoreError> {
+    let mut newer: Vec<crate::store::StoredEvent> = Vec::new();
+    let filter = Filter::default();
+    for stored in store.walk_newest_first(&filter) {
+        let stored = stored?;
+        if stored.commit == cached_tip {
+            let mut projection = cache.projection;
+            for stored in newer.iter().rev() {
+                projection.apply(&stored.event);
+            }
+            return Ok(Some(projection));
+        }
+        newer.push(stored);
+    }
+    Ok(None)
+}
+
+/// The cache and the tip it reflects, when it is readable and of this version.
+fn read_cache(path: &Path) -> Option<(gix::ObjectId, CacheFile)> {
+    let bytes = std::fs::read(path).ok()?;
+    let cache: CacheFile = serde_json::from_slice(&bytes).ok()?;
+    let tip = gix::ObjectId::from_hex(cache.tip.as_bytes()).ok()?;
+    (cache.version == CACHE_VERSION).then_some((tip, cache))
+}
+
+/// Best effort: a cache that cannot be written only costs speed next time.
+fn write_cache(path: &Path, tip: &str, projection: &Projection) {
+    let write = || -> std::io::Result<()> {
+        let dir = path.parent().expect("the cache path has a directory");
+        std::fs::create_dir_all(dir)?;
+        let file = CacheFileRef {
+            version: CACHE_VERSION,
+            tip,
+            projection,
+        };
+        let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+        serde_json::to_writer(std::io::BufWriter::new(temp.as_file_mut()), &file)
+            .map_err(std::io::Error::other)?;
+        temp.persist(path).map_err(|err| err.error)?;
+        Ok(())
+    };
+    if let Err(err) = write() {
+        tracing::debug!(error = %err, "could not write the projection cache");
+    }
+}

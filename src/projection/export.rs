@@ -1,0 +1,79 @@
+//! `git spectra export`: the classic on-disk layout, written from the projections.
+//!
+//! `.spectra/manifests/{activity}-manifest.yaml` holds the latest manifest of each activity
+//! (one document per service when there are several), and
+//! `.spectra/history/{activity}-history.yaml` its history, oldest first. The files are a view:
+//! writing them again from the same log gives the same bytes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::Projection;
+
+/// Why export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot render {what} as YAML: {message}")]
+    Yaml { what: String, message: String },
+}
+
+/// Writes every manifest and history file under `dir` and returns the paths written.
+pub fn export(projection: &Projection, dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
+    let mut written = Vec::new();
+    let mut manifests: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    for manifest in projection.manifests(None, None) {
+        manifests
+            .entry(manifest.activity.clone())
+            .or_default()
+            .push(serde_json::to_value(&manifest).expect("manifests serialise"));
+    }
+    for (activity, mut list) in manifests {
+        let document = if list.len() == 1 {
+            list.remove(0)
+        } else {
+            json!({ "activity": activity, "services": list })
+        };
+        let path = dir
+            .join("manifests")
+            .join(format!("{activity}-manifest.yaml"));
+        write_yaml(&path, &document, &activity)?;
+        written.push(path);
+    }
+    let mut histories: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    for (activity, entry) in projection.history(None, None) {
+        histories
+            .entry(activity)
+            .or_default()
+            .push(serde_json::to_value(&entry).expect("history serialises"));
+    }
+    for (activity, entries) in histories {
+        let path = dir.join("history").join(format!("{activity}-history.yaml"));
+        write_yaml(
+            &path,
+            &json!({ "activity": activity, "entries": entries }),
+            &activity,
+        )?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+fn write_yaml(path: &Path, value: &serde_json::Value, what: &str) -> Result<(), ExportError> {
+    let text = crate::yaml::to_string(value).map_err(|message| ExportError::Yaml {
+        what: what.to_string(),
+        message,
+    })?;
+    let io = |source| ExportError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(path.parent().expect("export paths have a directory")).map_err(io)?;
+    std::fs::write(path, text).map_err(io)
+}

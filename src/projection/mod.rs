@@ -1,0 +1,495 @@
+//! Projections: pure folds from the event log to the views people read.
+//!
+//! Nothing here is stored as truth. [`Projection::apply`] folds one event at a time into
+//! per-run records; manifests, history and runs are computed from those records on demand,
+//! skipping every event that an active `events.reverted` names. The fold state is what the
+//! tip-keyed cache ([`cache`]) saves, so a warm read folds only the events appended since.
+
+pub mod cache;
+pub mod export;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::event::{Event, kind};
+
+/// The folded state of the whole log.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Projection {
+    /// Runs in the order they started.
+    runs: Vec<RunRecord>,
+    /// Position of each run in `runs`, by run id.
+    run_index: BTreeMap<String, usize>,
+    /// `events.reverted` event id -> the event ids it reverts.
+    reverts: BTreeMap<String, Vec<String>>,
+    /// `events.reverted` ids cancelled by an `events.restored` (redo).
+    restored: BTreeSet<String>,
+    /// Events folded so far.
+    pub events: u64,
+}
+
+/// Everything one run did, as far as the views need it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run: String,
+    pub command: Option<String>,
+    pub input: Option<String>,
+    pub mode: Option<String>,
+    pub dry_run: bool,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub outcome: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub activities: Vec<ActivityRecord>,
+    /// Ids of every event of the run (undo targets them).
+    pub event_ids: Vec<String>,
+}
+
+/// One activity within a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActivityRecord {
+    pub activity: String,
+    pub service: Option<String>,
+    pub started_at: String,
+    pub started_event: String,
+    pub context: Value,
+    pub decision: Option<Value>,
+    pub finished_event: Option<String>,
+    pub finished_at: Option<String>,
+    pub outcome: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub outputs: Value,
+    pub errors: Value,
+    pub quality_gates: Value,
+}
+
+/// The manifest of one activity for one service: its latest state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Manifest {
+    pub activity: String,
+    pub service: Option<String>,
+    /// `pending`, `in_progress`, `complete` or `failed`.
+    pub status: String,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    /// Milliseconds.
+    pub duration: Option<u64>,
+    pub outputs: Value,
+    pub errors: Value,
+    pub quality_gates_passed: bool,
+    pub quality_gates: Value,
+    pub run: Option<String>,
+}
+
+/// One entry of an activity's history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryEntry {
+    pub timestamp: String,
+    pub run: String,
+    pub service: Option<String>,
+    pub decision: Value,
+    pub context: Value,
+    pub outcome: String,
+    pub result: Value,
+}
+
+/// One row of `git spectra runs`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRow {
+    pub run: String,
+    pub command: Option<String>,
+    pub input: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub outcome: String,
+    pub duration_ms: Option<u64>,
+    pub dry_run: bool,
+    pub undone: bool,
+    pub activities: Vec<Value>,
+}
+
+impl Projection {
+    /// Folds every event of `events`, oldest first.
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a Event>) -> Projection {
+        let mut projection = Projection::default();
+        for event in events {
+            projection.apply(event);
+        }
+        projection
+    }
+
+    /// Folds one more event (events must arrive oldest first). Unknown kinds are skipped.
+    pub fn apply(&mut self, event: &Event) {
+        self.events += 1;
+        if let Some(run) = event.run.as_deref()
+            && let Some(&index) = self.run_index.get(run)
+        {
+            self.runs[index].event_ids.push(event.id.clone());
+        }
+        match event.kind.as_str() {
+            kind::RUN_STARTED => self.start_run(event),
+            kind::ACTIVITY_STARTED => self.start_activity(event),
+            kind::DECISION_MADE => self.record_decision(event),
+            kind::ACTIVITY_FINISHED => self.finish_activity(event),
+            kind::RUN_FINISHED => self.finish_run(event),
+            kind::EVENTS_REVERTED => {
+                self.reverts
+                    .insert(event.id.clone(), string_list(&event.payload["targets"]));
+            }
+            kind::EVENTS_RESTORED => {
+                self.restored.extend(string_list(&event.payload["targets"]));
+            }
+            _ => {}
+        }
+    }
+
+    fn start_run(&mut self, event: &Event) {
+        let Some(run) = event.run.clone() else {
+            return;
+        };
+        let record = RunRecord {
+            run: run.clone(),
+            command: event.payload_str("command").map(str::to_string),
+            input: event.payload_str("input").map(str::to_string),
+            mode: event.payload_str("mode").map(str::to_string),
+            dry_run: event.payload["dry_run"].as_bool().unwrap_or(false),
+            started_at: event.at.clone(),
+            finished_at: None,
+            outcome: None,
+            duration_ms: None,
+            activities: Vec::new(),
+            event_ids: vec![event.id.clone()],
+        };
+        self.run_index.insert(run, self.runs.len());
+        self.runs.push(record);
+    }
+
+    fn run_mut(&mut self, event: &Event) -> Option<&mut RunRecord> {
+        let index = *self.run_index.get(event.run.as_deref()?)?;
+        self.runs.get_mut(index)
+    }
+
+    fn start_activity(&mut self, event: &Event) {
+        let Some(activity) = event.activity.clone() else {
+            return;
+        };
+        let Some(run) = self.run_mut(event) else {
+            return;
+        };
+        run.activities.push(ActivityRecord {
+            activity,
+            service: event.service.clone(),
+            started_at: event.at.clone(),
+            started_event: event.id.clone(),
+            context: event.payload.get("context").cloned().unwrap_or(Value::Null),
+            decision: None,
+            finished_event: None,
+            finished_at: None,
+            outcome: None,
+            duration_ms: None,
+            outputs: Value::Null,
+            errors: json!([]),
+            quality_gates: json!({}),
+        });
+    }
+
+    fn open_activity(&mut self, event: &Event) -> Option<&mut ActivityRecord> {
+        let activity = event.activity.clone()?;
+        self.run_mut(event)?
+            .activities
+            .iter_mut()
+            .rev()
+            .find(|record| record.activity == activity)
+    }
+
+    fn record_decision(&mut self, event: &Event) {
+        if let Some(record) = self.open_activity(event) {
+            record.decision = event.payload.get("decision").cloned();
+        }
+    }
+
+    fn finish_activity(&mut self, event: &Event) {
+        if let Some(record) = self.open_activity(event) {
+            if event.service.is_some() {
+                record.service = event.service.clone();
+            }
+            record.finished_event = Some(event.id.clone());
+            record.finished_at = Some(event.at.clone());
+            record.outcome = event.payload_str("outcome").map(str::to_string);
+            record.duration_ms = event.payload["duration_ms"].as_u64();
+            record.outputs = event.payload.get("outputs").cloned().unwrap_or(Value::Null);
+            record.errors = event.payload.get("errors").cloned().unwrap_or(json!([]));
+            record.quality_gates = event
+                .payload
+                .get("quality_gates")
+                .cloned()
+                .unwrap_or(json!({}));
+        }
+    }
+
+    fn finish_run(&mut self, event: &Event) {
+        if let Some(run) = self.run_mut(event) {
+            run.finished_at = Some(event.at.clone());
+            run.outcome = event.payload_str("outcome").map(str::to_string);
+            run.duration_ms = event.payload["duration_ms"].as_u64();
+        }
+    }
+
+    /// Ids of events reverted by an undo that no redo cancelled.
+    pub fn reverted_ids(&self) -> BTreeSet<&str> {
+        self.reverts
+            .iter()
+            .filter(|(undo, _)| !self.restored.contains(*undo))
+            .flat_map(|(_, targets)| targets.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// Runs whose events are all reverted (or that were reverted as a whole).
+    fn live_runs(&self) -> impl Iterator<Item = (&RunRecord, bool)> {
+        let reverted = self.reverted_ids();
+        self.runs.iter().map(move |run| {
+            let undone = run
+                .event_ids
+                .first()
+                .is_some_and(|first| reverted.contains(first.as_str()));
+            (run, undone)
+        })
+    }
+
+    /// The latest manifest of each (service, activity), optionally filtered.
+    pub fn manifests(&self, activity: Option<&str>, service: Option<&str>) -> Vec<Manifest> {
+        let mut latest: BTreeMap<(Option<String>, String), (&RunRecord, &ActivityRecord)> =
+            BTreeMap::new();
+        for (run, undone) in self.live_runs() {
+            if undone || run.dry_run {
+                continue;
+            }
+            for record in &run.activities {
+                if activity.is_some_and(|wanted| wanted != record.activity)
+                    || service.is_some_and(|wanted| record.service.as_deref() != Some(wanted))
+                {
+                    continue;
+                }
+                latest.insert(
+                    (record.service.clone(), record.activity.clone()),
+                    (run, record),
+                );
+            }
+        }
+        let mut manifests: Vec<Manifest> = latest
+            .into_values()
+            .map(|(run, record)| manifest_of(run, record))
+            .collect();
+        manifests.sort_by(|a, b| (&a.service, &a.activity).cmp(&(&b.service, &b.activity)));
+        manifests
+    }
+
+    /// Entries of `activity`'s history, oldest first, optionally for one service.
+    pub fn history(
+        &self,
+        activity: Option<&str>,
+        service: Option<&str>,
+    ) -> Vec<(String, HistoryEntry)> {
+        let mut entries = Vec::new();
+        for (run, undone) in self.live_runs() {
+            if undone {
+                continue;
+            }
+            for record in &run.activities {
+                if activity.is_some_and(|wanted| wanted != record.activity)
+                    || service.is_some_and(|wanted| record.service.as_deref() != Some(wanted))
+                {
+                    continue;
+                }
+                entries.push((record.activity.clone(), history_entry(run, record)));
+            }
+        }
+        entries
+    }
+
+    /// One row per run, oldest first; undone runs are marked, not hidden.
+    pub fn runs(&self) -> Vec<RunRow> {
+        self.live_runs()
+            .map(|(run, undone)| RunRow {
+                run: run.run.clone(),
+                command: run.command.clone(),
+                input: run.input.clone(),
+                started_at: run.started_at.clone(),
+                finished_at: run.finished_at.clone(),
+                outcome: run.outcome.clone().unwrap_or_else(|| "in_progress".into()),
+                duration_ms: run.duration_ms,
+                dry_run: run.dry_run,
+                undone,
+                activities: run
+                    .activities
+                    .iter()
+                    .map(|record| {
+                        json!({
+                            "activity": record.activity,
+                            "service": record.service,
+                            "outcome": record.outcome,
+                        })
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// The full record of one run, if it exists.
+    pub fn run(&self, run: &str) -> Option<&RunRecord> {
+        self.run_index.get(run).map(|&index| &self.runs[index])
+    }
+}
+
+fn manifest_of(run: &RunRecord, record: &ActivityRecord) -> Manifest {
+    let status = match record.outcome.as_deref() {
+        None if run.finished_at.is_some() => "failed",
+        None => "in_progress",
+        Some("succeeded") => "complete",
+        Some(_) => "failed",
+    };
+    let gates_passed = record
+        .quality_gates
+        .as_object()
+        .is_some_and(|gates| !gates.is_empty() && gates.values().all(|v| v == &Value::Bool(true)));
+    Manifest {
+        activity: record.activity.clone(),
+        service: record.service.clone(),
+        status: status.to_string(),
+        started_at: Some(record.started_at.clone()),
+        completed_at: record.finished_at.clone(),
+        duration: record.duration_ms,
+        outputs: record.outputs.clone(),
+        errors: record.errors.clone(),
+        quality_gates_passed: gates_passed,
+        quality_gates: record.quality_gates.clone(),
+        run: Some(run.run.clone()),
+    }
+}
+
+fn history_entry(run: &RunRecord, record: &ActivityRecord) -> HistoryEntry {
+    HistoryEntry {
+        timestamp: record.started_at.clone(),
+        run: run.run.clone(),
+        service: record.service.clone(),
+        decision: record.decision.clone().unwrap_or(Value::Null),
+        context: record.context.clone(),
+        outcome: record
+            .outcome
+            .clone()
+            .unwrap_or_else(|| "in_progress".into()),
+        result: json!({"outputs": record.outputs, "errors": record.errors}),
+    }
+}
+
+fn string_list(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{GENESIS_DIGEST, NewEvent};
+
+    fn sealed(events: Vec<NewEvent>) -> Vec<Event> {
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(n, event)| event.seal("T <t@x>", n as u64 + 1, GENESIS_DIGEST))
+            .collect()
+    }
+
+    fn discover_run(run: &str, service: &str, outcome: &str) -> Vec<NewEvent> {
+        vec![
+            NewEvent::new(kind::RUN_STARTED)
+                .run(run)
+                .payload(json!({"command": "discover", "input": "idea", "dry_run": false})),
+            NewEvent::new(kind::ACTIVITY_STARTED)
+                .run(run)
+                .activity("discover")
+                .payload(json!({"input": "idea", "context": {"history_entries": 0}})),
+            NewEvent::new(kind::DECISION_MADE)
+                .run(run)
+                .activity("discover")
+                .payload(json!({"decision": {"service_name": service}})),
+            NewEvent::new(kind::ACTIVITY_FINISHED)
+                .run(run)
+                .activity("discover")
+                .service(service)
+                .payload(json!({"outcome": outcome, "duration_ms": 5, "outputs": {"service_name": service},
+                    "errors": [], "quality_gates": {"a": true}})),
+            NewEvent::new(kind::RUN_FINISHED)
+                .run(run)
+                .payload(json!({"outcome": outcome, "duration_ms": 6})),
+        ]
+    }
+
+    #[test]
+    fn the_latest_run_of_an_activity_is_its_manifest() {
+        let mut events = discover_run("r1", "logging", "failed");
+        events.extend(discover_run("r2", "logging", "succeeded"));
+        let projection = Projection::from_events(&sealed(events));
+        let manifests = projection.manifests(None, None);
+        assert_eq!(manifests.len(), 1);
+        assert_eq!(manifests[0].status, "complete");
+        assert_eq!(manifests[0].run.as_deref(), Some("r2"));
+        assert!(manifests[0].quality_gates_passed);
+        assert_eq!(projection.history(Some("discover"), None).len(), 2);
+    }
+
+    #[test]
+    fn reverted_runs_vanish_from_manifests_and_history_and_come_back_on_restore() {
+        let mut events = discover_run("r1", "logging", "succeeded");
+        events.extend(discover_run("r2", "billing", "succeeded"));
+        let mut sealed_events = sealed(events);
+        let r2_ids: Vec<String> = sealed_events
+            .iter()
+            .filter(|e| e.run.as_deref() == Some("r2"))
+            .map(|e| e.id.clone())
+            .collect();
+        let undo = NewEvent::new(kind::EVENTS_REVERTED)
+            .payload(json!({"targets": r2_ids, "runs": ["r2"]}))
+            .seal("T <t@x>", 11, GENESIS_DIGEST);
+        sealed_events.push(undo.clone());
+        let projection = Projection::from_events(&sealed_events);
+        let services: Vec<_> = projection
+            .manifests(None, None)
+            .into_iter()
+            .map(|m| m.service.unwrap())
+            .collect();
+        assert_eq!(services, vec!["logging"]);
+        assert_eq!(projection.history(None, None).len(), 1);
+        assert!(
+            projection
+                .runs()
+                .iter()
+                .any(|row| row.run == "r2" && row.undone)
+        );
+
+        let redo = NewEvent::new(kind::EVENTS_RESTORED)
+            .payload(json!({"targets": [undo.id]}))
+            .seal("T <t@x>", 12, GENESIS_DIGEST);
+        sealed_events.push(redo);
+        let projection = Projection::from_events(&sealed_events);
+        assert_eq!(projection.manifests(None, None).len(), 2);
+    }
+
+    #[test]
+    fn unknown_kinds_are_skipped() {
+        let events = sealed(vec![NewEvent::new("note.added").payload(json!({"x": 1}))]);
+        let projection = Projection::from_events(&events);
+        assert!(projection.runs().is_empty());
+        assert_eq!(projection.events, 1);
+    }
+}
