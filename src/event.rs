@@ -229,6 +229,12 @@ impl NewEvent {
 
 /// Parses `event.json`, upcasting older schema versions to the current envelope.
 pub fn decode(bytes: &[u8]) -> Result<Event, EventError> {
+    // The common case, the current schema, straight into the struct.
+    if let Ok(event) = serde_json::from_slice::<Event>(bytes)
+        && event.schema == SCHEMA_VERSION
+    {
+        return Ok(event);
+    }
     let value: Value =
         serde_json::from_slice(bytes).map_err(|err| EventError::Malformed(err.to_string()))?;
     let schema = value.get("schema").and_then(Value::as_u64).unwrap_or(0);
