@@ -104,6 +104,20 @@ impl Repo {
             .map(|value| value.to_string())
     }
 
+    /// The committer identity as git resolves it: `GIT_COMMITTER_*`, then `committer.*`, then
+    /// `user.*` (including `git -c` overrides, which gix alone would miss), then `EMAIL`.
+    pub fn committer_identity(&self) -> (Option<String>, Option<String>) {
+        let from_env = |var: &str| std::env::var(var).ok().filter(|v| !v.trim().is_empty());
+        let name = from_env("GIT_COMMITTER_NAME")
+            .or_else(|| self.config_string("committer.name"))
+            .or_else(|| self.config_string("user.name"));
+        let email = from_env("GIT_COMMITTER_EMAIL")
+            .or_else(|| self.config_string("committer.email"))
+            .or_else(|| self.config_string("user.email"))
+            .or_else(|| from_env("EMAIL"));
+        (name, email)
+    }
+
     /// A boolean config value read the way git reads booleans.
     pub fn config_bool(&self, key: &str) -> Option<bool> {
         self.config_string(key)

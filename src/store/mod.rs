@@ -187,6 +187,7 @@ impl std::fmt::Display for VerifyFailure {
 pub struct Store {
     repo: gix::Repository,
     auto_gc: bool,
+    actor: gix::actor::Signature,
 }
 
 /// The facts about the tip an append builds on.
@@ -203,6 +204,7 @@ impl Store {
         Store {
             repo,
             auto_gc: repo_auto_gc(repo_handle),
+            actor: actor_of(repo_handle),
         }
     }
 
@@ -374,18 +376,9 @@ impl Store {
             .unwrap_or(false)
     }
 
-    /// The git identity events are recorded under (env, then config, then a placeholder: the
-    /// hook must record even where no identity is configured).
+    /// The git identity events are recorded under.
     fn actor(&self) -> gix::actor::Signature {
-        let (name, email) = match self.repo.committer() {
-            Some(Ok(signature)) => (signature.name.to_owned(), signature.email.to_owned()),
-            _ => ("unknown".into(), "unknown@localhost".into()),
-        };
-        gix::actor::Signature {
-            name,
-            email,
-            time: gix::date::Time::new(0, 0),
-        }
+        self.actor.clone()
     }
 
     /// The tip with the lamport and digest that the next event chains from.
@@ -1002,6 +995,17 @@ fn blob_entry(name: &str, oid: ObjectId) -> gix::objs::tree::Entry {
         mode: gix::objs::tree::EntryKind::Blob.into(),
         filename: name.into(),
         oid,
+    }
+}
+
+/// The identity events are recorded under; a placeholder where none is configured, because the
+/// hook must record even then.
+fn actor_of(repo: &Repo) -> gix::actor::Signature {
+    let (name, email) = repo.committer_identity();
+    gix::actor::Signature {
+        name: name.unwrap_or_else(|| "unknown".into()).into(),
+        email: email.unwrap_or_else(|| "unknown@localhost".into()).into(),
+        time: gix::date::Time::new(0, 0),
     }
 }
 
