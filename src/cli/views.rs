@@ -84,8 +84,10 @@ fn load() -> Result<(Repo, Projection)> {
 }
 
 pub fn manifest(args: ManifestArgs) -> Result<u8> {
-    let (_, projection) = load()?;
-    let manifests = projection.manifests(args.activity.as_deref(), args.service.as_deref());
+    let repo = Repo::discover()?;
+    let store = Store::new(&repo);
+    let index = projection::manifests::load(&repo, &store)?;
+    let manifests = index.manifests(args.activity.as_deref(), args.service.as_deref());
     let mut out = Output::new();
     for manifest in &manifests {
         match args.format {

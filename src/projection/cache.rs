@@ -92,21 +92,30 @@ fn read_cache(path: &Path) -> Option<(gix::ObjectId, CacheFile)> {
 
 /// Best effort: a cache that cannot be written only costs speed next time.
 fn write_cache(path: &Path, tip: &str, projection: &Projection) {
+    let file = CacheFileRef {
+        version: CACHE_VERSION,
+        tip,
+        projection,
+    };
+    write_json_atomically(path, &file);
+}
+
+/// Writes `value` as JSON to `path` through a temporary file, so readers never see half of it.
+/// Failures are logged and otherwise ignored: a cache that cannot be written only costs speed.
+pub(crate) fn write_json_atomically(path: &Path, value: &impl Serialize) {
     let write = || -> std::io::Result<()> {
         let dir = path.parent().expect("the cache path has a directory");
         std::fs::create_dir_all(dir)?;
-        let file = CacheFileRef {
-            version: CACHE_VERSION,
-            tip,
-            projection,
-        };
         let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-        serde_json::to_writer(std::io::BufWriter::new(temp.as_file_mut()), &file)
-            .map_err(std::io::Error::other)?;
+        {
+            let mut writer = std::io::BufWriter::new(temp.as_file_mut());
+            serde_json::to_writer(&mut writer, value).map_err(std::io::Error::other)?;
+            std::io::Write::flush(&mut writer)?;
+        }
         temp.persist(path).map_err(|err| err.error)?;
         Ok(())
     };
     if let Err(err) = write() {
-        tracing::debug!(error = %err, "could not write the projection cache");
+        tracing::debug!(error = %err, path = %path.display(), "could not write a cache");
     }
 }

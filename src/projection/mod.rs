@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod export;
+pub mod manifests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -66,7 +67,7 @@ pub struct ActivityRecord {
 }
 
 /// The manifest of one activity for one service: its latest state.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub activity: String,
     pub service: Option<String>,
@@ -337,13 +338,33 @@ impl Projection {
             .collect()
     }
 
+    /// Whether any undo or redo was folded (the manifest index then rebuilds from scratch).
+    pub fn has_reverts(&self) -> bool {
+        !self.reverts.is_empty()
+    }
+
+    /// Takes the finished runs out, leaving only those still in progress.
+    pub fn take_finished_runs(&mut self) -> Vec<RunRecord> {
+        let (finished, open): (Vec<RunRecord>, Vec<RunRecord>) = std::mem::take(&mut self.runs)
+            .into_iter()
+            .partition(|run| run.finished_at.is_some());
+        self.runs = open;
+        self.run_index = self
+            .runs
+            .iter()
+            .enumerate()
+            .map(|(index, run)| (run.run.clone(), index))
+            .collect();
+        finished
+    }
+
     /// The full record of one run, if it exists.
     pub fn run(&self, run: &str) -> Option<&RunRecord> {
         self.run_index.get(run).map(|&index| &self.runs[index])
     }
 }
 
-fn manifest_of(run: &RunRecord, record: &ActivityRecord) -> Manifest {
+pub(crate) fn manifest_of(run: &RunRecord, record: &ActivityRecord) -> Manifest {
     let status = match record.outcome.as_deref() {
         None if run.finished_at.is_some() => "failed",
         None => "in_progress",

@@ -1,0 +1,236 @@
+//! A small index of manifests, so `git spectra manifest` stays fast on a long log.
+//!
+//! The full projection holds every run (history needs them), which on a log of 100,000 events
+//! is tens of megabytes to read back. Manifests need only the latest finished activity per
+//! service plus the runs still in progress. This index keeps exactly that, cached beside the
+//! full projection and keyed by tip the same way. New events fold into it directly; an undo or
+//! redo (which can bring back an older manifest) rebuilds it from the full projection.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Manifest, Projection, manifest_of};
+use crate::event::{Event, kind};
+use crate::repo::Repo;
+use crate::store::{Filter, Store, StoreError};
+
+const CACHE_VERSION: u32 = 1;
+
+/// Latest manifests of finished runs, and the runs still open.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ManifestIndex {
+    /// `(service, activity)` -> the manifest of the latest finished, non-dry run.
+    latest: BTreeMap<String, Manifest>,
+    /// Runs started but not finished, folded as usual.
+    open: Projection,
+}
+
+/// An event the index cannot fold alone.
+struct NeedsRebuild;
+
+impl ManifestIndex {
+    /// The index of a whole folded log.
+    pub fn from_projection(projection: &Projection) -> ManifestIndex {
+        let mut open = projection.clone();
+        let finished = open.take_finished_runs();
+        let mut index = ManifestIndex {
+            latest: BTreeMap::new(),
+            open,
+        };
+        let reverted = projection.reverted_ids();
+        for run in finished {
+            let undone = run
+                .event_ids
+                .first()
+                .is_some_and(|first| reverted.contains(first.as_str()));
+            if !undone {
+                index.absorb(&run);
+            }
+        }
+        index
+    }
+
+    fn absorb(&mut self, run: &super::RunRecord) {
+        if run.dry_run {
+            return;
+        }
+        for record in &run.activities {
+            let key = format!(
+                "{}\u{0}{}",
+                record.service.as_deref().unwrap_or_default(),
+                record.activity
+            );
+            self.latest.insert(key, manifest_of(run, record));
+        }
+    }
+
+    fn apply(&mut self, event: &Event) -> Result<(), NeedsRebuild> {
+        if matches!(
+            event.kind.as_str(),
+            kind::EVENTS_REVERTED | kind::EVENTS_RESTORED
+        ) {
+            return Err(NeedsRebuild);
+        }
+        self.open.apply(event);
+        if event.kind == kind::RUN_FINISHED {
+            for run in self.open.take_finished_runs() {
+                self.absorb(&run);
+            }
+        }
+        Ok(())
+    }
+
+    /// The manifests, optionally filtered, as the full projection would give them.
+    pub fn manifests(&self, activity: Option<&str>, service: Option<&str>) -> Vec<Manifest> {
+        let mut merged: BTreeMap<String, Manifest> = self
+            .latest
+            .iter()
+            .filter(|(_, m)| {
+                activity.is_none_or(|a| m.activity == a)
+                    && service.is_none_or(|s| m.service.as_deref() == Some(s))
+            })
+            .map(|(key, manifest)| (key.clone(), manifest.clone()))
+            .collect();
+        for manifest in self.open.manifests(activity, service) {
+            let key = format!(
+                "{}\u{0}{}",
+                manifest.service.as_deref().unwrap_or_default(),
+                manifest.activity
+            );
+            merged.insert(key, manifest);
+        }
+        let mut manifests: Vec<Manifest> = merged.into_values().collect();
+        manifests.sort_by(|a, b| (&a.service, &a.activity).cmp(&(&b.service, &b.activity)));
+        manifests
+    }
+}
+
+#[derive(Deserialize)]
+struct CacheFile {
+    version: u32,
+    tip: String,
+    index: ManifestIndex,
+}
+
+#[derive(Serialize)]
+struct CacheFileRef<'a> {
+    version: u32,
+    tip: &'a str,
+    index: &'a ManifestIndex,
+}
+
+fn cache_path(repo: &Repo) -> PathBuf {
+    repo.state_dir().join("cache").join("manifests.json")
+}
+
+/// The manifest index of the whole log, from its cache where it can be.
+pub fn load(repo: &Repo, store: &Store) -> Result<ManifestIndex, StoreError> {
+    let Some(tip) = store.tip()? else {
+        return Ok(ManifestIndex::default());
+    };
+    let path = cache_path(repo);
+    if let Some((cached_tip, index)) = read_cache(&path) {
+        if cached_tip == tip {
+            return Ok(index);
+        }
+        if let Some(index) = catch_up(store, cached_tip, index)? {
+            write_cache(&path, &tip.to_string(), &index);
+            return Ok(index);
+        }
+    }
+    let index = ManifestIndex::from_projection(&super::cache::load(repo, store)?);
+    write_cache(&path, &tip.to_string(), &index);
+    Ok(index)
+}
+
+fn catch_up(
+    store: &Store,
+    cached_tip: gix::ObjectId,
+    mut index: ManifestIndex,
+) -> Result<Option<ManifestIndex>, StoreError> {
+    let mut newer = Vec::new();
+    let filter = Filter::default();
+    for stored in store.walk_newest_first(&filter) {
+        let stored = stored?;
+        if stored.commit == cached_tip {
+            for stored in newer.iter().rev() {
+                let stored: &crate::store::StoredEvent = stored;
+                if index.apply(&stored.event).is_err() {
+                    return Ok(None);
+                }
+            }
+            return Ok(Some(index));
+        }
+        newer.push(stored);
+    }
+    Ok(None)
+}
+
+fn read_cache(path: &Path) -> Option<(gix::ObjectId, ManifestIndex)> {
+    let bytes = std::fs::read(path).ok()?;
+    let cache: CacheFile = serde_json::from_slice(&bytes).ok()?;
+    let tip = gix::ObjectId::from_hex(cache.tip.as_bytes()).ok()?;
+    (cache.version == CACHE_VERSION).then_some((tip, cache.index))
+}
+
+fn write_cache(path: &Path, tip: &str, index: &ManifestIndex) {
+    let file = CacheFileRef {
+        version: CACHE_VERSION,
+        tip,
+        index,
+    };
+    super::cache::write_json_atomically(path, &file);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{GENESIS_DIGEST, NewEvent};
+    use serde_json::json;
+
+    fn run(run: &str, service: &str, outcome: &str, dry_run: bool) -> Vec<Event> {
+        [
+            NewEvent::new(kind::RUN_STARTED).run(run).payload(json!({"command": "discover", "dry_run": dry_run})),
+            NewEvent::new(kind::ACTIVITY_STARTED).run(run).activity("discover"),
+            NewEvent::new(kind::ACTIVITY_FINISHED)
+                .run(run)
+                .activity("discover")
+                .service(service)
+                .payload(json!({"outcome": outcome, "quality_gates": {}})),
+            NewEvent::new(kind::RUN_FINISHED).run(run).payload(json!({"outcome": outcome})),
+        ]
+        .into_iter()
+        .map(|event| event.seal("T <t@x>", 1, GENESIS_DIGEST))
+        .collect()
+    }
+
+    #[test]
+    fn folding_into_the_index_gives_what_the_full_projection_gives() {
+        let mut events = run("r1", "logging", "succeeded", false);
+        events.extend(run("r2", "billing", "failed", false));
+        events.extend(run("r3", "logging", "failed", true));
+        let mut open_run = run("r4", "audit", "succeeded", false);
+        open_run.truncate(2);
+        events.extend(open_run);
+
+        let full = Projection::from_events(&events);
+        let mut index = ManifestIndex::from_projection(&Projection::from_events(&events[..4]));
+        for event in &events[4..] {
+            assert!(index.apply(event).is_ok());
+        }
+        assert_eq!(index.manifests(None, None), full.manifests(None, None));
+        assert_eq!(
+            index.manifests(Some("discover"), Some("logging")),
+            full.manifests(Some("discover"), Some("logging"))
+        );
+    }
+
+    #[test]
+    fn an_undo_asks_for_a_rebuild() {
+        let mut index = ManifestIndex::default();
+        let undo = NewEvent::new(kind::EVENTS_REVERTED).seal("T <t@x>", 1, GENESIS_DIGEST);
+        assert!(index.apply(&undo).is_err());
+    }
+}
