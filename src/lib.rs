@@ -10,6 +10,7 @@ pub mod cli;
 pub mod error;
 pub mod event;
 pub mod llm;
+pub mod logging;
 pub mod playbook;
 pub mod registry;
 pub mod repo;
