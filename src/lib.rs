@@ -15,6 +15,7 @@ pub mod playbook;
 pub mod registry;
 pub mod repo;
 pub mod settings;
+pub mod stats;
 pub mod store;
 pub mod ui;
 pub mod yaml;
