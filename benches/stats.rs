@@ -109,6 +109,20 @@ fn stats_once(dir: &Path) -> Duration {
     took
 }
 
+/// `git spectra log --format json` over the same log: reading every event through the store,
+/// which a cold `stats` cannot do with less. Its output goes to /dev/null.
+fn log_once(dir: &Path) -> Duration {
+    let started = Instant::now();
+    let status = Command::new(env!("CARGO_BIN_EXE_git-spectra"))
+        .current_dir(dir)
+        .args(["log", "--format", "json"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run git-spectra log");
+    assert!(status.success());
+    started.elapsed()
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -150,7 +164,7 @@ fn warm_plus_one(dir: &Path) -> Duration {
 }
 
 fn report(label: &str, took: Duration) {
-    println!("{label:<44} {:>8.1} ms", took.as_secs_f64() * 1e3);
+    println!("{label:<48} {:>8.1} ms", took.as_secs_f64() * 1e3);
 }
 
 fn main() {
@@ -183,8 +197,15 @@ fn main() {
 }
 
 fn measure(dir: &Path, layout: &str) {
+    let floor = median((0..REPEATS).map(|_| log_once(dir)).collect());
+    report(&format!("log --format json (store walk), {layout}"), floor);
     let cold = cold(dir);
     report(&format!("stats cold, {layout} (target < 1 s)"), cold);
+    println!(
+        "{:<48} {:>8.2}",
+        "  cold stats / log walk",
+        cold.as_secs_f64() / floor.as_secs_f64()
+    );
     report(&format!("stats warm (cache hit), {layout}"), warm(dir));
     report(
         &format!("stats warm + 1 new event, {layout}"),
