@@ -24,7 +24,11 @@ use spectra::store::Store;
 const BIN: &str = env!("CARGO_BIN_EXE_git-spectra");
 
 fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git").current_dir(dir).args(args).output().unwrap();
+    let output = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
     assert!(output.status.success(), "git {args:?}: {output:?}");
     String::from_utf8(output.stdout).unwrap()
 }
@@ -88,13 +92,33 @@ fn bench_discover(root: &Path) {
     let (mut walls, mut overheads, mut statuses, mut commits) = (vec![], vec![], vec![], vec![]);
     for n in 0..RUNS {
         let service = format!("svc{n}");
-        let (wall, output) = spectra(&dir, &["discover", "an idea", "--service", &service], &server.base_url());
+        let (wall, output) = spectra(
+            &dir,
+            &["discover", "an idea", "--service", &service],
+            &server.base_url(),
+        );
         assert!(output.status.success(), "{output:?}");
-        let (_, log) = spectra(&dir, &["log", "-n", "20", "--kind", "llm.called", "--format", "json"], "");
+        let (_, log) = spectra(
+            &dir,
+            &[
+                "log",
+                "-n",
+                "20",
+                "--kind",
+                "llm.called",
+                "--format",
+                "json",
+            ],
+            "",
+        );
         let latency: u64 = String::from_utf8_lossy(&log.stdout)
             .lines()
             .take(1)
-            .map(|line| serde_json::from_str::<Value>(line).unwrap()["event"]["payload"]["latency_ms"].as_u64().unwrap())
+            .map(|line| {
+                serde_json::from_str::<Value>(line).unwrap()["event"]["payload"]["latency_ms"]
+                    .as_u64()
+                    .unwrap()
+            })
             .sum();
         walls.push(wall.as_secs_f64() * 1e3);
         overheads.push(wall.as_secs_f64() * 1e3 - latency as f64);
@@ -156,7 +180,10 @@ fn bench_manifest(root: &Path) {
     let started = Instant::now();
     fill_log(&dir, 10_000);
     git(&dir, &["gc", "-q"]);
-    println!("filled and packed a log of 100,000 events in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "filled and packed a log of 100,000 events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let cache = dir.join(".git/spectra/cache");
     let time_manifest = || {
         let (took, output) = spectra(&dir, &["manifest", "--format", "json"], "");
@@ -169,7 +196,19 @@ fn bench_manifest(root: &Path) {
     let mut warm: Vec<f64> = (0..10).map(|_| time_manifest()).collect();
     let mut one_new = Vec::new();
     for n in 0..10 {
-        let (_, output) = spectra(&dir, &["append", "--kind", "note.added", "--run", &format!("extra-{n}"), "--payload", "{}"], "");
+        let (_, output) = spectra(
+            &dir,
+            &[
+                "append",
+                "--kind",
+                "note.added",
+                "--run",
+                &format!("extra-{n}"),
+                "--payload",
+                "{}",
+            ],
+            "",
+        );
         assert!(output.status.success());
         one_new.push(time_manifest());
     }

@@ -6,6 +6,7 @@ use clap::Args;
 
 use crate::error::{Error, Result};
 use crate::event::NewEvent;
+use crate::logging;
 use crate::repo::Repo;
 use crate::store::Store;
 use crate::ui::Output;
@@ -60,8 +61,19 @@ pub fn run(args: AppendArgs) -> Result<u8> {
     event
         .validate()
         .map_err(|err| Error::usage(err.to_string(), None))?;
+    // Inside a playbook the event joins a run: its log lines carry that run id too.
+    let _run = event
+        .run
+        .as_deref()
+        .map(|run| logging::run_span(run).entered());
     let repo = Repo::discover()?;
     let stored = Store::new(&repo).append(event)?;
+    tracing::info!(
+        event = %stored.event.id,
+        kind = %stored.event.kind,
+        lamport = stored.event.lamport,
+        "appended the event"
+    );
     let mut out = Output::new();
     out.line(&stored.event.id)?;
     out.flush()?;

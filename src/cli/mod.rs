@@ -7,12 +7,14 @@ mod doctor;
 mod log;
 mod registry;
 mod show;
+mod stats;
 mod verify;
 mod views;
 
 use clap::{Parser, Subcommand};
 
 use crate::error::{EXIT_FATAL, EXIT_USAGE, Error};
+use crate::logging::{self, LogFormat, LogOptions};
 use crate::ui;
 
 /// An AI-agent orchestrator that lives inside Git.
@@ -24,6 +26,18 @@ use crate::ui;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log more on stderr: -v info, -vv debug, -vvv trace (overrides SPECTRA_LOG).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// How log lines on stderr are written; `json` is one object per line.
+    #[arg(
+        long,
+        value_enum,
+        default_value_t,
+        global = true,
+        value_name = "FORMAT"
+    )]
+    pub log_format: LogFormat,
 }
 
 /// Every subcommand.
@@ -34,6 +48,7 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     Log(log::LogArgs),
     Show(show::ShowArgs),
+    Stats(stats::StatsArgs),
     Verify(verify::VerifyArgs),
     Manifest(views::ManifestArgs),
     History(views::HistoryArgs),
@@ -51,12 +66,20 @@ pub fn run() -> u8 {
         Ok(cli) => cli,
         Err(err) => return render_clap_error(err),
     };
+    let options = LogOptions {
+        verbosity: cli.verbose,
+        format: cli.log_format,
+    };
+    if let Err(err) = logging::init(options) {
+        return render_error(&err.into());
+    }
     let result = match cli.command {
         Command::Append(args) => append::run(args),
         Command::Discover(args) => discover::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Log(args) => log::run(args),
         Command::Show(args) => show::run(args),
+        Command::Stats(args) => stats::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Manifest(args) => views::manifest(args),
         Command::History(args) => views::history(args),

@@ -295,6 +295,7 @@ impl Transport {
         remaining: Duration,
     ) -> (AttemptRecord, Arrived) {
         let timeout = self.settings.attempt_timeout.value.min(remaining);
+        self.log_request(exchange, number);
         let started_at = jiff::Timestamp::now().to_string();
         let started = Instant::now();
         let arrived = match tokio::time::timeout(timeout, self.post(exchange.body)).await {
@@ -340,6 +341,21 @@ impl Transport {
         }
         tracing::debug!(attempt = number, status = ?record.status, latency_ms, format = %exchange.format, "LLM attempt");
         (record, arrived)
+    }
+
+    /// The request body holds the prompts, so the log shows it only when
+    /// `SPECTRA_LOG_PROMPTS=1`, and never with the API key in it.
+    fn log_request(&self, exchange: &Exchange<'_>, number: u32) {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let body = scrub_str(&String::from_utf8_lossy(exchange.body), self.key());
+        tracing::debug!(
+            attempt = number,
+            url = %self.endpoint(),
+            request = %crate::logging::loggable_prompt(&body),
+            "sending the LLM request"
+        );
     }
 
     async fn post(&self, body: &[u8]) -> Result<Arrived, reqwest::Error> {

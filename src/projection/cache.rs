@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Projection;
 use crate::repo::Repo;
-use crate::store::{Filter, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Bumped whenever [`Projection`]'s shape changes, so old caches are ignored.
 const CACHE_VERSION: u32 = 1;
@@ -37,49 +37,27 @@ fn cache_path(repo: &Repo) -> PathBuf {
 
 /// The projection of the whole log, from the cache where it can be.
 pub fn load(repo: &Repo, store: &Store) -> Result<Projection, StoreError> {
-    let Some(tip) = store.tip()? else {
-        return Ok(Projection::default());
-    };
     let path = cache_path(repo);
     let cached = read_cache(&path);
-    let projection = match cached {
-        Some((cached_tip, cache)) if cached_tip == tip => return Ok(cache.projection),
-        Some((cached_tip, cache)) => catch_up(store, cached_tip, cache)?,
-        None => None,
+    let known = cached.as_ref().map(|(tip, _)| *tip);
+    let after = store.events_after(known)?;
+    let Some(tip) = after.tip else {
+        return Ok(Projection::default());
     };
-    let projection = match projection {
-        Some(projection) => projection,
-        None => Projection::from_events(
-            store
-                .events_oldest_first(&Filter::default())?
-                .iter()
-                .map(|stored| &stored.event),
-        ),
+    let mut projection = match cached {
+        Some((_, cache)) if after.reached => {
+            if after.events.is_empty() {
+                return Ok(cache.projection);
+            }
+            cache.projection
+        }
+        _ => Projection::default(),
     };
+    for stored in &after.events {
+        projection.apply(&stored.event);
+    }
     write_cache(&path, &tip.to_string(), &projection);
     Ok(projection)
-}
-
-/// Folds the events after the cached tip, or `None` when the cached tip is not in the log.
-fn catch_up(
-    store: &Store,
-    cached_tip: gix::ObjectId,
-    cache: CacheFile,
-) -> Result<Option<Projection>, StoreError> {
-    let mut newer: Vec<crate::store::StoredEvent> = Vec::new();
-    let filter = Filter::default();
-    for stored in store.walk_newest_first(&filter) {
-        let stored = stored?;
-        if stored.commit == cached_tip {
-            let mut projection = cache.projection;
-            for stored in newer.iter().rev() {
-                projection.apply(&stored.event);
-            }
-            return Ok(Some(projection));
-        }
-        newer.push(stored);
-    }
-    Ok(None)
 }
 
 /// The cache and the tip it reflects, when it is readable and of this version.

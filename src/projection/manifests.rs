@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{Manifest, Projection, manifest_of};
 use crate::event::{Event, kind};
 use crate::repo::Repo;
-use crate::store::{Filter, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 const CACHE_VERSION: u32 = 1;
 
@@ -127,45 +127,32 @@ fn cache_path(repo: &Repo) -> PathBuf {
 
 /// The manifest index of the whole log, from its cache where it can be.
 pub fn load(repo: &Repo, store: &Store) -> Result<ManifestIndex, StoreError> {
+    let path = cache_path(repo);
+    if let Some((cached_tip, mut index)) = read_cache(&path) {
+        let after = store.events_after(Some(cached_tip))?;
+        let Some(tip) = after.tip else {
+            return Ok(ManifestIndex::default());
+        };
+        if after.reached {
+            if after.events.is_empty() {
+                return Ok(index);
+            }
+            if after
+                .events
+                .iter()
+                .all(|stored| index.apply(&stored.event).is_ok())
+            {
+                write_cache(&path, &tip.to_string(), &index);
+                return Ok(index);
+            }
+        }
+    }
     let Some(tip) = store.tip()? else {
         return Ok(ManifestIndex::default());
     };
-    let path = cache_path(repo);
-    if let Some((cached_tip, index)) = read_cache(&path) {
-        if cached_tip == tip {
-            return Ok(index);
-        }
-        if let Some(index) = catch_up(store, cached_tip, index)? {
-            write_cache(&path, &tip.to_string(), &index);
-            return Ok(index);
-        }
-    }
     let index = ManifestIndex::from_projection(&super::cache::load(repo, store)?);
     write_cache(&path, &tip.to_string(), &index);
     Ok(index)
-}
-
-fn catch_up(
-    store: &Store,
-    cached_tip: gix::ObjectId,
-    mut index: ManifestIndex,
-) -> Result<Option<ManifestIndex>, StoreError> {
-    let mut newer = Vec::new();
-    let filter = Filter::default();
-    for stored in store.walk_newest_first(&filter) {
-        let stored = stored?;
-        if stored.commit == cached_tip {
-            for stored in newer.iter().rev() {
-                let stored: &crate::store::StoredEvent = stored;
-                if index.apply(&stored.event).is_err() {
-                    return Ok(None);
-                }
-            }
-            return Ok(Some(index));
-        }
-        newer.push(stored);
-    }
-    Ok(None)
 }
 
 fn read_cache(path: &Path) -> Option<(gix::ObjectId, ManifestIndex)> {
@@ -192,14 +179,20 @@ mod tests {
 
     fn run(run: &str, service: &str, outcome: &str, dry_run: bool) -> Vec<Event> {
         [
-            NewEvent::new(kind::RUN_STARTED).run(run).payload(json!({"command": "discover", "dry_run": dry_run})),
-            NewEvent::new(kind::ACTIVITY_STARTED).run(run).activity("discover"),
+            NewEvent::new(kind::RUN_STARTED)
+                .run(run)
+                .payload(json!({"command": "discover", "dry_run": dry_run})),
+            NewEvent::new(kind::ACTIVITY_STARTED)
+                .run(run)
+                .activity("discover"),
             NewEvent::new(kind::ACTIVITY_FINISHED)
                 .run(run)
                 .activity("discover")
                 .service(service)
                 .payload(json!({"outcome": outcome, "quality_gates": {}})),
-            NewEvent::new(kind::RUN_FINISHED).run(run).payload(json!({"outcome": outcome})),
+            NewEvent::new(kind::RUN_FINISHED)
+                .run(run)
+                .payload(json!({"outcome": outcome})),
         ]
         .into_iter()
         .map(|event| event.seal("T <t@x>", 1, GENESIS_DIGEST))

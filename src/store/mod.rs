@@ -110,6 +110,17 @@ pub struct StoredEvent {
     pub event: Event,
 }
 
+/// What [`Store::events_after`] found.
+#[derive(Debug)]
+pub struct EventsAfter {
+    /// The newest commit of the log when the walk started; `None` for an empty log.
+    pub tip: Option<ObjectId>,
+    /// Oldest first.
+    pub events: Vec<StoredEvent>,
+    /// Whether the walk reached the known commit (else `events` is the whole log).
+    pub reached: bool,
+}
+
 /// Which events a query keeps. Empty fields match everything.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -475,6 +486,33 @@ impl Store {
             .into_iter()
             .filter(|stored| filter.matches_event(&stored.event))
             .collect())
+    }
+
+    /// The events after `known` (a commit of the log), oldest first, and the tip they end at.
+    ///
+    /// This is how caches catch up: when the walk from the tip reaches `known`, only the newer
+    /// events are read; when it does not (the log was replaced), `reached` is false and every
+    /// event is returned. The tip is the first commit the walk saw, so an append by another
+    /// process meanwhile cannot make a cache claim events it does not hold.
+    pub fn events_after(&self, known: Option<ObjectId>) -> Result<EventsAfter, StoreError> {
+        let mut tip = None;
+        let mut reached = false;
+        let mut headers = Vec::new();
+        for header in self.headers_newest_first() {
+            let header = header?;
+            tip.get_or_insert(header.id);
+            if Some(header.id) == known {
+                reached = true;
+                break;
+            }
+            headers.push(header);
+        }
+        headers.reverse();
+        Ok(EventsAfter {
+            tip,
+            events: self.load_all(headers)?,
+            reached,
+        })
     }
 
     fn load_all(&self, headers: Vec<CommitHeader>) -> Result<Vec<StoredEvent>, StoreError> {
