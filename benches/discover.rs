@@ -223,7 +223,18 @@ fn bench_manifest(root: &Path) {
 }
 
 fn main() {
-    let root = tempfile::tempdir().unwrap();
-    bench_discover(root.path());
-    bench_manifest(root.path());
+    let args: Vec<String> = std::env::args().collect();
+    // `--keep DIR` builds in DIR and leaves it there, to profile by hand.
+    let kept = args
+        .iter()
+        .position(|arg| arg == "--keep")
+        .and_then(|at| args.get(at + 1))
+        .map(std::path::PathBuf::from);
+    let scratch = tempfile::tempdir().unwrap();
+    let root = kept.clone().unwrap_or_else(|| scratch.path().to_path_buf());
+    std::fs::create_dir_all(&root).unwrap();
+    if !args.iter().any(|arg| arg == "--manifest-only") {
+        bench_discover(&root);
+    }
+    bench_manifest(&root);
 }

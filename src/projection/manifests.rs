@@ -147,10 +147,20 @@ pub fn load(repo: &Repo, store: &Store) -> Result<ManifestIndex, StoreError> {
             }
         }
     }
-    let Some(tip) = store.tip()? else {
+    // Cold: fold the whole log straight into the index; only an undo or redo needs the full
+    // projection (to know which older manifest comes back).
+    let after = store.events_after(None)?;
+    let Some(tip) = after.tip else {
         return Ok(ManifestIndex::default());
     };
-    let index = ManifestIndex::from_projection(&super::cache::load(repo, store)?);
+    let mut index = ManifestIndex::default();
+    let folded = after
+        .events
+        .iter()
+        .all(|stored| index.apply(&stored.event).is_ok());
+    if !folded {
+        index = ManifestIndex::from_projection(&super::cache::load(repo, store)?);
+    }
     write_cache(&path, &tip.to_string(), &index);
     Ok(index)
 }
