@@ -3,6 +3,7 @@
 //! Library modules define their own `thiserror` enums; this type gathers them so the binary can
 //! print `error: ...` and `hint: ...` lines the way git does and exit with git's codes.
 
+use crate::hook::HookError;
 use crate::store::StoreError;
 
 /// Exit code for a run, check or verification that failed.
@@ -49,6 +50,9 @@ pub enum Error {
     /// A setting (flag, environment variable or `git config spectra.*`) has a bad value.
     #[error(transparent)]
     Settings(#[from] crate::settings::SettingsError),
+    /// A git hook could not be installed, removed or inspected.
+    #[error(transparent)]
+    Hook(#[from] crate::hook::HookError),
     /// Reading or writing standard streams failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -73,6 +77,10 @@ impl Error {
                 }
             },
             Error::Llm(_) => EXIT_FAILED,
+            // An existing hook we will not edit is a refusal, like a failed check; the rest
+            // (no hooks directory, unreadable files) is fatal, as in git.
+            Error::Hook(HookError::Unsupported { .. }) => EXIT_FAILED,
+            Error::Hook(_) => EXIT_FATAL,
             // As git does for a bad config value.
             Error::Repo(_) | Error::Io(_) | Error::Settings(_) => EXIT_FATAL,
         }
@@ -88,6 +96,7 @@ impl Error {
             Error::Registry(err) => registry_hint(err).map(str::to_string),
             Error::Playbook(err) => playbook_hint(err).map(str::to_string),
             Error::Builtin(err) => builtin_hint(err).map(str::to_string),
+            Error::Hook(err) => err.hint(),
             Error::Repo(_) | Error::Io(_) => None,
         }
     }

@@ -9,6 +9,7 @@ pub mod builtin;
 pub mod cli;
 pub mod error;
 pub mod event;
+pub mod hook;
 pub mod llm;
 pub mod playbook;
 pub mod registry;

@@ -3,6 +3,8 @@
 mod append;
 mod builtin;
 mod doctor;
+mod hook;
+mod hooks;
 mod log;
 mod registry;
 mod show;
@@ -33,6 +35,10 @@ pub enum Command {
     Show(show::ShowArgs),
     Verify(verify::VerifyArgs),
     Registry(registry::RegistryArgs),
+    Hooks(hooks::HooksArgs),
+    /// Run a git hook's work (the installed shims call this).
+    #[command(hide = true)]
+    Hook(hook::HookArgs),
     /// Run a built-in playbook (used by the default playbooks' argv).
     #[command(hide = true)]
     Builtin(builtin::BuiltinArgs),
@@ -51,6 +57,8 @@ pub fn run() -> u8 {
         Command::Show(args) => show::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Registry(args) => registry::run(args),
+        Command::Hooks(args) => hooks::run(args),
+        Command::Hook(args) => hook::run(args),
         Command::Builtin(args) => builtin::run(args),
     };
     match result {
