@@ -25,6 +25,10 @@ pub use install::{HookFile, InstallOutcome, UninstallOutcome};
 pub use observe::{ObservedCommit, SpectraChange};
 pub use trigger::{SpecTrigger, hooks_log_path};
 
+/// How long the hook keeps retrying a busy event log before it gives up with a warning: other
+/// writers hold the ref lock for an instant, so only a stale `events.lock` takes this long.
+const APPEND_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The environment variable that turns the hooks off when set to `0` (or `false`, `no`, `off`).
 pub const ENV_SWITCH: &str = "SPECTRA_HOOKS";
 
@@ -137,7 +141,9 @@ pub fn record_head(repo: &Repo) -> Result<Recorded, HookError> {
     if commit.made_by_spectra {
         return Ok(Recorded::MadeBySpectra(commit));
     }
-    let stored = Store::new(repo).append(commit.to_event())?;
+    let stored = Store::new(repo)
+        .with_append_deadline(APPEND_DEADLINE)
+        .append(commit.to_event())?;
     Ok(Recorded::Observed {
         commit,
         event_id: stored.event.id,

@@ -255,28 +255,4 @@ mod tests {
             None
         );
     }
-
-    #[test]
-    fn the_runner_stops_at_the_first_failure() {
-        // `git spectra` with a subcommand that does not exist fails without touching anything.
-        let mut log = Vec::new();
-        let code = run_activities(
-            "svc",
-            "input",
-            &["no-such-activity".into(), "never-started".into()],
-            &mut log,
-        )
-        .unwrap();
-        let log = String::from_utf8(log).unwrap();
-        assert_ne!(code, 0);
-        assert!(
-            log.contains("starting: git spectra no-such-activity"),
-            "{log}"
-        );
-        assert!(
-            log.contains("not starting the activities after it"),
-            "{log}"
-        );
-        assert!(!log.contains("never-started --service"), "{log}");
-    }
 }

@@ -187,6 +187,8 @@ impl std::fmt::Display for VerifyFailure {
 pub struct Store {
     repo: gix::Repository,
     auto_gc: bool,
+    /// How long an append keeps retrying a lost compare-and-swap or a taken ref lock.
+    append_deadline: Duration,
 }
 
 /// The facts about the tip an append builds on.
@@ -208,7 +210,15 @@ impl Store {
         Store {
             repo,
             auto_gc: repo_auto_gc(repo_handle),
+            append_deadline: APPEND_DEADLINE,
         }
+    }
+
+    /// The same store, giving up on an append after `deadline` instead of 60 s. For callers that
+    /// must not wait long, such as the post-commit hook behind a stale `events.lock`.
+    pub fn with_append_deadline(mut self, deadline: Duration) -> Store {
+        self.append_deadline = deadline;
+        self
     }
 
     /// The commit the log currently ends at, or `None` for an empty log.
@@ -254,7 +264,7 @@ impl Store {
                     return Ok(stored);
                 }
                 Err(err) => {
-                    if attempt >= APPEND_MAX_ATTEMPTS || started.elapsed() > APPEND_DEADLINE {
+                    if attempt >= APPEND_MAX_ATTEMPTS || started.elapsed() > self.append_deadline {
                         return Err(StoreError::Contention {
                             attempts: attempt,
                             last_error: err.to_string(),

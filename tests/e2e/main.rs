@@ -5,6 +5,7 @@
 
 mod common;
 mod events_cli;
+mod hooks;
 mod llm;
 mod llm_server;
 mod places;
