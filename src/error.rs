@@ -3,6 +3,7 @@
 //! Library modules define their own `thiserror` enums; this type gathers them so the binary can
 //! print `error: ...` and `hint: ...` lines the way git does and exit with git's codes.
 
+use crate::hook::HookError;
 use crate::store::StoreError;
 
 /// Exit code for a run, check or verification that failed.
@@ -55,6 +56,9 @@ pub enum Error {
     /// Export could not write its files.
     #[error(transparent)]
     Export(#[from] crate::projection::export::ExportError),
+    /// A git hook could not be installed, removed or inspected.
+    #[error(transparent)]
+    Hook(#[from] crate::hook::HookError),
     /// Reading or writing standard streams failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -86,6 +90,10 @@ impl Error {
                     EXIT_FATAL
                 }
             },
+            // An existing hook we will not edit is a refusal, like a failed check; the rest
+            // (no hooks directory, unreadable files) is fatal, as in git.
+            Error::Hook(HookError::Unsupported { .. }) => EXIT_FAILED,
+            Error::Hook(_) => EXIT_FATAL,
             // As git does for a bad config value.
             Error::Repo(_) | Error::Io(_) | Error::Settings(_) => EXIT_FATAL,
         }
@@ -103,6 +111,7 @@ impl Error {
             Error::Builtin(err) => builtin_hint(err).map(str::to_string),
             Error::Run(crate::activity::RunError::Store(err)) => err.hint(),
             Error::Run(_) | Error::Export(_) => None,
+            Error::Hook(err) => err.hint(),
             Error::Repo(_) | Error::Io(_) => None,
         }
     }

@@ -10,6 +10,7 @@ pub mod builtin;
 pub mod cli;
 pub mod error;
 pub mod event;
+pub mod hook;
 pub mod llm;
 pub mod logging;
 pub mod playbook;

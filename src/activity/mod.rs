@@ -264,17 +264,19 @@ impl<'a> Engine<'a> {
             service: self.options.service.clone(),
             projection: projection::cache::load(self.repo, self.store)?,
         };
-        state.recorder.record(
-            NewEvent::new(kind::RUN_STARTED)
-                .subject(format!("{command}: run started: {}", first_words(input)))
-                .payload(json!({
-                    "command": command,
-                    "input": input,
-                    "activities": activities,
-                    "mode": self.decider.mode(),
-                    "dry_run": self.options.dry_run,
-                })),
-        );
+        let mut run_started = NewEvent::new(kind::RUN_STARTED)
+            .subject(format!("{command}: run started: {}", first_words(input)))
+            .payload(json!({
+                "command": command,
+                "input": input,
+                "activities": activities,
+                "mode": self.decider.mode(),
+                "dry_run": self.options.dry_run,
+            }));
+        if let Some(service) = &state.service {
+            run_started = run_started.service(service.clone());
+        }
+        state.recorder.record(run_started);
         let mut reports = Vec::new();
         for name in activities {
             let report = self.run_activity(&mut state, name, input)?;

@@ -4,6 +4,8 @@ mod append;
 mod builtin;
 mod discover;
 mod doctor;
+mod hook;
+mod hooks;
 mod log;
 mod registry;
 mod show;
@@ -55,6 +57,10 @@ pub enum Command {
     Runs(views::RunsArgs),
     Export(views::ExportArgs),
     Registry(registry::RegistryArgs),
+    Hooks(hooks::HooksArgs),
+    /// Run a git hook's work (the installed shims call this).
+    #[command(hide = true)]
+    Hook(hook::HookArgs),
     /// Run a built-in playbook (used by the default playbooks' argv).
     #[command(hide = true)]
     Builtin(builtin::BuiltinArgs),
@@ -86,6 +92,8 @@ pub fn run() -> u8 {
         Command::Runs(args) => views::runs(args),
         Command::Export(args) => views::export(args),
         Command::Registry(args) => registry::run(args),
+        Command::Hooks(args) => hooks::run(args),
+        Command::Hook(args) => hook::run(args),
         Command::Builtin(args) => builtin::run(args),
     };
     match result {

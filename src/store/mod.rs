@@ -199,6 +199,8 @@ pub struct Store {
     repo: gix::Repository,
     auto_gc: bool,
     actor: gix::actor::Signature,
+    /// How long an append keeps retrying a lost compare-and-swap or a taken ref lock.
+    append_deadline: Duration,
 }
 
 /// The facts about the tip an append builds on.
@@ -216,7 +218,15 @@ impl Store {
             repo,
             auto_gc: repo_auto_gc(repo_handle),
             actor: actor_of(repo_handle),
+            append_deadline: APPEND_DEADLINE,
         }
+    }
+
+    /// The same store, giving up on an append after `deadline` instead of 60 s. For callers that
+    /// must not wait long, such as the post-commit hook behind a stale `events.lock`.
+    pub fn with_append_deadline(mut self, deadline: Duration) -> Store {
+        self.append_deadline = deadline;
+        self
     }
 
     /// The commit the log currently ends at, or `None` for an empty log.
@@ -262,7 +272,7 @@ impl Store {
                     return Ok(stored);
                 }
                 Err(err) => {
-                    if attempt >= APPEND_MAX_ATTEMPTS || started.elapsed() > APPEND_DEADLINE {
+                    if attempt >= APPEND_MAX_ATTEMPTS || started.elapsed() > self.append_deadline {
                         return Err(StoreError::Contention {
                             attempts: attempt,
                             last_error: err.to_string(),

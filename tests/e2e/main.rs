@@ -6,6 +6,7 @@
 mod common;
 mod discover;
 mod events_cli;
+mod hooks;
 mod llm;
 mod llm_server;
 mod logging;

@@ -1,0 +1,110 @@
+//! `git spectra hook post-commit` (what the installed shim runs) and `git spectra hook
+//! run-activities` (the background runner it starts). Both are hidden: people use `git spectra
+//! hooks`.
+//!
+//! `post-commit` runs inside the user's `git commit`, so it never fails: whatever goes wrong
+//! becomes one `warning:` line on stderr and a line in the hooks log, and the exit code is 0.
+
+use clap::{Args, Subcommand};
+
+use crate::error::Result;
+use crate::hook::{self, HookError, Recorded, trigger};
+use crate::repo::Repo;
+
+/// Run a git hook's work (called by the shims `git spectra hooks install` puts in place).
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    #[command(subcommand)]
+    command: HookCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum HookCommand {
+    /// Record the commit HEAD points at as `commit.observed`; start onSpecChange activities.
+    PostCommit,
+    /// Run `git spectra <activity> --service S INPUT` for each activity in order, stopping at
+    /// the first failure; what post-commit starts in the background.
+    RunActivities {
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        input: String,
+        #[arg(required = true)]
+        activities: Vec<String>,
+    },
+}
+
+pub fn run(args: HookArgs) -> Result<u8> {
+    match args.command {
+        HookCommand::PostCommit => {
+            post_commit();
+            Ok(0)
+        }
+        HookCommand::RunActivities {
+            service,
+            input,
+            activities,
+        } => {
+            // Standard output is the hooks log the post-commit hook opened for us.
+            let mut log = std::io::stdout().lock();
+            Ok(trigger::run_activities(
+                &service,
+                &input,
+                &activities,
+                &mut log,
+            )?)
+        }
+    }
+}
+
+fn post_commit() {
+    if !hook::enabled_by_env() {
+        return;
+    }
+    let repo = match Repo::discover() {
+        Ok(repo) => repo,
+        Err(err) => return warn(None, &format!("commit not recorded: {err}")),
+    };
+    if !hook::enabled_by_config(&repo) {
+        return;
+    }
+    let commit = match hook::record_head(&repo) {
+        Ok(Recorded::Observed { commit, .. }) => commit,
+        Ok(Recorded::MadeBySpectra(_)) => return,
+        Err(err) => {
+            return warn(
+                Some(&repo),
+                &format!("commit not recorded: {}", one_line(&err)),
+            );
+        }
+    };
+    let activities = hook::on_spec_change(&repo);
+    if let Err(err) = trigger::start_for_commit(&repo, &commit, &activities) {
+        warn(
+            Some(&repo),
+            &format!(
+                "commit {} recorded, but {} not started: {}",
+                commit.short_id(),
+                activities.join(", "),
+                one_line(&err)
+            ),
+        );
+    }
+}
+
+/// One short line on stderr (git prints it under the commit summary), and the same in the hooks
+/// log, where `git spectra hooks status` points people.
+fn warn(repo: Option<&Repo>, message: &str) {
+    eprintln!("warning: git spectra: {message}");
+    if let Some(repo) = repo {
+        let _ = trigger::append_to_log(repo, &format!("warning: {message}"));
+    }
+}
+
+/// Errors can carry a multi-line list (an ambiguous id...); a hook warning is one line.
+fn one_line(err: &HookError) -> String {
+    err.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
