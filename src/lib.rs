@@ -18,6 +18,7 @@ pub mod repo;
 pub mod settings;
 pub mod store;
 pub mod ui;
+pub mod undo;
 pub mod worktree;
 pub mod yaml;
 

@@ -7,6 +7,7 @@ mod doctor;
 mod log;
 mod registry;
 mod show;
+mod undo;
 mod verify;
 mod views;
 
@@ -40,6 +41,8 @@ pub enum Command {
     Runs(views::RunsArgs),
     Export(views::ExportArgs),
     Registry(registry::RegistryArgs),
+    Undo(undo::UndoArgs),
+    Redo(undo::RedoArgs),
     /// Run a built-in playbook (used by the default playbooks' argv).
     #[command(hide = true)]
     Builtin(builtin::BuiltinArgs),
@@ -63,6 +66,8 @@ pub fn run() -> u8 {
         Command::Runs(args) => views::runs(args),
         Command::Export(args) => views::export(args),
         Command::Registry(args) => registry::run(args),
+        Command::Undo(args) => undo::undo(args),
+        Command::Redo(args) => undo::redo(args),
         Command::Builtin(args) => builtin::run(args),
     };
     match result {

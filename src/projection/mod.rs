@@ -246,7 +246,26 @@ impl Projection {
             .collect()
     }
 
-    /// Runs whose events are all reverted (or that were reverted as a whole).
+    /// Whether a redo (`events.restored`) cancelled the undo `undo_id`.
+    pub fn is_restored(&self, undo_id: &str) -> bool {
+        self.restored.contains(undo_id)
+    }
+
+    /// Ids of the events `git spectra log` marks as reverted: those an active undo names, and
+    /// the undos a redo cancelled (a redo is the undo of an undo).
+    pub fn marked_reverted(&self) -> BTreeSet<&str> {
+        let mut marked = self.reverted_ids();
+        marked.extend(
+            self.restored
+                .iter()
+                .filter(|undo| self.reverts.contains_key(*undo))
+                .map(String::as_str),
+        );
+        marked
+    }
+
+    /// Each run with whether it is undone: its `run.started` is reverted (undo of the run, or
+    /// of that one event).
     fn live_runs(&self) -> impl Iterator<Item = (&RunRecord, bool)> {
         let reverted = self.reverted_ids();
         self.runs.iter().map(move |run| {
@@ -262,14 +281,13 @@ impl Projection {
     pub fn manifests(&self, activity: Option<&str>, service: Option<&str>) -> Vec<Manifest> {
         let mut latest: BTreeMap<(Option<String>, String), (&RunRecord, &ActivityRecord)> =
             BTreeMap::new();
+        let reverted = self.reverted_ids();
         for (run, undone) in self.live_runs() {
             if undone || run.dry_run {
                 continue;
             }
             for record in &run.activities {
-                if activity.is_some_and(|wanted| wanted != record.activity)
-                    || service.is_some_and(|wanted| record.service.as_deref() != Some(wanted))
-                {
+                if !matches(record, activity, service, &reverted) {
                     continue;
                 }
                 latest.insert(
@@ -293,14 +311,13 @@ impl Projection {
         service: Option<&str>,
     ) -> Vec<(String, HistoryEntry)> {
         let mut entries = Vec::new();
+        let reverted = self.reverted_ids();
         for (run, undone) in self.live_runs() {
             if undone {
                 continue;
             }
             for record in &run.activities {
-                if activity.is_some_and(|wanted| wanted != record.activity)
-                    || service.is_some_and(|wanted| record.service.as_deref() != Some(wanted))
-                {
+                if !matches(record, activity, service, &reverted) {
                     continue;
                 }
                 entries.push((record.activity.clone(), history_entry(run, record)));
@@ -341,6 +358,20 @@ impl Projection {
     pub fn run(&self, run: &str) -> Option<&RunRecord> {
         self.run_index.get(run).map(|&index| &self.runs[index])
     }
+}
+
+/// Whether an activity record belongs in a view filtered by `activity` and `service`. An
+/// activity whose `activity.started` was reverted on its own (an undo of that one event) is
+/// left out like an undone run.
+fn matches(
+    record: &ActivityRecord,
+    activity: Option<&str>,
+    service: Option<&str>,
+    reverted: &BTreeSet<&str>,
+) -> bool {
+    activity.is_none_or(|wanted| wanted == record.activity)
+        && service.is_none_or(|wanted| record.service.as_deref() == Some(wanted))
+        && !reverted.contains(record.started_event.as_str())
 }
 
 fn manifest_of(run: &RunRecord, record: &ActivityRecord) -> Manifest {

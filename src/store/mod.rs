@@ -759,6 +759,7 @@ impl ChainChecker {
             );
         }
         check_trailers_agree(event, trailers)?;
+        check_reverts_trailers(event, trailers)?;
         if !self.ids.insert(event.id.clone()) {
             return Err(format!("its id {} appears earlier in the log", event.id));
         }
@@ -785,6 +786,53 @@ fn check_trailers_agree(event: &Event, trailers: &Trailers) -> Result<(), String
         }
     }
     Ok(())
+}
+
+/// Undo and redo events name each target in a `Spectra-Reverts` trailer, in payload order.
+fn check_reverts_trailers(event: &Event, trailers: &Trailers) -> Result<(), String> {
+    let expected = reverts_trailers(event);
+    let found = trailers.get_all(REVERTS_TRAILER);
+    if found != expected {
+        return Err(format!(
+            "its {REVERTS_TRAILER} trailers ({}) disagree with the targets in event.json ({})",
+            list_or_absent(&found),
+            list_or_absent(&expected)
+        ));
+    }
+    Ok(())
+}
+
+fn list_or_absent(values: &[impl AsRef<str>]) -> String {
+    if values.is_empty() {
+        "absent".into()
+    } else {
+        values
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The trailer naming each target of an undo (`events.reverted`) or redo (`events.restored`).
+pub const REVERTS_TRAILER: &str = "Spectra-Reverts";
+
+/// The `Spectra-Reverts` values an event's commit carries: its targets when it is an undo or a
+/// redo, nothing otherwise. Derived from the envelope, so `verify` can check them.
+fn reverts_trailers(event: &Event) -> Vec<String> {
+    if event.kind != event::kind::EVENTS_REVERTED && event.kind != event::kind::EVENTS_RESTORED {
+        return Vec::new();
+    }
+    event.payload["targets"]
+        .as_array()
+        .map(|targets| {
+            targets
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .map(one_line_value)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The trailers that must mirror the envelope (the digest is checked separately).
@@ -817,6 +865,17 @@ fn expected_trailers(event: &Event) -> Vec<(&'static str, String)> {
     trailers
 }
 
+/// The trailers of a commit message: the mirrored envelope, then any `Spectra-Reverts`.
+fn message_trailers(event: &Event) -> Vec<(&'static str, String)> {
+    let mut trailers = expected_trailers(event);
+    trailers.extend(
+        reverts_trailers(event)
+            .into_iter()
+            .map(|target| (REVERTS_TRAILER, target)),
+    );
+    trailers
+}
+
 /// Subject, optional body, then the trailers that make `git log` a complete audit.
 fn commit_message(subject: &str, body: Option<&str>, event: &Event, digest: &str) -> String {
     let mut message = format!("{subject}\n\n");
@@ -824,7 +883,7 @@ fn commit_message(subject: &str, body: Option<&str>, event: &Event, digest: &str
         message.push_str(body);
         message.push_str("\n\n");
     }
-    for (key, value) in expected_trailers(event) {
+    for (key, value) in message_trailers(event) {
         message.push_str(&format!("{key}: {}\n", one_line_value(&value)));
     }
     message.push_str(&format!("Spectra-Digest: {digest}\n"));
@@ -1008,6 +1067,15 @@ impl Trailers {
             .rev()
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `key`, in message order (a trailer may repeat).
+    fn get_all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 

@@ -14,3 +14,4 @@ mod registry;
 mod store_batch;
 mod store_concurrency;
 mod tamper;
+mod undo;
