@@ -517,6 +517,58 @@ mod tests {
     }
 
     #[test]
+    fn reverting_one_activity_start_hides_that_activity_but_not_the_run() {
+        let mut sealed_events = sealed(discover_run("r1", "logging", "succeeded"));
+        let activity_started = sealed_events[1].id.clone();
+        let undo = NewEvent::new(kind::EVENTS_REVERTED)
+            .payload(json!({"targets": [activity_started]}))
+            .seal("T <t@x>", 6, GENESIS_DIGEST);
+        sealed_events.push(undo.clone());
+        let projection = Projection::from_events(&sealed_events);
+        assert!(projection.manifests(None, None).is_empty());
+        assert!(projection.history(None, None).is_empty());
+        assert!(!projection.runs()[0].undone);
+        assert!(
+            projection
+                .marked_reverted()
+                .contains(activity_started.as_str())
+        );
+        assert!(!projection.marked_reverted().contains(undo.id.as_str()));
+
+        // A redo brings it back and marks the undo itself as reverted.
+        let redo = NewEvent::new(kind::EVENTS_RESTORED)
+            .payload(json!({"targets": [undo.id]}))
+            .seal("T <t@x>", 7, GENESIS_DIGEST);
+        sealed_events.push(redo);
+        let projection = Projection::from_events(&sealed_events);
+        assert_eq!(projection.manifests(None, None).len(), 1);
+        assert!(projection.is_restored(&undo.id));
+        assert_eq!(
+            projection.marked_reverted().into_iter().collect::<Vec<_>>(),
+            vec![undo.id.as_str()]
+        );
+    }
+
+    #[test]
+    fn an_undo_after_a_redo_reverts_again() {
+        let mut sealed_events = sealed(discover_run("r1", "logging", "succeeded"));
+        let ids: Vec<String> = sealed_events.iter().map(|e| e.id.clone()).collect();
+        let undo = NewEvent::new(kind::EVENTS_REVERTED)
+            .payload(json!({"targets": ids}))
+            .seal("T <t@x>", 6, GENESIS_DIGEST);
+        let redo = NewEvent::new(kind::EVENTS_RESTORED)
+            .payload(json!({"targets": [undo.id.clone()]}))
+            .seal("T <t@x>", 7, GENESIS_DIGEST);
+        let again = NewEvent::new(kind::EVENTS_REVERTED)
+            .payload(json!({"targets": ids}))
+            .seal("T <t@x>", 8, GENESIS_DIGEST);
+        sealed_events.extend([undo, redo, again]);
+        let projection = Projection::from_events(&sealed_events);
+        assert!(projection.runs()[0].undone);
+        assert!(projection.manifests(None, None).is_empty());
+    }
+
+    #[test]
     fn unknown_kinds_are_skipped() {
         let events = sealed(vec![NewEvent::new("note.added").payload(json!({"x": 1}))]);
         let projection = Projection::from_events(&events);

@@ -1094,6 +1094,28 @@ mod tests {
     }
 
     #[test]
+    fn undo_events_carry_one_reverts_trailer_per_target_and_verify_checks_them() {
+        use serde_json::json;
+        let undo = NewEvent::new(event::kind::EVENTS_REVERTED)
+            .payload(json!({"targets": ["a-1", "b-2"]}))
+            .seal("T <t@x>", 1, GENESIS_DIGEST);
+        let message = commit_message("undo", None, &undo, &undo.digest());
+        let trailers = Trailers::parse(&message);
+        assert_eq!(trailers.get_all(REVERTS_TRAILER), vec!["a-1", "b-2"]);
+        assert!(check_reverts_trailers(&undo, &trailers).is_ok());
+
+        let dropped = Trailers::parse(&message.replace("Spectra-Reverts: b-2\n", ""));
+        let error = check_reverts_trailers(&undo, &dropped).unwrap_err();
+        assert!(error.contains("disagree"), "{error}");
+
+        let note = NewEvent::new("note.added")
+            .payload(json!({"targets": ["a-1"]}))
+            .seal("T <t@x>", 1, GENESIS_DIGEST);
+        let message = commit_message("note", None, &note, &note.digest());
+        assert!(!message.contains(REVERTS_TRAILER));
+    }
+
+    #[test]
     fn backoff_stays_under_its_cap() {
         for attempt in 1..40 {
             assert!(backoff(attempt) <= Duration::from_millis(50));

@@ -213,12 +213,7 @@ impl Work<'_> {
     }
 
     fn reverted_event(&self, plan: &Plan) -> NewEvent {
-        let compensations: Vec<&Value> = self
-            .done
-            .iter()
-            .filter(|step| step["step"] == "playbook")
-            .map(|step| &step["started"])
-            .collect();
+        let compensations = self.playbook_events();
         NewEvent::new(kind::EVENTS_REVERTED)
             .subject(format!("undo: reverted {}", plan.description))
             .payload(json!({
@@ -233,14 +228,9 @@ impl Work<'_> {
     }
 
     fn restored_event(&self, plan: &Plan) -> NewEvent {
-        let playbooks: Vec<&Value> = self
-            .done
-            .iter()
-            .filter(|step| step["step"] == "playbook")
-            .map(|step| &step["started"])
-            .collect();
+        let playbooks = self.playbook_events();
         NewEvent::new(kind::EVENTS_RESTORED)
-            .subject(format!("redo: restored what {} reverted", plan.description))
+            .subject(format!("redo: cancelled {}", plan.description))
             .payload(json!({
                 "targets": plan.targets,
                 "runs": plan.runs,
@@ -248,6 +238,16 @@ impl Work<'_> {
                 "playbooks": playbooks,
                 "steps": self.done,
             }))
+    }
+
+    /// The `playbook.started` ids of the playbooks run (those an earlier, unfinished undo ran
+    /// are in its own `undo.failed` event).
+    fn playbook_events(&self) -> Vec<&Value> {
+        self.done
+            .iter()
+            .filter(|step| step["step"] == "playbook" && step["started"].is_string())
+            .map(|step| &step["started"])
+            .collect()
     }
 
     fn reverts(&self) -> Vec<Value> {

@@ -260,3 +260,93 @@ fn is_undo_record(event: &Event) -> bool {
         kind::EVENTS_REVERTED | kind::EVENTS_RESTORED | kind::UNDO_FAILED
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::event::{GENESIS_DIGEST, NewEvent};
+
+    fn sealed(events: Vec<NewEvent>) -> Vec<Event> {
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(n, event)| event.seal("T <t@x>", n as u64 + 1, GENESIS_DIGEST))
+            .collect()
+    }
+
+    fn run(run: &str, service: &str) -> Vec<NewEvent> {
+        vec![
+            NewEvent::new(kind::RUN_STARTED)
+                .run(run)
+                .payload(json!({"command": "discover", "dry_run": false})),
+            NewEvent::new(kind::ACTIVITY_STARTED)
+                .run(run)
+                .activity("discover"),
+            NewEvent::new(kind::ACTIVITY_FINISHED)
+                .run(run)
+                .activity("discover")
+                .service(service)
+                .payload(json!({"outcome": "succeeded"})),
+        ]
+    }
+
+    fn targets<'h>(history: &'h History, run: &str) -> Vec<&'h Event> {
+        history.run_events(run)
+    }
+
+    #[test]
+    fn a_later_run_for_the_same_service_depends_and_one_for_another_does_not() {
+        let mut events = run("r1", "logging");
+        events.extend(run("r2", "billing"));
+        events.extend(run("r3", "logging"));
+        let history = History::from_events(sealed(events));
+        let dependents = history.dependents(&targets(&history, "r1"));
+        assert_eq!(dependents.len(), 1, "{dependents:?}");
+        assert_eq!(dependents[0].run.as_deref(), Some("r3"));
+        assert!(history.dependents(&targets(&history, "r3")).is_empty());
+    }
+
+    #[test]
+    fn causes_make_dependents_transitively_and_reverted_events_do_not_count() {
+        let mut events = run("r1", "logging");
+        let target = events[1].id.clone();
+        let direct = NewEvent::new("note.added").cause(target.clone());
+        let indirect = NewEvent::new("note.added").cause(direct.id.clone());
+        let undone_note = NewEvent::new("note.added").cause(target.clone());
+        let undo = NewEvent::new(kind::EVENTS_REVERTED)
+            .run("u1")
+            .payload(json!({"targets": [undone_note.id.clone()]}));
+        let ids = [direct.id.clone(), indirect.id.clone()];
+        events.extend([direct, indirect, undone_note, undo]);
+        let history = History::from_events(sealed(events));
+        let found: Vec<String> = history
+            .dependents(&[history.event(&target).unwrap()])
+            .into_iter()
+            .filter_map(|d| d.event)
+            .collect();
+        assert_eq!(found, ids);
+    }
+
+    #[test]
+    fn the_latest_live_run_skips_undone_runs_and_undo_runs() {
+        let mut events = run("r1", "logging");
+        events.extend(run("r2", "billing"));
+        let history = History::from_events(sealed(events.clone()));
+        let r2: Vec<String> = history
+            .run_events("r2")
+            .iter()
+            .map(|e| e.id.clone())
+            .collect();
+        events.push(
+            NewEvent::new(kind::EVENTS_REVERTED)
+                .run("u1")
+                .payload(json!({"targets": r2})),
+        );
+        let history = History::from_events(sealed(events));
+        assert_eq!(history.latest_live_run().as_deref(), Some("r1"));
+        assert!(history.is_machinery_run("u1"));
+        assert!(history.latest_active_undo().is_some());
+    }
+}
