@@ -78,7 +78,7 @@ pub enum UndoError {
     OffBranch { commits: Vec<String> },
     #[error("cannot prepare a compensating playbook:\n{}", indent(.reasons))]
     Unpreparable { reasons: Vec<String> },
-    #[error("{direction:?} stopped at `{step}`: {reason}{}", done_list(.done))]
+    #[error("{} stopped at `{step}`: {reason}{}", direction_word(*.direction), done_list(.done))]
     StepFailed {
         direction: Direction,
         step: String,
@@ -147,6 +147,13 @@ fn indent(lines: &[String]) -> String {
         .map(|line| format!("  {line}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+fn direction_word(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Undo => "undo",
+        Direction::Redo => "redo",
+    }
 }
 
 fn done_list(done: &[String]) -> String {
