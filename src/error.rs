@@ -59,6 +59,9 @@ pub enum Error {
     /// A git hook could not be installed, removed or inspected.
     #[error(transparent)]
     Hook(#[from] crate::hook::HookError),
+    /// An undo or redo was refused, or stopped part way.
+    #[error(transparent)]
+    Undo(#[from] crate::undo::UndoError),
     /// Reading or writing standard streams failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -72,17 +75,12 @@ impl Error {
             Error::Failed { .. } => EXIT_FAILED,
             // A broken registry file is a failed check, like a failed `verify`, not a fatal error.
             Error::Registry(_) | Error::Playbook(_) | Error::Builtin(_) => EXIT_FAILED,
-            Error::Store(err) => match err {
-                StoreError::NotFound(_)
-                | StoreError::Ambiguous { .. }
-                | StoreError::NoSuchAttachment { .. }
-                | StoreError::Contention { .. }
-                | StoreError::Event(_) => EXIT_FAILED,
-                StoreError::Read(_) | StoreError::Write(_) | StoreError::NotAnEvent { .. } => {
-                    EXIT_FATAL
-                }
-            },
+            Error::Store(err) => Error::store_exit_code(err),
             Error::Llm(_) | Error::Export(_) => EXIT_FAILED,
+            Error::Undo(err) => match err {
+                crate::undo::UndoError::Store(store) => Error::store_exit_code(store),
+                _ => EXIT_FAILED,
+            },
             Error::Run(err) => match err {
                 crate::activity::RunError::UnknownActivity(_)
                 | crate::activity::RunError::Registry(_) => EXIT_FAILED,
@@ -99,6 +97,19 @@ impl Error {
         }
     }
 
+    fn store_exit_code(err: &StoreError) -> u8 {
+        match err {
+            StoreError::NotFound(_)
+            | StoreError::Ambiguous { .. }
+            | StoreError::NoSuchAttachment { .. }
+            | StoreError::Contention { .. }
+            | StoreError::Event(_) => EXIT_FAILED,
+            StoreError::Read(_) | StoreError::Write(_) | StoreError::NotAnEvent { .. } => {
+                EXIT_FATAL
+            }
+        }
+    }
+
     /// A line telling the user what to do about it, printed as `hint: ...`.
     pub fn hint(&self) -> Option<String> {
         match self {
@@ -110,6 +121,7 @@ impl Error {
             Error::Playbook(err) => playbook_hint(err).map(str::to_string),
             Error::Builtin(err) => builtin_hint(err).map(str::to_string),
             Error::Run(crate::activity::RunError::Store(err)) => err.hint(),
+            Error::Undo(err) => err.hint(),
             Error::Run(_) | Error::Export(_) => None,
             Error::Hook(err) => err.hint(),
             Error::Repo(_) | Error::Io(_) => None,

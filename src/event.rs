@@ -32,6 +32,8 @@ pub mod kind {
     pub const COMMIT_OBSERVED: &str = "commit.observed";
     pub const EVENTS_REVERTED: &str = "events.reverted";
     pub const EVENTS_RESTORED: &str = "events.restored";
+    /// An undo or redo that stopped part way; it names what it had already done.
+    pub const UNDO_FAILED: &str = "undo.failed";
 }
 
 /// One recorded fact, exactly as stored in `event.json`.

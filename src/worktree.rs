@@ -3,7 +3,8 @@
 //! The tool commits the files an activity writes (and later reverts them) by running `git`, not
 //! by writing objects itself: the user's hooks, signing, identity and index rules then apply
 //! exactly as for their own commits. Only the named paths are committed; whatever else the user
-//! has staged stays staged.
+//! has staged stays staged. Undo reverts those commits with `git revert` (a new commit, never a
+//! reset), and a revert that conflicts is aborted so the work tree is left as it was.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,6 +16,19 @@ pub enum WorktreeError {
     Git { args: String, stderr: String },
     #[error("cannot run git: {0}")]
     Spawn(std::io::Error),
+    #[error(
+        "reverting {} conflicts with later changes to {}; the revert was aborted and the work tree is as it was",
+        short(.commit),
+        .paths.join(", ")
+    )]
+    RevertConflict { commit: String, paths: Vec<String> },
+    #[error("trailer `{0}` may hold only letters, digits and `-`")]
+    UnsafeTrailer(String),
+}
+
+/// The first ten characters of a commit id, for messages.
+pub fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(10)]
 }
 
 /// A commit the tool made on the user's branch.
@@ -41,9 +55,14 @@ impl Worktree {
     }
 
     fn git(&self, args: &[&str]) -> Result<String, WorktreeError> {
+        self.git_with_env(args, &[])
+    }
+
+    fn git_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Result<String, WorktreeError> {
         let output = Command::new("git")
             .current_dir(&self.root)
             .args(args)
+            .envs(env.iter().copied())
             .output()
             .map_err(WorktreeError::Spawn)?;
         if output.status.success() {
@@ -95,4 +114,122 @@ impl Worktree {
             message: message.lines().next().unwrap_or_default().to_string(),
         })
     }
+}
+
+impl Worktree {
+    /// The paths `commit` changed (against its first parent, or everything for a root commit).
+    pub fn paths_changed_by(&self, commit: &str) -> Result<Vec<String>, WorktreeError> {
+        let out = self.git(&[
+            "diff-tree",
+            "--root",
+            "--no-commit-id",
+            "--name-only",
+            "-r",
+            "-z",
+            commit,
+        ])?;
+        Ok(nul_separated(&out))
+    }
+
+    /// Those of `paths` that have uncommitted changes (staged, unstaged or untracked).
+    pub fn dirty_paths(&self, paths: &[String]) -> Result<Vec<String>, WorktreeError> {
+        let mut dirty = Vec::new();
+        for path in paths {
+            if self.has_uncommitted_changes(path)? {
+                dirty.push(path.clone());
+            }
+        }
+        Ok(dirty)
+    }
+
+    /// Paths whose staged content differs from HEAD. `git revert` refuses to run while there are
+    /// any, whatever paths the revert touches.
+    pub fn staged_paths(&self) -> Result<Vec<String>, WorktreeError> {
+        let out = self.git(&["diff", "--cached", "--name-only", "-z", "HEAD", "--"])?;
+        Ok(nul_separated(&out))
+    }
+
+    /// The subject line of `commit`.
+    pub fn subject(&self, commit: &str) -> Result<String, WorktreeError> {
+        Ok(self
+            .git(&["log", "-1", "--format=%s", commit, "--"])?
+            .trim()
+            .to_string())
+    }
+
+    /// Whether `commit` is HEAD or one of its ancestors (that is, on the checked-out branch).
+    pub fn is_on_head(&self, commit: &str) -> bool {
+        self.git(&["merge-base", "--is-ancestor", commit, "HEAD"])
+            .is_ok()
+    }
+
+    /// Reverts `commit` with `git revert`, adding `trailers` to the revert's message, and
+    /// returns the new commit. A revert that fails (a conflict, most often) is aborted with
+    /// `git revert --abort`, leaving HEAD, the index and the work tree as they were.
+    ///
+    /// The trailers go in through `GIT_EDITOR`: `git revert --edit` hands its message to
+    /// `git interpret-trailers --in-place`, so the revert is still one commit made by git, with
+    /// the user's hooks and signing, and git's own "This reverts commit ..." body.
+    pub fn revert(&self, commit: &str, trailers: &[(&str, &str)]) -> Result<String, WorktreeError> {
+        let editor = trailer_editor(trailers)?;
+        let reverted = self.git_with_env(
+            &["revert", "--edit", "--no-rerere-autoupdate", commit],
+            &[("GIT_EDITOR", editor.as_str())],
+        );
+        match reverted {
+            Ok(_) => Ok(self.git(&["rev-parse", "HEAD"])?.trim().to_string()),
+            Err(error) => Err(self.abort_revert(commit, error)),
+        }
+    }
+
+    /// Cleans up after a failed revert and says why it failed.
+    fn abort_revert(&self, commit: &str, error: WorktreeError) -> WorktreeError {
+        if self
+            .git(&["rev-parse", "-q", "--verify", "REVERT_HEAD"])
+            .is_err()
+        {
+            // Refused before it started (dirty index, unknown commit): nothing to clean up.
+            return error;
+        }
+        let conflicted = self
+            .git(&["diff", "--name-only", "-z", "--diff-filter=U"])
+            .map(|out| nul_separated(&out))
+            .unwrap_or_default();
+        if let Err(abort_error) = self.git(&["revert", "--abort"]) {
+            tracing::warn!(error = %abort_error, "git revert --abort failed");
+            return abort_error;
+        }
+        if conflicted.is_empty() {
+            error
+        } else {
+            WorktreeError::RevertConflict {
+                commit: commit.to_string(),
+                paths: conflicted,
+            }
+        }
+    }
+}
+
+/// A `GIT_EDITOR` command that appends `trailers` to the message file git passes it. Git runs
+/// the editor through the shell, so every key and value is checked to need no quoting.
+fn trailer_editor(trailers: &[(&str, &str)]) -> Result<String, WorktreeError> {
+    let mut editor = String::from("git interpret-trailers --in-place");
+    for (key, value) in trailers {
+        for word in [key, value] {
+            let safe =
+                !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if !safe {
+                return Err(WorktreeError::UnsafeTrailer(word.to_string()));
+            }
+        }
+        editor.push_str(&format!(" --trailer '{key}: {value}'"));
+    }
+    Ok(editor)
+}
+
+fn nul_separated(out: &str) -> Vec<String> {
+    out.split('\0')
+        .filter(|path| !path.is_empty())
+        .map(str::to_string)
+        .collect()
 }

@@ -4,6 +4,7 @@ use clap::Args;
 use serde_json::json;
 
 use crate::error::Result;
+use crate::projection;
 use crate::repo::Repo;
 use crate::store::{Filter, Store, StoredEvent};
 use crate::ui::{Format, Output};
@@ -49,29 +50,40 @@ pub fn run(args: LogArgs) -> Result<u8> {
         kind: args.kind,
         since: args.since,
     };
+    // Which events an undo reverted comes from the small manifest index (cached by tip), not
+    // the full projection, so `log -n 1` stays cheap on a long log.
+    let index = projection::manifests::load(&repo, &store)?;
+    let reverted = index.marked_reverted();
     let mut out = Output::new();
     let limit = args.max_count.unwrap_or(usize::MAX);
     for stored in store.walk_newest_first(&filter).take(limit) {
         let stored = stored?;
+        let is_reverted = reverted.contains(stored.event.id.as_str());
         match args.format {
-            Format::Human => out.line(human_line(&stored))?,
-            Format::Json => out.json_line(&json_record(&stored))?,
+            Format::Human => out.line(human_line(&stored, is_reverted))?,
+            Format::Json => {
+                let mut record = json_record(&stored);
+                record["reverted"] = is_reverted.into();
+                out.json_line(&record)?
+            }
         }
     }
     out.flush()?;
     Ok(0)
 }
 
-/// `3f2a1c9 2026-11-25T18:50:00.123Z decision.made discover: chose ...`
+/// `3f2a1c9 2026-11-25T18:50:00.123Z decision.made discover: chose ...`, with `[reverted]`
+/// after the kind when an undo in effect reverts the event.
 ///
 /// The handle is the commit's short hash, as in `git log --oneline`: UUIDv7 ids begin with
 /// their timestamp, so their first characters are shared by every event of the same minute.
 /// `git spectra show` takes either.
-fn human_line(stored: &StoredEvent) -> String {
+fn human_line(stored: &StoredEvent, reverted: bool) -> String {
     let event = &stored.event;
     let commit = stored.commit.to_string();
+    let mark = if reverted { " [reverted]" } else { "" };
     format!(
-        "{} {} {} {}",
+        "{} {} {}{mark} {}",
         &commit[..7],
         event.at,
         event.kind,

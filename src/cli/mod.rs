@@ -10,6 +10,7 @@ mod log;
 mod registry;
 mod show;
 mod stats;
+mod undo;
 mod verify;
 mod views;
 
@@ -61,6 +62,8 @@ pub enum Command {
     /// Run a git hook's work (the installed shims call this).
     #[command(hide = true)]
     Hook(hook::HookArgs),
+    Undo(undo::UndoArgs),
+    Redo(undo::RedoArgs),
     /// Run a built-in playbook (used by the default playbooks' argv).
     #[command(hide = true)]
     Builtin(builtin::BuiltinArgs),
@@ -94,6 +97,8 @@ pub fn run() -> u8 {
         Command::Registry(args) => registry::run(args),
         Command::Hooks(args) => hooks::run(args),
         Command::Hook(args) => hook::run(args),
+        Command::Undo(args) => undo::undo(args),
+        Command::Redo(args) => undo::redo(args),
         Command::Builtin(args) => builtin::run(args),
     };
     match result {

@@ -82,6 +82,13 @@ impl ManifestIndex {
         Ok(())
     }
 
+    /// Ids of events an active undo reverts, and of undos a redo cancelled (for `log` marks).
+    /// Undo and redo events always rebuild the index from the full projection, so it holds
+    /// every one of them.
+    pub fn marked_reverted(&self) -> std::collections::BTreeSet<&str> {
+        self.open.marked_reverted()
+    }
+
     /// The manifests, optionally filtered, as the full projection would give them.
     pub fn manifests(&self, activity: Option<&str>, service: Option<&str>) -> Vec<Manifest> {
         let mut merged: BTreeMap<String, Manifest> = self

@@ -247,7 +247,26 @@ impl Projection {
             .collect()
     }
 
-    /// Runs whose events are all reverted (or that were reverted as a whole).
+    /// Whether a redo (`events.restored`) cancelled the undo `undo_id`.
+    pub fn is_restored(&self, undo_id: &str) -> bool {
+        self.restored.contains(undo_id)
+    }
+
+    /// Ids of the events `git spectra log` marks as reverted: those an active undo names, and
+    /// the undos a redo cancelled (a redo is the undo of an undo).
+    pub fn marked_reverted(&self) -> BTreeSet<&str> {
+        let mut marked = self.reverted_ids();
+        marked.extend(
+            self.restored
+                .iter()
+                .filter(|undo| self.reverts.contains_key(*undo))
+                .map(String::as_str),
+        );
+        marked
+    }
+
+    /// Each run with whether it is undone: its `run.started` is reverted (undo of the run, or
+    /// of that one event).
     fn live_runs(&self) -> impl Iterator<Item = (&RunRecord, bool)> {
         let reverted = self.reverted_ids();
         self.runs.iter().map(move |run| {
@@ -263,14 +282,13 @@ impl Projection {
     pub fn manifests(&self, activity: Option<&str>, service: Option<&str>) -> Vec<Manifest> {
         let mut latest: BTreeMap<(Option<String>, String), (&RunRecord, &ActivityRecord)> =
             BTreeMap::new();
+        let reverted = self.reverted_ids();
         for (run, undone) in self.live_runs() {
             if undone || run.dry_run {
                 continue;
             }
             for record in &run.activities {
-                if activity.is_some_and(|wanted| wanted != record.activity)
-                    || service.is_some_and(|wanted| record.service.as_deref() != Some(wanted))
-                {
+                if !matches(record, activity, service, &reverted) {
                     continue;
                 }
                 latest.insert(
@@ -294,14 +312,13 @@ impl Projection {
         service: Option<&str>,
     ) -> Vec<(String, HistoryEntry)> {
         let mut entries = Vec::new();
+        let reverted = self.reverted_ids();
         for (run, undone) in self.live_runs() {
             if undone {
                 continue;
             }
             for record in &run.activities {
-                if activity.is_some_and(|wanted| wanted != record.activity)
-                    || service.is_some_and(|wanted| record.service.as_deref() != Some(wanted))
-                {
+                if !matches(record, activity, service, &reverted) {
                     continue;
                 }
                 entries.push((record.activity.clone(), history_entry(run, record)));
@@ -362,6 +379,20 @@ impl Projection {
     pub fn run(&self, run: &str) -> Option<&RunRecord> {
         self.run_index.get(run).map(|&index| &self.runs[index])
     }
+}
+
+/// Whether an activity record belongs in a view filtered by `activity` and `service`. An
+/// activity whose `activity.started` was reverted on its own (an undo of that one event) is
+/// left out like an undone run.
+fn matches(
+    record: &ActivityRecord,
+    activity: Option<&str>,
+    service: Option<&str>,
+    reverted: &BTreeSet<&str>,
+) -> bool {
+    activity.is_none_or(|wanted| wanted == record.activity)
+        && service.is_none_or(|wanted| record.service.as_deref() == Some(wanted))
+        && !reverted.contains(record.started_event.as_str())
 }
 
 pub(crate) fn manifest_of(run: &RunRecord, record: &ActivityRecord) -> Manifest {
@@ -504,6 +535,58 @@ mod tests {
         sealed_events.push(redo);
         let projection = Projection::from_events(&sealed_events);
         assert_eq!(projection.manifests(None, None).len(), 2);
+    }
+
+    #[test]
+    fn reverting_one_activity_start_hides_that_activity_but_not_the_run() {
+        let mut sealed_events = sealed(discover_run("r1", "logging", "succeeded"));
+        let activity_started = sealed_events[1].id.clone();
+        let undo = NewEvent::new(kind::EVENTS_REVERTED)
+            .payload(json!({"targets": [activity_started]}))
+            .seal("T <t@x>", 6, GENESIS_DIGEST);
+        sealed_events.push(undo.clone());
+        let projection = Projection::from_events(&sealed_events);
+        assert!(projection.manifests(None, None).is_empty());
+        assert!(projection.history(None, None).is_empty());
+        assert!(!projection.runs()[0].undone);
+        assert!(
+            projection
+                .marked_reverted()
+                .contains(activity_started.as_str())
+        );
+        assert!(!projection.marked_reverted().contains(undo.id.as_str()));
+
+        // A redo brings it back and marks the undo itself as reverted.
+        let redo = NewEvent::new(kind::EVENTS_RESTORED)
+            .payload(json!({"targets": [undo.id]}))
+            .seal("T <t@x>", 7, GENESIS_DIGEST);
+        sealed_events.push(redo);
+        let projection = Projection::from_events(&sealed_events);
+        assert_eq!(projection.manifests(None, None).len(), 1);
+        assert!(projection.is_restored(&undo.id));
+        assert_eq!(
+            projection.marked_reverted().into_iter().collect::<Vec<_>>(),
+            vec![undo.id.as_str()]
+        );
+    }
+
+    #[test]
+    fn an_undo_after_a_redo_reverts_again() {
+        let mut sealed_events = sealed(discover_run("r1", "logging", "succeeded"));
+        let ids: Vec<String> = sealed_events.iter().map(|e| e.id.clone()).collect();
+        let undo = NewEvent::new(kind::EVENTS_REVERTED)
+            .payload(json!({"targets": ids}))
+            .seal("T <t@x>", 6, GENESIS_DIGEST);
+        let redo = NewEvent::new(kind::EVENTS_RESTORED)
+            .payload(json!({"targets": [undo.id.clone()]}))
+            .seal("T <t@x>", 7, GENESIS_DIGEST);
+        let again = NewEvent::new(kind::EVENTS_REVERTED)
+            .payload(json!({"targets": ids}))
+            .seal("T <t@x>", 8, GENESIS_DIGEST);
+        sealed_events.extend([undo, redo, again]);
+        let projection = Projection::from_events(&sealed_events);
+        assert!(projection.runs()[0].undone);
+        assert!(projection.manifests(None, None).is_empty());
     }
 
     #[test]

@@ -887,6 +887,7 @@ impl ChainChecker {
             );
         }
         check_trailers_agree(event, trailers)?;
+        check_reverts_trailers(event, trailers)?;
         if !self.ids.insert(event.id.clone()) {
             return Err(format!("its id {} appears earlier in the log", event.id));
         }
@@ -913,6 +914,53 @@ fn check_trailers_agree(event: &Event, trailers: &Trailers) -> Result<(), String
         }
     }
     Ok(())
+}
+
+/// Undo and redo events name each target in a `Spectra-Reverts` trailer, in payload order.
+fn check_reverts_trailers(event: &Event, trailers: &Trailers) -> Result<(), String> {
+    let expected = reverts_trailers(event);
+    let found = trailers.get_all(REVERTS_TRAILER);
+    if found != expected {
+        return Err(format!(
+            "its {REVERTS_TRAILER} trailers ({}) disagree with the targets in event.json ({})",
+            list_or_absent(&found),
+            list_or_absent(&expected)
+        ));
+    }
+    Ok(())
+}
+
+fn list_or_absent(values: &[impl AsRef<str>]) -> String {
+    if values.is_empty() {
+        "absent".into()
+    } else {
+        values
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The trailer naming each target of an undo (`events.reverted`) or redo (`events.restored`).
+pub const REVERTS_TRAILER: &str = "Spectra-Reverts";
+
+/// The `Spectra-Reverts` values an event's commit carries: its targets when it is an undo or a
+/// redo, nothing otherwise. Derived from the envelope, so `verify` can check them.
+fn reverts_trailers(event: &Event) -> Vec<String> {
+    if event.kind != event::kind::EVENTS_REVERTED && event.kind != event::kind::EVENTS_RESTORED {
+        return Vec::new();
+    }
+    event.payload["targets"]
+        .as_array()
+        .map(|targets| {
+            targets
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .map(one_line_value)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The trailers that must mirror the envelope (the digest is checked separately).
@@ -945,6 +993,17 @@ fn expected_trailers(event: &Event) -> Vec<(&'static str, String)> {
     trailers
 }
 
+/// The trailers of a commit message: the mirrored envelope, then any `Spectra-Reverts`.
+fn message_trailers(event: &Event) -> Vec<(&'static str, String)> {
+    let mut trailers = expected_trailers(event);
+    trailers.extend(
+        reverts_trailers(event)
+            .into_iter()
+            .map(|target| (REVERTS_TRAILER, target)),
+    );
+    trailers
+}
+
 /// Subject, optional body, then the trailers that make `git log` a complete audit.
 fn commit_message(subject: &str, body: Option<&str>, event: &Event, digest: &str) -> String {
     let mut message = format!("{subject}\n\n");
@@ -952,7 +1011,7 @@ fn commit_message(subject: &str, body: Option<&str>, event: &Event, digest: &str
         message.push_str(body);
         message.push_str("\n\n");
     }
-    for (key, value) in expected_trailers(event) {
+    for (key, value) in message_trailers(event) {
         message.push_str(&format!("{key}: {}\n", one_line_value(&value)));
     }
     message.push_str(&format!("Spectra-Digest: {digest}\n"));
@@ -1148,6 +1207,15 @@ impl Trailers {
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v.as_str())
     }
+
+    /// Every value of `key`, in message order (a trailer may repeat).
+    fn get_all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -1162,6 +1230,28 @@ mod tests {
         assert_eq!(trailers.get("Spectra-Id"), Some("abc"));
         assert_eq!(trailers.get("spectra-lamport"), Some("3"));
         assert_eq!(trailers.get("Body"), None);
+    }
+
+    #[test]
+    fn undo_events_carry_one_reverts_trailer_per_target_and_verify_checks_them() {
+        use serde_json::json;
+        let undo = NewEvent::new(event::kind::EVENTS_REVERTED)
+            .payload(json!({"targets": ["a-1", "b-2"]}))
+            .seal("T <t@x>", 1, GENESIS_DIGEST);
+        let message = commit_message("undo", None, &undo, &undo.digest());
+        let trailers = Trailers::parse(&message);
+        assert_eq!(trailers.get_all(REVERTS_TRAILER), vec!["a-1", "b-2"]);
+        assert!(check_reverts_trailers(&undo, &trailers).is_ok());
+
+        let dropped = Trailers::parse(&message.replace("Spectra-Reverts: b-2\n", ""));
+        let error = check_reverts_trailers(&undo, &dropped).unwrap_err();
+        assert!(error.contains("disagree"), "{error}");
+
+        let note = NewEvent::new("note.added")
+            .payload(json!({"targets": ["a-1"]}))
+            .seal("T <t@x>", 1, GENESIS_DIGEST);
+        let message = commit_message("note", None, &note, &note.digest());
+        assert!(!message.contains(REVERTS_TRAILER));
     }
 
     #[test]

@@ -17,3 +17,4 @@ mod stats;
 mod store_batch;
 mod store_concurrency;
 mod tamper;
+mod undo;

@@ -1,0 +1,224 @@
+//! `git spectra undo` and `git spectra redo`: revert earlier events by appending new ones.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::registry::Registry;
+use crate::repo::Repo;
+use crate::store::Store;
+use crate::ui::{Format, Output};
+use crate::undo::{self, Applied, Context, Direction, Plan, Step};
+
+/// Undo a run or an event, by appending events that revert it (nothing is rewritten).
+///
+/// Without an argument, undoes the newest run that is not undone yet; run it again to walk
+/// further back. With a run id (or a unique prefix of one) it undoes every event of that run;
+/// with an event id, that event alone. Effects are undone in reverse order of the run: the
+/// compensating playbooks the registry declares (`undo`) run, and the commits the run made on
+/// your branch are reverted with `git revert` (new commits with Spectra-Reverts trailers,
+/// never a reset). Then one events.reverted event names every target, and manifests and
+/// history read as if the run had not happened. Undoing an undo (its event or run id) is a
+/// redo.
+///
+/// Refused, with the reason: an effect declared `reversible: false`; later work that depends
+/// on the targets (a later run for the same service, or an event naming one in its causes;
+/// --force overrides only this); uncommitted or staged changes in the way of `git revert`; a
+/// revert that conflicts (it is aborted and your work tree is left as it was).
+///
+/// Examples:
+///   git spectra undo
+///   git spectra undo 0193f2a1 --dry-run
+///   git spectra undo 0193f2a1-7c4e-7d1a-9e1b-5a4f3c2d1e0f --force
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct UndoArgs {
+    /// A run id or unique prefix, or an event id (default: the newest run not undone).
+    #[arg(value_name = "RUN-OR-EVENT")]
+    target: Option<String>,
+    /// Print the full plan (events, compensations, commits to revert) and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Undo even though later work depends on it (never overrides `reversible: false`).
+    #[arg(long)]
+    force: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+/// Redo: undo the newest undo still in effect.
+///
+/// Appends an events.restored event cancelling it, reverts the commits it reverted (a revert
+/// of the revert) and runs its compensated playbooks again. Run it again to redo the undo
+/// before that.
+///
+/// Examples:
+///   git spectra redo
+///   git spectra redo --dry-run
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct RedoArgs {
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+pub fn undo(args: UndoArgs) -> Result<u8> {
+    let (store, registry, root) = open()?;
+    let context = Context::new(&store, &registry, root);
+    let plan = undo::plan_undo(&context, args.target.as_deref(), args.force)?;
+    carry_out(&context, &plan, args.dry_run, args.format)
+}
+
+pub fn redo(args: RedoArgs) -> Result<u8> {
+    let (store, registry, root) = open()?;
+    let context = Context::new(&store, &registry, root);
+    let plan = undo::plan_redo(&context)?;
+    carry_out(&context, &plan, args.dry_run, args.format)
+}
+
+fn open() -> Result<(Store, Registry, PathBuf)> {
+    let repo = Repo::discover()?;
+    let root = repo.work_tree().ok_or(undo::UndoError::Bare)?.to_path_buf();
+    let registry = Registry::load(&root)?;
+    Ok((Store::new(&repo), registry, root))
+}
+
+/// Prints the plan (dry run) or carries it out and prints what was done.
+fn carry_out(context: &Context<'_>, plan: &Plan, dry_run: bool, format: Format) -> Result<u8> {
+    let mut out = Output::new();
+    if dry_run {
+        let refusal = plan.refusal();
+        match format {
+            Format::Human => render_plan(&mut out, plan)?,
+            Format::Json => out.json_line(&json!({
+                "dry_run": true,
+                "plan": plan,
+                "refused": refusal.as_ref().map(ToString::to_string),
+            }))?,
+        }
+        out.flush()?;
+        return match refusal {
+            Some(refusal) => Err(Error::from(refusal)),
+            None => Ok(0),
+        };
+    }
+    let applied = undo::apply(context, plan)?;
+    match format {
+        Format::Human => render_applied(&mut out, plan, &applied)?,
+        Format::Json => {
+            out.json_line(&json!({"dry_run": false, "plan": plan, "applied": applied}))?
+        }
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+fn verb(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Undo => "undo",
+        Direction::Redo => "redo",
+    }
+}
+
+fn render_plan(out: &mut Output, plan: &Plan) -> std::io::Result<()> {
+    out.line(format_args!(
+        "would {} {}",
+        verb(plan.direction),
+        plan.description
+    ))?;
+    if plan.steps.is_empty() {
+        out.line("  no effects to reverse (no commits, no compensations)")?;
+    }
+    for (number, step) in plan.steps.iter().enumerate() {
+        render_step(out, number + 1, step)?;
+    }
+    let record = match plan.direction {
+        Direction::Undo => "events.reverted",
+        Direction::Redo => "events.restored",
+    };
+    out.line(format_args!(
+        "  then record {record} naming {} event(s):",
+        plan.targets.len()
+    ))?;
+    for target in &plan.targets {
+        out.line(format_args!("    {target}"))?;
+    }
+    for note in &plan.notes {
+        out.line(format_args!("  note: {note}"))?;
+    }
+    for dependent in &plan.blockers.dependents {
+        let overridden = if plan.forced { " (--force)" } else { "" };
+        out.line(format_args!(
+            "  depends on it{overridden}: {}",
+            dependent.why
+        ))?;
+    }
+    Ok(())
+}
+
+fn render_step(out: &mut Output, number: usize, step: &Step) -> std::io::Result<()> {
+    out.line(format_args!("  {number}. {}", step.describe()))?;
+    match step {
+        Step::Revert {
+            files,
+            already_done_as,
+            ..
+        } => {
+            for file in files {
+                out.line(format_args!("       {file}"))?;
+            }
+            if let Some(revert) = already_done_as {
+                out.line(format_args!(
+                    "       already done as {} by an earlier undo that stopped; skipped",
+                    crate::worktree::short(revert)
+                ))?;
+            }
+        }
+        Step::Playbook { already_done, .. } if *already_done => {
+            out.line("       already done by an earlier undo that stopped; skipped")?;
+        }
+        Step::Playbook { .. } => {}
+    }
+    Ok(())
+}
+
+fn render_applied(out: &mut Output, plan: &Plan, applied: &Applied) -> std::io::Result<()> {
+    let done = match plan.direction {
+        Direction::Undo => "undid",
+        Direction::Redo => "redid",
+    };
+    out.line(format_args!("{done} {}", plan.description))?;
+    for step in &applied.steps {
+        let text = |key: &str| step[key].as_str().unwrap_or("?").to_string();
+        match step["step"].as_str() {
+            Some("revert") => out.line(format_args!(
+                "  reverted {} as {}",
+                crate::worktree::short(&text("commit")),
+                crate::worktree::short(&text("revert"))
+            ))?,
+            _ => out.line(format_args!(
+                "  ran playbook {} ({})",
+                text("playbook"),
+                text("action")
+            ))?,
+        }
+    }
+    out.line(format_args!(
+        "  event:  {} (run {})",
+        applied.event, applied.run
+    ))?;
+    match plan.direction {
+        Direction::Undo => out.line("  redo:   git spectra redo")?,
+        Direction::Redo => {
+            out.line(format_args!("  undo:   git spectra undo {}", applied.event))?
+        }
+    }
+    Ok(())
+}

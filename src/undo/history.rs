@@ -1,0 +1,352 @@
+//! The event log as undo reads it: every event oldest first, what is already reverted, which
+//! events belong to undo and redo themselves, and what depends on a set of targets.
+//!
+//! "Depends" is defined here, once: a later event that is neither a target nor already
+//! reverted depends on the targets when its `causes` name a target or an event that itself
+//! depends on one (the causal closure); and a later run that is not undone and not a dry run
+//! depends on them when it concerns a service one of the targets concerns, because that run
+//! read the manifests and files the targets produced.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::event::{Event, kind};
+use crate::projection::Projection;
+use crate::store::{Filter, Store, StoreError};
+
+/// Something that depends on the targets of an undo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dependent {
+    /// The dependent event, when the dependency is causal.
+    pub event: Option<String>,
+    /// The run it belongs to.
+    pub run: Option<String>,
+    /// Why it depends on the targets, in a sentence.
+    pub why: String,
+}
+
+/// The whole log, folded once.
+pub struct History {
+    events: Vec<Event>,
+    position: HashMap<String, usize>,
+    projection: Projection,
+    reverted: HashSet<String>,
+    /// Runs that undo or redo recorded (their compensations, their own events).
+    machinery_runs: HashSet<String>,
+}
+
+impl History {
+    /// Reads every event of `store`.
+    pub fn load(store: &Store) -> Result<History, StoreError> {
+        let events = store
+            .events_oldest_first(&Filter::default())?
+            .into_iter()
+            .map(|stored| stored.event)
+            .collect();
+        Ok(History::from_events(events))
+    }
+
+    /// Builds the view from events already read, oldest first.
+    pub fn from_events(events: Vec<Event>) -> History {
+        let projection = Projection::from_events(&events);
+        let reverted = projection
+            .reverted_ids()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let position = events
+            .iter()
+            .enumerate()
+            .map(|(index, event)| (event.id.clone(), index))
+            .collect();
+        let machinery_runs = events
+            .iter()
+            .filter(|event| is_undo_record(event))
+            .filter_map(|event| event.run.clone())
+            .collect();
+        History {
+            events,
+            position,
+            projection,
+            reverted,
+            machinery_runs,
+        }
+    }
+
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    pub fn projection(&self) -> &Projection {
+        &self.projection
+    }
+
+    pub fn event(&self, id: &str) -> Option<&Event> {
+        self.position.get(id).map(|&index| &self.events[index])
+    }
+
+    /// Whether an active undo reverts `id`.
+    pub fn is_reverted(&self, id: &str) -> bool {
+        self.reverted.contains(id)
+    }
+
+    /// Whether `event` was recorded by an undo or redo rather than by a run of its own.
+    pub fn is_machinery(&self, event: &Event) -> bool {
+        is_undo_record(event)
+            || event
+                .run
+                .as_deref()
+                .is_some_and(|run| self.machinery_runs.contains(run))
+            || (event.kind.starts_with("playbook.") && event.payload_str("action") == Some("undo"))
+    }
+
+    /// Whether `run` is the run of an undo or redo.
+    pub fn is_machinery_run(&self, run: &str) -> bool {
+        self.machinery_runs.contains(run)
+    }
+
+    /// Every event of `run`, oldest first.
+    pub fn run_events(&self, run: &str) -> Vec<&Event> {
+        self.events
+            .iter()
+            .filter(|event| event.run.as_deref() == Some(run))
+            .collect()
+    }
+
+    /// Distinct run ids starting with `prefix`, oldest first.
+    pub fn runs_starting_with(&self, prefix: &str) -> Vec<String> {
+        let mut seen = BTreeSet::new();
+        let mut runs = Vec::new();
+        for run in self.events.iter().filter_map(|event| event.run.as_deref()) {
+            if run.starts_with(prefix) && seen.insert(run) {
+                runs.push(run.to_string());
+            }
+        }
+        runs
+    }
+
+    /// The newest run (one that recorded `run.started`) that is not undone.
+    pub fn latest_live_run(&self) -> Option<String> {
+        self.projection
+            .runs()
+            .into_iter()
+            .rev()
+            .find(|row| !row.undone && !self.is_machinery_run(&row.run))
+            .map(|row| row.run)
+    }
+
+    /// The newest undo (`events.reverted`) that no redo has cancelled.
+    pub fn latest_active_undo(&self) -> Option<&Event> {
+        self.events.iter().rev().find(|event| {
+            event.kind == kind::EVENTS_REVERTED && !self.projection.is_restored(&event.id)
+        })
+    }
+
+    /// The `playbook.finished` that closes the `playbook.started` with id `started`.
+    pub fn finished_of(&self, started: &str) -> Option<&Event> {
+        let from = *self.position.get(started)?;
+        self.events[from..].iter().find(|event| {
+            event.kind == kind::PLAYBOOK_FINISHED && event.causes.iter().any(|c| c == started)
+        })
+    }
+
+    /// The `undo.failed` events since the last undo or redo that completed: what an unfinished
+    /// undo already did, so that running it again does not do it twice.
+    pub fn unfinished_undos(&self) -> Vec<&Event> {
+        let since = self
+            .events
+            .iter()
+            .rposition(|event| {
+                event.kind == kind::EVENTS_REVERTED || event.kind == kind::EVENTS_RESTORED
+            })
+            .map_or(0, |index| index + 1);
+        self.events[since..]
+            .iter()
+            .filter(|event| event.kind == kind::UNDO_FAILED)
+            .collect()
+    }
+
+    /// Everything that depends on `targets` (see the module documentation).
+    pub fn dependents(&self, targets: &[&Event]) -> Vec<Dependent> {
+        let mut dependents = self.causal_dependents(targets);
+        dependents.extend(self.same_service_runs(targets));
+        dependents
+    }
+
+    fn causal_dependents(&self, targets: &[&Event]) -> Vec<Dependent> {
+        let Some(first) = targets
+            .iter()
+            .filter_map(|t| self.position.get(&t.id))
+            .min()
+        else {
+            return Vec::new();
+        };
+        let mut closure: HashSet<&str> = targets.iter().map(|t| t.id.as_str()).collect();
+        let mut dependents = Vec::new();
+        for event in &self.events[*first..] {
+            if closure.contains(event.id.as_str())
+                || self.is_reverted(&event.id)
+                || self.is_machinery(event)
+            {
+                continue;
+            }
+            if let Some(cause) = event.causes.iter().find(|c| closure.contains(c.as_str())) {
+                dependents.push(Dependent {
+                    event: Some(event.id.clone()),
+                    run: event.run.clone(),
+                    why: format!("{} {} names {cause} among its causes", event.kind, event.id),
+                });
+                closure.insert(&event.id);
+            }
+        }
+        dependents
+    }
+
+    fn same_service_runs(&self, targets: &[&Event]) -> Vec<Dependent> {
+        let services: BTreeSet<&str> = targets
+            .iter()
+            .filter_map(|t| t.service.as_deref())
+            .collect();
+        let target_runs: BTreeSet<&str> = targets.iter().filter_map(|t| t.run.as_deref()).collect();
+        let Some(last_target) = targets
+            .iter()
+            .filter_map(|t| self.position.get(&t.id))
+            .max()
+        else {
+            return Vec::new();
+        };
+        let mut dependents = Vec::new();
+        for row in self.projection.runs() {
+            let later = self
+                .projection
+                .run(&row.run)
+                .and_then(|record| record.event_ids.first())
+                .and_then(|first| self.position.get(first))
+                .is_some_and(|position| position > last_target);
+            if !later
+                || row.undone
+                || row.dry_run
+                || target_runs.contains(row.run.as_str())
+                || self.is_machinery_run(&row.run)
+            {
+                continue;
+            }
+            let shared = self
+                .run_events(&row.run)
+                .into_iter()
+                .filter_map(|event| event.service.as_deref())
+                .find(|service| services.contains(service));
+            if let Some(service) = shared {
+                dependents.push(Dependent {
+                    event: None,
+                    run: Some(row.run.clone()),
+                    why: format!(
+                        "run {} ({}) came later for service {service} and built on it",
+                        row.run,
+                        row.command.as_deref().unwrap_or("run")
+                    ),
+                });
+            }
+        }
+        dependents
+    }
+}
+
+/// The events undo and redo write about themselves.
+fn is_undo_record(event: &Event) -> bool {
+    matches!(
+        event.kind.as_str(),
+        kind::EVENTS_REVERTED | kind::EVENTS_RESTORED | kind::UNDO_FAILED
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::event::{GENESIS_DIGEST, NewEvent};
+
+    fn sealed(events: Vec<NewEvent>) -> Vec<Event> {
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(n, event)| event.seal("T <t@x>", n as u64 + 1, GENESIS_DIGEST))
+            .collect()
+    }
+
+    fn run(run: &str, service: &str) -> Vec<NewEvent> {
+        vec![
+            NewEvent::new(kind::RUN_STARTED)
+                .run(run)
+                .payload(json!({"command": "discover", "dry_run": false})),
+            NewEvent::new(kind::ACTIVITY_STARTED)
+                .run(run)
+                .activity("discover"),
+            NewEvent::new(kind::ACTIVITY_FINISHED)
+                .run(run)
+                .activity("discover")
+                .service(service)
+                .payload(json!({"outcome": "succeeded"})),
+        ]
+    }
+
+    fn targets<'h>(history: &'h History, run: &str) -> Vec<&'h Event> {
+        history.run_events(run)
+    }
+
+    #[test]
+    fn a_later_run_for_the_same_service_depends_and_one_for_another_does_not() {
+        let mut events = run("r1", "logging");
+        events.extend(run("r2", "billing"));
+        events.extend(run("r3", "logging"));
+        let history = History::from_events(sealed(events));
+        let dependents = history.dependents(&targets(&history, "r1"));
+        assert_eq!(dependents.len(), 1, "{dependents:?}");
+        assert_eq!(dependents[0].run.as_deref(), Some("r3"));
+        assert!(history.dependents(&targets(&history, "r3")).is_empty());
+    }
+
+    #[test]
+    fn causes_make_dependents_transitively_and_reverted_events_do_not_count() {
+        let mut events = run("r1", "logging");
+        let target = events[1].id.clone();
+        let direct = NewEvent::new("note.added").cause(target.clone());
+        let indirect = NewEvent::new("note.added").cause(direct.id.clone());
+        let undone_note = NewEvent::new("note.added").cause(target.clone());
+        let undo = NewEvent::new(kind::EVENTS_REVERTED)
+            .run("u1")
+            .payload(json!({"targets": [undone_note.id.clone()]}));
+        let ids = [direct.id.clone(), indirect.id.clone()];
+        events.extend([direct, indirect, undone_note, undo]);
+        let history = History::from_events(sealed(events));
+        let found: Vec<String> = history
+            .dependents(&[history.event(&target).unwrap()])
+            .into_iter()
+            .filter_map(|d| d.event)
+            .collect();
+        assert_eq!(found, ids);
+    }
+
+    #[test]
+    fn the_latest_live_run_skips_undone_runs_and_undo_runs() {
+        let mut events = run("r1", "logging");
+        events.extend(run("r2", "billing"));
+        let history = History::from_events(sealed(events.clone()));
+        let r2: Vec<String> = history
+            .run_events("r2")
+            .iter()
+            .map(|e| e.id.clone())
+            .collect();
+        events.push(
+            NewEvent::new(kind::EVENTS_REVERTED)
+                .run("u1")
+                .payload(json!({"targets": r2})),
+        );
+        let history = History::from_events(sealed(events));
+        assert_eq!(history.latest_live_run().as_deref(), Some("r1"));
+        assert!(history.is_machinery_run("u1"));
+        assert!(history.latest_active_undo().is_some());
+    }
+}

@@ -1,0 +1,509 @@
+//! Planning: from the targets of an undo (or the undo a redo cancels) to the ordered steps that
+//! would carry it out, and everything that stands in the way. A plan changes nothing; `--dry-run`
+//! prints it, and [`super::apply`] carries it out only when [`Plan::refusal`] has no objection.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::history::{Dependent, History};
+use super::{Context, UndoError};
+use crate::event::{Event, kind};
+use crate::playbook::{Action, Request};
+
+/// Whether a plan reverts events or restores what an undo reverted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Undo,
+    Redo,
+}
+
+/// One effect to undo (or redo), in the order it will happen.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// `git revert` a commit on the user's branch.
+    Revert {
+        /// The commit to revert (for a redo: the revert commit to revert again).
+        commit: String,
+        /// Its subject line.
+        subject: String,
+        /// The paths it changed: the revert touches exactly these.
+        files: Vec<String>,
+        /// The event the revert answers for: the `files.committed` an undo reverts, or the
+        /// `events.reverted` a redo cancels. Written as the revert's `Spectra-Reverts` trailer.
+        event: String,
+        /// For a redo: the original commit this re-applies.
+        reapplies: Option<String>,
+        /// Set when an earlier undo that stopped part way already made this revert.
+        already_done_as: Option<String>,
+    },
+    /// Run a playbook's `undo` argv (a compensation) or, for a redo, its `run` argv again.
+    Playbook {
+        action: Action,
+        playbook: String,
+        activity: String,
+        service: Option<String>,
+        inputs: Value,
+        /// What would run.
+        argv: Vec<String>,
+        /// The `playbook.started` event whose effect this answers for.
+        source: String,
+        /// Set when an earlier undo that stopped part way already ran it successfully.
+        already_done: bool,
+    },
+}
+
+impl Step {
+    /// One line for people: what this step does.
+    pub fn describe(&self) -> String {
+        match self {
+            Step::Revert {
+                commit,
+                subject,
+                reapplies,
+                ..
+            } => match reapplies {
+                Some(original) => format!(
+                    "revert {} \"{subject}\" (re-applies {})",
+                    short(commit),
+                    short(original)
+                ),
+                None => format!("revert commit {} \"{subject}\"", short(commit)),
+            },
+            Step::Playbook {
+                action,
+                playbook,
+                argv,
+                ..
+            } => {
+                let what = match action {
+                    Action::Undo => "compensate",
+                    Action::Run => "run again",
+                };
+                format!(
+                    "{what}: playbook {playbook}: {}",
+                    crate::playbook::quoted_argv(argv)
+                )
+            }
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        match self {
+            Step::Revert {
+                already_done_as, ..
+            } => already_done_as.is_some(),
+            Step::Playbook { already_done, .. } => *already_done,
+        }
+    }
+}
+
+/// An effect that cannot be undone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Irreversible {
+    /// The `playbook.started` event.
+    pub event: String,
+    pub playbook: String,
+}
+
+/// Everything that stands in the way of a plan.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Blockers {
+    /// Playbooks the registry declares `reversible: false` (no `--force` overrides this).
+    pub irreversible: Vec<Irreversible>,
+    /// What depends on the targets (`--force` overrides this).
+    pub dependents: Vec<Dependent>,
+    /// Paths a revert would touch that have uncommitted changes.
+    pub dirty: Vec<String>,
+    /// Paths staged in the index (`git revert` needs an index that matches HEAD).
+    pub staged: Vec<String>,
+    /// Commits to revert that are not on the checked-out branch.
+    pub off_branch: Vec<String>,
+    /// Compensations that cannot even be prepared (the playbook changed or went away).
+    pub unpreparable: Vec<String>,
+}
+
+/// What an undo or redo would do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub direction: Direction,
+    /// What is being undone or redone, for people.
+    pub description: String,
+    /// The event ids the undo reverts, or (redo) the `events.reverted` id it cancels.
+    pub targets: Vec<String>,
+    /// The runs concerned.
+    pub runs: Vec<String>,
+    /// The effects, in the order they will be undone or redone.
+    pub steps: Vec<Step>,
+    /// Things worth knowing that change nothing (playbooks with nothing to compensate...).
+    pub notes: Vec<String>,
+    pub blockers: Blockers,
+    /// Set by `--force`: dependents do not stop the plan.
+    pub forced: bool,
+}
+
+impl Plan {
+    /// Why this plan may not be carried out, if it may not. Irreversible effects and a work
+    /// tree git cannot revert in always refuse; dependents refuse unless `--force` was given.
+    pub fn refusal(&self) -> Option<UndoError> {
+        let blockers = &self.blockers;
+        if !blockers.irreversible.is_empty() {
+            return Some(UndoError::Irreversible {
+                playbooks: blockers
+                    .irreversible
+                    .iter()
+                    .map(|i| format!("{} (event {})", i.playbook, i.event))
+                    .collect(),
+            });
+        }
+        if !blockers.dirty.is_empty() {
+            return Some(UndoError::Dirty {
+                paths: blockers.dirty.clone(),
+            });
+        }
+        if !blockers.staged.is_empty() {
+            return Some(UndoError::Staged {
+                paths: blockers.staged.clone(),
+            });
+        }
+        if !blockers.off_branch.is_empty() {
+            return Some(UndoError::OffBranch {
+                commits: blockers.off_branch.clone(),
+            });
+        }
+        if !blockers.unpreparable.is_empty() {
+            return Some(UndoError::Unpreparable {
+                reasons: blockers.unpreparable.clone(),
+            });
+        }
+        if !blockers.dependents.is_empty() && !self.forced {
+            return Some(UndoError::Dependents {
+                dependents: blockers.dependents.iter().map(|d| d.why.clone()).collect(),
+            });
+        }
+        None
+    }
+
+    /// The steps still to do (those an unfinished earlier undo did are skipped).
+    pub fn pending_steps(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(|step| !step.is_done())
+    }
+}
+
+/// The plan to revert `targets` (live events, oldest first).
+pub(super) fn undo(
+    context: &Context<'_>,
+    history: &History,
+    description: String,
+    targets: &[&Event],
+    forced: bool,
+) -> Result<Plan, UndoError> {
+    let mut plan = Plan {
+        direction: Direction::Undo,
+        description,
+        targets: targets.iter().map(|event| event.id.clone()).collect(),
+        runs: distinct_runs(targets),
+        steps: Vec::new(),
+        notes: Vec::new(),
+        blockers: Blockers::default(),
+        forced,
+    };
+    // Effects are undone in reverse order of the run.
+    for event in targets.iter().rev() {
+        match event.kind.as_str() {
+            kind::FILES_COMMITTED => add_revert(context, &mut plan, event)?,
+            kind::PLAYBOOK_STARTED => add_compensation(context, history, &mut plan, event),
+            _ => {}
+        }
+    }
+    plan.blockers.dependents = history.dependents(targets);
+    mark_already_done(history, &mut plan);
+    check_work_tree(context, &mut plan)?;
+    Ok(plan)
+}
+
+/// The plan to cancel the undo `undo` (an `events.reverted`): its steps backwards, each
+/// inverted.
+pub(super) fn redo(context: &Context<'_>, undo: &Event) -> Result<Plan, UndoError> {
+    let mut plan = Plan {
+        direction: Direction::Redo,
+        description: format!("undo {} ({})", undo.id, undo_summary(undo)),
+        targets: vec![undo.id.clone()],
+        runs: string_list(&undo.payload["runs"]),
+        steps: Vec::new(),
+        notes: Vec::new(),
+        blockers: Blockers::default(),
+        forced: false,
+    };
+    for step in recorded_steps(undo).iter().rev() {
+        match step["step"].as_str() {
+            Some("revert") => {
+                let (Some(commit), Some(revert)) =
+                    (step["commit"].as_str(), step["revert"].as_str())
+                else {
+                    continue;
+                };
+                let files = context.worktree.paths_changed_by(revert)?;
+                plan.steps.push(Step::Revert {
+                    commit: revert.to_string(),
+                    subject: context.worktree.subject(revert)?,
+                    files,
+                    event: undo.id.clone(),
+                    reapplies: Some(commit.to_string()),
+                    already_done_as: None,
+                });
+            }
+            Some("playbook") => add_rerun(context, &mut plan, step),
+            _ => {}
+        }
+    }
+    check_work_tree(context, &mut plan)?;
+    Ok(plan)
+}
+
+/// The steps an undo recorded, in the order it did them. An `events.reverted` appended by hand
+/// may list only `reverts`; those are its steps then.
+fn recorded_steps(undo: &Event) -> Vec<Value> {
+    if let Some(steps) = undo.payload["steps"].as_array() {
+        return steps.clone();
+    }
+    undo.payload["reverts"]
+        .as_array()
+        .map(|reverts| {
+            reverts
+                .iter()
+                .map(|revert| {
+                    let mut step = revert.clone();
+                    step["step"] = "revert".into();
+                    step
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn add_revert(context: &Context<'_>, plan: &mut Plan, event: &Event) -> Result<(), UndoError> {
+    let Some(commit) = event.payload_str("commit") else {
+        plan.notes.push(format!(
+            "{} {} names no commit; nothing to revert",
+            event.kind, event.id
+        ));
+        return Ok(());
+    };
+    let files = context.worktree.paths_changed_by(commit)?;
+    plan.steps.push(Step::Revert {
+        commit: commit.to_string(),
+        subject: event.payload_str("message").unwrap_or_default().to_string(),
+        files,
+        event: event.id.clone(),
+        reapplies: None,
+        already_done_as: None,
+    });
+    Ok(())
+}
+
+/// A playbook the run started: refuse if irreversible, compensate if it succeeded and declares
+/// an `undo`, otherwise note why nothing is done.
+fn add_compensation(context: &Context<'_>, history: &History, plan: &mut Plan, started: &Event) {
+    let id = started.payload_str("playbook").unwrap_or_default();
+    if started.payload_str("action") != Some("run") || started.payload["dry_run"] == true {
+        return;
+    }
+    let Some(playbook) = context.registry.playbook(id) else {
+        plan.notes.push(format!(
+            "playbook {id} is no longer in the registry; nothing is known to compensate it"
+        ));
+        return;
+    };
+    if !playbook.reversible {
+        plan.blockers.irreversible.push(Irreversible {
+            event: started.id.clone(),
+            playbook: id.to_string(),
+        });
+        return;
+    }
+    let outcome = history
+        .finished_of(&started.id)
+        .and_then(|finished| finished.payload_str("outcome"))
+        .unwrap_or("unfinished");
+    if outcome != "succeeded" {
+        plan.notes.push(format!(
+            "playbook {id} did not succeed ({outcome}); its effect is not compensated"
+        ));
+        return;
+    }
+    if playbook.undo.is_none() {
+        plan.notes.push(format!(
+            "playbook {id} declares no undo; nothing to compensate"
+        ));
+        return;
+    }
+    let activity = started.activity.clone().unwrap_or_default();
+    push_playbook(
+        context,
+        plan,
+        PlaybookStep {
+            action: Action::Undo,
+            playbook: id,
+            activity: &activity,
+            service: started.service.clone(),
+            inputs: started.payload["inputs"].clone(),
+            source: started.id.clone(),
+        },
+    );
+}
+
+/// A compensation the undo ran: the redo runs the playbook's `run` argv again.
+fn add_rerun(context: &Context<'_>, plan: &mut Plan, step: &Value) {
+    let text = |key: &str| step[key].as_str().unwrap_or_default().to_string();
+    let (playbook, activity) = (text("playbook"), text("activity"));
+    push_playbook(
+        context,
+        plan,
+        PlaybookStep {
+            action: Action::Run,
+            playbook: &playbook,
+            activity: &activity,
+            service: step["service"].as_str().map(str::to_string),
+            inputs: step["inputs"].clone(),
+            source: text("source"),
+        },
+    );
+}
+
+struct PlaybookStep<'a> {
+    action: Action,
+    playbook: &'a str,
+    activity: &'a str,
+    service: Option<String>,
+    inputs: Value,
+    source: String,
+}
+
+/// Checks the playbook step with the runner (as a dry run would) and adds it to the plan.
+fn push_playbook(context: &Context<'_>, plan: &mut Plan, step: PlaybookStep<'_>) {
+    let request = Request {
+        activity: step.activity,
+        playbook: step.playbook,
+        inputs: &step.inputs,
+        action: step.action,
+        run_id: "",
+        event_id: "",
+        dry_run: true,
+    };
+    match context.runner().and_then(|runner| runner.prepare(&request)) {
+        Ok(invocation) => plan.steps.push(Step::Playbook {
+            action: step.action,
+            playbook: step.playbook.to_string(),
+            activity: step.activity.to_string(),
+            service: step.service,
+            inputs: step.inputs,
+            argv: invocation.argv,
+            source: step.source,
+            already_done: false,
+        }),
+        Err(error) => plan.blockers.unpreparable.push(error.to_string()),
+    }
+}
+
+/// Skips what an earlier undo of the same targets did before it stopped, so running the undo
+/// again finishes the job instead of doing it twice.
+fn mark_already_done(history: &History, plan: &mut Plan) {
+    let targets: BTreeSet<&str> = plan.targets.iter().map(String::as_str).collect();
+    for failed in history.unfinished_undos() {
+        let same_targets = string_list(&failed.payload["targets"])
+            .iter()
+            .all(|t| targets.contains(t.as_str()));
+        if failed.payload_str("direction") != Some("undo") || !same_targets {
+            continue;
+        }
+        for done in failed.payload["done"].as_array().into_iter().flatten() {
+            for step in &mut plan.steps {
+                mark_if_same(step, done);
+            }
+        }
+    }
+}
+
+fn mark_if_same(step: &mut Step, done: &Value) {
+    match step {
+        Step::Revert {
+            commit,
+            already_done_as,
+            ..
+        } if done["step"] == "revert" && done["commit"] == commit.as_str() => {
+            *already_done_as = done["revert"].as_str().map(str::to_string);
+        }
+        Step::Playbook {
+            source,
+            already_done,
+            ..
+        } if done["step"] == "playbook" && done["source"] == source.as_str() => {
+            *already_done = true;
+        }
+        _ => {}
+    }
+}
+
+/// What git needs before it can revert: the commits on this branch, nothing staged, and no
+/// uncommitted changes in the paths the reverts touch.
+fn check_work_tree(context: &Context<'_>, plan: &mut Plan) -> Result<(), UndoError> {
+    let mut touched = BTreeSet::new();
+    let mut off_branch = Vec::new();
+    for step in plan.pending_steps() {
+        if let Step::Revert { commit, files, .. } = step {
+            if !context.worktree.is_on_head(commit) {
+                off_branch.push(commit.clone());
+            }
+            touched.extend(files.iter().cloned());
+        }
+    }
+    plan.blockers.off_branch = off_branch;
+    if touched.is_empty() {
+        return Ok(());
+    }
+    let touched: Vec<String> = touched.into_iter().collect();
+    plan.blockers.dirty = context.worktree.dirty_paths(&touched)?;
+    plan.blockers.staged = context
+        .worktree
+        .staged_paths()?
+        .into_iter()
+        .filter(|path| !plan.blockers.dirty.contains(path))
+        .collect();
+    Ok(())
+}
+
+fn distinct_runs(events: &[&Event]) -> Vec<String> {
+    let mut runs: Vec<String> = Vec::new();
+    for run in events.iter().filter_map(|event| event.run.as_ref()) {
+        if !runs.contains(run) {
+            runs.push(run.clone());
+        }
+    }
+    runs
+}
+
+fn undo_summary(undo: &Event) -> String {
+    let targets = undo.payload["targets"].as_array().map_or(0, Vec::len);
+    match string_list(&undo.payload["runs"]).as_slice() {
+        [run] => format!("{targets} events of run {run}"),
+        _ => format!("{targets} events"),
+    }
+}
+
+pub(super) fn string_list(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
+pub(super) fn short(id: &str) -> &str {
+    crate::worktree::short(id)
+}
