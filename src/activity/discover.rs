@@ -128,7 +128,10 @@ pub(super) fn after_decision(
         work.decision = decision;
         return Ok(None);
     }
-    refuse_dirty_specification(engine, &name, work);
+    // Checked before the decision already when the name came from --service.
+    if engine.options.service.is_none() {
+        refuse_dirty_specification(engine, &name, work);
+    }
     if !work.errors.is_empty() {
         work.decision = decision;
         return Ok(None);
