@@ -626,17 +626,11 @@ impl<'a> Engine<'a> {
         started_id: &str,
         report: &Report,
     ) {
-        let mut payload = serde_json::to_value(report).unwrap_or(Value::Null);
-        if let Some(object) = payload.as_object_mut() {
-            object.remove("cwd");
-        }
-        let mut event = NewEvent::new(kind::PLAYBOOK_FINISHED)
-            .activity(activity)
-            .cause(started_id)
-            .subject(format!("{activity}: {}", report.message()))
-            .payload(payload)
-            .attach("stdout", report.stdout.bytes.clone())
-            .attach("stderr", report.stderr.bytes.clone());
+        let mut event = report.finished_event(
+            activity,
+            started_id,
+            format!("{activity}: {}", report.message()),
+        );
         if let Some(service) = &state.service {
             event = event.service(service.clone());
         }
