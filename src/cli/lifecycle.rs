@@ -298,6 +298,8 @@ fn render_activity(out: &mut Output, activity: &ActivityReport, mode: &str) -> s
 }
 
 fn render_failure(report: &RunReport, command: &str, input: &str) {
+    // The same reason in several activities (offline, say) needs its hint once.
+    let mut hinted = std::collections::BTreeSet::new();
     for activity in &report.activities {
         for error in &activity.errors {
             eprintln!(
@@ -306,7 +308,9 @@ fn render_failure(report: &RunReport, command: &str, input: &str) {
                 outcome_word(activity.outcome),
                 error.message
             );
-            if let Some(hint) = hint_for(&error.reason) {
+            if let Some(hint) = hint_for(&error.reason)
+                && hinted.insert(error.reason.as_str())
+            {
                 eprintln!("hint: {hint}");
             }
         }
