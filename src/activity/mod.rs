@@ -303,20 +303,7 @@ impl<'a> Engine<'a> {
             service: self.options.service.clone(),
             projection: projection::cache::load(self.repo, self.store)?,
         };
-        let mut run_started = NewEvent::new(kind::RUN_STARTED)
-            .subject(format!("{command}: run started: {}", first_words(input)))
-            .payload(json!({
-                "command": command,
-                "input": input,
-                "activities": activities,
-                "mode": self.decider.mode(),
-                "dry_run": self.options.dry_run,
-                "execute": self.options.execute,
-            }));
-        if let Some(service) = &state.service {
-            run_started = run_started.service(service.clone());
-        }
-        state.recorder.record(run_started);
+        self.record_run_started(&mut state, command, activities, input);
         if let Some(plan) = &plan {
             planner::record(&mut state.recorder, plan, state.service.as_deref());
         }
@@ -334,26 +321,16 @@ impl<'a> Engine<'a> {
             // Later activities see this one's manifest.
             state.projection = projection::cache::load(self.repo, self.store)?;
         }
-        let outcome = if reports.iter().all(|r| r.outcome == Outcome::Succeeded) {
-            Outcome::Succeeded
-        } else if reports.iter().any(|r| r.outcome == Outcome::Blocked) {
-            Outcome::Blocked
-        } else {
-            Outcome::Failed
-        };
+        let outcome = run_outcome(&reports);
         let duration_ms = millis(started);
-        let mut finished = NewEvent::new(kind::RUN_FINISHED).payload(json!({
-            "outcome": if outcome == Outcome::Succeeded { "succeeded" } else { "failed" },
-            "duration_ms": duration_ms,
-            "activities": reports.iter().map(|r| json!({"activity": r.activity, "outcome": r.outcome})).collect::<Vec<_>>(),
-            "skipped": skipped,
-        }));
-        finished.subject = Some(format!("{command}: run {}", outcome_word(outcome)));
-        if let Some(service) = &state.service {
-            finished = finished.service(service.clone());
-        }
-        state.recorder.record(finished);
-        state.recorder.flush()?;
+        self.record_run_finished(
+            &mut state,
+            command,
+            outcome,
+            duration_ms,
+            &reports,
+            &skipped,
+        )?;
         Ok(RunReport {
             run: state.recorder.run().to_string(),
             command: command.to_string(),
@@ -365,6 +342,58 @@ impl<'a> Engine<'a> {
             plan,
             skipped,
         })
+    }
+
+    fn record_run_started(
+        &self,
+        state: &mut RunState<'_>,
+        command: &str,
+        activities: &[String],
+        input: &str,
+    ) {
+        let mut run_started = NewEvent::new(kind::RUN_STARTED)
+            .subject(format!("{command}: run started: {}", first_words(input)))
+            .payload(json!({
+                "command": command,
+                "input": input,
+                "activities": activities,
+                "mode": self.decider.mode(),
+                "dry_run": self.options.dry_run,
+                "execute": self.options.execute,
+            }));
+        if let Some(service) = &state.service {
+            run_started = run_started.service(service.clone());
+        }
+        state.recorder.record(run_started);
+    }
+
+    fn record_run_finished(
+        &self,
+        state: &mut RunState<'_>,
+        command: &str,
+        outcome: Outcome,
+        duration_ms: u64,
+        reports: &[ActivityReport],
+        skipped: &[String],
+    ) -> Result<(), RunError> {
+        let activities: Vec<Value> = reports
+            .iter()
+            .map(|r| json!({"activity": r.activity, "outcome": r.outcome}))
+            .collect();
+        let mut finished = NewEvent::new(kind::RUN_FINISHED)
+            .subject(format!("{command}: run {}", outcome_word(outcome)))
+            .payload(json!({
+                "outcome": if outcome == Outcome::Succeeded { "succeeded" } else { "failed" },
+                "duration_ms": duration_ms,
+                "activities": activities,
+                "skipped": skipped,
+            }));
+        if let Some(service) = &state.service {
+            finished = finished.service(service.clone());
+        }
+        state.recorder.record(finished);
+        state.recorder.flush()?;
+        Ok(())
     }
 
     fn run_activity(
@@ -812,6 +841,17 @@ impl ActivityWork {
         }
         outputs.extend(self.extra_outputs.clone());
         Value::Object(outputs)
+    }
+}
+
+/// Succeeded when every activity did; blocked when one was blocked; else failed.
+fn run_outcome(reports: &[ActivityReport]) -> Outcome {
+    if reports.iter().all(|r| r.outcome == Outcome::Succeeded) {
+        Outcome::Succeeded
+    } else if reports.iter().any(|r| r.outcome == Outcome::Blocked) {
+        Outcome::Blocked
+    } else {
+        Outcome::Failed
     }
 }
 
