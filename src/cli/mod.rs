@@ -6,8 +6,10 @@ mod discover;
 mod doctor;
 mod hook;
 mod hooks;
+mod lifecycle;
 mod log;
 mod registry;
+mod run;
 mod show;
 mod stats;
 mod undo;
@@ -64,6 +66,29 @@ pub enum Command {
     Hook(hook::HookArgs),
     Undo(undo::UndoArgs),
     Redo(undo::RedoArgs),
+    Run(run::RunArgs),
+    /// Engage stakeholders: who the service is for, who decides, how to work together.
+    Engage(lifecycle::ActivityArgs),
+    /// Plan the work: MoSCoW priorities, requirements, milestones, a backlog.
+    Plan(lifecycle::ActivityArgs),
+    /// Assess maturity, stage readiness and the gaps to close.
+    Assess(lifecycle::ActivityArgs),
+    /// Design the architecture, components and interfaces.
+    Design(lifecycle::ActivityArgs),
+    /// Plan environments and infrastructure (playbooks dry-run unless --execute).
+    Provision(lifecycle::ActivityArgs),
+    /// Build the service: the implementation plan and its steps.
+    Build(lifecycle::ActivityArgs),
+    /// Decide the test strategy and run the real tests; their counts are the result.
+    Test(lifecycle::ActivityArgs),
+    /// Plan and record a deployment (playbooks dry-run unless --execute).
+    Deploy(lifecycle::ActivityArgs),
+    /// Define metrics, alerts, dashboards and SLOs (playbooks dry-run unless --execute).
+    Monitor(lifecycle::ActivityArgs),
+    /// Find and rank optimisations with their expected gain.
+    Optimise(lifecycle::ActivityArgs),
+    /// Finalise: handover, documentation, what is left.
+    Finalise(lifecycle::ActivityArgs),
     /// Run a built-in playbook (used by the default playbooks' argv).
     #[command(hide = true)]
     Builtin(builtin::BuiltinArgs),
@@ -99,6 +124,18 @@ pub fn run() -> u8 {
         Command::Hook(args) => hook::run(args),
         Command::Undo(args) => undo::undo(args),
         Command::Redo(args) => undo::redo(args),
+        Command::Run(args) => run::run(args),
+        Command::Engage(args) => lifecycle::run_activity("engage", args),
+        Command::Plan(args) => lifecycle::run_activity("plan", args),
+        Command::Assess(args) => lifecycle::run_activity("assess", args),
+        Command::Design(args) => lifecycle::run_activity("design", args),
+        Command::Provision(args) => lifecycle::run_activity("provision", args),
+        Command::Build(args) => lifecycle::run_activity("build", args),
+        Command::Test(args) => lifecycle::run_activity("test", args),
+        Command::Deploy(args) => lifecycle::run_activity("deploy", args),
+        Command::Monitor(args) => lifecycle::run_activity("monitor", args),
+        Command::Optimise(args) => lifecycle::run_activity("optimise", args),
+        Command::Finalise(args) => lifecycle::run_activity("finalise", args),
         Command::Builtin(args) => builtin::run(args),
     };
     match result {
