@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::common::{Run, TestEnv, json_lines, spectra_bin};
+use crate::common::{Run, TestEnv, json_lines};
 use crate::llm_server::{LlmServer, Reply, Request};
 
 /// The smallest value that satisfies `schema` (strict schemas: every property required).
@@ -108,18 +108,7 @@ fn discover_patch() -> Answer {
 }
 
 fn spectra(env: &TestEnv, repo: &Path, server: &LlmServer, args: &[&str]) -> Run {
-    let output = env
-        .command(spectra_bin(), repo)
-        .args(args)
-        .env("SPECTRA_LLM_URL", server.base_url())
-        .env("SPECTRA_LLM_MODEL", "test-model")
-        .output()
-        .expect("run git-spectra");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    env.spectra_with_llm(repo, &server.base_url(), args)
 }
 
 fn report_of(run: &Run) -> Value {
@@ -159,13 +148,7 @@ fn prompts_for(server: &LlmServer, schema_name: &str) -> Vec<String> {
 }
 
 fn events(env: &TestEnv, repo: &Path, kind: &str) -> Vec<Value> {
-    let mut records = json_lines(
-        &env.spectra(repo, &["log", "--kind", kind, "--format", "json"])
-            .success()
-            .stdout,
-    );
-    records.reverse();
-    records.into_iter().map(|r| r["event"].clone()).collect()
+    env.events(repo, kind)
 }
 
 /// A repository whose test command prints `output` and exits with `code`.
