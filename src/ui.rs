@@ -1,10 +1,19 @@
-//! Output: human text or JSON (Lines), written so that a closed pipe is not an error.
+//! Output: human text or JSON (Lines), written so that a closed pipe is not an error, and the
+//! few colours human output uses.
 //!
 //! Every command writes through [`Output`], which returns `io::Error`s instead of panicking as
 //! `println!` would when `git spectra log | head -1` closes the pipe; the binary turns a broken
 //! pipe into a quiet exit 0.
+//!
+//! Colour is decided once per stream, the way git decides it: `--color always|never` wins, then
+//! `NO_COLOR` (any non-empty value turns colour off, <https://no-color.org>), then `auto`, which
+//! colours a terminal, or git's pager when git started one for us (`GIT_PAGER_IN_USE`, as with
+//! `git -p spectra log` or `pager.spectra`). Every style lives in [`Style`], so the palette is
+//! one `match`. Diagnostics go through [`error`], [`warning`] and [`hint`], which write git's
+//! `error:` / `warning:` / `hint:` labels.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -16,6 +25,172 @@ pub enum Format {
     Human,
     /// JSON; one object per line for lists (JSON Lines).
     Json,
+}
+
+/// When human output is coloured (`--color`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// Colour a terminal (or git's pager), unless NO_COLOR is set.
+    #[default]
+    Auto,
+    /// Always colour, even into a pipe or with NO_COLOR set.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// The choice made on the command line; read once, when the first colour is needed.
+static COLOR_CHOICE: OnceLock<ColorChoice> = OnceLock::new();
+static STDOUT_COLORED: OnceLock<bool> = OnceLock::new();
+static STDERR_COLORED: OnceLock<bool> = OnceLock::new();
+
+/// Records `--color`; call once, before anything is printed.
+pub fn set_color_choice(choice: ColorChoice) {
+    // A second call (tests calling `run` twice) keeps the first choice, which is harmless.
+    let _ = COLOR_CHOICE.set(choice);
+}
+
+/// The two streams colour is decided for separately (`git spectra log 2>file` still colours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Whether text written to `stream` should carry colour.
+pub fn colored(stream: Stream) -> bool {
+    let cell = match stream {
+        Stream::Stdout => &STDOUT_COLORED,
+        Stream::Stderr => &STDERR_COLORED,
+    };
+    *cell.get_or_init(|| {
+        let is_terminal = match stream {
+            Stream::Stdout => io::stdout().is_terminal(),
+            Stream::Stderr => io::stderr().is_terminal(),
+        };
+        decide_color(
+            COLOR_CHOICE.get().copied().unwrap_or_default(),
+            std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty()),
+            is_terminal,
+            git_pager_in_use(),
+        )
+    })
+}
+
+/// The colour rule, free of the process so it can be tested.
+pub fn decide_color(
+    choice: ColorChoice,
+    no_color: bool,
+    is_terminal: bool,
+    pager_in_use: bool,
+) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => !no_color && (is_terminal || pager_in_use),
+    }
+}
+
+/// Git started its pager for us: it runs `pager.spectra` or `git -p` for external commands
+/// itself and says so in `GIT_PAGER_IN_USE`. The pager shows colour, so `auto` colours.
+fn git_pager_in_use() -> bool {
+    std::env::var("GIT_PAGER_IN_USE")
+        .ok()
+        .and_then(|value| crate::repo::parse_git_bool(&value))
+        .unwrap_or(false)
+}
+
+/// The few meanings colour carries, each with one SGR code (git's palette where git has one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// The `error:` and `fatal:` labels; failed outcomes.
+    Error,
+    /// The `warning:` label; in-progress outcomes.
+    Warning,
+    /// The `hint:` label; secondary details.
+    Hint,
+    /// Succeeded outcomes, things that work.
+    Good,
+    /// Commit ids, as `git log` colours them.
+    Commit,
+    /// Event kinds and section names.
+    Kind,
+}
+
+impl Style {
+    fn sgr(self) -> &'static str {
+        match self {
+            Style::Error => "1;31",
+            Style::Warning => "1;33",
+            Style::Hint => "2",
+            Style::Good => "32",
+            Style::Commit => "33",
+            Style::Kind => "36",
+        }
+    }
+
+    /// The style an outcome word (`succeeded`, `failed`, `in_progress`...) is shown in.
+    pub fn for_outcome(outcome: &str) -> Option<Style> {
+        match outcome {
+            "succeeded" | "complete" | "ok" | "works" => Some(Style::Good),
+            "failed" | "error" | "unreachable" => Some(Style::Error),
+            "in_progress" | "pending" | "skipped" => Some(Style::Warning),
+            _ => None,
+        }
+    }
+}
+
+/// `text` in `style` when `stream` is coloured, else `text` unchanged.
+pub fn paint(stream: Stream, style: Style, text: impl std::fmt::Display) -> String {
+    if colored(stream) {
+        format!("\x1b[{}m{text}\x1b[m", style.sgr())
+    } else {
+        text.to_string()
+    }
+}
+
+/// An outcome word on standard output, coloured by what it means.
+pub fn outcome(text: &str) -> String {
+    match Style::for_outcome(text) {
+        Some(style) => paint(Stream::Stdout, style, text),
+        None => text.to_owned(),
+    }
+}
+
+/// Writes `label: message` on standard error. Like git, only hints label every line; an error's
+/// continuation lines (a list of candidates...) follow unlabelled.
+fn diagnostic(label: &str, style: Style, message: &str, label_every_line: bool) {
+    let label = paint(Stream::Stderr, style, label);
+    let text = if label_every_line {
+        message
+            .lines()
+            .collect::<Vec<_>>()
+            .join(&format!("\n{label}: "))
+    } else {
+        message.to_owned()
+    };
+    // Nothing sensible is left to do when stderr itself is closed.
+    let _ = writeln!(io::stderr().lock(), "{label}: {text}");
+}
+
+/// `error: ...` on standard error.
+pub fn error(message: impl std::fmt::Display) {
+    diagnostic("error", Style::Error, &message.to_string(), false);
+}
+
+/// `fatal: ...` on standard error (exit code 128 follows).
+pub fn fatal(message: impl std::fmt::Display) {
+    diagnostic("fatal", Style::Error, &message.to_string(), false);
+}
+
+/// `warning: ...` on standard error.
+pub fn warning(message: impl std::fmt::Display) {
+    diagnostic("warning", Style::Warning, &message.to_string(), false);
+}
+
+/// `hint: ...` on standard error, one label per line.
+pub fn hint(message: impl std::fmt::Display) {
+    diagnostic("hint", Style::Hint, &message.to_string(), true);
 }
 
 /// Buffered standard output.
@@ -82,7 +257,6 @@ pub struct Spinner {
 impl Spinner {
     /// Starts spinning with `message`, or returns `None` when stderr is not a terminal.
     pub fn start(message: &str) -> Option<Spinner> {
-        use std::io::IsTerminal;
         if !io::stderr().is_terminal() {
             return None;
         }
@@ -114,5 +288,25 @@ impl Drop for Spinner {
             handle.thread().unpark();
             let _ = handle.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flag_beats_no_color_and_no_color_beats_a_terminal() {
+        assert!(decide_color(ColorChoice::Always, true, false, false));
+        assert!(!decide_color(ColorChoice::Never, false, true, true));
+        assert!(!decide_color(ColorChoice::Auto, true, true, false));
+        assert!(decide_color(ColorChoice::Auto, false, true, false));
+        assert!(!decide_color(ColorChoice::Auto, false, false, false));
+    }
+
+    #[test]
+    fn git_s_pager_counts_as_a_terminal() {
+        assert!(decide_color(ColorChoice::Auto, false, false, true));
+        assert!(!decide_color(ColorChoice::Auto, true, false, true));
     }
 }

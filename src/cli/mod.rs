@@ -2,14 +2,17 @@
 
 mod append;
 mod builtin;
+mod completions;
 mod discover;
 mod doctor;
 mod hook;
 mod hooks;
 mod log;
+mod man;
 mod registry;
 mod show;
 mod stats;
+mod status;
 mod undo;
 mod verify;
 mod views;
@@ -18,7 +21,10 @@ use clap::{Parser, Subcommand};
 
 use crate::error::{EXIT_FATAL, EXIT_USAGE, Error};
 use crate::logging::{self, LogFormat, LogOptions};
-use crate::ui;
+use crate::ui::{self, ColorChoice};
+
+pub use completions::{CompletionShell, script as completion_script};
+pub use man::main_page as man_page;
 
 /// An AI-agent orchestrator that lives inside Git.
 ///
@@ -41,6 +47,9 @@ pub struct Cli {
         value_name = "FORMAT"
     )]
     pub log_format: LogFormat,
+    /// Colour human output: `auto` on a terminal (or git's pager) unless NO_COLOR is set.
+    #[arg(long, value_enum, default_value_t, global = true, value_name = "WHEN")]
+    pub color: ColorChoice,
 }
 
 /// Every subcommand.
@@ -59,6 +68,11 @@ pub enum Command {
     Export(views::ExportArgs),
     Registry(registry::RegistryArgs),
     Hooks(hooks::HooksArgs),
+    Status(status::StatusArgs),
+    Completions(completions::CompletionsArgs),
+    /// Print or install the manual pages (for packagers and the README's install step).
+    #[command(hide = true)]
+    Man(man::ManArgs),
     /// Run a git hook's work (the installed shims call this).
     #[command(hide = true)]
     Hook(hook::HookArgs),
@@ -75,6 +89,7 @@ pub fn run() -> u8 {
         Ok(cli) => cli,
         Err(err) => return render_clap_error(err),
     };
+    ui::set_color_choice(cli.color);
     let options = LogOptions {
         verbosity: cli.verbose,
         format: cli.log_format,
@@ -96,6 +111,9 @@ pub fn run() -> u8 {
         Command::Export(args) => views::export(args),
         Command::Registry(args) => registry::run(args),
         Command::Hooks(args) => hooks::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
         Command::Hook(args) => hook::run(args),
         Command::Undo(args) => undo::undo(args),
         Command::Redo(args) => undo::redo(args),
@@ -124,12 +142,13 @@ fn render_error(err: &Error) -> u8 {
         return 0;
     }
     let code = err.exit_code();
-    let label = if code == EXIT_FATAL { "fatal" } else { "error" };
-    eprintln!("{label}: {err}");
+    if code == EXIT_FATAL {
+        ui::fatal(err);
+    } else {
+        ui::error(err);
+    }
     if let Some(hint) = err.hint() {
-        for line in hint.lines() {
-            eprintln!("hint: {line}");
-        }
+        ui::hint(hint);
     }
     code
 }
