@@ -12,7 +12,6 @@
 //! the endpoint echoes), and hold prompts only when `SPECTRA_LOG_PROMPTS=1`: a prompt carries the
 //! user's specification, which does not belong in a log someone pastes into an issue.
 
-use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use tracing::{Level, Span};
@@ -95,8 +94,9 @@ fn filter_directives(verbosity: u8, env_value: Option<String>) -> String {
     }
 }
 
+/// The same rule as every other coloured output: `--color`, then NO_COLOR, then a terminal.
 fn stderr_wants_colour() -> bool {
-    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+    crate::ui::colored(crate::ui::Stream::Stderr)
 }
 
 /// True when `SPECTRA_LOG_PROMPTS=1` (or `true`): prompts may appear in debug logs.

@@ -75,9 +75,9 @@ pub fn run(args: DiscoverArgs) -> Result<u8> {
     if let Some(reason) = decider.offline_reason()
         && !args.offline
     {
-        eprintln!(
-            "note: running discover offline ({reason}); set SPECTRA_LLM_URL or `git config spectra.llm.url` to use a model (git spectra doctor checks it)"
-        );
+        crate::ui::hint(format_args!(
+            "running discover offline ({reason}); set SPECTRA_LLM_URL or `git config spectra.llm.url` to use a model (git spectra doctor checks it)"
+        ));
     }
     let progress = SpinnerProgress::default();
     let options = RunOptions {
@@ -183,23 +183,23 @@ fn render_summary(out: &mut Output, report: &RunReport) -> std::io::Result<()> {
 fn render_failure(report: &RunReport, idea: &str) {
     for activity in &report.activities {
         for error in &activity.errors {
-            eprintln!(
-                "error: {} {}: {}",
+            crate::ui::error(format_args!(
+                "{} {}: {}",
                 activity.activity,
                 outcome_word(activity.outcome),
                 error.message
-            );
+            ));
             if let Some(hint) = hint_for(&error.reason) {
-                eprintln!("hint: {hint}");
+                crate::ui::hint(hint);
             }
         }
     }
-    eprintln!(
-        "hint: the run is recorded as {}; see it with `git spectra log --run {}`; retry with `git spectra discover {}`",
+    crate::ui::hint(format_args!(
+        "the run is recorded as {}; see it with `git spectra log --run {}`; retry with `git spectra discover {}`",
         report.run,
         report.run,
         shell_quote(idea)
-    );
+    ));
 }
 
 fn hint_for(reason: &str) -> Option<&'static str> {

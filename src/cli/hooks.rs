@@ -24,6 +24,7 @@ use crate::ui::{Format, Output};
 ///   git config spectra.hooks.onSpecChange discover
 ///   SPECTRA_HOOKS=0 git commit -m "not recorded"
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct HooksArgs {
     #[command(subcommand)]
     command: HooksCommand,
@@ -83,14 +84,14 @@ fn run_install(out: &mut Output, dir: &HooksDir) -> Result<()> {
 fn warn_if_it_will_not_run(dir: &HooksDir) -> Result<()> {
     let file = install::inspect(dir)?;
     if !file.executable {
-        eprintln!(
-            "warning: {} is not executable, so git will not run it; `chmod +x` it",
+        crate::ui::warning(format_args!(
+            "{} is not executable, so git will not run it; `chmod +x` it",
             file.path.display()
-        );
+        ));
     }
     if install::binary_on_path().is_none() {
-        eprintln!(
-            "warning: git-spectra is not on PATH; until it is, the hook only prints a warning"
+        crate::ui::warning(
+            "git-spectra is not on PATH; until it is, the hook only prints a warning",
         );
     }
     Ok(())

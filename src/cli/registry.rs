@@ -18,6 +18,7 @@ use crate::{Error, Result};
 ///   git spectra registry show discover --format json
 ///   git spectra registry validate
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct RegistryArgs {
     #[command(subcommand)]
     pub command: RegistryCommand,
