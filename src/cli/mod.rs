@@ -197,6 +197,44 @@ mod tests {
         assert!(parse_since("yesterday-ish").is_err());
     }
 
+    /// Every subcommand a user can see explains itself the same way: a one-line summary that
+    /// starts with a capital verb, and a long help with `Examples:` whose lines keep their
+    /// breaks (they would be joined into one paragraph without `verbatim_doc_comment`).
+    #[test]
+    fn every_visible_subcommand_has_a_summary_and_examples() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        for sub in cli.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+            let name = sub.get_name();
+            if name == "help" {
+                continue;
+            }
+            let about = sub.get_about().map(|about| about.to_string());
+            let about = about.unwrap_or_else(|| panic!("{name} has no summary"));
+            assert!(!about.contains('\n'), "{name}: summary is not one line");
+            assert!(
+                about.starts_with(|c: char| c.is_ascii_uppercase()),
+                "{name}: summary `{about}` does not start with a verb"
+            );
+            let long = sub.get_long_about().map(|long| long.to_string());
+            let long = long.unwrap_or_else(|| panic!("{name} has no long help"));
+            assert!(
+                long.contains("Examples:\n  git spectra") || long.contains("Examples:\n  git -c"),
+                "{name}: long help lacks an Examples: section with one example per line"
+            );
+            for nested in sub
+                .get_subcommands()
+                .filter(|nested| nested.get_name() != "help")
+            {
+                assert!(
+                    nested.get_about().is_some(),
+                    "{name} {} has no summary",
+                    nested.get_name()
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_command_definition_is_consistent() {
         use clap::CommandFactory;

@@ -10,6 +10,7 @@ mod hooks;
 mod llm;
 mod llm_server;
 mod logging;
+mod native;
 mod places;
 mod playbook;
 mod registry;
