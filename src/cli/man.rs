@@ -42,12 +42,59 @@ pub fn run(args: ManArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// `git-spectra.1`: the top-level page, naming every visible subcommand.
+/// `git-spectra.1`: the top-level page, naming every visible subcommand, plus the sections a
+/// git man page has that clap knows nothing of (exit status, environment, see also).
 pub fn main_page() -> std::io::Result<Vec<u8>> {
+    let man = clap_mangen::Man::new(super::Cli::command());
     let mut page = Vec::new();
-    clap_mangen::Man::new(super::Cli::command()).render(&mut page)?;
+    man.render_title(&mut page)?;
+    man.render_name_section(&mut page)?;
+    man.render_synopsis_section(&mut page)?;
+    man.render_description_section(&mut page)?;
+    man.render_options_section(&mut page)?;
+    man.render_subcommands_section(&mut page)?;
+    page.extend_from_slice(GIT_SECTIONS.as_bytes());
+    man.render_version_section(&mut page)?;
     Ok(page)
 }
+
+/// Hand-written roff: what stays true whatever subcommands exist.
+const GIT_SECTIONS: &str = r#".SH "EXIT STATUS"
+.TP
+0
+success (also when the reader of a pipe goes away, as in \fBgit spectra log | head \-1\fR)
+.TP
+1
+a run, check or verification failed
+.TP
+2
+usage: bad flags or arguments
+.TP
+128
+fatal: not a git repository, an unreadable store, a setting that cannot be read
+.PP
+Messages on standard error start with \fBerror:\fR, \fBfatal:\fR, \fBwarning:\fR or \fBhint:\fR, as git's do.
+.SH CONFIGURATION
+Every setting comes from a flag, then a \fBSPECTRA_*\fR environment variable, then \fBgit config spectra.*\fR (including \fBgit \-c\fR), then its default. \fBgit spectra status\fR shows what is in effect; docs/config.md lists every key.
+.SH ENVIRONMENT
+.TP
+\fBSPECTRA_LLM_URL\fR, \fBSPECTRA_LLM_MODEL\fR, \fBSPECTRA_LLM_API_KEY\fR
+the chat\-completions endpoint, model and key (git config \fBspectra.llm.url\fR, \fBmodel\fR, \fBapiKey\fR)
+.TP
+\fBSPECTRA_LOG\fR
+a log filter for diagnostics on standard error
+.TP
+\fBSPECTRA_HOOKS\fR
+\fB0\fR turns the post\-commit hook off
+.TP
+\fBNO_COLOR\fR
+any non\-empty value turns colour off unless \fB\-\-color always\fR is given
+.TP
+\fBGIT_PAGER_IN_USE\fR
+set by git when \fBgit \-p\fR or \fBpager.spectra\fR made it start its pager; colour stays on
+.SH "SEE ALSO"
+\fBgit\-spectra\-<command>\fR(1) for each subcommand, \fBgit\fR(1), \fBgit\-log\fR(1)
+"#;
 
 /// Writes `git-spectra.1` and a page per visible subcommand (recursively) into `dir`.
 fn write_pages(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -59,6 +106,12 @@ fn write_pages(dir: &Path) -> Result<Vec<PathBuf>> {
     };
     std::fs::create_dir_all(dir).map_err(cannot_write)?;
     clap_mangen::generate_to(super::Cli::command(), dir).map_err(cannot_write)?;
+    // The generated top-level page lacks the hand-written sections; replace it.
+    std::fs::write(
+        dir.join("git-spectra.1"),
+        main_page().map_err(cannot_write)?,
+    )
+    .map_err(cannot_write)?;
     let mut written: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(cannot_write)?
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))

@@ -31,7 +31,7 @@ pub use man::main_page as man_page;
 /// Every decision and outcome is an event: one commit on refs/spectra/events. `git log
 /// refs/spectra/events` is the audit trail.
 #[derive(Debug, Parser)]
-#[command(name = "git-spectra", bin_name = "git spectra", version, about)]
+#[command(name = "git-spectra", bin_name = "git spectra", version)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
