@@ -284,6 +284,14 @@ pub mod keys {
         secret: false,
     };
 
+    /// Colour of human output: `auto`, `always` or `never` (`--color` overrides both).
+    pub const COLOR: Key = Key {
+        git: "spectra.color",
+        env: &["SPECTRA_COLOR"],
+        default: "auto",
+        secret: false,
+    };
+
     /// Every key there is: the LLM keys, then the others.
     pub const ALL: &[&Key] = &[
         &LLM_URL,
@@ -302,6 +310,7 @@ pub mod keys {
         &TEST_COMMAND,
         &HOOKS_ENABLED,
         &HOOKS_ON_SPEC_CHANGE,
+        &COLOR,
     ];
 
     pub const LLM_URL: Key = Key {

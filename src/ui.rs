@@ -5,10 +5,11 @@
 //! `println!` would when `git spectra log | head -1` closes the pipe; the binary turns a broken
 //! pipe into a quiet exit 0.
 //!
-//! Colour is decided once per stream, the way git decides it: `--color always|never` wins, then
-//! `NO_COLOR` (any non-empty value turns colour off, <https://no-color.org>), then `auto`, which
-//! colours a terminal, or git's pager when git started one for us (`GIT_PAGER_IN_USE`, as with
-//! `git -p spectra log` or `pager.spectra`). Every style lives in [`Style`], so the palette is
+//! Colour is decided once per stream, the way git decides it: `--color`, `SPECTRA_COLOR` or
+//! `git config spectra.color` win, then `NO_COLOR` (any non-empty value turns colour off,
+//! <https://no-color.org>), then git's `color.ui`, then `auto`, which colours a terminal, or
+//! git's pager when git started one for us (`GIT_PAGER_IN_USE`, as with `git -p spectra log`
+//! or `pager.spectra`). Every style lives in [`Style`], so the palette is
 //! one `match`. Diagnostics go through [`error`], [`warning`] and [`hint`], which write git's
 //! `error:` / `warning:` / `hint:` labels.
 
@@ -39,15 +40,17 @@ pub enum ColorChoice {
     Never,
 }
 
-/// The choice made on the command line; read once, when the first colour is needed.
-static COLOR_CHOICE: OnceLock<ColorChoice> = OnceLock::new();
+/// `--color`, when given; recorded once by the binary before anything is printed.
+static FLAG_CHOICE: OnceLock<Option<ColorChoice>> = OnceLock::new();
+/// What the environment and git config say, read at most once (only when the flag is absent).
+static CONFIGURED: OnceLock<ConfiguredColor> = OnceLock::new();
 static STDOUT_COLORED: OnceLock<bool> = OnceLock::new();
 static STDERR_COLORED: OnceLock<bool> = OnceLock::new();
 
-/// Records `--color`; call once, before anything is printed.
-pub fn set_color_choice(choice: ColorChoice) {
+/// Records `--color` (or its absence); call once, before anything is printed.
+pub fn set_color_choice(choice: Option<ColorChoice>) {
     // A second call (tests calling `run` twice) keeps the first choice, which is harmless.
-    let _ = COLOR_CHOICE.set(choice);
+    let _ = FLAG_CHOICE.set(choice);
 }
 
 /// The two streams colour is decided for separately (`git spectra log 2>file` still colours).
@@ -55,6 +58,25 @@ pub fn set_color_choice(choice: ColorChoice) {
 pub enum Stream {
     Stdout,
     Stderr,
+}
+
+/// Everything but the streams themselves that decides colour, highest priority first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ColorInputs {
+    /// `--color`, else `SPECTRA_COLOR`, else `git config spectra.color`.
+    pub explicit: Option<ColorChoice>,
+    /// `NO_COLOR` is set to something non-empty.
+    pub no_color: bool,
+    /// git's own `color.ui`, which users set for every git command.
+    pub git_color_ui: Option<ColorChoice>,
+    /// Git started its pager for us (`GIT_PAGER_IN_USE`).
+    pub pager_in_use: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct ConfiguredColor {
+    spectra_color: Option<ColorChoice>,
+    git_color_ui: Option<ColorChoice>,
 }
 
 /// Whether text written to `stream` should carry colour.
@@ -68,26 +90,70 @@ pub fn colored(stream: Stream) -> bool {
             Stream::Stdout => io::stdout().is_terminal(),
             Stream::Stderr => io::stderr().is_terminal(),
         };
-        decide_color(
-            COLOR_CHOICE.get().copied().unwrap_or_default(),
-            std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty()),
-            is_terminal,
-            git_pager_in_use(),
-        )
+        let flag = FLAG_CHOICE.get().copied().flatten();
+        // Reading git config opens the repository; skip it when the flag already decided.
+        let configured = match flag {
+            Some(_) => ConfiguredColor::default(),
+            None => *CONFIGURED.get_or_init(read_color_config),
+        };
+        let inputs = ColorInputs {
+            explicit: flag.or(configured.spectra_color),
+            no_color: std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty()),
+            git_color_ui: configured.git_color_ui,
+            pager_in_use: git_pager_in_use(),
+        };
+        decide_color(inputs, is_terminal)
     })
 }
 
-/// The colour rule, free of the process so it can be tested.
-pub fn decide_color(
-    choice: ColorChoice,
-    no_color: bool,
-    is_terminal: bool,
-    pager_in_use: bool,
-) -> bool {
-    match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => !no_color && (is_terminal || pager_in_use),
+/// The colour rule, free of the process so it can be tested: `always` and `never`, from
+/// wherever they come, decide; NO_COLOR turns `auto` off; git's `color.ui` applies only when
+/// nothing more specific was said; `auto` colours a terminal or git's pager.
+pub fn decide_color(inputs: ColorInputs, is_terminal: bool) -> bool {
+    let visible = is_terminal || inputs.pager_in_use;
+    match inputs.explicit {
+        Some(ColorChoice::Always) => true,
+        Some(ColorChoice::Never) => false,
+        Some(ColorChoice::Auto) => !inputs.no_color && visible,
+        None if inputs.no_color => false,
+        None => match inputs.git_color_ui {
+            Some(ColorChoice::Always) => true,
+            Some(ColorChoice::Never) => false,
+            Some(ColorChoice::Auto) | None => visible,
+        },
+    }
+}
+
+/// `SPECTRA_COLOR` / `spectra.color`, and git's `color.ui`. Outside a repository only the
+/// variable counts. A value that is not a colour choice is ignored: colour is not worth failing
+/// a command over.
+fn read_color_config() -> ConfiguredColor {
+    use crate::settings::{Layers, Source, keys};
+    let repo = crate::repo::Repo::discover().ok();
+    let config = |key: &str| repo.as_ref()?.config_string(key);
+    let (raw, source) = Layers::from_process(config).raw(&keys::COLOR);
+    ConfiguredColor {
+        spectra_color: (source != Source::Default)
+            .then(|| parse_color_choice(&raw))
+            .flatten(),
+        git_color_ui: config("color.ui").and_then(|raw| parse_color_choice(&raw)),
+    }
+}
+
+/// Reads a colour setting as git reads `color.ui`: `always`, `never`, `auto`; a true boolean
+/// means `auto` and a false one `never`.
+pub fn parse_color_choice(raw: &str) -> Option<ColorChoice> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "always" => Some(ColorChoice::Always),
+        "never" => Some(ColorChoice::Never),
+        "auto" => Some(ColorChoice::Auto),
+        other => crate::repo::parse_git_bool(other).map(|on| {
+            if on {
+                ColorChoice::Auto
+            } else {
+                ColorChoice::Never
+            }
+        }),
     }
 }
 
@@ -295,18 +361,53 @@ impl Drop for Spinner {
 mod tests {
     use super::*;
 
+    fn inputs(explicit: Option<ColorChoice>, no_color: bool) -> ColorInputs {
+        ColorInputs {
+            explicit,
+            no_color,
+            ..ColorInputs::default()
+        }
+    }
+
     #[test]
-    fn the_flag_beats_no_color_and_no_color_beats_a_terminal() {
-        assert!(decide_color(ColorChoice::Always, true, false, false));
-        assert!(!decide_color(ColorChoice::Never, false, true, true));
-        assert!(!decide_color(ColorChoice::Auto, true, true, false));
-        assert!(decide_color(ColorChoice::Auto, false, true, false));
-        assert!(!decide_color(ColorChoice::Auto, false, false, false));
+    fn an_explicit_choice_beats_no_color_and_no_color_beats_a_terminal() {
+        assert!(decide_color(inputs(Some(ColorChoice::Always), true), false));
+        assert!(!decide_color(inputs(Some(ColorChoice::Never), false), true));
+        assert!(!decide_color(inputs(Some(ColorChoice::Auto), true), true));
+        assert!(!decide_color(inputs(None, true), true));
+        assert!(decide_color(inputs(None, false), true));
+        assert!(!decide_color(inputs(None, false), false));
     }
 
     #[test]
     fn git_s_pager_counts_as_a_terminal() {
-        assert!(decide_color(ColorChoice::Auto, false, false, true));
-        assert!(!decide_color(ColorChoice::Auto, true, false, true));
+        let paged = ColorInputs {
+            pager_in_use: true,
+            ..ColorInputs::default()
+        };
+        assert!(decide_color(paged, false));
+        let paged_no_color = ColorInputs {
+            no_color: true,
+            ..paged
+        };
+        assert!(!decide_color(paged_no_color, false));
+    }
+
+    #[test]
+    fn color_ui_applies_only_when_nothing_more_specific_was_said() {
+        let never_ui = ColorInputs {
+            git_color_ui: Some(ColorChoice::Never),
+            ..ColorInputs::default()
+        };
+        assert!(!decide_color(never_ui, true));
+        let overridden = ColorInputs {
+            explicit: Some(ColorChoice::Auto),
+            ..never_ui
+        };
+        assert!(decide_color(overridden, true));
+        assert_eq!(parse_color_choice("true"), Some(ColorChoice::Auto));
+        assert_eq!(parse_color_choice("off"), Some(ColorChoice::Never));
+        assert_eq!(parse_color_choice("Always"), Some(ColorChoice::Always));
+        assert_eq!(parse_color_choice("sometimes"), None);
     }
 }

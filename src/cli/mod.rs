@@ -47,9 +47,9 @@ pub struct Cli {
         value_name = "FORMAT"
     )]
     pub log_format: LogFormat,
-    /// Colour human output: `auto` on a terminal (or git's pager) unless NO_COLOR is set.
-    #[arg(long, value_enum, default_value_t, global = true, value_name = "WHEN")]
-    pub color: ColorChoice,
+    /// Colour human output (default: SPECTRA_COLOR, spectra.color, NO_COLOR, color.ui, auto).
+    #[arg(long, value_enum, global = true, value_name = "WHEN")]
+    pub color: Option<ColorChoice>,
 }
 
 /// Every subcommand.

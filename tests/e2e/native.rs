@@ -268,6 +268,20 @@ fn no_color_output_has_no_escape_codes_and_color_always_has_them() {
     let never = colour_run(&["log", "--color", "never"], false).0;
     assert!(!has_escape_codes(&never), "{never:?}");
 
+    // The setting in git config, and git's own color.ui, as git users set them.
+    let configured = repo.env.git(
+        repo.root(),
+        &["-c", "spectra.color=always", "spectra", "log"],
+    );
+    assert!(has_escape_codes(&configured.success().stdout));
+    let mut quiet = repo.env.command("git", repo.root());
+    quiet
+        .args(["-c", "color.ui=never", "spectra", "log"])
+        .env_remove("NO_COLOR")
+        .env("GIT_PAGER_IN_USE", "true");
+    let quiet = quiet.output().unwrap();
+    assert!(!has_escape_codes(&String::from_utf8_lossy(&quiet.stdout)));
+
     let error = repo
         .spectra(&["--color", "always", "show", "ffffffff"])
         .code(1);
