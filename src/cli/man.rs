@@ -87,8 +87,11 @@ a log filter for diagnostics on standard error
 \fBSPECTRA_HOOKS\fR
 \fB0\fR turns the post\-commit hook off
 .TP
+\fBSPECTRA_COLOR\fR
+\fBauto\fR, \fBalways\fR or \fBnever\fR, as \fB\-\-color\fR (git config \fBspectra.color\fR)
+.TP
 \fBNO_COLOR\fR
-any non\-empty value turns colour off unless \fB\-\-color always\fR is given
+any non\-empty value turns colour off, unless \fB\-\-color\fR, \fBSPECTRA_COLOR\fR or \fBspectra.color\fR says \fBalways\fR
 .TP
 \fBGIT_PAGER_IN_USE\fR
 set by git when \fBgit \-p\fR or \fBpager.spectra\fR made it start its pager; colour stays on
