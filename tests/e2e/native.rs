@@ -331,6 +331,7 @@ fn a_closed_pipe_exits_quietly_with_0_for_every_read_command() {
         &["stats"],
         &["hooks", "status"],
         &["status", "--offline"],
+        &["doctor", "--format", "json"],
         &["undo", "--dry-run", &id],
         &["completions", "bash"],
         &["man"],
@@ -371,4 +372,21 @@ fn usage_errors_exit_2_and_failures_exit_1() {
     assert!(usage.stderr.starts_with("error: "), "{usage:#?}");
     let failed = repo.spectra(&["show", "ffffffff"]).code(1);
     assert!(failed.stderr.starts_with("error: "), "{failed:#?}");
+}
+
+#[test]
+fn a_warning_nobody_asked_for_reads_like_git_s() {
+    let repo = TestRepo::new();
+    // A corrupt file of remembered endpoint facts is ignored with a warning, logged by the
+    // library; without -v it must still look like git's `warning:` lines.
+    let state = repo.root().join(".git/spectra");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("llm-response-format.json"), "not json").unwrap();
+    let run = repo.spectra(&["status"]).success();
+    assert!(
+        run.stderr
+            .starts_with("warning: ignoring a corrupt response_format level file"),
+        "{run:#?}"
+    );
+    assert!(!has_escape_codes(&run.stderr), "{run:#?}");
 }
