@@ -33,10 +33,24 @@ pub struct HooksArgs {
 #[derive(Debug, Subcommand)]
 enum HooksCommand {
     /// Install the post-commit hook (again: nothing changes).
+    ///
+    /// Examples:
+    ///   git spectra hooks install
+    ///   git -C ~/src/shop spectra hooks install
+    #[command(verbatim_doc_comment)]
     Install,
     /// Remove exactly what install added.
+    ///
+    /// Examples:
+    ///   git spectra hooks uninstall
+    #[command(verbatim_doc_comment)]
     Uninstall,
     /// Say what is installed where, and whether it will run.
+    ///
+    /// Examples:
+    ///   git spectra hooks status
+    ///   git spectra hooks status --format json | jq .enabled
+    #[command(verbatim_doc_comment)]
     Status {
         /// Output format.
         #[arg(long, value_enum, default_value_t)]

@@ -85,7 +85,7 @@ pub enum Command {
 
 /// Parses the process arguments, runs the command and returns the exit code.
 pub fn run() -> u8 {
-    let cli = match Cli::try_parse() {
+    let cli = match parse_args() {
         Ok(cli) => cli,
         Err(err) => return render_clap_error(err),
     };
@@ -122,6 +122,40 @@ pub fn run() -> u8 {
     match result {
         Ok(code) => code,
         Err(err) => render_error(&err),
+    }
+}
+
+/// Parses the process arguments with clap's own colours (help, usage errors) following
+/// `--color` too; clap needs that before it parses, so the flag is looked for first.
+fn parse_args() -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = Cli::command()
+        .color(clap_color(&args))
+        .try_get_matches_from(args)?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// `--color always|never` (or `--color=...`) before any `--`; clap's own `auto` otherwise,
+/// which already honours NO_COLOR and the terminal.
+fn clap_color(args: &[std::ffi::OsString]) -> clap::ColorChoice {
+    let mut value = None;
+    let mut words = args.iter().filter_map(|arg| arg.to_str());
+    while let Some(word) = words.next() {
+        match word {
+            "--" => break,
+            "--color" => value = words.next(),
+            _ => {
+                if let Some(given) = word.strip_prefix("--color=") {
+                    value = Some(given);
+                }
+            }
+        }
+    }
+    match value {
+        Some("always") => clap::ColorChoice::Always,
+        Some("never") => clap::ColorChoice::Never,
+        _ => clap::ColorChoice::Auto,
     }
 }
 
@@ -226,13 +260,36 @@ mod tests {
                 .get_subcommands()
                 .filter(|nested| nested.get_name() != "help")
             {
+                let nested_name = nested.get_name();
                 assert!(
                     nested.get_about().is_some(),
-                    "{name} {} has no summary",
-                    nested.get_name()
+                    "{name} {nested_name} has no summary"
+                );
+                let long = nested.get_long_about().map(|long| long.to_string());
+                assert!(
+                    long.is_some_and(|long| long.contains("Examples:\n  git ")),
+                    "{name} {nested_name}: long help lacks examples"
                 );
             }
         }
+    }
+
+    #[test]
+    fn clap_colours_follow_the_color_flag() {
+        let args =
+            |words: &[&str]| -> Vec<std::ffi::OsString> { words.iter().map(Into::into).collect() };
+        assert_eq!(
+            clap_color(&args(&["git-spectra", "--color", "never", "log"])),
+            clap::ColorChoice::Never
+        );
+        assert_eq!(
+            clap_color(&args(&["git-spectra", "log", "--color=always"])),
+            clap::ColorChoice::Always
+        );
+        assert_eq!(
+            clap_color(&args(&["git-spectra", "append", "--", "--color=always"])),
+            clap::ColorChoice::Auto
+        );
     }
 
     #[test]
