@@ -375,6 +375,16 @@ fn one_line(text: &str, max_chars: usize) -> String {
     }
 }
 
+/// Seals `events` as a log in order (lamport 1, 2, ...), for tests of folds.
+#[cfg(test)]
+pub(crate) fn seal_for_tests(events: Vec<NewEvent>) -> Vec<Event> {
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(n, event)| event.seal("T <t@x>", n as u64 + 1, GENESIS_DIGEST))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

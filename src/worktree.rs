@@ -106,10 +106,18 @@ impl Worktree {
         let mut commit = vec!["commit", "--quiet", "--message", message, "--"];
         commit.extend(paths.iter().map(String::as_str));
         self.git(&commit)?;
-        let id = self.git(&["rev-parse", "HEAD"])?.trim().to_string();
+        // One git process for both: the new commit and the branch it is on ("HEAD" if detached).
+        let head = self.git(&["rev-parse", "HEAD", "--abbrev-ref", "HEAD"])?;
+        let mut lines = head.lines();
+        let id = lines.next().unwrap_or_default().trim().to_string();
+        let branch = lines
+            .next()
+            .map(str::trim)
+            .filter(|name| *name != "HEAD" && !name.is_empty())
+            .map(str::to_string);
         Ok(Committed {
             commit: id,
-            branch: self.current_branch(),
+            branch,
             files: paths.to_vec(),
             message: message.lines().next().unwrap_or_default().to_string(),
         })

@@ -128,7 +128,10 @@ pub(super) fn after_decision(
         work.decision = decision;
         return Ok(None);
     }
-    refuse_dirty_specification(engine, &name, work);
+    // Checked before the decision already when the name came from --service.
+    if engine.options.service.is_none() {
+        refuse_dirty_specification(engine, &name, work);
+    }
     if !work.errors.is_empty() {
         work.decision = decision;
         return Ok(None);
@@ -202,18 +205,7 @@ fn proposed_name(decision: &Value) -> String {
 }
 
 /// The decision discover makes without a model: only what the input says for itself.
-pub(super) fn offline_decision(
-    engine: &Engine<'_>,
-    activity: &str,
-    input: &str,
-    service: Option<&str>,
-) -> Result<Value, ActivityError> {
-    if activity != NAME {
-        return Err(ActivityError::new(
-            "offline_unsupported",
-            format!("{activity} needs a model; configure one (git spectra doctor shows how)"),
-        ));
-    }
+pub(super) fn offline_decision(engine: &Engine<'_>, input: &str, service: Option<&str>) -> Value {
     let name = service
         .map(str::to_string)
         .or_else(|| service_name::derive_from_idea(input))
@@ -225,7 +217,7 @@ pub(super) fn offline_decision(
         playbooks.push(json!({"id": "catalog.lookup", "inputs": {"name": name}, "reason": "offline: always check the catalog"}));
     }
     let empty: Vec<String> = Vec::new();
-    Ok(json!({
+    json!({
         "service_name": name,
         "problem": {"statement": input, "impact": "", "root_cause": "", "who_has_it": empty},
         "current_state": {"what_exists": empty, "pain_points": empty, "gaps": empty, "blockers": empty},
@@ -241,7 +233,7 @@ pub(super) fn offline_decision(
         "recommended_tools": empty,
         "next_steps": ["configure a model (git spectra doctor) and run discover again for a full analysis"],
         "playbooks": playbooks,
-    }))
+    })
 }
 
 /// Writes `.spectra/<service>.specification.yaml` and commits it (unless told not to).

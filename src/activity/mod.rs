@@ -6,12 +6,21 @@
 //! → computes its quality gates from observed facts → records `activity.finished`. Every step is
 //! an event; a failure at any step is recorded as that failure and the run goes on to its end.
 //! Discover adds its own rules (service names, duplicates, the specification file) in
-//! [`discover`].
+//! [`discover`]; the test activity runs the real tests and trusts only their counts
+//! ([`test_run`]); activities with external effects run in dry-run unless the user passes
+//! `--execute` ([`effects`]). Which activities a `run` runs is the [`planner`]'s decision.
+//!
+//! Outputs flow between activities through the log: each activity's context holds the latest
+//! manifests of the activities before it for the same service, and the service is `--service`,
+//! else the one discover chose in this run, else the one the latest discover chose.
 
 pub mod context;
 pub mod discover;
+pub mod effects;
+pub mod planner;
 mod recorder;
 pub mod service_name;
+pub mod test_run;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,7 +30,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::event::{NewEvent, kind};
-use crate::llm::{AttemptRecord, Client, DecisionRequest};
+use crate::llm::{Client, DecisionRequest};
 use crate::playbook::{Action, Report, Request, Runner};
 use crate::projection::{self, Projection};
 use crate::registry::{Activity, Registry};
@@ -41,6 +50,9 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Write files but leave them uncommitted.
     pub no_commit: bool,
+    /// Really run the playbooks of activities with external effects (provision, deploy,
+    /// monitor); without it they run in dry-run.
+    pub execute: bool,
 }
 
 /// Who decides: a model, or the offline rules.
@@ -182,6 +194,12 @@ pub struct RunReport {
     pub outcome: Outcome,
     pub duration_ms: u64,
     pub activities: Vec<ActivityReport>,
+    /// The planner's decision, when the planner chose the activities.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<planner::Plan>,
+    /// Activities not run because a blocking activity before them did not succeed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 impl RunReport {
@@ -253,6 +271,27 @@ impl<'a> Engine<'a> {
         activities: &[String],
         input: &str,
     ) -> Result<RunReport, RunError> {
+        self.run_with(command, activities, None, input)
+    }
+
+    /// Runs the activities `plan` chose, recording the plan as the run's first decision.
+    pub fn run_plan(
+        &self,
+        command: &str,
+        plan: planner::Plan,
+        input: &str,
+    ) -> Result<RunReport, RunError> {
+        let activities = plan.activities.clone();
+        self.run_with(command, &activities, Some(plan), input)
+    }
+
+    fn run_with(
+        &self,
+        command: &str,
+        activities: &[String],
+        plan: Option<planner::Plan>,
+        input: &str,
+    ) -> Result<RunReport, RunError> {
         for name in activities {
             if self.registry.activity(name).is_none() {
                 return Err(RunError::UnknownActivity(name.clone()));
@@ -264,49 +303,34 @@ impl<'a> Engine<'a> {
             service: self.options.service.clone(),
             projection: projection::cache::load(self.repo, self.store)?,
         };
-        let mut run_started = NewEvent::new(kind::RUN_STARTED)
-            .subject(format!("{command}: run started: {}", first_words(input)))
-            .payload(json!({
-                "command": command,
-                "input": input,
-                "activities": activities,
-                "mode": self.decider.mode(),
-                "dry_run": self.options.dry_run,
-            }));
-        if let Some(service) = &state.service {
-            run_started = run_started.service(service.clone());
+        self.record_run_started(&mut state, command, activities, input);
+        if let Some(plan) = &plan {
+            planner::record(&mut state.recorder, plan, state.service.as_deref());
         }
-        state.recorder.record(run_started);
         let mut reports = Vec::new();
-        for name in activities {
+        let mut skipped = Vec::new();
+        for (index, name) in activities.iter().enumerate() {
             let report = self.run_activity(&mut state, name, input)?;
-            let stop = report.outcome == Outcome::Blocked;
+            let blocking = self.registry.activity(name).is_some_and(|a| a.blocking);
+            let stop = blocking && report.outcome != Outcome::Succeeded;
             reports.push(report);
             if stop {
+                skipped = activities[index + 1..].to_vec();
                 break;
             }
             // Later activities see this one's manifest.
             state.projection = projection::cache::load(self.repo, self.store)?;
         }
-        let outcome = if reports.iter().all(|r| r.outcome == Outcome::Succeeded) {
-            Outcome::Succeeded
-        } else if reports.iter().any(|r| r.outcome == Outcome::Blocked) {
-            Outcome::Blocked
-        } else {
-            Outcome::Failed
-        };
+        let outcome = run_outcome(&reports);
         let duration_ms = millis(started);
-        let mut finished = NewEvent::new(kind::RUN_FINISHED).payload(json!({
-            "outcome": if outcome == Outcome::Succeeded { "succeeded" } else { "failed" },
-            "duration_ms": duration_ms,
-            "activities": reports.iter().map(|r| json!({"activity": r.activity, "outcome": r.outcome})).collect::<Vec<_>>(),
-        }));
-        finished.subject = Some(format!("{command}: run {}", outcome_word(outcome)));
-        if let Some(service) = &state.service {
-            finished = finished.service(service.clone());
-        }
-        state.recorder.record(finished);
-        state.recorder.flush()?;
+        self.record_run_finished(
+            &mut state,
+            command,
+            outcome,
+            duration_ms,
+            &reports,
+            &skipped,
+        )?;
         Ok(RunReport {
             run: state.recorder.run().to_string(),
             command: command.to_string(),
@@ -315,7 +339,61 @@ impl<'a> Engine<'a> {
             outcome,
             duration_ms,
             activities: reports,
+            plan,
+            skipped,
         })
+    }
+
+    fn record_run_started(
+        &self,
+        state: &mut RunState<'_>,
+        command: &str,
+        activities: &[String],
+        input: &str,
+    ) {
+        let mut run_started = NewEvent::new(kind::RUN_STARTED)
+            .subject(format!("{command}: run started: {}", first_words(input)))
+            .payload(json!({
+                "command": command,
+                "input": input,
+                "activities": activities,
+                "mode": self.decider.mode(),
+                "dry_run": self.options.dry_run,
+                "execute": self.options.execute,
+            }));
+        if let Some(service) = &state.service {
+            run_started = run_started.service(service.clone());
+        }
+        state.recorder.record(run_started);
+    }
+
+    fn record_run_finished(
+        &self,
+        state: &mut RunState<'_>,
+        command: &str,
+        outcome: Outcome,
+        duration_ms: u64,
+        reports: &[ActivityReport],
+        skipped: &[String],
+    ) -> Result<(), RunError> {
+        let activities: Vec<Value> = reports
+            .iter()
+            .map(|r| json!({"activity": r.activity, "outcome": r.outcome}))
+            .collect();
+        let mut finished = NewEvent::new(kind::RUN_FINISHED)
+            .subject(format!("{command}: run {}", outcome_word(outcome)))
+            .payload(json!({
+                "outcome": if outcome == Outcome::Succeeded { "succeeded" } else { "failed" },
+                "duration_ms": duration_ms,
+                "activities": activities,
+                "skipped": skipped,
+            }));
+        if let Some(service) = &state.service {
+            finished = finished.service(service.clone());
+        }
+        state.recorder.record(finished);
+        state.recorder.flush()?;
+        Ok(())
     }
 
     fn run_activity(
@@ -329,6 +407,10 @@ impl<'a> Engine<'a> {
             .registry
             .activity(name)
             .ok_or_else(|| RunError::UnknownActivity(name.to_string()))?;
+        // Discover chooses a service; every other activity works on the one chosen last.
+        if state.service.is_none() && name != discover::NAME {
+            state.service = latest_discovered_service(&state.projection);
+        }
         let mut context = context::gather(
             &self.root,
             &state.projection,
@@ -387,13 +469,26 @@ impl<'a> Engine<'a> {
             decision = checked;
             state.service = work.service.clone();
         }
-        let choices = decision
+        let mut choices = decision
             .get("playbooks")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
+        let name = definition.name.as_str();
+        if name == test_run::NAME {
+            test_run::ensure_tests_chosen(&mut choices);
+        }
+        let external = effects::is_external(name);
+        let dry_run = self.options.dry_run || (external && !self.options.execute);
         for choice in &choices {
-            self.run_playbook(state, &definition.name, choice, work)?;
+            self.run_playbook(state, name, choice, dry_run, work)?;
+        }
+        if external {
+            work.extra_outputs
+                .insert("effects".into(), effects::summary(&work.playbooks));
+        }
+        if name == test_run::NAME {
+            test_run::observe(dry_run, work);
         }
         work.decision = decision;
         if definition.name == discover::NAME && work.errors.is_empty() {
@@ -416,7 +511,7 @@ impl<'a> Engine<'a> {
         let name = &definition.name;
         let (decision, mode, extra, causes) = match &self.decider {
             Decider::Offline { .. } => {
-                match discover::offline_decision(self, name, input, state.service.as_deref()) {
+                match self.offline_decision(name, input, state.service.as_deref()) {
                     Ok(decision) => (decision, "offline", json!({}), Vec::new()),
                     Err(error) => {
                         work.errors.push(error);
@@ -445,12 +540,22 @@ impl<'a> Engine<'a> {
                 let model = client.settings().model.value.clone();
                 match answer {
                     Ok(decided) => {
-                        let causes = self.record_attempts(state, name, &model, &decided.records);
+                        let causes = state.recorder.record_llm_attempts(
+                            Some(name),
+                            state.service.as_deref(),
+                            &model,
+                            &decided.records,
+                        );
                         let extra = json!({"format": decided.format, "repairs": decided.repairs});
                         (decided.value, "llm", extra, causes)
                     }
                     Err(failure) => {
-                        self.record_attempts(state, name, &model, &failure.records);
+                        state.recorder.record_llm_attempts(
+                            Some(name),
+                            state.service.as_deref(),
+                            &model,
+                            &failure.records,
+                        );
                         state.recorder.flush()?;
                         work.errors.push(ActivityError::new(
                             llm_reason(&failure.error),
@@ -478,61 +583,13 @@ impl<'a> Engine<'a> {
         Ok(Some(decision))
     }
 
-    /// One `llm.called` event per HTTP attempt, bodies as attachments; returns their ids.
-    fn record_attempts(
-        &self,
-        state: &mut RunState<'_>,
-        activity: &str,
-        model: &str,
-        records: &[AttemptRecord],
-    ) -> Vec<String> {
-        records
-            .iter()
-            .map(|record| {
-                let mut event = NewEvent::new(kind::LLM_CALLED)
-                    .activity(activity)
-                    .subject(format!(
-                        "{activity}: asked {model} (attempt {}, {})",
-                        record.attempt,
-                        record
-                            .status
-                            .map(|status| format!("HTTP {status}"))
-                            .unwrap_or_else(|| "no response".into())
-                    ))
-                    .payload(json!({
-                        "attempt": record.attempt,
-                        "turn": record.turn,
-                        "format": record.format,
-                        "url": record.url,
-                        "model": model,
-                        "started_at": record.started_at,
-                        "status": record.status,
-                        "latency_ms": record.latency_ms,
-                        "usage": record.usage,
-                        "finish_reason": record.finish_reason,
-                        "headers": record.headers,
-                        "error": record.error,
-                        "request_sha256": record.request_sha256,
-                        "response_sha256": record.response_sha256,
-                    }))
-                    .attach("request.json", record.request_body.as_bytes().to_vec());
-                if let Some(body) = &record.response_body {
-                    event = event.attach("response.json", body.as_bytes().to_vec());
-                }
-                if let Some(service) = &state.service {
-                    event = event.service(service.clone());
-                }
-                state.recorder.record(event)
-            })
-            .collect()
-    }
-
     /// Runs one playbook the decision chose, recording `playbook.started` and `.finished`.
     fn run_playbook(
         &self,
         state: &mut RunState<'_>,
         activity: &str,
         choice: &Value,
+        dry_run: bool,
         work: &mut ActivityWork,
     ) -> Result<(), RunError> {
         let id = choice.get("id").and_then(Value::as_str).unwrap_or_default();
@@ -554,7 +611,7 @@ impl<'a> Engine<'a> {
             action: Action::Run,
             run_id: &run_id,
             event_id: &started_id,
-            dry_run: self.options.dry_run,
+            dry_run,
         };
         // Refused before it starts: not allowed, bad inputs, a path out of the repository.
         let invocation = match runner.prepare(&request) {
@@ -574,18 +631,14 @@ impl<'a> Engine<'a> {
             .activity(activity)
             .subject(format!(
                 "{activity}: {} playbook {id}",
-                if self.options.dry_run {
-                    "would run"
-                } else {
-                    "runs"
-                }
+                if dry_run { "would run" } else { "runs" }
             ))
             .payload(json!({
                 "playbook": id,
                 "action": "run",
                 "argv": invocation.argv,
                 "inputs": inputs,
-                "dry_run": self.options.dry_run,
+                "dry_run": dry_run,
             }));
         started.id = started_id.clone();
         if let Some(service) = &state.service {
@@ -626,17 +679,11 @@ impl<'a> Engine<'a> {
         started_id: &str,
         report: &Report,
     ) {
-        let mut payload = serde_json::to_value(report).unwrap_or(Value::Null);
-        if let Some(object) = payload.as_object_mut() {
-            object.remove("cwd");
-        }
-        let mut event = NewEvent::new(kind::PLAYBOOK_FINISHED)
-            .activity(activity)
-            .cause(started_id)
-            .subject(format!("{activity}: {}", report.message()))
-            .payload(payload)
-            .attach("stdout", report.stdout.bytes.clone())
-            .attach("stderr", report.stderr.bytes.clone());
+        let mut event = report.finished_event(
+            activity,
+            started_id,
+            format!("{activity}: {}", report.message()),
+        );
         if let Some(service) = &state.service {
             event = event.service(service.clone());
         }
@@ -719,6 +766,23 @@ impl<'a> Engine<'a> {
         })
     }
 
+    /// The decision an activity makes without a model, where it has rules that need none.
+    fn offline_decision(
+        &self,
+        activity: &str,
+        input: &str,
+        service: Option<&str>,
+    ) -> Result<Value, ActivityError> {
+        match activity {
+            discover::NAME => Ok(discover::offline_decision(self, input, service)),
+            test_run::NAME => Ok(test_run::offline_decision()),
+            _ => Err(ActivityError::new(
+                "offline_unsupported",
+                format!("{activity} needs a model; configure one (git spectra doctor shows how)"),
+            )),
+        }
+    }
+
     pub(crate) fn worktree(&self) -> Worktree {
         Worktree::new(&self.root)
     }
@@ -772,6 +836,27 @@ impl ActivityWork {
         outputs.extend(self.extra_outputs.clone());
         Value::Object(outputs)
     }
+}
+
+/// Succeeded when every activity did; blocked when one was blocked; else failed.
+fn run_outcome(reports: &[ActivityReport]) -> Outcome {
+    if reports.iter().all(|r| r.outcome == Outcome::Succeeded) {
+        Outcome::Succeeded
+    } else if reports.iter().any(|r| r.outcome == Outcome::Blocked) {
+        Outcome::Blocked
+    } else {
+        Outcome::Failed
+    }
+}
+
+/// The service the latest completed discover chose, for activities run without one.
+fn latest_discovered_service(projection: &Projection) -> Option<String> {
+    projection
+        .manifests(Some(discover::NAME), None)
+        .into_iter()
+        .filter(|manifest| manifest.status == "complete")
+        .max_by(|a, b| a.completed_at.cmp(&b.completed_at))
+        .and_then(|manifest| manifest.service)
 }
 
 /// The system and user prompts of `definition` with this context.

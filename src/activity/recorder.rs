@@ -3,7 +3,10 @@
 //! Events are queued and appended at each step's end in one ref update, so a run costs a few
 //! appends rather than one per event, while a crash still leaves every finished step in the log.
 
-use crate::event::NewEvent;
+use serde_json::json;
+
+use crate::event::{NewEvent, kind};
+use crate::llm::AttemptRecord;
 use crate::store::{Store, StoreError};
 
 /// The events of one run, on their way to the store.
@@ -37,6 +40,60 @@ impl<'s> Recorder<'s> {
         self.recorded.push(id.clone());
         self.pending.push(event);
         id
+    }
+
+    /// Queues one `llm.called` event per HTTP attempt, request and response bodies as
+    /// attachments, and returns their ids (the causes of the decision they led to). `activity`
+    /// is `None` for the planner, which decides for the run rather than for one activity.
+    pub fn record_llm_attempts(
+        &mut self,
+        activity: Option<&str>,
+        service: Option<&str>,
+        model: &str,
+        records: &[AttemptRecord],
+    ) -> Vec<String> {
+        records
+            .iter()
+            .map(|record| {
+                let status = record
+                    .status
+                    .map(|status| format!("HTTP {status}"))
+                    .unwrap_or_else(|| "no response".into());
+                let mut event = NewEvent::new(kind::LLM_CALLED)
+                    .subject(format!(
+                        "{}: asked {model} (attempt {}, {status})",
+                        activity.unwrap_or("planner"),
+                        record.attempt,
+                    ))
+                    .payload(json!({
+                        "attempt": record.attempt,
+                        "turn": record.turn,
+                        "format": record.format,
+                        "url": record.url,
+                        "model": model,
+                        "started_at": record.started_at,
+                        "status": record.status,
+                        "latency_ms": record.latency_ms,
+                        "usage": record.usage,
+                        "finish_reason": record.finish_reason,
+                        "headers": record.headers,
+                        "error": record.error,
+                        "request_sha256": record.request_sha256,
+                        "response_sha256": record.response_sha256,
+                    }))
+                    .attach("request.json", record.request_body.as_bytes().to_vec());
+                if let Some(body) = &record.response_body {
+                    event = event.attach("response.json", body.as_bytes().to_vec());
+                }
+                if let Some(activity) = activity {
+                    event = event.activity(activity);
+                }
+                if let Some(service) = service {
+                    event = event.service(service);
+                }
+                self.record(event)
+            })
+            .collect()
     }
 
     /// Appends everything queued, in one ref update.

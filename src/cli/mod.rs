@@ -7,9 +7,11 @@ mod discover;
 mod doctor;
 mod hook;
 mod hooks;
+mod lifecycle;
 mod log;
 mod man;
 mod registry;
+mod run;
 mod show;
 mod stats;
 mod status;
@@ -78,6 +80,117 @@ pub enum Command {
     Hook(hook::HookArgs),
     Undo(undo::UndoArgs),
     Redo(undo::RedoArgs),
+    Run(run::RunArgs),
+    /// Engage stakeholders: who the service is for, who decides, how to work together.
+    ///
+    /// Runs the engage activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra engage "a logging service for the platform team"
+    ///   git spectra engage "who needs central logs" --service logging --format json
+    #[command(verbatim_doc_comment)]
+    Engage(lifecycle::ActivityArgs),
+    /// Plan the work: MoSCoW priorities, requirements, milestones, a backlog.
+    ///
+    /// Runs the plan activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra plan "plan the first release" --service logging
+    ///   git spectra plan "plan the rollout" --dry-run
+    #[command(verbatim_doc_comment)]
+    Plan(lifecycle::ActivityArgs),
+    /// Assess maturity, stage readiness and the gaps to close.
+    ///
+    /// Runs the assess activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra assess "are we ready to build?" --service logging
+    ///   git spectra assess "assess readiness" --format json
+    #[command(verbatim_doc_comment)]
+    Assess(lifecycle::ActivityArgs),
+    /// Design the architecture, components and interfaces.
+    ///
+    /// Runs the design activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra design "design the log pipeline" --service logging
+    ///   git spectra design "design the ingestion API" --dry-run
+    #[command(verbatim_doc_comment)]
+    Design(lifecycle::ActivityArgs),
+    /// Plan environments and infrastructure (playbooks dry-run unless --execute).
+    ///
+    /// Runs the provision activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra provision "staging and production environments" --service logging
+    ///   git spectra provision "create the staging stack" --execute
+    #[command(verbatim_doc_comment)]
+    Provision(lifecycle::ActivityArgs),
+    /// Build the service: the implementation plan and its steps.
+    ///
+    /// Runs the build activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra build "implement the ingestion endpoint" --service logging
+    ///   git spectra build "build the collector" --dry-run
+    #[command(verbatim_doc_comment)]
+    Build(lifecycle::ActivityArgs),
+    /// Decide the test strategy and run the real tests; their counts are the result.
+    ///
+    /// Runs the test activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra test "run the test suite" --service logging
+    ///   git spectra test "check the collector" --offline
+    #[command(verbatim_doc_comment)]
+    Test(lifecycle::ActivityArgs),
+    /// Plan and record a deployment (playbooks dry-run unless --execute).
+    ///
+    /// Runs the deploy activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra deploy "deploy to staging" --service logging
+    ///   git spectra deploy "deploy to production" --execute --format json
+    #[command(verbatim_doc_comment)]
+    Deploy(lifecycle::ActivityArgs),
+    /// Define metrics, alerts, dashboards and SLOs (playbooks dry-run unless --execute).
+    ///
+    /// Runs the monitor activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra monitor "alerts and SLOs for ingestion" --service logging
+    ///   git spectra monitor "dashboards for the collector" --execute
+    #[command(verbatim_doc_comment)]
+    Monitor(lifecycle::ActivityArgs),
+    /// Find and rank optimisations with their expected gain.
+    ///
+    /// Runs the optimise activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra optimise "where is ingestion slow?" --service logging
+    ///   git spectra optimise "cut storage costs" --format json
+    #[command(verbatim_doc_comment)]
+    Optimise(lifecycle::ActivityArgs),
+    /// Finalise: handover, documentation, what is left.
+    ///
+    /// Runs the finalise activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra finalise "hand over to the platform team" --service logging
+    ///   git spectra finalise "what is left before 1.0" --dry-run
+    #[command(verbatim_doc_comment)]
+    Finalise(lifecycle::ActivityArgs),
     /// Run a built-in playbook (used by the default playbooks' argv).
     #[command(hide = true)]
     Builtin(builtin::BuiltinArgs),
@@ -117,6 +230,18 @@ pub fn run() -> u8 {
         Command::Hook(args) => hook::run(args),
         Command::Undo(args) => undo::undo(args),
         Command::Redo(args) => undo::redo(args),
+        Command::Run(args) => run::run(args),
+        Command::Engage(args) => lifecycle::run_activity("engage", args),
+        Command::Plan(args) => lifecycle::run_activity("plan", args),
+        Command::Assess(args) => lifecycle::run_activity("assess", args),
+        Command::Design(args) => lifecycle::run_activity("design", args),
+        Command::Provision(args) => lifecycle::run_activity("provision", args),
+        Command::Build(args) => lifecycle::run_activity("build", args),
+        Command::Test(args) => lifecycle::run_activity("test", args),
+        Command::Deploy(args) => lifecycle::run_activity("deploy", args),
+        Command::Monitor(args) => lifecycle::run_activity("monitor", args),
+        Command::Optimise(args) => lifecycle::run_activity("optimise", args),
+        Command::Finalise(args) => lifecycle::run_activity("finalise", args),
         Command::Builtin(args) => builtin::run(args),
     };
     match result {

@@ -98,6 +98,28 @@ pub struct Report {
 }
 
 impl Report {
+    /// The `playbook.finished` event that records this report: the report as payload (without
+    /// the local `cwd`), the kept output as `stdout` / `stderr` attachments, caused by the
+    /// `playbook.started` event `started_id`.
+    pub fn finished_event(
+        &self,
+        activity: &str,
+        started_id: &str,
+        subject: String,
+    ) -> crate::event::NewEvent {
+        let mut payload = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Some(object) = payload.as_object_mut() {
+            object.remove("cwd");
+        }
+        crate::event::NewEvent::new(crate::event::kind::PLAYBOOK_FINISHED)
+            .activity(activity)
+            .cause(started_id)
+            .subject(subject)
+            .payload(payload)
+            .attach("stdout", self.stdout.bytes.clone())
+            .attach("stderr", self.stderr.bytes.clone())
+    }
+
     /// Whether the playbook did its job (a dry run counts as success: everything checked out).
     pub fn succeeded(&self) -> bool {
         matches!(self.outcome, Outcome::Succeeded | Outcome::DryRun)

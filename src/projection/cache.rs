@@ -54,7 +54,7 @@ pub fn load(repo: &Repo, store: &Store) -> Result<Projection, StoreError> {
         _ => Projection::default(),
     };
     for stored in &after.events {
-        projection.apply(&stored.event);
+        projection.apply(stored);
     }
     write_cache(&path, &tip.to_string(), &projection);
     Ok(projection)

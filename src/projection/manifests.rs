@@ -144,11 +144,7 @@ pub fn load(repo: &Repo, store: &Store) -> Result<ManifestIndex, StoreError> {
             if after.events.is_empty() {
                 return Ok(index);
             }
-            if after
-                .events
-                .iter()
-                .all(|stored| index.apply(&stored.event).is_ok())
-            {
+            if after.events.iter().all(|event| index.apply(event).is_ok()) {
                 write_cache(&path, &tip.to_string(), &index);
                 return Ok(index);
             }
@@ -161,10 +157,7 @@ pub fn load(repo: &Repo, store: &Store) -> Result<ManifestIndex, StoreError> {
         return Ok(ManifestIndex::default());
     };
     let mut index = ManifestIndex::default();
-    let folded = after
-        .events
-        .iter()
-        .all(|stored| index.apply(&stored.event).is_ok());
+    let folded = after.events.iter().all(|event| index.apply(event).is_ok());
     if !folded {
         index = ManifestIndex::from_projection(&super::cache::load(repo, store)?);
     }

@@ -455,11 +455,7 @@ mod tests {
     use crate::event::{GENESIS_DIGEST, NewEvent};
 
     fn sealed(events: Vec<NewEvent>) -> Vec<Event> {
-        events
-            .into_iter()
-            .enumerate()
-            .map(|(n, event)| event.seal("T <t@x>", n as u64 + 1, GENESIS_DIGEST))
-            .collect()
+        crate::event::seal_for_tests(events)
     }
 
     fn discover_run(run: &str, service: &str, outcome: &str) -> Vec<NewEvent> {

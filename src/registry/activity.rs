@@ -55,6 +55,9 @@ pub struct Activity {
     pub token_budget: u32,
     /// Files the activity writes, as path templates relative to the repository root.
     pub writes: Vec<String>,
+    /// Whether a run stops when this activity does not succeed: later activities would build on
+    /// a result that is not there (discover's service name, or a duplicate it refused).
+    pub blocking: bool,
     pub origin: Origin,
 }
 

@@ -28,6 +28,8 @@ pub struct ActivityFile {
     pub token_budget: Spanned<u32>,
     #[serde(default)]
     pub writes: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub blocking: bool,
 }
 
 /// A quality gate inside an activity file.
@@ -80,6 +82,7 @@ impl ActivityFile {
                 .collect(),
             token_budget: self.token_budget.value,
             writes: self.writes.into_iter().map(|path| path.value).collect(),
+            blocking: self.blocking,
             origin,
         }
     }

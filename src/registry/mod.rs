@@ -283,4 +283,35 @@ mod tests {
             .collect();
         assert_eq!(names, CANONICAL_ACTIVITIES);
     }
+
+    #[test]
+    fn only_discover_is_blocking_by_default() {
+        let registry = Registry::builtin().unwrap_or_else(|error| panic!("{error:#?}"));
+        let blocking: Vec<&str> = registry
+            .activities()
+            .iter()
+            .filter(|a| a.blocking)
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(blocking, ["discover"]);
+    }
+
+    #[test]
+    fn blocking_must_be_a_boolean() {
+        let text = include_str!("../../registry/activities/plan.yaml");
+        let file = |extra: &str| SourceFile {
+            path: ".spectra/registry/activities/plan.yaml".into(),
+            kind: source::Kind::Activity,
+            layer: source::Layer::Repository,
+            text: format!("{text}{extra}"),
+        };
+        let mut files = source::builtin();
+        files.push(file("blocking: true\n"));
+        let registry = Registry::from_sources(files).unwrap_or_else(|error| panic!("{error:#?}"));
+        assert!(registry.activity("plan").is_some_and(|plan| plan.blocking));
+
+        let mut files = source::builtin();
+        files.push(file("blocking: sometimes\n"));
+        assert!(Registry::from_sources(files).is_err());
+    }
 }

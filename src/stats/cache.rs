@@ -92,12 +92,7 @@ fn entries_after(store: &Store, cached_tip: Option<ObjectId>) -> Result<Newer, S
     Ok(Newer {
         tip: after.tip,
         // Newest first, as the callers fold them in reverse.
-        entries: after
-            .events
-            .iter()
-            .rev()
-            .map(|stored| Entry::of(&stored.event))
-            .collect(),
+        entries: after.events.iter().rev().map(Entry::of).collect(),
         reached_cached_tip: after.reached,
     })
 }

@@ -116,7 +116,7 @@ pub struct EventsAfter {
     /// The newest commit of the log when the walk started; `None` for an empty log.
     pub tip: Option<ObjectId>,
     /// Oldest first.
-    pub events: Vec<StoredEvent>,
+    pub events: Vec<Event>,
     /// Whether the walk reached the known commit (else `events` is the whole log).
     pub reached: bool,
 }
@@ -504,42 +504,72 @@ impl Store {
     /// events are read; when it does not (the log was replaced), `reached` is false and every
     /// event is returned. The tip is the first commit the walk saw, so an append by another
     /// process meanwhile cannot make a cache claim events it does not hold.
+    ///
+    /// Folds need only the events, so the walk takes parents and trees from git's commit-graph
+    /// where it covers the log (`git gc` writes it) instead of inflating every commit.
     pub fn events_after(&self, known: Option<ObjectId>) -> Result<EventsAfter, StoreError> {
-        let mut tip = None;
-        let mut reached = false;
-        let mut headers = Vec::new();
-        for header in self.headers_newest_first() {
-            let header = header?;
-            tip.get_or_insert(header.id);
-            if Some(header.id) == known {
-                reached = true;
-                break;
-            }
-            headers.push(header);
-        }
-        headers.reverse();
+        let chain = self.chain_after(known)?;
         Ok(EventsAfter {
-            tip,
-            events: self.load_all(headers)?,
-            reached,
+            tip: chain.tip,
+            events: self.load_parallel(chain.links, load_event_of_link)?,
+            reached: chain.reached,
         })
     }
 
+    /// Commits and their trees from the tip back to `known` (exclusive), oldest first.
+    fn chain_after(&self, known: Option<ObjectId>) -> Result<Chain, StoreError> {
+        let graph = self.repo.commit_graph_if_enabled().ok().flatten();
+        let tip = self.tip()?;
+        let mut chain = Chain {
+            tip,
+            links: Vec::new(),
+            reached: false,
+        };
+        let mut next = tip;
+        let mut buf = Vec::new();
+        while let Some(id) = next {
+            if Some(id) == known {
+                chain.reached = true;
+                break;
+            }
+            let (tree, parent) = match graph.as_ref().and_then(|graph| graph_link(graph, id)) {
+                Some(link) => link,
+                None => {
+                    let header = read_commit(&self.repo, id, &mut buf)?;
+                    (header.tree, header.parents.first().copied())
+                }
+            };
+            chain.links.push((id, tree));
+            next = parent;
+        }
+        chain.links.reverse();
+        Ok(chain)
+    }
+
     fn load_all(&self, headers: Vec<CommitHeader>) -> Result<Vec<StoredEvent>, StoreError> {
+        self.load_parallel(headers, load_event)
+    }
+
+    /// Applies `load` to every item, on several threads when there are many.
+    fn load_parallel<T: Send, R: Send>(
+        &self,
+        items: Vec<T>,
+        load: fn(&gix::Repository, T, &mut Vec<u8>) -> Result<R, StoreError>,
+    ) -> Result<Vec<R>, StoreError> {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .min(MAX_DECODE_THREADS);
-        if threads <= 1 || headers.len() < PARALLEL_DECODE_MIN {
+        if threads <= 1 || items.len() < PARALLEL_DECODE_MIN {
             let mut buf = Vec::new();
-            return headers
+            return items
                 .into_iter()
-                .map(|header| self.load(header, &mut buf))
+                .map(|item| load(&self.repo, item, &mut buf))
                 .collect();
         }
-        let chunk_len = headers.len().div_ceil(threads);
-        let mut chunks: Vec<Vec<CommitHeader>> = Vec::with_capacity(threads);
-        let mut rest = headers;
+        let chunk_len = items.len().div_ceil(threads);
+        let mut chunks: Vec<Vec<T>> = Vec::with_capacity(threads);
+        let mut rest = items;
         while rest.len() > chunk_len {
             let tail = rest.split_off(chunk_len);
             chunks.push(rest);
@@ -549,7 +579,7 @@ impl Store {
         // gix handles are not `Send` without its `parallel` feature (and its build cost), so
         // each thread opens its own: about a millisecond, against seconds of decoding.
         let git_dir = self.repo.git_dir().to_path_buf();
-        let results: Vec<Result<Vec<StoredEvent>, StoreError>> = std::thread::scope(|scope| {
+        let results: Vec<Result<Vec<R>, StoreError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = chunks
                 .into_iter()
                 .map(|chunk| {
@@ -560,7 +590,7 @@ impl Store {
                         let mut buf = Vec::new();
                         chunk
                             .into_iter()
-                            .map(|header| load_event(&repo, header, &mut buf))
+                            .map(|item| load(&repo, item, &mut buf))
                             .collect::<Result<Vec<_>, _>>()
                     })
                 })
@@ -570,11 +600,11 @@ impl Store {
                 .map(|handle| handle.join().expect("a decoding thread panicked"))
                 .collect()
         });
-        let mut events = Vec::new();
+        let mut loaded = Vec::new();
         for chunk in results {
-            events.extend(chunk?);
+            loaded.extend(chunk?);
         }
-        Ok(events)
+        Ok(loaded)
     }
 
     /// How many events the log holds (reads only commits).
@@ -787,33 +817,13 @@ fn read_commit(
     })
 }
 
-/// Reads and decodes `event.json` of one commit.
+/// Reads and decodes `event.json` of one commit, with the commit's subject and digest.
 fn load_event(
     repo: &gix::Repository,
     header: CommitHeader,
     buf: &mut Vec<u8>,
 ) -> Result<StoredEvent, StoreError> {
-    let not_an_event = |reason: String| StoreError::NotAnEvent {
-        commit: header.id,
-        reason,
-    };
-    let blob = {
-        let tree = repo
-            .objects
-            .find_tree_iter(&header.tree, buf)
-            .map_err(read_err)?;
-        let mut found = None;
-        for entry in tree {
-            let entry = entry.map_err(read_err)?;
-            if entry.filename == EVENT_FILE {
-                found = Some(entry.oid.to_owned());
-                break;
-            }
-        }
-        found.ok_or_else(|| not_an_event(format!("its tree has no {EVENT_FILE}")))?
-    };
-    let bytes = repo.objects.find_blob(&blob, buf).map_err(read_err)?.data;
-    let event = event::decode(bytes).map_err(|err| not_an_event(err.to_string()))?;
+    let event = read_event_json(repo, header.id, header.tree, buf)?;
     let digest = header
         .trailers
         .get("Spectra-Digest")
@@ -826,6 +836,60 @@ fn load_event(
         digest,
         event,
     })
+}
+
+/// Reads and decodes `event.json` of one (commit, tree) link of the chain.
+fn load_event_of_link(
+    repo: &gix::Repository,
+    (commit, tree): (ObjectId, ObjectId),
+    buf: &mut Vec<u8>,
+) -> Result<Event, StoreError> {
+    read_event_json(repo, commit, tree, buf)
+}
+
+fn read_event_json(
+    repo: &gix::Repository,
+    commit: ObjectId,
+    tree: ObjectId,
+    buf: &mut Vec<u8>,
+) -> Result<Event, StoreError> {
+    let not_an_event = |reason: String| StoreError::NotAnEvent { commit, reason };
+    let blob = {
+        let entries = repo.objects.find_tree_iter(&tree, buf).map_err(read_err)?;
+        let mut found = None;
+        for entry in entries {
+            let entry = entry.map_err(read_err)?;
+            if entry.filename == EVENT_FILE {
+                found = Some(entry.oid.to_owned());
+                break;
+            }
+        }
+        found.ok_or_else(|| not_an_event(format!("its tree has no {EVENT_FILE}")))?
+    };
+    let bytes = repo.objects.find_blob(&blob, buf).map_err(read_err)?.data;
+    event::decode(bytes).map_err(|err| not_an_event(err.to_string()))
+}
+
+/// The tree and first parent of `id` from the commit-graph, when the graph holds it.
+fn graph_link(
+    graph: &gix::commitgraph::Graph,
+    id: ObjectId,
+) -> Option<(ObjectId, Option<ObjectId>)> {
+    let commit = graph.commit_by_id(id)?;
+    let parent = match commit.iter_parents().next() {
+        None => None,
+        Some(Ok(position)) => Some(graph.id_at(position).to_owned()),
+        // A damaged graph: read the commit itself instead.
+        Some(Err(_)) => return None,
+    };
+    Some((commit.root_tree_id().to_owned(), parent))
+}
+
+/// The chain of commits (and trees) [`Store::events_after`] reads.
+struct Chain {
+    tip: Option<ObjectId>,
+    links: Vec<(ObjectId, ObjectId)>,
+    reached: bool,
 }
 
 /// Below this many events, threads cost more than they save.

@@ -182,21 +182,15 @@ impl Work<'_> {
         started_id: &str,
         report: &Report,
     ) {
-        let mut payload = serde_json::to_value(report).unwrap_or(Value::Null);
-        if let Some(object) = payload.as_object_mut() {
-            object.remove("cwd");
-        }
-        let mut event = NewEvent::new(kind::PLAYBOOK_FINISHED)
-            .activity(activity)
-            .cause(started_id)
-            .subject(format!(
+        let mut event = report.finished_event(
+            activity,
+            started_id,
+            format!(
                 "{}: {}",
                 direction_word(report.invocation.action),
                 report.message()
-            ))
-            .payload(payload)
-            .attach("stdout", report.stdout.bytes.clone())
-            .attach("stderr", report.stderr.bytes.clone());
+            ),
+        );
         if let Some(service) = service {
             event = event.service(service);
         }

@@ -266,14 +266,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::event::{GENESIS_DIGEST, NewEvent};
+    use crate::event::NewEvent;
 
     fn sealed(events: Vec<NewEvent>) -> Vec<Event> {
-        events
-            .into_iter()
-            .enumerate()
-            .map(|(n, event)| event.seal("T <t@x>", n as u64 + 1, GENESIS_DIGEST))
-            .collect()
+        crate::event::seal_for_tests(events)
     }
 
     fn run(run: &str, service: &str) -> Vec<NewEvent> {

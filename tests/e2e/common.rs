@@ -23,7 +23,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from_output(output: Output) -> Run {
+    pub fn from_output(output: Output) -> Run {
         Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -95,6 +95,30 @@ impl TestEnv {
             .output()
             .expect("run git-spectra");
         Run::from_output(output)
+    }
+
+    /// Runs `git-spectra args...` in `dir` against the chat-completions server at `llm_url`.
+    pub fn spectra_with_llm(&self, dir: &Path, llm_url: &str, args: &[&str]) -> Run {
+        let output = self
+            .command(spectra_bin(), dir)
+            .args(args)
+            .env("SPECTRA_LLM_URL", llm_url)
+            .env("SPECTRA_LLM_MODEL", "test-model")
+            .output()
+            .expect("run git-spectra");
+        Run::from_output(output)
+    }
+
+    /// The events of `kind` in the log of `dir`, oldest first, as JSON envelopes.
+    pub fn events(&self, dir: &Path, kind: &str) -> Vec<serde_json::Value> {
+        let mut records = json_lines(
+            &self
+                .spectra(dir, &["log", "--kind", kind, "--format", "json"])
+                .success()
+                .stdout,
+        );
+        records.reverse();
+        records.into_iter().map(|r| r["event"].clone()).collect()
     }
 
     /// Runs `git-spectra args...` in `dir` with `input` on standard input.

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::common::{Run, TestEnv, json_lines, spectra_bin};
+use crate::common::{Run, TestEnv, json_lines};
 use crate::llm_server::{LlmServer, Reply};
 
 /// A decision that satisfies discover's schema and every gate.
@@ -30,29 +30,13 @@ fn decision(service: &str) -> Value {
 }
 
 fn discover(env: &TestEnv, repo: &Path, server: &LlmServer, args: &[&str]) -> Run {
-    let output = env
-        .command(spectra_bin(), repo)
-        .arg("discover")
-        .args(args)
-        .env("SPECTRA_LLM_URL", server.base_url())
-        .env("SPECTRA_LLM_MODEL", "test-model")
-        .output()
-        .expect("run git-spectra discover");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    let mut all = vec!["discover"];
+    all.extend_from_slice(args);
+    env.spectra_with_llm(repo, &server.base_url(), &all)
 }
 
 fn events(env: &TestEnv, repo: &Path, kind: &str) -> Vec<Value> {
-    let mut records = json_lines(
-        &env.spectra(repo, &["log", "--kind", kind, "--format", "json"])
-            .success()
-            .stdout,
-    );
-    records.reverse();
-    records.into_iter().map(|r| r["event"].clone()).collect()
+    env.events(repo, kind)
 }
 
 fn spec_path(repo: &Path, service: &str) -> std::path::PathBuf {

@@ -7,6 +7,7 @@ mod common;
 mod discover;
 mod events_cli;
 mod hooks;
+mod lifecycle;
 mod llm;
 mod llm_server;
 mod logging;

@@ -1,0 +1,55 @@
+//! Activities whose playbooks reach outside the repository (provision, deploy, monitor).
+//!
+//! Their effects cannot be taken back by reverting a commit, so they run only registry
+//! playbooks and only in dry-run unless the user passes `--execute`. Their manifests record,
+//! playbook by playbook, which effects really happened, so nobody reads a model's "deployed" as
+//! a deployment.
+
+use serde_json::{Value, json};
+
+use super::PlaybookSummary;
+
+/// The activities whose effects are external.
+pub const EXTERNAL: [&str; 3] = ["provision", "deploy", "monitor"];
+
+/// Whether `activity`'s playbooks have effects outside the repository.
+pub fn is_external(activity: &str) -> bool {
+    EXTERNAL.contains(&activity)
+}
+
+/// `[{playbook, executed, outcome}]`: `executed` is true only for a playbook that really ran.
+pub(super) fn summary(playbooks: &[PlaybookSummary]) -> Value {
+    Value::Array(
+        playbooks
+            .iter()
+            .map(|playbook| {
+                let executed = !matches!(playbook.outcome.as_str(), "dry_run" | "refused");
+                json!({"playbook": playbook.playbook, "executed": executed, "outcome": playbook.outcome})
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_playbooks_that_ran_count_as_executed() {
+        let summary = summary(&[
+            PlaybookSummary {
+                playbook: "a".into(),
+                outcome: "dry_run".into(),
+                message: String::new(),
+            },
+            PlaybookSummary {
+                playbook: "b".into(),
+                outcome: "failed".into(),
+                message: String::new(),
+            },
+        ]);
+        assert_eq!(summary[0]["executed"], false);
+        assert_eq!(summary[1]["executed"], true);
+        assert!(is_external("deploy") && !is_external("build"));
+    }
+}

@@ -1,0 +1,397 @@
+//! The planner: which activities `git spectra run` runs, and in what order.
+//!
+//! The model is given the registry's catalogue (name, order, description) and asked for
+//! `{activities, reasoning}`, validated against a schema whose `activities` items enumerate the
+//! registry's names. A reply that still names activities the registry does not have after the
+//! client's repair turns is not thrown away: the unknown names are dropped (and recorded), and
+//! what is left must validate. When the model fails, or there is none, keyword rules decide
+//! instead (see [`keyword_plan`] and docs/run.md). Either way the plan is one `decision.made`
+//! event of the run with `activity: null` and `mode: planner`.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::{Decider, Engine, Recorder, discover};
+use crate::event::{NewEvent, kind};
+use crate::llm::extract::extract_json;
+use crate::llm::{AttemptRecord, DecisionRequest, LlmFailure};
+use crate::registry::Registry;
+
+/// The schema name sent with the planner's request (and how tests recognise it).
+pub const SCHEMA_NAME: &str = "run_plan";
+
+/// Keywords that choose an activity, besides the activity's own name. A word of the input
+/// matches a keyword when it starts with it (`deploying` matches `deploy`).
+const KEYWORDS: [(&str, &[&str]); 12] = [
+    ("engage", &["stakeholder", "kickoff", "onboard", "engag"]),
+    ("discover", &["idea", "problem", "explore", "discover"]),
+    (
+        "plan",
+        &[
+            "plan",
+            "roadmap",
+            "priorit",
+            "backlog",
+            "milestone",
+            "scope",
+        ],
+    ),
+    (
+        "assess",
+        &["assess", "maturity", "readiness", "gap", "audit", "evaluat"],
+    ),
+    (
+        "design",
+        &["design", "architect", "api", "interface", "schema"],
+    ),
+    (
+        "provision",
+        &["provision", "infra", "environment", "cluster", "terraform"],
+    ),
+    ("build", &["build", "implement", "code", "develop"]),
+    ("test", &["test", "verify", "qa", "coverage"]),
+    (
+        "deploy",
+        &["deploy", "release", "ship", "rollout", "launch"],
+    ),
+    (
+        "monitor",
+        &["monitor", "alert", "observab", "metric", "dashboard", "slo"],
+    ),
+    (
+        "optimise",
+        &["optimi", "performance", "faster", "cost", "latency", "tune"],
+    ),
+    (
+        "finalise",
+        &["finalis", "finaliz", "handover", "retire", "wrap"],
+    ),
+];
+
+/// How the plan was made.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The activities to run, in order; every one is in the registry.
+    pub activities: Vec<String>,
+    pub reasoning: String,
+    /// `model` or `rules`.
+    pub decided_by: &'static str,
+    /// Names the model gave that the registry does not have.
+    pub dropped: Vec<String>,
+    /// Why the rules decided instead of the model (`{reason, message}`), if they did.
+    pub fallback: Option<Value>,
+    #[serde(skip)]
+    attempts: Vec<AttemptRecord>,
+    #[serde(skip)]
+    model: Option<String>,
+    #[serde(skip)]
+    format: Value,
+    #[serde(skip)]
+    repairs: u32,
+}
+
+/// The JSON Schema of the planner's decision.
+pub fn schema(registry: &Registry) -> Value {
+    let names: Vec<&str> = registry
+        .activities()
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["activities", "reasoning"],
+        "properties": {
+            "activities": {
+                "type": "array",
+                "description": "The activities to run, in the order to run them.",
+                "minItems": 1,
+                "items": {"type": "string", "enum": names},
+            },
+            "reasoning": {"type": "string"},
+        },
+    })
+}
+
+/// The catalogue the model chooses from: one line per activity, in canonical order.
+pub fn catalogue(registry: &Registry) -> String {
+    registry
+        .activities()
+        .iter()
+        .map(|a| format!("- {} (order {}): {}", a.name, a.order, a.description.trim()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The rules' plan: every activity named by a keyword of the input (or by its own name), in
+/// canonical order, with discover first for a new idea (no service discovered yet). When
+/// nothing matches, a new idea gets discover and plan, a known service plan.
+pub fn keyword_plan(registry: &Registry, input: &str, new_idea: bool) -> (Vec<String>, String) {
+    let words: Vec<String> = input
+        .split(|c: char| !c.is_alphanumeric() && c != '-')
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    let matches = |activity: &str| {
+        let stems = KEYWORDS
+            .iter()
+            .filter(|(name, _)| *name == activity)
+            .flat_map(|(_, stems)| stems.iter().copied());
+        let mut stems: Vec<&str> = stems.collect();
+        stems.push(activity);
+        words
+            .iter()
+            .any(|word| stems.iter().any(|stem| word.starts_with(stem)))
+    };
+    let mut chosen: Vec<String> = registry
+        .activities()
+        .iter()
+        .map(|a| a.name.clone())
+        .filter(|name| matches(name) || (new_idea && name == discover::NAME))
+        .collect();
+    let matched_any = chosen
+        .iter()
+        .any(|name| name != discover::NAME || !new_idea);
+    if !matched_any && registry.activity("plan").is_some() {
+        chosen.push("plan".into());
+    }
+    let reasoning = format!(
+        "keyword rules: {}{}",
+        if matched_any {
+            "activities named by words of the input"
+        } else {
+            "no activity named by the input, so plan"
+        },
+        if new_idea {
+            "; discover first, as no service has been discovered yet"
+        } else {
+            ""
+        }
+    );
+    (chosen, reasoning)
+}
+
+impl Engine<'_> {
+    /// Decides which activities to run for `input`: the model if there is one and it answers
+    /// usefully, else the keyword rules. Nothing is recorded yet (see [`record`]).
+    pub fn plan(&self, input: &str) -> Plan {
+        let new_idea = self.is_new_idea();
+        let fallback = |reason: &str, message: String, attempts, model| {
+            let (activities, reasoning) = keyword_plan(self.registry, input, new_idea);
+            Plan {
+                activities,
+                reasoning,
+                decided_by: "rules",
+                dropped: Vec::new(),
+                fallback: Some(json!({"reason": reason, "message": message})),
+                attempts,
+                model,
+                format: Value::Null,
+                repairs: 0,
+            }
+        };
+        let client = match &self.decider {
+            Decider::Model(client) => client,
+            Decider::Offline { reason } => {
+                return fallback("offline", reason.clone(), Vec::new(), None);
+            }
+        };
+        let model = client.settings().model.value.clone();
+        let request = self.plan_request(input);
+        self.progress.thinking("planner");
+        let answer = client.decide(&request);
+        self.progress.done_thinking();
+        let (value, attempts, format, repairs) = match answer {
+            Ok(decided) => (
+                decided.value,
+                decided.records,
+                json!(decided.format),
+                decided.repairs,
+            ),
+            Err(failure) => match salvage(&failure, &request.schema) {
+                Some(value) => {
+                    let repairs = failure.records.last().map_or(0, |r| r.turn);
+                    (value, failure.records, Value::Null, repairs)
+                }
+                None => {
+                    let reason = super::llm_reason(&failure.error);
+                    return fallback(
+                        reason,
+                        failure.error.to_string(),
+                        failure.records,
+                        Some(model),
+                    );
+                }
+            },
+        };
+        let (activities, dropped) = known_activities(self.registry, &value);
+        if activities.is_empty() {
+            return fallback(
+                "empty_plan",
+                "the model's plan named no activity of the registry".into(),
+                attempts,
+                Some(model),
+            );
+        }
+        Plan {
+            activities,
+            reasoning: value["reasoning"].as_str().unwrap_or_default().to_string(),
+            decided_by: "model",
+            dropped,
+            fallback: None,
+            attempts,
+            model: Some(model),
+            format,
+            repairs,
+        }
+    }
+
+    /// A new idea: no service was named, or the one named was never discovered.
+    fn is_new_idea(&self) -> bool {
+        let Ok(projection) = crate::projection::cache::load(self.repo, self.store) else {
+            return true;
+        };
+        projection
+            .manifests(Some(discover::NAME), self.options.service.as_deref())
+            .iter()
+            .all(|manifest| manifest.status != "complete")
+    }
+
+    fn plan_request(&self, input: &str) -> DecisionRequest {
+        let system = "You are the planner of SPECTRA, an engineering process run inside a Git \
+            repository. Given a request, choose which activities to run and in what order, \
+            only from the catalogue you are given. Start with discover when the request is a \
+            new idea. Reply with one JSON object {\"activities\": [names], \"reasoning\": \
+            string}, and nothing else."
+            .to_string();
+        let service = self
+            .options
+            .service
+            .as_deref()
+            .unwrap_or("(not chosen yet)");
+        let user = format!(
+            "Request: {input}\nService: {service}\n\nActivities you may choose:\n{}",
+            catalogue(self.registry)
+        );
+        DecisionRequest {
+            system,
+            user,
+            schema: schema(self.registry),
+            schema_name: SCHEMA_NAME.into(),
+            max_tokens: Some(1024),
+        }
+    }
+}
+
+/// The last reply of a failed conversation, when it failed only by naming unknown activities:
+/// with those names dropped it must validate against the schema.
+fn salvage(failure: &LlmFailure, schema: &Value) -> Option<Value> {
+    if !matches!(failure.error, crate::llm::LlmError::InvalidOutput { .. }) {
+        return None;
+    }
+    let body = failure
+        .records
+        .iter()
+        .rev()
+        .find_map(|r| r.response_body.as_ref())?;
+    let response: Value = serde_json::from_slice(body.as_bytes()).ok()?;
+    let content = response["choices"][0]["message"]["content"].as_str()?;
+    let (reply, _) = extract_json(content).ok()?;
+    let names = schema["properties"]["activities"]["items"]["enum"].as_array()?;
+    let mut cleaned = reply.clone();
+    cleaned
+        .get_mut("activities")?
+        .as_array_mut()?
+        .retain(|name| names.contains(name));
+    let validator = jsonschema::validator_for(schema).ok()?;
+    validator.is_valid(&cleaned).then_some(reply)
+}
+
+/// The model's names split into those the registry has (deduplicated, in the model's order)
+/// and those it does not.
+fn known_activities(registry: &Registry, value: &Value) -> (Vec<String>, Vec<String>) {
+    let mut known = Vec::new();
+    let mut dropped = Vec::new();
+    for name in value["activities"].as_array().into_iter().flatten() {
+        let Some(name) = name.as_str() else { continue };
+        if registry.activity(name).is_none() {
+            dropped.push(name.to_string());
+        } else if !known.iter().any(|k| k == name) {
+            known.push(name.to_string());
+        }
+    }
+    (known, dropped)
+}
+
+/// Records the planner's `llm.called` events and its `decision.made` under the run.
+pub(super) fn record(recorder: &mut Recorder<'_>, plan: &Plan, service: Option<&str>) {
+    let causes = match &plan.model {
+        Some(model) => recorder.record_llm_attempts(None, service, model, &plan.attempts),
+        None => Vec::new(),
+    };
+    let mut event = NewEvent::new(kind::DECISION_MADE)
+        .subject(format!(
+            "planner: {} chose {}",
+            plan.decided_by,
+            plan.activities.join(", ")
+        ))
+        .payload(json!({
+            "decision": {"activities": plan.activities, "reasoning": plan.reasoning},
+            "mode": "planner",
+            "decided_by": plan.decided_by,
+            "format": plan.format,
+            "repairs": plan.repairs,
+            "dropped": plan.dropped,
+            "fallback": plan.fallback,
+        }));
+    event.causes = causes;
+    if let Some(service) = service {
+        event = event.service(service);
+    }
+    recorder.record(event);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(input: &str, new_idea: bool) -> Vec<String> {
+        let registry = Registry::builtin().unwrap();
+        keyword_plan(&registry, input, new_idea).0
+    }
+
+    #[test]
+    fn keywords_choose_activities_in_canonical_order() {
+        assert_eq!(
+            plan("deploy it, then set up alerts and run the tests", false),
+            ["test", "deploy", "monitor"]
+        );
+        assert_eq!(plan("optimise latency", false), ["optimise"]);
+    }
+
+    #[test]
+    fn a_new_idea_always_starts_with_discover() {
+        assert_eq!(plan("design the API", true), ["discover", "design"]);
+        assert_eq!(plan("central logging", true), ["discover", "plan"]);
+        assert_eq!(plan("central logging", false), ["plan"]);
+    }
+
+    #[test]
+    fn the_schema_enumerates_the_registry() {
+        let registry = Registry::builtin().unwrap();
+        let schema = schema(&registry);
+        assert_eq!(
+            schema["properties"]["activities"]["items"]["enum"]
+                .as_array()
+                .unwrap()
+                .len(),
+            12
+        );
+        let (known, dropped) = known_activities(
+            &registry,
+            &json!({"activities": ["discover", "launch-rocket", "discover", "plan"]}),
+        );
+        assert_eq!(known, ["discover", "plan"]);
+        assert_eq!(dropped, ["launch-rocket"]);
+    }
+}
