@@ -12,7 +12,6 @@
 //! the endpoint echoes), and hold prompts only when `SPECTRA_LOG_PROMPTS=1`: a prompt carries the
 //! user's specification, which does not belong in a log someone pastes into an issue.
 
-use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use tracing::{Level, Span};
@@ -48,12 +47,18 @@ pub struct LogOptions {
 ///
 /// The filter is chosen from, highest priority first: `-v` flags, `SPECTRA_LOG`, warnings only.
 pub fn init(options: LogOptions) -> Result<(), SettingsError> {
-    let filter = choose_filter(options.verbosity, std::env::var(LOG_ENV).ok())?;
+    let env_value = std::env::var(LOG_ENV).ok();
+    let quiet = filter_directives(options.verbosity, env_value.clone()) == QUIET_DIRECTIVES;
+    let filter = choose_filter(options.verbosity, env_value)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     // Already installed (a test harness, a second call): keep the first.
     let _ = match options.format {
+        LogFormat::Human if quiet => builder
+            .with_ansi(stderr_wants_colour())
+            .event_format(GitStyle)
+            .try_init(),
         LogFormat::Human => builder.with_ansi(stderr_wants_colour()).try_init(),
         LogFormat::Json => builder
             .json()
@@ -63,6 +68,37 @@ pub fn init(options: LogOptions) -> Result<(), SettingsError> {
             .try_init(),
     };
     Ok(())
+}
+
+/// The directives when nobody asked for logs: only warnings and errors, which users meet
+/// without having asked, so they are written as git writes its own ([`GitStyle`]).
+const QUIET_DIRECTIVES: &str = "warn";
+
+/// `warning: message key=value ...` (or `error: ...`): what a warning looks like when nobody
+/// asked for logs, so it reads like git's own messages and not like a debug trace.
+struct GitStyle;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for GitStyle
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        use crate::ui::{Stream, Style, paint};
+        let (label, style) = match *event.metadata().level() {
+            Level::ERROR => ("error", Style::Error),
+            Level::WARN => ("warning", Style::Warning),
+            _ => ("hint", Style::Hint),
+        };
+        write!(writer, "{}: ", paint(Stream::Stderr, style, label))?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }
 
 /// The filter for `verbosity` `-v` flags, else the `SPECTRA_LOG` value, else warnings only.
@@ -91,12 +127,13 @@ fn filter_directives(verbosity: u8, env_value: Option<String>) -> String {
     ) {
         (Some(directives), _) => directives.to_string(),
         (None, Some(value)) => value,
-        (None, None) => "warn".to_string(),
+        (None, None) => QUIET_DIRECTIVES.to_string(),
     }
 }
 
+/// The same rule as every other coloured output: `--color`, then NO_COLOR, then a terminal.
 fn stderr_wants_colour() -> bool {
-    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+    crate::ui::colored(crate::ui::Stream::Stderr)
 }
 
 /// True when `SPECTRA_LOG_PROMPTS=1` (or `true`): prompts may appear in debug logs.

@@ -129,6 +129,13 @@ impl SettingValue for Secret {
     }
 }
 
+impl SettingValue for bool {
+    fn parse_setting(raw: &str) -> Result<Self, String> {
+        crate::repo::parse_git_bool(raw)
+            .ok_or_else(|| "expected a boolean (true/false, yes/no, on/off, 1/0)".to_owned())
+    }
+}
+
 impl SettingValue for u32 {
     fn parse_setting(raw: &str) -> Result<Self, String> {
         raw.trim()
@@ -244,9 +251,67 @@ impl<'a> Layers<'a> {
     }
 }
 
-/// The LLM keys. Each is documented in `docs/config.md`.
+/// Every key. Each is documented in `docs/config.md` (a test checks that it is).
 pub mod keys {
     use super::Key;
+
+    /// Whether appends start `git gc --auto` when many loose objects have built up.
+    pub const STORE_AUTO_GC: Key = Key {
+        git: "spectra.store.autoGc",
+        env: &["SPECTRA_STORE_AUTO_GC"],
+        default: "true",
+        secret: false,
+    };
+    /// The project's test command for the `run-tests` built-in playbook.
+    pub const TEST_COMMAND: Key = Key {
+        git: "spectra.test.command",
+        env: &["SPECTRA_TEST_COMMAND"],
+        default: "",
+        secret: false,
+    };
+    /// `false` turns the post-commit hook off.
+    pub const HOOKS_ENABLED: Key = Key {
+        git: "spectra.hooks.enabled",
+        env: &["SPECTRA_HOOKS"],
+        default: "true",
+        secret: false,
+    };
+    /// Activities to start when a commit changes a specification.
+    pub const HOOKS_ON_SPEC_CHANGE: Key = Key {
+        git: "spectra.hooks.onSpecChange",
+        env: &["SPECTRA_HOOKS_ON_SPEC_CHANGE"],
+        default: "",
+        secret: false,
+    };
+
+    /// Colour of human output: `auto`, `always` or `never` (`--color` overrides both).
+    pub const COLOR: Key = Key {
+        git: "spectra.color",
+        env: &["SPECTRA_COLOR"],
+        default: "auto",
+        secret: false,
+    };
+
+    /// Every key there is: the LLM keys, then the others.
+    pub const ALL: &[&Key] = &[
+        &LLM_URL,
+        &LLM_API_KEY,
+        &LLM_MODEL,
+        &LLM_TIMEOUT,
+        &LLM_CONNECT_TIMEOUT,
+        &LLM_TOTAL_TIMEOUT,
+        &LLM_MAX_ATTEMPTS,
+        &LLM_BACKOFF_BASE,
+        &LLM_MAX_DELAY,
+        &LLM_CONTEXT_WINDOW,
+        &LLM_MAX_TOKENS,
+        &LLM_TEMPERATURE,
+        &STORE_AUTO_GC,
+        &TEST_COMMAND,
+        &HOOKS_ENABLED,
+        &HOOKS_ON_SPEC_CHANGE,
+        &COLOR,
+    ];
 
     pub const LLM_URL: Key = Key {
         git: "spectra.llm.url",
@@ -595,6 +660,36 @@ mod tests {
         assert!(text.contains("spectra.llm.timeout"), "{text}");
         assert!(text.contains("env SPECTRA_LLM_TIMEOUT"), "{text}");
         assert!(text.contains("\"soon\""), "{text}");
+    }
+
+    #[test]
+    fn docs_config_lists_every_key_and_variable() {
+        let docs = include_str!("../docs/config.md");
+        for key in keys::ALL {
+            assert!(
+                docs.contains(&format!("`{}`", key.git)),
+                "{} undocumented",
+                key.git
+            );
+            for var in key.env {
+                assert!(docs.contains(&format!("`{var}`")), "{var} undocumented");
+            }
+        }
+    }
+
+    #[test]
+    fn booleans_read_as_git_reads_them() {
+        let s: Setting<bool> = layers(&[("SPECTRA_STORE_AUTO_GC", "off")], &[])
+            .get(&keys::STORE_AUTO_GC)
+            .unwrap();
+        assert!(!s.value);
+        let s: Setting<bool> = layers(&[], &[]).get(&keys::STORE_AUTO_GC).unwrap();
+        assert!(s.value);
+        assert!(
+            layers(&[], &[("spectra.store.autoGc", "maybe")])
+                .get::<bool>(&keys::STORE_AUTO_GC)
+                .is_err()
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::BuiltinError;
 
 /// The git config key holding the test command.
-pub const TEST_COMMAND_KEY: &str = "spectra.test.command";
+pub const TEST_COMMAND_KEY: &str = crate::settings::keys::TEST_COMMAND.git;
 
 /// What a test run observed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,14 +70,21 @@ pub fn run(root: &Path) -> Result<TestRun, BuiltinError> {
 
 /// The configured test command, or one guessed from the build files at `root`.
 pub fn test_command(root: &Path) -> Result<Vec<String>, BuiltinError> {
-    let configured = Command::new("git")
-        .args(["config", "--get", TEST_COMMAND_KEY])
-        .current_dir(root)
-        .output()
+    // The variable first, as for every setting; `git config` runs in `root`, so it reads that
+    // repository's config (and `git -c`, which arrives in GIT_CONFIG_PARAMETERS).
+    let from_env = std::env::var(crate::settings::keys::TEST_COMMAND.env[0])
         .ok()
-        .filter(|output| output.status.success())
-        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
-        .filter(|command| !command.is_empty());
+        .filter(|command| !command.trim().is_empty());
+    let configured = from_env.or_else(|| {
+        Command::new("git")
+            .args(["config", "--get", TEST_COMMAND_KEY])
+            .current_dir(root)
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
+            .filter(|command| !command.is_empty())
+    });
     if let Some(command) = configured {
         return Ok(command.split_whitespace().map(str::to_string).collect());
     }

@@ -20,6 +20,7 @@ use crate::ui::Output;
 ///   git spectra append --kind note.added --payload '{"text":"reviewed by Ana"}'
 ///   echo '{"score": 3}' | git spectra append --kind review.scored --run 0193... --payload -
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct AppendArgs {
     /// Event kind: lowercase dotted words, past tense (e.g. `note.added`).
     #[arg(long)]

@@ -9,6 +9,7 @@ use crate::llm::Client;
 use crate::llm::probe::{DoctorReport, FormatProbe, FormatVerdict, ModelsProbe};
 use crate::repo::{Repo, RepoError};
 use crate::settings::{Layers, LlmSettings, keys};
+use crate::ui::Format;
 
 /// Check the LLM endpoint and show where each setting came from.
 ///
@@ -22,7 +23,9 @@ use crate::settings::{Layers, LlmSettings, keys};
 ///   git spectra doctor
 ///   SPECTRA_LLM_URL=http://localhost:11434/v1 git spectra doctor
 ///   git spectra doctor --url http://localhost:8001/v1 --model qwen2.5-7b-instruct
+///   git spectra doctor --format json | jq .best_format
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct DoctorArgs {
     /// Endpoint to check instead of the configured one (a base URL ending in /v1 is fine).
     #[arg(long, value_name = "URL")]
@@ -33,6 +36,9 @@ pub struct DoctorArgs {
     /// Per-attempt timeout, e.g. 10s or 500ms.
     #[arg(long, value_name = "DURATION")]
     timeout: Option<String>,
+    /// Output format; `json` prints one object: settings, models, formats, best_format.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
 }
 
 pub fn run(args: DoctorArgs) -> Result<u8> {
@@ -52,13 +58,22 @@ pub fn run(args: DoctorArgs) -> Result<u8> {
     let mut report = client.doctor();
 
     let mut out = std::io::stdout().lock();
-    if repo.is_none() {
-        writeln!(
-            out,
-            "note: not inside a git repository, so git config was not read"
-        )?;
+    if args.format == Format::Json {
+        let mut value = serde_json::to_value(&report).map_err(std::io::Error::other)?;
+        value["best_format"] = serde_json::json!(report.best_format());
+        value["in_repository"] = serde_json::json!(repo.is_some());
+        let mut line = serde_json::to_vec(&value).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        out.write_all(&line)?;
+    } else {
+        if repo.is_none() {
+            writeln!(
+                out,
+                "note: not inside a git repository, so git config was not read"
+            )?;
+        }
+        render(&mut out, &report)?;
     }
-    render(&mut out, &report)?;
     out.flush()?;
     match report.problem.take() {
         Some(problem) => Err(problem.into()),

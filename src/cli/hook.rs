@@ -95,7 +95,7 @@ fn post_commit() {
 /// One short line on stderr (git prints it under the commit summary), and the same in the hooks
 /// log, where `git spectra hooks status` points people.
 fn warn(repo: Option<&Repo>, message: &str) {
-    eprintln!("warning: git spectra: {message}");
+    crate::ui::warning(format_args!("git spectra: {message}"));
     if let Some(repo) = repo {
         let _ = trigger::append_to_log(repo, &format!("warning: {message}"));
     }

@@ -24,6 +24,7 @@ use crate::ui::{Format, Output};
 ///   git config spectra.hooks.onSpecChange discover
 ///   SPECTRA_HOOKS=0 git commit -m "not recorded"
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct HooksArgs {
     #[command(subcommand)]
     command: HooksCommand,
@@ -32,10 +33,24 @@ pub struct HooksArgs {
 #[derive(Debug, Subcommand)]
 enum HooksCommand {
     /// Install the post-commit hook (again: nothing changes).
+    ///
+    /// Examples:
+    ///   git spectra hooks install
+    ///   git -C ~/src/shop spectra hooks install
+    #[command(verbatim_doc_comment)]
     Install,
     /// Remove exactly what install added.
+    ///
+    /// Examples:
+    ///   git spectra hooks uninstall
+    #[command(verbatim_doc_comment)]
     Uninstall,
     /// Say what is installed where, and whether it will run.
+    ///
+    /// Examples:
+    ///   git spectra hooks status
+    ///   git spectra hooks status --format json | jq .enabled
+    #[command(verbatim_doc_comment)]
     Status {
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
@@ -83,14 +98,14 @@ fn run_install(out: &mut Output, dir: &HooksDir) -> Result<()> {
 fn warn_if_it_will_not_run(dir: &HooksDir) -> Result<()> {
     let file = install::inspect(dir)?;
     if !file.executable {
-        eprintln!(
-            "warning: {} is not executable, so git will not run it; `chmod +x` it",
+        crate::ui::warning(format_args!(
+            "{} is not executable, so git will not run it; `chmod +x` it",
             file.path.display()
-        );
+        ));
     }
     if install::binary_on_path().is_none() {
-        eprintln!(
-            "warning: git-spectra is not on PATH; until it is, the hook only prints a warning"
+        crate::ui::warning(
+            "git-spectra is not on PATH; until it is, the hook only prints a warning",
         );
     }
     Ok(())

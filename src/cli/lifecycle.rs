@@ -109,10 +109,10 @@ pub fn execute(request: Request<'_>) -> Result<u8> {
     if let Some(reason) = decider.offline_reason()
         && !request.offline
     {
-        eprintln!(
-            "note: running {} offline ({reason}); set SPECTRA_LLM_URL or `git config spectra.llm.url` to use a model (git spectra doctor checks it)",
+        crate::ui::hint(format_args!(
+            "running {} offline ({reason}); set SPECTRA_LLM_URL or `git config spectra.llm.url` to use a model (git spectra doctor checks it)",
             request.command
-        );
+        ));
     }
     let progress = SpinnerProgress::default();
     let options = RunOptions {
@@ -302,25 +302,25 @@ fn render_failure(report: &RunReport, command: &str, input: &str) {
     let mut hinted = std::collections::BTreeSet::new();
     for activity in &report.activities {
         for error in &activity.errors {
-            eprintln!(
-                "error: {} {}: {}",
+            crate::ui::error(format_args!(
+                "{} {}: {}",
                 activity.activity,
                 outcome_word(activity.outcome),
                 error.message
-            );
+            ));
             if let Some(hint) = hint_for(&error.reason)
                 && hinted.insert(error.reason.as_str())
             {
-                eprintln!("hint: {hint}");
+                crate::ui::hint(hint);
             }
         }
     }
-    eprintln!(
-        "hint: the run is recorded as {}; see it with `git spectra log --run {}`; retry with `git spectra {command} {}`",
+    crate::ui::hint(format_args!(
+        "the run is recorded as {}; see it with `git spectra log --run {}`; retry with `git spectra {command} {}`",
         report.run,
         report.run,
         shell_quote(input)
-    );
+    ));
 }
 
 fn hint_for(reason: &str) -> Option<&'static str> {

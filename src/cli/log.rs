@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::projection;
 use crate::repo::Repo;
 use crate::store::{Filter, Store, StoredEvent};
-use crate::ui::{Format, Output};
+use crate::ui::{Format, Output, Stream, Style, paint};
 
 /// Show events, newest first.
 ///
@@ -16,6 +16,7 @@ use crate::ui::{Format, Output};
 ///   git spectra log --run 0193f2 --kind llm.called
 ///   git spectra log --since '2 days ago' --format json | jq .event.kind
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct LogArgs {
     /// Show at most this many events.
     #[arg(short = 'n', long = "max-count", value_name = "N")]
@@ -81,12 +82,16 @@ pub fn run(args: LogArgs) -> Result<u8> {
 fn human_line(stored: &StoredEvent, reverted: bool) -> String {
     let event = &stored.event;
     let commit = stored.commit.to_string();
-    let mark = if reverted { " [reverted]" } else { "" };
+    let mark = if reverted {
+        format!(" {}", paint(Stream::Stdout, Style::Error, "[reverted]"))
+    } else {
+        String::new()
+    };
     format!(
         "{} {} {}{mark} {}",
-        &commit[..7],
+        paint(Stream::Stdout, Style::Commit, &commit[..7]),
         event.at,
-        event.kind,
+        paint(Stream::Stdout, Style::Kind, &event.kind),
         stored.subject
     )
 }

@@ -2,16 +2,19 @@
 
 mod append;
 mod builtin;
+mod completions;
 mod discover;
 mod doctor;
 mod hook;
 mod hooks;
 mod lifecycle;
 mod log;
+mod man;
 mod registry;
 mod run;
 mod show;
 mod stats;
+mod status;
 mod undo;
 mod verify;
 mod views;
@@ -20,14 +23,17 @@ use clap::{Parser, Subcommand};
 
 use crate::error::{EXIT_FATAL, EXIT_USAGE, Error};
 use crate::logging::{self, LogFormat, LogOptions};
-use crate::ui;
+use crate::ui::{self, ColorChoice};
+
+pub use completions::{CompletionShell, script as completion_script};
+pub use man::main_page as man_page;
 
 /// An AI-agent orchestrator that lives inside Git.
 ///
 /// Every decision and outcome is an event: one commit on refs/spectra/events. `git log
 /// refs/spectra/events` is the audit trail.
 #[derive(Debug, Parser)]
-#[command(name = "git-spectra", bin_name = "git spectra", version, about)]
+#[command(name = "git-spectra", bin_name = "git spectra", version)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -43,6 +49,9 @@ pub struct Cli {
         value_name = "FORMAT"
     )]
     pub log_format: LogFormat,
+    /// Colour human output (default: SPECTRA_COLOR, spectra.color, NO_COLOR, color.ui, auto).
+    #[arg(long, value_enum, global = true, value_name = "WHEN")]
+    pub color: Option<ColorChoice>,
 }
 
 /// Every subcommand.
@@ -61,6 +70,11 @@ pub enum Command {
     Export(views::ExportArgs),
     Registry(registry::RegistryArgs),
     Hooks(hooks::HooksArgs),
+    Status(status::StatusArgs),
+    Completions(completions::CompletionsArgs),
+    /// Print or install the manual pages (for packagers and the README's install step).
+    #[command(hide = true)]
+    Man(man::ManArgs),
     /// Run a git hook's work (the installed shims call this).
     #[command(hide = true)]
     Hook(hook::HookArgs),
@@ -68,26 +82,114 @@ pub enum Command {
     Redo(undo::RedoArgs),
     Run(run::RunArgs),
     /// Engage stakeholders: who the service is for, who decides, how to work together.
+    ///
+    /// Runs the engage activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra engage "a logging service for the platform team"
+    ///   git spectra engage "who needs central logs" --service logging --format json
+    #[command(verbatim_doc_comment)]
     Engage(lifecycle::ActivityArgs),
     /// Plan the work: MoSCoW priorities, requirements, milestones, a backlog.
+    ///
+    /// Runs the plan activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra plan "plan the first release" --service logging
+    ///   git spectra plan "plan the rollout" --dry-run
+    #[command(verbatim_doc_comment)]
     Plan(lifecycle::ActivityArgs),
     /// Assess maturity, stage readiness and the gaps to close.
+    ///
+    /// Runs the assess activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra assess "are we ready to build?" --service logging
+    ///   git spectra assess "assess readiness" --format json
+    #[command(verbatim_doc_comment)]
     Assess(lifecycle::ActivityArgs),
     /// Design the architecture, components and interfaces.
+    ///
+    /// Runs the design activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra design "design the log pipeline" --service logging
+    ///   git spectra design "design the ingestion API" --dry-run
+    #[command(verbatim_doc_comment)]
     Design(lifecycle::ActivityArgs),
     /// Plan environments and infrastructure (playbooks dry-run unless --execute).
+    ///
+    /// Runs the provision activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra provision "staging and production environments" --service logging
+    ///   git spectra provision "create the staging stack" --execute
+    #[command(verbatim_doc_comment)]
     Provision(lifecycle::ActivityArgs),
     /// Build the service: the implementation plan and its steps.
+    ///
+    /// Runs the build activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra build "implement the ingestion endpoint" --service logging
+    ///   git spectra build "build the collector" --dry-run
+    #[command(verbatim_doc_comment)]
     Build(lifecycle::ActivityArgs),
     /// Decide the test strategy and run the real tests; their counts are the result.
+    ///
+    /// Runs the test activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra test "run the test suite" --service logging
+    ///   git spectra test "check the collector" --offline
+    #[command(verbatim_doc_comment)]
     Test(lifecycle::ActivityArgs),
     /// Plan and record a deployment (playbooks dry-run unless --execute).
+    ///
+    /// Runs the deploy activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra deploy "deploy to staging" --service logging
+    ///   git spectra deploy "deploy to production" --execute --format json
+    #[command(verbatim_doc_comment)]
     Deploy(lifecycle::ActivityArgs),
     /// Define metrics, alerts, dashboards and SLOs (playbooks dry-run unless --execute).
+    ///
+    /// Runs the monitor activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra monitor "alerts and SLOs for ingestion" --service logging
+    ///   git spectra monitor "dashboards for the collector" --execute
+    #[command(verbatim_doc_comment)]
     Monitor(lifecycle::ActivityArgs),
     /// Find and rank optimisations with their expected gain.
+    ///
+    /// Runs the optimise activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra optimise "where is ingestion slow?" --service logging
+    ///   git spectra optimise "cut storage costs" --format json
+    #[command(verbatim_doc_comment)]
     Optimise(lifecycle::ActivityArgs),
     /// Finalise: handover, documentation, what is left.
+    ///
+    /// Runs the finalise activity as one run; its context holds the latest manifests of the
+    /// activities before it for the same service (--service, else the latest discover's).
+    ///
+    /// Examples:
+    ///   git spectra finalise "hand over to the platform team" --service logging
+    ///   git spectra finalise "what is left before 1.0" --dry-run
+    #[command(verbatim_doc_comment)]
     Finalise(lifecycle::ActivityArgs),
     /// Run a built-in playbook (used by the default playbooks' argv).
     #[command(hide = true)]
@@ -96,10 +198,11 @@ pub enum Command {
 
 /// Parses the process arguments, runs the command and returns the exit code.
 pub fn run() -> u8 {
-    let cli = match Cli::try_parse() {
+    let cli = match parse_args() {
         Ok(cli) => cli,
         Err(err) => return render_clap_error(err),
     };
+    ui::set_color_choice(cli.color);
     let options = LogOptions {
         verbosity: cli.verbose,
         format: cli.log_format,
@@ -121,6 +224,9 @@ pub fn run() -> u8 {
         Command::Export(args) => views::export(args),
         Command::Registry(args) => registry::run(args),
         Command::Hooks(args) => hooks::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
         Command::Hook(args) => hook::run(args),
         Command::Undo(args) => undo::undo(args),
         Command::Redo(args) => undo::redo(args),
@@ -144,6 +250,40 @@ pub fn run() -> u8 {
     }
 }
 
+/// Parses the process arguments with clap's own colours (help, usage errors) following
+/// `--color` too; clap needs that before it parses, so the flag is looked for first.
+fn parse_args() -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = Cli::command()
+        .color(clap_color(&args))
+        .try_get_matches_from(args)?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// `--color always|never` (or `--color=...`) before any `--`; clap's own `auto` otherwise,
+/// which already honours NO_COLOR and the terminal.
+fn clap_color(args: &[std::ffi::OsString]) -> clap::ColorChoice {
+    let mut value = None;
+    let mut words = args.iter().filter_map(|arg| arg.to_str());
+    while let Some(word) = words.next() {
+        match word {
+            "--" => break,
+            "--color" => value = words.next(),
+            _ => {
+                if let Some(given) = word.strip_prefix("--color=") {
+                    value = Some(given);
+                }
+            }
+        }
+    }
+    match value {
+        Some("always") => clap::ColorChoice::Always,
+        Some("never") => clap::ColorChoice::Never,
+        _ => clap::ColorChoice::Auto,
+    }
+}
+
 /// Help and version go to stdout with 0; usage errors to stderr with 2, as clap does.
 fn render_clap_error(err: clap::Error) -> u8 {
     let code = if err.use_stderr() { EXIT_USAGE } else { 0 };
@@ -161,12 +301,13 @@ fn render_error(err: &Error) -> u8 {
         return 0;
     }
     let code = err.exit_code();
-    let label = if code == EXIT_FATAL { "fatal" } else { "error" };
-    eprintln!("{label}: {err}");
+    if code == EXIT_FATAL {
+        ui::fatal(err);
+    } else {
+        ui::error(err);
+    }
     if let Some(hint) = err.hint() {
-        for line in hint.lines() {
-            eprintln!("hint: {line}");
-        }
+        ui::hint(hint);
     }
     code
 }
@@ -213,6 +354,67 @@ mod tests {
         let two_hours_ago = parse_since("2 hours ago").unwrap();
         assert!(two_hours_ago < jiff::Timestamp::now());
         assert!(parse_since("yesterday-ish").is_err());
+    }
+
+    /// Every subcommand a user can see explains itself the same way: a one-line summary that
+    /// starts with a capital verb, and a long help with `Examples:` whose lines keep their
+    /// breaks (they would be joined into one paragraph without `verbatim_doc_comment`).
+    #[test]
+    fn every_visible_subcommand_has_a_summary_and_examples() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        for sub in cli.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+            let name = sub.get_name();
+            if name == "help" {
+                continue;
+            }
+            let about = sub.get_about().map(|about| about.to_string());
+            let about = about.unwrap_or_else(|| panic!("{name} has no summary"));
+            assert!(!about.contains('\n'), "{name}: summary is not one line");
+            assert!(
+                about.starts_with(|c: char| c.is_ascii_uppercase()),
+                "{name}: summary `{about}` does not start with a verb"
+            );
+            let long = sub.get_long_about().map(|long| long.to_string());
+            let long = long.unwrap_or_else(|| panic!("{name} has no long help"));
+            assert!(
+                long.contains("Examples:\n  git spectra") || long.contains("Examples:\n  git -c"),
+                "{name}: long help lacks an Examples: section with one example per line"
+            );
+            for nested in sub
+                .get_subcommands()
+                .filter(|nested| nested.get_name() != "help")
+            {
+                let nested_name = nested.get_name();
+                assert!(
+                    nested.get_about().is_some(),
+                    "{name} {nested_name} has no summary"
+                );
+                let long = nested.get_long_about().map(|long| long.to_string());
+                assert!(
+                    long.is_some_and(|long| long.contains("Examples:\n  git ")),
+                    "{name} {nested_name}: long help lacks examples"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn clap_colours_follow_the_color_flag() {
+        let args =
+            |words: &[&str]| -> Vec<std::ffi::OsString> { words.iter().map(Into::into).collect() };
+        assert_eq!(
+            clap_color(&args(&["git-spectra", "--color", "never", "log"])),
+            clap::ColorChoice::Never
+        );
+        assert_eq!(
+            clap_color(&args(&["git-spectra", "log", "--color=always"])),
+            clap::ColorChoice::Always
+        );
+        assert_eq!(
+            clap_color(&args(&["git-spectra", "append", "--", "--color=always"])),
+            clap::ColorChoice::Auto
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::{Error, Result};
 ///   git spectra registry show discover --format json
 ///   git spectra registry validate
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct RegistryArgs {
     #[command(subcommand)]
     pub command: RegistryCommand,
@@ -27,12 +28,22 @@ pub struct RegistryArgs {
 #[derive(Debug, Subcommand)]
 pub enum RegistryCommand {
     /// List activities (in canonical order) and playbooks.
+    ///
+    /// Examples:
+    ///   git spectra registry list
+    ///   git spectra registry list --format json | jq -r .name
+    #[command(verbatim_doc_comment)]
     List {
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Show one activity (by name) or playbook (by id) in full.
+    ///
+    /// Examples:
+    ///   git spectra registry show discover
+    ///   git spectra registry show catalog.lookup --format json
+    #[command(verbatim_doc_comment)]
     Show {
         /// An activity name or a playbook id.
         id: String,
@@ -41,6 +52,11 @@ pub enum RegistryCommand {
         format: Format,
     },
     /// Check every registry file; print each problem as file:line:column: message.
+    ///
+    /// Examples:
+    ///   git spectra registry validate
+    ///   git spectra registry validate --format json
+    #[command(verbatim_doc_comment)]
     Validate {
         /// Output format.
         #[arg(long, value_enum, default_value_t)]

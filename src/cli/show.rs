@@ -15,6 +15,7 @@ use crate::ui::{Format, Output};
 ///   git spectra show 0193f2a1
 ///   git spectra show 0193f2a1 --attachment response.json | jq .
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct ShowArgs {
     /// An event id, a unique prefix of one, or a commit id on refs/spectra/events.
     id: String,

@@ -19,6 +19,7 @@ use crate::ui::{Format, Output};
 ///   git spectra stats --since '7 days ago' --activity discover
 ///   git spectra stats --format json | jq '.llm[] | {model, p95: .latency_ms.p95}'
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct StatsArgs {
     /// Only events at or after this time (2026-11-25, an RFC 3339 instant, or `2 hours ago`).
     #[arg(long, value_parser = super::parse_since)]

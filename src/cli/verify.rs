@@ -18,6 +18,7 @@ use crate::ui::{Format, Output};
 ///   git spectra verify
 ///   git spectra verify --format json
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct VerifyArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
@@ -54,11 +55,11 @@ pub fn run(args: VerifyArgs) -> Result<u8> {
         }
         Some(failure) => {
             out.flush()?;
-            eprintln!("error: {failure}");
-            eprintln!(
-                "hint: the {} event(s) before it verified; inspect it with `git log -p {}`",
+            crate::ui::error(failure);
+            crate::ui::hint(format_args!(
+                "the {} event(s) before it verified; inspect it with `git log -p {}`",
                 verification.verified, failure.commit
-            );
+            ));
             Ok(EXIT_FAILED)
         }
     }

@@ -156,7 +156,7 @@ pub fn runs(args: RunsArgs) -> Result<u8> {
                     row.run,
                     row.started_at,
                     row.command.as_deref().unwrap_or("?"),
-                    row.outcome,
+                    crate::ui::outcome(&row.outcome),
                     marks,
                     activities.join(" ")
                 ))?;

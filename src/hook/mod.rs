@@ -30,14 +30,14 @@ pub use trigger::{SpecTrigger, hooks_log_path};
 const APPEND_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The environment variable that turns the hooks off when set to `0` (or `false`, `no`, `off`).
-pub const ENV_SWITCH: &str = "SPECTRA_HOOKS";
+pub const ENV_SWITCH: &str = crate::settings::keys::HOOKS_ENABLED.env[0];
 
 /// `git config` keys that shape what the hook does.
 pub mod keys {
     /// `false` turns the hook off for this repository (default `true`).
-    pub const ENABLED: &str = "spectra.hooks.enabled";
+    pub const ENABLED: &str = crate::settings::keys::HOOKS_ENABLED.git;
     /// Activities to start in the background when a commit changes a specification.
-    pub const ON_SPEC_CHANGE: &str = "spectra.hooks.onSpecChange";
+    pub const ON_SPEC_CHANGE: &str = crate::settings::keys::HOOKS_ON_SPEC_CHANGE.git;
 }
 
 /// Why a hook could not be installed, removed, inspected or run.
@@ -108,7 +108,9 @@ pub fn enabled_by_config(repo: &Repo) -> bool {
 
 /// The activities `spectra.hooks.onSpecChange` names, in order (comma or space separated).
 pub fn on_spec_change(repo: &Repo) -> Vec<String> {
-    parse_activity_list(&repo.config_string(keys::ON_SPEC_CHANGE).unwrap_or_default())
+    let layers = crate::settings::Layers::from_process(|key| repo.config_string(key));
+    let (raw, _) = layers.raw(&crate::settings::keys::HOOKS_ON_SPEC_CHANGE);
+    parse_activity_list(&raw)
 }
 
 fn parse_activity_list(raw: &str) -> Vec<String> {

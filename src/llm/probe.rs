@@ -127,6 +127,11 @@ impl Client {
         report
     }
 
+    /// Only `GET /v1/models`: whether the endpoint answers, for `git spectra status`.
+    pub fn probe_endpoint(&self) -> ModelsProbe {
+        self.block_on(self.probe_models())
+    }
+
     async fn probe_models(&self) -> ModelsProbe {
         let url = models_url(&self.transport.endpoint());
         let started = Instant::now();

@@ -1180,8 +1180,12 @@ fn actor_of(repo: &Repo) -> gix::actor::Signature {
     }
 }
 
+/// `SPECTRA_STORE_AUTO_GC`, then `spectra.store.autoGc`; a value that is not a boolean keeps
+/// the default rather than failing an append over housekeeping.
 fn repo_auto_gc(repo: &Repo) -> bool {
-    repo.config_bool("spectra.store.autoGc").unwrap_or(true)
+    crate::settings::Layers::from_process(|key| repo.config_string(key))
+        .get::<bool>(&crate::settings::keys::STORE_AUTO_GC)
+        .map_or(true, |setting| setting.value)
 }
 
 /// Starts `git gc --auto --quiet` and does not wait for it: git detaches for the real work.

@@ -11,6 +11,7 @@ mod lifecycle;
 mod llm;
 mod llm_server;
 mod logging;
+mod native;
 mod places;
 mod playbook;
 mod registry;
