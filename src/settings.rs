@@ -292,26 +292,19 @@ pub mod keys {
         secret: false,
     };
 
-    /// Every key there is: the LLM keys, then the others.
-    pub const ALL: &[&Key] = &[
-        &LLM_URL,
-        &LLM_API_KEY,
-        &LLM_MODEL,
-        &LLM_TIMEOUT,
-        &LLM_CONNECT_TIMEOUT,
-        &LLM_TOTAL_TIMEOUT,
-        &LLM_MAX_ATTEMPTS,
-        &LLM_BACKOFF_BASE,
-        &LLM_MAX_DELAY,
-        &LLM_CONTEXT_WINDOW,
-        &LLM_MAX_TOKENS,
-        &LLM_TEMPERATURE,
+    /// The keys outside the LLM group, in the order the docs show them.
+    pub const OTHERS: &[&Key] = &[
         &STORE_AUTO_GC,
         &TEST_COMMAND,
         &HOOKS_ENABLED,
         &HOOKS_ON_SPEC_CHANGE,
         &COLOR,
     ];
+
+    /// Every key there is: the LLM keys, then the others.
+    pub fn all() -> impl Iterator<Item = &'static Key> {
+        LLM.iter().chain(OTHERS).copied()
+    }
 
     pub const LLM_URL: Key = Key {
         git: "spectra.llm.url",
@@ -665,7 +658,7 @@ mod tests {
     #[test]
     fn docs_config_lists_every_key_and_variable() {
         let docs = include_str!("../docs/config.md");
-        for key in keys::ALL {
+        for key in keys::all() {
             assert!(
                 docs.contains(&format!("`{}`", key.git)),
                 "{} undocumented",
