@@ -190,7 +190,7 @@ fn main() {
     measure(&dir, "one pack per batch");
     git(&dir, &["gc", "-q"]);
     measure(&dir, "after git gc");
-    let cache = std::fs::metadata(cache_dir(&dir).join("stats-v1.json")).map(|m| m.len());
+    let cache = std::fs::metadata(cache_dir(&dir).join("stats.json")).map(|m| m.len());
     if let Ok(bytes) = cache {
         println!("cache file: {:.1} MB", bytes as f64 / 1e6);
     }

@@ -20,6 +20,7 @@ pub mod repo;
 pub mod settings;
 pub mod stats;
 pub mod store;
+pub mod tip_cache;
 pub mod ui;
 pub mod undo;
 pub mod worktree;

@@ -7,7 +7,7 @@
 //! redo (which can bring back an older manifest) rebuilds it from the full projection.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,8 +15,9 @@ use super::{Manifest, Projection, manifest_of};
 use crate::event::{Event, kind};
 use crate::repo::Repo;
 use crate::store::{Store, StoreError};
+use crate::tip_cache;
 
-const CACHE_VERSION: u32 = 1;
+const CACHE_VERSION: u32 = 2;
 
 /// Latest manifests of finished runs, and the runs still open.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -114,28 +115,14 @@ impl ManifestIndex {
     }
 }
 
-#[derive(Deserialize)]
-struct CacheFile {
-    version: u32,
-    tip: String,
-    index: ManifestIndex,
-}
-
-#[derive(Serialize)]
-struct CacheFileRef<'a> {
-    version: u32,
-    tip: &'a str,
-    index: &'a ManifestIndex,
-}
-
 fn cache_path(repo: &Repo) -> PathBuf {
-    repo.state_dir().join("cache").join("manifests.json")
+    tip_cache::path(repo, "manifests.json")
 }
 
 /// The manifest index of the whole log, from its cache where it can be.
 pub fn load(repo: &Repo, store: &Store) -> Result<ManifestIndex, StoreError> {
     let path = cache_path(repo);
-    if let Some((cached_tip, mut index)) = read_cache(&path) {
+    if let Some((cached_tip, mut index)) = tip_cache::read::<ManifestIndex>(&path, CACHE_VERSION) {
         let after = store.events_after(Some(cached_tip))?;
         let Some(tip) = after.tip else {
             return Ok(ManifestIndex::default());
@@ -145,7 +132,7 @@ pub fn load(repo: &Repo, store: &Store) -> Result<ManifestIndex, StoreError> {
                 return Ok(index);
             }
             if after.events.iter().all(|event| index.apply(event).is_ok()) {
-                write_cache(&path, &tip.to_string(), &index);
+                tip_cache::write(&path, CACHE_VERSION, &tip, &index);
                 return Ok(index);
             }
         }
@@ -161,52 +148,19 @@ pub fn load(repo: &Repo, store: &Store) -> Result<ManifestIndex, StoreError> {
     if !folded {
         index = ManifestIndex::from_projection(&super::cache::load(repo, store)?);
     }
-    write_cache(&path, &tip.to_string(), &index);
+    tip_cache::write(&path, CACHE_VERSION, &tip, &index);
     Ok(index)
-}
-
-fn read_cache(path: &Path) -> Option<(gix::ObjectId, ManifestIndex)> {
-    let bytes = std::fs::read(path).ok()?;
-    let cache: CacheFile = serde_json::from_slice(&bytes).ok()?;
-    let tip = gix::ObjectId::from_hex(cache.tip.as_bytes()).ok()?;
-    (cache.version == CACHE_VERSION).then_some((tip, cache.index))
-}
-
-fn write_cache(path: &Path, tip: &str, index: &ManifestIndex) {
-    let file = CacheFileRef {
-        version: CACHE_VERSION,
-        tip,
-        index,
-    };
-    super::cache::write_json_atomically(path, &file);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::{GENESIS_DIGEST, NewEvent};
-    use serde_json::json;
 
     fn run(run: &str, service: &str, outcome: &str, dry_run: bool) -> Vec<Event> {
-        [
-            NewEvent::new(kind::RUN_STARTED)
-                .run(run)
-                .payload(json!({"command": "discover", "dry_run": dry_run})),
-            NewEvent::new(kind::ACTIVITY_STARTED)
-                .run(run)
-                .activity("discover"),
-            NewEvent::new(kind::ACTIVITY_FINISHED)
-                .run(run)
-                .activity("discover")
-                .service(service)
-                .payload(json!({"outcome": outcome, "quality_gates": {}})),
-            NewEvent::new(kind::RUN_FINISHED)
-                .run(run)
-                .payload(json!({"outcome": outcome})),
-        ]
-        .into_iter()
-        .map(|event| event.seal("T <t@x>", 1, GENESIS_DIGEST))
-        .collect()
+        crate::event::seal_for_tests(crate::event::discover_run_for_tests(
+            run, service, outcome, dry_run,
+        ))
     }
 
     #[test]
@@ -219,8 +173,8 @@ mod tests {
         events.extend(open_run);
 
         let full = Projection::from_events(&events);
-        let mut index = ManifestIndex::from_projection(&Projection::from_events(&events[..4]));
-        for event in &events[4..] {
+        let mut index = ManifestIndex::from_projection(&Projection::from_events(&events[..5]));
+        for event in &events[5..] {
             assert!(index.apply(event).is_ok());
         }
         assert_eq!(index.manifests(None, None), full.manifests(None, None));

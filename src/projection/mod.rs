@@ -459,28 +459,7 @@ mod tests {
     }
 
     fn discover_run(run: &str, service: &str, outcome: &str) -> Vec<NewEvent> {
-        vec![
-            NewEvent::new(kind::RUN_STARTED)
-                .run(run)
-                .payload(json!({"command": "discover", "input": "idea", "dry_run": false})),
-            NewEvent::new(kind::ACTIVITY_STARTED)
-                .run(run)
-                .activity("discover")
-                .payload(json!({"input": "idea", "context": {"history_entries": 0}})),
-            NewEvent::new(kind::DECISION_MADE)
-                .run(run)
-                .activity("discover")
-                .payload(json!({"decision": {"service_name": service}})),
-            NewEvent::new(kind::ACTIVITY_FINISHED)
-                .run(run)
-                .activity("discover")
-                .service(service)
-                .payload(json!({"outcome": outcome, "duration_ms": 5, "outputs": {"service_name": service},
-                    "errors": [], "quality_gates": {"a": true}})),
-            NewEvent::new(kind::RUN_FINISHED)
-                .run(run)
-                .payload(json!({"outcome": outcome, "duration_ms": 6})),
-        ]
+        crate::event::discover_run_for_tests(run, service, outcome, false)
     }
 
     #[test]

@@ -273,19 +273,7 @@ mod tests {
     }
 
     fn run(run: &str, service: &str) -> Vec<NewEvent> {
-        vec![
-            NewEvent::new(kind::RUN_STARTED)
-                .run(run)
-                .payload(json!({"command": "discover", "dry_run": false})),
-            NewEvent::new(kind::ACTIVITY_STARTED)
-                .run(run)
-                .activity("discover"),
-            NewEvent::new(kind::ACTIVITY_FINISHED)
-                .run(run)
-                .activity("discover")
-                .service(service)
-                .payload(json!({"outcome": "succeeded"})),
-        ]
+        crate::event::discover_run_for_tests(run, service, "succeeded", false)
     }
 
     fn targets<'h>(history: &'h History, run: &str) -> Vec<&'h Event> {

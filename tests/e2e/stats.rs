@@ -253,7 +253,7 @@ fn stats_json(repo: &TestRepo, args: &[&str]) -> Value {
 }
 
 fn cache_file(repo: &TestRepo) -> std::path::PathBuf {
-    repo.root().join(".git/spectra/cache/stats-v1.json")
+    repo.root().join(".git/spectra/cache/stats.json")
 }
 
 #[test]
@@ -493,7 +493,11 @@ fn a_corrupt_cache_is_ignored_and_replaced() {
     assert_eq!(stats_json(&repo, &[]), truth);
     let replaced: Value =
         serde_json::from_slice(&std::fs::read(cache_file(&repo)).unwrap()).unwrap();
-    assert_eq!(replaced["version"], 1);
+    assert_eq!(replaced["version"], 2);
+    assert!(
+        replaced["tip"].is_string() && replaced["value"].is_object(),
+        "{replaced}"
+    );
 }
 
 #[test]
