@@ -15,12 +15,13 @@
 
 pub mod cache;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::event::{Event, kind};
+use crate::event::{self, Event, EventError, kind};
 
 /// The version of the JSON object [`Stats`] serialises to.
 pub const STATS_SCHEMA: u32 = 1;
@@ -124,27 +125,118 @@ enum Entry {
 
 impl Entry {
     fn of(event: &Event) -> Entry {
-        let at_ms = millis_of(&event.at);
-        match event.kind.as_str() {
+        Entry::of_parts(
+            &event.id,
+            &event.at,
+            &event.kind,
+            event.activity.as_deref(),
+            &event.payload,
+        )
+    }
+
+    /// The entry of one `event.json`, decoding only the fields stats reads: on a long log this
+    /// is most of the cost of a cold `stats`. Any other schema goes through the full decoder.
+    pub(crate) fn of_json(bytes: &[u8]) -> Result<Entry, EventError> {
+        match serde_json::from_slice::<StatsEnvelope>(bytes) {
+            Ok(envelope) if envelope.schema == event::SCHEMA_VERSION => Ok(envelope.entry()),
+            _ => event::decode(bytes).map(|event| Entry::of(&event)),
+        }
+    }
+
+    fn of_parts(id: &str, at: &str, kind: &str, activity: Option<&str>, payload: &Value) -> Entry {
+        let at_ms = millis_of(at);
+        match kind {
             kind::EVENTS_REVERTED => Entry::Revert(Revert {
-                id: event.id.clone(),
+                id: id.to_string(),
                 at_ms,
-                targets: strings_at(&event.payload, "targets"),
+                targets: strings_at(payload, "targets"),
             }),
             kind::EVENTS_RESTORED => Entry::Restore(Restore {
                 at_ms,
-                targets: strings_at(&event.payload, "targets"),
+                targets: strings_at(payload, "targets"),
             }),
-            _ => match fact_of(event) {
+            _ => match fact_of(kind, payload) {
                 Some(fact) => Entry::Sample(Sample {
-                    id: event.id.clone(),
+                    id: id.to_string(),
                     at_ms,
-                    activity: event.activity.clone(),
+                    activity: activity.map(str::to_string),
                     fact,
                 }),
                 None => Entry::Skipped,
             },
         }
+    }
+}
+
+/// The envelope fields stats reads; serde skips the rest without allocating.
+#[derive(Deserialize)]
+struct StatsEnvelope<'a> {
+    schema: u32,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    at: Cow<'a, str>,
+    #[serde(borrow)]
+    activity: Option<Cow<'a, str>>,
+    payload: StatsPayload,
+}
+
+/// Every payload field any stats fact reads, kept as JSON so that [`fact_of`] judges them
+/// exactly as it judges a fully decoded event (a missing field and a `null` read the same).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct StatsPayload {
+    attempt: Option<Value>,
+    duration_ms: Option<Value>,
+    error: Option<Value>,
+    errors: Option<Value>,
+    latency_ms: Option<Value>,
+    model: Option<Value>,
+    outcome: Option<Value>,
+    playbook: Option<Value>,
+    status: Option<Value>,
+    targets: Option<Value>,
+    url: Option<Value>,
+    usage: Option<Value>,
+}
+
+impl StatsEnvelope<'_> {
+    fn entry(self) -> Entry {
+        let payload = self.payload.into_value();
+        Entry::of_parts(
+            &self.id,
+            &self.at,
+            &self.kind,
+            self.activity.as_deref(),
+            &payload,
+        )
+    }
+}
+
+impl StatsPayload {
+    fn into_value(self) -> Value {
+        let fields = [
+            ("attempt", self.attempt),
+            ("duration_ms", self.duration_ms),
+            ("error", self.error),
+            ("errors", self.errors),
+            ("latency_ms", self.latency_ms),
+            ("model", self.model),
+            ("outcome", self.outcome),
+            ("playbook", self.playbook),
+            ("status", self.status),
+            ("targets", self.targets),
+            ("url", self.url),
+            ("usage", self.usage),
+        ];
+        Value::Object(
+            fields
+                .into_iter()
+                .filter_map(|(name, value)| Some((name.to_string(), value?)))
+                .collect(),
+        )
     }
 }
 
@@ -213,9 +305,8 @@ impl Tally {
 }
 
 /// The stats-relevant facts of `event`, or `None` for kinds (or payloads) stats does not use.
-fn fact_of(event: &Event) -> Option<Fact> {
-    let payload = &event.payload;
-    match event.kind.as_str() {
+fn fact_of(kind: &str, payload: &Value) -> Option<Fact> {
+    match kind {
         kind::ACTIVITY_FINISHED => Some(Fact::Activity {
             outcome: payload.get("outcome")?.as_str()?.to_string(),
             duration_ms: u64_at(payload, "duration_ms"),

@@ -66,10 +66,10 @@ struct Newer {
 }
 
 fn entries_after(store: &Store, cached_tip: Option<ObjectId>) -> Result<Newer, StoreError> {
-    let after = store.events_after(cached_tip)?;
+    let after = store.events_after_kept(cached_tip, &Entry::of_json)?;
     Ok(Newer {
         tip: after.tip,
-        entries: after.events.iter().map(Entry::of).collect(),
+        entries: after.events,
         reached_cached_tip: after.reached,
     })
 }

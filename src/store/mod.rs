@@ -19,6 +19,9 @@ use crate::event::{self, Event, EventError, GENESIS_DIGEST, NewEvent};
 use crate::repo::Repo;
 
 mod pack;
+mod read;
+
+pub use read::Keep;
 
 /// The ref that holds the event log.
 pub const EVENTS_REF: &str = "refs/spectra/events";
@@ -112,11 +115,11 @@ pub struct StoredEvent {
 
 /// What [`Store::events_after`] found.
 #[derive(Debug)]
-pub struct EventsAfter {
+pub struct EventsAfter<T = Event> {
     /// The newest commit of the log when the walk started; `None` for an empty log.
     pub tip: Option<ObjectId>,
     /// Oldest first.
-    pub events: Vec<Event>,
+    pub events: Vec<T>,
     /// Whether the walk reached the known commit (else `events` is the whole log).
     pub reached: bool,
 }
@@ -481,7 +484,7 @@ impl Store {
     /// Every event matching `filter`, oldest first.
     ///
     /// The commits are walked on one thread (each names its parent, so the walk is serial);
-    /// reading and decoding the events, two thirds of the work, is shared among threads.
+    /// their events are then read in pack order and decoded on other threads (see `read`).
     pub fn events_oldest_first(&self, filter: &Filter) -> Result<Vec<StoredEvent>, StoreError> {
         let mut headers = Vec::new();
         for header in self.headers_newest_first() {
@@ -491,9 +494,12 @@ impl Store {
             }
         }
         headers.reverse();
-        let events = self.load_all(headers)?;
-        Ok(events
+        let links: Vec<read::Link> = headers.iter().map(|h| (h.id, h.tree)).collect();
+        let events = read::events_of(&self.repo, &links, &event::decode)?;
+        Ok(headers
             .into_iter()
+            .zip(events)
+            .map(|(header, event)| stored_event(header, event))
             .filter(|stored| filter.matches_event(&stored.event))
             .collect())
     }
@@ -508,10 +514,21 @@ impl Store {
     /// Folds need only the events, so the walk takes parents and trees from git's commit-graph
     /// where it covers the log (`git gc` writes it) instead of inflating every commit.
     pub fn events_after(&self, known: Option<ObjectId>) -> Result<EventsAfter, StoreError> {
+        self.events_after_kept(known, &event::decode)
+    }
+
+    /// [`Store::events_after`], keeping of each event only what `keep` makes of its
+    /// `event.json`. `keep` runs as each event is read (on several threads), so a fold that
+    /// needs a few fields decodes only those and never holds the whole log in memory.
+    pub fn events_after_kept<T: Send>(
+        &self,
+        known: Option<ObjectId>,
+        keep: &Keep<T>,
+    ) -> Result<EventsAfter<T>, StoreError> {
         let chain = self.chain_after(known)?;
         Ok(EventsAfter {
             tip: chain.tip,
-            events: self.load_parallel(chain.links, load_event_of_link)?,
+            events: read::events_of(&self.repo, &chain.links, keep)?,
             reached: chain.reached,
         })
     }
@@ -526,17 +543,26 @@ impl Store {
             reached: false,
         };
         let mut next = tip;
+        // Where `next` sits in the commit-graph, once the walk is inside it: following
+        // positions saves a search of the graph per commit.
+        let mut position = None;
         let mut buf = Vec::new();
         while let Some(id) = next {
             if Some(id) == known {
                 chain.reached = true;
                 break;
             }
-            let (tree, parent) = match graph.as_ref().and_then(|graph| graph_link(graph, id)) {
-                Some(link) => link,
+            let from_graph = graph
+                .as_ref()
+                .and_then(|graph| graph_link(graph, id, position));
+            let (tree, parent) = match from_graph {
+                Some(GraphLink { tree, parent }) => {
+                    position = parent.map(|(_, at)| at);
+                    (tree, parent.map(|(parent, _)| parent))
+                }
                 None => {
-                    let header = read_commit(&self.repo, id, &mut buf)?;
-                    (header.tree, header.parents.first().copied())
+                    position = None;
+                    commit_link(&self.repo, id, &mut buf)?
                 }
             };
             chain.links.push((id, tree));
@@ -544,67 +570,6 @@ impl Store {
         }
         chain.links.reverse();
         Ok(chain)
-    }
-
-    fn load_all(&self, headers: Vec<CommitHeader>) -> Result<Vec<StoredEvent>, StoreError> {
-        self.load_parallel(headers, load_event)
-    }
-
-    /// Applies `load` to every item, on several threads when there are many.
-    fn load_parallel<T: Send, R: Send>(
-        &self,
-        items: Vec<T>,
-        load: fn(&gix::Repository, T, &mut Vec<u8>) -> Result<R, StoreError>,
-    ) -> Result<Vec<R>, StoreError> {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(MAX_DECODE_THREADS);
-        if threads <= 1 || items.len() < PARALLEL_DECODE_MIN {
-            let mut buf = Vec::new();
-            return items
-                .into_iter()
-                .map(|item| load(&self.repo, item, &mut buf))
-                .collect();
-        }
-        let chunk_len = items.len().div_ceil(threads);
-        let mut chunks: Vec<Vec<T>> = Vec::with_capacity(threads);
-        let mut rest = items;
-        while rest.len() > chunk_len {
-            let tail = rest.split_off(chunk_len);
-            chunks.push(rest);
-            rest = tail;
-        }
-        chunks.push(rest);
-        // gix handles are not `Send` without its `parallel` feature (and its build cost), so
-        // each thread opens its own: about a millisecond, against seconds of decoding.
-        let git_dir = self.repo.git_dir().to_path_buf();
-        let results: Vec<Result<Vec<R>, StoreError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks
-                .into_iter()
-                .map(|chunk| {
-                    let git_dir = git_dir.clone();
-                    scope.spawn(move || {
-                        let repo = Repo::open(&git_dir).map_err(read_err)?;
-                        let repo = with_pack_cache(repo.gix().clone());
-                        let mut buf = Vec::new();
-                        chunk
-                            .into_iter()
-                            .map(|item| load(&repo, item, &mut buf))
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|handle| handle.join().expect("a decoding thread panicked"))
-                .collect()
-        });
-        let mut loaded = Vec::new();
-        for chunk in results {
-            loaded.extend(chunk?);
-        }
-        Ok(loaded)
     }
 
     /// How many events the log holds (reads only commits).
@@ -823,78 +788,71 @@ fn load_event(
     header: CommitHeader,
     buf: &mut Vec<u8>,
 ) -> Result<StoredEvent, StoreError> {
-    let event = read_event_json(repo, header.id, header.tree, buf)?;
+    let blob = read::event_blob(repo, header.id, header.tree, buf)?;
+    let bytes = repo.objects.find_blob(&blob, buf).map_err(read_err)?.data;
+    let event = read::decode(header.id, bytes, &event::decode)?;
+    Ok(stored_event(header, event))
+}
+
+/// An event with what its commit says about it.
+fn stored_event(header: CommitHeader, event: Event) -> StoredEvent {
     let digest = header
         .trailers
         .get("Spectra-Digest")
         .unwrap_or_default()
         .to_string();
-    Ok(StoredEvent {
+    StoredEvent {
         commit: header.id,
         tree: header.tree,
         subject: header.subject,
         digest,
         event,
-    })
+    }
 }
 
-/// Reads and decodes `event.json` of one (commit, tree) link of the chain.
-fn load_event_of_link(
-    repo: &gix::Repository,
-    (commit, tree): (ObjectId, ObjectId),
-    buf: &mut Vec<u8>,
-) -> Result<Event, StoreError> {
-    read_event_json(repo, commit, tree, buf)
-}
-
-fn read_event_json(
-    repo: &gix::Repository,
-    commit: ObjectId,
+/// A commit's tree and first parent (with its place in the graph), from the commit-graph.
+struct GraphLink {
     tree: ObjectId,
-    buf: &mut Vec<u8>,
-) -> Result<Event, StoreError> {
-    let not_an_event = |reason: String| StoreError::NotAnEvent { commit, reason };
-    let blob = {
-        let entries = repo.objects.find_tree_iter(&tree, buf).map_err(read_err)?;
-        let mut found = None;
-        for entry in entries {
-            let entry = entry.map_err(read_err)?;
-            if entry.filename == EVENT_FILE {
-                found = Some(entry.oid.to_owned());
-                break;
-            }
-        }
-        found.ok_or_else(|| not_an_event(format!("its tree has no {EVENT_FILE}")))?
-    };
-    let bytes = repo.objects.find_blob(&blob, buf).map_err(read_err)?.data;
-    event::decode(bytes).map_err(|err| not_an_event(err.to_string()))
+    parent: Option<(ObjectId, gix::commitgraph::Position)>,
 }
 
-/// The tree and first parent of `id` from the commit-graph, when the graph holds it.
+/// The link of `id` from the commit-graph, when the graph holds it; `at` is its position
+/// there when already known.
 fn graph_link(
     graph: &gix::commitgraph::Graph,
     id: ObjectId,
-) -> Option<(ObjectId, Option<ObjectId>)> {
-    let commit = graph.commit_by_id(id)?;
+    at: Option<gix::commitgraph::Position>,
+) -> Option<GraphLink> {
+    let commit = graph.commit_at(at.or_else(|| graph.lookup(id))?);
     let parent = match commit.iter_parents().next() {
         None => None,
-        Some(Ok(position)) => Some(graph.id_at(position).to_owned()),
+        Some(Ok(position)) => Some((graph.id_at(position).to_owned(), position)),
         // A damaged graph: read the commit itself instead.
         Some(Err(_)) => return None,
     };
-    Some((commit.root_tree_id().to_owned(), parent))
+    Some(GraphLink {
+        tree: commit.root_tree_id().to_owned(),
+        parent,
+    })
+}
+
+/// A commit's tree and first parent, read from the commit itself (its message untouched).
+fn commit_link(
+    repo: &gix::Repository,
+    id: ObjectId,
+    buf: &mut Vec<u8>,
+) -> Result<(ObjectId, Option<ObjectId>), StoreError> {
+    let commit = repo.objects.find_commit_iter(&id, buf).map_err(read_err)?;
+    let tree = commit.clone().tree_id().map_err(read_err)?;
+    Ok((tree, commit.parent_ids().next()))
 }
 
 /// The chain of commits (and trees) [`Store::events_after`] reads.
 struct Chain {
     tip: Option<ObjectId>,
-    links: Vec<(ObjectId, ObjectId)>,
+    links: Vec<read::Link>,
     reached: bool,
 }
-
-/// Below this many events, threads cost more than they save.
-const PARALLEL_DECODE_MIN: usize = 2_000;
-const MAX_DECODE_THREADS: usize = 4;
 
 /// Trailers every event commit carries (Run, Activity and Service only when set).
 const REQUIRED_TRAILERS: [&str; 5] = [
