@@ -14,6 +14,7 @@
 //! documented in docs/stats.md and is stable within its `schema`.
 
 pub mod cache;
+mod stored;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -36,7 +37,9 @@ pub struct Scope {
 }
 
 /// The facts stats keeps from the log: one entry per event that matters, by event id.
+/// Cached in the compact shape of [`stored`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(into = "stored::StoredTally", try_from = "stored::StoredTally")]
 pub struct Tally {
     /// Events folded so far, whatever their kind.
     events: u64,
@@ -46,7 +49,7 @@ pub struct Tally {
 }
 
 /// What one stats-relevant event contributed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 struct Sample {
     id: String,
     /// The event's `at`, in milliseconds since the Unix epoch (for `--since`).
@@ -56,8 +59,7 @@ struct Sample {
 }
 
 /// The kind-specific part of a sample: exactly the payload fields stats reads.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Debug, Clone)]
 enum Fact {
     /// `activity.finished`: `outcome`, `duration_ms`, `errors[].reason`.
     Activity {
@@ -953,5 +955,55 @@ mod tests {
         let statuses: Vec<_> = llm.errors_by_status.iter().map(|e| e.status).collect();
         assert_eq!(statuses, [None, Some(429)]);
         assert_eq!(llm.prompt_tokens, 0);
+    }
+
+    #[test]
+    fn the_compact_cache_shape_gives_back_the_same_stats_and_the_light_decoder_agrees() {
+        let events = [
+            event(
+                kind::ACTIVITY_FINISHED,
+                Some("plan"),
+                json!({"outcome": "failed", "duration_ms": 5, "errors": [{"reason": "llm_unreachable"}, {}]}),
+            ),
+            event(
+                kind::LLM_CALLED,
+                Some("plan"),
+                json!({"url": "http://127.0.0.1:1/v1/chat/completions", "model": "m", "attempt": 2,
+                       "status": 429, "error": "HTTP 429", "latency_ms": 31,
+                       "usage": {"prompt_tokens": 9, "completion_tokens": 4}}),
+            ),
+            event(
+                kind::PLAYBOOK_FINISHED,
+                None,
+                json!({"playbook": "repo.inventory", "outcome": "succeeded", "duration_ms": 12}),
+            ),
+            event(
+                kind::RUN_FINISHED,
+                None,
+                json!({"outcome": "succeeded", "duration_ms": 80}),
+            ),
+            event(kind::DECISION_MADE, Some("plan"), json!({"decision": {}})),
+        ];
+        let mut undo = event(kind::EVENTS_REVERTED, None, json!({}));
+        undo.payload = json!({"targets": [events[2].id.clone()]});
+        let mut tally = fold(events.iter().chain([&undo]));
+        let scope = Scope::default();
+        let json = serde_json::to_string(&tally).unwrap();
+        let back: Tally = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.stats(&scope), tally.stats(&scope));
+        assert!(json.len() < 700, "compact: {json}");
+
+        // Folding through the light decoder gives the same tally as through whole events.
+        let mut light = Tally::default();
+        for event in events.iter().chain([&undo]) {
+            light.apply(Entry::of_json(&event.canonical_json()).unwrap());
+        }
+        assert_eq!(light.stats(&scope), tally.stats(&scope));
+        tally.add(&events[0]);
+        assert_ne!(light.stats(&scope), tally.stats(&scope));
+
+        // A file whose rows name strings it does not hold is refused, not misread.
+        let broken = json.replace("\"strings\":[", "\"strings\":[],\"unused\":[");
+        assert!(serde_json::from_str::<Tally>(&broken).is_err());
     }
 }

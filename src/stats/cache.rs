@@ -18,7 +18,7 @@ use crate::store::{Store, StoreError};
 use crate::tip_cache;
 
 /// Bumped whenever the tally's stored shape changes, so an old file is simply ignored.
-const CACHE_VERSION: u32 = 2;
+const CACHE_VERSION: u32 = 3;
 
 /// The cache file, under `cache_dir` (`<common dir>/spectra/cache`).
 pub fn cache_file(cache_dir: &Path) -> PathBuf {
