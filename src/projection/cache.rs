@@ -24,7 +24,7 @@ pub fn load(repo: &Repo, store: &Store) -> Result<Projection, StoreError> {
     let path = cache_path(repo);
     let cached = tip_cache::read::<Projection>(&path, CACHE_VERSION);
     let known = cached.as_ref().map(|(tip, _)| *tip);
-    let after = store.events_after(known)?;
+    let after = store.events_after_kept(known, &super::decode_for_folding)?;
     let Some(tip) = after.tip else {
         return Ok(Projection::default());
     };

@@ -123,7 +123,7 @@ fn cache_path(repo: &Repo) -> PathBuf {
 pub fn load(repo: &Repo, store: &Store) -> Result<ManifestIndex, StoreError> {
     let path = cache_path(repo);
     if let Some((cached_tip, mut index)) = tip_cache::read::<ManifestIndex>(&path, CACHE_VERSION) {
-        let after = store.events_after(Some(cached_tip))?;
+        let after = store.events_after_kept(Some(cached_tip), &super::decode_for_folding)?;
         let Some(tip) = after.tip else {
             return Ok(ManifestIndex::default());
         };
@@ -139,7 +139,7 @@ pub fn load(repo: &Repo, store: &Store) -> Result<ManifestIndex, StoreError> {
     }
     // Cold: fold the whole log straight into the index; only an undo or redo needs the full
     // projection (to know which older manifest comes back).
-    let after = store.events_after(None)?;
+    let after = store.events_after_kept(None, &super::decode_for_folding)?;
     let Some(tip) = after.tip else {
         return Ok(ManifestIndex::default());
     };

@@ -111,7 +111,26 @@ pub struct RunRow {
     pub activities: Vec<Value>,
 }
 
+/// Decodes one `event.json` for [`Projection::apply`]: payloads only of the kinds it reads.
+pub fn decode_for_folding(bytes: &[u8]) -> Result<Event, crate::event::EventError> {
+    crate::event::decode_payload_of(bytes, Projection::reads_payload_of)
+}
+
 impl Projection {
+    /// Whether [`Projection::apply`] reads the payload of events of `kind`.
+    pub fn reads_payload_of(kind: &str) -> bool {
+        matches!(
+            kind,
+            kind::RUN_STARTED
+                | kind::ACTIVITY_STARTED
+                | kind::DECISION_MADE
+                | kind::ACTIVITY_FINISHED
+                | kind::RUN_FINISHED
+                | kind::EVENTS_REVERTED
+                | kind::EVENTS_RESTORED
+        )
+    }
+
     /// Folds every event of `events`, oldest first.
     pub fn from_events<'a>(events: impl IntoIterator<Item = &'a Event>) -> Projection {
         let mut projection = Projection::default();
@@ -460,6 +479,34 @@ mod tests {
 
     fn discover_run(run: &str, service: &str, outcome: &str) -> Vec<NewEvent> {
         crate::event::discover_run_for_tests(run, service, outcome, false)
+    }
+
+    #[test]
+    fn folding_decodes_only_the_payloads_it_reads_and_gives_the_same_projection() {
+        let mut events = discover_run("r1", "logging", "failed");
+        events.extend(discover_run("r2", "billing", "succeeded"));
+        events.push(NewEvent::new(kind::COMMIT_OBSERVED).payload(json!({"commit": "abc"})));
+        let mut sealed = sealed(events);
+        let undo = NewEvent::new(kind::EVENTS_REVERTED)
+            .payload(json!({"targets": [sealed[0].id.clone()]}));
+        sealed.extend(crate::event::seal_for_tests(vec![undo]));
+        let light: Vec<Event> = sealed
+            .iter()
+            .map(|event| decode_for_folding(&event.canonical_json()).unwrap())
+            .collect();
+        let observed = light
+            .iter()
+            .find(|e| e.kind == kind::COMMIT_OBSERVED)
+            .unwrap();
+        assert_eq!(
+            observed.payload,
+            Value::Null,
+            "a payload the fold never reads is skipped"
+        );
+        let full = serde_json::to_value(Projection::from_events(&sealed)).unwrap();
+        let folded = serde_json::to_value(Projection::from_events(&light)).unwrap();
+        assert_eq!(full, folded);
+        assert!(Projection::from_events(&light).has_reverts());
     }
 
     #[test]
