@@ -1,7 +1,8 @@
 //! Event store throughput, against git plumbing measured in the same run.
 //!
 //! Run by hand (not in CI): `cargo bench --bench store` (add `-- --events 100000` to change the
-//! size of the walk). Prints events/s for single and batched appends next to a bash loop of
+//! size of the walk, `-- --walk-only` to skip the appends, `-- --keep DIR` to keep the walked
+//! repository in `DIR/walk`). Prints events/s for single and batched appends next to a bash loop of
 //! `git hash-object -w`, `git mktree`, `git commit-tree`, `git update-ref` doing the same events,
 //! and the time to walk and decode the whole log (loose objects, then after `git gc`) next to
 //! `git cat-file --batch` reading the same event.json blobs. Results go in docs/performance.md.
@@ -21,6 +22,8 @@ struct Args {
     batch_size: usize,
     walk_events: usize,
     walk_only: bool,
+    /// Keep the walk's repository here (for profiling) instead of a temporary directory.
+    keep: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -31,6 +34,7 @@ fn parse_args() -> Args {
         batch_size: 100,
         walk_events: 100_000,
         walk_only: false,
+        keep: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -41,6 +45,7 @@ fn parse_args() -> Args {
             "--plumbing" => args.plumbing_events = value().expect("--plumbing N"),
             "--single" => args.single_events = value().expect("--single N"),
             "--walk-only" => args.walk_only = true,
+            "--keep" => args.keep = argv.get(i + 1).map(std::path::PathBuf::from),
             _ => {} // cargo bench passes `--bench`
         }
         i += 1;
@@ -185,7 +190,11 @@ fn main() {
     if !args.walk_only {
         bench_appends(root.path(), &args);
     }
-    let walk_dir = scratch_repo(root.path(), "walk");
+    let walk_root = args
+        .keep
+        .clone()
+        .unwrap_or_else(|| root.path().to_path_buf());
+    let walk_dir = scratch_repo(&walk_root, "walk");
     let fill_started = Instant::now();
     batched_appends(&walk_dir, args.walk_events, 1_000);
     println!(

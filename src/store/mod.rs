@@ -483,17 +483,21 @@ impl Store {
 
     /// Every event matching `filter`, oldest first.
     ///
-    /// The commits are walked on one thread (each names its parent, so the walk is serial);
-    /// their events are then read in pack order and decoded on other threads (see `read`).
+    /// The chain comes from the commit-graph where it covers the log (else from each commit's
+    /// tree and parent, serially: each commit names its parent). The commits' messages and then
+    /// the events are read in pack order on every core (see `read`).
     pub fn events_oldest_first(&self, filter: &Filter) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut headers = Vec::new();
-        for header in self.headers_newest_first() {
-            let header = header?;
-            if filter.matches_trailers(&header.trailers) {
-                headers.push(header);
-            }
-        }
-        headers.reverse();
+        let chain = self.chain_after(None)?;
+        let commits: Vec<ObjectId> = chain.links.iter().map(|&(commit, _)| commit).collect();
+        let hash = self.repo.object_hash();
+        let headers = read::objects_of(&self.repo, &commits, Kind::Commit, &|position, bytes| {
+            let commit = gix::objs::CommitRefIter::from_bytes(bytes, hash);
+            commit_header(commits[position], commit)
+        })?;
+        let headers: Vec<CommitHeader> = headers
+            .into_iter()
+            .filter(|header| filter.matches_trailers(&header.trailers))
+            .collect();
         let links: Vec<read::Link> = headers.iter().map(|h| (h.id, h.tree)).collect();
         let events = read::events_of(&self.repo, &links, &event::decode)?;
         Ok(headers
@@ -770,6 +774,14 @@ fn read_commit(
     buf: &mut Vec<u8>,
 ) -> Result<CommitHeader, StoreError> {
     let commit = repo.objects.find_commit_iter(&id, buf).map_err(read_err)?;
+    commit_header(id, commit)
+}
+
+/// What the log needs of commit `id`, from its bytes.
+fn commit_header(
+    id: ObjectId,
+    commit: gix::objs::CommitRefIter<'_>,
+) -> Result<CommitHeader, StoreError> {
     let tree = commit.clone().tree_id().map_err(read_err)?;
     let parents = commit.parent_ids().collect();
     let message = String::from_utf8_lossy(commit.message().map_err(read_err)?);

@@ -18,7 +18,7 @@
 use std::path::Path;
 
 use gix::ObjectId;
-use gix::objs::FindExt;
+use gix::objs::{FindExt, Kind};
 
 use super::{EVENT_FILE, StoreError, read_err, with_pack_cache};
 use crate::event::EventError;
@@ -52,18 +52,32 @@ pub(super) fn events_of<T: Send>(
         |repo, part| event_blobs(repo, links, part),
     )?;
     let blobs: Vec<ObjectId> = blobs.into_iter().flatten().collect();
-    let (parts, pack_files) = pack_ordered_parts(repo, &blobs, threads);
+    objects_of(repo, &blobs, Kind::Blob, &|position, bytes| {
+        decode(links[position].0, bytes, keep)
+    })
+}
+
+/// Reads the objects `ids` (all of `kind`) in pack order on every core, and passes each to
+/// `decode` with its position in `ids`. Returned in the order of `ids`.
+pub(super) fn objects_of<T: Send>(
+    repo: &gix::Repository,
+    ids: &[ObjectId],
+    kind: Kind,
+    decode: &(dyn Fn(usize, &[u8]) -> Result<T, StoreError> + Sync),
+) -> Result<Vec<T>, StoreError> {
+    let threads = reading_threads(ids.len());
+    let (parts, pack_files) = pack_ordered_parts(repo, ids, threads);
     let decoded = on_threads(repo, threads, parts, |repo, part| {
         let mut packs = PackReader::new(&pack_files);
-        read_and_decode(repo, &mut packs, links, &blobs, part, keep)
+        read_and_decode(repo, &mut packs, ids, kind, part, decode)
     })?;
-    let mut events: Vec<Option<T>> = (0..links.len()).map(|_| None).collect();
-    for (position, event) in decoded.into_iter().flatten() {
-        events[position] = Some(event);
+    let mut objects: Vec<Option<T>> = (0..ids.len()).map(|_| None).collect();
+    for (position, object) in decoded.into_iter().flatten() {
+        objects[position] = Some(object);
     }
-    Ok(events
+    Ok(objects
         .into_iter()
-        .map(|event| event.expect("every position is read exactly once"))
+        .map(|object| object.expect("every position is read exactly once"))
         .collect())
 }
 
@@ -171,37 +185,41 @@ pub(super) fn decode<T>(commit: ObjectId, bytes: &[u8], keep: &Keep<T>) -> Resul
     })
 }
 
-/// Reads and decodes the blobs of `part`, in that order: straight from their place in a pack
-/// when it is known, else (or when that fails) through the object database, which also
+/// Reads and decodes the objects of `part`, in that order: straight from their place in a
+/// pack when it is known, else (or when that fails) through the object database, which also
 /// reports what is wrong.
 fn read_and_decode<T>(
     repo: &gix::Repository,
     packs: &mut PackReader,
-    links: &[Link],
-    blobs: &[ObjectId],
+    ids: &[ObjectId],
+    kind: Kind,
     part: Vec<Located>,
-    keep: &Keep<T>,
+    decode: &(dyn Fn(usize, &[u8]) -> Result<T, StoreError> + Sync),
 ) -> Result<Vec<(usize, T)>, StoreError> {
     let mut buf = Vec::new();
     part.into_iter()
         .map(|Located { position, place }| {
-            let commit = links[position].0;
             if let Some(place) = place
-                && packs.read_blob(place, &mut buf)
+                && packs.read(place, kind, &mut buf)
             {
-                return Ok((position, decode(commit, &buf, keep)?));
+                return Ok((position, decode(position, &buf)?));
             }
-            let bytes = repo
+            let object = repo
                 .objects
-                .find_blob(&blobs[position], &mut buf)
-                .map_err(read_err)?
-                .data;
-            Ok((position, decode(commit, bytes, keep)?))
+                .find(&ids[position], &mut buf)
+                .map_err(read_err)?;
+            if object.kind != kind {
+                return Err(StoreError::Read(format!(
+                    "object {} is a {}, not a {kind}",
+                    ids[position], object.kind
+                )));
+            }
+            Ok((position, decode(position, object.data)?))
         })
         .collect()
 }
 
-/// A blob to read: its position in the walk and, when packed, its place.
+/// An object to read: its position in the walk and, when packed, its place.
 struct Located {
     position: usize,
     place: Option<Place>,
@@ -225,9 +243,9 @@ impl<'a> PackReader<'a> {
         }
     }
 
-    /// Reads the blob at `place` into `out`; false when it cannot (a base outside the pack,
-    /// a damaged entry, not a blob), for the caller to read it the slow way.
-    fn read_blob(&mut self, place: Place, out: &mut Vec<u8>) -> bool {
+    /// Reads the object at `place` into `out`; false when it cannot (a base outside the pack,
+    /// a damaged entry, not of `kind`), for the caller to read it the slow way.
+    fn read(&mut self, place: Place, kind: Kind, out: &mut Vec<u8>) -> bool {
         let Some(file) = self.files.get(place.pack).and_then(Option::as_ref) else {
             return false;
         };
@@ -237,7 +255,7 @@ impl<'a> PackReader<'a> {
         let no_base_outside_the_pack = |_: &gix::hash::oid, _: &mut Vec<u8>| Ok(None);
         matches!(
             file.decode_entry(entry, out, &mut self.inflate, &no_base_outside_the_pack, &mut self.cache),
-            Ok(outcome) if outcome.kind == gix::objs::Kind::Blob
+            Ok(outcome) if outcome.kind == kind
         )
     }
 }
