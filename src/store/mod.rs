@@ -18,6 +18,8 @@ use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use crate::event::{self, Event, EventError, GENESIS_DIGEST, NewEvent};
 use crate::repo::Repo;
 
+mod deflate;
+mod loose;
 mod pack;
 mod read;
 
@@ -1089,6 +1091,8 @@ fn write_tree(
 struct ObjectSink<'a> {
     repo: &'a gix::Repository,
     pending: Option<Vec<pack::PackObject>>,
+    /// One compressor for every object of the append (see `deflate`).
+    deflater: deflate::Deflater,
 }
 
 impl<'a> ObjectSink<'a> {
@@ -1096,6 +1100,7 @@ impl<'a> ObjectSink<'a> {
         ObjectSink {
             repo,
             pending: as_pack.then(Vec::new),
+            deflater: deflate::Deflater::new(1),
         }
     }
 
@@ -1106,26 +1111,28 @@ impl<'a> ObjectSink<'a> {
     }
 
     fn put(&mut self, kind: Kind, data: Vec<u8>) -> Result<ObjectId, StoreError> {
+        let id =
+            gix::objs::compute_hash(self.repo.object_hash(), kind, &data).map_err(write_err)?;
         match &mut self.pending {
             None => {
-                use gix::objs::Write;
-                self.repo.objects.write_buf(kind, &data).map_err(write_err)
-            }
-            Some(pending) => {
-                let id = gix::objs::compute_hash(self.repo.object_hash(), kind, &data)
+                let objects_dir = self.repo.objects.store_ref().path();
+                loose::write(objects_dir, &id, kind, &data, &mut self.deflater)
                     .map_err(write_err)?;
-                pending.push(pack::PackObject { id, kind, data });
-                Ok(id)
             }
+            Some(pending) => pending.push(pack::PackObject { id, kind, data }),
         }
+        Ok(id)
     }
 
     /// Writes the gathered pack, if any; the objects exist only after this.
-    fn finish(self) -> Result<(), StoreError> {
+    fn finish(mut self) -> Result<(), StoreError> {
         match self.pending {
-            Some(pending) if !pending.is_empty() => {
-                pack::write_pack(self.repo.objects.store_ref().path(), &pending).map_err(write_err)
-            }
+            Some(pending) if !pending.is_empty() => pack::write_pack(
+                self.repo.objects.store_ref().path(),
+                &pending,
+                &mut self.deflater,
+            )
+            .map_err(write_err),
             _ => Ok(()),
         }
     }

@@ -11,6 +11,8 @@ use std::path::Path;
 use gix::ObjectId;
 use gix::objs::Kind;
 
+use super::deflate::Deflater;
+
 /// One object to store: its id (already computed) and its canonical bytes.
 pub struct PackObject {
     pub id: ObjectId,
@@ -29,8 +31,12 @@ struct IndexEntry {
 ///
 /// The pack is renamed into place before its index, as git does: readers only see a pack once
 /// its index exists, so a crash leaves at most an unused pack file, never a broken one.
-pub fn write_pack(objects_dir: &Path, objects: &[PackObject]) -> io::Result<()> {
-    let (pack, entries) = encode_pack(objects)?;
+pub fn write_pack(
+    objects_dir: &Path,
+    objects: &[PackObject],
+    deflater: &mut Deflater,
+) -> io::Result<()> {
+    let (pack, entries) = encode_pack(objects, deflater)?;
     let pack_checksum = &pack[pack.len() - 20..];
     let index = encode_index(entries, pack_checksum)?;
     let pack_dir = objects_dir.join("pack");
@@ -53,7 +59,10 @@ fn persist(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-fn encode_pack(objects: &[PackObject]) -> io::Result<(Vec<u8>, Vec<IndexEntry>)> {
+fn encode_pack(
+    objects: &[PackObject],
+    deflater: &mut Deflater,
+) -> io::Result<(Vec<u8>, Vec<IndexEntry>)> {
     let count = u32::try_from(objects.len()).map_err(io::Error::other)?;
     let mut pack =
         Vec::with_capacity(objects.iter().map(|o| o.data.len() / 2 + 16).sum::<usize>() + 32);
@@ -68,13 +77,7 @@ fn encode_pack(objects: &[PackObject]) -> io::Result<(Vec<u8>, Vec<IndexEntry>)>
             .ok_or_else(|| io::Error::other("a batch larger than 2 GiB cannot be packed"))?;
         let start = pack.len();
         write_entry_header(&mut pack, pack_type(object.kind), object.data.len());
-        let mut deflate = gix::zlib::stream::deflate::Write::new(
-            &mut pack,
-            gix::zlib::Compression::new(1).expect("level 1 is valid"),
-        );
-        deflate.write_all(&object.data)?;
-        deflate.flush()?;
-        drop(deflate);
+        deflater.compress(&[&object.data], &mut pack)?;
         let crc32 = crc32fast::hash(&pack[start..]);
         entries.push(IndexEntry {
             id: object.id,

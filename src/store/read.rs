@@ -57,13 +57,16 @@ pub(super) fn events_of<T: Send>(
     })
 }
 
+/// Decodes the object at a position of the walk from its bytes.
+pub(super) type DecodeAt<'a, T> = dyn Fn(usize, &[u8]) -> Result<T, StoreError> + Sync + 'a;
+
 /// Reads the objects `ids` (all of `kind`) in pack order on every core, and passes each to
 /// `decode` with its position in `ids`. Returned in the order of `ids`.
 pub(super) fn objects_of<T: Send>(
     repo: &gix::Repository,
     ids: &[ObjectId],
     kind: Kind,
-    decode: &(dyn Fn(usize, &[u8]) -> Result<T, StoreError> + Sync),
+    decode: &DecodeAt<'_, T>,
 ) -> Result<Vec<T>, StoreError> {
     let threads = reading_threads(ids.len());
     let (parts, pack_files) = pack_ordered_parts(repo, ids, threads);
@@ -194,7 +197,7 @@ fn read_and_decode<T>(
     ids: &[ObjectId],
     kind: Kind,
     part: Vec<Located>,
-    decode: &(dyn Fn(usize, &[u8]) -> Result<T, StoreError> + Sync),
+    decode: &DecodeAt<'_, T>,
 ) -> Result<Vec<(usize, T)>, StoreError> {
     let mut buf = Vec::new();
     part.into_iter()
