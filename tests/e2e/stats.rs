@@ -493,7 +493,7 @@ fn a_corrupt_cache_is_ignored_and_replaced() {
     assert_eq!(stats_json(&repo, &[]), truth);
     let replaced: Value =
         serde_json::from_slice(&std::fs::read(cache_file(&repo)).unwrap()).unwrap();
-    assert_eq!(replaced["version"], 2);
+    assert_eq!(replaced["version"], 3);
     assert!(
         replaced["tip"].is_string() && replaced["value"].is_object(),
         "{replaced}"
