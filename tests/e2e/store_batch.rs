@@ -97,3 +97,80 @@ fn concurrent_batches_interleave_whole() {
     env.git(&repo, &["fsck", "--strict", "--no-dangling"])
         .success();
 }
+
+/// Every event of a log long enough that walks read it on several threads, by pack order and
+/// delta family: packed batches, loose single events between them, then the same after `git gc`
+/// has made the blobs deltas of one another. Each way of reading must give the same events in
+/// the same order as reading one commit at a time.
+#[test]
+fn a_long_log_reads_the_same_by_pack_order_as_one_commit_at_a_time() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("long");
+    let opened = Repo::open(&repo).unwrap();
+    let store = Store::new(&opened);
+    for round in 0..25 {
+        store
+            .append_batch(batch(&format!("run-{round}"), 100))
+            .unwrap();
+        store
+            .append(NewEvent::new("test.single").payload(serde_json::json!({"round": round})))
+            .unwrap();
+    }
+    let middle = Store::new(&opened).tip().unwrap().unwrap();
+    for round in 25..28 {
+        store
+            .append_batch(batch(&format!("run-{round}"), 100))
+            .unwrap();
+    }
+
+    let check = |label: &str| {
+        let opened = Repo::open(&repo).unwrap();
+        let store = Store::new(&opened);
+        let mut one_at_a_time: Vec<_> = store
+            .walk_newest_first(&Filter::default())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        one_at_a_time.reverse();
+        assert_eq!(one_at_a_time.len(), 2_825, "{label}");
+        let events_only = store.events_after(None).unwrap();
+        assert!(!events_only.reached, "{label}");
+        let expected: Vec<_> = one_at_a_time.iter().map(|s| s.event.clone()).collect();
+        assert!(
+            events_only.events == expected,
+            "{label}: events_after differs"
+        );
+        let with_commits = store.events_oldest_first(&Filter::default()).unwrap();
+        assert!(
+            with_commits
+                .iter()
+                .zip(&one_at_a_time)
+                .all(|(a, b)| a.event == b.event
+                    && a.commit == b.commit
+                    && a.digest == b.digest
+                    && a.subject == b.subject),
+            "{label}: events_oldest_first differs"
+        );
+        assert_eq!(with_commits.len(), one_at_a_time.len(), "{label}");
+        let tail = store.events_after(Some(middle)).unwrap();
+        assert!(tail.reached, "{label}");
+        assert!(
+            tail.events[..] == expected[expected.len() - 300..],
+            "{label}: tail"
+        );
+    };
+    check("as written");
+    env.git(&repo, &["gc", "-q"]).success();
+    let packs = std::fs::read_dir(repo.join(".git/objects/pack"))
+        .unwrap()
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|e| e == "pack")
+        })
+        .count();
+    assert_eq!(packs, 1, "git gc packs everything into one pack");
+    check("after git gc");
+}
