@@ -145,7 +145,13 @@ impl Entry {
         }
     }
 
-    fn of_parts(id: &str, at: &str, kind: &str, activity: Option<&str>, payload: &Value) -> Entry {
+    fn of_parts(
+        id: &str,
+        at: &str,
+        kind: &str,
+        activity: Option<&str>,
+        payload: &impl Payload,
+    ) -> Entry {
         let at_ms = millis_of(at);
         match kind {
             kind::EVENTS_REVERTED => Entry::Revert(Revert {
@@ -206,39 +212,45 @@ struct StatsPayload {
 
 impl StatsEnvelope<'_> {
     fn entry(self) -> Entry {
-        let payload = self.payload.into_value();
         Entry::of_parts(
             &self.id,
             &self.at,
             &self.kind,
             self.activity.as_deref(),
-            &payload,
+            &self.payload,
         )
     }
 }
 
-impl StatsPayload {
-    fn into_value(self) -> Value {
-        let fields = [
-            ("attempt", self.attempt),
-            ("duration_ms", self.duration_ms),
-            ("error", self.error),
-            ("errors", self.errors),
-            ("latency_ms", self.latency_ms),
-            ("model", self.model),
-            ("outcome", self.outcome),
-            ("playbook", self.playbook),
-            ("status", self.status),
-            ("targets", self.targets),
-            ("url", self.url),
-            ("usage", self.usage),
-        ];
-        Value::Object(
-            fields
-                .into_iter()
-                .filter_map(|(name, value)| Some((name.to_string(), value?)))
-                .collect(),
-        )
+/// Where [`fact_of`] reads payload fields from: a decoded payload, or the few fields of it
+/// that [`StatsPayload`] kept.
+trait Payload {
+    fn field(&self, name: &str) -> Option<&Value>;
+}
+
+impl Payload for Value {
+    fn field(&self, name: &str) -> Option<&Value> {
+        self.get(name)
+    }
+}
+
+impl Payload for StatsPayload {
+    fn field(&self, name: &str) -> Option<&Value> {
+        match name {
+            "attempt" => self.attempt.as_ref(),
+            "duration_ms" => self.duration_ms.as_ref(),
+            "error" => self.error.as_ref(),
+            "errors" => self.errors.as_ref(),
+            "latency_ms" => self.latency_ms.as_ref(),
+            "model" => self.model.as_ref(),
+            "outcome" => self.outcome.as_ref(),
+            "playbook" => self.playbook.as_ref(),
+            "status" => self.status.as_ref(),
+            "targets" => self.targets.as_ref(),
+            "url" => self.url.as_ref(),
+            "usage" => self.usage.as_ref(),
+            _ => None,
+        }
     }
 }
 
@@ -307,36 +319,36 @@ impl Tally {
 }
 
 /// The stats-relevant facts of `event`, or `None` for kinds (or payloads) stats does not use.
-fn fact_of(kind: &str, payload: &Value) -> Option<Fact> {
+fn fact_of(kind: &str, payload: &impl Payload) -> Option<Fact> {
     match kind {
         kind::ACTIVITY_FINISHED => Some(Fact::Activity {
-            outcome: payload.get("outcome")?.as_str()?.to_string(),
+            outcome: payload.field("outcome")?.as_str()?.to_string(),
             duration_ms: u64_at(payload, "duration_ms"),
             reasons: error_reasons(payload),
         }),
         kind::LLM_CALLED => Some(llm_fact(payload)?),
         kind::PLAYBOOK_FINISHED => Some(Fact::Playbook {
-            playbook: payload.get("playbook")?.as_str()?.to_string(),
-            outcome: payload.get("outcome")?.as_str()?.to_string(),
+            playbook: payload.field("playbook")?.as_str()?.to_string(),
+            outcome: payload.field("outcome")?.as_str()?.to_string(),
             duration_ms: u64_at(payload, "duration_ms"),
         }),
         kind::RUN_FINISHED => Some(Fact::Run {
-            outcome: payload.get("outcome")?.as_str()?.to_string(),
+            outcome: payload.field("outcome")?.as_str()?.to_string(),
             duration_ms: u64_at(payload, "duration_ms"),
         }),
         _ => None,
     }
 }
 
-fn llm_fact(payload: &Value) -> Option<Fact> {
-    let usage = payload.get("usage").filter(|usage| usage.is_object());
+fn llm_fact(payload: &impl Payload) -> Option<Fact> {
+    let usage = payload.field("usage").filter(|usage| usage.is_object());
     let tokens = |name: &str| usage.and_then(|usage| u64_at(usage, name)).unwrap_or(0);
     Some(Fact::Llm {
-        url: payload.get("url")?.as_str()?.to_string(),
-        model: payload.get("model")?.as_str()?.to_string(),
+        url: payload.field("url")?.as_str()?.to_string(),
+        model: payload.field("model")?.as_str()?.to_string(),
         attempt: u64_at(payload, "attempt").unwrap_or(1),
         status: u64_at(payload, "status"),
-        failed: payload.get("error").is_some_and(|error| !error.is_null()),
+        failed: payload.field("error").is_some_and(|error| !error.is_null()),
         latency_ms: u64_at(payload, "latency_ms"),
         prompt_tokens: tokens("prompt_tokens"),
         completion_tokens: tokens("completion_tokens"),
@@ -344,8 +356,8 @@ fn llm_fact(payload: &Value) -> Option<Fact> {
 }
 
 /// The `reason` of every entry of `errors`; `unknown` for an entry without one.
-fn error_reasons(payload: &Value) -> Vec<String> {
-    let Some(errors) = payload.get("errors").and_then(Value::as_array) else {
+fn error_reasons(payload: &impl Payload) -> Vec<String> {
+    let Some(errors) = payload.field("errors").and_then(Value::as_array) else {
         return Vec::new();
     };
     errors
@@ -363,13 +375,13 @@ fn error_reasons(payload: &Value) -> Vec<String> {
 /// The reason a failure is counted under when the event gives none.
 const UNKNOWN_REASON: &str = "unknown";
 
-fn u64_at(value: &Value, key: &str) -> Option<u64> {
-    value.get(key).and_then(Value::as_u64)
+fn u64_at(value: &impl Payload, key: &str) -> Option<u64> {
+    value.field(key).and_then(Value::as_u64)
 }
 
-fn strings_at(value: &Value, key: &str) -> Vec<String> {
+fn strings_at(value: &impl Payload, key: &str) -> Vec<String> {
     value
-        .get(key)
+        .field(key)
         .and_then(Value::as_array)
         .map(|items| {
             items
