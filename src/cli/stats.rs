@@ -35,23 +35,31 @@ pub struct StatsArgs {
 pub fn run(args: StatsArgs) -> Result<u8> {
     let repo = Repo::discover()?;
     let store = Store::new(&repo);
-    let tally = stats::cache::tally(&store, &repo.state_dir().join("cache"))?;
+    let folded = stats::cache::tally(&store, &repo.state_dir().join("cache"))?;
     let scope = Scope {
         since: args.since,
         activity: args.activity,
     };
-    let stats = tally.stats(&scope);
+    // The cache is written while the report is made and printed.
+    std::thread::scope(|threads| {
+        threads.spawn(|| folded.save());
+        report(&folded.tally.stats(&scope), args.format)
+    })?;
+    Ok(0)
+}
+
+fn report(stats: &Stats, format: Format) -> Result<()> {
     let mut out = Output::new();
-    match args.format {
-        Format::Json => out.json_line(&stats)?,
+    match format {
+        Format::Json => out.json_line(stats)?,
         Format::Human => {
-            for line in human_report(&stats) {
+            for line in human_report(stats) {
                 out.line(line)?;
             }
         }
     }
     out.flush()?;
-    Ok(0)
+    Ok(())
 }
 
 /// The whole report as lines of text: a summary, then one table per section.

@@ -25,15 +25,15 @@ pub fn cache_file(cache_dir: &Path) -> PathBuf {
     cache_dir.join("stats.json")
 }
 
-/// The tally of the whole log, reusing and refreshing the cache in `cache_dir`.
-pub fn tally(store: &Store, cache_dir: &Path) -> Result<Tally, StoreError> {
+/// The tally of the whole log, reusing the cache in `cache_dir`, and what to write back.
+pub fn tally(store: &Store, cache_dir: &Path) -> Result<Folded, StoreError> {
     let file = cache_file(cache_dir);
     let cached = tip_cache::read::<Tally>(&file, CACHE_VERSION);
     let cached_tip = cached.as_ref().map(|(tip, _)| *tip);
     let newer = entries_after(store, cached_tip)?;
     let Some(tip) = newer.tip else {
         // An empty log: nothing to cache.
-        return Ok(Tally::default());
+        return Ok(Folded::unchanged(Tally::default()));
     };
     let mut tally = match (cached, newer.reached_cached_tip) {
         (Some((_, cached)), true) => cached,
@@ -41,7 +41,7 @@ pub fn tally(store: &Store, cache_dir: &Path) -> Result<Tally, StoreError> {
     };
     if newer.entries.is_empty() && newer.reached_cached_tip {
         tracing::debug!(%tip, "stats cache is up to date");
-        return Ok(tally);
+        return Ok(Folded::unchanged(tally));
     }
     tracing::debug!(
         %tip,
@@ -52,8 +52,34 @@ pub fn tally(store: &Store, cache_dir: &Path) -> Result<Tally, StoreError> {
     for entry in newer.entries {
         tally.apply(entry);
     }
-    tip_cache::write(&file, CACHE_VERSION, &tip, &tally);
-    Ok(tally)
+    Ok(Folded {
+        tally,
+        refresh: Some((file, tip)),
+    })
+}
+
+/// A tally, and the cache it should be saved to when it is newer than the cache's.
+pub struct Folded {
+    pub tally: Tally,
+    refresh: Option<(PathBuf, ObjectId)>,
+}
+
+impl Folded {
+    fn unchanged(tally: Tally) -> Folded {
+        Folded {
+            tally,
+            refresh: None,
+        }
+    }
+
+    /// Writes the tally to the cache if it is newer. Separate from [`tally`] so that a caller
+    /// can write while it reports: on a long log writing is a tenth of a cold run. Failing to
+    /// write is not an error (the cache is never the truth).
+    pub fn save(&self) {
+        if let Some((file, tip)) = &self.refresh {
+            tip_cache::write(file, CACHE_VERSION, tip, &self.tally);
+        }
+    }
 }
 
 /// The events newer than `cached_tip`, oldest first, as reduced entries.
