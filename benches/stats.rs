@@ -6,7 +6,9 @@
 //! It fills a scratch repository with N synthetic events of the kinds stats reads (appended in
 //! batches of 1000 through the library, so each batch is one pack, as a run's events are), then
 //! times the release binary as a user would run it. Each figure is the median of five runs.
-//! The target is cold < 1 s at 100,000 events. Results go in docs/performance.md under "Stats".
+//! The target is cold < 1 s at 100,000 events; `git cat-file --batch` reading the same blobs is
+//! timed alongside, as a bearing for how fast this machine is at the moment. Results go in
+//! docs/performance.md under "Stats".
 
 use std::path::Path;
 use std::process::Command;
@@ -109,8 +111,8 @@ fn stats_once(dir: &Path) -> Duration {
     took
 }
 
-/// `git spectra log --format json` over the same log: reading every event through the store,
-/// which a cold `stats` cannot do with less. Its output goes to /dev/null.
+/// `git spectra log --format json` over the same log: every event read one commit at a time,
+/// newest first. Its output goes to /dev/null.
 fn log_once(dir: &Path) -> Duration {
     let started = Instant::now();
     let status = Command::new(env!("CARGO_BIN_EXE_git-spectra"))
@@ -120,6 +122,31 @@ fn log_once(dir: &Path) -> Duration {
         .status()
         .expect("run git-spectra log");
     assert!(status.success());
+    started.elapsed()
+}
+
+/// `git cat-file --batch` reading every event's `event.json`: git's own cost of reading the
+/// same blobs on this machine at this moment, the bearing for the cold figure.
+fn cat_file_once(dir: &Path) -> Duration {
+    let input: String = git(
+        dir,
+        &["log", "--format=%T:event.json", "refs/spectra/events"],
+    );
+    let started = Instant::now();
+    let mut child = Command::new("git")
+        .current_dir(dir)
+        .args(["cat-file", "--batch"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run git cat-file");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(input.as_bytes()).expect("feed cat-file");
+    });
+    assert!(child.wait().expect("wait for cat-file").success());
+    writer.join().expect("writer thread");
     started.elapsed()
 }
 
@@ -197,14 +224,19 @@ fn main() {
 }
 
 fn measure(dir: &Path, layout: &str) {
-    let floor = median((0..REPEATS).map(|_| log_once(dir)).collect());
-    report(&format!("log --format json (store walk), {layout}"), floor);
+    let log = median((0..REPEATS).map(|_| log_once(dir)).collect());
+    report(&format!("log --format json, {layout}"), log);
+    let cat_file = median((0..REPEATS).map(|_| cat_file_once(dir)).collect());
+    report(
+        &format!("git cat-file --batch of every event.json, {layout}"),
+        cat_file,
+    );
     let cold = cold(dir);
     report(&format!("stats cold, {layout} (target < 1 s)"), cold);
     println!(
         "{:<48} {:>8.2}",
-        "  cold stats / log walk",
-        cold.as_secs_f64() / floor.as_secs_f64()
+        "  cold stats / git cat-file",
+        cold.as_secs_f64() / cat_file.as_secs_f64()
     );
     report(&format!("stats warm (cache hit), {layout}"), warm(dir));
     report(
