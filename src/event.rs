@@ -256,17 +256,25 @@ pub fn decode_payload_of(
     bytes: &[u8],
     reads_payload: fn(&str) -> bool,
 ) -> Result<Event, EventError> {
-    match serde_json::from_slice::<Head>(bytes) {
-        Ok(head) if head.schema == SCHEMA_VERSION && !reads_payload(&head.kind) => {
-            Ok(head.with_payload(Value::Null))
-        }
-        _ => decode(bytes),
+    let Ok(head) = serde_json::from_slice::<Head>(bytes) else {
+        return decode(bytes);
+    };
+    if head.schema != SCHEMA_VERSION {
+        return decode(bytes);
     }
+    let payload = if reads_payload(&head.kind) {
+        serde_json::from_str(head.payload.get())
+            .map_err(|err| EventError::Malformed(err.to_string()))?
+    } else {
+        Value::Null
+    };
+    Ok(head.with_payload(payload))
 }
 
-/// Everything of an [`Event`] but its payload, which serde skips.
+/// An [`Event`] with its payload left as raw JSON, for [`decode_payload_of`] to decode or not.
 #[derive(Deserialize)]
-struct Head {
+#[serde(deny_unknown_fields)]
+struct Head<'a> {
     schema: u32,
     id: String,
     kind: String,
@@ -277,11 +285,13 @@ struct Head {
     service: Option<String>,
     lamport: u64,
     causes: Vec<String>,
+    #[serde(borrow)]
+    payload: &'a serde_json::value::RawValue,
     attachments: BTreeMap<String, String>,
     prev_digest: String,
 }
 
-impl Head {
+impl Head<'_> {
     fn with_payload(self, payload: Value) -> Event {
         Event {
             schema: self.schema,
