@@ -57,7 +57,7 @@ pub fn run(args: HookArgs) -> Result<u8> {
     }
 }
 
-fn post_commit() {
+pub(super) fn post_commit() {
     if !hook::enabled_by_env() {
         return;
     }
