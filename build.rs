@@ -7,7 +7,12 @@
 //! The cost is address-space randomisation of the executable's own code (libraries, heap and
 //! stack are still randomised); Go, for one, makes the same choice by default. Only the binaries
 //! are affected: the library, tests and proc-macros build as usual.
+//!
+//! Linux only: `-no-pie` is the GNU and LLVM linker drivers' spelling there; other platforms
+//! link as their toolchains do by default.
 fn main() {
-    println!("cargo:rustc-link-arg-bins=-no-pie");
     println!("cargo:rerun-if-changed=build.rs");
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-link-arg-bins=-no-pie");
+    }
 }
