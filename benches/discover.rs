@@ -21,17 +21,10 @@ use spectra::event::{NewEvent, kind};
 use spectra::repo::Repo;
 use spectra::store::Store;
 
-const BIN: &str = env!("CARGO_BIN_EXE_git-spectra");
+mod common;
+use common::git;
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "git {args:?}: {output:?}");
-    String::from_utf8(output.stdout).unwrap()
-}
+const BIN: &str = env!("CARGO_BIN_EXE_git-spectra");
 
 fn spectra(dir: &Path, args: &[&str], llm_url: &str) -> (Duration, std::process::Output) {
     let started = Instant::now();

@@ -19,6 +19,9 @@ use spectra::event::NewEvent;
 use spectra::repo::Repo;
 use spectra::store::Store;
 
+mod common;
+use common::{cat_file_event_blobs, git};
+
 const BATCH: usize = 1_000;
 const REPEATS: usize = 5;
 
@@ -29,16 +32,6 @@ fn arg_value(flag: &str) -> Option<String> {
         .position(|arg| arg == flag)
         .and_then(|i| argv.get(i + 1))
         .cloned()
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run git");
-    assert!(output.status.success(), "git {args:?}: {output:?}");
-    String::from_utf8(output.stdout).expect("utf-8")
 }
 
 /// The n-th synthetic event: a realistic mix, mostly LLM attempts and playbook runs.
@@ -125,31 +118,6 @@ fn log_once(dir: &Path) -> Duration {
     started.elapsed()
 }
 
-/// `git cat-file --batch` reading every event's `event.json`: git's own cost of reading the
-/// same blobs on this machine at this moment, the bearing for the cold figure.
-fn cat_file_once(dir: &Path) -> Duration {
-    let input: String = git(
-        dir,
-        &["log", "--format=%T:event.json", "refs/spectra/events"],
-    );
-    let started = Instant::now();
-    let mut child = Command::new("git")
-        .current_dir(dir)
-        .args(["cat-file", "--batch"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("run git cat-file");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || {
-        use std::io::Write;
-        stdin.write_all(input.as_bytes()).expect("feed cat-file");
-    });
-    assert!(child.wait().expect("wait for cat-file").success());
-    writer.join().expect("writer thread");
-    started.elapsed()
-}
-
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -226,7 +194,7 @@ fn main() {
 fn measure(dir: &Path, layout: &str) {
     let log = median((0..REPEATS).map(|_| log_once(dir)).collect());
     report(&format!("log --format json, {layout}"), log);
-    let cat_file = median((0..REPEATS).map(|_| cat_file_once(dir)).collect());
+    let cat_file = median((0..REPEATS).map(|_| cat_file_event_blobs(dir)).collect());
     report(
         &format!("git cat-file --batch of every event.json, {layout}"),
         cat_file,

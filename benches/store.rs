@@ -8,12 +8,15 @@
 //! `git cat-file --batch` reading the same event.json blobs. Results go in docs/performance.md.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use spectra::event::NewEvent;
 use spectra::repo::Repo;
 use spectra::store::{Filter, Store};
+
+mod common;
+use common::{cat_file_event_blobs, git};
 
 struct Args {
     plumbing_events: usize,
@@ -51,16 +54,6 @@ fn parse_args() -> Args {
         i += 1;
     }
     args
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run git");
-    assert!(output.status.success(), "git {args:?}: {output:?}");
-    String::from_utf8(output.stdout).unwrap()
 }
 
 fn scratch_repo(root: &Path, name: &str) -> std::path::PathBuf {
@@ -150,31 +143,6 @@ fn walk_events(dir: &Path) -> (usize, Duration) {
     (count, started.elapsed())
 }
 
-fn cat_file_batch(dir: &Path) -> Duration {
-    let trees = git(dir, &["log", "--format=%T", "refs/spectra/events"]);
-    let input: String = trees
-        .lines()
-        .map(|tree| format!("{tree}:event.json\n"))
-        .collect();
-    let started = Instant::now();
-    let mut child = Command::new("git")
-        .current_dir(dir)
-        .args(["cat-file", "--batch"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || {
-        use std::io::Write;
-        stdin.write_all(input.as_bytes()).unwrap();
-    });
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    assert!(output.status.success());
-    started.elapsed()
-}
-
 fn per_second(events: usize, took: Duration) -> f64 {
     events as f64 / took.as_secs_f64()
 }
@@ -239,7 +207,7 @@ fn bench_appends(root: &Path, args: &Args) {
 }
 
 fn report_walk(dir: &Path, label: &str) {
-    let cat_file = cat_file_batch(dir);
+    let cat_file = cat_file_event_blobs(dir);
     let (count, walk) = walk_all(dir);
     let (_, events) = walk_events(dir);
     println!(
