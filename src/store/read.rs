@@ -263,47 +263,50 @@ impl<'a> PackReader<'a> {
     }
 }
 
-/// One blob's place in the packs.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// An object's place in the packs.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Place {
     pack: usize,
     offset: u64,
 }
 
-/// Positions into `blobs` split into `threads` parts, each in the order to read it: packed
-/// blobs by pack and offset, with every delta family (blobs whose chains end in the same base)
-/// in one part; then the rest (loose, or in an alternate) in log order. Trouble reading the
-/// packs' indexes or headers only costs speed: it falls back to log order.
+/// Positions into `ids` split into `threads` parts, each in the order to read it: packed
+/// objects by pack and offset, with every delta family (objects whose chains end in the same
+/// base) in one part; then the rest (loose, or in an alternate) in log order. Also returns the
+/// packs' data files, for reading. Trouble reading the packs' indexes or headers only costs
+/// speed: it falls back to log order.
 fn pack_ordered_parts(
     repo: &gix::Repository,
-    blobs: &[ObjectId],
+    ids: &[ObjectId],
     threads: usize,
 ) -> (Vec<Vec<Located>>, Vec<Option<gix::odb::pack::data::File>>) {
     let packs = Packs::open(&repo.objects.store_ref().path().join("pack"), repo);
-    let mut placed: Vec<(Place, usize)> = Vec::with_capacity(blobs.len());
+    let mut placed: Vec<(Place, usize)> = Vec::with_capacity(ids.len());
     let mut unplaced = Vec::new();
     let mut likely = 0;
-    for (position, blob) in blobs.iter().enumerate() {
-        match packs.place(blob, &mut likely) {
+    for (position, id) in ids.iter().enumerate() {
+        match packs.place(id, &mut likely) {
             Some(place) => placed.push((place, position)),
             None => unplaced.push(position),
         }
     }
     placed.sort_unstable();
-    let mut parts = if threads <= 1 {
+    let parts = if threads <= 1 {
         vec![placed]
     } else {
         packs.by_family(placed, threads)
     };
-    let located = |part: Vec<(Place, usize)>| -> Vec<Located> {
-        part.into_iter()
-            .map(|(place, position)| Located {
-                position,
-                place: Some(place),
-            })
-            .collect()
-    };
-    let mut parts: Vec<Vec<Located>> = parts.drain(..).map(located).collect();
+    let mut parts: Vec<Vec<Located>> = parts
+        .into_iter()
+        .map(|part| {
+            part.into_iter()
+                .map(|(place, position)| Located {
+                    position,
+                    place: Some(place),
+                })
+                .collect()
+        })
+        .collect();
     parts
         .last_mut()
         .expect("at least one part")
@@ -314,8 +317,7 @@ fn pack_ordered_parts(
     (parts, packs.data)
 }
 
-/// The packs of the object store: their indexes, and their data files opened on demand for
-/// delta headers.
+/// The packs of the object store: their indexes and their data files (mapped, not read).
 struct Packs {
     indexes: Vec<gix::odb::pack::index::File>,
     /// The data file of each index; `None` when it cannot be opened.
@@ -345,16 +347,16 @@ impl Packs {
         packs
     }
 
-    /// Where `blob` is packed; `likely` is the pack to try first, and is updated (events
+    /// Where object `id` is packed; `likely` is the pack to try first, and is updated (events
     /// written together sit in the same pack).
-    fn place(&self, blob: &ObjectId, likely: &mut usize) -> Option<Place> {
+    fn place(&self, id: &ObjectId, likely: &mut usize) -> Option<Place> {
         let count = self.indexes.len();
         let first = *likely;
         let place = (0..count)
             .map(|step| (first + step) % count)
             .find_map(|pack| {
                 let index = &self.indexes[pack];
-                let entry = index.lookup(blob)?;
+                let entry = index.lookup(id)?;
                 Some(Place {
                     pack,
                     offset: index.pack_offset_at_index(entry),
