@@ -93,9 +93,16 @@ pub(crate) enum Arrived {
 
 impl Transport {
     pub(crate) fn new(settings: LlmSettings) -> Result<Self, LlmError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout.value)
-            .user_agent(concat!("git-spectra/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("git-spectra/", env!("CARGO_PKG_VERSION")));
+        if settings.url.value.scheme() == "http" {
+            // A plain-HTTP endpoint (a local server, the usual case) needs no trust roots, and
+            // reading the system's certificate store is the slowest part of building a client
+            // (several ms, every command). A redirect to https then fails as untrusted.
+            builder = builder.tls_certs_only(Vec::<reqwest::Certificate>::new());
+        }
+        let http = builder
             .build()
             .map_err(|e| LlmError::Setup(error_chain(&e)))?;
         Ok(Transport { http, settings })
