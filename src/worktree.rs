@@ -43,11 +43,24 @@ pub struct Committed {
 /// Runs git in the work tree at `root`.
 pub struct Worktree {
     root: PathBuf,
+    /// The same repository opened in-process, when the caller has it: reading HEAD after a
+    /// commit then costs a file read instead of another git process.
+    repo: Option<gix::Repository>,
 }
 
 impl Worktree {
     pub fn new(root: impl Into<PathBuf>) -> Worktree {
-        Worktree { root: root.into() }
+        Worktree {
+            root: root.into(),
+            repo: None,
+        }
+    }
+
+    /// Reads refs through `repo` (the repository git runs in, opened as git would) instead of
+    /// asking `git rev-parse`.
+    pub fn with_repo(mut self, repo: gix::Repository) -> Worktree {
+        self.repo = Some(repo);
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -77,6 +90,13 @@ impl Worktree {
 
     /// Whether `path` (relative to the root) has changes git has not committed, staged or not.
     pub fn has_uncommitted_changes(&self, path: &str) -> Result<bool, WorktreeError> {
+        // The usual answers (a path that exists nowhere yet, or a file exactly as committed) are
+        // read in-process; anything else is left to `git status`, which knows every rule.
+        if let Some(repo) = &self.repo
+            && unchanged_in_process(repo, &self.root, path) == Some(true)
+        {
+            return Ok(false);
+        }
         let status = self.git(&["status", "--porcelain", "--untracked-files=all", "--", path])?;
         Ok(!status.trim().is_empty())
     }
@@ -106,15 +126,7 @@ impl Worktree {
         let mut commit = vec!["commit", "--quiet", "--message", message, "--"];
         commit.extend(paths.iter().map(String::as_str));
         self.git(&commit)?;
-        // One git process for both: the new commit and the branch it is on ("HEAD" if detached).
-        let head = self.git(&["rev-parse", "HEAD", "--abbrev-ref", "HEAD"])?;
-        let mut lines = head.lines();
-        let id = lines.next().unwrap_or_default().trim().to_string();
-        let branch = lines
-            .next()
-            .map(str::trim)
-            .filter(|name| *name != "HEAD" && !name.is_empty())
-            .map(str::to_string);
+        let (id, branch) = self.head()?;
         Ok(Committed {
             commit: id,
             branch,
@@ -125,6 +137,23 @@ impl Worktree {
 }
 
 impl Worktree {
+    /// The commit HEAD points at and the branch it is on (`None` when detached).
+    fn head(&self) -> Result<(String, Option<String>), WorktreeError> {
+        if let Some((id, branch)) = self.repo.as_ref().and_then(head_in_process) {
+            return Ok((id, branch));
+        }
+        // One git process for both: the commit and the branch it is on ("HEAD" if detached).
+        let head = self.git(&["rev-parse", "HEAD", "--abbrev-ref", "HEAD"])?;
+        let mut lines = head.lines();
+        let id = lines.next().unwrap_or_default().trim().to_string();
+        let branch = lines
+            .next()
+            .map(str::trim)
+            .filter(|name| *name != "HEAD" && !name.is_empty())
+            .map(str::to_string);
+        Ok((id, branch))
+    }
+
     /// The paths `commit` changed (against its first parent, or everything for a root commit).
     pub fn paths_changed_by(&self, commit: &str) -> Result<Vec<String>, WorktreeError> {
         let out = self.git(&[
@@ -233,6 +262,60 @@ fn trailer_editor(trailers: &[(&str, &str)]) -> Result<String, WorktreeError> {
         editor.push_str(&format!(" --trailer '{key}: {value}'"));
     }
     Ok(editor)
+}
+
+/// `Some(true)` when `path` is plainly unchanged: absent from the work tree, the index and HEAD,
+/// or one plain (non-executable) file with the same content in all three. `None` whenever that
+/// cannot be told without git's full rules (conflicts, a sparse index, modes, filters that make
+/// the bytes differ): the caller then asks `git status`.
+fn unchanged_in_process(repo: &gix::Repository, root: &Path, path: &str) -> Option<bool> {
+    use gix::bstr::ByteSlice;
+    let index = repo.try_index().ok()?;
+    let staged: Vec<&gix::index::Entry> = match &index {
+        Some(index) if index.is_sparse() => return None,
+        Some(index) => index
+            .prefixed_entries(path.as_bytes().as_bstr())
+            .unwrap_or_default()
+            .iter()
+            .filter(|entry| entry.path(index) == path.as_bytes().as_bstr())
+            .collect(),
+        None => Vec::new(),
+    };
+    let head_tree = repo.find_tree(repo.head_tree_id_or_empty().ok()?).ok()?;
+    let committed = head_tree.lookup_entry_by_path(path).ok()?;
+    let on_disk = match std::fs::symlink_metadata(root.join(path)) {
+        Ok(meta) => Some(meta),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+        Err(_) => return None,
+    };
+    match (on_disk, staged.as_slice(), committed) {
+        (None, [], None) => Some(true),
+        (Some(meta), [staged], Some(committed)) => {
+            use std::os::unix::fs::PermissionsExt;
+            let plain = meta.is_file()
+                && meta.permissions().mode() & 0o111 == 0
+                && staged.stage_raw() == 0
+                && staged.mode == gix::index::entry::Mode::FILE
+                && committed.mode().kind() == gix::object::tree::EntryKind::Blob;
+            if !plain || staged.id != committed.object_id() {
+                return None;
+            }
+            let bytes = std::fs::read(root.join(path)).ok()?;
+            let on_disk =
+                gix::objs::compute_hash(repo.object_hash(), gix::objs::Kind::Blob, &bytes).ok()?;
+            (on_disk == staged.id).then_some(true)
+        }
+        _ => None,
+    }
+}
+
+/// HEAD's commit and short branch name, read from the ref files; `None` if anything is odd (the
+/// caller then asks git).
+fn head_in_process(repo: &gix::Repository) -> Option<(String, Option<String>)> {
+    let head = repo.head().ok()?;
+    let id = head.id()?.detach().to_string();
+    let branch = head.referent_name().map(|name| name.shorten().to_string());
+    Some((id, branch))
 }
 
 fn nul_separated(out: &str) -> Vec<String> {

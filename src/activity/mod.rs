@@ -784,7 +784,7 @@ impl<'a> Engine<'a> {
     }
 
     pub(crate) fn worktree(&self) -> Worktree {
-        Worktree::new(&self.root)
+        Worktree::new(&self.root).with_repo(self.repo.gix().clone())
     }
 
     pub(crate) fn root(&self) -> &std::path::Path {
