@@ -245,6 +245,8 @@ pub(super) fn write_outputs(
     let Some(service) = work.service.clone() else {
         return Ok(());
     };
+    // The decision and the playbooks' outcomes are in the log before the file is written.
+    state.recorder.flush()?;
     let path = specification_path(&service);
     let document = specification(&service, state.recorder.run(), engine.decider.mode(), work);
     if engine.options.dry_run {

@@ -319,6 +319,7 @@ impl<'a> Engine<'a> {
                 break;
             }
             // Later activities see this one's manifest.
+            state.recorder.flush()?;
             state.projection = projection::cache::load(self.repo, self.store)?;
         }
         let outcome = run_outcome(&reports);
@@ -534,6 +535,9 @@ impl<'a> Engine<'a> {
                     schema_name: format!("{name}_decision"),
                     max_tokens: Some(definition.token_budget),
                 };
+                // Everything recorded so far is in the log before the model is asked: a call
+                // can take minutes, and a crash then must not lose what led to it.
+                state.recorder.flush()?;
                 self.progress.thinking(name);
                 let answer = client.decide(&request);
                 self.progress.done_thinking();
@@ -578,8 +582,9 @@ impl<'a> Engine<'a> {
         if let Some(service) = &state.service {
             event = event.service(service.clone());
         }
+        // Appended with whatever comes next, before its first effect (a playbook, a file, a
+        // commit, another model call) or at the end of the activity.
         work.decision_event = Some(state.recorder.record(event));
-        state.recorder.flush()?;
         Ok(Some(decision))
     }
 
@@ -654,8 +659,8 @@ impl<'a> Engine<'a> {
                 return Ok(());
             }
         };
+        // Appended with the next playbook's start, or before the activity's next effect.
         self.record_playbook_finished(state, activity, &started_id, &report);
-        state.recorder.flush()?;
         if !report.succeeded() {
             work.errors
                 .push(ActivityError::new("playbook_failed", report.message()));
@@ -749,8 +754,8 @@ impl<'a> Engine<'a> {
         if let Some(service) = &work.service {
             event = event.service(service.clone());
         }
+        // Appended with `run.finished`, or before the next activity reads the log.
         state.recorder.record(event);
-        state.recorder.flush()?;
         Ok(ActivityReport {
             activity: definition.name.clone(),
             service: work.service.clone(),

@@ -1,7 +1,9 @@
 //! Records a run's events as they happen.
 //!
-//! Events are queued and appended at each step's end in one ref update, so a run costs a few
-//! appends rather than one per event, while a crash still leaves every finished step in the log.
+//! Events are queued and appended in one ref update before each step's first effect (a model
+//! call, a playbook, a file written or committed) and at the end of the run, so a run costs a
+//! few appends rather than one per event, while a crash still leaves everything that led to an
+//! effect in the log.
 
 use serde_json::json;
 
@@ -104,5 +106,16 @@ impl<'s> Recorder<'s> {
         let batch = std::mem::take(&mut self.pending);
         self.store.append_batch(batch)?;
         Ok(())
+    }
+}
+
+/// A run that stops early (an error returned with `?` between two flushes) still leaves what it
+/// recorded in the log: those events describe things that happened. Best effort: a store that
+/// just failed will likely fail again, and that error was already reported.
+impl Drop for Recorder<'_> {
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            let _ = self.flush();
+        }
     }
 }
