@@ -1,6 +1,8 @@
 //! Orchestration overhead of discover, and `manifest` on a long log.
 //!
-//! Run by hand (not in CI): `cargo bench --bench discover`. It drives the release binary:
+//! Run by hand (not in CI): `cargo bench --bench discover` (`-- --discover-only` or
+//! `-- --manifest-only` runs one part; `-- --keep DIR` works in DIR and leaves it there). It
+//! drives the release binary:
 //!
 //! 1. `git spectra discover` against a chat-completions server on 127.0.0.1 that answers at
 //!    once; overhead = wall time minus the time inside the LLM call (the `latency_ms` its
@@ -235,5 +237,7 @@ fn main() {
     if !args.iter().any(|arg| arg == "--manifest-only") {
         bench_discover(&root);
     }
-    bench_manifest(&root);
+    if !args.iter().any(|arg| arg == "--discover-only") {
+        bench_manifest(&root);
+    }
 }
