@@ -305,12 +305,12 @@ mod tests {
         for file in source::builtin() {
             match file.kind {
                 Kind::Activity => {
-                    for parsed in parse::<ActivityFile>(file, &mut problems) {
+                    if let Some(parsed) = parse::<ActivityFile>(file, &mut problems) {
                         check::activity_file(&parsed, &mut problems);
                     }
                 }
                 Kind::Playbook => {
-                    for parsed in parse::<PlaybookFile>(file, &mut problems) {
+                    if let Some(parsed) = parse::<PlaybookFile>(file, &mut problems) {
                         check::playbook_file(&parsed, &mut problems);
                     }
                 }
