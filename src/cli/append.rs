@@ -8,7 +8,6 @@ use crate::error::{Error, Result};
 use crate::event::NewEvent;
 use crate::logging;
 use crate::repo::Repo;
-use crate::store::Store;
 use crate::ui::Output;
 
 /// Append one event to the log and print its id.
@@ -68,7 +67,7 @@ pub fn run(args: AppendArgs) -> Result<u8> {
         .as_deref()
         .map(|run| logging::run_span(run).entered());
     let repo = Repo::discover()?;
-    let stored = Store::new(&repo).append(event)?;
+    let stored = super::open_store(&repo).append(event)?;
     tracing::info!(
         event = %stored.event.id,
         kind = %stored.event.kind,

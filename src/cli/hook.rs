@@ -8,7 +8,7 @@
 use clap::{Args, Subcommand};
 
 use crate::error::Result;
-use crate::hook::{self, HookError, Recorded, trigger};
+use crate::hook::{self, HookError, ObservedCommit, Recorded, pending, trigger};
 use crate::repo::Repo;
 
 /// Run a git hook's work (called by the shims `git spectra hooks install` puts in place).
@@ -22,6 +22,8 @@ pub struct HookArgs {
 enum HookCommand {
     /// Record the commit HEAD points at as `commit.observed`; start onSpecChange activities.
     PostCommit,
+    /// Record the commits the post-commit shim noted (what it starts in the background).
+    RecordNoted,
     /// Run `git spectra <activity> --service S INPUT` for each activity in order, stopping at
     /// the first failure; what post-commit starts in the background.
     RunActivities {
@@ -38,6 +40,10 @@ pub fn run(args: HookArgs) -> Result<u8> {
     match args.command {
         HookCommand::PostCommit => {
             post_commit();
+            Ok(0)
+        }
+        HookCommand::RecordNoted => {
+            record_noted();
             Ok(0)
         }
         HookCommand::RunActivities {
@@ -68,6 +74,10 @@ pub(super) fn post_commit() {
     if !hook::enabled_by_config(&repo) {
         return;
     }
+    // The shim records in the foreground only until this directory exists (see hook::pending).
+    let _ = pending::prepare(&repo);
+    // Commits noted before this one go first.
+    settle_noted(&repo);
     let commit = match hook::record_head(&repo) {
         Ok(Recorded::Observed { commit, .. }) => commit,
         Ok(Recorded::MadeBySpectra(_)) => return,
@@ -78,10 +88,39 @@ pub(super) fn post_commit() {
             );
         }
     };
-    let activities = hook::on_spec_change(&repo);
-    if let Err(err) = trigger::start_for_commit(&repo, &commit, &activities) {
+    start_triggers(&repo, &commit, &hook::on_spec_change(&repo));
+}
+
+/// What the shim starts in the background after noting a commit: records every noted commit.
+pub(super) fn record_noted() {
+    match Repo::discover() {
+        Ok(repo) => settle_noted(&repo),
+        Err(err) => warn(None, &format!("commit not recorded: {err}")),
+    }
+}
+
+/// Records the commits the post-commit shim noted and starts what they trigger; a failure is
+/// one warning (the notes stay for the next command to record).
+pub(crate) fn settle_noted(repo: &Repo) {
+    match pending::settle(repo) {
+        Ok(commits) if commits.is_empty() => {}
+        Ok(commits) => {
+            let activities = hook::on_spec_change(repo);
+            for commit in &commits {
+                start_triggers(repo, commit, &activities);
+            }
+        }
+        Err(err) => warn(
+            Some(repo),
+            &format!("commit not recorded: {}", one_line(&err)),
+        ),
+    }
+}
+
+fn start_triggers(repo: &Repo, commit: &ObservedCommit, activities: &[String]) {
+    if let Err(err) = trigger::start_for_commit(repo, commit, activities) {
         warn(
-            Some(&repo),
+            Some(repo),
             &format!(
                 "commit {} recorded, but {} not started: {}",
                 commit.short_id(),

@@ -63,7 +63,11 @@ pub fn run(args: HooksArgs) -> Result<u8> {
     let dir = install::hooks_dir(&repo)?;
     let mut out = Output::new();
     match args.command {
-        HooksCommand::Install => run_install(&mut out, &dir)?,
+        HooksCommand::Install => {
+            // Where the shim notes commits for recording in the background.
+            crate::hook::pending::prepare(&repo)?;
+            run_install(&mut out, &dir)?
+        }
         HooksCommand::Uninstall => run_uninstall(&mut out, &dir)?,
         HooksCommand::Status { format } => run_status(&mut out, &repo, &dir, format)?,
     }

@@ -13,7 +13,6 @@ use crate::activity::{
 use crate::error::{EXIT_FAILED, Error, Result};
 use crate::registry::Registry;
 use crate::repo::Repo;
-use crate::store::Store;
 use crate::ui::{Format, Output, Spinner};
 
 /// Run one activity through the agent loop.
@@ -104,7 +103,7 @@ pub fn execute(request: Request<'_>) -> Result<u8> {
     if let Selection::Given(activities) = &request.selection {
         check_known(&registry, activities)?;
     }
-    let store = Store::new(&repo);
+    let store = super::open_store(&repo);
     let decider = Decider::choose(&repo, request.offline)?;
     if let Some(reason) = decider.offline_reason()
         && !request.offline

@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::error::Result;
 use crate::projection;
 use crate::repo::Repo;
-use crate::store::{Filter, Store, StoredEvent};
+use crate::store::{Filter, StoredEvent};
 use crate::ui::{Format, Output, Stream, Style, paint};
 
 /// Show events, newest first.
@@ -43,7 +43,7 @@ pub struct LogArgs {
 
 pub fn run(args: LogArgs) -> Result<u8> {
     let repo = Repo::discover()?;
-    let store = Store::new(&repo);
+    let store = super::open_store(&repo);
     let filter = Filter {
         run: args.run,
         activity: args.activity,

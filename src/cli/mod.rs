@@ -23,6 +23,8 @@ use clap::{Parser, Subcommand};
 
 use crate::error::{EXIT_FATAL, EXIT_USAGE, Error};
 use crate::logging::{self, LogFormat, LogOptions};
+use crate::repo::Repo;
+use crate::store::Store;
 use crate::ui::{self, ColorChoice};
 
 pub use completions::{CompletionShell, script as completion_script};
@@ -198,8 +200,8 @@ pub enum Command {
 
 /// Parses the process arguments, runs the command and returns the exit code.
 pub fn run() -> u8 {
-    if is_the_post_commit_hook() {
-        return run_post_commit_hook();
+    if let Some(hook) = called_by_the_post_commit_shim() {
+        return run_post_commit_hook(hook);
     }
     let cli = match parse_args() {
         Ok(cli) => cli,
@@ -253,18 +255,32 @@ pub fn run() -> u8 {
     }
 }
 
-/// Whether the arguments are exactly `hook post-commit`, as the installed shim passes them.
-fn is_the_post_commit_hook() -> bool {
-    let mut args = std::env::args_os().skip(1);
-    args.next().is_some_and(|arg| arg == "hook")
-        && args.next().is_some_and(|arg| arg == "post-commit")
-        && args.next().is_none()
+/// What the post-commit shim runs: exactly `hook post-commit` (in the foreground) or
+/// `hook record-noted` (in the background).
+#[derive(Debug, Clone, Copy)]
+enum ShimCall {
+    PostCommit,
+    RecordNoted,
 }
 
-/// `git spectra hook post-commit` runs inside every `git commit`, within a budget of a few
-/// milliseconds: it skips building the whole command line (every subcommand's arguments), which
-/// is a measurable part of a process start here. Any other arguments go through clap as usual.
-fn run_post_commit_hook() -> u8 {
+/// The shim's call, when the arguments are exactly one of its two.
+fn called_by_the_post_commit_shim() -> Option<ShimCall> {
+    let mut args = std::env::args_os().skip(1);
+    if args.next()? != "hook" {
+        return None;
+    }
+    let call = match args.next()?.to_str()? {
+        "post-commit" => ShimCall::PostCommit,
+        "record-noted" => ShimCall::RecordNoted,
+        _ => return None,
+    };
+    args.next().is_none().then_some(call)
+}
+
+/// The hook's work runs beside every `git commit`, within a budget of a few milliseconds: it
+/// skips building the whole command line (every subcommand's arguments), which is a measurable
+/// part of a process start here. Any other arguments go through clap as usual.
+fn run_post_commit_hook(call: ShimCall) -> u8 {
     let options = LogOptions {
         verbosity: 0,
         format: LogFormat::Human,
@@ -272,8 +288,19 @@ fn run_post_commit_hook() -> u8 {
     if let Err(err) = logging::init(options) {
         return render_error(&err.into());
     }
-    hook::post_commit();
+    match call {
+        ShimCall::PostCommit => hook::post_commit(),
+        ShimCall::RecordNoted => hook::record_noted(),
+    }
     0
+}
+
+/// The event log of `repo`, for a command that reads or writes it: first the commits the
+/// post-commit shim noted are recorded (see `hook::pending`), so a command run right after
+/// `git commit` sees that commit even while the shim's background process is still starting.
+pub(crate) fn open_store(repo: &Repo) -> Store {
+    hook::settle_noted(repo);
+    Store::new(repo)
 }
 
 /// Parses the process arguments with clap's own colours (help, usage errors) following

@@ -4,7 +4,7 @@ use clap::Args;
 
 use crate::error::Result;
 use crate::repo::Repo;
-use crate::store::{Store, StoredEvent};
+use crate::store::StoredEvent;
 use crate::ui::{Format, Output};
 
 /// Show one event: its envelope, payload and attachments.
@@ -29,7 +29,7 @@ pub struct ShowArgs {
 
 pub fn run(args: ShowArgs) -> Result<u8> {
     let repo = Repo::discover()?;
-    let store = Store::new(&repo);
+    let store = super::open_store(&repo);
     let stored = store.find(&args.id)?;
     let mut out = Output::new();
     if let Some(name) = &args.attachment {

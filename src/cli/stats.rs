@@ -5,7 +5,6 @@ use clap::Args;
 use crate::error::Result;
 use crate::repo::Repo;
 use crate::stats::{self, Durations, Scope, Stats};
-use crate::store::Store;
 use crate::ui::{Format, Output};
 
 /// Show how activities, LLM endpoints and playbooks have behaved.
@@ -34,7 +33,7 @@ pub struct StatsArgs {
 
 pub fn run(args: StatsArgs) -> Result<u8> {
     let repo = Repo::discover()?;
-    let store = Store::new(&repo);
+    let store = super::open_store(&repo);
     let folded = stats::cache::tally(&store, &repo.state_dir().join("cache"))?;
     let scope = Scope {
         since: args.since,

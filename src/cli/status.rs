@@ -10,7 +10,6 @@ use crate::llm::probe::ModelsProbe;
 use crate::projection;
 use crate::repo::Repo;
 use crate::settings::{Layers, LlmSettings};
-use crate::store::Store;
 use crate::ui::{self, Format, Output, Stream, Style};
 
 /// Show the version, repository, event log, hooks and LLM endpoint at a glance.
@@ -109,7 +108,7 @@ pub fn run(args: StatusArgs) -> Result<u8> {
 }
 
 fn events_status(repo: &Repo) -> Result<EventsStatus> {
-    let store = Store::new(repo);
+    let store = super::open_store(repo);
     let count = store.count()?;
     // The projection cache makes this cheap after the first read; an empty log has no runs.
     let last_run = if count == 0 {

@@ -87,7 +87,7 @@ fn open() -> Result<(Store, Registry, PathBuf)> {
     let repo = Repo::discover()?;
     let root = repo.work_tree().ok_or(undo::UndoError::Bare)?.to_path_buf();
     let registry = Registry::load(&root)?;
-    Ok((Store::new(&repo), registry, root))
+    Ok((super::open_store(&repo), registry, root))
 }
 
 /// Prints the plan (dry run) or carries it out and prints what was done.

@@ -5,7 +5,6 @@ use serde_json::json;
 
 use crate::error::{EXIT_FAILED, Result};
 use crate::repo::Repo;
-use crate::store::Store;
 use crate::ui::{Format, Output};
 
 /// Check that no event was edited, reordered, removed or injected.
@@ -27,7 +26,7 @@ pub struct VerifyArgs {
 
 pub fn run(args: VerifyArgs) -> Result<u8> {
     let repo = Repo::discover()?;
-    let verification = Store::new(&repo).verify()?;
+    let verification = super::open_store(&repo).verify()?;
     let mut out = Output::new();
     if args.format == Format::Json {
         out.json_line(&json!({

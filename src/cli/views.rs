@@ -7,7 +7,6 @@ use clap::Args;
 use crate::error::{Error, Result};
 use crate::projection::{self, Projection};
 use crate::repo::Repo;
-use crate::store::Store;
 use crate::ui::{Format, Output};
 
 /// Show the latest manifest of each activity (per service).
@@ -78,14 +77,14 @@ pub struct ExportArgs {
 
 fn load() -> Result<(Repo, Projection)> {
     let repo = Repo::discover()?;
-    let store = Store::new(&repo);
+    let store = super::open_store(&repo);
     let projection = projection::cache::load(&repo, &store)?;
     Ok((repo, projection))
 }
 
 pub fn manifest(args: ManifestArgs) -> Result<u8> {
     let repo = Repo::discover()?;
-    let store = Store::new(&repo);
+    let store = super::open_store(&repo);
     let index = projection::manifests::load(&repo, &store)?;
     let manifests = index.manifests(args.activity.as_deref(), args.service.as_deref());
     let mut out = Output::new();

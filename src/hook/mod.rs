@@ -14,6 +14,7 @@
 
 pub mod install;
 pub mod observe;
+pub mod pending;
 pub mod trigger;
 
 use std::path::PathBuf;

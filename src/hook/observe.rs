@@ -34,6 +34,8 @@ pub struct SpectraChange {
 #[derive(Debug, Clone)]
 pub struct ObservedCommit {
     pub commit: ObjectId,
+    /// Its parents, first parent first.
+    pub parents: Vec<ObjectId>,
     /// The branch it was made on (short name); during a rebase, the branch being rebased.
     pub branch: Option<String>,
     /// `Name <email>` of the commit's author.
@@ -80,11 +82,21 @@ impl ObservedCommit {
 
 /// Reads the commit `HEAD` points at.
 pub fn observe_head(repo: &Repo) -> Result<ObservedCommit, HookError> {
-    let gix = repo.gix();
-    let commit_id = gix
+    let commit_id = repo
+        .gix()
         .head_id()
         .map_err(|err| HookError::Commit(format!("HEAD: {err}")))?
         .detach();
+    observe_commit(repo, commit_id, current_branch(repo))
+}
+
+/// Reads `commit_id`, made on `branch` (a full or short branch name, `None` when detached).
+pub fn observe_commit(
+    repo: &Repo,
+    commit_id: ObjectId,
+    branch: Option<String>,
+) -> Result<ObservedCommit, HookError> {
+    let gix = repo.gix();
     let mut buf = Vec::new();
     let commit = gix
         .objects
@@ -116,7 +128,8 @@ pub fn observe_head(repo: &Repo) -> Result<ObservedCommit, HookError> {
     };
     Ok(ObservedCommit {
         commit: commit_id,
-        branch: current_branch(repo),
+        parents: commit.parents().collect(),
+        branch: branch.map(|name| short_branch(&name)),
         author,
         subject,
         spectra_changes,

@@ -683,3 +683,127 @@ fn a_spec_change_with_on_spec_change_discover_runs_discover_against_the_llm() {
     assert!(events.iter().any(|e| e["kind"] == "run.finished"));
     assert!(!server.chat_requests().is_empty());
 }
+
+/// A `PATH` whose `git-spectra` does everything the real one does except the shim's background
+/// recording: what a commit leaves behind when that process never got to run.
+fn path_without_background_recording(env: &TestEnv) -> String {
+    let bin = env.path().join("no-background-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let wrapper = bin.join("git-spectra");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = hook ] && [ \"$2\" = record-noted ]; then exit 0; fi\nexec '{}' \"$@\"\n",
+            crate::common::spectra_bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pinned = crate::common::pinned_env(&env.home());
+    let path = &pinned.iter().find(|(key, _)| key == "PATH").unwrap().1;
+    format!("{}:{path}", bin.display())
+}
+
+fn commit_with_path(env: &TestEnv, dir: &Path, path: &str, file: &str, message: &str) -> Run {
+    write(dir, file, &format!("{message}\n"));
+    env.git(dir, &["add", "-A"]).success();
+    git_with_env(
+        env,
+        dir,
+        &["commit", "-q", "-m", message],
+        &[("PATH", path)],
+    )
+}
+
+/// The commits the shim noted and nothing recorded yet, by file name.
+fn notes(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join(".git/spectra/pending"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != ".lock")
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn noted_commits_are_recorded_in_order_by_the_next_command() {
+    let env = TestEnv::new();
+    let dir = env.repo_with_commit("repo");
+    install(&env, &dir);
+    let path = path_without_background_recording(&env);
+    let mut commits = Vec::new();
+    for n in 1..=3 {
+        let run = commit_with_path(&env, &dir, &path, &format!("f{n}"), &format!("commit {n}"));
+        assert_eq!(run.success().stderr, "");
+        commits.push(head(&env, &dir));
+    }
+    // The shim only noted them: the log is untouched until a command records them.
+    let mut noted = commits.clone();
+    noted.sort();
+    assert_eq!(notes(&dir), noted);
+    let note = std::fs::read_to_string(dir.join(".git/spectra/pending").join(&commits[0])).unwrap();
+    assert_eq!(note, "refs/heads/main\n");
+    assert!(
+        env.git(
+            &dir,
+            &["rev-parse", "-q", "--verify", "refs/spectra/events"]
+        )
+        .stdout
+        .is_empty()
+    );
+
+    let events = observed(&env, &dir);
+    let recorded: Vec<&str> = events
+        .iter()
+        .rev()
+        .map(|e| e["payload"]["commit"].as_str().unwrap())
+        .collect();
+    assert_eq!(recorded, commits, "one event per commit, oldest first");
+    assert!(events.iter().all(|e| e["payload"]["branch"] == "main"));
+    assert!(notes(&dir).is_empty(), "recorded notes are removed");
+    env.spectra(&dir, &["verify"]).success();
+}
+
+#[test]
+fn a_note_for_a_commit_already_recorded_is_not_recorded_again() {
+    let env = TestEnv::new();
+    let dir = env.repo_with_commit("repo");
+    install(&env, &dir);
+    commit_file(&env, &dir, "a", "1\n", "recorded once").success();
+    assert_eq!(observed(&env, &dir).len(), 1);
+    // What a recorder that died between appending and removing its note leaves behind.
+    let commit = head(&env, &dir);
+    std::fs::write(
+        dir.join(".git/spectra/pending").join(&commit),
+        "refs/heads/main\n",
+    )
+    .unwrap();
+
+    let events = observed(&env, &dir);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert!(notes(&dir).is_empty());
+}
+
+#[test]
+fn without_the_notes_directory_the_hook_records_before_the_commit_returns() {
+    let env = TestEnv::new();
+    let dir = env.repo_with_commit("repo");
+    install(&env, &dir);
+    std::fs::remove_dir_all(dir.join(".git/spectra/pending")).unwrap();
+    let path = path_without_background_recording(&env);
+
+    commit_with_path(&env, &dir, &path, "a", "in the foreground").success();
+    // Plain git, so no git spectra command records anything first.
+    let count = env
+        .git(&dir, &["rev-list", "--count", "refs/spectra/events"])
+        .success();
+    assert_eq!(count.stdout.trim(), "1");
+    assert!(
+        dir.join(".git/spectra/pending").is_dir(),
+        "the next commit is noted again"
+    );
+    commit_with_path(&env, &dir, &path, "b", "noted").success();
+    assert_eq!(notes(&dir).len(), 1);
+    assert_eq!(observed(&env, &dir).len(), 2);
+}
