@@ -14,9 +14,14 @@ use serde::de::DeserializeOwned;
 
 use crate::repo::Repo;
 
+/// The directory that holds every cache file of `repo`.
+pub fn dir(repo: &Repo) -> PathBuf {
+    repo.state_dir().join("cache")
+}
+
 /// Where the cache file `name` of `repo` lives.
 pub fn path(repo: &Repo, name: &str) -> PathBuf {
-    repo.state_dir().join("cache").join(name)
+    dir(repo).join(name)
 }
 
 #[derive(serde::Deserialize)]
@@ -54,7 +59,13 @@ pub fn write<T: Serialize>(path: &Path, version: u32, tip: &ObjectId, value: &T)
         tip: tip.to_string(),
         value,
     };
-    if let Err(error) = write_atomically(path, &file) {
+    write_json(path, &file);
+}
+
+/// Saves `value` as JSON at `path` through a temporary file and a rename; failures (a read-only
+/// or missing git dir) are logged and otherwise ignored, since a cache only ever costs speed.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) {
+    if let Err(error) = write_atomically(path, value) {
         tracing::debug!(path = %path.display(), %error, "could not write a cache");
     }
 }
