@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use super::Origin;
@@ -38,8 +38,9 @@ pub const PROMPT_VARIABLES: [&str; 8] = [
     "repository",
 ];
 
-/// One activity definition.
-#[derive(Debug, Clone, Serialize)]
+/// One activity definition. `Serialize` is also the user-facing form (`registry show --format
+/// json`); `Deserialize` reads it back, for the registry cache.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Activity {
     pub name: String,
     /// Position in the SPECTRA sequence; activities run and list in this order.
@@ -139,6 +140,13 @@ impl fmt::Display for PlaybookRef {
 impl Serialize for PlaybookRef {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
+    }
+}
+
+/// Reads back what [`Serialize`] writes: `domain:NAME` or an id, as [`PlaybookRef::parse`] does.
+impl<'de> Deserialize<'de> for PlaybookRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|text| PlaybookRef::parse(&text))
     }
 }
 

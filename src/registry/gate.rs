@@ -77,7 +77,7 @@ fn is_non_empty(value: Option<&Value>) -> bool {
 }
 
 /// A named gate: all its checks must hold.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QualityGate {
     pub name: String,
     pub description: String,

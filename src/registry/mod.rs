@@ -18,7 +18,7 @@ pub mod template;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub use activity::{
@@ -36,7 +36,7 @@ use check::Parsed;
 use format::{ActivityFile, PlaybookFile};
 
 /// Where an entry was defined.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
     pub file: String,
     pub layer: Layer,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Origin;
@@ -13,8 +13,9 @@ use super::template::Arg;
 /// refuses such inputs when they would point outside it.
 pub const PATH_FORMAT: &str = "path";
 
-/// One playbook definition.
-#[derive(Debug, Clone, Serialize)]
+/// One playbook definition. `Serialize` is also the user-facing form (`registry show --format
+/// json`); `Deserialize` reads it back, for the registry cache.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Playbook {
     pub id: String,
     /// The activities that may run it (each must also name it or its domain).
