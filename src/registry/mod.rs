@@ -7,6 +7,7 @@
 //! with any problem is never used, so a broken override cannot silently fall back to a default.
 
 mod activity;
+mod cache;
 mod check;
 mod error;
 mod format;
@@ -58,9 +59,46 @@ impl Registry {
 
     /// The built-in registry merged with `<repo_root>/.spectra/registry/`.
     pub fn load(repo_root: &Path) -> Result<Registry, RegistryError> {
-        let (repository_files, mut problems) = source::repository(repo_root);
+        let (files, problems) = Registry::sources(repo_root);
+        Registry::load_sources(files, problems)
+    }
+
+    /// Like [`Registry::load`], through the cache file `registry.json` in `cache_dir` (usually
+    /// `<git common dir>/spectra/cache`) when one is given: the same result, without parsing
+    /// and validating the files again when none of them changed. A registry with problems is
+    /// never cached, and a cache that cannot be read or written is ignored.
+    pub fn load_cached(
+        repo_root: &Path,
+        cache_dir: Option<&Path>,
+    ) -> Result<Registry, RegistryError> {
+        let (files, problems) = Registry::sources(repo_root);
+        // Problems found while reading the directory belong to no source file, so the key
+        // cannot see them: report them from a real load.
+        let Some(cache_dir) = cache_dir.filter(|_| problems.is_empty()) else {
+            return Registry::load_sources(files, problems);
+        };
+        let path = cache_dir.join(cache::FILE_NAME);
+        let key = cache::key(&files);
+        if let Some(registry) = cache::read(&path, &key) {
+            return Ok(registry);
+        }
+        let registry = Registry::load_sources(files, problems)?;
+        cache::write(&path, &key, &registry);
+        Ok(registry)
+    }
+
+    /// The built-in files followed by the repository's, and any problem reading the latter.
+    fn sources(repo_root: &Path) -> (Vec<SourceFile>, Vec<Problem>) {
+        let (repository_files, problems) = source::repository(repo_root);
         let mut files = source::builtin();
         files.extend(repository_files);
+        (files, problems)
+    }
+
+    fn load_sources(
+        files: Vec<SourceFile>,
+        mut problems: Vec<Problem>,
+    ) -> Result<Registry, RegistryError> {
         match Registry::from_sources(files) {
             Ok(registry) if problems.is_empty() => Ok(registry),
             Ok(_) => Err(RegistryError::Invalid(problems)),
