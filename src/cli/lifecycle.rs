@@ -13,6 +13,7 @@ use crate::activity::{
 use crate::error::{EXIT_FAILED, Error, Result};
 use crate::registry::Registry;
 use crate::repo::Repo;
+use crate::tip_cache;
 use crate::ui::{Format, Output, Spinner};
 
 /// Run one activity through the agent loop.
@@ -99,7 +100,7 @@ pub fn execute(request: Request<'_>) -> Result<u8> {
             )
         })?
         .to_path_buf();
-    let registry = Registry::load(&root)?;
+    let registry = Registry::load_cached(&root, Some(&tip_cache::dir(&repo)))?;
     if let Selection::Given(activities) = &request.selection {
         check_known(&registry, activities)?;
     }

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::registry::{Activity, Layer, Playbook, Registry, RegistryError, template::Arg};
 use crate::repo::Repo;
+use crate::tip_cache;
 use crate::ui::{Format, Output};
 use crate::{Error, Result};
 
@@ -76,9 +77,11 @@ pub fn run(args: RegistryArgs) -> Result<u8> {
     Ok(0)
 }
 
-fn load_result() -> Result<std::result::Result<Registry, RegistryError>> {
+/// The registry of the current repository; through the registry cache when `cached`.
+fn load_result(cached: bool) -> Result<std::result::Result<Registry, RegistryError>> {
     let repo = Repo::discover()?;
     Ok(match repo.work_tree() {
+        Some(root) if cached => Registry::load_cached(root, Some(&tip_cache::dir(&repo))),
         Some(root) => Registry::load(root),
         // A bare repository has no working tree, so no `.spectra/registry/` to add.
         None => Registry::builtin(),
@@ -86,7 +89,7 @@ fn load_result() -> Result<std::result::Result<Registry, RegistryError>> {
 }
 
 fn load() -> Result<Registry> {
-    Ok(load_result()??)
+    Ok(load_result(true)??)
 }
 
 fn list(out: &mut Output, registry: &Registry, format: Format) -> Result<()> {
@@ -144,7 +147,9 @@ fn show(out: &mut Output, registry: &Registry, id: &str, format: Format) -> Resu
 }
 
 fn validate(out: &mut Output, format: Format) -> Result<()> {
-    let error = match load_result()? {
+    // Validation always parses and checks every file: it is the command that says whether the
+    // files are sound, so it does not take a cached answer.
+    let error = match load_result(false)? {
         Ok(registry) => {
             let message = format!(
                 "registry ok: {} activities, {} playbooks",

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::registry::Registry;
 use crate::repo::Repo;
 use crate::store::Store;
+use crate::tip_cache;
 use crate::ui::{Format, Output};
 use crate::undo::{self, Applied, Context, Direction, Plan, Step};
 
@@ -86,7 +87,7 @@ pub fn redo(args: RedoArgs) -> Result<u8> {
 fn open() -> Result<(Store, Registry, PathBuf)> {
     let repo = Repo::discover()?;
     let root = repo.work_tree().ok_or(undo::UndoError::Bare)?.to_path_buf();
-    let registry = Registry::load(&root)?;
+    let registry = Registry::load_cached(&root, Some(&tip_cache::dir(&repo)))?;
     Ok((super::open_store(&repo), registry, root))
 }
 
