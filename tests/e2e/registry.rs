@@ -545,3 +545,88 @@ fn one_sided_references_and_bad_templates_are_problems() {
         );
     }
 }
+
+#[test]
+fn the_registry_cache_changes_no_output_and_hides_no_override() {
+    let repo = TestRepo::new();
+    let cache = repo.root().join(".git/spectra/cache/registry.json");
+    let commands: [&[&str]; 5] = [
+        &["registry", "list"],
+        &["registry", "list", "--format", "json"],
+        &["registry", "show", "discover", "--format", "json"],
+        &["registry", "show", "catalog.lookup"],
+        &["registry", "validate"],
+    ];
+    let outputs = || commands.map(|args| repo.spectra(args).success().stdout);
+    let without_cache = || {
+        let _ = std::fs::remove_file(&cache);
+        commands.map(|args| repo.spectra(args).success().stdout)
+    };
+
+    assert!(!cache.exists());
+    let cold = outputs();
+    assert!(cache.exists(), "the first load writes the cache");
+    assert_eq!(outputs(), cold, "from the cache");
+    assert_eq!(without_cache(), cold, "after deleting the cache");
+
+    // An override added after the cache was written is seen, and the cache is rewritten.
+    outputs();
+    let old_cache = std::fs::read(&cache).unwrap();
+    let original =
+        std::fs::read_to_string(manifest_dir().join("registry/playbooks/catalog.lookup.yaml"))
+            .unwrap();
+    repo.write(
+        ".spectra/registry/playbooks/catalog.yaml",
+        &original.replace("timeout: 30", "timeout: 5"),
+    );
+    let overridden = outputs();
+    assert!(
+        overridden[0].contains("(from .spectra/registry)"),
+        "{}",
+        overridden[0]
+    );
+    assert!(overridden[3].contains("timeout: 5s\n"), "{}", overridden[3]);
+    assert_ne!(overridden, cold);
+    assert_ne!(std::fs::read(&cache).unwrap(), old_cache);
+    assert_eq!(outputs(), overridden, "from the new cache");
+    assert_eq!(without_cache(), overridden, "after deleting the new cache");
+
+    // A broken override is reported with its place although a cache from before exists, and
+    // the cache is left as it was.
+    outputs();
+    let good_cache = std::fs::read(&cache).unwrap();
+    repo.write(
+        ".spectra/registry/playbooks/broken.yaml",
+        "id: bad.field\nactivities: [plan]\ndomain: x\ndescription: d\ntimeoutt: 5\nreversible: false\nidempotent: true\ntimeout: 5\n",
+    );
+    let place = ".spectra/registry/playbooks/broken.yaml:5:1: unknown field `timeoutt`";
+    let run = repo.spectra(&["registry", "list"]).code(1);
+    assert!(run.stderr.contains(place), "{run:#?}");
+    let run = repo.spectra(&["registry", "validate"]).code(1);
+    assert!(run.stdout.starts_with(place), "{run:#?}");
+    assert_eq!(std::fs::read(&cache).unwrap(), good_cache);
+
+    // So is a stray file, which no registry file's text can show.
+    std::fs::remove_file(repo.root().join(".spectra/registry/playbooks/broken.yaml")).unwrap();
+    assert_eq!(outputs(), overridden);
+    repo.write(".spectra/registry/notes.txt", "stray\n");
+    let run = repo.spectra(&["registry", "list"]).code(1);
+    assert!(
+        run.stderr
+            .contains(".spectra/registry/notes.txt: unexpected entry"),
+        "{run:#?}"
+    );
+}
+
+#[test]
+fn a_read_only_git_dir_only_costs_the_cache() {
+    let repo = TestRepo::new();
+    let listed = repo.spectra(&["registry", "list"]).success().stdout;
+    let cache_dir = repo.root().join(".git/spectra/cache");
+    std::fs::remove_dir_all(&cache_dir).unwrap();
+    // A file where the cache directory would be: the cache cannot be written.
+    std::fs::write(&cache_dir, "").unwrap();
+    let run = repo.spectra(&["registry", "list"]).success();
+    assert_eq!(run.stdout, listed);
+    assert_eq!(run.stderr, "", "{run:#?}");
+}
