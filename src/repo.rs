@@ -27,28 +27,47 @@ pub struct Repo {
 impl Repo {
     /// Opens the repository the current directory belongs to, honouring `GIT_DIR`,
     /// `GIT_WORK_TREE`, `GIT_CEILING_DIRECTORIES` and `GIT_CONFIG_PARAMETERS`.
+    ///
+    /// A thread opens it once: deciding colour, loading settings and the command itself all
+    /// ask, and each search and open costs about a millisecond. Later calls share the first
+    /// handle's configuration snapshot; refs and objects are always read from disk.
     pub fn discover() -> Result<Repo, RepoError> {
-        Self::discover_from(Path::new("."))
+        thread_local! {
+            static FROM_CURRENT_DIR: std::cell::OnceCell<gix::ThreadSafeRepository> =
+                const { std::cell::OnceCell::new() };
+        }
+        if let Some(repo) = FROM_CURRENT_DIR.with(|cell| cell.get().map(Repo::from_shared)) {
+            return Ok(repo);
+        }
+        let repo = Repo::discover_shared(Path::new("."))?;
+        Ok(FROM_CURRENT_DIR.with(|cell| Repo::from_shared(cell.get_or_init(|| repo))))
     }
 
     /// Like [`Repo::discover`], starting the upward search at `dir`.
     pub fn discover_from(dir: &Path) -> Result<Repo, RepoError> {
+        Ok(Repo::from_shared(&Repo::discover_shared(dir)?))
+    }
+
+    fn from_shared(repo: &gix::ThreadSafeRepository) -> Repo {
+        let command_line_config = std::env::var("GIT_CONFIG_PARAMETERS")
+            .map(|raw| parse_config_parameters(&raw))
+            .unwrap_or_default();
+        Repo {
+            inner: repo.to_thread_local(),
+            command_line_config,
+        }
+    }
+
+    fn discover_shared(dir: &Path) -> Result<gix::ThreadSafeRepository, RepoError> {
         let mut trust_map = gix::sec::trust::Mapping::<gix::open::Options>::default();
         trust_map.full.modify(with_room_for_packs);
         trust_map.reduced.modify(with_room_for_packs);
-        let repo = gix::ThreadSafeRepository::discover_with_environment_overrides_opts(
+        gix::ThreadSafeRepository::discover_with_environment_overrides_opts(
             dir,
             Default::default(),
             trust_map,
         )
-        .map_err(|err| classify_open_error(dir, err))?;
-        let command_line_config = std::env::var("GIT_CONFIG_PARAMETERS")
-            .map(|raw| parse_config_parameters(&raw))
-            .unwrap_or_default();
-        Ok(Repo {
-            inner: repo.to_thread_local(),
-            command_line_config,
-        })
+        .map_err(|err| classify_open_error(dir, err))
     }
 
     /// Opens the repository at exactly `path` (a `.git` dir, a bare repository or a work tree).
