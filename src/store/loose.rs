@@ -1,6 +1,6 @@
 //! Writes one object as a loose file, the way git does: zlib of `<kind> <size>\0<bytes>` in
-//! `objects/<2 hex>/<38 hex>`, written to a temporary file and renamed into place so that a
-//! reader never sees half an object.
+//! `objects/<2 hex>/<38 hex>`, written to a temporary file beside it and renamed into place so
+//! that a reader never sees half an object.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -28,16 +28,27 @@ pub fn write(
     let header = format!("{kind} {}\0", data.len());
     let mut compressed = Vec::with_capacity(data.len() / 2 + 64);
     deflater.compress(&[header.as_bytes(), data], &mut compressed)?;
-    let mut file = tempfile::Builder::new()
-        .prefix("tmp_obj_")
-        .permissions(read_only())
-        .tempfile_in(objects_dir)?;
-    file.write_all(&compressed)?;
-    match std::fs::create_dir(&dir) {
-        Ok(()) => {}
-        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+    // The temporary file goes into the object's own directory, as git does: a rename within one
+    // directory is cheaper than one between two.
+    let temp = || {
+        tempfile::Builder::new()
+            .prefix("tmp_obj_")
+            .permissions(read_only())
+            .tempfile_in(&dir)
+    };
+    let mut file = match temp() {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(err) => return Err(err),
+            }
+            temp()?
+        }
         Err(err) => return Err(err),
-    }
+    };
+    file.write_all(&compressed)?;
     match file.persist(&path) {
         Ok(_) => Ok(()),
         // Another writer put the same object there first.
