@@ -13,11 +13,15 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::llm::budget::estimate_prompt_tokens;
-use crate::projection::Projection;
+use crate::projection::manifests::{ManifestIndex, RECENT_HISTORY};
 use crate::registry::{Activity, Registry};
 
 /// How many history entries an activity sees at most.
 const HISTORY_ENTRIES: usize = 5;
+const _: () = assert!(
+    HISTORY_ENTRIES <= RECENT_HISTORY,
+    "the index keeps what context shows"
+);
 
 /// The gathered context of one activity.
 #[derive(Debug, Clone, Default)]
@@ -43,7 +47,7 @@ pub fn specification_path(service: &str) -> String {
 /// Gathers everything `activity` may see.
 pub fn gather(
     root: &Path,
-    projection: &Projection,
+    projection: &ManifestIndex,
     registry: &Registry,
     activity: &Activity,
     service: Option<&str>,
@@ -71,11 +75,11 @@ pub fn gather(
             (playbook.id.clone(), full, short)
         })
         .collect();
-    let history = projection.history(Some(&activity.name), service);
+    let history = projection.recent_history(&activity.name, service);
     let start = history.len().saturating_sub(HISTORY_ENTRIES);
     context.history = history[start..]
         .iter()
-        .map(|(_, entry)| {
+        .map(|entry| {
             json!({
                 "timestamp": entry.timestamp,
                 "run": entry.run,
@@ -93,7 +97,7 @@ pub fn gather(
 }
 
 fn earlier_manifests(
-    projection: &Projection,
+    projection: &ManifestIndex,
     registry: &Registry,
     activity: &Activity,
     service: &str,

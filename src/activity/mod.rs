@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 use crate::event::{NewEvent, kind};
 use crate::llm::{Client, DecisionRequest};
 use crate::playbook::{Action, Report, Request, Runner};
-use crate::projection::{self, Projection};
+use crate::projection::manifests::{self, ManifestIndex};
 use crate::registry::{Activity, Registry};
 use crate::repo::Repo;
 use crate::store::{Store, StoreError};
@@ -237,7 +237,9 @@ pub struct Engine<'a> {
 struct RunState<'s> {
     recorder: Recorder<'s>,
     service: Option<String>,
-    projection: Projection,
+    /// The latest manifests and recent history: what a run's context needs, and small however
+    /// long the log.
+    projection: ManifestIndex,
 }
 
 impl<'a> Engine<'a> {
@@ -301,7 +303,7 @@ impl<'a> Engine<'a> {
         let mut state = RunState {
             recorder: Recorder::new(self.store, crate::event::new_id()),
             service: self.options.service.clone(),
-            projection: projection::cache::load(self.repo, self.store)?,
+            projection: manifests::load(self.repo, self.store)?,
         };
         self.record_run_started(&mut state, command, activities, input);
         if let Some(plan) = &plan {
@@ -320,7 +322,7 @@ impl<'a> Engine<'a> {
             }
             // Later activities see this one's manifest.
             state.recorder.flush()?;
-            state.projection = projection::cache::load(self.repo, self.store)?;
+            state.projection = manifests::load(self.repo, self.store)?;
         }
         let outcome = run_outcome(&reports);
         let duration_ms = millis(started);
@@ -855,7 +857,7 @@ fn run_outcome(reports: &[ActivityReport]) -> Outcome {
 }
 
 /// The service the latest completed discover chose, for activities run without one.
-fn latest_discovered_service(projection: &Projection) -> Option<String> {
+fn latest_discovered_service(projection: &ManifestIndex) -> Option<String> {
     projection
         .manifests(Some(discover::NAME), None)
         .into_iter()

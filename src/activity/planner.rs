@@ -248,7 +248,7 @@ impl Engine<'_> {
 
     /// A new idea: no service was named, or the one named was never discovered.
     fn is_new_idea(&self) -> bool {
-        let Ok(projection) = crate::projection::cache::load(self.repo, self.store) else {
+        let Ok(projection) = crate::projection::manifests::load(self.repo, self.store) else {
             return true;
         };
         projection

@@ -1,23 +1,31 @@
-//! A small index of manifests, so `git spectra manifest` stays fast on a long log.
+//! A small index of manifests and recent history, so `git spectra manifest` and every run stay
+//! fast on a long log.
 //!
-//! The full projection holds every run (history needs them), which on a log of 100,000 events
-//! is tens of megabytes to read back. Manifests need only the latest finished activity per
-//! service plus the runs still in progress. This index keeps exactly that, cached beside the
-//! full projection and keyed by tip the same way. New events fold into it directly; an undo or
-//! redo (which can bring back an older manifest) rebuilds it from the full projection.
+//! The full projection holds every run (the whole history needs them), which on a log of
+//! 100,000 events is tens of megabytes to read back. Manifests need only the latest finished
+//! activity per service plus the runs still in progress, and a run's context only the last few
+//! history entries of its activity. This index keeps exactly that, cached beside the full
+//! projection and keyed by tip the same way. New events fold into it directly; an undo or redo
+//! (which can bring back an older manifest) rebuilds it from the full projection.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Manifest, Projection, manifest_of};
+use super::{HistoryEntry, Manifest, Projection, history_entry, manifest_of};
 use crate::event::{Event, kind};
 use crate::repo::Repo;
 use crate::store::{Store, StoreError};
 use crate::tip_cache;
 
-const CACHE_VERSION: u32 = 2;
+const CACHE_VERSION: u32 = 3;
+
+/// History entries kept per activity and service: at least what a run's context shows.
+pub const RECENT_HISTORY: usize = 5;
+
+/// The key of entries kept for an activity across all services.
+const ANY_SERVICE: &str = "\u{1}any";
 
 /// Latest manifests of finished runs, and the runs still open.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -26,6 +34,10 @@ pub struct ManifestIndex {
     latest: BTreeMap<String, Manifest>,
     /// Runs started but not finished, folded as usual.
     open: Projection,
+    /// `activity \0 service` (or `activity \0` [`ANY_SERVICE`]) -> the last [`RECENT_HISTORY`]
+    /// history entries of finished runs, oldest first.
+    #[serde(default)]
+    recent: BTreeMap<String, VecDeque<HistoryEntry>>,
 }
 
 /// An event the index cannot fold alone.
@@ -39,6 +51,7 @@ impl ManifestIndex {
         let mut index = ManifestIndex {
             latest: BTreeMap::new(),
             open,
+            recent: BTreeMap::new(),
         };
         let reverted = projection.reverted_ids();
         for run in finished {
@@ -47,24 +60,54 @@ impl ManifestIndex {
                 .first()
                 .is_some_and(|first| reverted.contains(first.as_str()));
             if !undone {
-                index.absorb(&run);
+                index.absorb(&run, &reverted);
             }
         }
         index
     }
 
-    fn absorb(&mut self, run: &super::RunRecord) {
-        if run.dry_run {
-            return;
-        }
+    /// Takes a finished run's manifests (unless it was a dry run) and history entries (leaving
+    /// out activities an undo reverted).
+    fn absorb(&mut self, run: &super::RunRecord, reverted: &BTreeSet<&str>) {
         for record in &run.activities {
-            let key = format!(
-                "{}\u{0}{}",
-                record.service.as_deref().unwrap_or_default(),
-                record.activity
-            );
-            self.latest.insert(key, manifest_of(run, record));
+            if reverted.contains(record.started_event.as_str()) {
+                continue;
+            }
+            let entry = history_entry(run, record);
+            let service = record.service.as_deref();
+            for key in [
+                history_key(&record.activity, service),
+                history_key(&record.activity, None),
+            ] {
+                let kept = self.recent.entry(key).or_default();
+                kept.push_back(entry.clone());
+                if kept.len() > RECENT_HISTORY {
+                    kept.pop_front();
+                }
+            }
+            if !run.dry_run {
+                let key = format!("{}\u{0}{}", service.unwrap_or_default(), record.activity);
+                self.latest.insert(key, manifest_of(run, record));
+            }
         }
+    }
+
+    /// The last `RECENT_HISTORY` (at most) history entries of `activity`, for `service` or for
+    /// every service, oldest first: what the full projection's history ends with.
+    pub fn recent_history(&self, activity: &str, service: Option<&str>) -> Vec<HistoryEntry> {
+        let mut entries: Vec<HistoryEntry> = self
+            .recent
+            .get(&history_key(activity, service))
+            .map(|kept| kept.iter().cloned().collect())
+            .unwrap_or_default();
+        entries.extend(
+            self.open
+                .history(Some(activity), service)
+                .into_iter()
+                .map(|(_, entry)| entry),
+        );
+        let start = entries.len().saturating_sub(RECENT_HISTORY);
+        entries.split_off(start)
     }
 
     fn apply(&mut self, event: &Event) -> Result<(), NeedsRebuild> {
@@ -76,8 +119,9 @@ impl ManifestIndex {
         }
         self.open.apply(event);
         if event.kind == kind::RUN_FINISHED {
+            // No undo is folded here (it asks for a rebuild), so nothing is reverted.
             for run in self.open.take_finished_runs() {
-                self.absorb(&run);
+                self.absorb(&run, &BTreeSet::new());
             }
         }
         Ok(())
@@ -113,6 +157,10 @@ impl ManifestIndex {
         manifests.sort_by(|a, b| (&a.service, &a.activity).cmp(&(&b.service, &b.activity)));
         manifests
     }
+}
+
+fn history_key(activity: &str, service: Option<&str>) -> String {
+    format!("{activity}\u{0}{}", service.unwrap_or(ANY_SERVICE))
 }
 
 fn cache_path(repo: &Repo) -> PathBuf {
@@ -178,10 +226,50 @@ mod tests {
             assert!(index.apply(event).is_ok());
         }
         assert_eq!(index.manifests(None, None), full.manifests(None, None));
+        let tail = |history: Vec<(String, HistoryEntry)>| {
+            let entries: Vec<HistoryEntry> = history.into_iter().map(|(_, e)| e).collect();
+            let start = entries.len().saturating_sub(RECENT_HISTORY);
+            entries[start..].to_vec()
+        };
+        for service in [None, Some("logging"), Some("audit"), Some("nowhere")] {
+            assert_eq!(
+                index.recent_history("discover", service),
+                tail(full.history(Some("discover"), service)),
+                "{service:?}"
+            );
+        }
         assert_eq!(
             index.manifests(Some("discover"), Some("logging")),
             full.manifests(Some("discover"), Some("logging"))
         );
+    }
+
+    #[test]
+    fn recent_history_keeps_the_last_entries_per_service_and_for_all() {
+        let mut events = Vec::new();
+        for n in 0..RECENT_HISTORY + 3 {
+            let service = if n % 2 == 0 { "logging" } else { "billing" };
+            events.extend(run(&format!("r{n}"), service, "succeeded", n == 4));
+        }
+        let full = Projection::from_events(&events);
+        let mut index = ManifestIndex::default();
+        for event in &events {
+            assert!(index.apply(event).is_ok());
+        }
+        for service in [None, Some("logging"), Some("billing")] {
+            let history: Vec<HistoryEntry> = full
+                .history(Some("discover"), service)
+                .into_iter()
+                .map(|(_, entry)| entry)
+                .collect();
+            let start = history.len().saturating_sub(RECENT_HISTORY);
+            assert_eq!(
+                index.recent_history("discover", service),
+                history[start..],
+                "{service:?}"
+            );
+        }
+        assert_eq!(index.recent_history("discover", None).len(), RECENT_HISTORY);
     }
 
     #[test]

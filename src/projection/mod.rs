@@ -85,7 +85,7 @@ pub struct Manifest {
 }
 
 /// One entry of an activity's history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct HistoryEntry {
     pub timestamp: String,
     pub run: String,
@@ -440,7 +440,7 @@ pub(crate) fn manifest_of(run: &RunRecord, record: &ActivityRecord) -> Manifest 
     }
 }
 
-fn history_entry(run: &RunRecord, record: &ActivityRecord) -> HistoryEntry {
+pub(crate) fn history_entry(run: &RunRecord, record: &ActivityRecord) -> HistoryEntry {
     HistoryEntry {
         timestamp: record.started_at.clone(),
         run: run.run.clone(),
