@@ -123,7 +123,18 @@ impl Worktree {
         let mut add = vec!["add", "--"];
         add.extend(paths.iter().map(String::as_str));
         self.git(&add)?;
-        let mut commit = vec!["commit", "--quiet", "--message", message, "--"];
+        // The tool's commit adds a file or two: it does not start git's auto-maintenance (a
+        // process that decides whether the repository needs a repack), which the user's own next
+        // commit or fetch starts as usual.
+        let mut commit = vec![
+            "-c",
+            "maintenance.auto=false",
+            "commit",
+            "--quiet",
+            "--message",
+            message,
+            "--",
+        ];
         commit.extend(paths.iter().map(String::as_str));
         self.git(&commit)?;
         let (id, branch) = self.head()?;
