@@ -22,8 +22,9 @@ pub struct HookArgs {
 enum HookCommand {
     /// Record the commit HEAD points at as `commit.observed`; start onSpecChange activities.
     PostCommit,
-    /// Record the commits the post-commit shim noted (what it starts in the background).
-    RecordNoted,
+    /// Record the commits the post-commit shim noted (what it starts in the background after
+    /// noting COMMIT).
+    RecordNoted { commit: String },
     /// Run `git spectra <activity> --service S INPUT` for each activity in order, stopping at
     /// the first failure; what post-commit starts in the background.
     RunActivities {
@@ -42,8 +43,8 @@ pub fn run(args: HookArgs) -> Result<u8> {
             post_commit();
             Ok(0)
         }
-        HookCommand::RecordNoted => {
-            record_noted();
+        HookCommand::RecordNoted { commit } => {
+            record_noted(&commit);
             Ok(0)
         }
         HookCommand::RunActivities {
@@ -88,37 +89,63 @@ pub(super) fn post_commit() {
             );
         }
     };
-    start_triggers(&repo, &commit, &hook::on_spec_change(&repo));
+    start_triggers(&repo, &commit, &hook::on_spec_change(&repo), None);
 }
 
-/// What the shim starts in the background after noting a commit: records every noted commit.
-pub(super) fn record_noted() {
-    match Repo::discover() {
-        Ok(repo) => settle_noted(&repo),
-        Err(err) => warn(None, &format!("commit not recorded: {err}")),
+/// What the shim starts in the background after noting `commit`: records every noted commit,
+/// unless the hooks were switched off for this commit alone (its environment or `git -c`),
+/// which removes only its own note.
+pub(super) fn record_noted(commit: &str) {
+    let repo = match Repo::discover() {
+        Ok(repo) => repo,
+        Err(err) => return warn(None, &format!("commit not recorded: {err}")),
+    };
+    if !hook::enabled_by_env() || !hook::enabled_by_config(&repo) {
+        pending::forget(&repo, commit);
+        return;
     }
+    settle_noted(&repo);
 }
 
 /// Records the commits the post-commit shim noted and starts what they trigger; a failure is
 /// one warning (the notes stay for the next command to record).
 pub(crate) fn settle_noted(repo: &Repo) {
-    match pending::settle(repo) {
-        Ok(commits) if commits.is_empty() => {}
-        Ok(commits) => {
-            let activities = hook::on_spec_change(repo);
-            for commit in &commits {
-                start_triggers(repo, commit, &activities);
-            }
+    let settlement = match pending::settle(repo) {
+        Ok(settlement) => settlement,
+        Err(err) => {
+            return warn(
+                Some(repo),
+                &format!("commit not recorded: {}", one_line(&err)),
+            );
         }
-        Err(err) => warn(
+    };
+    for err in &settlement.dropped {
+        warn(
             Some(repo),
-            &format!("commit not recorded: {}", one_line(&err)),
-        ),
+            &format!("a noted commit was not recorded: {}", one_line(err)),
+        );
+    }
+    if settlement.recorded.is_empty() {
+        return;
+    }
+    let activities = hook::on_spec_change(repo);
+    for settled in &settlement.recorded {
+        start_triggers(
+            repo,
+            &settled.commit,
+            &activities,
+            settled.worktree.as_ref(),
+        );
     }
 }
 
-fn start_triggers(repo: &Repo, commit: &ObservedCommit, activities: &[String]) {
-    if let Err(err) = trigger::start_for_commit(repo, commit, activities) {
+fn start_triggers(
+    repo: &Repo,
+    commit: &ObservedCommit,
+    activities: &[String],
+    made_in: Option<&pending::Workplace>,
+) {
+    if let Err(err) = trigger::start_for_commit(repo, commit, activities, made_in) {
         warn(
             Some(repo),
             &format!(

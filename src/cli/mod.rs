@@ -256,11 +256,11 @@ pub fn run() -> u8 {
 }
 
 /// What the post-commit shim runs: exactly `hook post-commit` (in the foreground) or
-/// `hook record-noted` (in the background).
-#[derive(Debug, Clone, Copy)]
+/// `hook record-noted COMMIT` (in the background).
+#[derive(Debug, Clone)]
 enum ShimCall {
     PostCommit,
-    RecordNoted,
+    RecordNoted(String),
 }
 
 /// The shim's call, when the arguments are exactly one of its two.
@@ -271,7 +271,7 @@ fn called_by_the_post_commit_shim() -> Option<ShimCall> {
     }
     let call = match args.next()?.to_str()? {
         "post-commit" => ShimCall::PostCommit,
-        "record-noted" => ShimCall::RecordNoted,
+        "record-noted" => ShimCall::RecordNoted(args.next()?.into_string().ok()?),
         _ => return None,
     };
     args.next().is_none().then_some(call)
@@ -290,7 +290,7 @@ fn run_post_commit_hook(call: ShimCall) -> u8 {
     }
     match call {
         ShimCall::PostCommit => hook::post_commit(),
-        ShimCall::RecordNoted => hook::record_noted(),
+        ShimCall::RecordNoted(commit) => hook::record_noted(&commit),
     }
     0
 }

@@ -41,6 +41,9 @@ const LOCK_FILE: &str = ".lock";
 /// oldest note are still searched for commits already recorded.
 const CLOCK_SLACK: Duration = Duration::from_secs(5);
 
+/// How old a note without its final newline must be to count as abandoned, not being written.
+const UNFINISHED: Duration = Duration::from_secs(60);
+
 /// `<common dir>/spectra/pending`.
 pub fn pending_dir(repo: &Repo) -> PathBuf {
     repo.state_dir().join(PENDING_DIR)
@@ -59,57 +62,95 @@ struct Note {
     commit: ObjectId,
     /// The branch's full ref name, `None` when `HEAD` was detached outside a rebase.
     branch: Option<String>,
+    /// Where the commit was made, where activities it triggers must run: the settler may be a
+    /// command in another linked worktree.
+    worktree: Option<Workplace>,
     noted_at: SystemTime,
     path: PathBuf,
 }
 
+/// A work tree and its git dir, as the hook that noted a commit saw them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workplace {
+    /// The hook's working directory: the root of the work tree.
+    pub root: PathBuf,
+    /// That work tree's git dir (`.git`, or `.git/worktrees/<name>` for a linked one).
+    pub git_dir: PathBuf,
+}
+
+/// A commit [`settle`] recorded, and where it was made.
+#[derive(Debug)]
+pub struct Settled {
+    pub commit: ObservedCommit,
+    pub worktree: Option<Workplace>,
+}
+
+/// What [`settle`] did: the commits it recorded, and the notes it had to drop (a commit that
+/// cannot be read, e.g. one `git gc` removed, would otherwise stay noted forever).
+#[derive(Debug, Default)]
+pub struct Settlement {
+    pub recorded: Vec<Settled>,
+    pub dropped: Vec<HookError>,
+}
+
+/// Removes the note for `commit` unrecorded: the commit was made with the hooks switched off for
+/// it alone (`git -c spectra.hooks.enabled=false commit`, `SPECTRA_HOOKS=off`).
+pub fn forget(repo: &Repo, commit: &str) {
+    if commit_id(commit).is_some() {
+        let _ = fs::remove_file(pending_dir(repo).join(commit));
+    }
+}
+
 /// Records every noted commit that the log does not hold yet, oldest first, in one append, and
 /// returns what was recorded (commits the tool made itself are recorded by their runs, and
-/// skipped). Returns at once when nothing is noted.
-pub fn settle(repo: &Repo) -> Result<Vec<ObservedCommit>, HookError> {
+/// skipped). Returns at once when nothing is noted. With `spectra.hooks.enabled=false` in the
+/// repository's configuration, notes are removed unrecorded.
+pub fn settle(repo: &Repo) -> Result<Settlement, HookError> {
     let dir = pending_dir(repo);
     if !has_notes(&dir) {
-        return Ok(Vec::new());
+        return Ok(Settlement::default());
     }
     let _lock = lock(&dir)?;
     // Read again under the lock: the settler that held it may have recorded them.
     let notes = read_notes(&dir)?;
     if notes.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Settlement::default());
     }
     if !enabled_by_config(repo) {
         remove(&notes);
-        return Ok(Vec::new());
+        return Ok(Settlement::default());
     }
     let store = Store::new(repo).with_append_deadline(APPEND_DEADLINE);
     let oldest = notes.iter().map(|note| note.noted_at).min();
-    let recorded = observed_since(&store, oldest)?;
+    let recorded = observed_since(&store, oldest);
+    let mut settlement = Settlement::default();
     let mut commits = Vec::new();
-    let mut unreadable = Vec::new();
     for note in &notes {
         if recorded.contains(&note.commit) {
             continue;
         }
         match observe_commit(repo, note.commit, note.branch.clone()) {
             Ok(commit) if commit.made_by_spectra => {}
-            Ok(commit) => commits.push(commit),
-            Err(err) => unreadable.push(err),
+            Ok(commit) => commits.push(Settled {
+                commit,
+                worktree: note.worktree.clone(),
+            }),
+            Err(err) => settlement.dropped.push(err),
         }
     }
     let commits = oldest_first(commits);
-    store.append_batch(commits.iter().map(ObservedCommit::to_event).collect())?;
+    store.append_batch(commits.iter().map(|s| s.commit.to_event()).collect())?;
     remove(&notes);
-    match unreadable.into_iter().next() {
-        // A note naming a commit that cannot be read would otherwise stay forever.
-        Some(err) => Err(err),
-        None => Ok(commits),
-    }
+    settlement.recorded = commits;
+    Ok(settlement)
 }
 
 /// Whether any note may be waiting: the cheap test every command makes.
 fn has_notes(dir: &Path) -> bool {
     fs::read_dir(dir).is_ok_and(|mut entries| {
-        entries.any(|entry| entry.is_ok_and(|entry| entry.file_name() != LOCK_FILE))
+        entries.any(|entry| {
+            entry.is_ok_and(|entry| entry.file_name().to_str().and_then(commit_id).is_some())
+        })
     })
 }
 
@@ -126,8 +167,10 @@ fn lock(dir: &Path) -> Result<File, HookError> {
     Ok(file)
 }
 
-/// The complete notes in `dir`. A note still being written (no newline yet) is left for the
-/// settler its own shim starts; files that are not named by a commit id are not notes.
+/// The complete notes in `dir`: the branch's ref name (or an empty line), the work tree's root and
+/// its git dir, each ending in a newline. A note still being written (no final newline
+/// yet) is left for the settler its own shim starts; files not named by a commit id are not
+/// notes.
 fn read_notes(dir: &Path) -> Result<Vec<Note>, HookError> {
     let entries = fs::read_dir(dir).map_err(|err| HookError::io("read", dir, err))?;
     let mut notes = Vec::new();
@@ -140,17 +183,31 @@ fn read_notes(dir: &Path) -> Result<Vec<Note>, HookError> {
         let Ok(text) = fs::read_to_string(&path) else {
             continue;
         };
-        let Some(line) = text.strip_suffix('\n') else {
+        let modified = entry.metadata().and_then(|meta| meta.modified()).ok();
+        let Some(text) = text.strip_suffix('\n') else {
+            // A shim that could not finish writing (a full disk) leaves a note that never
+            // completes; after a minute it is no longer one being written.
+            if modified.is_some_and(|at| at.elapsed().is_ok_and(|age| age > UNFINISHED)) {
+                let _ = fs::remove_file(&path);
+            }
             continue;
         };
-        let line = line.trim();
-        let noted_at = entry
-            .metadata()
-            .and_then(|meta| meta.modified())
-            .unwrap_or_else(|_| SystemTime::now());
+        let mut lines = text.lines();
+        let branch = lines.next().unwrap_or_default().trim();
+        let worktree = match (lines.next(), lines.next()) {
+            (Some(root), Some(git_dir)) if root.starts_with('/') && git_dir.starts_with('/') => {
+                Some(Workplace {
+                    root: PathBuf::from(root),
+                    git_dir: PathBuf::from(git_dir),
+                })
+            }
+            _ => None,
+        };
+        let noted_at = modified.unwrap_or_else(SystemTime::now);
         notes.push(Note {
             commit,
-            branch: line.starts_with("refs/").then(|| line.to_string()),
+            branch: branch.starts_with("refs/").then(|| branch.to_string()),
+            worktree,
             noted_at,
             path,
         });
@@ -173,18 +230,21 @@ fn commit_id(name: &str) -> Option<ObjectId> {
 
 /// Commits that `commit.observed` events recorded since a little before `since`: a settler that
 /// died between appending and removing its notes leaves notes for commits already in the log.
-fn observed_since(
-    store: &Store,
-    since: Option<SystemTime>,
-) -> Result<HashSet<ObjectId>, HookError> {
+///
+/// Best effort: an event that cannot be read ends the search (the append that follows reports a
+/// damaged log), so one bad event cannot keep notes from ever being recorded.
+fn observed_since(store: &Store, since: Option<SystemTime>) -> HashSet<ObjectId> {
     let mut observed = HashSet::new();
     let Some(since) = since else {
-        return Ok(observed);
+        return observed;
     };
     let horizon = jiff::Timestamp::try_from(since - CLOCK_SLACK).ok();
     let filter = Filter::default();
     for stored in store.walk_newest_first(&filter) {
-        let event = stored?.event;
+        let Ok(stored) = stored else {
+            break;
+        };
+        let event = stored.event;
         let at: Option<jiff::Timestamp> = event.at.parse().ok();
         if let (Some(at), Some(horizon)) = (at, horizon)
             && at < horizon
@@ -198,21 +258,22 @@ fn observed_since(
             observed.insert(commit);
         }
     }
-    Ok(observed)
+    observed
 }
 
 /// `commits` (in the order they were noted) with every parent before its children: a rebase
 /// notes a whole chain within one tick of a coarse file-system clock.
-fn oldest_first(commits: Vec<ObservedCommit>) -> Vec<ObservedCommit> {
-    let ids: HashSet<ObjectId> = commits.iter().map(|c| c.commit).collect();
-    let mut waiting: BTreeMap<usize, ObservedCommit> = commits.into_iter().enumerate().collect();
+fn oldest_first(commits: Vec<Settled>) -> Vec<Settled> {
+    let ids: HashSet<ObjectId> = commits.iter().map(|c| c.commit.commit).collect();
+    let mut waiting: BTreeMap<usize, Settled> = commits.into_iter().enumerate().collect();
     let mut placed: HashSet<ObjectId> = HashSet::new();
     let mut ordered = Vec::with_capacity(waiting.len());
     while !waiting.is_empty() {
         let ready = waiting
             .iter()
-            .find(|(_, commit)| {
-                commit
+            .find(|(_, settled)| {
+                settled
+                    .commit
                     .parents
                     .iter()
                     .all(|parent| !ids.contains(parent) || placed.contains(parent))
@@ -220,9 +281,9 @@ fn oldest_first(commits: Vec<ObservedCommit>) -> Vec<ObservedCommit> {
             .map(|(at, _)| *at)
             // Only a cycle could leave nothing ready; commits cannot form one, but never loop.
             .unwrap_or_else(|| *waiting.keys().next().expect("not empty"));
-        let commit = waiting.remove(&ready).expect("present");
-        placed.insert(commit.commit);
-        ordered.push(commit);
+        let settled = waiting.remove(&ready).expect("present");
+        placed.insert(settled.commit.commit);
+        ordered.push(settled);
     }
     ordered
 }
@@ -237,9 +298,9 @@ fn remove(notes: &[Note]) {
 mod tests {
     use super::*;
 
-    fn commit(id: u8, parents: &[u8]) -> ObservedCommit {
+    fn commit(id: u8, parents: &[u8]) -> Settled {
         let oid = |n: u8| ObjectId::from_hex(format!("{n:02x}").repeat(20).as_bytes()).unwrap();
-        ObservedCommit {
+        let commit = ObservedCommit {
             commit: oid(id),
             parents: parents.iter().map(|p| oid(*p)).collect(),
             branch: None,
@@ -247,6 +308,10 @@ mod tests {
             subject: id.to_string(),
             spectra_changes: Vec::new(),
             made_by_spectra: false,
+        };
+        Settled {
+            commit,
+            worktree: None,
         }
     }
 
@@ -259,7 +324,10 @@ mod tests {
             commit(1, &[0]),
             commit(2, &[1]),
         ];
-        let order: Vec<String> = oldest_first(noted).into_iter().map(|c| c.subject).collect();
+        let order: Vec<String> = oldest_first(noted)
+            .into_iter()
+            .map(|c| c.commit.subject)
+            .collect();
         assert_eq!(order, ["9", "1", "2", "3"]);
     }
 
@@ -284,5 +352,12 @@ mod tests {
         assert_eq!(notes[0].branch.as_deref(), Some("refs/heads/main"));
         fs::write(dir.path().join(&id), "\n").unwrap();
         assert_eq!(read_notes(dir.path()).unwrap()[0].branch, None);
+        fs::write(dir.path().join(&id), "refs/heads/main\n/w/t\n/w/t/.git\n").unwrap();
+        let note = &read_notes(dir.path()).unwrap()[0];
+        let place = note.worktree.as_ref().unwrap();
+        assert_eq!(
+            (place.root.as_path(), place.git_dir.as_path()),
+            (Path::new("/w/t"), Path::new("/w/t/.git"))
+        );
     }
 }

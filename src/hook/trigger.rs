@@ -22,6 +22,7 @@ use std::process::{Command, Stdio};
 use crate::repo::Repo;
 
 use super::observe::{ObservedCommit, SPECTRA_DIR};
+use super::pending::Workplace;
 use super::{ENV_SWITCH, HookError};
 
 /// The hooks log, under the state directory shared by all worktrees.
@@ -58,10 +59,14 @@ pub fn service_of_specification(path: &str) -> Option<&str> {
 
 /// Starts one detached runner for each specification `commit` added or changed, when
 /// `activities` is not empty. Returns what was started.
+///
+/// The runners work where the commit was made when `made_in` says where (a command in another
+/// linked worktree may be the one recording it), else in `repo`'s work tree.
 pub fn start_for_commit(
     repo: &Repo,
     commit: &ObservedCommit,
     activities: &[String],
+    made_in: Option<&Workplace>,
 ) -> Result<Vec<SpecTrigger>, HookError> {
     let specs: Vec<(&str, &str)> = commit
         .spectra_changes
@@ -89,7 +94,7 @@ pub fn start_for_commit(
             activities.join(", ")
         );
         write_log_line(&mut log, &line).map_err(|err| HookError::io("write", &log_path, err))?;
-        let pid = spawn_runner(repo, &log, &log_path, service, &input, activities)?;
+        let pid = spawn_runner(repo, made_in, &log, &log_path, service, &input, activities)?;
         started.push(SpecTrigger {
             service: service.to_string(),
             specification: path.to_string(),
@@ -104,6 +109,7 @@ pub fn start_for_commit(
 /// Starts `git-spectra hook run-activities ...` detached from the commit.
 fn spawn_runner(
     repo: &Repo,
+    made_in: Option<&Workplace>,
     log: &File,
     log_path: &Path,
     service: &str,
@@ -124,8 +130,19 @@ fn spawn_runner(
         ])
         .args(activities);
     detach(&mut command, log).map_err(|err| HookError::io("open", log_path, err))?;
-    if let Some(root) = repo.work_tree() {
-        command.current_dir(root);
+    match made_in {
+        // That work tree and its git dir, not whatever this process was given.
+        Some(place) => {
+            command
+                .current_dir(&place.root)
+                .env("GIT_DIR", &place.git_dir)
+                .env_remove("GIT_WORK_TREE");
+        }
+        None => {
+            if let Some(root) = repo.work_tree() {
+                command.current_dir(root);
+            }
+        }
     }
     let child = command
         .spawn()

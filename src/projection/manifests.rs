@@ -106,6 +106,9 @@ impl ManifestIndex {
                 .into_iter()
                 .map(|(_, entry)| entry),
         );
+        // In the order the runs started, as the full projection lists them: a run left open
+        // by a crash long ago is not the newest entry.
+        entries.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
         let start = entries.len().saturating_sub(RECENT_HISTORY);
         entries.split_off(start)
     }
@@ -151,7 +154,14 @@ impl ManifestIndex {
                 manifest.service.as_deref().unwrap_or_default(),
                 manifest.activity
             );
-            merged.insert(key, manifest);
+            // As in the full projection, the run that started last wins: a run left open by a
+            // crash long ago does not hide a later one that finished.
+            let later = merged
+                .get(&key)
+                .is_none_or(|finished| manifest.started_at >= finished.started_at);
+            if later {
+                merged.insert(key, manifest);
+            }
         }
         let mut manifests: Vec<Manifest> = merged.into_values().collect();
         manifests.sort_by(|a, b| (&a.service, &a.activity).cmp(&(&b.service, &b.activity)));
@@ -270,6 +280,35 @@ mod tests {
             );
         }
         assert_eq!(index.recent_history("discover", None).len(), RECENT_HISTORY);
+    }
+
+    #[test]
+    fn a_run_left_open_long_ago_does_not_hide_a_later_one() {
+        // Started a day earlier than the run that follows, and never finished.
+        let interrupted: Vec<NewEvent> =
+            crate::event::discover_run_for_tests("r1", "logging", "succeeded", false)
+                .into_iter()
+                .take(2)
+                .map(|mut event| {
+                    event.at = "2026-01-01T00:00:00.000Z".into();
+                    event
+                })
+                .collect();
+        let mut events = crate::event::seal_for_tests(interrupted);
+        events.extend(run("r2", "logging", "succeeded", false));
+        let full = Projection::from_events(&events);
+        let mut index = ManifestIndex::default();
+        for event in &events {
+            assert!(index.apply(event).is_ok());
+        }
+        assert_eq!(index.manifests(None, None), full.manifests(None, None));
+        assert_eq!(index.manifests(None, Some("logging"))[0].status, "complete");
+        let history: Vec<HistoryEntry> = full
+            .history(Some("discover"), None)
+            .into_iter()
+            .map(|(_, entry)| entry)
+            .collect();
+        assert_eq!(index.recent_history("discover", None), history);
     }
 
     #[test]

@@ -743,7 +743,15 @@ fn noted_commits_are_recorded_in_order_by_the_next_command() {
     noted.sort();
     assert_eq!(notes(&dir), noted);
     let note = std::fs::read_to_string(dir.join(".git/spectra/pending").join(&commits[0])).unwrap();
-    assert_eq!(note, "refs/heads/main\n");
+    let root = dir.canonicalize().unwrap();
+    assert_eq!(
+        note,
+        format!(
+            "refs/heads/main\n{}\n{}/.git\n",
+            root.display(),
+            root.display()
+        )
+    );
     assert!(
         env.git(
             &dir,
@@ -806,4 +814,53 @@ fn without_the_notes_directory_the_hook_records_before_the_commit_returns() {
     commit_with_path(&env, &dir, &path, "b", "noted").success();
     assert_eq!(notes(&dir).len(), 1);
     assert_eq!(observed(&env, &dir).len(), 2);
+}
+
+#[test]
+fn a_commit_with_the_hooks_off_for_itself_leaves_other_notes_alone() {
+    let env = TestEnv::new();
+    let dir = env.repo_with_commit("repo");
+    install(&env, &dir);
+    let path = path_without_background_recording(&env);
+    commit_with_path(&env, &dir, &path, "a", "noted, not yet recorded").success();
+    let noted = head(&env, &dir);
+
+    write(&dir, "b", "b\n");
+    env.git(&dir, &["add", "b"]).success();
+    git_with_env(
+        &env,
+        &dir,
+        &[
+            "-c",
+            "spectra.hooks.enabled=false",
+            "commit",
+            "-q",
+            "-m",
+            "off for this one",
+        ],
+        &[],
+    )
+    .success();
+    assert_eq!(
+        notes(&dir),
+        vec![noted.clone()],
+        "only its own note is gone"
+    );
+    for off in ["off", "false", "NO"] {
+        commit_file(&env, &dir, "c", off, off).success();
+    }
+    git_with_env(
+        &env,
+        &dir,
+        &["commit", "-q", "--allow-empty", "-m", "env off"],
+        &[("SPECTRA_HOOKS", "off")],
+    )
+    .success();
+
+    let events = observed(&env, &dir);
+    let recorded: Vec<&str> = events
+        .iter()
+        .map(|e| e["payload"]["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(recorded, ["NO", "false", "off", "noted, not yet recorded"]);
 }
