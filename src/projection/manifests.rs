@@ -19,7 +19,7 @@ use crate::repo::Repo;
 use crate::store::{Store, StoreError};
 use crate::tip_cache;
 
-const CACHE_VERSION: u32 = 3;
+const CACHE_VERSION: u32 = 4;
 
 /// History entries kept per activity and service: at least what a run's context shows.
 pub const RECENT_HISTORY: usize = 5;
@@ -73,7 +73,7 @@ impl ManifestIndex {
             if reverted.contains(record.started_event.as_str()) {
                 continue;
             }
-            let entry = history_entry(run, record);
+            let entry = recent_entry(history_entry(run, record));
             let service = record.service.as_deref();
             for key in [
                 history_key(&record.activity, service),
@@ -93,7 +93,8 @@ impl ManifestIndex {
     }
 
     /// The last `RECENT_HISTORY` (at most) history entries of `activity`, for `service` or for
-    /// every service, oldest first: what the full projection's history ends with.
+    /// every service, oldest first: what the full projection's history ends with, without each
+    /// entry's `context` and `result` (see [`recent_entry`]).
     pub fn recent_history(&self, activity: &str, service: Option<&str>) -> Vec<HistoryEntry> {
         let mut entries: Vec<HistoryEntry> = self
             .recent
@@ -104,7 +105,7 @@ impl ManifestIndex {
             self.open
                 .history(Some(activity), service)
                 .into_iter()
-                .map(|(_, entry)| entry),
+                .map(|(_, entry)| recent_entry(entry)),
         );
         // In the order the runs started, as the full projection lists them: a run left open
         // by a crash long ago is not the newest entry.
@@ -167,6 +168,15 @@ impl ManifestIndex {
         manifests.sort_by(|a, b| (&a.service, &a.activity).cmp(&(&b.service, &b.activity)));
         manifests
     }
+}
+
+/// A history entry as the index keeps it: what a run's context shows of it (when, which run and
+/// service, the decision and the outcome), without the context that run saw and its full result,
+/// which only `git spectra history` shows (from the full projection).
+fn recent_entry(mut entry: HistoryEntry) -> HistoryEntry {
+    entry.context = serde_json::Value::Null;
+    entry.result = serde_json::Value::Null;
+    entry
 }
 
 fn history_key(activity: &str, service: Option<&str>) -> String {
@@ -237,7 +247,8 @@ mod tests {
         }
         assert_eq!(index.manifests(None, None), full.manifests(None, None));
         let tail = |history: Vec<(String, HistoryEntry)>| {
-            let entries: Vec<HistoryEntry> = history.into_iter().map(|(_, e)| e).collect();
+            let entries: Vec<HistoryEntry> =
+                history.into_iter().map(|(_, e)| recent_entry(e)).collect();
             let start = entries.len().saturating_sub(RECENT_HISTORY);
             entries[start..].to_vec()
         };
@@ -270,7 +281,7 @@ mod tests {
             let history: Vec<HistoryEntry> = full
                 .history(Some("discover"), service)
                 .into_iter()
-                .map(|(_, entry)| entry)
+                .map(|(_, entry)| recent_entry(entry))
                 .collect();
             let start = history.len().saturating_sub(RECENT_HISTORY);
             assert_eq!(
@@ -306,7 +317,7 @@ mod tests {
         let history: Vec<HistoryEntry> = full
             .history(Some("discover"), None)
             .into_iter()
-            .map(|(_, entry)| entry)
+            .map(|(_, entry)| recent_entry(entry))
             .collect();
         assert_eq!(index.recent_history("discover", None), history);
     }
