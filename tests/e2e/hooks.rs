@@ -685,7 +685,8 @@ fn a_spec_change_with_on_spec_change_discover_runs_discover_against_the_llm() {
 }
 
 /// A `PATH` whose `git-spectra` does everything the real one does except the shim's background
-/// recording: what a commit leaves behind when that process never got to run.
+/// recording: what a commit leaves behind when that process never got to run. Its `where-am-i`
+/// "activity" prints where it was started.
 fn path_without_background_recording(env: &TestEnv) -> String {
     let bin = env.path().join("no-background-bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -693,7 +694,10 @@ fn path_without_background_recording(env: &TestEnv) -> String {
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\nif [ \"$1\" = hook ] && [ \"$2\" = record-noted ]; then exit 0; fi\nexec '{}' \"$@\"\n",
+            "#!/bin/sh\n\
+             if [ \"$1\" = hook ] && [ \"$2\" = record-noted ]; then exit 0; fi\n\
+             if [ \"$1\" = where-am-i ]; then echo \"where-am-i: $PWD ${{GIT_DIR-}}\"; exit 0; fi\n\
+             exec '{}' \"$@\"\n",
             crate::common::spectra_bin().display()
         ),
     )
@@ -863,4 +867,46 @@ fn a_commit_with_the_hooks_off_for_itself_leaves_other_notes_alone() {
         .map(|e| e["payload"]["subject"].as_str().unwrap())
         .collect();
     assert_eq!(recorded, ["NO", "false", "off", "noted, not yet recorded"]);
+}
+
+#[test]
+fn a_commit_recorded_from_another_worktree_triggers_in_its_own() {
+    let env = TestEnv::new();
+    let dir = env.repo_with_commit("repo");
+    install(&env, &dir);
+    env.git(
+        &dir,
+        &["config", "spectra.hooks.onSpecChange", "where-am-i"],
+    )
+    .success();
+    env.git(&dir, &["worktree", "add", "-q", "-b", "topic", "../wt"])
+        .success();
+    let worktree = env.path().join("wt");
+    let path = path_without_background_recording(&env);
+    commit_with_path(
+        &env,
+        &worktree,
+        &path,
+        ".spectra/logging.specification.yaml",
+        "spec in the worktree",
+    )
+    .success();
+
+    // A command in the main checkout records the note and starts the trigger.
+    let mut log = env.command(crate::common::spectra_bin(), &dir);
+    log.args(["log", "-n", "1"]).env("PATH", &path);
+    assert!(log.output().unwrap().status.success());
+    wait_for_background_runs(&hooks_log(&dir));
+
+    let hooks = std::fs::read_to_string(hooks_log(&dir)).unwrap();
+    let root = worktree.canonicalize().unwrap();
+    let git_dir = dir.canonicalize().unwrap().join(".git/worktrees/wt");
+    assert!(
+        hooks.contains(&format!(
+            "where-am-i: {} {}",
+            root.display(),
+            git_dir.display()
+        )),
+        "{hooks}"
+    );
 }
