@@ -19,13 +19,10 @@ use crate::repo::Repo;
 use crate::store::{Store, StoreError};
 use crate::tip_cache;
 
-const CACHE_VERSION: u32 = 4;
+const CACHE_VERSION: u32 = 5;
 
 /// History entries kept per activity and service: at least what a run's context shows.
 pub const RECENT_HISTORY: usize = 5;
-
-/// The key of entries kept for an activity across all services.
-const ANY_SERVICE: &str = "\u{1}any";
 
 /// Latest manifests of finished runs, and the runs still open.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -34,10 +31,16 @@ pub struct ManifestIndex {
     latest: BTreeMap<String, Manifest>,
     /// Runs started but not finished, folded as usual.
     open: Projection,
-    /// `activity \0 service` (or `activity \0` [`ANY_SERVICE`]) -> the last [`RECENT_HISTORY`]
-    /// history entries of finished runs, oldest first.
+    /// `activity \0 service` (an empty service for entries without one) -> the last
+    /// [`RECENT_HISTORY`] history entries of finished runs, oldest first. The last entries
+    /// across all services are among these, so they are not kept separately.
+    /// Each entry with its place in the order runs finished, which breaks ties between equal
+    /// timestamps when the services' entries are merged.
     #[serde(default)]
-    recent: BTreeMap<String, VecDeque<HistoryEntry>>,
+    recent: BTreeMap<String, VecDeque<(u64, HistoryEntry)>>,
+    /// Entries absorbed so far: the next entry's place.
+    #[serde(default)]
+    absorbed: u64,
 }
 
 /// An event the index cannot fold alone.
@@ -52,6 +55,7 @@ impl ManifestIndex {
             latest: BTreeMap::new(),
             open,
             recent: BTreeMap::new(),
+            absorbed: 0,
         };
         let reverted = projection.reverted_ids();
         for run in finished {
@@ -75,15 +79,14 @@ impl ManifestIndex {
             }
             let entry = recent_entry(history_entry(run, record));
             let service = record.service.as_deref();
-            for key in [
-                history_key(&record.activity, service),
-                history_key(&record.activity, None),
-            ] {
-                let kept = self.recent.entry(key).or_default();
-                kept.push_back(entry.clone());
-                if kept.len() > RECENT_HISTORY {
-                    kept.pop_front();
-                }
+            let kept = self
+                .recent
+                .entry(history_key(&record.activity, service))
+                .or_default();
+            kept.push_back((self.absorbed, entry));
+            self.absorbed += 1;
+            if kept.len() > RECENT_HISTORY {
+                kept.pop_front();
             }
             if !run.dry_run {
                 let key = format!("{}\u{0}{}", service.unwrap_or_default(), record.activity);
@@ -96,22 +99,39 @@ impl ManifestIndex {
     /// every service, oldest first: what the full projection's history ends with, without each
     /// entry's `context` and `result` (see [`recent_entry`]).
     pub fn recent_history(&self, activity: &str, service: Option<&str>) -> Vec<HistoryEntry> {
-        let mut entries: Vec<HistoryEntry> = self
-            .recent
-            .get(&history_key(activity, service))
-            .map(|kept| kept.iter().cloned().collect())
-            .unwrap_or_default();
+        let mut entries: Vec<(u64, HistoryEntry)> = match service {
+            Some(service) => self
+                .recent
+                .get(&history_key(activity, Some(service)))
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
+            // Every service's entries of this activity: the keys `activity \0 ...`.
+            None => {
+                let prefix = history_key(activity, None);
+                self.recent
+                    .range(prefix.clone()..)
+                    .take_while(|(key, _)| key.starts_with(&prefix))
+                    .flat_map(|(_, kept)| kept.iter().cloned())
+                    .collect()
+            }
+        };
         entries.extend(
             self.open
                 .history(Some(activity), service)
                 .into_iter()
-                .map(|(_, entry)| recent_entry(entry)),
+                .map(|(_, entry)| (u64::MAX, recent_entry(entry))),
         );
-        // In the order the runs started, as the full projection lists them: a run left open
-        // by a crash long ago is not the newest entry.
-        entries.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+        // In the order the runs started, as the full projection lists them (a run left open by
+        // a crash long ago is not the newest entry); equal timestamps in the order runs ended.
+        entries.sort_by(|(a_at, a), (b_at, b)| (&a.timestamp, a_at).cmp(&(&b.timestamp, b_at)));
         let start = entries.len().saturating_sub(RECENT_HISTORY);
-        entries.split_off(start)
+        entries
+            .split_off(start)
+            .into_iter()
+            .map(|(_, entry)| entry)
+            .collect()
     }
 
     fn apply(&mut self, event: &Event) -> Result<(), NeedsRebuild> {
@@ -180,7 +200,7 @@ fn recent_entry(mut entry: HistoryEntry) -> HistoryEntry {
 }
 
 fn history_key(activity: &str, service: Option<&str>) -> String {
-    format!("{activity}\u{0}{}", service.unwrap_or(ANY_SERVICE))
+    format!("{activity}\u{0}{}", service.unwrap_or_default())
 }
 
 fn cache_path(repo: &Repo) -> PathBuf {
@@ -291,6 +311,33 @@ mod tests {
             );
         }
         assert_eq!(index.recent_history("discover", None).len(), RECENT_HISTORY);
+    }
+
+    #[test]
+    fn an_entry_without_a_service_is_kept_once() {
+        // A discover that failed before it chose a service: its events name none.
+        let nameless: Vec<NewEvent> =
+            crate::event::discover_run_for_tests("r0", "unused", "failed", false)
+                .into_iter()
+                .map(|mut event| {
+                    event.service = None;
+                    event
+                })
+                .collect();
+        let mut events = crate::event::seal_for_tests(nameless);
+        events.extend(run("r1", "logging", "succeeded", false));
+        let full = Projection::from_events(&events);
+        let mut index = ManifestIndex::default();
+        for event in &events {
+            assert!(index.apply(event).is_ok());
+        }
+        let history: Vec<HistoryEntry> = full
+            .history(Some("discover"), None)
+            .into_iter()
+            .map(|(_, entry)| recent_entry(entry))
+            .collect();
+        assert_eq!(history.len(), 2);
+        assert_eq!(index.recent_history("discover", None), history);
     }
 
     #[test]
