@@ -130,12 +130,7 @@ pub(crate) fn settle_noted(repo: &Repo) {
     }
     let activities = hook::on_spec_change(repo);
     for settled in &settlement.recorded {
-        start_triggers(
-            repo,
-            &settled.commit,
-            &activities,
-            settled.worktree.as_ref(),
-        );
+        start_triggers(repo, &settled.commit, &activities, settled.made_in.as_ref());
     }
 }
 

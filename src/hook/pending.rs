@@ -64,7 +64,7 @@ struct Note {
     branch: Option<String>,
     /// Where the commit was made, where activities it triggers must run: the settler may be a
     /// command in another linked worktree.
-    worktree: Option<Workplace>,
+    made_in: Option<Workplace>,
     noted_at: SystemTime,
     path: PathBuf,
 }
@@ -82,7 +82,7 @@ pub struct Workplace {
 #[derive(Debug)]
 pub struct Settled {
     pub commit: ObservedCommit,
-    pub worktree: Option<Workplace>,
+    pub made_in: Option<Workplace>,
 }
 
 /// What [`settle`] did: the commits it recorded, and the notes it had to drop (a commit that
@@ -133,7 +133,7 @@ pub fn settle(repo: &Repo) -> Result<Settlement, HookError> {
             Ok(commit) if commit.made_by_spectra => {}
             Ok(commit) => commits.push(Settled {
                 commit,
-                worktree: note.worktree.clone(),
+                made_in: note.made_in.clone(),
             }),
             Err(err) => settlement.dropped.push(err),
         }
@@ -194,7 +194,7 @@ fn read_notes(dir: &Path) -> Result<Vec<Note>, HookError> {
         };
         let mut lines = text.lines();
         let branch = lines.next().unwrap_or_default().trim();
-        let worktree = match (lines.next(), lines.next()) {
+        let made_in = match (lines.next(), lines.next()) {
             (Some(root), Some(git_dir)) if root.starts_with('/') && git_dir.starts_with('/') => {
                 Some(Workplace {
                     root: PathBuf::from(root),
@@ -207,7 +207,7 @@ fn read_notes(dir: &Path) -> Result<Vec<Note>, HookError> {
         notes.push(Note {
             commit,
             branch: branch.starts_with("refs/").then(|| branch.to_string()),
-            worktree,
+            made_in,
             noted_at,
             path,
         });
@@ -311,7 +311,7 @@ mod tests {
         };
         Settled {
             commit,
-            worktree: None,
+            made_in: None,
         }
     }
 
@@ -354,7 +354,7 @@ mod tests {
         assert_eq!(read_notes(dir.path()).unwrap()[0].branch, None);
         fs::write(dir.path().join(&id), "refs/heads/main\n/w/t\n/w/t/.git\n").unwrap();
         let note = &read_notes(dir.path()).unwrap()[0];
-        let place = note.worktree.as_ref().unwrap();
+        let place = note.made_in.as_ref().unwrap();
         assert_eq!(
             (place.root.as_path(), place.git_dir.as_path()),
             (Path::new("/w/t"), Path::new("/w/t/.git"))
