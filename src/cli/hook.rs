@@ -1,8 +1,9 @@
-//! `git spectra hook post-commit` (what the installed shim runs) and `git spectra hook
-//! run-activities` (the background runner it starts). Both are hidden: people use `git spectra
-//! hooks`.
+//! `git spectra hook record-noted COMMIT` (what the installed shim starts in the background),
+//! `git spectra hook post-commit` (what it runs in the foreground when it cannot note the
+//! commit) and `git spectra hook run-activities` (the background runner a specification change
+//! starts). All are hidden: people use `git spectra hooks`.
 //!
-//! `post-commit` runs inside the user's `git commit`, so it never fails: whatever goes wrong
+//! The first two run beside the user's `git commit`, so they never fail: whatever goes wrong
 //! becomes one `warning:` line on stderr and a line in the hooks log, and the exit code is 0.
 
 use clap::{Args, Subcommand};

@@ -2,15 +2,16 @@
 //!
 //! `git spectra hooks install` puts a tiny POSIX shell shim (`hooks/post-commit`, embedded in the
 //! binary) where `git rev-parse --git-path hooks` points, as a marked block inside any hook that
-//! is already there ([`install`]). On every commit the shim runs `git-spectra hook post-commit`,
-//! which records one `commit.observed` event ([`observe`]) and, when the commit changed a
-//! specification, starts the activities named in `spectra.hooks.onSpecChange` in the background
-//! ([`trigger`]).
+//! is already there ([`install`]). On every commit the shim notes the commit with shell builtins
+//! and starts `git-spectra hook record-noted` in the background ([`pending`]); where it cannot
+//! note it, it runs `git-spectra hook post-commit` in the foreground. Either records one
+//! `commit.observed` event per commit ([`observe`]) and, when a commit changed a specification,
+//! starts the activities named in `spectra.hooks.onSpecChange` in the background ([`trigger`]).
 //!
-//! The post-commit path runs inside the user's `git commit`, so it must be fast and must never
-//! fail the commit: it opens the repository, reads one commit and two trees, appends one event
-//! and maybe starts one detached process. No registry, no LLM, no async runtime. Every error
-//! becomes one `warning:` line on stderr and a line in the hooks log; the hook still exits 0.
+//! All of this runs beside the user's `git commit`, so it must be fast and must never fail the
+//! commit: it opens the repository, reads each commit and two trees, appends the events and maybe
+//! starts one detached process. No registry, no LLM, no async runtime. Every error becomes one
+//! `warning:` line on stderr and a line in the hooks log; the hook still exits 0.
 
 pub mod install;
 pub mod observe;
