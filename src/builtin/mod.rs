@@ -2,7 +2,8 @@
 //!
 //! Default playbooks are real argv playbooks like any other (`["{spectra}", "builtin", ...]`),
 //! so they go through the same runner, timeout, capture and audit; this module is what they
-//! run. Each function works in the repository root it is given (the runner's cwd) and returns a
+//! run. The runner calls the read-only ones (inventory, catalog lookup) directly rather than
+//! through a second process (see `playbook::in_process`). Each function works in the repository root it is given (the runner's cwd) and returns a
 //! serializable result that the CLI prints as one JSON object on stdout.
 
 pub mod branch;

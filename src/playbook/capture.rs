@@ -35,6 +35,13 @@ impl Captured {
         Captured::from_kept(Vec::new(), 0)
     }
 
+    /// All of `bytes`, produced at once, as a stream capped at `cap` would keep them.
+    pub(super) fn capped(mut bytes: Vec<u8>, cap: usize) -> Captured {
+        let total_bytes = bytes.len() as u64;
+        bytes.truncate(cap);
+        Captured::from_kept(bytes, total_bytes)
+    }
+
     fn from_kept(bytes: Vec<u8>, total_bytes: u64) -> Captured {
         Captured {
             truncated: total_bytes > bytes.len() as u64,

@@ -5,12 +5,14 @@
 //! inputs against the playbook's JSON Schema, keeps path inputs inside the repository, and fills
 //! the argv template word by word; nothing meets a shell. The process runs in the repository
 //! root with `SPECTRA_RUN` and `SPECTRA_EVENT` set, in its own process group that is killed
-//! whole on timeout, with its output captured up to a cap. A dry run does every check and
+//! whole on timeout, with its output captured up to a cap; our own read-only built-ins run
+//! in-process under the same contract (`in_process`). A dry run does every check and
 //! returns the exact argv, and runs nothing. The [`Report`] serializes into the payload of a
 //! `playbook.finished` event.
 
 mod capture;
 mod confine;
+mod in_process;
 mod process;
 
 use std::path::PathBuf;
@@ -76,7 +78,7 @@ pub enum Outcome {
     Succeeded,
     /// Exited with another code.
     Failed,
-    /// Ran past its timeout; its process group was killed.
+    /// Ran past its timeout; its process group was killed (in-process work is abandoned).
     TimedOut,
     /// Ended by a signal it did not get from us.
     Killed,
@@ -134,8 +136,13 @@ impl Report {
                 "playbook {name} failed with exit code {}",
                 self.exit_code.unwrap_or_default()
             ),
-            Outcome::TimedOut => format!(
+            // A process is killed with its group; in-process work (no signal) is abandoned.
+            Outcome::TimedOut if self.signal.is_some() => format!(
                 "playbook {name} timed out after {} ms; its process group was killed",
+                self.invocation.timeout_ms
+            ),
+            Outcome::TimedOut => format!(
+                "playbook {name} timed out after {} ms and was abandoned",
                 self.invocation.timeout_ms
             ),
             Outcome::Killed => format!(
@@ -310,6 +317,11 @@ impl<'r> Runner<'r> {
                 stdout: Captured::empty(),
                 stderr: Captured::empty(),
             });
+        }
+        if let Some(work) = in_process::recognise(&invocation.argv, &self.spectra_exe) {
+            let timeout = Duration::from_millis(invocation.timeout_ms);
+            let finished = in_process::run(work, &invocation.cwd, timeout, self.output_cap);
+            return Ok(report(invocation, finished));
         }
         let mut env: Vec<(&str, &str)> = self
             .extra_env

@@ -34,7 +34,8 @@ pub struct Spec<'a> {
 /// How a child ended.
 #[derive(Debug)]
 pub struct Finished {
-    pub status: ExitStatus,
+    /// `None` when there is no status to report: work abandoned at its deadline.
+    pub status: Option<ExitStatus>,
     pub timed_out: bool,
     pub duration: Duration,
     pub stdout: Captured,
@@ -44,12 +45,12 @@ pub struct Finished {
 impl Finished {
     /// The exit code, if the child exited rather than being killed by a signal.
     pub fn exit_code(&self) -> Option<i32> {
-        self.status.code()
+        self.status.and_then(|status| status.code())
     }
 
     /// The signal that ended the child, if one did.
     pub fn signal(&self) -> Option<i32> {
-        self.status.signal()
+        self.status.and_then(|status| status.signal())
     }
 }
 
@@ -88,7 +89,7 @@ pub fn run(spec: &Spec) -> io::Result<Finished> {
     let status = child.wait()?;
     let duration = started.elapsed();
     Ok(Finished {
-        status,
+        status: Some(status),
         timed_out,
         duration,
         stdout: join(stdout)?,

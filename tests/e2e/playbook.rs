@@ -485,6 +485,52 @@ fn builtin_catalog_lookup_reads_both_catalog_shapes() {
     );
 }
 
+/// The read-only built-ins run inside the runner's process: what it reports must be, byte for
+/// byte, what `git spectra builtin ...` prints and exits with.
+#[test]
+fn read_only_builtins_in_process_report_what_the_command_prints() {
+    let repo = TestRepo::new();
+    repo.write("Cargo.toml", "[package]\n");
+    repo.write("src/main.rs", "fn main() {}\n");
+    repo.write(".github/workflows/ci.yml", "on: push\n");
+    let cases = [
+        ("repo.inventory", json!({}), vec!["builtin", "inventory"]),
+        (
+            "catalog.lookup",
+            json!({"name": "billing"}),
+            vec!["builtin", "catalog-lookup", "--name=billing"],
+        ),
+    ];
+    for catalog in [
+        None,
+        Some("services:\n  - {name: billing, status: healthy}\n"),
+        Some("services: [\n"),
+    ] {
+        if let Some(text) = catalog {
+            repo.write(".spectra/service-catalog.yaml", text);
+        }
+        for (playbook, inputs, argv) in &cases {
+            let report = run(&repo, "discover", playbook, inputs.clone()).unwrap();
+            let command = repo.spectra(argv);
+            assert_eq!(
+                report.stdout.text(),
+                command.stdout,
+                "{playbook} {catalog:?}"
+            );
+            assert_eq!(
+                report.stderr.text(),
+                command.stderr,
+                "{playbook} {catalog:?}"
+            );
+            assert_eq!(
+                report.exit_code,
+                Some(command.code),
+                "{playbook} {catalog:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn builtin_spec_write_is_idempotent_refuses_to_overwrite_and_undoes() {
     let repo = TestRepo::new();
