@@ -120,9 +120,17 @@ impl Worktree {
         paths: &[String],
         message: &str,
     ) -> Result<Committed, WorktreeError> {
-        let mut add = vec!["add", "--"];
-        add.extend(paths.iter().map(String::as_str));
-        self.git(&add)?;
+        // `git commit -- paths` stages paths git already tracks by itself; only new files need
+        // `git add` first (a process fewer when a specification is written again).
+        let all_tracked = self
+            .repo
+            .as_ref()
+            .is_some_and(|repo| paths.iter().all(|path| tracked_in_process(repo, path)));
+        if !all_tracked {
+            let mut add = vec!["add", "--"];
+            add.extend(paths.iter().map(String::as_str));
+            self.git(&add)?;
+        }
         // The tool's commit adds a file or two: it does not start git's auto-maintenance (a
         // process that decides whether the repository needs a repack), which the user's own next
         // commit or fetch starts as usual.
@@ -318,6 +326,27 @@ fn unchanged_in_process(repo: &gix::Repository, root: &Path, path: &str) -> Opti
         }
         _ => None,
     }
+}
+
+/// Whether the index holds `path` as one plain, unconflicted entry, so that `git commit -- path`
+/// takes its work-tree content without `git add`. `false` when in doubt (no index, a sparse
+/// index, a conflict): the caller then runs `git add`, which is always right.
+fn tracked_in_process(repo: &gix::Repository, path: &str) -> bool {
+    use gix::bstr::ByteSlice;
+    let Ok(Some(index)) = repo.try_index() else {
+        return false;
+    };
+    if index.is_sparse() {
+        return false;
+    }
+    let path = path.as_bytes().as_bstr();
+    let entries: Vec<&gix::index::Entry> = index
+        .prefixed_entries(path)
+        .unwrap_or_default()
+        .iter()
+        .filter(|entry| entry.path(&index) == path)
+        .collect();
+    matches!(entries.as_slice(), [entry] if entry.stage_raw() == 0)
 }
 
 /// HEAD's commit and short branch name, read from the ref files; `None` if anything is odd (the

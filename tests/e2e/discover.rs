@@ -375,6 +375,52 @@ fn no_commit_leaves_the_file_and_a_dirty_specification_is_never_overwritten() {
     );
 }
 
+/// A second discover of the same service commits the rewritten specification alone, whether or
+/// not git needed `git add` for it, and leaves what the user staged staged.
+#[test]
+fn a_second_discover_commits_only_its_specification() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    let server = LlmServer::start();
+    server.push(Reply::chat_json(&decision("logging")));
+    discover(&env, &repo, &server, &["logs", "--service", "logging"]).success();
+
+    std::fs::write(repo.join("notes.txt"), "mine\n").unwrap();
+    env.git(&repo, &["add", "notes.txt"]).success();
+    let mut again = decision("logging");
+    again["problem"]["statement"] = json!("Logs are lost on reboot");
+    server.push(Reply::chat_json(&again));
+    discover(
+        &env,
+        &repo,
+        &server,
+        &["logs again", "--service", "logging"],
+    )
+    .success();
+
+    let committed = env
+        .git(&repo, &["show", "--name-only", "--format=%s", "HEAD"])
+        .success()
+        .stdout;
+    assert_eq!(
+        committed
+            .lines()
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>(),
+        [
+            "discover: add specification for logging",
+            ".spectra/logging.specification.yaml"
+        ]
+    );
+    let in_head = env
+        .git(&repo, &["show", "HEAD:.spectra/logging.specification.yaml"])
+        .success()
+        .stdout;
+    assert!(in_head.contains("Logs are lost on reboot"), "{in_head}");
+    let status = env.git(&repo, &["status", "--porcelain"]).success().stdout;
+    assert_eq!(status, "A  notes.txt\n");
+}
+
 #[test]
 fn the_history_of_a_first_run_appears_in_the_second_runs_prompt() {
     let env = TestEnv::new();
