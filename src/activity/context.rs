@@ -13,7 +13,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::llm::budget::estimate_prompt_tokens;
-use crate::projection::manifests::{ManifestIndex, RECENT_HISTORY};
+use crate::projection::manifests::{CorruptIndex, ManifestIndex, RECENT_HISTORY};
 use crate::registry::{Activity, Registry};
 
 /// How many history entries an activity sees at most.
@@ -51,14 +51,14 @@ pub fn gather(
     registry: &Registry,
     activity: &Activity,
     service: Option<&str>,
-) -> Context {
+) -> Result<Context, CorruptIndex> {
     let mut context = Context::default();
     if let Some(service) = service {
         let path = specification_path(service);
         if let Ok(text) = std::fs::read_to_string(root.join(&path)) {
             context.specification = Some((path, text));
         }
-        context.manifests = earlier_manifests(projection, registry, activity, service);
+        context.manifests = earlier_manifests(projection, registry, activity, service)?;
     }
     context.playbooks = registry
         .allowed_playbooks(&activity.name)
@@ -75,7 +75,7 @@ pub fn gather(
             (playbook.id.clone(), full, short)
         })
         .collect();
-    let history = projection.recent_history(&activity.name, service);
+    let history = projection.try_recent_history(&activity.name, service)?;
     let start = history.len().saturating_sub(HISTORY_ENTRIES);
     context.history = history[start..]
         .iter()
@@ -93,7 +93,7 @@ pub fn gather(
     context.repository = crate::builtin::inventory::inventory(root)
         .ok()
         .and_then(|inventory| serde_json::to_string(&inventory).ok());
-    context
+    Ok(context)
 }
 
 fn earlier_manifests(
@@ -101,15 +101,15 @@ fn earlier_manifests(
     registry: &Registry,
     activity: &Activity,
     service: &str,
-) -> Vec<(String, String)> {
+) -> Result<Vec<(String, String)>, CorruptIndex> {
     let order_of = |name: &str| registry.activity(name).map(|a| a.order).unwrap_or(u32::MAX);
     let mut manifests: Vec<_> = projection
-        .manifests(None, Some(service))
+        .try_manifests(None, Some(service))?
         .into_iter()
         .filter(|manifest| order_of(&manifest.activity) < activity.order)
         .collect();
     manifests.sort_by_key(|manifest| order_of(&manifest.activity));
-    manifests
+    Ok(manifests
         .into_iter()
         .map(|manifest| {
             let text = json!({
@@ -121,7 +121,7 @@ fn earlier_manifests(
             .to_string();
             (manifest.activity, text)
         })
-        .collect()
+        .collect())
 }
 
 fn indent(text: &str) -> String {

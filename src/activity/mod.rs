@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 use crate::event::{NewEvent, kind};
 use crate::llm::{Client, DecisionRequest};
 use crate::playbook::{Action, Report, Request, Runner};
-use crate::projection::manifests::{self, ManifestIndex};
+use crate::projection::manifests::{self, CorruptIndex, ManifestIndex};
 use crate::registry::{Activity, Registry};
 use crate::repo::Repo;
 use crate::store::{Store, StoreError};
@@ -413,17 +413,24 @@ impl<'a> Engine<'a> {
             .registry
             .activity(name)
             .ok_or_else(|| RunError::UnknownActivity(name.to_string()))?;
-        // Discover chooses a service; every other activity works on the one chosen last.
-        if state.service.is_none() && name != discover::NAME {
-            state.service = latest_discovered_service(&state.projection);
-        }
-        let mut context = context::gather(
-            &self.root,
-            &state.projection,
-            self.registry,
-            definition,
-            state.service.as_deref(),
-        );
+        let chosen = state.service.clone();
+        let (service, mut context) =
+            manifests::query_loaded(&mut state.projection, self.repo, self.store, |index| {
+                // Discover chooses a service; every other activity works on the one chosen last.
+                let service = match &chosen {
+                    None if name != discover::NAME => latest_discovered_service(index)?,
+                    chosen => chosen.clone(),
+                };
+                let context = context::gather(
+                    &self.root,
+                    index,
+                    self.registry,
+                    definition,
+                    service.as_deref(),
+                )?;
+                Ok((service, context))
+            })?;
+        state.service = service;
         if let Decider::Model(client) = &self.decider {
             let budget = client
                 .settings()
@@ -860,13 +867,13 @@ fn run_outcome(reports: &[ActivityReport]) -> Outcome {
 }
 
 /// The service the latest completed discover chose, for activities run without one.
-fn latest_discovered_service(projection: &ManifestIndex) -> Option<String> {
-    projection
-        .manifests(Some(discover::NAME), None)
+fn latest_discovered_service(projection: &ManifestIndex) -> Result<Option<String>, CorruptIndex> {
+    Ok(projection
+        .try_manifests(Some(discover::NAME), None)?
         .into_iter()
         .filter(|manifest| manifest.status == "complete")
         .max_by(|a, b| a.completed_at.cmp(&b.completed_at))
-        .and_then(|manifest| manifest.service)
+        .and_then(|manifest| manifest.service))
 }
 
 /// The system and user prompts of `definition` with this context.

@@ -248,11 +248,13 @@ impl Engine<'_> {
 
     /// A new idea: no service was named, or the one named was never discovered.
     fn is_new_idea(&self) -> bool {
-        let Ok(projection) = crate::projection::manifests::load(self.repo, self.store) else {
+        let service = self.options.service.as_deref();
+        let Ok(manifests) = crate::projection::manifests::query(self.repo, self.store, |index| {
+            index.try_manifests(Some(discover::NAME), service)
+        }) else {
             return true;
         };
-        projection
-            .manifests(Some(discover::NAME), self.options.service.as_deref())
+        manifests
             .iter()
             .all(|manifest| manifest.status != "complete")
     }

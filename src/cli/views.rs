@@ -85,8 +85,9 @@ fn load() -> Result<(Repo, Projection)> {
 pub fn manifest(args: ManifestArgs) -> Result<u8> {
     let repo = Repo::discover()?;
     let store = super::open_store(&repo);
-    let index = projection::manifests::load(&repo, &store)?;
-    let manifests = index.manifests(args.activity.as_deref(), args.service.as_deref());
+    let manifests = projection::manifests::query(&repo, &store, |index| {
+        index.try_manifests(args.activity.as_deref(), args.service.as_deref())
+    })?;
     let mut out = Output::new();
     for manifest in &manifests {
         match args.format {

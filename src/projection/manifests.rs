@@ -7,11 +7,18 @@
 //! history entries of its activity. This index keeps exactly that, cached beside the full
 //! projection and keyed by tip the same way. New events fold into it directly; an undo or redo
 //! (which can bring back an older manifest) rebuilds it from the full projection.
+//!
+//! Every service's manifests and history are in the index, but a run reads only its own
+//! service's few. So the index keeps what it read from its cache as JSON text ([`Stored`]) and
+//! parses a value only when asked for it: reading and writing the cache costs a copy of the
+//! text, not a JSON tree built (and dropped) for every service.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 
 use super::{HistoryEntry, Manifest, Projection, history_entry, manifest_of};
 use crate::event::{Event, kind};
@@ -19,7 +26,7 @@ use crate::repo::Repo;
 use crate::store::{Store, StoreError};
 use crate::tip_cache;
 
-const CACHE_VERSION: u32 = 5;
+const CACHE_VERSION: u32 = 6;
 
 /// History entries kept per activity and service: at least what a run's context shows.
 pub const RECENT_HISTORY: usize = 5;
@@ -27,21 +34,76 @@ pub const RECENT_HISTORY: usize = 5;
 /// Latest manifests of finished runs, and the runs still open.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ManifestIndex {
-    /// `(service, activity)` -> the manifest of the latest finished, non-dry run.
-    latest: BTreeMap<String, Manifest>,
+    /// `service \0 activity` (an empty service for manifests without one) -> the manifest of
+    /// the latest finished, non-dry run.
+    latest: BTreeMap<String, Stored<Manifest>>,
     /// Runs started but not finished, folded as usual.
     open: Projection,
     /// `activity \0 service` (an empty service for entries without one) -> the last
     /// [`RECENT_HISTORY`] history entries of finished runs, oldest first. The last entries
     /// across all services are among these, so they are not kept separately.
-    /// Each entry with its place in the order runs finished, which breaks ties between equal
-    /// timestamps when the services' entries are merged.
     #[serde(default)]
-    recent: BTreeMap<String, VecDeque<(u64, HistoryEntry)>>,
+    recent: BTreeMap<String, VecDeque<KeptEntry>>,
     /// Entries absorbed so far: the next entry's place.
     #[serde(default)]
     absorbed: u64,
 }
+
+/// A recent history entry with what merging the services' entries sorts by, so that only the
+/// entries returned are parsed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KeptEntry {
+    /// The entry's place in the order runs finished: breaks ties between equal timestamps.
+    place: u64,
+    /// The entry's timestamp (a copy of the one inside it).
+    timestamp: String,
+    entry: Stored<HistoryEntry>,
+}
+
+/// A value of the index: parsed, when folded in this process, or the JSON text it was cached
+/// as, parsed only when asked for.
+///
+/// Folded values stay parsed rather than serialized at once: they are written to the cache right
+/// after the fold anyway, and an index folded afresh then never fails to answer (see
+/// [`query_loaded`]).
+#[derive(Debug, Clone)]
+enum Stored<T> {
+    Parsed(T),
+    Text(Box<RawValue>),
+}
+
+impl<T: Clone + DeserializeOwned> Stored<T> {
+    /// The value, parsed from its text if it was read from the cache.
+    fn get(&self) -> Result<T, CorruptIndex> {
+        match self {
+            Stored::Parsed(value) => Ok(value.clone()),
+            Stored::Text(text) => serde_json::from_str(text.get()).map_err(CorruptIndex),
+        }
+    }
+}
+
+impl<T: Serialize> Serialize for Stored<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Stored::Parsed(value) => value.serialize(serializer),
+            // Written back as read: no tree is built.
+            Stored::Text(text) => text.serialize(serializer),
+        }
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Stored<T> {
+    /// Only checks that the text is JSON; whether it is a `T` is checked when it is asked for.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Box::<RawValue>::deserialize(deserializer).map(Stored::Text)
+    }
+}
+
+/// A value in the manifest index cache that does not parse as what the index keeps there: the
+/// file was edited by hand, or its format changed without a new `CACHE_VERSION`.
+#[derive(Debug, thiserror::Error)]
+#[error("a value in the manifest index cache does not parse: {0}")]
+pub struct CorruptIndex(serde_json::Error);
 
 /// An event the index cannot fold alone.
 struct NeedsRebuild;
@@ -83,29 +145,65 @@ impl ManifestIndex {
                 .recent
                 .entry(history_key(&record.activity, service))
                 .or_default();
-            kept.push_back((self.absorbed, entry));
+            kept.push_back(KeptEntry {
+                place: self.absorbed,
+                timestamp: entry.timestamp.clone(),
+                entry: Stored::Parsed(entry),
+            });
             self.absorbed += 1;
             if kept.len() > RECENT_HISTORY {
                 kept.pop_front();
             }
             if !run.dry_run {
-                let key = format!("{}\u{0}{}", service.unwrap_or_default(), record.activity);
-                self.latest.insert(key, manifest_of(run, record));
+                let manifest = manifest_of(run, record);
+                self.latest
+                    .insert(manifest_key(&manifest), Stored::Parsed(manifest));
             }
         }
     }
 
     /// The last `RECENT_HISTORY` (at most) history entries of `activity`, for `service` or for
     /// every service, oldest first: what the full projection's history ends with, without each
-    /// entry's `context` and `result` (see [`recent_entry`]).
-    pub fn recent_history(&self, activity: &str, service: Option<&str>) -> Vec<HistoryEntry> {
-        let mut entries: Vec<(u64, HistoryEntry)> = match service {
+    /// entry's `context` and `result` (see [`recent_entry`]). Only those entries are parsed.
+    pub fn try_recent_history(
+        &self,
+        activity: &str,
+        service: Option<&str>,
+    ) -> Result<Vec<HistoryEntry>, CorruptIndex> {
+        let open = self
+            .open
+            .history(Some(activity), service)
+            .into_iter()
+            .map(|(_, entry)| (u64::MAX, Candidate::Open(recent_entry(entry))));
+        let mut candidates: Vec<(u64, Candidate)> = self
+            .kept_entries(activity, service)
+            .map(|kept| (kept.place, Candidate::Kept(kept)))
+            .chain(open)
+            .collect();
+        // In the order the runs started, as the full projection lists them (a run left open by
+        // a crash long ago is not the newest entry); equal timestamps in the order runs ended.
+        candidates.sort_by(|(a_place, a), (b_place, b)| {
+            (a.timestamp(), a_place).cmp(&(b.timestamp(), b_place))
+        });
+        let start = candidates.len().saturating_sub(RECENT_HISTORY);
+        candidates
+            .split_off(start)
+            .into_iter()
+            .map(|(_, candidate)| candidate.into_entry())
+            .collect()
+    }
+
+    /// The kept entries of `activity` for `service`, or for every service.
+    fn kept_entries<'s>(
+        &'s self,
+        activity: &str,
+        service: Option<&str>,
+    ) -> impl Iterator<Item = &'s KeptEntry> {
+        let kept: Vec<&VecDeque<KeptEntry>> = match service {
             Some(service) => self
                 .recent
                 .get(&history_key(activity, Some(service)))
                 .into_iter()
-                .flatten()
-                .cloned()
                 .collect(),
             // Every service's entries of this activity: the keys `activity \0 ...`.
             None => {
@@ -113,25 +211,11 @@ impl ManifestIndex {
                 self.recent
                     .range(prefix.clone()..)
                     .take_while(|(key, _)| key.starts_with(&prefix))
-                    .flat_map(|(_, kept)| kept.iter().cloned())
+                    .map(|(_, kept)| kept)
                     .collect()
             }
         };
-        entries.extend(
-            self.open
-                .history(Some(activity), service)
-                .into_iter()
-                .map(|(_, entry)| (u64::MAX, recent_entry(entry))),
-        );
-        // In the order the runs started, as the full projection lists them (a run left open by
-        // a crash long ago is not the newest entry); equal timestamps in the order runs ended.
-        entries.sort_by(|(a_at, a), (b_at, b)| (&a.timestamp, a_at).cmp(&(&b.timestamp, b_at)));
-        let start = entries.len().saturating_sub(RECENT_HISTORY);
-        entries
-            .split_off(start)
-            .into_iter()
-            .map(|(_, entry)| entry)
-            .collect()
+        kept.into_iter().flatten()
     }
 
     fn apply(&mut self, event: &Event) -> Result<(), NeedsRebuild> {
@@ -158,23 +242,24 @@ impl ManifestIndex {
         self.open.marked_reverted()
     }
 
-    /// The manifests, optionally filtered, as the full projection would give them.
-    pub fn manifests(&self, activity: Option<&str>, service: Option<&str>) -> Vec<Manifest> {
-        let mut merged: BTreeMap<String, Manifest> = self
-            .latest
-            .iter()
-            .filter(|(_, m)| {
-                activity.is_none_or(|a| m.activity == a)
-                    && service.is_none_or(|s| m.service.as_deref() == Some(s))
-            })
-            .map(|(key, manifest)| (key.clone(), manifest.clone()))
-            .collect();
+    /// The manifests, optionally filtered, as the full projection would give them. Only the
+    /// manifests of the service (and activity) asked for are parsed.
+    pub fn try_manifests(
+        &self,
+        activity: Option<&str>,
+        service: Option<&str>,
+    ) -> Result<Vec<Manifest>, CorruptIndex> {
+        let mut merged: BTreeMap<String, Manifest> = BTreeMap::new();
+        for (key, stored) in self.latest_candidates(activity, service) {
+            let manifest = stored.get()?;
+            // The key only narrows the search (a name holding a NUL could make another's key
+            // match); the manifest itself decides, as in the full projection.
+            if is_of(&manifest, activity, service) {
+                merged.insert(key.clone(), manifest);
+            }
+        }
         for manifest in self.open.manifests(activity, service) {
-            let key = format!(
-                "{}\u{0}{}",
-                manifest.service.as_deref().unwrap_or_default(),
-                manifest.activity
-            );
+            let key = manifest_key(&manifest);
             // As in the full projection, the run that started last wins: a run left open by a
             // crash long ago does not hide a later one that finished.
             let later = merged
@@ -186,8 +271,64 @@ impl ManifestIndex {
         }
         let mut manifests: Vec<Manifest> = merged.into_values().collect();
         manifests.sort_by(|a, b| (&a.service, &a.activity).cmp(&(&b.service, &b.activity)));
-        manifests
+        Ok(manifests)
     }
+
+    /// The entries of `latest` whose key can be that of a manifest of `activity` and `service`:
+    /// one service's manifests are a range of keys, and an activity's end the key.
+    fn latest_candidates<'s>(
+        &'s self,
+        activity: Option<&'s str>,
+        service: Option<&str>,
+    ) -> impl Iterator<Item = (&'s String, &'s Stored<Manifest>)> {
+        let prefix = service.map(|s| format!("{s}\u{0}")).unwrap_or_default();
+        self.latest
+            .range(prefix.clone()..)
+            .take_while(move |(key, _)| key.starts_with(&prefix))
+            .filter(move |(key, _)| {
+                activity.is_none_or(|activity| {
+                    key.strip_suffix(activity)
+                        .is_some_and(|rest| rest.ends_with('\u{0}'))
+                })
+            })
+    }
+}
+
+/// A recent history entry to return: kept in the index, or of a run still open.
+enum Candidate<'a> {
+    Kept(&'a KeptEntry),
+    Open(HistoryEntry),
+}
+
+impl Candidate<'_> {
+    fn timestamp(&self) -> &str {
+        match self {
+            Candidate::Kept(kept) => &kept.timestamp,
+            Candidate::Open(entry) => &entry.timestamp,
+        }
+    }
+
+    fn into_entry(self) -> Result<HistoryEntry, CorruptIndex> {
+        match self {
+            Candidate::Kept(kept) => kept.entry.get(),
+            Candidate::Open(entry) => Ok(entry),
+        }
+    }
+}
+
+/// Whether `manifest` is of `activity` and `service` (each when given).
+fn is_of(manifest: &Manifest, activity: Option<&str>, service: Option<&str>) -> bool {
+    activity.is_none_or(|a| manifest.activity == a)
+        && service.is_none_or(|s| manifest.service.as_deref() == Some(s))
+}
+
+/// `service \0 activity`: the key of a manifest in `latest`.
+fn manifest_key(manifest: &Manifest) -> String {
+    format!(
+        "{}\u{0}{}",
+        manifest.service.as_deref().unwrap_or_default(),
+        manifest.activity
+    )
 }
 
 /// A history entry as the index keeps it: what a run's context shows of it (when, which run and
@@ -208,6 +349,10 @@ fn cache_path(repo: &Repo) -> PathBuf {
 }
 
 /// The manifest index of the whole log, from its cache where it can be.
+///
+/// Values read from the cache are parsed only when asked for, so one that does not parse (a
+/// hand-edited cache) shows only then: ask through [`query`] or [`query_loaded`], which fold the
+/// log afresh in that case.
 pub fn load(repo: &Repo, store: &Store) -> Result<ManifestIndex, StoreError> {
     let path = cache_path(repo);
     if let Some((cached_tip, mut index)) = tip_cache::read::<ManifestIndex>(&path, CACHE_VERSION) {
@@ -225,7 +370,13 @@ pub fn load(repo: &Repo, store: &Store) -> Result<ManifestIndex, StoreError> {
             }
         }
     }
-    // Cold: fold the whole log straight into the index; only an undo or redo needs the full
+    fold_afresh(repo, store)
+}
+
+/// The index of the whole log folded without its cache, which it then replaces. Every value
+/// in it is parsed.
+fn fold_afresh(repo: &Repo, store: &Store) -> Result<ManifestIndex, StoreError> {
+    // Fold the whole log straight into the index; only an undo or redo needs the full
     // projection (to know which older manifest comes back).
     let after = store.events_after_kept(None, &super::decode_for_folding)?;
     let Some(tip) = after.tip else {
@@ -236,14 +387,63 @@ pub fn load(repo: &Repo, store: &Store) -> Result<ManifestIndex, StoreError> {
     if !folded {
         index = ManifestIndex::from_projection(&super::cache::load(repo, store)?);
     }
-    tip_cache::write(&path, CACHE_VERSION, &tip, &index);
+    tip_cache::write(&cache_path(repo), CACHE_VERSION, &tip, &index);
     Ok(index)
+}
+
+/// Asks `question` of the manifest index of the whole log (see [`query_loaded`]).
+pub fn query<T>(
+    repo: &Repo,
+    store: &Store,
+    question: impl Fn(&ManifestIndex) -> Result<T, CorruptIndex>,
+) -> Result<T, StoreError> {
+    let mut index = load(repo, store)?;
+    query_loaded(&mut index, repo, store, question)
+}
+
+/// Asks `question` of `index`, loaded from the cache by [`load`].
+///
+/// Checking every cached value when the cache is read would cost what keeping them as text
+/// saves, so a value that does not parse is found only when a question reaches it. The cache is
+/// never the truth: then `index` is replaced by one folded afresh from the log (which also
+/// rewrites the cache) and asked again. That index holds every value parsed, never as text, so
+/// the second answer cannot fail to parse.
+pub fn query_loaded<T>(
+    index: &mut ManifestIndex,
+    repo: &Repo,
+    store: &Store,
+    question: impl Fn(&ManifestIndex) -> Result<T, CorruptIndex>,
+) -> Result<T, StoreError> {
+    match question(index) {
+        Ok(answer) => return Ok(answer),
+        Err(error) => {
+            tracing::debug!(%error, "folding the log afresh for the manifest index");
+        }
+    }
+    *index = fold_afresh(repo, store)?;
+    Ok(question(index).expect("an index folded afresh holds no value as text"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::{GENESIS_DIGEST, NewEvent};
+
+    /// The index's answers for tests, where a parse error is a failure.
+    trait Answers {
+        fn manifests(&self, activity: Option<&str>, service: Option<&str>) -> Vec<Manifest>;
+        fn recent_history(&self, activity: &str, service: Option<&str>) -> Vec<HistoryEntry>;
+    }
+
+    impl Answers for ManifestIndex {
+        fn manifests(&self, activity: Option<&str>, service: Option<&str>) -> Vec<Manifest> {
+            self.try_manifests(activity, service).unwrap()
+        }
+
+        fn recent_history(&self, activity: &str, service: Option<&str>) -> Vec<HistoryEntry> {
+            self.try_recent_history(activity, service).unwrap()
+        }
+    }
 
     fn run(run: &str, service: &str, outcome: &str, dry_run: bool) -> Vec<Event> {
         crate::event::seal_for_tests(crate::event::discover_run_for_tests(
@@ -367,6 +567,137 @@ mod tests {
             .map(|(_, entry)| recent_entry(entry))
             .collect();
         assert_eq!(index.recent_history("discover", None), history);
+    }
+
+    /// Runs of three services (one failed, one dry, one without a service, one left open) and
+    /// more than `RECENT_HISTORY` entries for one service.
+    fn mixed_log() -> Vec<Event> {
+        let nameless: Vec<NewEvent> =
+            crate::event::discover_run_for_tests("r0", "unused", "failed", false)
+                .into_iter()
+                .map(|mut event| {
+                    event.service = None;
+                    event
+                })
+                .collect();
+        let mut events = crate::event::seal_for_tests(nameless);
+        for n in 1..=RECENT_HISTORY + 2 {
+            events.extend(run(&format!("l{n}"), "logging", "succeeded", false));
+        }
+        events.extend(run("b1", "billing", "failed", false));
+        events.extend(run("b2", "billing", "succeeded", true));
+        let mut open_run = run("a1", "audit", "succeeded", false);
+        open_run.truncate(2);
+        events.extend(open_run);
+        events
+    }
+
+    /// The index as the cache file holds it, and read back.
+    fn through_the_cache(index: &ManifestIndex) -> (String, ManifestIndex) {
+        let text = serde_json::to_string(index).unwrap();
+        let read: ManifestIndex = serde_json::from_str(&text).unwrap();
+        (text, read)
+    }
+
+    fn services() -> [Option<&'static str>; 6] {
+        [
+            None,
+            Some("logging"),
+            Some("billing"),
+            Some("audit"),
+            Some(""),
+            Some("nowhere"),
+        ]
+    }
+
+    #[test]
+    fn the_index_read_back_from_its_cache_gives_the_same_answers() {
+        let events = mixed_log();
+        let mut folded = ManifestIndex::default();
+        for event in &events {
+            assert!(folded.apply(event).is_ok());
+        }
+        let (text, cached) = through_the_cache(&folded);
+        // Read back, every value is text until asked for.
+        assert!(cached.latest.values().all(|m| matches!(m, Stored::Text(_))));
+        assert!(
+            cached
+                .recent
+                .values()
+                .flatten()
+                .all(|kept| matches!(kept.entry, Stored::Text(_)))
+        );
+        for activity in [None, Some("discover"), Some("cover"), Some("plan")] {
+            for service in services() {
+                assert_eq!(
+                    cached.manifests(activity, service),
+                    folded.manifests(activity, service),
+                    "{activity:?} {service:?}"
+                );
+            }
+        }
+        for service in services() {
+            assert_eq!(
+                cached.recent_history("discover", service),
+                folded.recent_history("discover", service),
+                "{service:?}"
+            );
+        }
+        assert_eq!(cached.manifests(None, None).len(), 3);
+        // Written back as read.
+        assert_eq!(serde_json::to_string(&cached).unwrap(), text);
+    }
+
+    #[test]
+    fn events_after_the_cached_tip_fold_into_the_index_read_back() {
+        let events = mixed_log();
+        let full = Projection::from_events(&events);
+        let split = events.len() - 6;
+        let mut index = ManifestIndex::from_projection(&Projection::from_events(&events[..split]));
+        let (_, mut cached) = through_the_cache(&index);
+        for event in &events[split..] {
+            assert!(index.apply(event).is_ok());
+            assert!(cached.apply(event).is_ok());
+        }
+        assert_eq!(cached.manifests(None, None), full.manifests(None, None));
+        for service in services() {
+            assert_eq!(
+                cached.recent_history("discover", service),
+                index.recent_history("discover", service),
+                "{service:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cached_value_that_does_not_parse_is_an_error_only_where_asked_for() {
+        let mut index = ManifestIndex::default();
+        for event in mixed_log() {
+            assert!(index.apply(&event).is_ok());
+        }
+        let mut cache: serde_json::Value = serde_json::to_value(&index).unwrap();
+        // Valid JSON, but neither a manifest nor a history entry.
+        cache["latest"]["logging\u{0}discover"]["status"] = 5.into();
+        cache["recent"]["discover\u{0}billing"][0]["entry"]["outcome"] = 5.into();
+        let cached: ManifestIndex = serde_json::from_value(cache).unwrap();
+
+        assert!(cached.try_manifests(None, Some("logging")).is_err());
+        assert!(cached.try_manifests(Some("discover"), None).is_err());
+        assert_eq!(
+            cached.try_manifests(None, Some("billing")).unwrap(),
+            index.manifests(None, Some("billing"))
+        );
+        assert!(
+            cached
+                .try_recent_history("discover", Some("billing"))
+                .is_err()
+        );
+        assert_eq!(
+            cached
+                .try_recent_history("discover", Some("logging"))
+                .unwrap(),
+            index.recent_history("discover", Some("logging"))
+        );
     }
 
     #[test]

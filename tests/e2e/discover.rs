@@ -579,3 +579,54 @@ fn manifests_history_runs_and_export_are_projections_of_the_log() {
     assert!(history_file.contains("A billing service"), "{history_file}");
     env.spectra(&repo, &["verify"]).success();
 }
+
+#[test]
+fn a_manifest_cache_value_that_does_not_parse_is_folded_afresh_from_the_log() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    env.spectra(&repo, &["discover", "A logging service", "--offline"])
+        .success();
+    env.spectra(&repo, &["discover", "A billing service", "--offline"])
+        .success();
+    let manifests = || {
+        env.spectra(&repo, &["manifest", "--format", "json"])
+            .success()
+            .stdout
+    };
+    let before = manifests();
+    let cache_path = repo.join(".git/spectra/cache/manifests.json");
+    let cache =
+        || -> Value { serde_json::from_slice(&std::fs::read(&cache_path).unwrap()).unwrap() };
+    // A hand edit that leaves the file JSON but logging's manifest no manifest.
+    let mut edited = cache();
+    edited["value"]["latest"]["logging\u{0}discover"]["status"] = json!(5);
+    std::fs::write(&cache_path, edited.to_string()).unwrap();
+
+    // Billing's manifest alone is read from the cache as it is.
+    let billing = env
+        .spectra(
+            &repo,
+            &["manifest", "--service", "billing", "--format", "json"],
+        )
+        .success()
+        .stdout;
+    assert_eq!(json_lines(&billing)[0]["service"], "billing");
+    assert_eq!(cache(), edited, "reading billing's manifest reads no other");
+    // Logging's is not answered from the cache but from the log, which replaces the cache.
+    assert_eq!(manifests(), before);
+    assert_eq!(
+        cache()["value"]["latest"]["logging\u{0}discover"]["status"],
+        "complete"
+    );
+
+    // The same for a run's context: a history entry that does not parse is not shown to it.
+    let mut edited = cache();
+    edited["value"]["recent"]["discover\u{0}logging"][0]["entry"]["outcome"] = json!(5);
+    std::fs::write(&cache_path, edited.to_string()).unwrap();
+    env.spectra(&repo, &["discover", "A search service", "--offline"])
+        .success();
+    assert_eq!(
+        cache()["value"]["recent"]["discover\u{0}logging"][0]["entry"]["outcome"],
+        "succeeded"
+    );
+}
