@@ -662,7 +662,11 @@ impl<'a> Engine<'a> {
             started = started.service(service.clone());
         }
         state.recorder.record(started);
-        state.recorder.flush()?;
+        // What led to a playbook is in the log before it acts. A built-in that only reads acts
+        // on nothing, so its events wait for the next effect.
+        if !runner.reads_only(&invocation) {
+            state.recorder.flush()?;
+        }
         let report = match runner.run(&request) {
             Ok(report) => report,
             Err(error) => {

@@ -1,7 +1,8 @@
 //! Records a run's events as they happen.
 //!
 //! Events are queued and appended in one ref update before each step's first effect (a model
-//! call, a playbook, a file written or committed) and at the end of the run, so a run costs a
+//! call, a playbook that may change something, a file written or committed) and at the end of
+//! the run, so a run costs a
 //! few appends rather than one per event, while a crash still leaves everything that led to an
 //! effect in the log.
 

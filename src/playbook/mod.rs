@@ -344,6 +344,12 @@ impl<'r> Runner<'r> {
         Ok(report(invocation, finished))
     }
 
+    /// Whether `invocation` is one of our read-only built-ins, run in this process: it changes
+    /// nothing, so a caller need not record it before it runs.
+    pub fn reads_only(&self, invocation: &Invocation) -> bool {
+        in_process::recognise(&invocation.argv, &self.spectra_exe).is_some()
+    }
+
     fn allowed_playbook(&self, request: &Request) -> Result<&'r Playbook, PlaybookError> {
         let playbook = self
             .registry
