@@ -36,7 +36,7 @@ const APPEND_DEADLINE: Duration = Duration::from_secs(60);
 const APPEND_MAX_ATTEMPTS: u32 = 2_000;
 
 /// Batches of at least this many events are written as one pack instead of loose objects.
-const PACK_THRESHOLD: usize = 8;
+const PACK_THRESHOLD: usize = 4;
 
 /// Every this many events, `git gc --auto` gets a chance to pack loose objects.
 const GC_EVERY: u64 = 1_000;
