@@ -41,7 +41,8 @@ const PACK_THRESHOLD: usize = 4;
 /// Every this many events, `git gc --auto` gets a chance to pack loose objects.
 const GC_EVERY: u64 = 1_000;
 
-/// More packs than this and `git gc --auto` is asked to fold them into one (git's own limit is 50).
+/// More packs than this and `git repack --geometric=2` is started to roll the small ones
+/// together (git's own `gc.autoPackLimit` is 50).
 const MAX_PACKS_BEFORE_GC: usize = 40;
 
 /// Memory for decoded pack deltas while walking: long logs are delta chains in a pack.
@@ -370,22 +371,34 @@ impl Store {
 
     /// Keeps the object store healthy after a successful append; never fails the append.
     ///
-    /// Loose objects and small packs add up (three objects per event, one pack per batch), and
-    /// both slow every later read. Now and then we ask git to tidy up with `git gc --auto`,
-    /// which checks git's own thresholds (`gc.auto`, `gc.autoPackLimit`), detaches, and does
-    /// nothing when nothing is due. `spectra.store.autoGc=false` turns this off.
+    /// Loose objects and small packs add up (three objects per event, about one pack per run),
+    /// and both slow every later read. When more than `MAX_PACKS_BEFORE_GC` packs pile up we
+    /// start `git repack --geometric=2 -d`, which rolls the small packs together and leaves a
+    /// large one alone: its cost follows our small packs, not the size of the repository (a
+    /// `git gc --auto` over too many packs may repack everything). Every `GC_EVERY` events
+    /// `git gc --auto` gets its chance at the loose objects; it checks git's own thresholds and
+    /// does nothing when nothing is due. `spectra.store.autoGc=false` turns both off.
     fn after_append(&self, stored: &[StoredEvent]) {
-        if !self.auto_gc {
-            return;
+        if let Some(args) = self.housekeeping_after(stored) {
+            spawn_git(self.repo.common_dir(), args);
         }
-        let (Some(first), Some(last)) = (stored.first(), stored.last()) else {
-            return;
-        };
+    }
+
+    /// The git command that tidies up after appending `stored`, if one is due.
+    fn housekeeping_after(&self, stored: &[StoredEvent]) -> Option<&'static [&'static str]> {
+        if !self.auto_gc {
+            return None;
+        }
+        let (first, last) = (stored.first()?, stored.last()?);
         // Did this append reach a multiple of GC_EVERY?
         let reached_a_multiple =
             (first.event.lamport - 1) / GC_EVERY != last.event.lamport / GC_EVERY;
-        if reached_a_multiple || (stored.len() >= PACK_THRESHOLD && self.too_many_packs()) {
-            spawn_gc_auto(self.repo.common_dir());
+        if stored.len() >= PACK_THRESHOLD && self.too_many_packs() {
+            Some(&["repack", "-d", "-q", "--geometric=2"])
+        } else if reached_a_multiple {
+            Some(&["gc", "--auto", "--quiet"])
+        } else {
+            None
         }
     }
 
@@ -1165,18 +1178,20 @@ fn repo_auto_gc(repo: &Repo) -> bool {
         .map_or(true, |setting| setting.value)
 }
 
-/// Starts `git gc --auto --quiet` and does not wait for it: git detaches for the real work.
-fn spawn_gc_auto(common_dir: &std::path::Path) {
+/// Starts a housekeeping `git args...` in the repository and does not wait for it: the append
+/// is done, and the command only makes later reads faster. Its output goes nowhere; an old git
+/// that does not know an option simply does nothing.
+fn spawn_git(common_dir: &std::path::Path, args: &[&str]) {
     let spawned = std::process::Command::new("git")
         .arg("--git-dir")
         .arg(common_dir)
-        .args(["gc", "--auto", "--quiet"])
+        .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn();
     if let Err(err) = spawned {
-        tracing::debug!(error = %err, "could not start git gc --auto");
+        tracing::debug!(error = %err, ?args, "could not start git housekeeping");
     }
 }
 
@@ -1297,6 +1312,48 @@ mod tests {
             .seal("T <t@x>", 1, GENESIS_DIGEST);
         let message = commit_message("note", None, &note, &note.digest());
         assert!(!message.contains(REVERTS_TRAILER));
+    }
+
+    #[test]
+    fn housekeeping_rolls_up_small_packs_and_gives_gc_its_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let init = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(init.success());
+        let repo = Repo::open(dir.path()).unwrap();
+        let mut store = Store::new(&repo);
+        // Appending here must not start anything; the decisions are checked directly.
+        store.auto_gc = false;
+        let event = |n: usize| NewEvent::new("test.event").payload(serde_json::json!({"n": n}));
+        let batch = store
+            .append_batch((0..PACK_THRESHOLD).map(event).collect())
+            .unwrap();
+        let single = store.append(event(99)).unwrap();
+        store.auto_gc = true;
+        assert_eq!(store.housekeeping_after(&batch), None, "one pack is fine");
+
+        let pack_dir = store.repo.objects.store_ref().path().join("pack");
+        for n in 0..MAX_PACKS_BEFORE_GC {
+            std::fs::write(pack_dir.join(format!("pack-{n:040}.pack")), b"").unwrap();
+        }
+        let repack: &[&str] = &["repack", "-d", "-q", "--geometric=2"];
+        assert_eq!(store.housekeeping_after(&batch), Some(repack));
+        // A single event's objects are loose: it does not look at the packs.
+        assert_eq!(
+            store.housekeeping_after(std::slice::from_ref(&single)),
+            None
+        );
+
+        let mut thousandth = single.clone();
+        thousandth.event.lamport = GC_EVERY;
+        let gc: &[&str] = &["gc", "--auto", "--quiet"];
+        assert_eq!(store.housekeeping_after(&[thousandth]), Some(gc));
+
+        store.auto_gc = false;
+        assert_eq!(store.housekeeping_after(&batch), None);
     }
 
     #[test]
