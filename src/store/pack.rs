@@ -63,6 +63,13 @@ fn encode_pack(
     objects: &[PackObject],
     deflater: &mut Deflater,
 ) -> io::Result<(Vec<u8>, Vec<IndexEntry>)> {
+    // A batch may hold one object twice (two playbooks' empty stderr is one blob). Git refuses
+    // a pack whose header counts more objects than its index lists, so each goes in once.
+    let mut seen = std::collections::HashSet::with_capacity(objects.len());
+    let objects: Vec<&PackObject> = objects
+        .iter()
+        .filter(|object| seen.insert(object.id))
+        .collect();
     let count = u32::try_from(objects.len()).map_err(io::Error::other)?;
     let mut pack =
         Vec::with_capacity(objects.iter().map(|o| o.data.len() / 2 + 16).sum::<usize>() + 32);
@@ -116,7 +123,6 @@ fn write_entry_header(out: &mut Vec<u8>, kind: u8, size: usize) {
 /// Index version 2: fan-out table, sorted ids, CRC-32s, 31-bit offsets, then both checksums.
 fn encode_index(mut entries: Vec<IndexEntry>, pack_checksum: &[u8]) -> io::Result<Vec<u8>> {
     entries.sort_by_key(|entry| entry.id);
-    entries.dedup_by(|a, b| a.id == b.id);
     let mut index = Vec::with_capacity(8 + 256 * 4 + entries.len() * 28 + 40);
     index.extend_from_slice(&[0xff, b't', b'O', b'c']);
     index.extend_from_slice(&2u32.to_be_bytes());
@@ -157,6 +163,48 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_object_given_twice_is_packed_once_and_git_reads_the_pack() {
+        let dir = tempfile::tempdir().unwrap();
+        let init = std::process::Command::new("git")
+            .args(["init", "-q", "--bare"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(init.success());
+        let blob = |text: &str| {
+            let data = text.as_bytes().to_vec();
+            PackObject {
+                id: gix::objs::compute_hash(gix::hash::Kind::Sha1, Kind::Blob, &data).unwrap(),
+                kind: Kind::Blob,
+                data,
+            }
+        };
+        let objects = [blob(""), blob("stdout\n"), blob("")];
+        let objects_dir = dir.path().join("objects");
+        write_pack(&objects_dir, &objects, &mut Deflater::new(1)).unwrap();
+
+        let pack = std::fs::read_dir(objects_dir.join("pack"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .find(|path| path.extension().is_some_and(|ext| ext == "idx"))
+            .unwrap();
+        let verify = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(dir.path())
+            .args(["verify-pack", "-v"])
+            .arg(&pack)
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&verify.stdout);
+        assert!(
+            verify.status.success(),
+            "{report}{}",
+            String::from_utf8_lossy(&verify.stderr)
+        );
+        assert!(report.contains("non delta: 2 objects"), "{report}");
+    }
 
     #[test]
     fn entry_headers_encode_type_and_size_like_git() {
