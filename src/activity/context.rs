@@ -2,10 +2,11 @@
 //!
 //! The context is a list of whole items: the service's specification, the manifests of earlier
 //! activities for the service, the playbooks the activity may use (with their runbooks), the
-//! last entries of its own history, and an inventory of the repository. When the prompt would
-//! not fit, whole items are dropped, least relevant first (oldest history, then runbooks, then
-//! the earliest manifests, then the inventory, then the specification). A string is never cut in
-//! the middle: a half sentence misleads a model more than a missing one.
+//! last entries of its own history, and an inventory of the repository (of the files git
+//! tracks, when it tracks any). When the prompt would not fit, whole items are dropped, least
+//! relevant first (oldest history, then runbooks, then the earliest manifests, then the
+//! inventory, then the specification). A string is never cut in the middle: a half sentence
+//! misleads a model more than a missing one.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -46,6 +47,7 @@ pub fn specification_path(service: &str) -> String {
 
 /// Gathers everything `activity` may see.
 pub fn gather(
+    repo: &gix::Repository,
     root: &Path,
     projection: &ManifestIndex,
     registry: &Registry,
@@ -90,9 +92,11 @@ pub fn gather(
             .to_string()
         })
         .collect();
-    context.repository = crate::builtin::inventory::inventory(root)
-        .ok()
-        .and_then(|inventory| serde_json::to_string(&inventory).ok());
+    // From the index where git tracks anything (the repository is open already): a walk of a
+    // large tree would cost more than the rest of a run; a new repository is walked.
+    let inventory = crate::builtin::inventory::tracked(repo)
+        .or_else(|| crate::builtin::inventory::walk(root).ok());
+    context.repository = inventory.and_then(|inventory| serde_json::to_string(&inventory).ok());
     Ok(context)
 }
 

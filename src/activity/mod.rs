@@ -422,6 +422,7 @@ impl<'a> Engine<'a> {
                     chosen => chosen.clone(),
                 };
                 let context = context::gather(
+                    self.repo.gix(),
                     &self.root,
                     index,
                     self.registry,

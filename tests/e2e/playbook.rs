@@ -379,6 +379,9 @@ fn builtin_inventory_describes_the_repository() {
     repo.write("deploy/docker-compose.yml", "services: {}\n");
     repo.write("node_modules/dep/index.js", "\n");
     repo.write("target/debug/build.rs", "\n");
+    repo.git(&["add", "-A"]);
+    // Written but never added: not part of what the repository is made of yet.
+    repo.write("scratch/notes.rb", "\n");
     let report = run(&repo, "discover", "repo.inventory", json!({})).unwrap();
     assert_eq!(
         report.outcome,
@@ -387,6 +390,7 @@ fn builtin_inventory_describes_the_repository() {
         report.stderr.text()
     );
     let inventory = stdout_json(&report);
+    assert_eq!(inventory["source"], "index");
     assert_eq!(
         inventory["languages"],
         json!([{"language": "Rust", "files": 2}, {"language": "Python", "files": 1}])
