@@ -45,6 +45,9 @@ const GC_EVERY: u64 = 1_000;
 /// together (git's own `gc.autoPackLimit` is 50).
 const MAX_PACKS_BEFORE_GC: usize = 40;
 
+/// Past `MAX_PACKS_BEFORE_GC`, a repack is started again every this many packs.
+const REPACK_AGAIN_EVERY: usize = 20;
+
 /// Memory for decoded pack deltas while walking: long logs are delta chains in a pack.
 const PACK_CACHE_BYTES: usize = 96 * 1024 * 1024;
 
@@ -402,17 +405,20 @@ impl Store {
         }
     }
 
+    /// Whether this append's pack makes one more than `MAX_PACKS_BEFORE_GC`, or another
+    /// `REPACK_AGAIN_EVERY` past that. Not on every pack above the limit: appends keep coming
+    /// while a repack runs (it takes the packs there when it started), and one repack at a time
+    /// is enough; a repack that could not fold them gets another turn a few packs later.
     fn too_many_packs(&self) -> bool {
         let pack_dir = self.repo.objects.store_ref().path().join("pack");
-        std::fs::read_dir(pack_dir)
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .filter(|entry| entry.file_name().to_string_lossy().ends_with(".pack"))
-                    .count()
-                    > MAX_PACKS_BEFORE_GC
-            })
-            .unwrap_or(false)
+        let Ok(entries) = std::fs::read_dir(pack_dir) else {
+            return false;
+        };
+        let packs = entries
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_name().to_string_lossy().ends_with(".pack"))
+            .count();
+        packs > MAX_PACKS_BEFORE_GC && (packs - MAX_PACKS_BEFORE_GC - 1) % REPACK_AGAIN_EVERY == 0
     }
 
     /// The git identity events are recorded under.
@@ -1336,10 +1342,18 @@ mod tests {
         assert_eq!(store.housekeeping_after(&batch), None, "one pack is fine");
 
         let pack_dir = store.repo.objects.store_ref().path().join("pack");
-        for n in 0..MAX_PACKS_BEFORE_GC {
-            std::fs::write(pack_dir.join(format!("pack-{n:040}.pack")), b"").unwrap();
-        }
+        let add_packs = |count: usize, from: usize| {
+            for n in from..from + count {
+                std::fs::write(pack_dir.join(format!("pack-{n:040}.pack")), b"").unwrap();
+            }
+        };
+        add_packs(MAX_PACKS_BEFORE_GC, 0);
         let repack: &[&str] = &["repack", "-d", "-q", "--geometric=2"];
+        assert_eq!(store.housekeeping_after(&batch), Some(repack));
+        // While that repack runs, the next packs start no other one, until enough pile up.
+        add_packs(1, MAX_PACKS_BEFORE_GC);
+        assert_eq!(store.housekeeping_after(&batch), None);
+        add_packs(REPACK_AGAIN_EVERY - 1, MAX_PACKS_BEFORE_GC + 1);
         assert_eq!(store.housekeeping_after(&batch), Some(repack));
         // A single event's objects are loose: it does not look at the packs.
         assert_eq!(
