@@ -234,31 +234,32 @@ fn bench_appends(root: &Path, args: &Args) {
         plumbing.as_secs_f64() * 1e3 / args.plumbing_events as f64,
         plumbing_rate
     );
-    let single_rate = per_second(args.single_events, single);
-    println!(
-        "single appends    {:>6} events  {:>8.3} ms/event  {:>9.0} events/s  {:>6.1}x plumbing (target >= 20x)",
+    let compared = |label: &str, events: usize, took: Duration, note: &str| {
+        let rate = per_second(events, took);
+        println!(
+            "{label:<17} {events:>6} events  {:>8.3} ms/event  {rate:>9.0} events/s  {:>6.1}x plumbing ({note})",
+            took.as_secs_f64() * 1e3 / events as f64,
+            rate / plumbing_rate
+        );
+    };
+    compared(
+        "single appends",
         args.single_events,
-        single.as_secs_f64() * 1e3 / args.single_events as f64,
-        single_rate,
-        single_rate / plumbing_rate
+        single,
+        "target >= 20x",
     );
-    let floor_rate = per_second(args.single_events, floor);
-    println!(
-        "file-system floor {:>6} events  {:>8.3} ms/event  {:>9.0} events/s  {:>6.1}x plumbing (the best any single append could do here: 3 files + 1 ref file)",
+    compared(
+        "file-system floor",
         args.single_events,
-        floor.as_secs_f64() * 1e3 / args.single_events as f64,
-        floor_rate,
-        floor_rate / plumbing_rate
+        floor,
+        "the best any single append could do here: 3 files + 1 ref file",
     );
     let batched = batched_appends(&dir, args.batch_events, args.batch_size);
-    let batched_rate = per_second(args.batch_events, batched);
-    println!(
-        "batched appends   {:>6} events  {:>8.3} ms/event  {:>9.0} events/s  {:>6.1}x plumbing (target >= 100x; batches of {})",
+    compared(
+        "batched appends",
         args.batch_events,
-        batched.as_secs_f64() * 1e3 / args.batch_events as f64,
-        batched_rate,
-        batched_rate / plumbing_rate,
-        args.batch_size
+        batched,
+        &format!("target >= 100x; batches of {}", args.batch_size),
     );
 }
 

@@ -513,9 +513,8 @@ mod tests {
         assert_eq!(index.recent_history("discover", None).len(), RECENT_HISTORY);
     }
 
-    #[test]
-    fn an_entry_without_a_service_is_kept_once() {
-        // A discover that failed before it chose a service: its events name none.
+    /// A discover that failed before it chose a service: its events name none.
+    fn nameless_run() -> Vec<Event> {
         let nameless: Vec<NewEvent> =
             crate::event::discover_run_for_tests("r0", "unused", "failed", false)
                 .into_iter()
@@ -524,7 +523,12 @@ mod tests {
                     event
                 })
                 .collect();
-        let mut events = crate::event::seal_for_tests(nameless);
+        crate::event::seal_for_tests(nameless)
+    }
+
+    #[test]
+    fn an_entry_without_a_service_is_kept_once() {
+        let mut events = nameless_run();
         events.extend(run("r1", "logging", "succeeded", false));
         let full = Projection::from_events(&events);
         let mut index = ManifestIndex::default();
@@ -572,15 +576,7 @@ mod tests {
     /// Runs of three services (one failed, one dry, one without a service, one left open) and
     /// more than `RECENT_HISTORY` entries for one service.
     fn mixed_log() -> Vec<Event> {
-        let nameless: Vec<NewEvent> =
-            crate::event::discover_run_for_tests("r0", "unused", "failed", false)
-                .into_iter()
-                .map(|mut event| {
-                    event.service = None;
-                    event
-                })
-                .collect();
-        let mut events = crate::event::seal_for_tests(nameless);
+        let mut events = nameless_run();
         for n in 1..=RECENT_HISTORY + 2 {
             events.extend(run(&format!("l{n}"), "logging", "succeeded", false));
         }

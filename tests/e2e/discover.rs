@@ -382,21 +382,11 @@ fn a_second_discover_commits_only_its_specification() {
     let env = TestEnv::new();
     let repo = env.repo_with_commit("r");
     let server = LlmServer::start();
-    server.push(Reply::chat_json(&decision("logging")));
-    discover(&env, &repo, &server, &["logs", "--service", "logging"]).success();
-
     std::fs::write(repo.join("notes.txt"), "mine\n").unwrap();
     env.git(&repo, &["add", "notes.txt"]).success();
     let mut again = decision("logging");
     again["problem"]["statement"] = json!("Logs are lost on reboot");
-    server.push(Reply::chat_json(&again));
-    discover(
-        &env,
-        &repo,
-        &server,
-        &["logs again", "--service", "logging"],
-    )
-    .success();
+    discover_logging_twice(&env, &repo, &server, &again);
 
     let committed = env
         .git(&repo, &["show", "--name-only", "--format=%s", "HEAD"])
@@ -421,26 +411,24 @@ fn a_second_discover_commits_only_its_specification() {
     assert_eq!(status, "A  notes.txt\n");
 }
 
+/// Two discovers of `logging`, the second answered with `second`.
+fn discover_logging_twice(env: &TestEnv, repo: &Path, server: &LlmServer, second: &Value) {
+    server.push(Reply::chat_json(&decision("logging")));
+    discover(env, repo, server, &["logs", "--service", "logging"]).success();
+    server.push(Reply::chat_json(second));
+    discover(env, repo, server, &["logs again", "--service", "logging"]).success();
+}
+
 #[test]
 fn the_history_of_a_first_run_appears_in_the_second_runs_prompt() {
     let env = TestEnv::new();
     let repo = env.repo_with_commit("r");
     let server = LlmServer::start();
-    server.push(Reply::chat_json(&decision("logging")));
-    discover(&env, &repo, &server, &["logs", "--service", "logging"]).success();
+    discover_logging_twice(&env, &repo, &server, &decision("logging"));
     let first_run = events(&env, &repo, "run.started")[0]["run"]
         .as_str()
         .unwrap()
         .to_string();
-
-    server.push(Reply::chat_json(&decision("logging")));
-    discover(
-        &env,
-        &repo,
-        &server,
-        &["logs again", "--service", "logging"],
-    )
-    .success();
     let prompt = server
         .chat_requests()
         .last()
