@@ -42,8 +42,9 @@ const PACK_THRESHOLD: usize = 4;
 const GC_EVERY: u64 = 1_000;
 
 /// More packs than this and `git repack --geometric=2` is started to roll the small ones
-/// together (git's own `gc.autoPackLimit` is 50).
-const MAX_PACKS_BEFORE_GC: usize = 40;
+/// together (git's own `gc.autoPackLimit` is 50). Each pack costs every later process about
+/// 70 µs to open, and a run makes about one; repacking more often competes with the appends.
+const MAX_PACKS_BEFORE_GC: usize = 20;
 
 /// Past `MAX_PACKS_BEFORE_GC`, a repack is started again every this many packs.
 const REPACK_AGAIN_EVERY: usize = 20;
@@ -376,7 +377,7 @@ impl Store {
     ///
     /// Loose objects and small packs add up (three objects per event, about one pack per run),
     /// and both slow every later read. When more than `MAX_PACKS_BEFORE_GC` packs pile up we
-    /// start `git repack --geometric=2 -d`, which rolls the small packs together and leaves a
+    /// start `git repack --geometric=2 -d` (on one thread, to leave the cores to the user), which rolls the small packs together and leaves a
     /// large one alone: its cost follows our small packs, not the size of the repository (a
     /// `git gc --auto` over too many packs may repack everything). Every `GC_EVERY` events
     /// `git gc --auto` gets its chance at the loose objects; it checks git's own thresholds and
@@ -397,7 +398,14 @@ impl Store {
         let reached_a_multiple =
             (first.event.lamport - 1) / GC_EVERY != last.event.lamport / GC_EVERY;
         if stored.len() >= PACK_THRESHOLD && self.too_many_packs() {
-            Some(&["repack", "-d", "-q", "--geometric=2"])
+            Some(&[
+                "-c",
+                "pack.threads=1",
+                "repack",
+                "-d",
+                "-q",
+                "--geometric=2",
+            ])
         } else if reached_a_multiple {
             Some(&["gc", "--auto", "--quiet"])
         } else {
@@ -1348,7 +1356,14 @@ mod tests {
             }
         };
         add_packs(MAX_PACKS_BEFORE_GC, 0);
-        let repack: &[&str] = &["repack", "-d", "-q", "--geometric=2"];
+        let repack: &[&str] = &[
+            "-c",
+            "pack.threads=1",
+            "repack",
+            "-d",
+            "-q",
+            "--geometric=2",
+        ];
         assert_eq!(store.housekeeping_after(&batch), Some(repack));
         // While that repack runs, the next packs start no other one, until enough pile up.
         add_packs(1, MAX_PACKS_BEFORE_GC);
