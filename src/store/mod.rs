@@ -377,9 +377,10 @@ impl Store {
     ///
     /// Loose objects and small packs add up (three objects per event, about one pack per run),
     /// and both slow every later read. When more than `MAX_PACKS_BEFORE_GC` packs pile up we
-    /// start `git repack --geometric=2 -d` (on one thread, to leave the cores to the user), which rolls the small packs together and leaves a
-    /// large one alone: its cost follows our small packs, not the size of the repository (a
-    /// `git gc --auto` over too many packs may repack everything). Every `GC_EVERY` events
+    /// start `git repack --geometric=2 -d` on one thread (the cores stay the user's), which
+    /// rolls the small packs together and leaves a large one alone: its cost follows our small
+    /// packs, not the size of the repository (a `git gc --auto` over too many packs may repack
+    /// everything). Every `GC_EVERY` events
     /// `git gc --auto` gets its chance at the loose objects; it checks git's own thresholds and
     /// does nothing when nothing is due. `spectra.store.autoGc=false` turns both off.
     fn after_append(&self, stored: &[StoredEvent]) {
