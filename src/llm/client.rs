@@ -126,16 +126,10 @@ impl Client {
     /// retries, repair turns or total timeout run out.
     pub fn decide(&self, request: &DecisionRequest) -> Result<Decision, LlmFailure> {
         let mut records = Vec::new();
-        let outcome = match jsonschema::validator_for(&request.schema) {
-            Ok(validator) => {
-                self.runtime
-                    .block_on(self.converse(request, &validator, &mut records))
-            }
-            Err(e) => Err(LlmError::BadSchema {
-                schema_name: request.schema_name.clone(),
-                detail: e.to_string(),
-            }),
-        };
+        let mut validator = PendingValidator::compile(&request.schema);
+        let outcome = self
+            .runtime
+            .block_on(self.converse(request, &mut validator, &mut records));
         match outcome {
             Ok(answer) => Ok(Decision {
                 value: answer.value,
@@ -157,7 +151,7 @@ impl Client {
     async fn converse(
         &self,
         request: &DecisionRequest,
-        validator: &jsonschema::Validator,
+        validator: &mut PendingValidator,
         records: &mut Vec<AttemptRecord>,
     ) -> Result<Answer, LlmError> {
         let deadline = Instant::now() + self.settings().total_timeout.value;
@@ -171,6 +165,10 @@ impl Client {
         };
         loop {
             let reply = self.ask(request, &mut turn, records).await?;
+            let validator = validator.get().map_err(|detail| LlmError::BadSchema {
+                schema_name: request.schema_name.clone(),
+                detail,
+            })?;
             let problems = match judge(&reply, validator) {
                 Ok((value, found)) => {
                     let (format, repairs) = (turn.format, turn.repairs);
@@ -322,6 +320,51 @@ fn repair_prompt(problems: &str) -> String {
 
 /// The reply's JSON value if it is present and valid, else what is wrong with it, phrased for
 /// the model (it is sent back in the repair turn) and for the user (it ends up in the error).
+/// The decision schema's validator, compiled on a thread while the request is on its way. The
+/// first schema a process compiles costs about 2 ms (jsonschema builds its meta-schema
+/// validator then), which the model's answer always takes longer than.
+struct PendingValidator {
+    compiling: Option<std::thread::JoinHandle<Result<jsonschema::Validator, String>>>,
+    compiled: Option<Result<jsonschema::Validator, String>>,
+}
+
+impl PendingValidator {
+    fn compile(schema: &Value) -> PendingValidator {
+        let schema = schema.clone();
+        let compile = move || jsonschema::validator_for(&schema).map_err(|e| e.to_string());
+        match std::thread::Builder::new()
+            .name("schema".into())
+            .spawn(compile.clone())
+        {
+            Ok(handle) => PendingValidator {
+                compiling: Some(handle),
+                compiled: None,
+            },
+            // No thread to be had: compile here, as before.
+            Err(_) => PendingValidator {
+                compiling: None,
+                compiled: Some(compile()),
+            },
+        }
+    }
+
+    /// The validator, waiting for the compile if it is still running; the schema's error if
+    /// it does not compile.
+    fn get(&mut self) -> Result<&jsonschema::Validator, String> {
+        if let Some(handle) = self.compiling.take() {
+            let compiled = handle
+                .join()
+                .unwrap_or_else(|_| Err("compiling the schema panicked".to_string()));
+            self.compiled = Some(compiled);
+        }
+        match self.compiled.as_ref() {
+            Some(Ok(validator)) => Ok(validator),
+            Some(Err(detail)) => Err(detail.clone()),
+            None => Err("the schema was never compiled".to_string()),
+        }
+    }
+}
+
 fn judge(reply: &Reply, validator: &jsonschema::Validator) -> Result<(Value, Found), String> {
     let cut_off = reply.finish_reason.as_deref() == Some("length");
     let (value, found) = extract_json(&reply.content).map_err(|not_found| {
