@@ -330,7 +330,8 @@ fn unchanged_in_process(repo: &gix::Repository, root: &Path, path: &str) -> Opti
 
 /// Whether the index holds `path` as one plain, unconflicted entry, so that `git commit -- path`
 /// takes its work-tree content without `git add`. `false` when in doubt (no index, a sparse
-/// index, a conflict): the caller then runs `git add`, which is always right.
+/// index, a conflict, a skip-worktree entry): the caller then runs `git add`, which is always
+/// right.
 fn tracked_in_process(repo: &gix::Repository, path: &str) -> bool {
     use gix::bstr::ByteSlice;
     let Ok(Some(index)) = repo.try_index() else {
@@ -346,7 +347,10 @@ fn tracked_in_process(repo: &gix::Repository, path: &str) -> bool {
         .iter()
         .filter(|entry| entry.path(&index) == path)
         .collect();
-    matches!(entries.as_slice(), [entry] if entry.stage_raw() == 0)
+    // A skip-worktree entry (sparse checkout) is committed from the index, not from the file we
+    // wrote: `git add` must run, and refuse it, as before.
+    matches!(entries.as_slice(), [entry]
+        if entry.stage_raw() == 0 && !entry.flags.contains(gix::index::entry::Flags::SKIP_WORKTREE))
 }
 
 /// HEAD's commit and short branch name, read from the ref files; `None` if anything is odd (the
