@@ -337,6 +337,8 @@ impl<'a> Engine<'a> {
             &reports,
             &skipped,
         )?;
+        // The next command then finds the manifest index at the tip.
+        manifests::remember_appended(self.repo, &mut state.projection, state.recorder.appended());
         Ok(RunReport {
             run: state.recorder.run().to_string(),
             command: command.to_string(),

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::event::{NewEvent, kind};
 use crate::llm::AttemptRecord;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoredEvent};
 
 /// The events of one run, on their way to the store.
 pub struct Recorder<'s> {
@@ -19,6 +19,8 @@ pub struct Recorder<'s> {
     pending: Vec<NewEvent>,
     /// Ids of every event this run recorded (pending or appended).
     pub recorded: Vec<String>,
+    /// The events appended so far, as stored, oldest first.
+    appended: Vec<StoredEvent>,
 }
 
 impl<'s> Recorder<'s> {
@@ -28,6 +30,7 @@ impl<'s> Recorder<'s> {
             run: run.into(),
             pending: Vec::new(),
             recorded: Vec::new(),
+            appended: Vec::new(),
         }
     }
 
@@ -105,8 +108,14 @@ impl<'s> Recorder<'s> {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.pending);
-        self.store.append_batch(batch)?;
+        let stored = self.store.append_batch(batch)?;
+        self.appended.extend(stored);
         Ok(())
+    }
+
+    /// The events appended so far, as stored, oldest first.
+    pub fn appended(&self) -> &[StoredEvent] {
+        &self.appended
     }
 }
 

@@ -23,7 +23,7 @@ use serde_json::value::RawValue;
 use super::{HistoryEntry, Manifest, Projection, history_entry, manifest_of};
 use crate::event::{Event, kind};
 use crate::repo::Repo;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoredEvent};
 use crate::tip_cache;
 
 const CACHE_VERSION: u32 = 6;
@@ -47,6 +47,10 @@ pub struct ManifestIndex {
     /// Entries absorbed so far: the next entry's place.
     #[serde(default)]
     absorbed: u64,
+    /// The lamport of the last event folded in; 0 when not known (an index rebuilt from the full
+    /// projection). A run's own appends follow it directly when nobody appended in between.
+    #[serde(default)]
+    lamport: u64,
 }
 
 /// A recent history entry with what merging the services' entries sorts by, so that only the
@@ -118,6 +122,7 @@ impl ManifestIndex {
             open,
             recent: BTreeMap::new(),
             absorbed: 0,
+            lamport: 0,
         };
         let reverted = projection.reverted_ids();
         for run in finished {
@@ -226,6 +231,7 @@ impl ManifestIndex {
             return Err(NeedsRebuild);
         }
         self.open.apply(event);
+        self.lamport = event.lamport;
         if event.kind == kind::RUN_FINISHED {
             // No undo is folded here (it asks for a rebuild), so nothing is reverted.
             for run in self.open.take_finished_runs() {
@@ -389,6 +395,39 @@ fn fold_afresh(repo: &Repo, store: &Store) -> Result<ManifestIndex, StoreError> 
     }
     tip_cache::write(&cache_path(repo), CACHE_VERSION, &tip, &index);
     Ok(index)
+}
+
+/// Folds a run's own appends into the index the run loaded, and saves it as the state at the
+/// run's last event, so that the next command finds the cache at the tip instead of reading
+/// the run back from git (about 1.5 ms of the next discover). Only when the events not yet
+/// folded follow the index's last event with nothing in between (consecutive lamports from
+/// it); otherwise nothing is saved and the next load folds what it finds, as always.
+pub fn remember_appended(repo: &Repo, index: &mut ManifestIndex, appended: &[StoredEvent]) {
+    let Some(new) = following(index.lamport, appended) else {
+        return;
+    };
+    let Some(last) = new.last() else {
+        return;
+    };
+    if new.iter().all(|stored| index.apply(&stored.event).is_ok()) {
+        tip_cache::write(&cache_path(repo), CACHE_VERSION, &last.commit, index);
+    }
+}
+
+/// The events of `appended` after `lamport`, if they follow it with none missing; `None` when
+/// `lamport` is unknown (0) or another process appended in between.
+fn following(lamport: u64, appended: &[StoredEvent]) -> Option<Vec<&StoredEvent>> {
+    if lamport == 0 {
+        return None;
+    }
+    let new: Vec<&StoredEvent> = appended
+        .iter()
+        .filter(|stored| stored.event.lamport > lamport)
+        .collect();
+    new.iter()
+        .zip(lamport + 1..)
+        .all(|(stored, expected)| stored.event.lamport == expected)
+        .then_some(new)
 }
 
 /// Asks `question` of the manifest index of the whole log (see [`query_loaded`]).
@@ -694,6 +733,34 @@ mod tests {
                 .unwrap(),
             index.recent_history("discover", Some("logging"))
         );
+    }
+
+    #[test]
+    fn a_runs_own_appends_are_folded_only_when_nothing_came_between() {
+        let stored = |lamport: u64| StoredEvent {
+            commit: gix::ObjectId::null(gix::hash::Kind::Sha1),
+            tree: gix::ObjectId::null(gix::hash::Kind::Sha1),
+            subject: String::new(),
+            digest: String::new(),
+            event: NewEvent::new("test.event").seal("T <t@x>", lamport, GENESIS_DIGEST),
+        };
+        let lamports = |events: Option<Vec<&StoredEvent>>| {
+            events.map(|events| events.iter().map(|s| s.event.lamport).collect::<Vec<_>>())
+        };
+        let appended: Vec<StoredEvent> = [11, 12, 13, 14].into_iter().map(stored).collect();
+        assert_eq!(
+            lamports(following(10, &appended)),
+            Some(vec![11, 12, 13, 14])
+        );
+        // An index reloaded after the first two (a later activity's) takes the rest.
+        assert_eq!(lamports(following(12, &appended)), Some(vec![13, 14]));
+        // Another process appended 11 before this run's first event.
+        assert_eq!(lamports(following(9, &appended)), None);
+        // Unknown position (an index rebuilt from the full projection).
+        assert_eq!(lamports(following(0, &appended)), None);
+        // A gap between this run's own appends.
+        let gapped: Vec<StoredEvent> = [11, 12, 14].into_iter().map(stored).collect();
+        assert_eq!(lamports(following(10, &gapped)), None);
     }
 
     #[test]

@@ -618,3 +618,31 @@ fn a_manifest_cache_value_that_does_not_parse_is_folded_afresh_from_the_log() {
         "succeeded"
     );
 }
+
+/// A run saves the manifest index at its own last event, so the next command reads no event
+/// back; what it saved is what folding the whole log gives.
+#[test]
+fn a_run_leaves_the_manifest_cache_at_the_tip() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    env.spectra(&repo, &["discover", "A logging service", "--offline"])
+        .success();
+    env.spectra(&repo, &["discover", "A billing service", "--offline"])
+        .success();
+    let cache_path = repo.join(".git/spectra/cache/manifests.json");
+    let cache: Value = serde_json::from_slice(&std::fs::read(&cache_path).unwrap()).unwrap();
+    let tip = env
+        .git(&repo, &["rev-parse", "refs/spectra/events"])
+        .success()
+        .stdout;
+    assert_eq!(cache["tip"], tip.trim());
+
+    let views = || {
+        let manifests = env.spectra(&repo, &["manifest", "--format", "json"]);
+        let history = env.spectra(&repo, &["history", "discover", "--format", "json"]);
+        (manifests.success().stdout, history.success().stdout)
+    };
+    let from_the_run = views();
+    std::fs::remove_file(&cache_path).unwrap();
+    assert_eq!(views(), from_the_run);
+}
