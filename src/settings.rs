@@ -255,7 +255,7 @@ impl<'a> Layers<'a> {
 pub mod keys {
     use super::Key;
 
-    /// Whether appends start git's housekeeping (`git repack --geometric`, `git gc --auto`).
+    /// Whether appends start git's housekeeping (`git gc --auto`).
     pub const STORE_AUTO_GC: Key = Key {
         git: "spectra.store.autoGc",
         env: &["SPECTRA_STORE_AUTO_GC"],

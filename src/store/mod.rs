@@ -36,18 +36,17 @@ const APPEND_DEADLINE: Duration = Duration::from_secs(60);
 const APPEND_MAX_ATTEMPTS: u32 = 2_000;
 
 /// Batches of at least this many events are written as one pack instead of loose objects.
-const PACK_THRESHOLD: usize = 4;
+///
+/// Not lower: a pack costs every later process about 70 µs to open until a `git gc` folds it,
+/// and folding packs (git's `gc --auto` past `gc.autoPackLimit`) repacks the whole repository,
+/// while loose objects are packed incrementally. At 4 a discover made one pack per run.
+const PACK_THRESHOLD: usize = 8;
 
 /// Every this many events, `git gc --auto` gets a chance to pack loose objects.
 const GC_EVERY: u64 = 1_000;
 
-/// More packs than this and `git repack --geometric=2` is started to roll the small ones
-/// together (git's own `gc.autoPackLimit` is 50). Each pack costs every later process about
-/// 70 µs to open, and a run makes about one; repacking more often competes with the appends.
-const MAX_PACKS_BEFORE_GC: usize = 20;
-
-/// Past `MAX_PACKS_BEFORE_GC`, a repack is started again every this many packs.
-const REPACK_AGAIN_EVERY: usize = 20;
+/// More packs than this and `git gc --auto` is asked to fold them into one (git's own limit is 50).
+const MAX_PACKS_BEFORE_GC: usize = 40;
 
 /// Memory for decoded pack deltas while walking: long logs are delta chains in a pack.
 const PACK_CACHE_BYTES: usize = 96 * 1024 * 1024;
@@ -375,14 +374,12 @@ impl Store {
 
     /// Keeps the object store healthy after a successful append; never fails the append.
     ///
-    /// Loose objects and small packs add up (three objects per event, about one pack per run),
-    /// and both slow every later read. When more than `MAX_PACKS_BEFORE_GC` packs pile up we
-    /// start `git repack --geometric=2 -d` on one thread (the cores stay the user's), which
-    /// rolls the small packs together and leaves a large one alone: its cost follows our small
-    /// packs, not the size of the repository (a `git gc --auto` over too many packs may repack
-    /// everything). Every `GC_EVERY` events
-    /// `git gc --auto` gets its chance at the loose objects; it checks git's own thresholds and
-    /// does nothing when nothing is due. `spectra.store.autoGc=false` turns both off.
+    /// Loose objects and small packs add up (three objects per event, one pack per large batch),
+    /// and both slow every later read. Every `GC_EVERY` events, and after a batch when more
+    /// than `MAX_PACKS_BEFORE_GC` packs have piled up, we ask git to tidy up with
+    /// `git gc --auto`, which applies the user's own settings (`gc.auto`, `gc.autoPackLimit`,
+    /// `gc.bigPackThreshold`, partial clones), detaches, takes git's gc lock, and does nothing
+    /// when nothing is due. `spectra.store.autoGc=false` turns this off.
     fn after_append(&self, stored: &[StoredEvent]) {
         if let Some(args) = self.housekeeping_after(stored) {
             spawn_git(self.repo.common_dir(), args);
@@ -398,36 +395,21 @@ impl Store {
         // Did this append reach a multiple of GC_EVERY?
         let reached_a_multiple =
             (first.event.lamport - 1) / GC_EVERY != last.event.lamport / GC_EVERY;
-        if stored.len() >= PACK_THRESHOLD && self.too_many_packs() {
-            Some(&[
-                "-c",
-                "pack.threads=1",
-                "repack",
-                "-d",
-                "-q",
-                "--geometric=2",
-            ])
-        } else if reached_a_multiple {
-            Some(&["gc", "--auto", "--quiet"])
-        } else {
-            None
-        }
+        let packed_many = stored.len() >= PACK_THRESHOLD && self.too_many_packs();
+        (reached_a_multiple || packed_many).then_some(&["gc", "--auto", "--quiet"])
     }
 
-    /// Whether this append's pack makes one more than `MAX_PACKS_BEFORE_GC`, or another
-    /// `REPACK_AGAIN_EVERY` past that. Not on every pack above the limit: appends keep coming
-    /// while a repack runs (it takes the packs there when it started), and one repack at a time
-    /// is enough; a repack that could not fold them gets another turn a few packs later.
     fn too_many_packs(&self) -> bool {
         let pack_dir = self.repo.objects.store_ref().path().join("pack");
-        let Ok(entries) = std::fs::read_dir(pack_dir) else {
-            return false;
-        };
-        let packs = entries
-            .filter_map(Result::ok)
-            .filter(|entry| entry.file_name().to_string_lossy().ends_with(".pack"))
-            .count();
-        packs > MAX_PACKS_BEFORE_GC && (packs - MAX_PACKS_BEFORE_GC - 1) % REPACK_AGAIN_EVERY == 0
+        std::fs::read_dir(pack_dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|entry| entry.file_name().to_string_lossy().ends_with(".pack"))
+                    .count()
+                    > MAX_PACKS_BEFORE_GC
+            })
+            .unwrap_or(false)
     }
 
     /// The git identity events are recorded under.
@@ -1330,7 +1312,7 @@ mod tests {
     }
 
     #[test]
-    fn housekeeping_rolls_up_small_packs_and_gives_gc_its_turn() {
+    fn housekeeping_asks_git_gc_when_packs_pile_up_and_every_thousand_events() {
         let dir = tempfile::tempdir().unwrap();
         let init = std::process::Command::new("git")
             .args(["init", "-q"])
@@ -1351,26 +1333,11 @@ mod tests {
         assert_eq!(store.housekeeping_after(&batch), None, "one pack is fine");
 
         let pack_dir = store.repo.objects.store_ref().path().join("pack");
-        let add_packs = |count: usize, from: usize| {
-            for n in from..from + count {
-                std::fs::write(pack_dir.join(format!("pack-{n:040}.pack")), b"").unwrap();
-            }
-        };
-        add_packs(MAX_PACKS_BEFORE_GC, 0);
-        let repack: &[&str] = &[
-            "-c",
-            "pack.threads=1",
-            "repack",
-            "-d",
-            "-q",
-            "--geometric=2",
-        ];
-        assert_eq!(store.housekeeping_after(&batch), Some(repack));
-        // While that repack runs, the next packs start no other one, until enough pile up.
-        add_packs(1, MAX_PACKS_BEFORE_GC);
-        assert_eq!(store.housekeeping_after(&batch), None);
-        add_packs(REPACK_AGAIN_EVERY - 1, MAX_PACKS_BEFORE_GC + 1);
-        assert_eq!(store.housekeeping_after(&batch), Some(repack));
+        for n in 0..MAX_PACKS_BEFORE_GC {
+            std::fs::write(pack_dir.join(format!("pack-{n:040}.pack")), b"").unwrap();
+        }
+        let gc: &[&str] = &["gc", "--auto", "--quiet"];
+        assert_eq!(store.housekeeping_after(&batch), Some(gc));
         // A single event's objects are loose: it does not look at the packs.
         assert_eq!(
             store.housekeeping_after(std::slice::from_ref(&single)),
@@ -1379,7 +1346,6 @@ mod tests {
 
         let mut thousandth = single.clone();
         thousandth.event.lamport = GC_EVERY;
-        let gc: &[&str] = &["gc", "--auto", "--quiet"];
         assert_eq!(store.housekeeping_after(&[thousandth]), Some(gc));
 
         store.auto_gc = false;
