@@ -318,11 +318,12 @@ fn repair_prompt(problems: &str) -> String {
     )
 }
 
-/// The reply's JSON value if it is present and valid, else what is wrong with it, phrased for
-/// the model (it is sent back in the repair turn) and for the user (it ends up in the error).
 /// The decision schema's validator, compiled on a thread while the request is on its way. The
 /// first schema a process compiles costs about 2 ms (jsonschema builds its meta-schema
-/// validator then), which the model's answer always takes longer than.
+/// validator then), which the model's answer always takes longer than. The price: a schema
+/// that does not compile is reported after the first request rather than before it. Decision
+/// schemas are compiled when the registry is checked, so that takes a registry the checks
+/// did not see.
 struct PendingValidator {
     compiling: Option<std::thread::JoinHandle<Result<jsonschema::Validator, String>>>,
     compiled: Option<Result<jsonschema::Validator, String>>,
@@ -365,6 +366,8 @@ impl PendingValidator {
     }
 }
 
+/// The reply's JSON value if it is present and valid, else what is wrong with it, phrased for
+/// the model (it is sent back in the repair turn) and for the user (it ends up in the error).
 fn judge(reply: &Reply, validator: &jsonschema::Validator) -> Result<(Value, Found), String> {
     let cut_off = reply.finish_reason.as_deref() == Some("length");
     let (value, found) = extract_json(&reply.content).map_err(|not_found| {

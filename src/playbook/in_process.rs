@@ -6,9 +6,9 @@
 //! `{spectra}` executable, `builtin`, the name, and the arguments it takes) the runner calls the
 //! same function here instead. Everything a caller sees stays as it was: the argv recorded is
 //! the one rendered, the output is the bytes the command would print (one JSON line; or
-//! `error: ...` and exit code 1), capped as usual, and the timeout holds: the work runs on a
-//! thread, and one that overruns is reported timed out and left to finish on its own (it only
-//! reads). Built-ins that write (specifications, branches) or run other programs (tests), and
+//! `error: ...` and exit code 1; a panic's message and exit code 101), capped as usual, and the
+//! timeout holds: the work runs on a thread, and one that overruns is reported timed out and
+//! left to finish on its own (it only reads; no signal is recorded, as none was sent). Built-ins that write (specifications, branches) or run other programs (tests), and
 //! any argv that is not exactly a built-in's, still run as processes.
 
 use std::os::unix::process::ExitStatusExt;
@@ -51,14 +51,26 @@ pub fn recognise(argv: &[String], spectra_exe: &Path) -> Option<ReadOnly> {
 /// Does `work` in `root` as `git spectra builtin ...` would, within `timeout`, keeping at most
 /// `cap` bytes of each output stream.
 pub fn run(work: ReadOnly, root: &Path, timeout: Duration, cap: usize) -> Finished {
+    let root = root.to_path_buf();
+    run_on_thread(move || printed(&work, &root), timeout, cap)
+}
+
+/// Runs `work` on a thread of its own, so that the deadline holds however large the working
+/// tree is. A panic is reported as the process would have reported it: its message on stderr
+/// and exit code 101.
+fn run_on_thread(
+    work: impl FnOnce() -> Printed + Send + 'static,
+    timeout: Duration,
+    cap: usize,
+) -> Finished {
     let started = Instant::now();
     let (done, outcome) = mpsc::channel();
-    let root = root.to_path_buf();
-    // A thread, so that the deadline holds however large the working tree is.
     let spawned = thread::Builder::new()
         .name("builtin".into())
         .spawn(move || {
-            let _ = done.send(printed(&work, &root));
+            let printed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                .unwrap_or_else(|panic| panicked(panic.as_ref()));
+            let _ = done.send(printed);
         });
     let result = match spawned {
         Ok(_) => outcome.recv_timeout(timeout),
@@ -71,12 +83,13 @@ pub fn run(work: ReadOnly, root: &Path, timeout: Duration, cap: usize) -> Finish
             stderr,
         }) => (Some(ExitStatus::from_raw(code << 8)), false, stdout, stderr),
         Err(RecvTimeoutError::Timeout) => (None, true, Vec::new(), Vec::new()),
+        // The thread caught any panic and always answers; this is only for a lost answer.
         Err(RecvTimeoutError::Disconnected) => {
             let Printed {
                 code,
                 stdout,
                 stderr,
-            } = failure("the built-in panicked");
+            } = failure("the built-in ended without an answer");
             (Some(ExitStatus::from_raw(code << 8)), false, stdout, stderr)
         }
     };
@@ -121,6 +134,20 @@ fn printed(work: &ReadOnly, root: &Path) -> Printed {
                 stderr: text.into_bytes(),
             }
         }
+    }
+}
+
+/// What a panicking `git spectra builtin` would have left: Rust's message, exit code 101.
+fn panicked(panic: &(dyn std::any::Any + Send)) -> Printed {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|text| text.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "Box<dyn Any>".to_string());
+    Printed {
+        code: 101,
+        stdout: Vec::new(),
+        stderr: format!("thread 'builtin' panicked:\n{message}\n").into_bytes(),
     }
 }
 
@@ -227,6 +254,36 @@ mod tests {
         let stderr = finished.stderr.text();
         assert!(stderr.starts_with("error: "), "{stderr}");
         assert!(stderr.contains("service-catalog.yaml"), "{stderr}");
+    }
+
+    #[test]
+    fn work_past_its_deadline_is_reported_timed_out_and_left_to_finish() {
+        let (release, released) = mpsc::channel::<()>();
+        let work = move || {
+            let _ = released.recv();
+            Printed {
+                code: 0,
+                stdout: b"late\n".to_vec(),
+                stderr: Vec::new(),
+            }
+        };
+        let finished = run_on_thread(work, Duration::ZERO, 1 << 20);
+        assert!(finished.timed_out);
+        assert_eq!(finished.status, None);
+        assert_eq!(finished.exit_code(), None);
+        assert!(finished.stdout.bytes.is_empty());
+        release.send(()).unwrap();
+    }
+
+    #[test]
+    fn a_panic_is_exit_code_101_with_its_message_on_stderr() {
+        let finished = run_on_thread(|| panic!("boom"), Duration::from_secs(60), 1 << 20);
+        assert_eq!(finished.exit_code(), Some(101));
+        assert!(
+            finished.stderr.text().contains("boom"),
+            "{}",
+            finished.stderr.text()
+        );
     }
 
     #[test]

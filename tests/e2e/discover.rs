@@ -646,3 +646,42 @@ fn a_run_leaves_the_manifest_cache_at_the_tip() {
     std::fs::remove_file(&cache_path).unwrap();
     assert_eq!(views(), from_the_run);
 }
+
+/// A specification outside the sparse checkout (a skip-worktree entry) is not committed behind
+/// git's back: `git add` refuses it, and the run says so.
+#[test]
+fn a_skip_worktree_specification_is_refused_by_git_add_not_committed_from_the_index() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    std::fs::create_dir_all(repo.join(".spectra")).unwrap();
+    std::fs::write(spec_path(&repo, "logging"), "service: logging\n").unwrap();
+    env.git(&repo, &["add", ".spectra"]).success();
+    env.git(&repo, &["commit", "-q", "-m", "spec"]).success();
+    env.git(
+        &repo,
+        &[
+            "update-index",
+            "--skip-worktree",
+            ".spectra/logging.specification.yaml",
+        ],
+    )
+    .success();
+    let head = env.git(&repo, &["rev-parse", "HEAD"]).success().stdout;
+
+    let run = env.spectra(
+        &repo,
+        &[
+            "discover",
+            "A logging service",
+            "--offline",
+            "--service",
+            "logging",
+        ],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("sparse"), "{run:?}");
+    assert_eq!(
+        env.git(&repo, &["rev-parse", "HEAD"]).success().stdout,
+        head
+    );
+}

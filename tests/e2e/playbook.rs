@@ -514,6 +514,14 @@ fn read_only_builtins_in_process_report_what_the_command_prints() {
             repo.write(".spectra/service-catalog.yaml", text);
         }
         for (playbook, inputs, argv) in &cases {
+            let registry = registry(&repo);
+            let runner = Runner::new(&registry, repo.root())
+                .unwrap()
+                .with_spectra_exe(spectra_bin());
+            let invocation = runner
+                .prepare(&request("discover", playbook, inputs))
+                .unwrap();
+            assert!(runner.reads_only(&invocation), "{playbook} runs in-process");
             let report = run(&repo, "discover", playbook, inputs.clone()).unwrap();
             let command = repo.spectra(argv);
             assert_eq!(
