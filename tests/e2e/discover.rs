@@ -568,14 +568,20 @@ fn manifests_history_runs_and_export_are_projections_of_the_log() {
     env.spectra(&repo, &["verify"]).success();
 }
 
+/// A repository with two offline discovers: logging, then billing.
+fn logging_and_billing_offline(env: &TestEnv) -> std::path::PathBuf {
+    let repo = env.repo_with_commit("r");
+    for idea in ["A logging service", "A billing service"] {
+        env.spectra(&repo, &["discover", idea, "--offline"])
+            .success();
+    }
+    repo
+}
+
 #[test]
 fn a_manifest_cache_value_that_does_not_parse_is_folded_afresh_from_the_log() {
     let env = TestEnv::new();
-    let repo = env.repo_with_commit("r");
-    env.spectra(&repo, &["discover", "A logging service", "--offline"])
-        .success();
-    env.spectra(&repo, &["discover", "A billing service", "--offline"])
-        .success();
+    let repo = logging_and_billing_offline(&env);
     let manifests = || {
         env.spectra(&repo, &["manifest", "--format", "json"])
             .success()
@@ -624,11 +630,7 @@ fn a_manifest_cache_value_that_does_not_parse_is_folded_afresh_from_the_log() {
 #[test]
 fn a_run_leaves_the_manifest_cache_at_the_tip() {
     let env = TestEnv::new();
-    let repo = env.repo_with_commit("r");
-    env.spectra(&repo, &["discover", "A logging service", "--offline"])
-        .success();
-    env.spectra(&repo, &["discover", "A billing service", "--offline"])
-        .success();
+    let repo = logging_and_billing_offline(&env);
     let cache_path = repo.join(".git/spectra/cache/manifests.json");
     let cache: Value = serde_json::from_slice(&std::fs::read(&cache_path).unwrap()).unwrap();
     let tip = env
