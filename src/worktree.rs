@@ -288,16 +288,10 @@ fn trailer_editor(trailers: &[(&str, &str)]) -> Result<String, WorktreeError> {
 /// cannot be told without git's full rules (conflicts, a sparse index, modes, filters that make
 /// the bytes differ): the caller then asks `git status`.
 fn unchanged_in_process(repo: &gix::Repository, root: &Path, path: &str) -> Option<bool> {
-    use gix::bstr::ByteSlice;
     let index = repo.try_index().ok()?;
     let staged: Vec<&gix::index::Entry> = match &index {
         Some(index) if index.is_sparse() => return None,
-        Some(index) => index
-            .prefixed_entries(path.as_bytes().as_bstr())
-            .unwrap_or_default()
-            .iter()
-            .filter(|entry| entry.path(index) == path.as_bytes().as_bstr())
-            .collect(),
+        Some(index) => entries_at(index, path),
         None => Vec::new(),
     };
     let head_tree = repo.find_tree(repo.head_tree_id_or_empty().ok()?).ok()?;
@@ -333,24 +327,28 @@ fn unchanged_in_process(repo: &gix::Repository, root: &Path, path: &str) -> Opti
 /// index, a conflict, a skip-worktree entry): the caller then runs `git add`, which is always
 /// right.
 fn tracked_in_process(repo: &gix::Repository, path: &str) -> bool {
-    use gix::bstr::ByteSlice;
     let Ok(Some(index)) = repo.try_index() else {
         return false;
     };
     if index.is_sparse() {
         return false;
     }
+    // A skip-worktree entry (sparse checkout) is committed from the index, not from the file we
+    // wrote: `git add` must run, and refuse it, as before.
+    matches!(entries_at(&index, path).as_slice(), [entry]
+        if entry.stage_raw() == 0 && !entry.flags.contains(gix::index::entry::Flags::SKIP_WORKTREE))
+}
+
+/// The index entries of exactly `path`: one, or one per stage of a conflict, or none.
+fn entries_at<'i>(index: &'i gix::index::File, path: &str) -> Vec<&'i gix::index::Entry> {
+    use gix::bstr::ByteSlice;
     let path = path.as_bytes().as_bstr();
-    let entries: Vec<&gix::index::Entry> = index
+    index
         .prefixed_entries(path)
         .unwrap_or_default()
         .iter()
-        .filter(|entry| entry.path(&index) == path)
-        .collect();
-    // A skip-worktree entry (sparse checkout) is committed from the index, not from the file we
-    // wrote: `git add` must run, and refuse it, as before.
-    matches!(entries.as_slice(), [entry]
-        if entry.stage_raw() == 0 && !entry.flags.contains(gix::index::entry::Flags::SKIP_WORKTREE))
+        .filter(|entry| entry.path(index) == path)
+        .collect()
 }
 
 /// HEAD's commit and short branch name, read from the ref files; `None` if anything is odd (the
