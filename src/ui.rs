@@ -227,6 +227,14 @@ pub fn outcome(text: &str) -> String {
 /// continuation lines (a list of candidates...) follow unlabelled.
 fn diagnostic(label: &str, style: Style, message: &str, label_every_line: bool) {
     let label = paint(Stream::Stderr, style, label);
+    // Nothing sensible is left to do when stderr itself is closed.
+    let _ = io::stderr()
+        .lock()
+        .write_all(labelled(&label, message, label_every_line).as_bytes());
+}
+
+/// `label: message` and a newline, the label repeated on every line when asked.
+fn labelled(label: &str, message: &str, label_every_line: bool) -> String {
     let text = if label_every_line {
         message
             .lines()
@@ -235,8 +243,39 @@ fn diagnostic(label: &str, style: Style, message: &str, label_every_line: bool) 
     } else {
         message.to_owned()
     };
-    // Nothing sensible is left to do when stderr itself is closed.
-    let _ = writeln!(io::stderr().lock(), "{label}: {text}");
+    format!("{label}: {text}\n")
+}
+
+/// What a failing command prints on standard error for `err` (`fatal:` when it exits 128, else
+/// `error:`, then its hint), and the exit code it exits with. Uncoloured when `colour` is false:
+/// work done in-process that must read as the command's own output (see
+/// `playbook::in_process`).
+pub fn error_report(err: &crate::Error, colour: bool) -> (u8, String) {
+    let code = err.exit_code();
+    let label = |text: &str, style: Style| {
+        if colour {
+            paint(Stream::Stderr, style, text)
+        } else {
+            text.to_string()
+        }
+    };
+    let kind = if code == crate::error::EXIT_FATAL {
+        "fatal"
+    } else {
+        "error"
+    };
+    let mut text = labelled(&label(kind, Style::Error), &err.to_string(), false);
+    if let Some(hint) = err.hint() {
+        text.push_str(&labelled(&label("hint", Style::Hint), &hint, true));
+    }
+    (code, text)
+}
+
+/// `value` as one line of compact JSON and a newline: what `--format json` prints per record.
+pub fn json_line(value: &impl Serialize) -> io::Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(value).map_err(io::Error::other)?;
+    line.push(b'\n');
+    Ok(line)
 }
 
 /// `error: ...` on standard error.
@@ -285,8 +324,7 @@ impl Output {
     /// Writes `value` as one line of compact JSON.
     pub fn json_line(&mut self, value: &impl Serialize) -> io::Result<()> {
         // Serialise first so a closed pipe surfaces as a plain `BrokenPipe` io::Error.
-        let mut line = serde_json::to_vec(value).map_err(io::Error::other)?;
-        line.push(b'\n');
+        let line = json_line(value)?;
         self.out.write_all(&line)
     }
 

@@ -21,7 +21,7 @@ mod views;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::{EXIT_FATAL, EXIT_USAGE, Error};
+use crate::error::{EXIT_USAGE, Error};
 use crate::logging::{self, LogFormat, LogOptions};
 use crate::repo::Repo;
 use crate::store::Store;
@@ -353,15 +353,9 @@ fn render_error(err: &Error) -> u8 {
     {
         return 0;
     }
-    let code = err.exit_code();
-    if code == EXIT_FATAL {
-        ui::fatal(err);
-    } else {
-        ui::error(err);
-    }
-    if let Some(hint) = err.hint() {
-        ui::hint(hint);
-    }
+    let (code, text) = ui::error_report(err, true);
+    // Nothing sensible is left to do when stderr itself is closed.
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
     code
 }
 

@@ -12,17 +12,17 @@
 //! any argv that is not exactly a built-in's, still run as processes.
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitStatus;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 
 use super::capture::Captured;
 use super::process::Finished;
-use crate::builtin::{BuiltinError, catalog, inventory};
+use crate::builtin::{catalog, inventory};
+use crate::ui::json_line;
 
 /// A built-in that only reads, with its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,29 +111,29 @@ struct Printed {
 
 fn printed(work: &ReadOnly, root: &Path) -> Printed {
     let result = match work {
-        ReadOnly::Inventory => inventory::inventory(root).and_then(|value| json_line(&value)),
+        ReadOnly::Inventory => inventory::inventory(root).map(|value| json_line(&value)),
         ReadOnly::CatalogLookup { name } => {
-            catalog::lookup(root, name).and_then(|value| json_line(&value))
+            catalog::lookup(root, name).map(|value| json_line(&value))
         }
     };
     match result {
-        Ok(stdout) => Printed {
+        Ok(Ok(stdout)) => Printed {
             code: 0,
             stdout,
             stderr: Vec::new(),
         },
-        Err(error) => {
-            let error = crate::Error::from(error);
-            let mut text = format!("error: {error}\n");
-            for line in error.hint().iter().flat_map(|hint| hint.lines()) {
-                text.push_str(&format!("hint: {line}\n"));
-            }
-            Printed {
-                code: i32::from(crate::error::EXIT_FAILED),
-                stdout: Vec::new(),
-                stderr: text.into_bytes(),
-            }
-        }
+        Ok(Err(error)) => failure(&format!("cannot print the result: {error}")),
+        Err(error) => error_printed(&crate::Error::from(error)),
+    }
+}
+
+/// What the command prints for `error`, and its exit code, as `git spectra` renders them.
+fn error_printed(error: &crate::Error) -> Printed {
+    let (code, text) = crate::ui::error_report(error, false);
+    Printed {
+        code: i32::from(code),
+        stdout: Vec::new(),
+        stderr: text.into_bytes(),
     }
 }
 
@@ -152,21 +152,10 @@ fn panicked(panic: &(dyn std::any::Any + Send)) -> Printed {
 }
 
 fn failure(message: &str) -> Printed {
-    Printed {
-        code: i32::from(crate::error::EXIT_FAILED),
-        stdout: Vec::new(),
-        stderr: format!("error: {message}\n").into_bytes(),
-    }
-}
-
-/// The value as `git spectra builtin` prints it: compact JSON and a newline.
-fn json_line(value: &impl Serialize) -> Result<Vec<u8>, BuiltinError> {
-    let mut line = serde_json::to_vec(value).map_err(|error| BuiltinError::Io {
-        path: PathBuf::from("<stdout>"),
-        source: std::io::Error::other(error),
-    })?;
-    line.push(b'\n');
-    Ok(line)
+    error_printed(&crate::Error::Failed {
+        message: message.to_string(),
+        hint: None,
+    })
 }
 
 #[cfg(test)]
