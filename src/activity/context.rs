@@ -92,11 +92,9 @@ pub fn gather(
             .to_string()
         })
         .collect();
-    // From the index where git tracks anything (the repository is open already): a walk of a
-    // large tree would cost more than the rest of a run; a new repository is walked.
-    let inventory = crate::builtin::inventory::tracked(repo)
-        .or_else(|| crate::builtin::inventory::walk(root).ok());
-    context.repository = inventory.and_then(|inventory| serde_json::to_string(&inventory).ok());
+    context.repository = crate::builtin::inventory::of_repository(repo, root)
+        .ok()
+        .and_then(|inventory| serde_json::to_string(&inventory).ok());
     Ok(context)
 }
 

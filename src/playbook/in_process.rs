@@ -18,7 +18,6 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-
 use super::capture::Captured;
 use super::process::Finished;
 use crate::builtin::{catalog, inventory};
