@@ -83,10 +83,11 @@ impl Error {
             },
             Error::Run(err) => match err {
                 crate::activity::RunError::UnknownActivity(_)
-                | crate::activity::RunError::Registry(_) => EXIT_FAILED,
-                crate::activity::RunError::Store(_) | crate::activity::RunError::Bare(_) => {
-                    EXIT_FATAL
-                }
+                | crate::activity::RunError::Registry(_)
+                | crate::activity::RunError::OperationInProgress(_) => EXIT_FAILED,
+                crate::activity::RunError::Store(_)
+                | crate::activity::RunError::Bare(_)
+                | crate::activity::RunError::RunLock(_) => EXIT_FATAL,
             },
             // An existing hook we will not edit is a refusal, like a failed check; the rest
             // (no hooks directory, unreadable files) is fatal, as in git.
@@ -120,9 +121,9 @@ impl Error {
             Error::Registry(err) => registry_hint(err).map(str::to_string),
             Error::Playbook(err) => playbook_hint(err).map(str::to_string),
             Error::Builtin(err) => builtin_hint(err).map(str::to_string),
-            Error::Run(crate::activity::RunError::Store(err)) => err.hint(),
+            Error::Run(err) => err.hint(),
             Error::Undo(err) => err.hint(),
-            Error::Run(_) | Error::Export(_) => None,
+            Error::Export(_) => None,
             Error::Hook(err) => err.hint(),
             Error::Repo(_) | Error::Io(_) => None,
         }

@@ -34,6 +34,11 @@ pub mod kind {
     pub const EVENTS_RESTORED: &str = "events.restored";
     /// An undo or redo that stopped part way; it names what it had already done.
     pub const UNDO_FAILED: &str = "undo.failed";
+    /// What an effect outside the log is about to do (a commit on the user's branch), appended
+    /// before it so that a crash in between can be reconciled from the effect's trailers.
+    pub const EFFECT_INTENDED: &str = "effect.intended";
+    /// The plan an undo or redo is about to carry out, appended before its first step.
+    pub const UNDO_STARTED: &str = "undo.started";
 }
 
 /// One recorded fact, exactly as stored in `event.json`.

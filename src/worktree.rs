@@ -219,20 +219,27 @@ impl Worktree {
             .is_ok()
     }
 
-    /// Reverts `commit` with `git revert`, adding `trailers` to the revert's message, and
-    /// returns the new commit. A revert that fails (a conflict, most often) is aborted with
-    /// `git revert --abort`, leaving HEAD, the index and the work tree as they were.
+    /// Reverts `commit` and returns the new commit, whose message is git's own (`Revert
+    /// "..."`, `This reverts commit ...`) plus `trailers`. A revert that fails (a conflict, most
+    /// often, or a hook that refuses the commit) is undone again, leaving HEAD, the index and the
+    /// work tree as they were.
     ///
-    /// The trailers go in through `GIT_EDITOR`: `git revert --edit` hands its message to
-    /// `git interpret-trailers --in-place`, so the revert is still one commit made by git, with
-    /// the user's hooks and signing, and git's own "This reverts commit ..." body.
+    /// `git revert --no-commit` applies the change and `git commit` records it, so the user's
+    /// `pre-commit` and `commit-msg` hooks, signing and identity apply as to their own commits.
     pub fn revert(&self, commit: &str, trailers: &[(&str, &str)]) -> Result<String, WorktreeError> {
-        let editor = trailer_editor(trailers)?;
-        let reverted = self.git_with_env(
-            &["revert", "--edit", "--no-rerere-autoupdate", commit],
-            &[("GIT_EDITOR", editor.as_str())],
-        );
-        match reverted {
+        let message = revert_message(&self.commit_facts(commit)?.unwrap_or_default(), trailers)?;
+        if let Err(error) = self.git(&["revert", "--no-commit", "--no-rerere-autoupdate", commit]) {
+            return Err(self.abort_revert(commit, error));
+        }
+        let committed = self.git(&[
+            "-c",
+            "maintenance.auto=false",
+            "commit",
+            "--quiet",
+            "--message",
+            &message,
+        ]);
+        match committed {
             Ok(_) => Ok(self.git(&["rev-parse", "HEAD"])?.trim().to_string()),
             Err(error) => Err(self.abort_revert(commit, error)),
         }
@@ -251,8 +258,10 @@ impl Worktree {
             .git(&["diff", "--name-only", "-z", "--diff-filter=U"])
             .map(|out| nul_separated(&out))
             .unwrap_or_default();
-        if let Err(abort_error) = self.git(&["revert", "--abort"]) {
-            tracing::warn!(error = %abort_error, "git revert --abort failed");
+        // `git revert --abort` would also move HEAD back to where the revert started; nothing
+        // was committed, so `reset --merge` puts the index and the touched files back alone.
+        if let Err(abort_error) = self.git(&["reset", "--quiet", "--merge"]) {
+            tracing::warn!(error = %abort_error, "git reset --merge after a failed revert failed");
             return abort_error;
         }
         if conflicted.is_empty() {
@@ -266,10 +275,184 @@ impl Worktree {
     }
 }
 
-/// A `GIT_EDITOR` command that appends `trailers` to the message file git passes it. Git runs
-/// the editor through the shell, so every key and value is checked to need no quoting.
-fn trailer_editor(trailers: &[(&str, &str)]) -> Result<String, WorktreeError> {
-    let mut editor = String::from("git interpret-trailers --in-place");
+/// What a commit says about itself: its subject, body and the `Spectra-*` trailers it carries.
+/// Undo trusts these, not the event that names the commit: a commit only counts as the tool's
+/// when its own trailers say which run and event made it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitFacts {
+    pub commit: String,
+    pub subject: String,
+    /// The whole message.
+    pub message: String,
+    /// `Spectra-Run` values.
+    pub runs: Vec<String>,
+    /// `Spectra-Event` values.
+    pub events: Vec<String>,
+    /// `Spectra-Reverts` values.
+    pub reverts: Vec<String>,
+}
+
+impl CommitFacts {
+    /// Whether the message is git's revert message for `commit` ("This reverts commit <id>.").
+    pub fn reverts_commit(&self, commit: &str) -> bool {
+        !commit.is_empty()
+            && self
+                .message
+                .contains(&format!("This reverts commit {commit}"))
+    }
+}
+
+/// `git log --format` for [`CommitFacts`]: fields split by NUL, records ended by RS, trailer
+/// values by US.
+const FACTS_FORMAT: &str = "--format=%H%x00%s%x00%(trailers:key=Spectra-Run,valueonly,separator=%x1f)%x00%(trailers:key=Spectra-Event,valueonly,separator=%x1f)%x00%(trailers:key=Spectra-Reverts,valueonly,separator=%x1f)%x00%B%x1e";
+
+fn parse_facts(out: &str) -> Vec<CommitFacts> {
+    let values = |text: &str| -> Vec<String> {
+        text.split('\x1f')
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    out.split('\x1e')
+        .filter_map(|record| {
+            let mut fields = record.trim_start_matches('\n').splitn(6, '\0');
+            let commit = fields.next()?.trim().to_string();
+            if commit.is_empty() {
+                return None;
+            }
+            Some(CommitFacts {
+                commit,
+                subject: fields.next()?.to_string(),
+                runs: values(fields.next()?),
+                events: values(fields.next()?),
+                reverts: values(fields.next()?),
+                message: fields.next().unwrap_or_default().to_string(),
+            })
+        })
+        .collect()
+}
+
+impl Worktree {
+    /// What `commit` says about itself; `None` when the repository has no such commit.
+    pub fn commit_facts(&self, commit: &str) -> Result<Option<CommitFacts>, WorktreeError> {
+        let object = format!("{commit}^{{commit}}");
+        if self
+            .git(&["rev-parse", "--quiet", "--verify", &object])
+            .is_err()
+        {
+            return Ok(None);
+        }
+        let out = self.git(&["log", "-1", "--no-walk", FACTS_FORMAT, &object, "--"])?;
+        Ok(parse_facts(&out).into_iter().next())
+    }
+
+    /// The newest commit of `tip`'s history after `since` (all of it when `None`) that `wanted`
+    /// accepts: how the tool finds the effects of a run that died before recording them.
+    pub fn find_commit(
+        &self,
+        since: Option<&str>,
+        tip: &str,
+        wanted: impl Fn(&CommitFacts) -> bool,
+    ) -> Result<Option<CommitFacts>, WorktreeError> {
+        let range = match since {
+            Some(since)
+                if self
+                    .git(&["rev-parse", "--quiet", "--verify", since])
+                    .is_ok() =>
+            {
+                format!("{since}..{tip}")
+            }
+            _ => tip.to_string(),
+        };
+        let out = self.git(&["log", FACTS_FORMAT, &range, "--"])?;
+        Ok(parse_facts(&out).into_iter().find(|facts| wanted(facts)))
+    }
+
+    /// The commit HEAD points at and its branch (`None` when detached); `None` before the first
+    /// commit.
+    pub fn head_commit(&self) -> Option<(String, Option<String>)> {
+        self.head()
+            .ok()
+            .filter(|(id, _)| !id.is_empty() && id != "HEAD")
+    }
+
+    /// Puts `path` back as HEAD has it (or removes it, and its index entry, when HEAD has none):
+    /// the way back from a file the tool wrote and then could not commit. Only for a path that
+    /// was unchanged before the tool wrote it.
+    pub fn restore_path(&self, path: &str) -> Result<(), WorktreeError> {
+        let in_head = self
+            .git(&["cat-file", "-e", &format!("HEAD:{path}")])
+            .is_ok();
+        if in_head {
+            self.git(&["checkout", "--quiet", "HEAD", "--", path])?;
+        } else {
+            self.git(&["rm", "--cached", "--quiet", "--ignore-unmatch", "--", path])?;
+            match std::fs::remove_file(self.root.join(path)) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(WorktreeError::Spawn(error));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A git operation the user has in progress, during which the tool commits nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operation {
+    /// "a merge", "a rebase", ...
+    pub what: &'static str,
+    /// How to finish or abandon it.
+    pub how_to_finish: &'static str,
+}
+
+/// The merge, rebase, cherry-pick, revert, bisect or `git am` in progress in `repo`, if any.
+pub fn operation_in_progress(repo: &gix::Repository) -> Option<Operation> {
+    use gix::state::InProgress as P;
+    let (what, how_to_finish) = match repo.state()? {
+        P::Merge => (
+            "a merge",
+            "finish it with `git commit` or abandon it with `git merge --abort`",
+        ),
+        P::Rebase | P::RebaseInteractive => (
+            "a rebase",
+            "finish it with `git rebase --continue` or abandon it with `git rebase --abort`",
+        ),
+        P::CherryPick | P::CherryPickSequence => (
+            "a cherry-pick",
+            "finish it with `git cherry-pick --continue` or abandon it with `git cherry-pick --abort`",
+        ),
+        P::Revert | P::RevertSequence => (
+            "a revert",
+            "finish it with `git revert --continue` or abandon it with `git revert --abort`",
+        ),
+        P::Bisect => ("a bisect", "end it with `git bisect reset`"),
+        P::ApplyMailbox | P::ApplyMailboxRebase => (
+            "a `git am`",
+            "finish it with `git am --continue` or abandon it with `git am --abort`",
+        ),
+    };
+    Some(Operation {
+        what,
+        how_to_finish,
+    })
+}
+
+/// git's revert message for the commit `facts` describes, with `trailers` appended. Keys and
+/// values are checked to be single plain words, so they stay exactly one trailer each.
+fn revert_message(facts: &CommitFacts, trailers: &[(&str, &str)]) -> Result<String, WorktreeError> {
+    // git's own wording: reverting a revert is a reapply.
+    let subject = match facts
+        .subject
+        .strip_prefix("Revert \"")
+        .and_then(|rest| rest.strip_suffix('"'))
+    {
+        Some(original) => format!("Reapply \"{original}\""),
+        None => format!("Revert \"{}\"", facts.subject),
+    };
+    let mut message = format!("{subject}\n\nThis reverts commit {}.\n\n", facts.commit);
     for (key, value) in trailers {
         for word in [key, value] {
             let safe =
@@ -278,9 +461,9 @@ fn trailer_editor(trailers: &[(&str, &str)]) -> Result<String, WorktreeError> {
                 return Err(WorktreeError::UnsafeTrailer(word.to_string()));
             }
         }
-        editor.push_str(&format!(" --trailer '{key}: {value}'"));
+        message.push_str(&format!("{key}: {value}\n"));
     }
-    Ok(editor)
+    Ok(message)
 }
 
 /// `Some(true)` when `path` is plainly unchanged: absent from the work tree, the index and HEAD,

@@ -267,6 +267,22 @@ pub(super) fn write_outputs(
             return Ok(());
         }
     };
+    // Another run's write and commit of the same file never interleave with this one, and the
+    // file is checked again under the lock: it may have changed since the decision.
+    let _effects = match crate::run_lock::EffectLock::acquire(&engine.repo.state_dir()) {
+        Ok(lock) => lock,
+        Err(error) => {
+            work.errors.push(ActivityError::new(
+                "specification_unwritable",
+                format!("cannot take the effect lock: {error}"),
+            ));
+            return Ok(());
+        }
+    };
+    refuse_dirty_specification(engine, &service, work);
+    if !work.errors.is_empty() {
+        return Ok(());
+    }
     let full = engine.root().join(&path);
     let written = full
         .parent()
@@ -284,13 +300,23 @@ pub(super) fn write_outputs(
     if !engine.options.no_commit {
         match commit_specification(engine, state, work, &service, &path) {
             Ok(commit) => record["committed"] = json!(commit),
-            Err(error) => work.errors.push(error),
+            Err(error) => {
+                record["written"] = json!(false);
+                work.errors.push(error);
+            }
         }
     }
     work.extra_outputs.insert("specification".into(), record);
+    // The commit is recorded before another run may write.
+    state.recorder.flush()?;
     Ok(())
 }
 
+/// Commits the specification with the effect protocol: `effect.intended` is in the log before
+/// `git commit` runs, the commit's own trailers name the run and the `files.committed` event
+/// that will record it, and that event follows. A commit that fails leaves the file as it was
+/// before the run wrote it (the log keeps the decision), so running the same command again is
+/// not blocked by a leftover.
 fn commit_specification(
     engine: &Engine<'_>,
     state: &mut RunState<'_>,
@@ -301,16 +327,50 @@ fn commit_specification(
     let statement = work.decision["problem"]["statement"]
         .as_str()
         .unwrap_or_default();
+    let worktree = engine.worktree();
+    let completion = crate::event::new_id();
+    let subject = format!("discover: add specification for {service}");
     let message = format!(
-        "discover: add specification for {service}\n\n{}\n\nSpectra-Run: {}\nSpectra-Event: {}\n",
+        "{subject}\n\n{}\n\nSpectra-Run: {}\nSpectra-Event: {completion}\n",
         statement.trim(),
         state.recorder.run(),
-        work.decision_event.as_deref().unwrap_or("-"),
     );
-    let committed = engine
-        .worktree()
-        .commit_paths(&[path.to_string()], &message)
+    let (head, branch) = worktree.head_commit().unzip();
+    let mut intent = NewEvent::new(kind::EFFECT_INTENDED)
+        .activity(NAME)
+        .service(service)
+        .subject(format!("discover: about to commit {path}"))
+        .payload(json!({
+            "effect": "commit",
+            "branch": branch.flatten(),
+            "head": head,
+            "files": [path],
+            "subject": subject,
+            "completes": completion,
+        }));
+    if let Some(id) = &work.decision_event {
+        intent = intent.cause(id.clone());
+    }
+    let intent = state.recorder.record(intent);
+    state
+        .recorder
+        .flush()
         .map_err(|error| ActivityError::new("commit_failed", error.to_string()))?;
+    crate::test_hook::point("commit.before");
+    let committed = match worktree.commit_paths(&[path.to_string()], &message) {
+        Ok(committed) => committed,
+        Err(error) => {
+            let kept = match worktree.restore_path(path) {
+                Ok(()) => "the file was put back as it was".to_string(),
+                Err(restore) => format!("putting the file back failed too: {restore}"),
+            };
+            return Err(ActivityError::new(
+                "commit_failed",
+                format!("{error}; {kept} (the decision is in the log)"),
+            ));
+        }
+    };
+    crate::test_hook::point("commit.after");
     let mut event = NewEvent::new(kind::FILES_COMMITTED)
         .activity(NAME)
         .service(service)
@@ -318,10 +378,9 @@ fn commit_specification(
             "discover: committed {path} as {}",
             &committed.commit[..committed.commit.len().min(10)]
         ))
-        .payload(serde_json::to_value(&committed).unwrap_or(Value::Null));
-    if let Some(id) = &work.decision_event {
-        event = event.cause(id.clone());
-    }
+        .payload(serde_json::to_value(&committed).unwrap_or(Value::Null))
+        .cause(intent);
+    event.id = completion;
     state.recorder.record(event);
     let id = committed.commit.clone();
     work.commit = Some(committed);

@@ -220,6 +220,25 @@ pub enum RunError {
     Bare(PathBuf),
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
+    #[error("{} is in progress; git spectra changes nothing on your branch until it is finished", .0.what)]
+    OperationInProgress(crate::worktree::Operation),
+    #[error("cannot record the run as in progress: {0}")]
+    RunLock(std::io::Error),
+}
+
+impl RunError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RunError::Store(error) => error.hint(),
+            RunError::OperationInProgress(operation) => Some(format!(
+                "{}, then run the same command again (or pass --dry-run to see what it would do)",
+                operation.how_to_finish
+            )),
+            RunError::RunLock(_) => Some("check that `.git/spectra` is writable".into()),
+            _ => None,
+        }
+    }
 }
 
 /// Everything a run needs.
@@ -299,9 +318,20 @@ impl<'a> Engine<'a> {
                 return Err(RunError::UnknownActivity(name.clone()));
             }
         }
+        if !self.options.dry_run
+            && let Some(operation) = crate::worktree::operation_in_progress(self.repo.gix())
+        {
+            return Err(RunError::OperationInProgress(operation));
+        }
         let started = Instant::now();
+        let run = crate::event::new_id();
+        // Held until the run has recorded its end: while it is, undo leaves the run alone, and
+        // once the process is gone the next command closes the run (see `crate::reconcile`).
+        let _running =
+            crate::run_lock::RunLock::acquire(&self.repo.state_dir(), self.repo.git_dir(), &run)
+                .map_err(RunError::RunLock)?;
         let mut state = RunState {
-            recorder: Recorder::new(self.store, crate::event::new_id()),
+            recorder: Recorder::new(self.store, run),
             service: self.options.service.clone(),
             projection: manifests::load(self.repo, self.store)?,
         };
@@ -452,6 +482,7 @@ impl<'a> Engine<'a> {
         }
         state.recorder.record(started_event);
         state.recorder.flush()?;
+        crate::test_hook::point("activity.started");
 
         let mut work = ActivityWork::new(state.service.clone());
         let blocked = if name == discover::NAME {

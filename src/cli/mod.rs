@@ -215,6 +215,7 @@ pub fn run() -> u8 {
     if let Err(err) = logging::init(options) {
         return render_error(&err.into());
     }
+    crate::interrupt::install();
     let result = match cli.command {
         Command::Append(args) => append::run(args),
         Command::Discover(args) => discover::run(args),
@@ -298,9 +299,30 @@ fn run_post_commit_hook(call: ShimCall) -> u8 {
 /// The event log of `repo`, for a command that reads or writes it: first the commits the
 /// post-commit shim noted are recorded (see `hook::pending`), so a command run right after
 /// `git commit` sees that commit even while the shim's background process is still starting.
+///
+/// Then runs whose process died before recording their end are closed (see
+/// [`crate::reconcile`]), so every command sees them as interrupted, with their effects.
 pub(crate) fn open_store(repo: &Repo) -> Store {
     hook::settle_noted(repo);
-    Store::new(repo)
+    let store = Store::new(repo);
+    for closed in crate::reconcile::settle(repo, &store) {
+        let found = match closed.found.as_slice() {
+            [] => String::new(),
+            commits => format!(
+                "; its commits {} are now recorded and can be undone",
+                commits
+                    .iter()
+                    .map(|commit| crate::worktree::short(commit))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        ui::warning(format_args!(
+            "run {} was interrupted (its process ended); recorded it as interrupted{found}",
+            closed.run
+        ));
+    }
+    store
 }
 
 /// Parses the process arguments with clap's own colours (help, usage errors) following

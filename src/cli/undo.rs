@@ -1,7 +1,5 @@
 //! `git spectra undo` and `git spectra redo`: revert earlier events by appending new ones.
 
-use std::path::PathBuf;
-
 use clap::Args;
 use serde_json::json;
 
@@ -71,24 +69,25 @@ pub struct RedoArgs {
 }
 
 pub fn undo(args: UndoArgs) -> Result<u8> {
-    let (store, registry, root) = open()?;
-    let context = Context::new(&store, &registry, root);
+    let (repo, store, registry) = open()?;
+    let context = Context::new(&store, &registry, &repo).ok_or(undo::UndoError::Bare)?;
     let plan = undo::plan_undo(&context, args.target.as_deref(), args.force)?;
     carry_out(&context, &plan, args.dry_run, args.format)
 }
 
 pub fn redo(args: RedoArgs) -> Result<u8> {
-    let (store, registry, root) = open()?;
-    let context = Context::new(&store, &registry, root);
+    let (repo, store, registry) = open()?;
+    let context = Context::new(&store, &registry, &repo).ok_or(undo::UndoError::Bare)?;
     let plan = undo::plan_redo(&context)?;
     carry_out(&context, &plan, args.dry_run, args.format)
 }
 
-fn open() -> Result<(Store, Registry, PathBuf)> {
+fn open() -> Result<(Repo, Store, Registry)> {
     let repo = Repo::discover()?;
     let root = repo.work_tree().ok_or(undo::UndoError::Bare)?.to_path_buf();
     let registry = Registry::load_cached(&root, Some(&tip_cache::dir(&repo)))?;
-    Ok((super::open_store(&repo), registry, root))
+    let store = super::open_store(&repo);
+    Ok((repo, store, registry))
 }
 
 /// Prints the plan (dry run) or carries it out and prints what was done.

@@ -35,10 +35,14 @@ pub fn apply(context: &Context<'_>, plan: &Plan) -> Result<Applied, UndoError> {
     if let Some(refusal) = plan.refusal() {
         return Err(refusal);
     }
+    let run = new_id();
+    let _running = crate::run_lock::RunLock::acquire(&context.state_dir, &context.git_dir, &run)
+        .map_err(UndoError::RunLock)?;
     let mut work = Work {
-        recorder: Recorder::new(context.store, new_id()),
+        recorder: Recorder::new(context.store, run),
         done: Vec::new(),
     };
+    work.record_intent(plan)?;
     for step in &plan.steps {
         match done_earlier(step) {
             Some(record) => work.done.push(record),
@@ -92,16 +96,50 @@ struct Work<'s> {
 }
 
 impl Work<'_> {
+    /// Appends `undo.started` with every step still to do, before the first of them: a process
+    /// that dies part way leaves the plan in the log, and the next command finds from the
+    /// reverts' own trailers which steps happened (see [`crate::reconcile`]).
+    fn record_intent(&mut self, plan: &Plan) -> Result<(), UndoError> {
+        let steps: Vec<&Step> = plan.pending_steps().collect();
+        if steps.is_empty() {
+            return Ok(());
+        }
+        self.recorder.record(
+            NewEvent::new(kind::UNDO_STARTED)
+                .subject(format!(
+                    "{}: starting on {}",
+                    match plan.direction {
+                        Direction::Undo => "undo",
+                        Direction::Redo => "redo",
+                    },
+                    plan.description
+                ))
+                .payload(json!({
+                    "direction": plan.direction,
+                    "targets": plan.targets,
+                    "runs": plan.runs,
+                    "steps": steps,
+                })),
+        );
+        self.recorder.flush()?;
+        Ok(())
+    }
+
     /// Does one step; `Err` says why it failed.
     fn carry_out(&mut self, context: &Context<'_>, step: &Step) -> Result<(), String> {
         match step {
             Step::Revert { commit, event, .. } => {
                 let run = self.recorder.run().to_string();
                 let trailers = [("Spectra-Run", run.as_str()), ("Spectra-Reverts", event)];
+                // Another run's write and commit never interleave with this revert.
+                let _effects = crate::run_lock::EffectLock::acquire(&context.state_dir)
+                    .map_err(|error| format!("cannot take the effect lock: {error}"))?;
+                crate::test_hook::point("revert.before");
                 let revert = context
                     .worktree
                     .revert(commit, &trailers)
                     .map_err(|error| error.to_string())?;
+                crate::test_hook::point("revert.after");
                 self.done.push(
                     json!({"step": "revert", "commit": commit, "revert": revert, "event": event}),
                 );

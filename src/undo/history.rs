@@ -151,6 +151,14 @@ impl History {
         })
     }
 
+    /// Every `undo.failed` event in the log.
+    pub fn unfinished_undos_all(&self) -> Vec<&Event> {
+        self.events
+            .iter()
+            .filter(|event| event.kind == kind::UNDO_FAILED)
+            .collect()
+    }
+
     /// The `undo.failed` events since the last undo or redo that completed: what an unfinished
     /// undo already did, so that running it again does not do it twice.
     pub fn unfinished_undos(&self) -> Vec<&Event> {
@@ -257,7 +265,7 @@ impl History {
 fn is_undo_record(event: &Event) -> bool {
     matches!(
         event.kind.as_str(),
-        kind::EVENTS_REVERTED | kind::EVENTS_RESTORED | kind::UNDO_FAILED
+        kind::EVENTS_REVERTED | kind::EVENTS_RESTORED | kind::UNDO_FAILED | kind::UNDO_STARTED
     )
 }
 

@@ -25,23 +25,35 @@ pub use plan::{Blockers, Direction, Irreversible, Plan, Step};
 use crate::event::{Event, kind};
 use crate::playbook::{PlaybookError, Runner};
 use crate::registry::Registry;
+use crate::repo::Repo;
 use crate::store::{Store, StoreError};
-use crate::worktree::{Worktree, WorktreeError};
+use crate::worktree::{Operation, Worktree, WorktreeError, operation_in_progress};
 
-/// What undo works with: the log, the registry (for compensations) and the user's work tree.
+/// What undo works with: the log, the registry (for compensations), the user's work tree and
+/// the repository's state folder (which runs are still in progress).
 pub struct Context<'a> {
     pub store: &'a Store,
     pub registry: &'a Registry,
     pub worktree: Worktree,
+    /// `<git dir>/spectra`: run locks and the effect lock.
+    pub state_dir: PathBuf,
+    pub git_dir: PathBuf,
+    /// The merge, rebase... the user has in progress, during which nothing is reverted.
+    pub operation: Option<Operation>,
 }
 
 impl<'a> Context<'a> {
-    pub fn new(store: &'a Store, registry: &'a Registry, root: impl Into<PathBuf>) -> Self {
-        Context {
+    /// Undo's view of `repo`; `None` in a bare repository.
+    pub fn new(store: &'a Store, registry: &'a Registry, repo: &Repo) -> Option<Self> {
+        let root = repo.work_tree()?;
+        Some(Context {
             store,
             registry,
             worktree: Worktree::new(root),
-        }
+            state_dir: repo.state_dir(),
+            git_dir: repo.git_dir().to_path_buf(),
+            operation: operation_in_progress(repo.gix()),
+        })
     }
 
     fn runner(&self) -> Result<Runner<'a>, PlaybookError> {
@@ -76,6 +88,17 @@ pub enum UndoError {
     Staged { paths: Vec<String> },
     #[error("cannot revert: these commits are not on the checked-out branch:\n{}", indent(.commits))]
     OffBranch { commits: Vec<String> },
+    #[error("cannot revert: these commits do not prove they belong to the run:\n{}", indent(.commits))]
+    Unproven { commits: Vec<String> },
+    #[error("cannot undo: {} still in progress:\n{}", if .runs.len() == 1 { "this run is" } else { "these runs are" }, indent(.runs))]
+    InProgress { runs: Vec<String> },
+    #[error("cannot revert while {what} is in progress")]
+    OperationInProgress {
+        what: &'static str,
+        how_to_finish: &'static str,
+    },
+    #[error("cannot record the undo's run: {0}")]
+    RunLock(std::io::Error),
     #[error("cannot prepare a compensating playbook:\n{}", indent(.reasons))]
     Unpreparable { reasons: Vec<String> },
     #[error("{} stopped at `{step}`: {reason}{}", direction_word(*.direction), done_list(.done))]
@@ -123,10 +146,25 @@ impl UndoError {
             UndoError::OffBranch { .. } => {
                 "check out the branch the run committed to, then run the undo again".into()
             }
+            UndoError::Unproven { .. } => {
+                "a commit is reverted only when its own Spectra-Run and Spectra-Event trailers name the run and event; `git spectra verify` checks the log, and `git show COMMIT` shows the commit".into()
+            }
+            UndoError::InProgress { .. } => {
+                "wait for it to finish, or stop it (Ctrl-C); a stopped run is closed by the next command and can then be undone".into()
+            }
+            UndoError::OperationInProgress { how_to_finish, .. } => {
+                format!("{how_to_finish}, then run the undo again")
+            }
+            UndoError::RunLock(_) => {
+                "check that `.git/spectra` is writable".into()
+            }
             UndoError::Unpreparable { .. } => {
                 "`git spectra registry show PLAYBOOK` shows its current definition".into()
             }
-            UndoError::StepFailed { recorded, .. } => match recorded {
+            UndoError::StepFailed { recorded, done, .. } => match recorded {
+                Some(id) if done.is_empty() => format!(
+                    "nothing was changed (event {id} records the attempt); fix the cause and run the same command again"
+                ),
                 Some(id) => format!(
                     "what was done stays done and is recorded in event {id}; fix the cause and run the same command again to finish (done steps are skipped)"
                 ),
@@ -201,7 +239,7 @@ pub fn plan_redo(context: &Context<'_>) -> Result<Plan, UndoError> {
     let undo = history
         .latest_active_undo()
         .ok_or(UndoError::NothingToRedo)?;
-    plan::redo(context, undo)
+    plan::redo(context, &history, undo)
 }
 
 /// Resolves the argument: an exact event id, then a run id or unique prefix, then whatever
@@ -311,7 +349,7 @@ fn plan_redo_of(context: &Context<'_>, history: &History, id: &str) -> Result<Pl
     let undo = history
         .event(id)
         .ok_or_else(|| UndoError::NotFound(id.to_string()))?;
-    plan::redo(context, undo)
+    plan::redo(context, history, undo)
 }
 
 /// Undoing a redo reverts again what the undo it cancelled had reverted.

@@ -124,6 +124,11 @@ pub struct Blockers {
     pub off_branch: Vec<String>,
     /// Compensations that cannot even be prepared (the playbook changed or went away).
     pub unpreparable: Vec<String>,
+    /// Commits an event names that do not prove, by their own trailers, that the run made
+    /// them (no `--force` overrides this).
+    pub unproven: Vec<String>,
+    /// Target runs whose process is still working on them.
+    pub in_progress: Vec<String>,
 }
 
 /// What an undo or redo would do.
@@ -143,6 +148,9 @@ pub struct Plan {
     pub blockers: Blockers,
     /// Set by `--force`: dependents do not stop the plan.
     pub forced: bool,
+    /// The merge, rebase... in progress that stops any revert.
+    #[serde(skip)]
+    pub operation: Option<crate::worktree::Operation>,
 }
 
 impl Plan {
@@ -150,6 +158,16 @@ impl Plan {
     /// tree git cannot revert in always refuse; dependents refuse unless `--force` was given.
     pub fn refusal(&self) -> Option<UndoError> {
         let blockers = &self.blockers;
+        if !blockers.in_progress.is_empty() {
+            return Some(UndoError::InProgress {
+                runs: blockers.in_progress.clone(),
+            });
+        }
+        if !blockers.unproven.is_empty() {
+            return Some(UndoError::Unproven {
+                commits: blockers.unproven.clone(),
+            });
+        }
         if !blockers.irreversible.is_empty() {
             return Some(UndoError::Irreversible {
                 playbooks: blockers
@@ -167,6 +185,12 @@ impl Plan {
         if !blockers.staged.is_empty() {
             return Some(UndoError::Staged {
                 paths: blockers.staged.clone(),
+            });
+        }
+        if let Some(operation) = self.operation {
+            return Some(UndoError::OperationInProgress {
+                what: operation.what,
+                how_to_finish: operation.how_to_finish,
             });
         }
         if !blockers.off_branch.is_empty() {
@@ -210,6 +234,7 @@ pub(super) fn undo(
         notes: Vec::new(),
         blockers: Blockers::default(),
         forced,
+        operation: None,
     };
     // Effects are undone in reverse order of the run.
     for event in targets.iter().rev() {
@@ -220,14 +245,35 @@ pub(super) fn undo(
         }
     }
     plan.blockers.dependents = history.dependents(targets);
+    plan.blockers.in_progress = runs_in_progress(context, &plan.runs);
     mark_already_done(history, &mut plan);
     check_work_tree(context, &mut plan)?;
     Ok(plan)
 }
 
+/// Those of `runs` whose process is still working on them: undoing half a run would leave
+/// the rest of it to land afterwards.
+fn runs_in_progress(context: &Context<'_>, runs: &[String]) -> Vec<String> {
+    runs.iter()
+        .filter_map(
+            |run| match crate::run_lock::liveness(&context.state_dir, run) {
+                crate::run_lock::Liveness::Running { pid: Some(pid) } => {
+                    Some(format!("run {run} (process {pid})"))
+                }
+                crate::run_lock::Liveness::Running { pid: None } => Some(format!("run {run}")),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
 /// The plan to cancel the undo `undo` (an `events.reverted`): its steps backwards, each
 /// inverted.
-pub(super) fn redo(context: &Context<'_>, undo: &Event) -> Result<Plan, UndoError> {
+pub(super) fn redo(
+    context: &Context<'_>,
+    history: &History,
+    undo: &Event,
+) -> Result<Plan, UndoError> {
     let mut plan = Plan {
         direction: Direction::Redo,
         description: format!("undo {} ({})", undo.id, undo_summary(undo)),
@@ -237,6 +283,7 @@ pub(super) fn redo(context: &Context<'_>, undo: &Event) -> Result<Plan, UndoErro
         notes: Vec::new(),
         blockers: Blockers::default(),
         forced: false,
+        operation: None,
     };
     for step in recorded_steps(undo).iter().rev() {
         match step["step"].as_str() {
@@ -246,10 +293,23 @@ pub(super) fn redo(context: &Context<'_>, undo: &Event) -> Result<Plan, UndoErro
                 else {
                     continue;
                 };
-                let files = context.worktree.paths_changed_by(revert)?;
+                let reverted_for = step["event"].as_str().unwrap_or_default();
+                let facts =
+                    match prove_revert(context, history, undo, revert, commit, reverted_for)? {
+                        Ok(facts) => facts,
+                        Err(reason) => {
+                            plan.blockers.unproven.push(format!(
+                                "{} (recorded by undo {}): {reason}",
+                                short(revert),
+                                undo.id
+                            ));
+                            continue;
+                        }
+                    };
+                let files = context.worktree.paths_changed_by(&facts.commit)?;
                 plan.steps.push(Step::Revert {
-                    commit: revert.to_string(),
-                    subject: context.worktree.subject(revert)?,
+                    commit: facts.commit,
+                    subject: facts.subject,
                     files,
                     event: undo.id.clone(),
                     reapplies: Some(commit.to_string()),
@@ -260,8 +320,52 @@ pub(super) fn redo(context: &Context<'_>, undo: &Event) -> Result<Plan, UndoErro
             _ => {}
         }
     }
+    mark_already_done(history, &mut plan);
     check_work_tree(context, &mut plan)?;
     Ok(plan)
+}
+
+/// The facts of `revert`, when they prove that the undo `undo` made it: its own trailers name
+/// the undo's run and the event it reverted, and git's message names the commit it reverts.
+/// `Ok(Err(reason))` when they do not.
+fn prove_revert(
+    context: &Context<'_>,
+    history: &History,
+    undo: &Event,
+    revert: &str,
+    reverted: &str,
+    event: &str,
+) -> Result<Result<crate::worktree::CommitFacts, String>, UndoError> {
+    let Some(facts) = context.worktree.commit_facts(revert)? else {
+        return Ok(Err("no such commit in this repository".into()));
+    };
+    let run = undo.run.as_deref().unwrap_or_default();
+    // An undo that finished what an interrupted one started records reverts made under the
+    // interrupted one's run, which its `undo.failed` names.
+    let made_by_the_undo = |named: &String| {
+        named == run
+            || history.unfinished_undos_all().iter().any(|failed| {
+                failed.run.as_deref() == Some(named.as_str())
+                    && failed.payload["done"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|done| done["revert"] == facts.commit.as_str())
+            })
+    };
+    let proven = !run.is_empty()
+        && facts.runs.iter().any(made_by_the_undo)
+        && facts.reverts.iter().any(|r| r == event)
+        && facts.reverts_commit(reverted);
+    if proven {
+        Ok(Ok(facts))
+    } else {
+        Ok(Err(format!(
+            "its own trailers do not say that run {} made it to revert {} for event {event}",
+            if run.is_empty() { "(none)" } else { run },
+            short(reverted)
+        )))
+    }
 }
 
 /// The steps an undo recorded, in the order it did them. An `events.reverted` appended by hand
@@ -293,16 +397,69 @@ fn add_revert(context: &Context<'_>, plan: &mut Plan, event: &Event) -> Result<(
         ));
         return Ok(());
     };
-    let files = context.worktree.paths_changed_by(commit)?;
+    let facts = match prove_commit(context, event, commit)? {
+        Ok(facts) => facts,
+        Err(reason) => {
+            plan.blockers.unproven.push(format!(
+                "{} (named by event {}): {reason}",
+                short(commit),
+                event.id
+            ));
+            return Ok(());
+        }
+    };
+    let files = context.worktree.paths_changed_by(&facts.commit)?;
     plan.steps.push(Step::Revert {
-        commit: commit.to_string(),
-        subject: event.payload_str("message").unwrap_or_default().to_string(),
+        commit: facts.commit,
+        subject: facts.subject,
         files,
         event: event.id.clone(),
         reapplies: None,
         already_done_as: None,
     });
     Ok(())
+}
+
+/// The facts of `commit`, when the commit itself proves that `event`'s run made it: its own
+/// `Spectra-Run` trailer names the run and its `Spectra-Event` trailer names the event (or,
+/// as commits made before `effect.intended` existed do, the decision that caused it).
+/// `Ok(Err(reason))` when it does not; what the event says is never enough on its own.
+fn prove_commit(
+    context: &Context<'_>,
+    event: &Event,
+    commit: &str,
+) -> Result<Result<crate::worktree::CommitFacts, String>, UndoError> {
+    let Some(run) = event.run.as_deref() else {
+        return Ok(Err(
+            "the event belongs to no run, so nothing ties the commit to the tool".into(),
+        ));
+    };
+    let Some(facts) = context.worktree.commit_facts(commit)? else {
+        return Ok(Err("no such commit in this repository".into()));
+    };
+    if !facts.runs.iter().any(|r| r == run) {
+        return Ok(Err(match facts.runs.as_slice() {
+            [] => format!(
+                "the commit has no Spectra-Run trailer (\"{}\" is not the tool's)",
+                facts.subject
+            ),
+            runs => format!(
+                "its Spectra-Run trailer names {}, not run {run}",
+                runs.join(", ")
+            ),
+        }));
+    }
+    let names_event = facts
+        .events
+        .iter()
+        .any(|named| *named == event.id || event.causes.contains(named));
+    if !names_event {
+        return Ok(Err(format!(
+            "its Spectra-Event trailer does not name event {} or what caused it",
+            event.id
+        )));
+    }
+    Ok(Ok(facts))
 }
 
 /// A playbook the run started: refuse if irreversible, compensate if it succeeded and declares
@@ -417,7 +574,11 @@ fn mark_already_done(history: &History, plan: &mut Plan) {
         let same_targets = string_list(&failed.payload["targets"])
             .iter()
             .all(|t| targets.contains(t.as_str()));
-        if failed.payload_str("direction") != Some("undo") || !same_targets {
+        let direction = match plan.direction {
+            Direction::Undo => "undo",
+            Direction::Redo => "redo",
+        };
+        if failed.payload_str("direction") != Some(direction) || !same_targets {
             continue;
         }
         for done in failed.payload["done"].as_array().into_iter().flatten() {
@@ -462,6 +623,9 @@ fn check_work_tree(context: &Context<'_>, plan: &mut Plan) -> Result<(), UndoErr
         }
     }
     plan.blockers.off_branch = off_branch;
+    if !touched.is_empty() {
+        plan.operation = context.operation;
+    }
     if touched.is_empty() {
         return Ok(());
     }

@@ -75,14 +75,18 @@ fn a_full_discover_commits_the_specification_and_records_every_step() {
         message.contains(&format!("Spectra-Run: {run_id}")),
         "{message}"
     );
-    let decision_id = events(&env, &repo, "decision.made")[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // The commit names the event that records it, which follows the intent to make it.
+    let committed = events(&env, &repo, "files.committed")[0].clone();
     assert!(
-        message.contains(&format!("Spectra-Event: {decision_id}")),
+        message.contains(&format!(
+            "Spectra-Event: {}",
+            committed["id"].as_str().unwrap()
+        )),
         "{message}"
     );
+    let intent = events(&env, &repo, "effect.intended")[0].clone();
+    assert_eq!(intent["payload"]["completes"], committed["id"]);
+    assert_eq!(committed["causes"][0], intent["id"]);
     assert_eq!(
         env.git(&repo, &["status", "--porcelain"]).success().stdout,
         ""
@@ -107,6 +111,7 @@ fn a_full_discover_commits_the_specification_and_records_every_step() {
             "decision.made",
             "playbook.started",
             "playbook.finished",
+            "effect.intended",
             "files.committed",
             "activity.finished",
             "run.finished"

@@ -133,8 +133,10 @@ fn undo_reverts_the_last_discover_with_a_new_commit_and_the_views_read_as_before
     assert!(message.contains("Spectra-Run: "), "{message}");
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 
-    // The log only grew, by one event that names every event of the run in trailers.
-    assert_eq!(event_count(&repo), count + 1);
+    // The log only grew: by the undo's intent, then one event that names every event of the
+    // run in trailers.
+    assert_eq!(event_count(&repo), count + 2);
+    assert_eq!(events(&repo, Some("undo.started")).len(), 1);
     let undo = events(&repo, Some("events.reverted")).pop().unwrap()["event"].clone();
     let targets: Vec<&str> = undo["payload"]["targets"]
         .as_array()
@@ -388,7 +390,15 @@ fn a_later_run_for_the_same_service_depends_and_a_conflicting_revert_is_aborted_
     let conflict = repo.spectra(&["undo", &first, "--force"]).code(1);
     assert!(conflict.stderr.contains("conflicts"), "{conflict:?}");
     assert!(conflict.stderr.contains("aborted"), "{conflict:?}");
-    unchanged(&repo, before);
+    assert!(
+        conflict.stderr.contains("nothing was changed"),
+        "{conflict:?}"
+    );
+    // The attempt is in the log (its intent and its failure, with nothing done); the branch and
+    // the work tree are as they were.
+    let failed = events(&repo, Some("undo.failed")).pop().unwrap()["event"].clone();
+    assert_eq!(failed["payload"]["done"], serde_json::json!([]));
+    unchanged(&repo, (before.0, before.1 + 2, before.2));
     assert!(!repo.root().join(".git/REVERT_HEAD").exists());
     assert_eq!(
         std::fs::read_to_string(repo.root().join(spec("logging"))).unwrap(),

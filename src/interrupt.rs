@@ -1,0 +1,140 @@
+//! SIGINT and SIGTERM: the run in progress is closed as `interrupted` before the process exits.
+//!
+//! A signal thread waits for either signal. When one comes it waits (a bounded time) for an
+//! effect in flight to be recorded, by taking the effect lock that every commit and revert is
+//! made under, and keeps it, so the main thread starts no new effect; it then closes the
+//! process's run as the next command would close a dead one ([`crate::reconcile::close`]),
+//! stops the playbooks' process groups and exits with git's code for the signal (130, 143).
+//!
+//! git runs `git-spectra` as a child and, when it is itself killed, does not pass the signal
+//! on. On Linux the process therefore asks the kernel for SIGTERM when its parent `git` dies,
+//! so killing `git spectra ...` stops `git-spectra` too.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::repo::Repo;
+use crate::run_lock::{self, ActiveRun, EffectLock};
+use crate::store::Store;
+use crate::worktree::Worktree;
+
+/// How long a signal waits for a commit or revert in flight to finish and be recorded.
+const EFFECT_GRACE: Duration = Duration::from_secs(10);
+
+/// Process groups of the playbooks running now.
+static CHILD_GROUPS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+/// Starts the signal thread. Called once, by the command line, before any work.
+pub fn install() {
+    die_with_git();
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(|| {
+            if let Some(code) = wait_for_signal() {
+                stop(code);
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "cannot watch for signals");
+    }
+}
+
+/// Blocks until SIGINT or SIGTERM; the exit code that goes with it.
+fn wait_for_signal() -> Option<i32> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .ok()?;
+    runtime.block_on(async {
+        let mut interrupt = signal(SignalKind::interrupt()).ok()?;
+        let mut terminate = signal(SignalKind::terminate()).ok()?;
+        tokio::select! {
+            _ = interrupt.recv() => Some(130),
+            _ = terminate.recv() => Some(143),
+        }
+    })
+}
+
+/// Closes the run in progress, stops the playbooks and exits.
+fn stop(code: i32) -> ! {
+    let signal = if code == 130 { "SIGINT" } else { "SIGTERM" };
+    if let Some(active) = run_lock::active_run() {
+        let _effects = EffectLock::acquire_until(&active.state_dir, Instant::now() + EFFECT_GRACE);
+        stop_playbooks();
+        close(&active, signal);
+    } else {
+        stop_playbooks();
+    }
+    std::process::exit(code)
+}
+
+fn close(active: &ActiveRun, signal: &str) {
+    let Ok(repo) = Repo::open(&active.git_dir) else {
+        return;
+    };
+    let store = Store::new(&repo);
+    let worktree = repo.work_tree().map(Worktree::new);
+    let why = format!("stopped by {signal}");
+    match crate::reconcile::close(&store, worktree.as_ref(), &active.run, &why) {
+        Ok(_) => {
+            run_lock::remove(&active.state_dir, &active.run);
+            eprintln!(
+                "warning: run {} {why}; recorded it as interrupted",
+                active.run
+            );
+        }
+        Err(error) => {
+            eprintln!(
+                "warning: run {} {why}; it could not be recorded now ({error}), the next command will",
+                active.run
+            );
+        }
+    }
+}
+
+/// Remembers the process group of a playbook while it runs.
+pub fn track_group(group: u32) -> TrackedGroup {
+    groups().insert(group);
+    TrackedGroup(group)
+}
+
+/// Forgets the group when the playbook is done.
+pub struct TrackedGroup(u32);
+
+impl Drop for TrackedGroup {
+    fn drop(&mut self) {
+        groups().remove(&self.0);
+    }
+}
+
+fn groups() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
+    CHILD_GROUPS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn stop_playbooks() {
+    for group in groups().iter() {
+        if let Some(pid) = rustix::process::Pid::from_raw(*group as i32) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+/// Asks for SIGTERM when the parent process, if it is `git`, dies.
+fn die_with_git() {
+    #[cfg(target_os = "linux")]
+    {
+        let Some(parent) = rustix::process::getppid() else {
+            return;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", parent.as_raw_nonzero()));
+        if comm.is_ok_and(|name| name.trim() == "git") {
+            let _ = rustix::process::set_parent_process_death_signal(Some(
+                rustix::process::Signal::TERM,
+            ));
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! The user's branch is defended: undo reverts only commits that prove they are the tool's, a
+//! crash between an effect and its event is reconciled by the next command, a run in progress
+//! is never undone half-way, nothing is committed during a merge or rebase, and a signal
+//! closes the run it interrupts.
+//!
+//! Crashes are made at chosen points with the debug build's `SPECTRA_TEST_STOP_AT` hook: `kill`
+//! makes the process SIGKILL itself there; `wait:<fifo>` makes it write its id into a FIFO and
+//! wait, so the test knows exactly where it is before signalling it. No sleeps.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use serde_json::Value;
+
+use crate::common::{TestRepo, json_lines, spectra_bin};
+
+const SPEC: &str = ".spectra/logging.specification.yaml";
+
+fn discover(repo: &TestRepo, extra_env: &[(&str, &str)]) -> crate::common::Run {
+    let mut command = repo.env.command(spectra_bin(), repo.root());
+    command.args([
+        "discover",
+        "--offline",
+        "--service",
+        "logging",
+        "--format",
+        "json",
+        "a logging service for every host",
+    ]);
+    for (key, value) in extra_env {
+        command.env(key, value);
+    }
+    crate::common::Run::from_output(command.output().expect("run git-spectra"))
+}
+
+fn events_of(repo: &TestRepo, kind: &str) -> Vec<Value> {
+    let mut records = json_lines(
+        &repo
+            .spectra(&["log", "--kind", kind, "--format", "json"])
+            .success()
+            .stdout,
+    );
+    records.reverse();
+    records.into_iter().map(|r| r["event"].clone()).collect()
+}
+
+fn runs(repo: &TestRepo) -> Vec<Value> {
+    json_lines(&repo.spectra(&["runs", "--format", "json"]).success().stdout)
+}
+
+fn commit_subjects(repo: &TestRepo) -> Vec<String> {
+    repo.git(&["log", "--format=%s"])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn in_head(repo: &TestRepo, path: &str) -> bool {
+    !repo
+        .git(&["ls-tree", "--name-only", "HEAD", "--", path])
+        .is_empty()
+}
+
+/// A FIFO in the scratch dir for one stopping point.
+fn fifo(repo: &TestRepo, name: &str) -> PathBuf {
+    let path = repo.env.path().join(name);
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo failed");
+    path
+}
+
+/// Starts `git-spectra args` (or `git args` when `through_git`) stopped at `point`; returns the
+/// child once the process is there, with the id of the `git-spectra` process.
+fn start_stopped_at(repo: &TestRepo, point: &str, program: &str, args: &[&str]) -> (Child, u32) {
+    let pipe = fifo(repo, &format!("{}.fifo", point.replace('.', "-")));
+    let binary = if program == "git" {
+        PathBuf::from("git")
+    } else {
+        spectra_bin()
+    };
+    let mut command = repo.env.command(binary, repo.root());
+    command
+        .args(args)
+        .env(
+            "SPECTRA_TEST_STOP_AT",
+            format!("{point}:wait:{}", pipe.display()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = command.spawn().expect("spawn");
+    // Opening the FIFO blocks until the process has reached the point and opened it too.
+    let mut line = String::new();
+    BufReader::new(std::fs::File::open(&pipe).expect("open fifo"))
+        .read_line(&mut line)
+        .expect("read the process id");
+    (child, line.trim().parse().expect("a process id"))
+}
+
+fn signal(pid: u32, name: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+}
+
+fn lock_files(repo: &TestRepo) -> Vec<PathBuf> {
+    std::fs::read_dir(repo.root().join(".git/spectra/runs"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| entry.path())
+                .filter(|path| path.extension().is_some_and(|ext| ext == "lock"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn undo_refuses_a_commit_that_does_not_prove_it_belongs_to_the_run() {
+    let repo = TestRepo::new();
+    let report: Value = serde_json::from_str(discover(&repo, &[]).success().stdout.trim()).unwrap();
+    let run = report["run"].as_str().unwrap().to_string();
+    repo.write("work.txt", "my own work\n");
+    repo.git(&["add", "work.txt"]);
+    repo.git(&["commit", "-q", "-m", "user work"]);
+    let user_commit = repo.git(&["rev-parse", "HEAD"]);
+    // A well-chained event (verify passes) that names the user's own commit.
+    let payload = format!(
+        r#"{{"commit":"{user_commit}","branch":"main","files":["work.txt"],"message":"discover: add specification for logging"}}"#
+    );
+    repo.spectra(&[
+        "append",
+        "--kind",
+        "files.committed",
+        "--run",
+        &run,
+        "--payload",
+        &payload,
+    ])
+    .success();
+    repo.spectra(&["verify"]).success();
+
+    for args in [vec!["undo", &run, "--dry-run"], vec!["undo", &run]] {
+        let refused = repo.spectra(&args).code(1);
+        assert!(
+            refused
+                .stderr
+                .contains("do not prove they belong to the run")
+                && refused.stderr.contains(&user_commit[..10])
+                && refused.stderr.contains("no Spectra-Run trailer"),
+            "{refused:#?}"
+        );
+    }
+    assert_eq!(repo.git(&["rev-parse", "HEAD"]), user_commit, "HEAD moved");
+    assert!(
+        !commit_subjects(&repo)
+            .iter()
+            .any(|s| s.starts_with("Revert")),
+        "something was reverted"
+    );
+}
+
+#[test]
+fn a_crash_after_the_commit_is_reconciled_and_the_commit_can_be_undone() {
+    let repo = TestRepo::new();
+    let crashed = discover(&repo, &[("SPECTRA_TEST_STOP_AT", "commit.after:kill")]);
+    assert_eq!(crashed.code, -1, "killed by a signal: {crashed:#?}");
+    assert!(in_head(&repo, SPEC), "the commit landed before the crash");
+    let kinds = repo.git(&[
+        "log",
+        "--format=%(trailers:key=Spectra-Event,valueonly)",
+        "refs/spectra/events",
+    ]);
+    assert!(kinds.contains("effect.intended") && !kinds.contains("files.committed"));
+
+    let listed = repo.spectra(&["runs", "--format", "json"]).success();
+    assert!(
+        listed.stderr.contains("was interrupted") && listed.stderr.contains("now recorded"),
+        "{listed:#?}"
+    );
+    let rows = json_lines(&listed.stdout);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["outcome"], "interrupted", "{rows:?}");
+    let committed = events_of(&repo, "files.committed");
+    assert_eq!(committed.len(), 1);
+    assert_eq!(committed[0]["payload"]["reconciled"], true);
+    assert_eq!(
+        committed[0]["payload"]["commit"],
+        repo.git(&["rev-parse", "HEAD"])
+    );
+    assert!(lock_files(&repo).is_empty(), "the lock file stayed");
+    repo.spectra(&["verify"]).success();
+
+    repo.spectra(&["undo"]).success();
+    assert!(!in_head(&repo, SPEC), "undo did not revert the spec commit");
+}
+
+#[test]
+fn a_killed_undo_is_completed_by_the_next_undo_without_reverting_twice() {
+    let repo = TestRepo::new();
+    discover(&repo, &[]).success();
+    let mut command = repo.env.command(spectra_bin(), repo.root());
+    command
+        .arg("undo")
+        .env("SPECTRA_TEST_STOP_AT", "revert.after:kill");
+    let killed = crate::common::Run::from_output(command.output().unwrap());
+    assert_eq!(killed.code, -1, "{killed:#?}");
+    assert!(!in_head(&repo, SPEC));
+
+    let finished = repo.spectra(&["undo"]).success();
+    assert!(finished.stderr.contains("was interrupted"), "{finished:#?}");
+    let reverts = commit_subjects(&repo)
+        .into_iter()
+        .filter(|s| s.starts_with("Revert"))
+        .count();
+    assert_eq!(reverts, 1, "reverted twice: {:?}", commit_subjects(&repo));
+    assert_eq!(events_of(&repo, "events.reverted").len(), 1);
+    assert_eq!(events_of(&repo, "undo.failed").len(), 1);
+    assert_eq!(runs(&repo)[0]["undone"], true);
+    // And the redo of that undo re-applies the spec, proven by the interrupted run's revert.
+    repo.spectra(&["redo"]).success();
+    assert!(in_head(&repo, SPEC));
+    repo.spectra(&["verify"]).success();
+}
+
+#[test]
+fn undo_refuses_a_run_still_in_progress_and_a_killed_one_is_closed() {
+    let repo = TestRepo::new();
+    let (mut child, pid) = start_stopped_at(
+        &repo,
+        "activity.started",
+        "git-spectra",
+        &["discover", "--offline", "--service", "logging", "an idea"],
+    );
+    let refused = repo.spectra(&["undo"]).code(1);
+    assert!(
+        refused.stderr.contains("still in progress")
+            && refused.stderr.contains(&format!("process {pid}")),
+        "{refused:#?}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let rows = runs(&repo);
+    assert_eq!(rows[0]["outcome"], "interrupted", "{rows:?}");
+    repo.spectra(&["undo"]).success();
+}
+
+#[test]
+fn nothing_is_written_while_a_merge_or_bisect_is_in_progress() {
+    let repo = TestRepo::new();
+    repo.git(&["checkout", "-q", "-b", "side"]);
+    repo.write("README", "side\n");
+    repo.git(&["commit", "-q", "-am", "side"]);
+    repo.git(&["checkout", "-q", "main"]);
+    repo.write("README", "main\n");
+    repo.git(&["commit", "-q", "-am", "main"]);
+    repo.env.git(repo.root(), &["merge", "-q", "side"]).code(1);
+    let status = repo.git(&["status", "--porcelain"]);
+    let head = repo.git(&["rev-parse", "HEAD"]);
+
+    let refused = discover(&repo, &[]).code(1);
+    assert!(
+        refused.stderr.contains("a merge is in progress")
+            && refused.stderr.contains("git merge --abort"),
+        "{refused:#?}"
+    );
+    assert_eq!(repo.git(&["status", "--porcelain"]), status);
+    assert_eq!(repo.git(&["rev-parse", "HEAD"]), head);
+    assert!(!repo.root().join(SPEC).exists());
+    assert!(
+        repo.env
+            .git(
+                repo.root(),
+                &["rev-parse", "-q", "--verify", "refs/spectra/events"]
+            )
+            .code
+            != 0,
+        "events were written"
+    );
+    repo.git(&["merge", "--abort"]);
+
+    repo.git(&["bisect", "start"]);
+    let refused = discover(&repo, &[]).code(1);
+    assert!(
+        refused.stderr.contains("a bisect is in progress"),
+        "{refused:#?}"
+    );
+    repo.git(&["bisect", "reset"]);
+    discover(&repo, &[]).success();
+}
+
+#[test]
+fn sigterm_closes_the_run_as_interrupted_before_exiting() {
+    let repo = TestRepo::new();
+    let (child, pid) = start_stopped_at(
+        &repo,
+        "activity.started",
+        "git-spectra",
+        &["discover", "--offline", "--service", "logging", "an idea"],
+    );
+    signal(pid, "TERM");
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(143), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("stopped by SIGTERM"));
+    let finished = events_of(&repo, "run.finished");
+    assert_eq!(finished.len(), 1);
+    assert_eq!(finished[0]["payload"]["outcome"], "interrupted");
+    assert_eq!(finished[0]["payload"]["reason"], "stopped by SIGTERM");
+    assert!(lock_files(&repo).is_empty());
+}
+
+#[test]
+fn killing_git_stops_git_spectra_and_closes_its_run() {
+    let repo = TestRepo::new();
+    let (mut git, pid) = start_stopped_at(
+        &repo,
+        "activity.started",
+        "git",
+        &[
+            "spectra",
+            "discover",
+            "--offline",
+            "--service",
+            "logging",
+            "an idea",
+        ],
+    );
+    assert_ne!(git.id(), pid, "git ran git-spectra as its child");
+    let locks = lock_files(&repo);
+    assert_eq!(locks.len(), 1);
+    let lock = std::fs::File::open(&locks[0]).unwrap();
+    git.kill().unwrap();
+    git.wait().unwrap();
+    // Blocks until git-spectra, told by the kernel that git died, has closed its run and exited.
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let finished = events_of(&repo, "run.finished");
+    assert_eq!(finished.len(), 1, "the run was not closed");
+    assert_eq!(finished[0]["payload"]["outcome"], "interrupted");
+}
+
+#[test]
+fn a_refused_commit_leaves_no_specification_behind_so_the_retry_works() {
+    let repo = TestRepo::new();
+    let hook = repo.root().join(".git/hooks/pre-commit");
+    std::fs::write(&hook, "#!/bin/sh\necho 'lint says no'\nexit 1\n").unwrap();
+    make_executable(&hook);
+    let failed = discover(&repo, &[]).code(1);
+    assert!(failed.stdout.contains("put back as it was"), "{failed:#?}");
+    assert_eq!(
+        repo.git(&["status", "--porcelain"]),
+        "",
+        "a leftover stayed"
+    );
+
+    std::fs::remove_file(&hook).unwrap();
+    discover(&repo, &[]).success();
+    assert!(in_head(&repo, SPEC));
+}
+
+#[test]
+fn reverts_go_through_the_users_pre_commit_hook() {
+    let repo = TestRepo::new();
+    discover(&repo, &[]).success();
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    let hook = repo.root().join(".git/hooks/pre-commit");
+    std::fs::write(&hook, "#!/bin/sh\necho 'frozen branch' >&2\nexit 1\n").unwrap();
+    make_executable(&hook);
+    let refused = repo.spectra(&["undo"]).code(1);
+    assert!(refused.stderr.contains("frozen branch"), "{refused:#?}");
+    assert_eq!(repo.git(&["rev-parse", "HEAD"]), head);
+    assert_eq!(
+        repo.git(&["status", "--porcelain"]),
+        "",
+        "the revert was not cleaned up"
+    );
+    std::fs::remove_file(&hook).unwrap();
+    repo.spectra(&["undo"]).success();
+    assert!(!in_head(&repo, SPEC));
+}
+
+#[test]
+fn a_second_discover_waits_for_the_first_ones_commit_and_commits_its_own_file() {
+    let repo = TestRepo::new();
+    let (mut first, _) = start_stopped_at(
+        &repo,
+        "commit.after",
+        "git-spectra",
+        &[
+            "discover",
+            "--offline",
+            "--service",
+            "logging",
+            "first idea",
+        ],
+    );
+    let second = repo
+        .env
+        .command(spectra_bin(), repo.root())
+        .args([
+            "discover",
+            "--offline",
+            "--service",
+            "logging",
+            "--format",
+            "json",
+            "second idea",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let output = second.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let run = report["run"].as_str().unwrap();
+    let spec = std::fs::read_to_string(repo.root().join(SPEC)).unwrap();
+    assert!(spec.contains(run), "the file is not the second run's");
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}
+
+fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
