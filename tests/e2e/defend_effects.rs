@@ -91,13 +91,32 @@ fn start_stopped_at(repo: &TestRepo, point: &str, program: &str, args: &[&str]) 
         )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let child = command.spawn().expect("spawn");
-    // Opening the FIFO blocks until the process has reached the point and opened it too.
-    let mut line = String::new();
-    BufReader::new(std::fs::File::open(&pipe).expect("open fifo"))
-        .read_line(&mut line)
-        .expect("read the process id");
-    (child, line.trim().parse().expect("a process id"))
+    let mut child = command.spawn().expect("spawn");
+    // Opening the FIFO blocks until the process has reached the point and opened it too; a
+    // process that ends before it gets there fails the test instead of hanging it.
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let read = std::fs::File::open(&pipe)
+            .map(BufReader::new)
+            .and_then(|mut reader| reader.read_line(&mut line));
+        let _ = sender.send(read.map(|_| line));
+    });
+    loop {
+        match receiver.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(line) => {
+                let line = line.expect("read the process id");
+                return (child, line.trim().parse().expect("a process id"));
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(status) = child.try_wait().expect("poll the child") {
+                    let output = child.wait_with_output().expect("collect output");
+                    panic!("the process ended ({status}) before reaching {point}: {output:?}");
+                }
+            }
+            Err(error) => panic!("{error}"),
+        }
+    }
 }
 
 fn signal(pid: u32, name: &str) {
@@ -336,8 +355,19 @@ fn killing_git_stops_git_spectra_and_closes_its_run() {
     let lock = std::fs::File::open(&locks[0]).unwrap();
     git.kill().unwrap();
     git.wait().unwrap();
-    // Blocks until git-spectra, told by the kernel that git died, has closed its run and exited.
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    // The lock is free once git-spectra, told by the kernel that git died, has closed its run
+    // and exited; a regression fails after a minute instead of hanging.
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(rustix::fs::flock(
+            &lock,
+            rustix::fs::FlockOperation::LockExclusive,
+        ));
+    });
+    receiver
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("git-spectra kept running after git was killed")
+        .unwrap();
     let finished = events_of(&repo, "run.finished");
     assert_eq!(finished.len(), 1, "the run was not closed");
     assert_eq!(finished[0]["payload"]["outcome"], "interrupted");
