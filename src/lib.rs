@@ -21,6 +21,7 @@ pub mod settings;
 pub mod stats;
 pub mod store;
 pub mod tip_cache;
+pub mod trailer_text;
 pub mod ui;
 pub mod undo;
 pub mod worktree;
