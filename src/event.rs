@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::trailer_text;
+
 /// The envelope schema this build writes. Older versions are upcast on read.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -184,13 +186,27 @@ impl NewEvent {
         }
     }
 
-    /// The commit subject: the caller's, or a sentence derived from the event.
+    /// The commit subject: the caller's, or a sentence derived from the event when there is
+    /// none (or nothing but blanks). One line, capped, and never shaped like a trailer (see
+    /// [`trailer_text::one_line`]).
     pub fn subject_line(&self) -> String {
-        let subject = match &self.subject {
-            Some(subject) => subject.clone(),
-            None => default_subject(self),
-        };
-        one_line(&subject, 120)
+        let given = self
+            .subject
+            .as_deref()
+            .map(trailer_text::one_line)
+            .filter(|subject| !subject.trim().is_empty());
+        let subject = given.unwrap_or_else(|| trailer_text::one_line(&default_subject(self)));
+        capped(&subject, 120)
+    }
+
+    /// The commit body, if any: the caller's text with no line that git could read as a
+    /// trailer (see [`trailer_text::neutralise`]).
+    pub fn body_text(&self) -> Option<String> {
+        self.body
+            .as_deref()
+            .map(str::trim)
+            .filter(|body| !body.is_empty())
+            .map(trailer_text::neutralise)
     }
 }
 
@@ -426,13 +442,12 @@ fn default_subject(event: &NewEvent) -> String {
     }
 }
 
-/// Folds whitespace (newlines included) and caps the length, for a commit subject.
-fn one_line(text: &str, max_chars: usize) -> String {
-    let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if folded.chars().count() <= max_chars {
-        folded
+/// `text` cut to `max_chars` characters, with an ellipsis when cut.
+fn capped(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        text.to_string()
     } else {
-        let cut: String = folded.chars().take(max_chars - 1).collect();
+        let cut: String = text.chars().take(max_chars - 1).collect();
         format!("{cut}…")
     }
 }
@@ -547,9 +562,23 @@ mod tests {
     }
 
     #[test]
+    fn bodies_lose_nothing_but_the_power_to_pose_as_trailers() {
+        let mut event = NewEvent::new("note.added");
+        event.body = Some("\n  Spectra-Reverts: abc\nplain\n".into());
+        assert_eq!(
+            event.body_text().as_deref(),
+            Some(" Spectra-Reverts: abc\nplain")
+        );
+        event.body = Some(" \n ".into());
+        assert_eq!(event.body_text(), None);
+    }
+
+    #[test]
     fn subjects_are_one_line() {
         let new = NewEvent::new("note.added").subject("two\nlines");
         assert_eq!(new.subject_line(), "two lines");
+        let blank = NewEvent::new("note.added").subject(" \n\t");
+        assert_eq!(blank.subject_line(), "spectra: note added");
         let new = NewEvent::new("decision.made")
             .activity("discover")
             .service("logging");

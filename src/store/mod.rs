@@ -315,7 +315,7 @@ impl Store {
             let digest = event::chain_digest(&prev_digest, &json);
             let tree = write_tree(&mut sink, json, new)?;
             let subject = new.subject_line();
-            let message = commit_message(&subject, new.body.as_deref(), &event, &digest);
+            let message = commit_message(&subject, new.body_text().as_deref(), &event, &digest);
             let signature = signature_at(actor, &event.at);
             let commit = gix::objs::Commit {
                 tree,
@@ -1051,9 +1051,12 @@ fn message_trailers(event: &Event) -> Vec<(&'static str, String)> {
 }
 
 /// Subject, optional body, then the trailers that make `git log` a complete audit.
+///
+/// `subject` and `body` come from [`NewEvent::subject_line`] and [`NewEvent::body_text`], which
+/// keep them from holding anything git reads as a trailer: the last paragraph is ours alone.
 fn commit_message(subject: &str, body: Option<&str>, event: &Event, digest: &str) -> String {
     let mut message = format!("{subject}\n\n");
-    if let Some(body) = body.map(str::trim).filter(|body| !body.is_empty()) {
+    if let Some(body) = body.filter(|body| !body.is_empty()) {
         message.push_str(body);
         message.push_str("\n\n");
     }
