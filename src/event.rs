@@ -210,6 +210,40 @@ impl NewEvent {
     }
 }
 
+/// A field of the envelope that its commit repeats as a trailer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrailerField {
+    Id,
+    Run,
+    Activity,
+    Service,
+}
+
+impl TrailerField {
+    /// The envelope field's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrailerField::Id => "id",
+            TrailerField::Run => "run",
+            TrailerField::Activity => "activity",
+            TrailerField::Service => "service",
+        }
+    }
+
+    /// The trailer that repeats it.
+    pub fn trailer(self) -> &'static str {
+        match self {
+            TrailerField::Id => "Spectra-Id",
+            TrailerField::Run => "Spectra-Run",
+            TrailerField::Activity => "Spectra-Activity",
+            TrailerField::Service => "Spectra-Service",
+        }
+    }
+}
+
+/// The rule every trailer-bound value follows, as stated in errors.
+pub const TRAILER_VALUE_RULE: &str = "one line of printable text: no newline, tab or other control character, no space at either end, no run of spaces";
+
 /// Why an event could not be accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
@@ -219,6 +253,16 @@ pub enum EventError {
     PayloadNotObject(&'static str),
     #[error("attachment name `{0}` is not valid: use a plain file name other than event.json")]
     InvalidAttachmentName(String),
+    #[error(
+        "the event's {} {value:?} cannot be written as its {} trailer: it {problem}; a trailer value is {TRAILER_VALUE_RULE}",
+        field.name(),
+        field.trailer()
+    )]
+    InvalidTrailerValue {
+        field: TrailerField,
+        value: String,
+        problem: &'static str,
+    },
     #[error("event.json is not a valid event: {0}")]
     Malformed(String),
     #[error(
@@ -233,6 +277,7 @@ impl NewEvent {
         if !is_valid_kind(&self.kind) {
             return Err(EventError::InvalidKind(self.kind.clone()));
         }
+        self.validate_trailer_values()?;
         if !self.payload.is_object() {
             return Err(EventError::PayloadNotObject(json_type_name(&self.payload)));
         }
@@ -243,6 +288,55 @@ impl NewEvent {
         }
         Ok(())
     }
+}
+
+impl NewEvent {
+    /// The id, run, activity and service are repeated as trailers, and `verify` requires each
+    /// trailer to equal its field: a value that a commit message cannot carry unchanged would
+    /// make an event that never verifies.
+    fn validate_trailer_values(&self) -> Result<(), EventError> {
+        let fields = [
+            (TrailerField::Id, Some(&self.id)),
+            (TrailerField::Run, self.run.as_ref()),
+            (TrailerField::Activity, self.activity.as_ref()),
+            (TrailerField::Service, self.service.as_ref()),
+        ];
+        for (field, value) in fields {
+            let Some(value) = value else { continue };
+            if let Some(problem) = trailer_value_problem(value) {
+                return Err(EventError::InvalidTrailerValue {
+                    field,
+                    value: value.clone(),
+                    problem,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What keeps `value` from standing unchanged as a trailer value, if anything.
+pub fn trailer_value_problem(value: &str) -> Option<&'static str> {
+    if value.is_empty() {
+        return Some("is empty");
+    }
+    if let Some(control) = value.chars().find(|c| c.is_control()) {
+        return Some(match control {
+            '\n' => "contains a newline",
+            '\r' => "contains a carriage return",
+            '\t' => "contains a tab",
+            _ => "contains a control character",
+        });
+    }
+    if value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace) {
+        return Some("starts or ends with a space");
+    }
+    // Each word separated by exactly one ASCII space: what a trailer line keeps.
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if words.join(" ") != value {
+        return Some("has a run of spaces or a space other than U+0020");
+    }
+    None
 }
 
 /// Parses `event.json`, upcasting older schema versions to the current envelope.
@@ -559,6 +653,39 @@ mod tests {
     fn future_schema_is_refused_with_a_hint() {
         let err = decode(br#"{"schema": 9}"#).unwrap_err();
         assert!(err.to_string().contains("upgrade"), "{err}");
+    }
+
+    #[test]
+    fn trailer_bound_fields_a_trailer_cannot_carry_are_refused() {
+        for (event, field) in [
+            (NewEvent::new("note.added").run("r1 "), TrailerField::Run),
+            (NewEvent::new("note.added").run("r\n1"), TrailerField::Run),
+            (
+                NewEvent::new("note.added").activity(""),
+                TrailerField::Activity,
+            ),
+            (
+                NewEvent::new("note.added").service("a\u{a0}b"),
+                TrailerField::Service,
+            ),
+            (
+                NewEvent::new("note.added").service("a\u{1b}b"),
+                TrailerField::Service,
+            ),
+        ] {
+            let err = event.validate().unwrap_err();
+            assert!(
+                matches!(&err, EventError::InvalidTrailerValue { field: f, .. } if *f == field),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains(field.trailer()), "{err}");
+        }
+        NewEvent::new("note.added")
+            .run("run one")
+            .activity("discover")
+            .service("payments-api")
+            .validate()
+            .unwrap();
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::io::Read;
 use clap::Args;
 
 use crate::error::{Error, Result};
-use crate::event::NewEvent;
+use crate::event::{EventError, NewEvent, TrailerField};
 use crate::logging;
 use crate::repo::Repo;
 use crate::ui::Output;
@@ -58,9 +58,7 @@ pub fn run(args: AppendArgs) -> Result<u8> {
         event.causes.push(cause);
     }
     event.subject = args.message;
-    event
-        .validate()
-        .map_err(|err| Error::usage(err.to_string(), None))?;
+    event.validate().map_err(invalid_event)?;
     // Inside a playbook the event joins a run: its log lines carry that run id too.
     let _run = event
         .run
@@ -78,6 +76,28 @@ pub fn run(args: AppendArgs) -> Result<u8> {
     out.line(&stored.event.id)?;
     out.flush()?;
     Ok(0)
+}
+
+/// A refused event as a usage error that names the flag (or variable) the value came from.
+fn invalid_event(err: EventError) -> Error {
+    match &err {
+        EventError::InvalidTrailerValue { field, .. } => Error::usage(
+            format!("{}: {err}", source_of(*field)),
+            Some("fix the value and run the command again; nothing was written".to_string()),
+        ),
+        _ => Error::usage(err.to_string(), None),
+    }
+}
+
+/// Where `append` takes a trailer-bound field from.
+fn source_of(field: TrailerField) -> &'static str {
+    match field {
+        TrailerField::Run => "--run (or SPECTRA_RUN)",
+        TrailerField::Activity => "--activity",
+        TrailerField::Service => "--service",
+        // Made by `append` itself; never wrong, but named all the same.
+        TrailerField::Id => "the event id",
+    }
 }
 
 fn read_payload(source: &str) -> Result<serde_json::Value> {

@@ -1,13 +1,23 @@
-//! The writing side of the log defends itself: free text in subjects and bodies cannot pose as a
-//! trailer.
+//! The writing side of the log defends itself: no event that `verify` would reject is ever
+//! written (values a trailer cannot carry, from the command line or a library caller), and free
+//! text cannot pose as a trailer.
 
 use std::path::Path;
 
-use spectra::event::NewEvent;
+use spectra::event::{EventError, NewEvent, TrailerField};
 use spectra::repo::Repo;
-use spectra::store::{EVENTS_REF, Store};
+use spectra::store::{EVENTS_REF, Store, StoreError};
 
-use crate::common::TestEnv;
+use crate::common::{Run, TestEnv, spectra_bin};
+
+const RULE: &str = "one line of printable text";
+
+/// Whether `refs/spectra/events` exists.
+fn has_log(env: &TestEnv, repo: &Path) -> bool {
+    env.git(repo, &["rev-parse", "--verify", "--quiet", EVENTS_REF])
+        .code
+        == 0
+}
 
 #[track_caller]
 fn assert_verifies(env: &TestEnv, repo: &Path, events: usize) {
@@ -18,6 +28,93 @@ fn assert_verifies(env: &TestEnv, repo: &Path, events: usize) {
             .starts_with(&format!("verified {events} event")),
         "{verify:?}"
     );
+}
+
+#[test]
+fn append_refuses_a_value_its_trailer_cannot_carry_and_names_where_it_came_from() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    let cases: [(&[&str], Option<&str>, &str); 6] = [
+        (&["--run", "r1 "], None, "--run (or SPECTRA_RUN)"),
+        (&["--run", "r\n1"], None, "--run (or SPECTRA_RUN)"),
+        (&[], Some("r1\r"), "--run (or SPECTRA_RUN)"),
+        (&["--service", "a\tb"], None, "--service"),
+        (&["--activity", "two  spaces"], None, "--activity"),
+        (&["--activity", ""], None, "--activity"),
+    ];
+    for (flags, spectra_run, named) in cases {
+        let mut args = vec!["append", "--kind", "note.added", "--payload", "{}"];
+        args.extend_from_slice(flags);
+        let mut command = env.command(spectra_bin(), &repo);
+        command.args(&args);
+        if let Some(run) = spectra_run {
+            command.env("SPECTRA_RUN", run);
+        }
+        let refused = Run::from_output(command.output().expect("run git-spectra")).code(2);
+        assert!(
+            refused.stderr.starts_with(&format!("error: {named}: ")),
+            "{flags:?}: {refused:?}"
+        );
+        assert!(refused.stderr.contains(RULE), "{flags:?}: {refused:?}");
+        assert!(refused.stderr.contains("\nhint: "), "{refused:?}");
+        assert!(!has_log(&env, &repo), "{flags:?} wrote an event");
+    }
+
+    let kind = env
+        .spectra(
+            &repo,
+            &["append", "--kind", "note.added ", "--payload", "{}"],
+        )
+        .code(2);
+    assert!(kind.stderr.contains("lowercase dotted words"), "{kind:?}");
+
+    // A single space between words is what a trailer keeps, so it is fine.
+    env.spectra(
+        &repo,
+        &[
+            "append",
+            "--kind",
+            "note.added",
+            "--payload",
+            "{}",
+            "--run",
+            "run one",
+        ],
+    )
+    .success();
+    assert_verifies(&env, &repo, 1);
+}
+
+#[test]
+fn a_library_caller_gets_a_typed_error_and_nothing_is_written() {
+    let env = TestEnv::new();
+    let repo = env.init_repo("r");
+    let store = Store::new(&Repo::open(&repo).unwrap());
+    let good = NewEvent::new("note.added").run("r1");
+    let bad = NewEvent::new("note.added").run("r1").service("logging\n");
+    let err = store.append_batch(vec![good, bad]).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            StoreError::Event(EventError::InvalidTrailerValue {
+                field: TrailerField::Service,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(store.tip().unwrap(), None, "nothing of the batch lands");
+
+    let mut spoofed_id = NewEvent::new("note.added");
+    spoofed_id.id = "abc\nSpectra-Run: r2".into();
+    assert!(matches!(
+        store.append(spoofed_id).unwrap_err(),
+        StoreError::Event(EventError::InvalidTrailerValue {
+            field: TrailerField::Id,
+            ..
+        })
+    ));
+    assert_eq!(store.tip().unwrap(), None);
 }
 
 #[test]
