@@ -14,6 +14,10 @@ use sha2::{Digest, Sha256};
 
 use crate::trailer_text;
 
+mod payload_text;
+
+pub use payload_text::{PayloadTextError, parse_payload};
+
 /// The envelope schema this build writes. Older versions are upcast on read.
 pub const SCHEMA_VERSION: u32 = 1;
 

@@ -1,8 +1,11 @@
 //! The writing side of the log defends itself: no event that `verify` would reject is ever
-//! written (values a trailer cannot carry, from the command line or a library caller), and free
-//! text cannot pose as a trailer.
+//! written (values a trailer cannot carry, from the command line or a library caller), a payload
+//! is recorded exactly as given or refused (invalid UTF-8, duplicate keys, numbers that would
+//! change), and free text cannot pose as a trailer.
 
+use std::io::Write;
 use std::path::Path;
+use std::process::Stdio;
 
 use spectra::event::{EventError, NewEvent, TrailerField};
 use spectra::repo::Repo;
@@ -11,6 +14,25 @@ use spectra::store::{EVENTS_REF, Store, StoreError};
 use crate::common::{Run, TestEnv, spectra_bin};
 
 const RULE: &str = "one line of printable text";
+
+/// `git spectra args...` with `input` (any bytes) on standard input.
+fn spectra_with_bytes(env: &TestEnv, dir: &Path, args: &[&str], input: &[u8]) -> Run {
+    let mut child = env
+        .command(spectra_bin(), dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn git-spectra");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    Run::from_output(child.wait_with_output().expect("wait for git-spectra"))
+}
 
 /// Whether `refs/spectra/events` exists.
 fn has_log(env: &TestEnv, repo: &Path) -> bool {
@@ -115,6 +137,63 @@ fn a_library_caller_gets_a_typed_error_and_nothing_is_written() {
         })
     ));
     assert_eq!(store.tip().unwrap(), None);
+}
+
+#[test]
+fn a_payload_that_is_not_utf8_is_bad_input_with_a_hint() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    let args = ["append", "--kind", "note.added", "--payload", "-"];
+    let refused = spectra_with_bytes(&env, &repo, &args, b"{\"text\": \"caf\xe9\"}").code(2);
+    assert!(
+        refused
+            .stderr
+            .contains("the payload from standard input is not valid UTF-8"),
+        "{refused:?}"
+    );
+    assert!(refused.stderr.contains("\nhint: "), "{refused:?}");
+    assert!(!has_log(&env, &repo));
+}
+
+#[test]
+fn a_payload_is_recorded_exactly_or_refused_naming_the_path() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    let append = |payload: &str| {
+        env.spectra(
+            &repo,
+            &["append", "--kind", "note.added", "--payload", payload],
+        )
+    };
+
+    let duplicate = append(r#"{"a": 1, "b": {"k": 1, "k": 2}}"#).code(2);
+    assert!(
+        duplicate
+            .stderr
+            .contains(r#"has the key "k" twice in the same object (at $.b.k)"#),
+        "{duplicate:?}"
+    );
+    let big = append(r#"{"ids": [1, 12345678901234567890123]}"#).code(2);
+    assert!(
+        big.stderr
+            .contains("has the number 12345678901234567890123 at $.ids[1]"),
+        "{big:?}"
+    );
+    let precise = append(r#"{"x": 1.0000000000000001}"#).code(2);
+    assert!(precise.stderr.contains("at $.x"), "{precise:?}");
+    assert!(!has_log(&env, &repo));
+
+    // What can be kept exactly is kept: the largest 64-bit integers and exact decimals.
+    append(r#"{"max": 18446744073709551615, "min": -9223372036854775808, "half": 0.5}"#).success();
+    let stored = env.events(&repo, "note.added");
+    assert_eq!(stored[0]["payload"]["max"], serde_json::json!(u64::MAX));
+    assert_eq!(stored[0]["payload"]["min"], serde_json::json!(i64::MIN));
+    let raw = env
+        .git(&repo, &["show", &format!("{EVENTS_REF}:event.json")])
+        .success()
+        .stdout;
+    assert!(raw.contains(r#""max":18446744073709551615"#), "{raw}");
+    assert_verifies(&env, &repo, 1);
 }
 
 #[test]
