@@ -233,7 +233,7 @@ struct Tip {
 impl Store {
     /// The event log of `repo`.
     pub fn new(repo_handle: &Repo) -> Store {
-        let repo = with_pack_cache(repo_handle.gix().clone());
+        let repo = with_reflog(with_pack_cache(repo_handle.gix().clone()));
         Store {
             repo,
             auto_gc: repo_auto_gc(repo_handle),
@@ -285,7 +285,8 @@ impl Store {
             let tip = self.read_tip()?;
             let stored = self.write_chain(&events, &actor, tip.as_ref())?;
             let new_tip = stored.last().expect("non-empty batch").commit;
-            let result = self.move_ref(tip.as_ref().map(|t| t.commit), new_tip, events.len());
+            let reason = reflog_message(&stored);
+            let result = self.move_ref(tip.as_ref().map(|t| t.commit), new_tip, reason);
             match result {
                 Ok(()) => {
                     self.after_append(&stored);
@@ -363,11 +364,16 @@ impl Store {
     }
 
     /// Compare-and-swap: move the ref from `expected` to `new`, or fail if it moved meanwhile.
+    ///
+    /// Each move also appends `reason` to the ref's reflog (`git reflog refs/spectra/events`),
+    /// creating it if need be: git creates reflogs only for branches, remotes and notes unless
+    /// `core.logAllRefUpdates=always`, and the reflog is how a log replaced by accident is found
+    /// again (see docs/audit.md).
     fn move_ref(
         &self,
         expected: Option<ObjectId>,
         new: ObjectId,
-        count: usize,
+        reason: String,
     ) -> Result<(), StoreError> {
         let expected = match expected {
             Some(id) => PreviousValue::MustExistAndMatch(gix::refs::Target::Object(id)),
@@ -377,8 +383,8 @@ impl Store {
             change: Change::Update {
                 log: LogChange {
                     mode: RefLog::AndReference,
-                    force_create_reflog: false,
-                    message: format!("spectra: append {count} event(s)").into(),
+                    force_create_reflog: true,
+                    message: reason.into(),
                 },
                 expected,
                 new: gix::refs::Target::Object(new),
@@ -386,7 +392,9 @@ impl Store {
             name: EVENTS_REF.try_into().expect("a valid ref name"),
             deref: false,
         };
-        let actor = self.actor();
+        let mut actor = self.actor();
+        // The reflog entry's time is the moment of the update.
+        actor.time = gix::date::Time::new(jiff::Timestamp::now().as_second(), 0);
         self.repo
             .edit_references_as(Some(edit), Some(actor.to_ref(&mut Default::default())))
             .map(|_| ())
@@ -781,6 +789,25 @@ impl Store {
             ));
         }
         Ok(())
+    }
+}
+
+/// A repository handle that writes the log's reflog even where git would write none (a bare
+/// repository, `core.logAllRefUpdates=false`), as `git update-ref --create-reflog` does.
+fn with_reflog(mut repo: gix::Repository) -> gix::Repository {
+    if repo.refs.write_reflog == gix::refs::store::WriteReflog::Disable {
+        repo.refs.write_reflog = gix::refs::store::WriteReflog::Normal;
+    }
+    repo
+}
+
+/// The reflog entry of an append: `spectra append: <subject>`, or for a batch
+/// `spectra append: <n> events: <last subject>`.
+fn reflog_message(stored: &[StoredEvent]) -> String {
+    let last = stored.last().map_or("", |event| event.subject.trim_start());
+    match stored.len() {
+        1 => format!("spectra append: {last}"),
+        count => format!("spectra append: {count} events: {last}"),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The writing side of the log defends itself: no event that `verify` would reject is ever
 //! written (values a trailer cannot carry, from the command line or a library caller), a payload
 //! is recorded exactly as given or refused (invalid UTF-8, duplicate keys, numbers that would
-//! change), and free text cannot pose as a trailer.
+//! change), free text cannot pose as a trailer, and every move of the ref is in its reflog, so
+//! a replaced log is recovered with plain git.
 
 use std::io::Write;
 use std::path::Path;
@@ -242,4 +243,84 @@ fn free_text_in_subjects_and_bodies_never_reads_as_a_trailer() {
     assert!(messages.contains(" Spectra-Reverts: abc"), "{messages}");
     assert!(messages.contains("x Spectra-Reverts: abc"), "{messages}");
     assert_verifies(&env, &repo, 3);
+}
+
+#[test]
+fn the_reflog_records_every_append_and_restores_a_replaced_log() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    for n in 1..=3 {
+        env.spectra(
+            &repo,
+            &[
+                "append",
+                "--kind",
+                "note.added",
+                "-m",
+                &format!("note {n}"),
+                "--payload",
+                "{}",
+            ],
+        )
+        .success();
+    }
+    let store = Store::new(&Repo::open(&repo).unwrap());
+    store
+        .append_batch(vec![
+            NewEvent::new("note.added").subject("note 4"),
+            NewEvent::new("note.added").subject("note 5"),
+        ])
+        .unwrap();
+    let tip = env.git(&repo, &["rev-parse", EVENTS_REF]).success().stdout;
+    let tip = tip.trim();
+
+    let reflog = env
+        .git(&repo, &["reflog", "--format=%gs", EVENTS_REF])
+        .success()
+        .stdout;
+    assert_eq!(
+        reflog.lines().collect::<Vec<_>>(),
+        [
+            "spectra append: 2 events: note 5",
+            "spectra append: note 3",
+            "spectra append: note 2",
+            "spectra append: note 1",
+        ]
+    );
+
+    // The log is replaced by accident: the ref now names the user's own commit.
+    env.git(&repo, &["update-ref", EVENTS_REF, "HEAD"])
+        .success();
+    env.spectra(&repo, &["verify"]).code(1);
+
+    // docs/audit.md: find the old tip in the reflog and put it back, only if nothing moved.
+    let reflog = env
+        .git(&repo, &["reflog", "--format=%H %gs", EVENTS_REF])
+        .success()
+        .stdout;
+    let old = reflog
+        .lines()
+        .find(|line| line.ends_with("spectra append: 2 events: note 5"))
+        .and_then(|line| line.split(' ').next())
+        .expect("the old tip is in the reflog");
+    assert_eq!(old, tip);
+    let current = env.git(&repo, &["rev-parse", "HEAD"]).success().stdout;
+    env.git(&repo, &["update-ref", EVENTS_REF, old, current.trim()])
+        .success();
+    assert_verifies(&env, &repo, 5);
+}
+
+#[test]
+fn a_bare_repository_gets_the_reflog_too() {
+    let env = TestEnv::new();
+    env.git(env.path(), &["init", "-q", "--bare", "b.git"])
+        .success();
+    let bare = env.path().join("b.git");
+    let store = Store::new(&Repo::open(&bare).unwrap());
+    store.append(NewEvent::new("note.added")).unwrap();
+    let reflog = env
+        .git(&bare, &["reflog", "--format=%gs", EVENTS_REF])
+        .success()
+        .stdout;
+    assert_eq!(reflog.trim(), "spectra append: spectra: note added");
 }
