@@ -104,6 +104,7 @@ impl Error {
             | StoreError::Ambiguous { .. }
             | StoreError::NoSuchAttachment { .. }
             | StoreError::Contention { .. }
+            | StoreError::Unverifiable { .. }
             | StoreError::Event(_) => EXIT_FAILED,
             StoreError::Read(_) | StoreError::Write(_) | StoreError::NotAnEvent { .. } => {
                 EXIT_FATAL

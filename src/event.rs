@@ -12,6 +12,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::trailer_text;
+
+mod payload_text;
+
+pub use payload_text::{PayloadTextError, parse_payload};
+
 /// The envelope schema this build writes. Older versions are upcast on read.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -189,15 +195,63 @@ impl NewEvent {
         }
     }
 
-    /// The commit subject: the caller's, or a sentence derived from the event.
+    /// The commit subject: the caller's, or a sentence derived from the event when there is
+    /// none (or nothing but blanks). One line, capped, and never shaped like a trailer (see
+    /// [`trailer_text::one_line`]).
     pub fn subject_line(&self) -> String {
-        let subject = match &self.subject {
-            Some(subject) => subject.clone(),
-            None => default_subject(self),
-        };
-        one_line(&subject, 120)
+        let given = self
+            .subject
+            .as_deref()
+            .map(trailer_text::one_line)
+            .filter(|subject| !subject.trim().is_empty());
+        let subject = given.unwrap_or_else(|| trailer_text::one_line(&default_subject(self)));
+        capped(&subject, 120)
+    }
+
+    /// The commit body, if any: the caller's text with no line that git could read as a
+    /// trailer (see [`trailer_text::neutralise`]).
+    pub fn body_text(&self) -> Option<String> {
+        self.body
+            .as_deref()
+            .map(str::trim)
+            .filter(|body| !body.is_empty())
+            .map(trailer_text::neutralise)
     }
 }
+
+/// A field of the envelope that its commit repeats as a trailer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrailerField {
+    Id,
+    Run,
+    Activity,
+    Service,
+}
+
+impl TrailerField {
+    /// The envelope field's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrailerField::Id => "id",
+            TrailerField::Run => "run",
+            TrailerField::Activity => "activity",
+            TrailerField::Service => "service",
+        }
+    }
+
+    /// The trailer that repeats it.
+    pub fn trailer(self) -> &'static str {
+        match self {
+            TrailerField::Id => "Spectra-Id",
+            TrailerField::Run => "Spectra-Run",
+            TrailerField::Activity => "Spectra-Activity",
+            TrailerField::Service => "Spectra-Service",
+        }
+    }
+}
+
+/// The rule every trailer-bound value follows, as stated in errors.
+pub const TRAILER_VALUE_RULE: &str = "one line of printable text: no newline, tab or other control character, no space at either end, no run of spaces";
 
 /// Why an event could not be accepted.
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +262,16 @@ pub enum EventError {
     PayloadNotObject(&'static str),
     #[error("attachment name `{0}` is not valid: use a plain file name other than event.json")]
     InvalidAttachmentName(String),
+    #[error(
+        "the event's {} {value:?} cannot be written as its {} trailer: it {problem}; a trailer value is {TRAILER_VALUE_RULE}",
+        field.name(),
+        field.trailer()
+    )]
+    InvalidTrailerValue {
+        field: TrailerField,
+        value: String,
+        problem: &'static str,
+    },
     #[error("event.json is not a valid event: {0}")]
     Malformed(String),
     #[error(
@@ -222,6 +286,7 @@ impl NewEvent {
         if !is_valid_kind(&self.kind) {
             return Err(EventError::InvalidKind(self.kind.clone()));
         }
+        self.validate_trailer_values()?;
         if !self.payload.is_object() {
             return Err(EventError::PayloadNotObject(json_type_name(&self.payload)));
         }
@@ -232,6 +297,55 @@ impl NewEvent {
         }
         Ok(())
     }
+}
+
+impl NewEvent {
+    /// The id, run, activity and service are repeated as trailers, and `verify` requires each
+    /// trailer to equal its field: a value that a commit message cannot carry unchanged would
+    /// make an event that never verifies.
+    fn validate_trailer_values(&self) -> Result<(), EventError> {
+        let fields = [
+            (TrailerField::Id, Some(&self.id)),
+            (TrailerField::Run, self.run.as_ref()),
+            (TrailerField::Activity, self.activity.as_ref()),
+            (TrailerField::Service, self.service.as_ref()),
+        ];
+        for (field, value) in fields {
+            let Some(value) = value else { continue };
+            if let Some(problem) = trailer_value_problem(value) {
+                return Err(EventError::InvalidTrailerValue {
+                    field,
+                    value: value.clone(),
+                    problem,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What keeps `value` from standing unchanged as a trailer value, if anything.
+pub fn trailer_value_problem(value: &str) -> Option<&'static str> {
+    if value.is_empty() {
+        return Some("is empty");
+    }
+    if let Some(control) = value.chars().find(|c| c.is_control()) {
+        return Some(match control {
+            '\n' => "contains a newline",
+            '\r' => "contains a carriage return",
+            '\t' => "contains a tab",
+            _ => "contains a control character",
+        });
+    }
+    if value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace) {
+        return Some("starts or ends with a space");
+    }
+    // Each word separated by exactly one ASCII space: what a trailer line keeps.
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if words.join(" ") != value {
+        return Some("has a run of spaces or a space other than U+0020");
+    }
+    None
 }
 
 /// Parses `event.json`, upcasting older schema versions to the current envelope.
@@ -431,13 +545,12 @@ fn default_subject(event: &NewEvent) -> String {
     }
 }
 
-/// Folds whitespace (newlines included) and caps the length, for a commit subject.
-fn one_line(text: &str, max_chars: usize) -> String {
-    let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if folded.chars().count() <= max_chars {
-        folded
+/// `text` cut to `max_chars` characters, with an ellipsis when cut.
+fn capped(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        text.to_string()
     } else {
-        let cut: String = folded.chars().take(max_chars - 1).collect();
+        let cut: String = text.chars().take(max_chars - 1).collect();
         format!("{cut}…")
     }
 }
@@ -552,9 +665,56 @@ mod tests {
     }
 
     #[test]
+    fn trailer_bound_fields_a_trailer_cannot_carry_are_refused() {
+        for (event, field) in [
+            (NewEvent::new("note.added").run("r1 "), TrailerField::Run),
+            (NewEvent::new("note.added").run("r\n1"), TrailerField::Run),
+            (
+                NewEvent::new("note.added").activity(""),
+                TrailerField::Activity,
+            ),
+            (
+                NewEvent::new("note.added").service("a\u{a0}b"),
+                TrailerField::Service,
+            ),
+            (
+                NewEvent::new("note.added").service("a\u{1b}b"),
+                TrailerField::Service,
+            ),
+        ] {
+            let err = event.validate().unwrap_err();
+            assert!(
+                matches!(&err, EventError::InvalidTrailerValue { field: f, .. } if *f == field),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains(field.trailer()), "{err}");
+        }
+        NewEvent::new("note.added")
+            .run("run one")
+            .activity("discover")
+            .service("payments-api")
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn bodies_lose_nothing_but_the_power_to_pose_as_trailers() {
+        let mut event = NewEvent::new("note.added");
+        event.body = Some("\n  Spectra-Reverts: abc\nplain\n".into());
+        assert_eq!(
+            event.body_text().as_deref(),
+            Some(" Spectra-Reverts: abc\nplain")
+        );
+        event.body = Some(" \n ".into());
+        assert_eq!(event.body_text(), None);
+    }
+
+    #[test]
     fn subjects_are_one_line() {
         let new = NewEvent::new("note.added").subject("two\nlines");
         assert_eq!(new.subject_line(), "two lines");
+        let blank = NewEvent::new("note.added").subject(" \n\t");
+        assert_eq!(blank.subject_line(), "spectra: note added");
         let new = NewEvent::new("decision.made")
             .activity("discover")
             .service("logging");

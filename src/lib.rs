@@ -25,6 +25,7 @@ pub mod stats;
 pub mod store;
 pub mod test_hook;
 pub mod tip_cache;
+pub mod trailer_text;
 pub mod ui;
 pub mod undo;
 pub mod worktree;

@@ -332,7 +332,8 @@ fn commit_specification(
     let subject = format!("discover: add specification for {service}");
     let message = format!(
         "{subject}\n\n{}\n\nSpectra-Run: {}\nSpectra-Event: {completion}\n",
-        statement.trim(),
+        // The statement is the model's text: it must not add trailers of its own.
+        crate::trailer_text::neutralise(statement.trim()),
         state.recorder.run(),
     );
     let (head, branch) = worktree.head_commit().unzip();

@@ -5,7 +5,7 @@ use std::io::Read;
 use clap::Args;
 
 use crate::error::{Error, Result};
-use crate::event::NewEvent;
+use crate::event::{EventError, NewEvent, PayloadTextError, TrailerField};
 use crate::logging;
 use crate::repo::Repo;
 use crate::ui::Output;
@@ -58,9 +58,7 @@ pub fn run(args: AppendArgs) -> Result<u8> {
         event.causes.push(cause);
     }
     event.subject = args.message;
-    event
-        .validate()
-        .map_err(|err| Error::usage(err.to_string(), None))?;
+    event.validate().map_err(invalid_event)?;
     // Inside a playbook the event joins a run: its log lines carry that run id too.
     let _run = event
         .run
@@ -80,39 +78,70 @@ pub fn run(args: AppendArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// A refused event as a usage error that names the flag (or variable) the value came from.
+fn invalid_event(err: EventError) -> Error {
+    match &err {
+        EventError::InvalidTrailerValue { field, .. } => Error::usage(
+            format!("{}: {err}", source_of(*field)),
+            Some("fix the value and run the command again; nothing was written".to_string()),
+        ),
+        _ => Error::usage(err.to_string(), None),
+    }
+}
+
+/// Where `append` takes a trailer-bound field from.
+fn source_of(field: TrailerField) -> &'static str {
+    match field {
+        TrailerField::Run => "--run (or SPECTRA_RUN)",
+        TrailerField::Activity => "--activity",
+        TrailerField::Service => "--service",
+        // Made by `append` itself; never wrong, but named all the same.
+        TrailerField::Id => "the event id",
+    }
+}
+
 fn read_payload(source: &str) -> Result<serde_json::Value> {
     let (text, origin) = if source == "-" {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text)?;
-        (text, "standard input")
+        (read_stdin_text()?, "standard input")
     } else {
         (source.to_string(), "--payload")
     };
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|err| {
+    crate::event::parse_payload(&text).map_err(|err| {
         Error::usage(
-            format!("the payload from {origin} is not valid JSON: {err}"),
-            Some("pass a JSON object, e.g. --payload '{\"text\": \"hello\"}'".to_string()),
+            format!("the payload from {origin} {err}"),
+            Some(payload_hint(&err).to_string()),
         )
-    })?;
-    if !value.is_object() {
-        return Err(Error::usage(
-            format!(
-                "the payload from {origin} must be a JSON object, not {}",
-                kind_of(&value)
-            ),
-            Some("wrap it in an object, e.g. --payload '{\"value\": [1, 2]}'".to_string()),
-        ));
-    }
-    Ok(value)
+    })
 }
 
-fn kind_of(value: &serde_json::Value) -> &'static str {
-    match value {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
+/// Standard input as text; bytes that are not UTF-8 are bad input, not a failure to read.
+fn read_stdin_text() -> Result<String> {
+    let mut bytes = Vec::new();
+    std::io::stdin().read_to_end(&mut bytes)?;
+    String::from_utf8(bytes).map_err(|err| {
+        Error::usage(
+            format!(
+                "the payload from standard input is not valid UTF-8 (at byte offset {}); JSON text must be UTF-8",
+                err.utf8_error().valid_up_to()
+            ),
+            Some(
+                "convert it first, e.g. `iconv -f LATIN1 -t UTF-8 | git spectra append ... --payload -`, or put binary data in a base64 string".to_string(),
+            ),
+        )
+    })
+}
+
+fn payload_hint(err: &PayloadTextError) -> &'static str {
+    match err {
+        PayloadTextError::Syntax(_) => "pass a JSON object, e.g. --payload '{\"text\": \"hello\"}'",
+        PayloadTextError::NotObject(_) => {
+            "wrap it in an object, e.g. --payload '{\"value\": [1, 2]}'"
+        }
+        PayloadTextError::DuplicateKey { .. } => {
+            "keep each key once per object; an event records exactly what it is given"
+        }
+        PayloadTextError::InexactNumber { .. } => {
+            "write a number that large or that precise as a string, e.g. \"12345678901234567890123\""
+        }
     }
 }

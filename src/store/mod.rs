@@ -73,6 +73,14 @@ pub enum StoreError {
     NotAnEvent { commit: ObjectId, reason: String },
     #[error("event {id} has no attachment named `{name}`")]
     NoSuchAttachment { id: String, name: String },
+    /// The store checks each event it builds as `verify` would, before moving the ref; one that
+    /// would fail is never written, since the log could then never verify again.
+    #[error("refused to write event {id} ({kind}): `git spectra verify` would reject it: {reason}")]
+    Unverifiable {
+        id: String,
+        kind: String,
+        reason: String,
+    },
     #[error(transparent)]
     Event(#[from] EventError),
 }
@@ -91,6 +99,9 @@ impl StoreError {
             StoreError::NotAnEvent { .. } => {
                 Some("run `git spectra verify` to find every problem in the log".into())
             }
+            StoreError::Unverifiable { .. } => Some(
+                "nothing was written and the log is unchanged; whatever built this event has a bug: please report it with the reason above".into(),
+            ),
             _ => None,
         }
     }
@@ -222,7 +233,7 @@ struct Tip {
 impl Store {
     /// The event log of `repo`.
     pub fn new(repo_handle: &Repo) -> Store {
-        let repo = with_pack_cache(repo_handle.gix().clone());
+        let repo = with_reflog(with_pack_cache(repo_handle.gix().clone()));
         Store {
             repo,
             auto_gc: repo_auto_gc(repo_handle),
@@ -274,7 +285,8 @@ impl Store {
             let tip = self.read_tip()?;
             let stored = self.write_chain(&events, &actor, tip.as_ref())?;
             let new_tip = stored.last().expect("non-empty batch").commit;
-            let result = self.move_ref(tip.as_ref().map(|t| t.commit), new_tip, events.len());
+            let reason = reflog_message(&stored);
+            let result = self.move_ref(tip.as_ref().map(|t| t.commit), new_tip, reason);
             match result {
                 Ok(()) => {
                     self.after_append(&stored);
@@ -313,9 +325,9 @@ impl Store {
             let event = new.seal(&actor_text, lamport, &prev_digest);
             let json = event.canonical_json();
             let digest = event::chain_digest(&prev_digest, &json);
-            let tree = write_tree(&mut sink, json, new)?;
+            let tree = write_tree(&mut sink, json.clone(), new)?;
             let subject = new.subject_line();
-            let message = commit_message(&subject, new.body.as_deref(), &event, &digest);
+            let message = commit_message(&subject, new.body_text().as_deref(), &event, &digest);
             let signature = signature_at(actor, &event.at);
             let commit = gix::objs::Commit {
                 tree,
@@ -326,7 +338,17 @@ impl Store {
                 message: message.into(),
                 extra_headers: Vec::new(),
             };
-            let commit_id = sink.put_object(&commit)?;
+            let commit_bytes = encode(&commit)?;
+            let hash = self.repo.object_hash();
+            check_own_output(
+                hash,
+                &event,
+                &commit_bytes,
+                &json,
+                lamport - 1,
+                &prev_digest,
+            )?;
+            let commit_id = sink.put(Kind::Commit, commit_bytes)?;
             parent = Some(commit_id);
             prev_digest = digest.clone();
             stored.push(StoredEvent {
@@ -342,11 +364,16 @@ impl Store {
     }
 
     /// Compare-and-swap: move the ref from `expected` to `new`, or fail if it moved meanwhile.
+    ///
+    /// Each move also appends `reason` to the ref's reflog (`git reflog refs/spectra/events`),
+    /// creating it if need be: git creates reflogs only for branches, remotes and notes unless
+    /// `core.logAllRefUpdates=always`, and the reflog is how a log replaced by accident is found
+    /// again (see docs/audit.md).
     fn move_ref(
         &self,
         expected: Option<ObjectId>,
         new: ObjectId,
-        count: usize,
+        reason: String,
     ) -> Result<(), StoreError> {
         let expected = match expected {
             Some(id) => PreviousValue::MustExistAndMatch(gix::refs::Target::Object(id)),
@@ -356,8 +383,8 @@ impl Store {
             change: Change::Update {
                 log: LogChange {
                     mode: RefLog::AndReference,
-                    force_create_reflog: false,
-                    message: format!("spectra: append {count} event(s)").into(),
+                    force_create_reflog: true,
+                    message: reason.into(),
                 },
                 expected,
                 new: gix::refs::Target::Object(new),
@@ -365,7 +392,9 @@ impl Store {
             name: EVENTS_REF.try_into().expect("a valid ref name"),
             deref: false,
         };
-        let actor = self.actor();
+        let mut actor = self.actor();
+        // The reflog entry's time is the moment of the update.
+        actor.time = gix::date::Time::new(jiff::Timestamp::now().as_second(), 0);
         self.repo
             .edit_references_as(Some(edit), Some(actor.to_ref(&mut Default::default())))
             .map(|_| ())
@@ -703,13 +732,7 @@ impl Store {
                 header.parents.len()
             ));
         }
-        for key in REQUIRED_TRAILERS {
-            if header.trailers.get(key).is_none() {
-                return Err(format!(
-                    "its message has no {key} trailer (was this commit made by hand?)"
-                ));
-            }
-        }
+        check_required_trailers(&header.trailers)?;
         let trailers = header.trailers.clone();
         let entries = self
             .tree_entries(header.tree, buf)
@@ -766,6 +789,25 @@ impl Store {
             ));
         }
         Ok(())
+    }
+}
+
+/// A repository handle that writes the log's reflog even where git would write none (a bare
+/// repository, `core.logAllRefUpdates=false`), as `git update-ref --create-reflog` does.
+fn with_reflog(mut repo: gix::Repository) -> gix::Repository {
+    if repo.refs.write_reflog == gix::refs::store::WriteReflog::Disable {
+        repo.refs.write_reflog = gix::refs::store::WriteReflog::Normal;
+    }
+    repo
+}
+
+/// The reflog entry of an append: `spectra append: <subject>`, or for a batch
+/// `spectra append: <n> events: <last subject>`.
+fn reflog_message(stored: &[StoredEvent]) -> String {
+    let last = stored.last().map_or("", |event| event.subject.trim_start());
+    match stored.len() {
+        1 => format!("spectra append: {last}"),
+        count => format!("spectra append: {count} events: {last}"),
     }
 }
 
@@ -908,32 +950,7 @@ impl Default for ChainChecker {
 
 impl ChainChecker {
     fn check(&mut self, event: &Event, bytes: &[u8], trailers: &Trailers) -> Result<(), String> {
-        if event.canonical_json() != bytes {
-            return Err(format!(
-                "{EVENT_FILE} is not in canonical form (edited by hand?)"
-            ));
-        }
-        if event.prev_digest != self.prev_digest {
-            return Err(
-                "its prev_digest is not the digest of the event before it (events reordered, removed or injected?)"
-                    .into(),
-            );
-        }
-        if event.lamport != self.lamport + 1 {
-            return Err(format!(
-                "its lamport {} does not follow {} (events reordered or injected?)",
-                event.lamport, self.lamport
-            ));
-        }
-        let digest = event::chain_digest(&self.prev_digest, bytes);
-        if trailers.get("Spectra-Digest") != Some(digest.as_str()) {
-            return Err(
-                "its digest does not match its content (payload edited after it was written?)"
-                    .into(),
-            );
-        }
-        check_trailers_agree(event, trailers)?;
-        check_reverts_trailers(event, trailers)?;
+        let digest = check_event(event, bytes, trailers, self.lamport, &self.prev_digest)?;
         if !self.ids.insert(event.id.clone()) {
             return Err(format!("its id {} appears earlier in the log", event.id));
         }
@@ -942,6 +959,89 @@ impl ChainChecker {
         self.prev_digest = digest;
         Ok(())
     }
+}
+
+/// Every trailer `verify` requires is in the message.
+fn check_required_trailers(trailers: &Trailers) -> Result<(), String> {
+    for key in REQUIRED_TRAILERS {
+        if trailers.get(key).is_none() {
+            return Err(format!(
+                "its message has no {key} trailer (was this commit made by hand?)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What `verify` checks of one event given the one before it (its lamport and digest): the
+/// canonical form of `event.json` (`bytes`, decoded as `event`), the chain, and that the
+/// commit's trailers mirror the envelope. Returns the event's digest. Pure, so the store runs
+/// the same check on what it is about to write.
+fn check_event(
+    event: &Event,
+    bytes: &[u8],
+    trailers: &Trailers,
+    prev_lamport: u64,
+    prev_digest: &str,
+) -> Result<String, String> {
+    if event.canonical_json() != bytes {
+        return Err(format!(
+            "{EVENT_FILE} is not in canonical form (edited by hand?)"
+        ));
+    }
+    if event.prev_digest != prev_digest {
+        return Err(
+            "its prev_digest is not the digest of the event before it (events reordered, removed or injected?)"
+                .into(),
+        );
+    }
+    if event.lamport != prev_lamport + 1 {
+        return Err(format!(
+            "its lamport {} does not follow {} (events reordered or injected?)",
+            event.lamport, prev_lamport
+        ));
+    }
+    let digest = event::chain_digest(prev_digest, bytes);
+    if trailers.get("Spectra-Digest") != Some(digest.as_str()) {
+        return Err(
+            "its digest does not match its content (payload edited after it was written?)".into(),
+        );
+    }
+    check_trailers_agree(event, trailers)?;
+    check_reverts_trailers(event, trailers)?;
+    Ok(digest)
+}
+
+/// Checks an event the store built as `verify` will read it back: the commit's bytes parsed as
+/// the walk parses them, `event.json` decoded as the walk decodes it, then [`check_event`].
+/// Only the uniqueness of the id, which needs the whole log, is left to the UUIDv7.
+fn check_own_output(
+    hash: gix::hash::Kind,
+    sealed: &Event,
+    commit_bytes: &[u8],
+    json: &[u8],
+    prev_lamport: u64,
+    prev_digest: &str,
+) -> Result<(), StoreError> {
+    let unverifiable = |reason: String| StoreError::Unverifiable {
+        id: sealed.id.clone(),
+        kind: sealed.kind.clone(),
+        reason,
+    };
+    let commit = gix::objs::CommitRefIter::from_bytes(commit_bytes, hash);
+    let header =
+        commit_header(ObjectId::null(hash), commit).map_err(|err| unverifiable(err.to_string()))?;
+    check_required_trailers(&header.trailers).map_err(unverifiable)?;
+    let event = event::decode(json).map_err(|err| unverifiable(err.to_string()))?;
+    check_event(&event, json, &header.trailers, prev_lamport, prev_digest).map_err(unverifiable)?;
+    Ok(())
+}
+
+/// The bytes git stores for `object`.
+fn encode(object: &impl gix::objs::WriteTo) -> Result<Vec<u8>, StoreError> {
+    let mut data = Vec::with_capacity(512);
+    object.write_to(&mut data).map_err(write_err)?;
+    Ok(data)
 }
 
 fn check_trailers_agree(event: &Event, trailers: &Trailers) -> Result<(), String> {
@@ -1051,9 +1151,12 @@ fn message_trailers(event: &Event) -> Vec<(&'static str, String)> {
 }
 
 /// Subject, optional body, then the trailers that make `git log` a complete audit.
+///
+/// `subject` and `body` come from [`NewEvent::subject_line`] and [`NewEvent::body_text`], which
+/// keep them from holding anything git reads as a trailer: the last paragraph is ours alone.
 fn commit_message(subject: &str, body: Option<&str>, event: &Event, digest: &str) -> String {
     let mut message = format!("{subject}\n\n");
-    if let Some(body) = body.map(str::trim).filter(|body| !body.is_empty()) {
+    if let Some(body) = body.filter(|body| !body.is_empty()) {
         message.push_str(body);
         message.push_str("\n\n");
     }
@@ -1115,9 +1218,7 @@ impl<'a> ObjectSink<'a> {
     }
 
     fn put_object(&mut self, object: &impl gix::objs::WriteTo) -> Result<ObjectId, StoreError> {
-        let mut data = Vec::with_capacity(256);
-        object.write_to(&mut data).map_err(write_err)?;
-        self.put(object.kind(), data)
+        self.put(object.kind(), encode(object)?)
     }
 
     fn put(&mut self, kind: Kind, data: Vec<u8>) -> Result<ObjectId, StoreError> {
@@ -1350,6 +1451,38 @@ mod tests {
 
         store.auto_gc = false;
         assert_eq!(store.housekeeping_after(&batch), None);
+    }
+
+    #[test]
+    fn the_store_refuses_to_build_an_event_that_verify_would_reject() {
+        let dir = tempfile::tempdir().unwrap();
+        let init = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(init.success());
+        let store = Store::new(&Repo::open(dir.path()).unwrap());
+        // Past `validate`, as a future caller or a bug might be: the self-check still holds.
+        let unchecked = NewEvent::new("note.added").run("r1 ");
+        let err = store
+            .write_chain(&[unchecked], &store.actor(), None)
+            .unwrap_err();
+        match err {
+            StoreError::Unverifiable { reason, .. } => {
+                assert!(reason.contains("Spectra-Run trailer (r1)"), "{reason}")
+            }
+            other => panic!("expected Unverifiable, got {other:?}"),
+        }
+        let sound = NewEvent::new("note.added").run("r1");
+        assert_eq!(
+            store
+                .write_chain(&[sound], &store.actor(), None)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(store.tip().unwrap(), None, "write_chain moves no ref");
     }
 
     #[test]

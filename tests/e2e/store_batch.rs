@@ -33,7 +33,11 @@ fn a_batch_is_one_ref_update_and_git_reads_it() {
     }
     store.append(NewEvent::new("test.single")).unwrap();
 
-    // One ref update for the whole batch: the reflog-free ref moved twice plus once.
+    // One ref update for the whole batch: the ref moved three times, as its reflog shows.
+    let moves = env
+        .git(&repo, &["reflog", "--format=%gs", "refs/spectra/events"])
+        .success();
+    assert_eq!(moves.stdout.lines().count(), 3, "{moves:?}");
     let events = Store::new(&opened)
         .events_oldest_first(&Filter::default())
         .unwrap();
