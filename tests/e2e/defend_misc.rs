@@ -1,0 +1,157 @@
+//! Smaller defences around a run, end to end, each test named after the failure it guards
+//! against (and the item of issue 16 that reported it).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{Run, TestRepo, manifest_dir, spectra_bin};
+
+/// How long a command that must not hang may take before the test gives up on it.
+const HANG_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs `git-spectra args...` in `repo`, failing (not hanging) when it does not return within
+/// [`HANG_LIMIT`]; the process is then killed.
+fn spectra_within_limit(repo: &TestRepo, args: &[&str]) -> Run {
+    let child = repo
+        .env
+        .command(spectra_bin(), repo.root())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn git-spectra");
+    let pid = child.id();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || sender.send(child.wait_with_output()));
+    match receiver.recv_timeout(HANG_LIMIT) {
+        Ok(output) => Run::from_output(output.expect("wait for git-spectra")),
+        Err(_) => {
+            kill(pid);
+            panic!("git-spectra {args:?} did not return within {HANG_LIMIT:?}");
+        }
+    }
+}
+
+fn kill(pid: u32) {
+    if let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+}
+
+/// A process a playbook started outside its process group, killed when the test ends however
+/// it ends. The playbook writes its pid to `pidfile`.
+struct Escaped {
+    pidfile: PathBuf,
+}
+
+impl Drop for Escaped {
+    fn drop(&mut self) {
+        if let Some(pid) = std::fs::read_to_string(&self.pidfile)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+        {
+            kill(pid);
+        }
+    }
+}
+
+/// Overrides `repo.inventory` (which an offline discover runs first) with `script`, run by
+/// `sh -c`, and `timeout` seconds.
+fn override_inventory(repo: &TestRepo, script: &str, timeout: u32) {
+    let builtin =
+        std::fs::read_to_string(manifest_dir().join("registry/playbooks/repo.inventory.yaml"))
+            .expect("read the built-in inventory playbook");
+    let run_line = r#"run: ["{spectra}", builtin, inventory]"#;
+    assert!(builtin.contains(run_line) && builtin.contains("timeout: 60"));
+    let changed = builtin
+        .replace(
+            run_line,
+            &format!("run: [sh, -c, {}]", serde_json::to_string(script).unwrap()),
+        )
+        .replace("timeout: 60", &format!("timeout: {timeout}"));
+    repo.write(".spectra/registry/playbooks/inventory.yaml", &changed);
+}
+
+/// The `playbook.finished` payload of `repo.inventory`.
+fn inventory_finished(repo: &TestRepo) -> Value {
+    repo.env
+        .events(repo.root(), "playbook.finished")
+        .into_iter()
+        .map(|event| event["payload"].clone())
+        .find(|payload| payload["playbook"] == "repo.inventory")
+        .expect("repo.inventory finished")
+}
+
+/// A sleeper that leaves the process group with `setsid`, holding the playbook's stdout.
+fn escaping_sleeper(pidfile: &Path) -> String {
+    format!("setsid sleep 1000 & echo $! > '{}'", pidfile.display())
+}
+
+/// Issue 16, item 10: the timeout holds although a grandchild escaped the group with the pipes.
+#[test]
+fn a_timed_out_playbook_returns_although_an_escaped_grandchild_holds_its_output() {
+    let repo = TestRepo::new();
+    let escaped = Escaped {
+        pidfile: repo.env.path().join("escaped.pid"),
+    };
+    override_inventory(
+        &repo,
+        &format!(
+            "{}; echo before the deadline; wait",
+            escaping_sleeper(&escaped.pidfile)
+        ),
+        1,
+    );
+
+    spectra_within_limit(&repo, &["discover", "--offline", "A logging service"]);
+
+    let finished = inventory_finished(&repo);
+    assert_eq!(finished["outcome"], "timed_out", "{finished:#}");
+    assert_eq!(finished["signal"], 9, "{finished:#}");
+    // What was written before the deadline is kept.
+    assert_eq!(
+        finished["stdout"]["total_bytes"],
+        "before the deadline\n".len(),
+        "{finished:#}"
+    );
+    assert!(
+        finished["duration_ms"].as_u64().unwrap() < 10_000,
+        "{finished:#}"
+    );
+    assert!(
+        std::fs::metadata(&escaped.pidfile).is_ok(),
+        "the sleeper never started, so nothing was tested"
+    );
+}
+
+/// Issue 16, item 10: a leader that exits while an escaped grandchild keeps stdout open.
+#[test]
+fn a_finished_playbook_returns_although_an_escaped_grandchild_holds_its_output() {
+    let repo = TestRepo::new();
+    let escaped = Escaped {
+        pidfile: repo.env.path().join("escaped.pid"),
+    };
+    override_inventory(
+        &repo,
+        // `{{}}` is a literal `{}` in an argv template: an empty JSON object.
+        &format!("{}; echo '{{{{}}}}'", escaping_sleeper(&escaped.pidfile)),
+        600,
+    );
+
+    spectra_within_limit(&repo, &["discover", "--offline", "A logging service"]).success();
+
+    let finished = inventory_finished(&repo);
+    assert_eq!(finished["outcome"], "succeeded", "{finished:#}");
+    assert_eq!(finished["stdout"]["total_bytes"], 3, "{finished:#}");
+    assert!(
+        std::fs::metadata(&escaped.pidfile).is_ok(),
+        "the sleeper never started, so nothing was tested"
+    );
+}
