@@ -6,9 +6,9 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::common::{Run, TestRepo, manifest_dir, spectra_bin};
+use crate::common::{Run, TestRepo, json_lines, manifest_dir, spectra_bin};
 
 /// How long a command that must not hang may take before the test gives up on it.
 const HANG_LIMIT: Duration = Duration::from_secs(30);
@@ -154,4 +154,82 @@ fn a_finished_playbook_returns_although_an_escaped_grandchild_holds_its_output()
         std::fs::metadata(&escaped.pidfile).is_ok(),
         "the sleeper never started, so nothing was tested"
     );
+}
+
+const NULL_KEY_ACTIVITY: &str = "\
+name: extra
+order: 50
+description: Has a description that YAML splits into keys.
+prompts: {system: s, user: u}
+decision:
+  type: object
+  properties:
+    ok: {type: boolean, description: Whether it is, built, done.}
+token_budget: 10
+";
+
+/// Issue 16, list: a schema holding a null-valued key is refused, with file, line and path.
+#[test]
+fn a_decision_schema_with_a_null_valued_key_is_refused_with_its_place() {
+    let repo = TestRepo::new();
+    repo.write(".spectra/registry/activities/extra.yaml", NULL_KEY_ACTIVITY);
+
+    let run = repo.spectra(&["registry", "validate"]).code(1);
+    assert!(
+        run.stdout.lines().any(|line| line.starts_with(
+            ".spectra/registry/activities/extra.yaml:8:53: `decision` holds null at `/properties/ok/built`"
+        )),
+        "{run:#?}"
+    );
+    assert!(
+        run.stdout
+            .contains("`decision` holds null at `/properties/ok/done.`"),
+        "{run:#?}"
+    );
+
+    let run = repo
+        .spectra(&["registry", "validate", "--format", "json"])
+        .code(1);
+    let problems = json_lines(&run.stdout);
+    assert_eq!(
+        problems[0]["file"],
+        ".spectra/registry/activities/extra.yaml"
+    );
+    assert_eq!(problems[0]["position"], json!({"line": 8, "column": 53}));
+
+    // Nothing that would send the schema to a model runs.
+    let run = repo
+        .spectra(&["run", "-a", "extra", "--offline", "anything"])
+        .code(1);
+    assert!(run.stderr.contains("holds null"), "{run:#?}");
+}
+
+/// Issue 16, list: the built-in discover schema sends the model a description, not null keys.
+#[test]
+fn the_builtin_schemas_send_the_model_their_descriptions_whole() {
+    let repo = TestRepo::new();
+    repo.spectra(&["registry", "validate"]).success();
+    for (activity, pointer, description) in [
+        (
+            "discover",
+            "/properties/validation/properties/problem_solved",
+            "Whether the idea, built, solves the problem.",
+        ),
+        (
+            "provision",
+            "/properties/infrastructure/properties/secrets",
+            "Names of the secrets needed, never their values.",
+        ),
+    ] {
+        let run = repo
+            .spectra(&["registry", "show", activity, "--format", "json"])
+            .success();
+        let shown: Value = serde_json::from_str(&run.stdout).unwrap();
+        let schema = &shown["decision_schema"].pointer(pointer).unwrap();
+        assert_eq!(schema["description"], description, "{schema:#}");
+        assert!(
+            schema.as_object().unwrap().values().all(|v| !v.is_null()),
+            "{schema:#}"
+        );
+    }
 }
