@@ -233,3 +233,16 @@ fn the_builtin_schemas_send_the_model_their_descriptions_whole() {
         );
     }
 }
+
+/// Issue 16, list: the message for a too-short id closes every quote it opens.
+#[test]
+fn a_too_short_event_id_is_bad_input_with_a_whole_message() {
+    let repo = TestRepo::new();
+    let run = repo.spectra(&["show", "abc"]).code(2);
+    assert_eq!(
+        run.stderr.lines().next(),
+        Some("error: `abc` is too short to name an event: give at least 4 characters of the id"),
+        "{run:#?}"
+    );
+    assert!(run.stderr.contains("hint: "), "{run:#?}");
+}
