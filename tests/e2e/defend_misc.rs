@@ -246,3 +246,27 @@ fn a_too_short_event_id_is_bad_input_with_a_whole_message() {
     );
     assert!(run.stderr.contains("hint: "), "{run:#?}");
 }
+
+/// Issue 16, list: the retry hint repeats `--service` and the other flags given.
+#[test]
+fn the_retry_hint_repeats_the_service_and_every_flag_given() {
+    let repo = TestRepo::new();
+    // Offline, plan has no rules: the run fails and says how to retry.
+    let run = repo
+        .spectra(&[
+            "run",
+            "Plan the roadmap",
+            "-a",
+            "plan",
+            "--service",
+            "billing",
+            "--offline",
+        ])
+        .code(1);
+    assert!(
+        run.stderr.contains(
+            "retry with `git spectra run 'Plan the roadmap' -a plan --service billing --offline`"
+        ),
+        "{run:#?}"
+    );
+}
