@@ -270,3 +270,88 @@ fn the_retry_hint_repeats_the_service_and_every_flag_given() {
         "{run:#?}"
     );
 }
+
+fn install_pre_commit(repo: &TestRepo, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let hook = repo.root().join(".git/hooks/pre-commit");
+    std::fs::create_dir_all(hook.parent().unwrap()).unwrap();
+    std::fs::write(&hook, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The reasons the discover of `repo` recorded for its failures.
+fn recorded_errors(repo: &TestRepo) -> String {
+    repo.env
+        .events(repo.root(), "activity.finished")
+        .iter()
+        .map(|event| event["payload"]["errors"].to_string())
+        .collect()
+}
+
+/// Issue 16, list: a refusing `pre-commit` hook's own words are the failure reason. (git sends
+/// a hook's stdout to its stderr, so this held already; it guards the stdout case.)
+#[test]
+fn a_refusing_pre_commit_hook_is_named_in_the_failure_reason() {
+    let repo = TestRepo::new();
+    install_pre_commit(
+        &repo,
+        "echo 'pre-commit: specifications need a reviewer'\nexit 1\n",
+    );
+    let run = repo
+        .spectra(&[
+            "discover",
+            "--offline",
+            "--service",
+            "logging",
+            "A logging service",
+        ])
+        .code(1);
+    assert!(
+        run.stderr
+            .contains("pre-commit: specifications need a reviewer"),
+        "{run:#?}"
+    );
+    assert!(
+        recorded_errors(&repo).contains("pre-commit: specifications need a reviewer"),
+        "{}",
+        recorded_errors(&repo)
+    );
+    assert!(
+        run.stderr.contains(
+            "retry with `git spectra discover 'A logging service' --service logging --offline`"
+        ),
+        "{run:#?}"
+    );
+}
+
+/// Issue 16, list: a hook that refuses without a word still gives a reason.
+#[test]
+fn a_silent_refusing_pre_commit_hook_still_gives_a_reason() {
+    let repo = TestRepo::new();
+    install_pre_commit(&repo, "exit 1\n");
+    let run = repo
+        .spectra(&["discover", "--offline", "A logging service"])
+        .code(1);
+    let reason = "git exited with status 1 and printed nothing";
+    assert!(run.stderr.contains(reason), "{run:#?}");
+    assert!(
+        recorded_errors(&repo).contains(reason),
+        "{}",
+        recorded_errors(&repo)
+    );
+}
+
+/// Issue 16, list: git's "nothing to commit" goes to stdout, and is the reason all the same.
+#[test]
+fn a_commit_git_refuses_on_stdout_gives_that_reason() {
+    let repo = TestRepo::new();
+    let worktree = spectra::worktree::Worktree::new(repo.root());
+    let error = worktree
+        .commit_paths(&["README".to_string()], "nothing changed")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.ends_with("nothing to commit, working tree clean"),
+        "{error}"
+    );
+}
