@@ -100,6 +100,8 @@ impl Error {
 
     fn store_exit_code(err: &StoreError) -> u8 {
         match err {
+            // A prefix too short to look up is bad input, as a malformed argument would be.
+            StoreError::TooShort(_) => EXIT_USAGE,
             StoreError::NotFound(_)
             | StoreError::Ambiguous { .. }
             | StoreError::NoSuchAttachment { .. }

@@ -10,8 +10,6 @@
 //! on. On Linux the process therefore asks the kernel for SIGTERM when its parent `git` dies,
 //! so killing `git spectra ...` stops `git-spectra` too.
 
-use std::collections::BTreeSet;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::repo::Repo;
@@ -21,9 +19,6 @@ use crate::worktree::Worktree;
 
 /// How long a signal waits for a commit or revert in flight to finish and be recorded.
 const EFFECT_GRACE: Duration = Duration::from_secs(10);
-
-/// Process groups of the playbooks running now.
-static CHILD_GROUPS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 
 /// Starts the signal thread. Called once, by the command line, before any work.
 pub fn install() {
@@ -62,10 +57,10 @@ fn stop(code: i32) -> ! {
     let signal = if code == 130 { "SIGINT" } else { "SIGTERM" };
     if let Some(active) = run_lock::active_run() {
         let _effects = EffectLock::acquire_until(&active.state_dir, Instant::now() + EFFECT_GRACE);
-        stop_playbooks();
+        crate::process_groups::kill_all();
         close(&active, signal);
     } else {
-        stop_playbooks();
+        crate::process_groups::kill_all();
     }
     std::process::exit(code)
 }
@@ -90,35 +85,6 @@ fn close(active: &ActiveRun, signal: &str) {
                 "warning: run {} {why}; it could not be recorded now ({error}), the next command will",
                 active.run
             );
-        }
-    }
-}
-
-/// Remembers the process group of a playbook while it runs.
-pub fn track_group(group: u32) -> TrackedGroup {
-    groups().insert(group);
-    TrackedGroup(group)
-}
-
-/// Forgets the group when the playbook is done.
-pub struct TrackedGroup(u32);
-
-impl Drop for TrackedGroup {
-    fn drop(&mut self) {
-        groups().remove(&self.0);
-    }
-}
-
-fn groups() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
-    CHILD_GROUPS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn stop_playbooks() {
-    for group in groups().iter() {
-        if let Some(pid) = rustix::process::Pid::from_raw(*group as i32) {
-            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
         }
     }
 }

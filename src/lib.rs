@@ -15,6 +15,7 @@ pub mod interrupt;
 pub mod llm;
 pub mod logging;
 pub mod playbook;
+pub mod process_groups;
 pub mod projection;
 pub mod reconcile;
 pub mod registry;

@@ -83,7 +83,7 @@ impl Worktree {
         } else {
             Err(WorktreeError::Git {
                 args: args.join(" "),
-                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+                stderr: failure_reason(&output),
             })
         }
     }
@@ -273,6 +273,44 @@ impl Worktree {
             }
         }
     }
+}
+
+/// How much of git's output a failure reason keeps: enough for any message git or a hook
+/// prints, not a whole `git status`.
+const REASON_LIMIT: usize = 2000;
+
+/// Why git failed, in its own words: stderr, or stdout when git said it there ("nothing to
+/// commit" goes to stdout), trimmed and capped; never empty.
+fn failure_reason(output: &std::process::Output) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let said = [&output.stderr, &output.stdout]
+        .into_iter()
+        .map(|bytes| String::from_utf8_lossy(bytes).trim().to_string())
+        .find(|text| !text.is_empty());
+    match said {
+        Some(text) => capped(text, REASON_LIMIT),
+        None => match (output.status.code(), output.status.signal()) {
+            (Some(code), _) => format!("git exited with status {code} and printed nothing"),
+            (None, Some(signal)) => {
+                format!("git was killed by signal {signal} and printed nothing")
+            }
+            (None, None) => "git failed and printed nothing".to_string(),
+        },
+    }
+}
+
+/// `text` cut to at most `limit` bytes (at a character boundary), marked when it was cut.
+fn capped(mut text: String, limit: usize) -> String {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(" [...]");
+    text
 }
 
 /// What a commit says about itself: its subject, body and the `Spectra-*` trailers it carries.
@@ -548,4 +586,52 @@ fn nul_separated(out: &str) -> Vec<String> {
         .filter(|path| !path.is_empty())
         .map(str::to_string)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{ExitStatus, Output};
+
+    use super::*;
+
+    fn failed(stdout: &str, stderr: &str) -> Output {
+        Output {
+            // A wait status: exit code 1.
+            status: ExitStatus::from_raw(1 << 8),
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_failure_reason_is_stderr_else_stdout_else_says_nothing_was_printed() {
+        assert_eq!(
+            failure_reason(&failed("on stdout\n", "  on stderr\n")),
+            "on stderr"
+        );
+        assert_eq!(
+            failure_reason(&failed("nothing to commit, working tree clean\n", "\n")),
+            "nothing to commit, working tree clean"
+        );
+        assert_eq!(
+            failure_reason(&failed("", "")),
+            "git exited with status 1 and printed nothing"
+        );
+        let killed = Output {
+            status: ExitStatus::from_raw(9),
+            ..failed("", "")
+        };
+        assert_eq!(
+            failure_reason(&killed),
+            "git was killed by signal 9 and printed nothing"
+        );
+    }
+
+    #[test]
+    fn a_long_failure_reason_is_cut_at_a_character_boundary() {
+        let reason = failure_reason(&failed(&"é".repeat(REASON_LIMIT), ""));
+        assert!(reason.ends_with(" [...]"), "{reason}");
+        assert!(reason.len() <= REASON_LIMIT + " [...]".len());
+    }
 }

@@ -138,7 +138,7 @@ pub fn execute(request: Request<'_>) -> Result<u8> {
     if report.succeeded() {
         Ok(0)
     } else {
-        render_failure(&report, request.command, request.input);
+        render_failure(&report, &retry_command(&request));
         Ok(EXIT_FAILED)
     }
 }
@@ -297,7 +297,7 @@ fn render_activity(out: &mut Output, activity: &ActivityReport, mode: &str) -> s
     Ok(())
 }
 
-fn render_failure(report: &RunReport, command: &str, input: &str) {
+fn render_failure(report: &RunReport, retry: &str) {
     // The same reason in several activities (offline, say) needs its hint once.
     let mut hinted = std::collections::BTreeSet::new();
     for activity in &report.activities {
@@ -316,11 +316,53 @@ fn render_failure(report: &RunReport, command: &str, input: &str) {
         }
     }
     crate::ui::hint(format_args!(
-        "the run is recorded as {}; see it with `git spectra log --run {}`; retry with `git spectra {command} {}`",
-        report.run,
-        report.run,
-        shell_quote(input)
+        "the run is recorded as {}; see it with `git spectra log --run {}`; retry with `{retry}`",
+        report.run, report.run,
     ));
+}
+
+/// The command line that asks for `request` again: the same input and every flag that changes
+/// what runs (`-a`, `--service`, `--dry-run`, `--no-commit`, `--execute`, `--offline`) or how
+/// it prints (`--format`), quoted for a POSIX shell.
+fn retry_command(request: &Request<'_>) -> String {
+    let mut argv = vec![
+        "git".to_string(),
+        "spectra".to_string(),
+        request.command.to_string(),
+    ];
+    // An input that looks like an option goes last, after `--`, as it must have been given.
+    let input_is_last = request.input.starts_with('-');
+    if !input_is_last {
+        argv.push(request.input.to_string());
+    }
+    // `git spectra plan` names its one activity already; only `run` takes `-a`.
+    if let Selection::Given(activities) = &request.selection
+        && request.command == "run"
+    {
+        for activity in activities {
+            argv.extend(["-a".to_string(), activity.clone()]);
+        }
+    }
+    if let Some(service) = request.service {
+        argv.extend(["--service".to_string(), service.to_string()]);
+    }
+    for (given, flag) in [
+        (request.dry_run, "--dry-run"),
+        (request.no_commit, "--no-commit"),
+        (request.execute, "--execute"),
+        (request.offline, "--offline"),
+    ] {
+        if given {
+            argv.push(flag.to_string());
+        }
+    }
+    if request.format == Format::Json {
+        argv.extend(["--format".to_string(), "json".to_string()]);
+    }
+    if input_is_last {
+        argv.extend(["--".to_string(), request.input.to_string()]);
+    }
+    crate::playbook::quoted_argv(&argv)
 }
 
 fn hint_for(reason: &str) -> Option<&'static str> {
@@ -355,6 +397,73 @@ fn outcome_word(outcome: Outcome) -> &'static str {
     }
 }
 
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request<'a>(command: &'a str, input: &'a str, selection: Selection) -> Request<'a> {
+        Request {
+            command,
+            input,
+            selection,
+            service: None,
+            dry_run: false,
+            no_commit: false,
+            execute: false,
+            offline: false,
+            format: Format::Human,
+        }
+    }
+
+    #[test]
+    fn the_retry_command_repeats_every_flag_given() {
+        let mut discover = request(
+            "discover",
+            "A payments' ledger",
+            Selection::Given(vec!["discover".into()]),
+        );
+        discover.service = Some("ledger");
+        discover.no_commit = true;
+        discover.offline = true;
+        discover.format = Format::Json;
+        assert_eq!(
+            retry_command(&discover),
+            r"git spectra discover 'A payments'\'' ledger' --service ledger --no-commit --offline --format json"
+        );
+
+        let mut run = request(
+            "run",
+            "ship it",
+            Selection::Given(vec!["deploy".into(), "monitor".into()]),
+        );
+        run.dry_run = true;
+        run.execute = true;
+        assert_eq!(
+            retry_command(&run),
+            "git spectra run 'ship it' -a deploy -a monitor --dry-run --execute"
+        );
+        assert_eq!(
+            retry_command(&request("run", "ship it", Selection::Planned)),
+            "git spectra run 'ship it'"
+        );
+        // An activity command names its activity already.
+        assert_eq!(
+            retry_command(&request(
+                "plan",
+                "roadmap",
+                Selection::Given(vec!["plan".into()])
+            )),
+            "git spectra plan roadmap"
+        );
+    }
+
+    #[test]
+    fn an_input_that_looks_like_an_option_is_retried_after_a_double_dash() {
+        let mut plan = request("plan", "-v", Selection::Given(vec!["plan".into()]));
+        plan.service = Some("billing");
+        assert_eq!(
+            retry_command(&plan),
+            "git spectra plan --service billing -- -v"
+        );
+    }
 }

@@ -6,6 +6,11 @@
 //! it a zombie: its pid, and so the group id, cannot be reused by an unrelated process until we
 //! reap it, which makes killing the group by id safe. Waiting happens on a helper thread and the
 //! deadline on a channel, so nothing here polls or sleeps.
+//!
+//! A process that left the group (`setsid`) is out of reach of the kill and may hold our output
+//! pipes open for ever. So the pipes are never waited on past the deadline, nor for longer than
+//! a short grace once the leader has exited: then what reached them is kept, they are closed,
+//! and the run returns.
 
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -18,6 +23,10 @@ use std::time::{Duration, Instant};
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
 use super::capture::{self, Captured};
+
+/// How long the pipes may stay open once the leader has exited and its group was killed. Only
+/// a process that escaped the group can still hold them then; what it wrote so far is kept.
+const EXIT_GRACE: Duration = Duration::from_millis(500);
 
 /// Environment variables never passed to a playbook: it has no business with the model's key.
 const WITHHELD_ENV: [&str; 2] = ["SPECTRA_LLM_API_KEY", "ORCHESTRATOR_LLM_API_KEY"];
@@ -73,28 +82,39 @@ pub fn run(spec: &Spec) -> io::Result<Finished> {
         command.env_remove(name);
     }
     let started = Instant::now();
+    let deadline = started + spec.timeout;
     let mut child = command.spawn()?;
-    let stdout = capture::drain(
+    // A signal that stops this process stops the playbook's group too (see `crate::interrupt`).
+    let _tracked = crate::process_groups::track_group(child.id());
+    let output = capture::drain(
         child.stdout.take().expect("stdout is piped"),
-        spec.output_cap,
-    );
-    let stderr = capture::drain(
         child.stderr.take().expect("stderr is piped"),
         spec.output_cap,
-    );
+    )?;
 
     let timed_out = wait_for_exit_or_deadline(&child, spec.timeout);
     // The leader is a zombie now, so its group id is still ours: kill what it left behind.
     kill_group(&child);
     let status = child.wait()?;
     let duration = started.elapsed();
+    let (stdout, stderr) = output.finish(stop_reading_at(timed_out, deadline))?;
     Ok(Finished {
         status: Some(status),
         timed_out,
         duration,
-        stdout: join(stdout)?,
-        stderr: join(stderr)?,
+        stdout,
+        stderr,
     })
+}
+
+/// When to stop waiting for the pipes to close: at once after a timeout, otherwise after a
+/// short grace, and never past the deadline.
+fn stop_reading_at(timed_out: bool, deadline: Instant) -> Instant {
+    if timed_out {
+        Instant::now()
+    } else {
+        deadline.min(Instant::now() + EXIT_GRACE)
+    }
 }
 
 /// Blocks until the child exits (left unreaped) or the deadline passes, in which case its whole
@@ -140,10 +160,4 @@ fn kill_group(child: &Child) {
 
 fn pid_of(child: &Child) -> Pid {
     Pid::from_child(child)
-}
-
-fn join(reader: thread::JoinHandle<io::Result<Captured>>) -> io::Result<Captured> {
-    reader
-        .join()
-        .unwrap_or_else(|_| Err(io::Error::other("output reader thread panicked")))
 }

@@ -22,11 +22,14 @@ pub struct Parsed<T> {
     pub file: String,
     pub layer: Layer,
     pub doc: T,
+    /// The file's text, to point inside values read without positions (JSON Schemas).
+    pub text: String,
 }
 
 /// Collects problems for one file.
 struct Report<'a> {
     file: &'a str,
+    text: &'a str,
     problems: &'a mut Vec<Problem>,
 }
 
@@ -35,6 +38,11 @@ impl Report<'_> {
         self.problems
             .push(Problem::new(self.file, position, message));
     }
+
+    /// Where the value at JSON `pointer` (from the top of the file) is written, else `fallback`.
+    fn position_at(&self, pointer: &str, fallback: Position) -> Position {
+        crate::yaml::position_at(self.text, pointer).unwrap_or(fallback)
+    }
 }
 
 /// Checks one activity file on its own.
@@ -42,6 +50,7 @@ pub fn activity_file(parsed: &Parsed<ActivityFile>, problems: &mut Vec<Problem>)
     let doc = &parsed.doc;
     let mut report = Report {
         file: &parsed.file,
+        text: &parsed.text,
         problems,
     };
     check_name(&mut report, &doc.name, "activity name");
@@ -78,6 +87,7 @@ pub fn playbook_file(parsed: &Parsed<PlaybookFile>, problems: &mut Vec<Problem>)
     let doc = &parsed.doc;
     let mut report = Report {
         file: &parsed.file,
+        text: &parsed.text,
         problems,
     };
     check_name(&mut report, &doc.id, "playbook id");
@@ -250,6 +260,7 @@ fn is_id(text: &str) -> bool {
 
 fn check_decision_schema(report: &mut Report, decision: &Spanned<Value>) {
     let position = Position::of(decision);
+    check_no_nulls(report, "decision", decision);
     if let Err(message) = compile_schema(&decision.value) {
         report.at(
             position,
@@ -273,6 +284,7 @@ fn check_decision_schema(report: &mut Report, decision: &Spanned<Value>) {
 
 fn check_inputs_schema(report: &mut Report, inputs: &Spanned<Value>) {
     let position = Position::of(inputs);
+    check_no_nulls(report, "inputs", inputs);
     if let Err(message) = compile_schema(&inputs.value) {
         report.at(
             position,
@@ -286,6 +298,90 @@ fn check_inputs_schema(report: &mut Report, inputs: &Spanned<Value>) {
             "`inputs` must be an object schema (`type: object`)",
         );
     }
+}
+
+/// Refuses a schema holding `null` where a schema or a keyword's value belongs. JSON Schema
+/// ignores keywords it does not know, so the meta-schema lets `{type: boolean, built: null}`
+/// through; such keys come from YAML, where text with `, ` in a flow mapping splits into keys
+/// with no value, and the model would be sent them.
+fn check_no_nulls(report: &mut Report, field: &str, schema: &Spanned<Value>) {
+    for pointer in null_values(&schema.value) {
+        let position = report.position_at(&format!("/{field}{pointer}"), Position::of(schema));
+        let place = if pointer.is_empty() {
+            "is null".to_string()
+        } else {
+            format!("holds null at `{pointer}`")
+        };
+        report.at(
+            position,
+            format!(
+                "`{field}` {place}; a schema or a value belongs there (in a `{{...}}` mapping, quote text that contains `, ` or `: `)"
+            ),
+        );
+    }
+}
+
+/// Keywords whose value is data, not schema: `null` is a meaningful value there.
+const DATA_KEYWORDS: [&str; 4] = ["const", "default", "enum", "examples"];
+/// Keywords whose value maps names to schemas (the names are not keywords).
+const SCHEMA_MAPS: [&str; 5] = [
+    "properties",
+    "patternProperties",
+    "$defs",
+    "definitions",
+    "dependentSchemas",
+];
+
+/// The JSON pointers of every `null` in `schema` outside data keywords.
+fn null_values(schema: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    nulls_in_schema(schema, "", &mut found);
+    found
+}
+
+fn nulls_in_schema(value: &Value, pointer: &str, found: &mut Vec<String>) {
+    match value {
+        Value::Object(keywords) => {
+            for (keyword, value) in keywords {
+                let here = format!("{pointer}/{}", escape_pointer(keyword));
+                if DATA_KEYWORDS.contains(&keyword.as_str()) {
+                    continue;
+                }
+                if SCHEMA_MAPS.contains(&keyword.as_str()) {
+                    nulls_in_schema_map(value, &here, found);
+                } else {
+                    nulls_in_schema(value, &here, found);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                nulls_in_schema(item, &format!("{pointer}/{index}"), found);
+            }
+        }
+        Value::Null => found.push(pointer.to_string()),
+        _ => {}
+    }
+}
+
+fn nulls_in_schema_map(value: &Value, pointer: &str, found: &mut Vec<String>) {
+    match value {
+        Value::Object(schemas) => {
+            for (name, schema) in schemas {
+                nulls_in_schema(
+                    schema,
+                    &format!("{pointer}/{}", escape_pointer(name)),
+                    found,
+                );
+            }
+        }
+        other => nulls_in_schema(other, pointer, found),
+    }
+}
+
+/// A key as one JSON pointer token.
+fn escape_pointer(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 /// Compiles `schema`, which also checks it against its meta-schema.
@@ -452,5 +548,67 @@ mod tests {
         assert!(compile_schema(&json!({"type": "object"})).is_ok());
         assert!(compile_schema(&json!({"type": "nonsense"})).is_err());
         assert!(compile_schema(&json!({"$schema": "x:y", "type": "object"})).is_err());
+    }
+
+    #[test]
+    fn nulls_where_schemas_or_keyword_values_belong_are_found() {
+        let schema = json!({"type": "object", "properties": {
+            "done": {"type": "boolean", "description": "Whether it is", "built": null},
+            "missing": null,
+            "a/b": {"type": "string", "description": null},
+            "list": {"type": "array", "items": [null]},
+            "const": {"type": ["string", "null"]}
+        }});
+        assert_eq!(
+            null_values(&schema),
+            [
+                "/properties/a~1b/description",
+                "/properties/done/built",
+                "/properties/list/items/0",
+                "/properties/missing",
+            ]
+        );
+    }
+
+    #[test]
+    fn null_as_data_is_not_a_problem() {
+        let schema = json!({"type": ["string", "null"], "default": null, "const": null,
+            "enum": ["a", null], "examples": [null], "properties": {"default": {"type": "null"}}});
+        assert!(
+            null_values(&schema).is_empty(),
+            "{:?}",
+            null_values(&schema)
+        );
+    }
+
+    #[test]
+    fn a_null_key_in_a_decision_schema_is_reported_at_its_line() {
+        let text = "\
+name: extra
+order: 50
+description: x
+prompts: {system: s, user: u}
+decision:
+  type: object
+  properties:
+    ok: {type: boolean, description: Whether it is, built, done.}
+token_budget: 10
+";
+        let parsed = Parsed {
+            file: "a.yaml".to_string(),
+            layer: Layer::Repository,
+            doc: crate::yaml::from_str::<ActivityFile>(text).unwrap(),
+            text: text.to_string(),
+        };
+        let mut problems = Vec::new();
+        activity_file(&parsed, &mut problems);
+        let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            [
+                "a.yaml:8:53: `decision` holds null at `/properties/ok/built`; a schema or a value belongs there (in a `{...}` mapping, quote text that contains `, ` or `: `)",
+                "a.yaml:8:60: `decision` holds null at `/properties/ok/done.`; a schema or a value belongs there (in a `{...}` mapping, quote text that contains `, ` or `: `)",
+            ]
+        );
     }
 }

@@ -272,6 +272,7 @@ fn parse<T: serde::de::DeserializeOwned>(
             file: file.path,
             layer: file.layer,
             doc,
+            text: file.text,
         }),
         Err(error) => {
             problems.push(Problem::new(&file.path, error.position, error.message));

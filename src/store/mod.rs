@@ -64,6 +64,8 @@ pub enum StoreError {
     Contention { attempts: u32, last_error: String },
     #[error("no event matches `{0}`")]
     NotFound(String),
+    #[error("`{0}` is too short to name an event: give at least 4 characters of the id")]
+    TooShort(String),
     #[error("`{prefix}` is ambiguous; it matches:\n{}", candidates.join("\n"))]
     Ambiguous {
         prefix: String,
@@ -92,7 +94,7 @@ impl StoreError {
             StoreError::Contention { .. } => Some(format!(
                 "if no other git spectra or git process is running, remove a stale `{EVENTS_REF}.lock` under the git dir and try again"
             )),
-            StoreError::NotFound(_) => {
+            StoreError::NotFound(_) | StoreError::TooShort(_) => {
                 Some("list events with `git spectra log`; ids and unique prefixes both work".into())
             }
             StoreError::Ambiguous { .. } => Some("give more characters of the id".into()),
@@ -631,9 +633,7 @@ impl Store {
     pub fn find(&self, query: &str) -> Result<StoredEvent, StoreError> {
         let wanted = query.trim().to_lowercase();
         if wanted.len() < 4 {
-            return Err(StoreError::NotFound(format!(
-                "{query}` (give at least 4 characters of the id"
-            )));
+            return Err(StoreError::TooShort(query.to_string()));
         }
         let mut by_id = Vec::new();
         let mut by_commit = Vec::new();

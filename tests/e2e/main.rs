@@ -5,6 +5,7 @@
 
 mod common;
 mod defend_effects;
+mod defend_misc;
 mod defend_store;
 mod discover;
 mod events_cli;

@@ -131,11 +131,11 @@ fn a_hanging_playbook_times_out_and_its_whole_process_group_dies() {
         report.message()
     );
 
-    // The sleeping grandchild holds the output pipes, and the runner returns only once every
-    // holder has closed them, so it must already be gone (or an unreaped zombie). Were only the
-    // leader killed, the run would stall for the grandchild's full 300 s sleep instead.
-    // A killed process closes its files (ending the pipes) a moment before the kernel marks it
-    // a zombie; nothing can be waited on for a grandchild, so give the kernel that moment.
+    // The sleeping grandchild is in the group, so the kill reached it too: it must be gone (or
+    // an unreaped zombie). The runner does not wait for it to close the output pipes (an
+    // escaped process would never close them), and a killed process is marked a zombie a
+    // moment after the kill; nothing can be waited on for a grandchild, so give the kernel
+    // that moment.
     if let Ok(pid) = std::fs::read_to_string(repo.root().join("hang.pid")) {
         assert!(
             eventually(|| !is_alive(pid.trim())),
