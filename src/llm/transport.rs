@@ -237,7 +237,10 @@ impl Transport {
                 backoff.delay(next - 1, retry::jitter_unit())
             }
         };
-        if Instant::now() + wait >= exchange.deadline {
+        if Instant::now()
+            .checked_add(wait)
+            .is_none_or(|end| end >= exchange.deadline)
+        {
             return Err(self.deadline_error(exchange, next - 1, failures.last.clone()));
         }
         Ok(wait)
