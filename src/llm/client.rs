@@ -9,11 +9,11 @@
 //! its attempt record carries the reason.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::extract::{Found, extract_json};
+use super::extract::{Found, NotFound, extract_json_by};
 use super::format_level::FormatMemory;
 use super::record::{AttemptRecord, scrub_str};
 use super::transport::{Exchange, Reply, SendError, Transport};
@@ -93,6 +93,14 @@ struct Turn {
     deadline: Instant,
 }
 
+/// Why a reply was not taken.
+enum Rejection {
+    /// What is wrong with it, for the repair turn and the error.
+    Invalid(String),
+    /// The total deadline passed while looking at it.
+    OutOfTime,
+}
+
 /// The successful end of a conversation.
 struct Answer {
     value: Value,
@@ -154,7 +162,7 @@ impl Client {
         validator: &mut PendingValidator,
         records: &mut Vec<AttemptRecord>,
     ) -> Result<Answer, LlmError> {
-        let deadline = Instant::now() + self.settings().total_timeout.value;
+        let deadline = instant_after(self.settings().total_timeout.value);
         let mut turn = Turn {
             format: self
                 .memory
@@ -169,7 +177,7 @@ impl Client {
                 schema_name: request.schema_name.clone(),
                 detail,
             })?;
-            let problems = match judge(&reply, validator) {
+            let problems = match judge(&reply, validator, turn.deadline) {
                 Ok((value, found)) => {
                     let (format, repairs) = (turn.format, turn.repairs);
                     return Ok(Answer {
@@ -179,7 +187,17 @@ impl Client {
                         repairs,
                     });
                 }
-                Err(problems) => problems,
+                Err(Rejection::OutOfTime) => {
+                    let last = "the total timeout ran out while looking for JSON in the reply";
+                    records[reply.record_index].error = Some(last.to_owned());
+                    return Err(LlmError::DeadlineExceeded {
+                        url: self.transport.endpoint(),
+                        total: self.settings().total_timeout.value,
+                        attempts: records.len() as u32,
+                        last: last.to_owned(),
+                    });
+                }
+                Err(Rejection::Invalid(problems)) => problems,
             };
             records[reply.record_index].error = Some(format!("invalid reply: {problems}"));
             if turn.repairs == MAX_REPAIR_TURNS {
@@ -311,6 +329,16 @@ fn system_prompt(request: &DecisionRequest, format: ResponseFormat) -> String {
     }
 }
 
+/// `now + duration`, or a century from now if that is past what an `Instant` can hold (a
+/// total timeout configured absurdly long must not panic).
+pub(crate) fn instant_after(duration: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(duration)
+        .or_else(|| now.checked_add(CENTURY))
+        .unwrap_or(now)
+}
+
 fn repair_prompt(problems: &str) -> String {
     format!(
         "Your previous reply cannot be used: {problems}\n\
@@ -368,18 +396,21 @@ impl PendingValidator {
 
 /// The reply's JSON value if it is present and valid, else what is wrong with it, phrased for
 /// the model (it is sent back in the repair turn) and for the user (it ends up in the error).
-fn judge(reply: &Reply, validator: &jsonschema::Validator) -> Result<(Value, Found), String> {
+fn judge(
+    reply: &Reply,
+    validator: &jsonschema::Validator,
+    deadline: Instant,
+) -> Result<(Value, Found), Rejection> {
     let cut_off = reply.finish_reason.as_deref() == Some("length");
-    let (value, found) = extract_json(&reply.content).map_err(|not_found| {
-        if cut_off {
-            format!(
+    let (value, found) =
+        extract_json_by(&reply.content, Some(deadline)).map_err(|not_found| match not_found {
+            NotFound::OutOfTime => Rejection::OutOfTime,
+            _ if cut_off => Rejection::Invalid(format!(
                 "{not_found}: the reply was cut off at the token limit (finish_reason: length) \
                  before the JSON was complete; answer with a shorter JSON object"
-            )
-        } else {
-            not_found.to_string()
-        }
-    })?;
+            )),
+            _ => Rejection::Invalid(not_found.to_string()),
+        })?;
     let problems: Vec<String> = validator
         .iter_errors(&value)
         .take(MAX_LISTED_PROBLEMS)
@@ -404,5 +435,16 @@ fn judge(reply: &Reply, validator: &jsonschema::Validator) -> Result<(Value, Fou
     if value.is_array() {
         text.push_str(" (the reply must be a single JSON object, not an array)");
     }
-    Err(text)
+    Err(Rejection::Invalid(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_absurd_duration_gives_a_deadline_instead_of_a_panic() {
+        let far = instant_after(Duration::MAX);
+        assert!(far > Instant::now() + Duration::from_secs(3600));
+    }
 }

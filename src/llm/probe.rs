@@ -11,8 +11,8 @@ use std::time::Instant;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::json;
 
-use super::client::{Client, DecisionRequest};
-use super::extract::extract_json;
+use super::client::{Client, DecisionRequest, instant_after};
+use super::extract::extract_json_by;
 use super::transport::{Arrived, Exchange, SendError, error_chain, error_detail, read_response};
 use super::{LlmError, ResponseFormat};
 use crate::settings::Source;
@@ -203,11 +203,12 @@ impl Client {
             }
         };
         let total = self.settings().attempt_timeout.value;
+        let deadline = instant_after(total);
         let exchange = Exchange {
             body: &body,
             format,
             turn: 0,
-            deadline: Instant::now() + total,
+            deadline,
             total,
             max_attempts: 1,
         };
@@ -218,7 +219,7 @@ impl Client {
             probe.latency_ms = record.latency_ms;
         }
         let error = match outcome {
-            Ok(reply) => match extract_json(&reply.content) {
+            Ok(reply) => match extract_json_by(&reply.content, Some(deadline)) {
                 Ok((value, _)) if value.get("ok").is_some_and(|ok| ok.is_boolean()) => {
                     probe.verdict = FormatVerdict::Works;
                     None

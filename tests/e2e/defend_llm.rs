@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use serde_json::Value;
+
 use crate::common::{Run, TestEnv, spectra_bin};
 use crate::llm_server::{LlmServer, Reply};
 
@@ -50,5 +52,33 @@ fn a_retry_after_of_1e20_seconds_ends_the_retries_without_a_panic() {
     assert_eq!(server.chat_requests().len(), 1);
     let finished = env.events(&repo, "run.finished");
     assert_eq!(finished.len(), 1, "the run was closed");
+    assert_eq!(finished[0]["payload"]["outcome"], "failed");
+}
+
+#[test]
+fn hostile_nesting_is_refused_quickly_within_the_deadline() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    let server = LlmServer::start();
+    let deep = format!("{}1{}", "{\"a\":".repeat(100_000), "}".repeat(100_000));
+    server.push(Reply::chat(&"{".repeat(200_000)));
+    server.respond_with(move |_| Reply::chat(&deep));
+
+    let run = spectra_with(
+        &env,
+        &repo,
+        &server,
+        &["discover", "central logs"],
+        // Room for the repair turns that echo these replies, so the test is about extraction.
+        &[
+            ("SPECTRA_LLM_TOTAL_TIMEOUT", "20s"),
+            ("SPECTRA_LLM_CONTEXT_WINDOW", "1000000"),
+        ],
+    )
+    .code(1);
+
+    assert!(run.stderr.contains("deeper than"), "{run:?}");
+    assert_eq!(server.chat_requests().len(), 3, "{run:?}");
+    let finished: Vec<Value> = env.events(&repo, "run.finished");
     assert_eq!(finished[0]["payload"]["outcome"], "failed");
 }
