@@ -6,7 +6,8 @@
 //! endpoint rejects that level; extract and validate the reply; if it is invalid, show the model
 //! what was wrong and ask again (at most [`MAX_REPAIR_TURNS`] times); then give up with an error
 //! that quotes the problems. An unparsed or invalid reply is never returned as a decision, and
-//! its attempt record carries the reason.
+//! its attempt record carries the reason. Every string of the decision (values and keys) is
+//! scrubbed of secrets before it is validated and returned.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -15,7 +16,8 @@ use serde_json::{Value, json};
 
 use super::extract::{Found, NotFound, extract_json_by};
 use super::format_level::FormatMemory;
-use super::record::{AttemptRecord, scrub_str};
+use super::record::AttemptRecord;
+use super::scrub::Scrubber;
 use super::transport::{Exchange, Reply, SendError, Transport};
 use super::{LlmError, ResponseFormat, budget};
 use crate::settings::LlmSettings;
@@ -177,7 +179,8 @@ impl Client {
                 schema_name: request.schema_name.clone(),
                 detail,
             })?;
-            let problems = match judge(&reply, validator, turn.deadline) {
+            let judged = judge(&reply, validator, self.transport.scrubber(), turn.deadline);
+            let problems = match judged {
                 Ok((value, found)) => {
                     let (format, repairs) = (turn.format, turn.repairs);
                     return Ok(Answer {
@@ -201,7 +204,7 @@ impl Client {
             };
             records[reply.record_index].error = Some(format!("invalid reply: {problems}"));
             if turn.repairs == MAX_REPAIR_TURNS {
-                return Err(self.invalid_output(request, turn.repairs, problems, &reply));
+                return Err(self.invalid_output(request, turn.repairs, problems, &reply.content));
             }
             tracing::info!(turn = turn.repairs + 1, %problems, "invalid reply; asking for a repair");
             turn.repair_messages
@@ -261,14 +264,16 @@ impl Client {
         request: &DecisionRequest,
         repairs: u32,
         problems: String,
-        reply: &Reply,
+        reply: &str,
     ) -> LlmError {
-        let quoted: String = reply.content.chars().take(QUOTED_REPLY_CHARS).collect();
+        // The reply was scrubbed on arrival; scrub before cutting anyway, so that no cut can
+        // leave part of a secret.
+        let reply = self.transport.scrubber().text(reply);
         LlmError::InvalidOutput {
             schema_name: request.schema_name.clone(),
             repairs,
             problems,
-            reply: scrub_str(&quoted, self.settings().api_key.value.expose()),
+            reply: reply.chars().take(QUOTED_REPLY_CHARS).collect(),
         }
     }
 
@@ -396,13 +401,16 @@ impl PendingValidator {
 
 /// The reply's JSON value if it is present and valid, else what is wrong with it, phrased for
 /// the model (it is sent back in the repair turn) and for the user (it ends up in the error).
+/// The value is scrubbed of secrets before it is validated, so that what is validated is what
+/// is returned.
 fn judge(
     reply: &Reply,
     validator: &jsonschema::Validator,
+    scrubber: &Scrubber,
     deadline: Instant,
 ) -> Result<(Value, Found), Rejection> {
     let cut_off = reply.finish_reason.as_deref() == Some("length");
-    let (value, found) =
+    let (mut value, found) =
         extract_json_by(&reply.content, Some(deadline)).map_err(|not_found| match not_found {
             NotFound::OutOfTime => Rejection::OutOfTime,
             _ if cut_off => Rejection::Invalid(format!(
@@ -411,6 +419,7 @@ fn judge(
             )),
             _ => Rejection::Invalid(not_found.to_string()),
         })?;
+    scrubber.value(&mut value);
     let problems: Vec<String> = validator
         .iter_errors(&value)
         .take(MAX_LISTED_PROBLEMS)

@@ -1,15 +1,36 @@
 //! What a hostile model or server can send, end to end: the real binary against the scripted
 //! chat-completions server, checking that nothing it sends leaks the API key, panics the client
 //! or burns the deadline.
+//!
+//! The key-leak tests look everywhere a string can land: standard output and error, every
+//! object reachable from any ref (the user's branch and `refs/spectra/events`, commits, trees
+//! and blobs), `git log --all -p`, and every file under the repository, `.git` included. A text
+//! "holds the key" if the key appears in it literally or after undoing backslash escapes (a few
+//! levels, as a reader decoding JSON inside JSON would).
 
+use std::io::Write;
 use std::path::Path;
+use std::process::Stdio;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::{Run, TestEnv, spectra_bin};
+use crate::discover::decision;
 use crate::llm_server::{LlmServer, Reply};
 
 const KEY: &str = "sk-spectra-e2e-7f3a9c41d2";
+
+/// The key with one letter written as a JSON `\u` escape: `sk-\u0073pectra-...`.
+fn one_escaped() -> String {
+    KEY.replacen('s', "\\u0073", 1)
+}
+
+/// The key with every character written as a JSON `\u` escape.
+fn all_escaped() -> String {
+    KEY.chars()
+        .map(|c| format!("\\u{:04x}", c as u32))
+        .collect()
+}
 
 /// Runs `git-spectra args...` against `server` with [`KEY`] as the API key, fast retries.
 fn spectra(env: &TestEnv, repo: &Path, server: &LlmServer, args: &[&str]) -> Run {
@@ -34,6 +55,215 @@ fn spectra_with(
         command.env(name, value);
     }
     Run::from_output(command.output().expect("run git-spectra"))
+}
+
+/// Undoes one level of backslash escapes: `\uXXXX`, `\\`, `\/`, `\"` (enough for an oracle).
+fn unescape_once(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '\\' && i + 1 < chars.len() {
+            match chars[i + 1] {
+                '\\' | '/' | '"' => {
+                    out.push(chars[i + 1]);
+                    i += 2;
+                    continue;
+                }
+                'u' if i + 6 <= chars.len() => {
+                    let hex: String = chars[i + 2..i + 6].iter().collect();
+                    if let Some(c) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                        out.push(c);
+                        i += 6;
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Whether `text` holds the key, literally or behind up to four levels of escapes.
+fn holds_key(text: &str) -> bool {
+    let mut level = text.to_owned();
+    for _ in 0..=4 {
+        if level.contains(KEY) {
+            return true;
+        }
+        let next = unescape_once(&level);
+        if next == level {
+            return false;
+        }
+        level = next;
+    }
+    false
+}
+
+#[track_caller]
+fn assert_no_key(what: &str, text: &str) {
+    assert!(!holds_key(text), "the API key leaked into {what}:\n{text}");
+}
+
+/// Every object reachable from any ref, printed by `git cat-file --batch`.
+fn every_object(env: &TestEnv, repo: &Path) -> String {
+    let listed = env
+        .git(repo, &["rev-list", "--objects", "--all"])
+        .success()
+        .stdout;
+    let ids: String = listed
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(|id| format!("{id}\n"))
+        .collect();
+    assert!(!ids.is_empty(), "the repository has objects");
+    let mut child = env
+        .command("git", repo)
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn git cat-file");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(ids.as_bytes())
+        .expect("write ids");
+    let output = child.wait_with_output().expect("git cat-file");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Every file under `dir`, `.git` included, as (path, lossy text).
+fn every_file(dir: &Path, out: &mut Vec<(String, String)>) {
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            every_file(&path, out);
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push((
+                path.display().to_string(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ));
+        }
+    }
+}
+
+/// The key is nowhere: output, objects, history, files.
+#[track_caller]
+fn assert_key_nowhere(env: &TestEnv, repo: &Path, run: &Run) {
+    assert_no_key("stdout", &run.stdout);
+    assert_no_key("stderr", &run.stderr);
+    let events_ref = env
+        .git(repo, &["rev-parse", "--verify", "refs/spectra/events"])
+        .success();
+    assert!(!events_ref.stdout.trim().is_empty());
+    assert_no_key("git objects", &every_object(env, repo));
+    let history = env.git(repo, &["log", "--all", "-p"]).success().stdout;
+    assert_no_key("git log --all -p", &history);
+    let log = env
+        .spectra(repo, &["log", "--format", "json"])
+        .success()
+        .stdout;
+    assert_no_key("git spectra log", &log);
+    let mut files = Vec::new();
+    every_file(repo, &mut files);
+    for (path, text) in files {
+        assert_no_key(&path, &text);
+    }
+}
+
+/// A chat completion whose body carries `content`, then has every `@BODY@` replaced by the key
+/// written as body-level `\u` escapes (the decoded content then holds the key literally).
+fn chat_with_body_escapes(content: &str) -> Reply {
+    let mut reply = Reply::chat(content);
+    let body = String::from_utf8(reply.body).unwrap();
+    reply.body = body.replace("@BODY@", &all_escaped()).into_bytes();
+    reply
+}
+
+#[test]
+fn a_key_spelled_with_escapes_in_a_decision_reaches_no_output_event_file_or_commit() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    let server = LlmServer::start();
+    let mut spelled = decision("logging");
+    spelled["problem"]["statement"] = json!("Logs are scattered; the key is @CONTENT@ here");
+    spelled["desired_state"]["vision"] = json!("One place, key @BODY@");
+    // Escaped in the reply's JSON (`sk-\u0073...` in the content) and in the body's JSON (the
+    // content string itself spelled with escapes), the body sent in 7-byte chunks so the key
+    // is split across them.
+    let content = spelled.to_string().replace("@CONTENT@", &one_escaped());
+    server.push(
+        chat_with_body_escapes(&content)
+            .header("x-request-id", &one_escaped())
+            .in_chunks(7),
+    );
+
+    let run = spectra(&env, &repo, &server, &["discover", "central logs"]).success();
+
+    let request = &server.chat_requests()[0];
+    assert_eq!(
+        request.header("authorization"),
+        Some(format!("Bearer {KEY}").as_str()),
+        "the server did get the key, so the test means something"
+    );
+    let spec = std::fs::read_to_string(repo.join(".spectra/logging.specification.yaml")).unwrap();
+    assert!(spec.contains("the key is *** here"), "{spec}");
+    let message = env
+        .git(&repo, &["log", "-1", "--format=%B"])
+        .success()
+        .stdout;
+    assert!(message.contains("the key is *** here"), "{message}");
+    assert_key_nowhere(&env, &repo, &run);
+}
+
+#[test]
+fn a_key_in_an_error_message_a_header_or_a_repaired_reply_reaches_nothing() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    let server = LlmServer::start();
+    let mut busy = Reply::error(503, "busy; your key is @BODY@", None)
+        .header("x-ratelimit-reset-requests", &one_escaped());
+    busy.body = String::from_utf8(busy.body)
+        .unwrap()
+        .replace("@BODY@", &all_escaped())
+        .into_bytes();
+    server.push(busy);
+    // Not JSON, so it is echoed into a repair turn.
+    server.push(chat_with_body_escapes(&format!(
+        "No JSON today. Keys: {} and @BODY@",
+        one_escaped()
+    )));
+    // The message decodes to `sk-\u0073...`: still the key, one decode away.
+    server.push(Reply::error(
+        401,
+        &format!("invalid key {}", one_escaped()),
+        None,
+    ));
+
+    let run = spectra(&env, &repo, &server, &["discover", "central logs"]).code(1);
+
+    assert!(run.stderr.contains("HTTP 401"), "{run:?}");
+    let requests = server.chat_requests();
+    assert_eq!(
+        requests.len(),
+        3,
+        "the 503, the invalid reply, the repair turn"
+    );
+    let repair = requests[2].message_texts();
+    assert!(
+        repair.iter().any(|text| text.starts_with("No JSON today")),
+        "the invalid reply was echoed: {repair:?}"
+    );
+    assert_no_key(
+        "the repair turn sent",
+        &String::from_utf8_lossy(&requests[2].body),
+    );
+    assert_key_nowhere(&env, &repo, &run);
 }
 
 #[test]
