@@ -6,8 +6,9 @@
 //! endpoint rejects that level; extract and validate the reply; if it is invalid, show the model
 //! what was wrong and ask again (at most [`MAX_REPAIR_TURNS`] times); then give up with an error
 //! that quotes the problems. An unparsed or invalid reply is never returned as a decision, and
-//! its attempt record carries the reason. Every string of the decision (values and keys) is
-//! scrubbed of secrets before it is validated and returned.
+//! its attempt record carries the reason. The reply echoed into a repair turn is cut to
+//! [`ECHOED_REPLY_CHARS`], so a huge reply cannot blow the prompt up; and every string of the
+//! decision (values and keys) is scrubbed of secrets before it is validated and returned.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -27,6 +28,9 @@ use crate::settings::LlmSettings;
 pub const MAX_REPAIR_TURNS: u32 = 2;
 /// How much of an invalid reply an error message quotes.
 const QUOTED_REPLY_CHARS: usize = 600;
+/// How much of an invalid reply a repair turn echoes back to the model: a reply within the
+/// usual reply budget is echoed whole, a longer one (a hostile or runaway reply) is cut.
+pub const ECHOED_REPLY_CHARS: usize = 4000;
 /// How many schema violations a repair turn lists, and how long each may be.
 const MAX_LISTED_PROBLEMS: usize = 8;
 const PROBLEM_CHARS: usize = 300;
@@ -93,6 +97,8 @@ struct Turn {
     repair_messages: Vec<Value>,
     repairs: u32,
     deadline: Instant,
+    /// What was wrong with the last reply and its text, while a repair turn asks about it.
+    rejected: Option<(String, String)>,
 }
 
 /// Why a reply was not taken.
@@ -172,9 +178,13 @@ impl Client {
             repair_messages: Vec::new(),
             repairs: 0,
             deadline,
+            rejected: None,
         };
         loop {
-            let reply = self.ask(request, &mut turn, records).await?;
+            let reply = match self.ask(request, &mut turn, records).await {
+                Ok(reply) => reply,
+                Err(error) => return Err(self.repair_failure(request, &turn, error)),
+            };
             let validator = validator.get().map_err(|detail| LlmError::BadSchema {
                 schema_name: request.schema_name.clone(),
                 detail,
@@ -208,11 +218,35 @@ impl Client {
             }
             tracing::info!(turn = turn.repairs + 1, %problems, "invalid reply; asking for a repair");
             turn.repair_messages
-                .push(json!({"role": "assistant", "content": reply.content}));
+                .push(json!({"role": "assistant", "content": echoed(&reply.content)}));
             turn.repair_messages
                 .push(json!({"role": "user", "content": repair_prompt(&problems)}));
             turn.repairs += 1;
+            turn.rejected = Some((problems, reply.content));
         }
+    }
+
+    /// `error` as the conversation reports it. A repair turn that does not fit the context
+    /// window failed because of the reply it quotes, not the user's prompt (which fit): it is
+    /// reported as the invalid reply it is, saying why no repair was asked for.
+    fn repair_failure(&self, request: &DecisionRequest, turn: &Turn, error: LlmError) -> LlmError {
+        let (
+            LlmError::PromptTooLarge {
+                prompt_tokens,
+                context_window,
+                ..
+            },
+            Some((problems, reply)),
+        ) = (&error, &turn.rejected)
+        else {
+            return error;
+        };
+        let problems = format!(
+            "{problems}; no repair turn was sent: quoting the reply back needs about \
+             {prompt_tokens} tokens, more than the {context_window}-token context window leaves \
+             for an answer"
+        );
+        self.invalid_output(request, turn.repairs - 1, problems, reply)
     }
 
     /// Sends one turn of the conversation, stepping down the `response_format` ladder while the
@@ -334,6 +368,19 @@ fn system_prompt(request: &DecisionRequest, format: ResponseFormat) -> String {
     }
 }
 
+/// `reply` as a repair turn echoes it: whole up to [`ECHOED_REPLY_CHARS`], else cut there with
+/// a marker saying how much was left out.
+fn echoed(reply: &str) -> String {
+    let Some((cut, _)) = reply.char_indices().nth(ECHOED_REPLY_CHARS) else {
+        return reply.to_owned();
+    };
+    let left_out = reply[cut..].chars().count();
+    format!(
+        "{}\n[... {left_out} more characters cut ...]",
+        &reply[..cut]
+    )
+}
+
 /// `now + duration`, or a century from now if that is past what an `Instant` can hold (a
 /// total timeout configured absurdly long must not panic).
 pub(crate) fn instant_after(duration: Duration) -> Instant {
@@ -450,6 +497,21 @@ fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_reply_is_echoed_whole_and_a_long_one_is_cut_with_a_marker() {
+        assert_eq!(echoed("{\"a\": 1"), "{\"a\": 1");
+        let exact = "é".repeat(ECHOED_REPLY_CHARS);
+        assert_eq!(echoed(&exact), exact);
+        let long = format!("{}{}", "é".repeat(ECHOED_REPLY_CHARS), "x".repeat(200_000));
+        let cut = echoed(&long);
+        assert!(cut.starts_with(&exact));
+        assert!(
+            cut.ends_with("\n[... 200000 more characters cut ...]"),
+            "{}",
+            &cut[cut.len() - 60..]
+        );
+    }
 
     #[test]
     fn an_absurd_duration_gives_a_deadline_instead_of_a_panic() {

@@ -1,6 +1,7 @@
-//! What a hostile model or server can send, end to end: the real binary against the scripted
-//! chat-completions server, checking that nothing it sends leaks the API key, panics the client
-//! or burns the deadline.
+//! What a hostile model or server can send, end to end: the real binary (and, for one case that
+//! needs a precise context window, the client library) against the scripted chat-completions
+//! server, checking that nothing it sends leaks the API key, panics the client, burns the
+//! deadline or gets blamed on the user's prompt.
 //!
 //! The key-leak tests look everywhere a string can land: standard output and error, every
 //! object reachable from any ref (the user's branch and `refs/spectra/events`, commits, trees
@@ -13,6 +14,8 @@ use std::path::Path;
 use std::process::Stdio;
 
 use serde_json::{Value, json};
+use spectra::llm::{Client, DecisionRequest, LlmError};
+use spectra::settings::{LlmSettings, Secret, Setting};
 
 use crate::common::{Run, TestEnv, spectra_bin};
 use crate::discover::decision;
@@ -285,6 +288,54 @@ fn a_retry_after_of_1e20_seconds_ends_the_retries_without_a_panic() {
     assert_eq!(finished[0]["payload"]["outcome"], "failed");
 }
 
+/// The assistant messages of the chat requests after the first: the echoed replies.
+fn echoed_replies(server: &LlmServer) -> Vec<String> {
+    server
+        .chat_requests()
+        .iter()
+        .skip(1)
+        .map(|request| {
+            let messages = request.json()["messages"].clone();
+            messages
+                .as_array()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|m| m["role"] == "assistant")
+                .and_then(|m| m["content"].as_str())
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn a_huge_invalid_reply_is_echoed_cut_short_and_the_failure_blames_the_reply() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    let server = LlmServer::start();
+    let huge = "The answer is not JSON. ".repeat(200_000 / 24);
+    server.respond_with(move |_| Reply::chat(&huge));
+
+    let run = spectra(&env, &repo, &server, &["discover", "central logs"]).code(1);
+
+    assert!(!run.stderr.contains("the prompt needs"), "{run:?}");
+    assert!(run.stderr.contains("reply"), "{run:?}");
+    assert!(run.stderr.contains("not valid"), "{run:?}");
+    let echoed = echoed_replies(&server);
+    assert_eq!(echoed.len(), 2, "two repair turns were sent");
+    for text in &echoed {
+        assert!(text.len() < 8_000, "echoed {} bytes", text.len());
+        assert!(text.starts_with("The answer is not JSON."), "{text}");
+        assert!(text.contains("characters cut"), "{text}");
+    }
+    let finished = env.events(&repo, "activity.finished");
+    assert_eq!(
+        finished[0]["payload"]["errors"][0]["reason"],
+        "invalid_decision"
+    );
+}
+
 #[test]
 fn hostile_nesting_is_refused_quickly_within_the_deadline() {
     let env = TestEnv::new();
@@ -311,4 +362,39 @@ fn hostile_nesting_is_refused_quickly_within_the_deadline() {
     assert_eq!(server.chat_requests().len(), 3, "{run:?}");
     let finished: Vec<Value> = env.events(&repo, "run.finished");
     assert_eq!(finished[0]["payload"]["outcome"], "failed");
+}
+
+#[test]
+fn a_repair_turn_that_cannot_fit_blames_the_reply_not_the_prompt() {
+    let server = LlmServer::start();
+    server.respond_with(|_| Reply::chat(&"not json ".repeat(1000)));
+    let mut settings = LlmSettings::for_url(&server.url()).expect("valid test URL");
+    settings.api_key = Setting::flag(Secret::new(KEY));
+    settings.model = Setting::flag("test-model".to_owned());
+    // Room for the question and its answer, not for an echoed 4000-character reply as well.
+    settings.context_window = Setting::flag(1200);
+    settings.max_tokens = Setting::flag(256);
+    let request = DecisionRequest {
+        system: "You choose.".to_owned(),
+        user: "Choose.".to_owned(),
+        schema: json!({"type": "object", "required": ["a"]}),
+        schema_name: "choice".to_owned(),
+        max_tokens: None,
+    };
+
+    let failure = Client::new(settings, None)
+        .expect("client")
+        .decide(&request)
+        .expect_err("the reply is never valid");
+
+    let message = failure.error.to_string();
+    assert!(
+        matches!(failure.error, LlmError::InvalidOutput { repairs: 0, .. }),
+        "{message}"
+    );
+    assert!(message.contains("no repair turn was sent"), "{message}");
+    assert!(message.contains("quoting the reply"), "{message}");
+    assert!(!message.contains("the prompt needs"), "{message}");
+    assert_eq!(server.chat_requests().len(), 1);
+    assert_eq!(failure.records.len(), 1);
 }
