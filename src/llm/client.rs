@@ -6,16 +6,19 @@
 //! endpoint rejects that level; extract and validate the reply; if it is invalid, show the model
 //! what was wrong and ask again (at most [`MAX_REPAIR_TURNS`] times); then give up with an error
 //! that quotes the problems. An unparsed or invalid reply is never returned as a decision, and
-//! its attempt record carries the reason.
+//! its attempt record carries the reason. The reply echoed into a repair turn is cut to
+//! [`ECHOED_REPLY_CHARS`], so a huge reply cannot blow the prompt up; and every string of the
+//! decision (values and keys) is scrubbed of secrets before it is validated and returned.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::extract::{Found, extract_json};
+use super::extract::{Found, NotFound, extract_json_by};
 use super::format_level::FormatMemory;
-use super::record::{AttemptRecord, scrub_str};
+use super::record::AttemptRecord;
+use super::scrub::Scrubber;
 use super::transport::{Exchange, Reply, SendError, Transport};
 use super::{LlmError, ResponseFormat, budget};
 use crate::settings::LlmSettings;
@@ -25,6 +28,9 @@ use crate::settings::LlmSettings;
 pub const MAX_REPAIR_TURNS: u32 = 2;
 /// How much of an invalid reply an error message quotes.
 const QUOTED_REPLY_CHARS: usize = 600;
+/// How much of an invalid reply a repair turn echoes back to the model: a reply within the
+/// usual reply budget is echoed whole, a longer one (a hostile or runaway reply) is cut.
+pub const ECHOED_REPLY_CHARS: usize = 4000;
 /// How many schema violations a repair turn lists, and how long each may be.
 const MAX_LISTED_PROBLEMS: usize = 8;
 const PROBLEM_CHARS: usize = 300;
@@ -91,6 +97,16 @@ struct Turn {
     repair_messages: Vec<Value>,
     repairs: u32,
     deadline: Instant,
+    /// What was wrong with the last reply and its text, while a repair turn asks about it.
+    rejected: Option<(String, String)>,
+}
+
+/// Why a reply was not taken.
+enum Rejection {
+    /// What is wrong with it, for the repair turn and the error.
+    Invalid(String),
+    /// The total deadline passed while looking at it.
+    OutOfTime,
 }
 
 /// The successful end of a conversation.
@@ -154,7 +170,7 @@ impl Client {
         validator: &mut PendingValidator,
         records: &mut Vec<AttemptRecord>,
     ) -> Result<Answer, LlmError> {
-        let deadline = Instant::now() + self.settings().total_timeout.value;
+        let deadline = instant_after(self.settings().total_timeout.value);
         let mut turn = Turn {
             format: self
                 .memory
@@ -162,14 +178,19 @@ impl Client {
             repair_messages: Vec::new(),
             repairs: 0,
             deadline,
+            rejected: None,
         };
         loop {
-            let reply = self.ask(request, &mut turn, records).await?;
+            let reply = match self.ask(request, &mut turn, records).await {
+                Ok(reply) => reply,
+                Err(error) => return Err(self.repair_failure(request, &turn, error)),
+            };
             let validator = validator.get().map_err(|detail| LlmError::BadSchema {
                 schema_name: request.schema_name.clone(),
                 detail,
             })?;
-            let problems = match judge(&reply, validator) {
+            let judged = judge(&reply, validator, self.transport.scrubber(), turn.deadline);
+            let problems = match judged {
                 Ok((value, found)) => {
                     let (format, repairs) = (turn.format, turn.repairs);
                     return Ok(Answer {
@@ -179,19 +200,53 @@ impl Client {
                         repairs,
                     });
                 }
-                Err(problems) => problems,
+                Err(Rejection::OutOfTime) => {
+                    let last = "the total timeout ran out while looking for JSON in the reply";
+                    records[reply.record_index].error = Some(last.to_owned());
+                    return Err(LlmError::DeadlineExceeded {
+                        url: self.transport.endpoint(),
+                        total: self.settings().total_timeout.value,
+                        attempts: records.len() as u32,
+                        last: last.to_owned(),
+                    });
+                }
+                Err(Rejection::Invalid(problems)) => problems,
             };
             records[reply.record_index].error = Some(format!("invalid reply: {problems}"));
             if turn.repairs == MAX_REPAIR_TURNS {
-                return Err(self.invalid_output(request, turn.repairs, problems, &reply));
+                return Err(self.invalid_output(request, turn.repairs, problems, &reply.content));
             }
             tracing::info!(turn = turn.repairs + 1, %problems, "invalid reply; asking for a repair");
             turn.repair_messages
-                .push(json!({"role": "assistant", "content": reply.content}));
+                .push(json!({"role": "assistant", "content": echoed(&reply.content)}));
             turn.repair_messages
                 .push(json!({"role": "user", "content": repair_prompt(&problems)}));
             turn.repairs += 1;
+            turn.rejected = Some((problems, reply.content));
         }
+    }
+
+    /// `error` as the conversation reports it. A repair turn that does not fit the context
+    /// window failed because of the reply it quotes, not the user's prompt (which fit): it is
+    /// reported as the invalid reply it is, saying why no repair was asked for.
+    fn repair_failure(&self, request: &DecisionRequest, turn: &Turn, error: LlmError) -> LlmError {
+        let (
+            LlmError::PromptTooLarge {
+                prompt_tokens,
+                context_window,
+                ..
+            },
+            Some((problems, reply)),
+        ) = (&error, &turn.rejected)
+        else {
+            return error;
+        };
+        let problems = format!(
+            "{problems}; no repair turn was sent: quoting the reply back needs about \
+             {prompt_tokens} tokens, more than the {context_window}-token context window leaves \
+             for an answer"
+        );
+        self.invalid_output(request, turn.repairs - 1, problems, reply)
     }
 
     /// Sends one turn of the conversation, stepping down the `response_format` ladder while the
@@ -243,14 +298,16 @@ impl Client {
         request: &DecisionRequest,
         repairs: u32,
         problems: String,
-        reply: &Reply,
+        reply: &str,
     ) -> LlmError {
-        let quoted: String = reply.content.chars().take(QUOTED_REPLY_CHARS).collect();
+        // The reply was scrubbed on arrival; scrub before cutting anyway, so that no cut can
+        // leave part of a secret.
+        let reply = self.transport.scrubber().text(reply);
         LlmError::InvalidOutput {
             schema_name: request.schema_name.clone(),
             repairs,
             problems,
-            reply: scrub_str(&quoted, self.settings().api_key.value.expose()),
+            reply: reply.chars().take(QUOTED_REPLY_CHARS).collect(),
         }
     }
 
@@ -311,6 +368,29 @@ fn system_prompt(request: &DecisionRequest, format: ResponseFormat) -> String {
     }
 }
 
+/// `reply` as a repair turn echoes it: whole up to [`ECHOED_REPLY_CHARS`], else cut there with
+/// a marker saying how much was left out.
+fn echoed(reply: &str) -> String {
+    let Some((cut, _)) = reply.char_indices().nth(ECHOED_REPLY_CHARS) else {
+        return reply.to_owned();
+    };
+    let left_out = reply[cut..].chars().count();
+    format!(
+        "{}\n[... {left_out} more characters cut ...]",
+        &reply[..cut]
+    )
+}
+
+/// `now + duration`, or a century from now if that is past what an `Instant` can hold (a
+/// total timeout configured absurdly long must not panic).
+pub(crate) fn instant_after(duration: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(duration)
+        .or_else(|| now.checked_add(CENTURY))
+        .unwrap_or(now)
+}
+
 fn repair_prompt(problems: &str) -> String {
     format!(
         "Your previous reply cannot be used: {problems}\n\
@@ -368,18 +448,25 @@ impl PendingValidator {
 
 /// The reply's JSON value if it is present and valid, else what is wrong with it, phrased for
 /// the model (it is sent back in the repair turn) and for the user (it ends up in the error).
-fn judge(reply: &Reply, validator: &jsonschema::Validator) -> Result<(Value, Found), String> {
+/// The value is scrubbed of secrets before it is validated, so that what is validated is what
+/// is returned.
+fn judge(
+    reply: &Reply,
+    validator: &jsonschema::Validator,
+    scrubber: &Scrubber,
+    deadline: Instant,
+) -> Result<(Value, Found), Rejection> {
     let cut_off = reply.finish_reason.as_deref() == Some("length");
-    let (value, found) = extract_json(&reply.content).map_err(|not_found| {
-        if cut_off {
-            format!(
+    let (mut value, found) =
+        extract_json_by(&reply.content, Some(deadline)).map_err(|not_found| match not_found {
+            NotFound::OutOfTime => Rejection::OutOfTime,
+            _ if cut_off => Rejection::Invalid(format!(
                 "{not_found}: the reply was cut off at the token limit (finish_reason: length) \
                  before the JSON was complete; answer with a shorter JSON object"
-            )
-        } else {
-            not_found.to_string()
-        }
-    })?;
+            )),
+            _ => Rejection::Invalid(not_found.to_string()),
+        })?;
+    scrubber.value(&mut value);
     let problems: Vec<String> = validator
         .iter_errors(&value)
         .take(MAX_LISTED_PROBLEMS)
@@ -404,5 +491,31 @@ fn judge(reply: &Reply, validator: &jsonschema::Validator) -> Result<(Value, Fou
     if value.is_array() {
         text.push_str(" (the reply must be a single JSON object, not an array)");
     }
-    Err(text)
+    Err(Rejection::Invalid(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_reply_is_echoed_whole_and_a_long_one_is_cut_with_a_marker() {
+        assert_eq!(echoed("{\"a\": 1"), "{\"a\": 1");
+        let exact = "é".repeat(ECHOED_REPLY_CHARS);
+        assert_eq!(echoed(&exact), exact);
+        let long = format!("{}{}", "é".repeat(ECHOED_REPLY_CHARS), "x".repeat(200_000));
+        let cut = echoed(&long);
+        assert!(cut.starts_with(&exact));
+        assert!(
+            cut.ends_with("\n[... 200000 more characters cut ...]"),
+            "{}",
+            &cut[cut.len() - 60..]
+        );
+    }
+
+    #[test]
+    fn an_absurd_duration_gives_a_deadline_instead_of_a_panic() {
+        let far = instant_after(Duration::MAX);
+        assert!(far > Instant::now() + Duration::from_secs(3600));
+    }
 }

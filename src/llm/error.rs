@@ -5,6 +5,17 @@
 
 use std::time::Duration;
 
+/// A requested wait as a message shows it: seconds, or "more than a year" for the absurd waits
+/// a hostile server sends (`Retry-After: 1e20`), which saturate to `Duration::MAX`.
+fn shown_wait(wait: Duration) -> String {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    if wait > YEAR {
+        "more than a year".to_owned()
+    } else {
+        format!("{}s", wait.as_secs_f64())
+    }
+}
+
 /// Why a decision could not be obtained.
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
@@ -50,8 +61,8 @@ pub enum LlmError {
 
     /// The endpoint asked to be retried later than we are willing to wait.
     #[error(
-        "the LLM endpoint asked to retry after {}s, longer than spectra.llm.maxDelay ({}s)",
-        wait.as_secs_f64(), max.as_secs_f64()
+        "the LLM endpoint asked to retry after {}, longer than spectra.llm.maxDelay ({}s)",
+        shown_wait(*wait), max.as_secs_f64()
     )]
     RetryAfterTooLong { wait: Duration, max: Duration },
 

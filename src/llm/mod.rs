@@ -14,10 +14,12 @@
 //! - [`budget`]: `max_tokens` from the prompt size and the context window;
 //! - [`format_level`]: the `response_format` ladder and its per-endpoint memory;
 //! - [`record`]: the attempt record;
+//! - [`scrub`]: the configured secrets out of everything the endpoint sends back;
 //! - [`probe`]: what `git spectra doctor` checks.
 //!
 //! Settings come from [`crate::settings::LlmSettings`]; the API key is a
-//! [`crate::settings::Secret`] and never reaches a record, a log line or an error message.
+//! [`crate::settings::Secret`] and never reaches a record, a log line, an error message or a
+//! decision, however the endpoint spells it back.
 
 pub mod budget;
 pub mod client;
@@ -27,6 +29,7 @@ pub mod format_level;
 pub mod probe;
 pub mod record;
 pub mod retry;
+pub mod scrub;
 mod transport;
 
 pub use client::{Client, Decision, DecisionRequest, LlmFailure};

@@ -11,8 +11,8 @@ use std::time::Instant;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::json;
 
-use super::client::{Client, DecisionRequest};
-use super::extract::extract_json;
+use super::client::{Client, DecisionRequest, instant_after};
+use super::extract::extract_json_by;
 use super::transport::{Arrived, Exchange, SendError, error_chain, error_detail, read_response};
 use super::{LlmError, ResponseFormat};
 use crate::settings::Source;
@@ -146,7 +146,7 @@ impl Client {
         let arrived =
             tokio::time::timeout(timeout, async { read_response(request.await?).await }).await;
         let latency_ms = started.elapsed().as_millis() as u64;
-        let key = self.settings().api_key.value.expose();
+        let scrubber = self.transport.scrubber();
         let mut probe = ModelsProbe {
             url,
             status: None,
@@ -157,17 +157,17 @@ impl Client {
         };
         match arrived {
             Err(_) => probe.error = Some(format!("no response within {}s", timeout.as_secs_f64())),
-            Ok(Err(error)) => {
-                probe.error = Some(super::record::scrub_str(&error_chain(&error), key))
-            }
+            Ok(Err(error)) => probe.error = Some(scrubber.text(&error_chain(&error))),
             Ok(Ok(Arrived::NoResponse { reason, .. })) => probe.error = Some(reason),
             Ok(Ok(Arrived::Response { status, body, .. })) => {
+                // The model list is printed by doctor: no secret may come back through it.
+                let body = scrubber.bytes(&body);
                 probe.status = Some(status);
                 if (200..300).contains(&status) {
                     probe.models = model_ids(&body);
                     probe.model_listed = Some(probe.models.contains(&self.settings().model.value));
                 } else {
-                    probe.error = Some(format!("HTTP {status}: {}", error_detail(&body, key)));
+                    probe.error = Some(format!("HTTP {status}: {}", error_detail(&body, scrubber)));
                 }
             }
         }
@@ -203,11 +203,12 @@ impl Client {
             }
         };
         let total = self.settings().attempt_timeout.value;
+        let deadline = instant_after(total);
         let exchange = Exchange {
             body: &body,
             format,
             turn: 0,
-            deadline: Instant::now() + total,
+            deadline,
             total,
             max_attempts: 1,
         };
@@ -218,7 +219,7 @@ impl Client {
             probe.latency_ms = record.latency_ms;
         }
         let error = match outcome {
-            Ok(reply) => match extract_json(&reply.content) {
+            Ok(reply) => match extract_json_by(&reply.content, Some(deadline)) {
                 Ok((value, _)) if value.get("ok").is_some_and(|ok| ok.is_boolean()) => {
                     probe.verdict = FormatVerdict::Works;
                     None

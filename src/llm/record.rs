@@ -4,7 +4,8 @@
 //! exact request and response bodies (stored by callers as attachments) with their SHA-256, the
 //! status, the headers that explain rate limiting, latency, token usage and the response-format
 //! level. The API key travels only in the `Authorization` header, which is never recorded, and
-//! any echo of it in a response body or error text is replaced by `***` before it gets here.
+//! any echo of a secret in a body, a header or an error text, however escaped, is replaced by
+//! `***` ([`super::scrub`]) before it gets here.
 
 use std::collections::BTreeMap;
 
@@ -98,29 +99,6 @@ pub fn is_recorded_header(name: &str) -> bool {
     ) || name.starts_with("x-ratelimit-")
 }
 
-/// Replaces every occurrence of `secret` in `bytes` with `***`. Secrets shorter than 4 bytes are
-/// left alone: they would match ordinary text everywhere and protect nothing.
-pub fn scrub(bytes: &[u8], secret: &str) -> Vec<u8> {
-    let needle = secret.as_bytes();
-    if needle.len() < 4 {
-        return bytes.to_vec();
-    }
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut rest = bytes;
-    while let Some(at) = rest.windows(needle.len()).position(|w| w == needle) {
-        out.extend_from_slice(&rest[..at]);
-        out.extend_from_slice(b"***");
-        rest = &rest[at + needle.len()..];
-    }
-    out.extend_from_slice(rest);
-    out
-}
-
-/// [`scrub`] for text.
-pub fn scrub_str(text: &str, secret: &str) -> String {
-    String::from_utf8(scrub(text.as_bytes(), secret)).unwrap_or_else(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,16 +109,6 @@ mod tests {
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-    }
-
-    #[test]
-    fn scrub_replaces_every_occurrence() {
-        assert_eq!(
-            scrub(b"key sk-123456 and sk-123456!", "sk-123456"),
-            b"key *** and ***!"
-        );
-        assert_eq!(scrub(b"nothing here", "sk-123456"), b"nothing here");
-        assert_eq!(scrub(b"abc", "ab"), b"abc");
     }
 
     #[test]

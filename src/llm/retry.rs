@@ -5,7 +5,9 @@
 //! length, an exhausted quota) are not. The wait is what the server asked for in `Retry-After`
 //! (seconds or an HTTP-date) or `retry-after-ms`, else full-jitter exponential backoff: a uniform
 //! draw from zero to `base * 2^(n-1)`, capped, so a crowd of clients spreads out instead of
-//! retrying in lockstep.
+//! retrying in lockstep. No header value can panic the client: every conversion is checked, a
+//! wait too long to represent saturates (and then exceeds `spectra.llm.maxDelay`, which ends
+//! the retries), and anything that is not a wait is ignored.
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime};
@@ -74,26 +76,39 @@ pub fn requested_delay(
     retry_after_ms: Option<&str>,
     now: SystemTime,
 ) -> Option<Duration> {
-    if let Some(ms) = retry_after_ms.and_then(|v| v.trim().parse::<f64>().ok()) {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
-        }
+    if let Some(wait) = retry_after_ms.and_then(parse_retry_after_ms) {
+        return Some(wait);
     }
     parse_retry_after(retry_after?, now)
+}
+
+/// Parses a `retry-after-ms` value: milliseconds, possibly with a fraction.
+pub fn parse_retry_after_ms(value: &str) -> Option<Duration> {
+    let ms = value.trim().parse::<f64>().ok()?;
+    seconds(ms / 1000.0)
 }
 
 /// Parses a `Retry-After` value: delta-seconds (`120`, also a decimal such as `1.5`, which some
 /// servers send) or an HTTP-date (`Wed, 21 Oct 2015 07:28:00 GMT`).
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    if let Ok(number) = value.parse::<f64>() {
+        return seconds(number);
     }
     let date = jiff::fmt::rfc2822::DateTimeParser::new()
         .parse_timestamp(value)
         .ok()?;
     let date = SystemTime::try_from(date).ok()?;
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// A wait of `value` seconds: `None` for a negative, NaN or infinite value (not a wait), and
+/// [`Duration::MAX`] for one too long to represent, which is longer than any `maxDelay`.
+fn seconds(value: f64) -> Option<Duration> {
+    if !value.is_finite() || value < 0.0 {
+        return None;
+    }
+    Some(Duration::try_from_secs_f64(value).unwrap_or(Duration::MAX))
 }
 
 /// Full-jitter exponential backoff.
@@ -112,7 +127,17 @@ impl Backoff {
 
     /// The wait after failed attempt `n`, given a uniform draw `unit` in `[0, 1)`.
     pub fn delay(&self, n: u32, unit: f64) -> Duration {
-        self.ceiling(n).mul_f64(unit.clamp(0.0, 1.0))
+        // `mul_f64` panics on NaN and on a product past `Duration::MAX` (which a ceiling near
+        // it reaches by rounding); a draw is never NaN, but no input should panic here.
+        let unit = if unit.is_nan() {
+            0.0
+        } else {
+            unit.clamp(0.0, 1.0)
+        };
+        let ceiling = self.ceiling(n);
+        Duration::try_from_secs_f64(ceiling.as_secs_f64() * unit)
+            .unwrap_or(ceiling)
+            .min(ceiling)
     }
 }
 
@@ -185,6 +210,88 @@ mod tests {
         );
         assert_eq!(parse_retry_after("-1", now), None);
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    /// What a hostile or broken server may put in a header that holds a number.
+    const HOSTILE: &[&str] = &[
+        "1e20",
+        "1e308",
+        "1.8e19",
+        "18446744073709551616",
+        "99999999999999999999999",
+        "-1",
+        "-0.5",
+        "-1e20",
+        "-inf",
+        "inf",
+        "+inf",
+        "infinity",
+        "NaN",
+        "nan",
+        "",
+        " ",
+        "abc",
+        "1s",
+        "0x10",
+        "1,5",
+        "1e",
+        "--1",
+        "\\u0031",
+        "Wed, 99 Foo 2015 07:28:00 GMT",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+        "Mon, 01 Jan 0001 00:00:00 GMT",
+    ];
+
+    #[test]
+    fn no_header_value_panics_and_every_wait_is_a_duration_or_nothing() {
+        let now = SystemTime::now();
+        // Each of these panicked or could have: the calls themselves are the test.
+        for value in HOSTILE {
+            let _ = parse_retry_after(value, now);
+            let _ = parse_retry_after_ms(value);
+            let _ = requested_delay(Some(value), Some(value), now);
+        }
+        assert_eq!(parse_retry_after("1e20", now), Some(Duration::MAX));
+        assert_eq!(parse_retry_after_ms("1e308"), Some(Duration::MAX));
+        assert_eq!(
+            parse_retry_after("18446744073709551616", now),
+            Some(Duration::MAX)
+        );
+        for not_a_wait in [
+            "-1", "-1e20", "inf", "-inf", "infinity", "NaN", "", "abc", "1s",
+        ] {
+            assert_eq!(parse_retry_after(not_a_wait, now), None, "{not_a_wait}");
+            assert_eq!(parse_retry_after_ms(not_a_wait), None, "{not_a_wait}");
+        }
+        assert!(
+            parse_retry_after("Sat, 01 Jan 2400 00:00:00 GMT", now).unwrap()
+                > Duration::from_secs(200 * 365 * 86_400)
+        );
+    }
+
+    #[test]
+    fn a_huge_retry_after_ms_is_not_overridden_by_retry_after() {
+        let now = SystemTime::now();
+        assert_eq!(
+            requested_delay(Some("1"), Some("1e30"), now),
+            Some(Duration::MAX)
+        );
+        assert_eq!(
+            requested_delay(Some("1"), Some("NaN"), now),
+            Some(Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn backoff_never_panics_on_a_strange_draw() {
+        let b = Backoff {
+            base: Duration::MAX,
+            cap: Duration::MAX,
+        };
+        for unit in [f64::NAN, f64::INFINITY, -1.0, 0.5, 2.0] {
+            assert!(b.delay(u32::MAX, unit) <= Duration::MAX);
+        }
+        assert_eq!(b.delay(1, f64::NAN), Duration::ZERO);
     }
 
     #[test]

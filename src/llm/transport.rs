@@ -4,15 +4,18 @@
 //! policy in [`super::retry`], and nothing about schemas or repair turns: it returns the reply
 //! text of the first successful attempt, or the reason it stopped. Each attempt runs under the
 //! per-attempt timeout, cut short by the total deadline; the connect timeout is set on the
-//! underlying client.
+//! underlying client. Requests are not streamed: a response is read whole (up to a size cap) and
+//! scrubbed of secrets ([`super::scrub`]) on arrival, before anything reads or records it, so a
+//! secret split across chunks is whole when the scrub runs.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 
-use super::record::{AttemptRecord, Body, Usage, is_recorded_header, scrub, scrub_str, sha256_hex};
+use super::record::{AttemptRecord, Body, Usage, is_recorded_header, sha256_hex};
 use super::retry::{self, Backoff, Verdict};
+use super::scrub::Scrubber;
 use super::{LlmError, ResponseFormat};
 use crate::settings::LlmSettings;
 
@@ -26,6 +29,7 @@ const DETAIL_CHARS: usize = 400;
 pub(crate) struct Transport {
     http: reqwest::Client,
     pub(crate) settings: LlmSettings,
+    scrubber: Scrubber,
 }
 
 /// One request to send, possibly several times.
@@ -105,7 +109,12 @@ impl Transport {
         let http = builder
             .build()
             .map_err(|e| LlmError::Setup(error_chain(&e)))?;
-        Ok(Transport { http, settings })
+        let scrubber = Scrubber::for_settings(&settings);
+        Ok(Transport {
+            http,
+            settings,
+            scrubber,
+        })
     }
 
     pub(crate) fn http(&self) -> &reqwest::Client {
@@ -120,8 +129,9 @@ impl Transport {
         url.to_string()
     }
 
-    fn key(&self) -> &str {
-        self.settings.api_key.value.expose()
+    /// What removes the configured secrets from everything the endpoint sends back.
+    pub(crate) fn scrubber(&self) -> &Scrubber {
+        &self.scrubber
     }
 
     /// Sends `exchange` until it succeeds, fails for good, runs out of attempts or of time.
@@ -202,7 +212,7 @@ impl Transport {
         if verdict == Verdict::Success {
             return Assessed::Done(self.completion(record, &body));
         }
-        let detail = error_detail(&body, self.key());
+        let detail = error_detail(&body, &self.scrubber);
         record.error = Some(format!("HTTP {status}: {detail}"));
         if verdict != Verdict::Retry {
             return Assessed::Done(Err(refusal(verdict, status, detail)));
@@ -237,7 +247,10 @@ impl Transport {
                 backoff.delay(next - 1, retry::jitter_unit())
             }
         };
-        if Instant::now() + wait >= exchange.deadline {
+        if Instant::now()
+            .checked_add(wait)
+            .is_none_or(|end| end >= exchange.deadline)
+        {
             return Err(self.deadline_error(exchange, next - 1, failures.last.clone()));
         }
         Ok(wait)
@@ -281,13 +294,14 @@ impl Transport {
             Ok(mut completion) => {
                 record.usage = completion.usage;
                 record.finish_reason.clone_from(&completion.finish_reason);
-                // The reply goes back to the endpoint in a repair turn and into errors; an echoed
-                // key must not travel with it.
-                completion.content = scrub_str(&completion.content, self.key());
+                // The body was scrubbed at every level of escaping, which covers the content;
+                // the decoded reply goes back to the endpoint in a repair turn and into errors,
+                // so scrub it again rather than rely on that.
+                completion.content = self.scrubber.text(&completion.content);
                 Ok(completion)
             }
             Err(detail) => {
-                let detail = scrub_str(&detail, self.key());
+                let detail = self.scrubber.text(&detail);
                 record.error = Some(format!("not a chat completion: {detail}"));
                 Err(LlmError::MalformedResponse { detail }.into())
             }
@@ -308,7 +322,7 @@ impl Transport {
         let arrived = match tokio::time::timeout(timeout, self.post(exchange.body)).await {
             Ok(Ok(arrived)) => arrived,
             Ok(Err(error)) => Arrived::NoResponse {
-                reason: scrub_str(&error_chain(&error), self.key()),
+                reason: self.scrubber.text(&error_chain(&error)),
                 connect_failed: error.is_connect(),
             },
             Err(_) => Arrived::NoResponse {
@@ -317,14 +331,17 @@ impl Transport {
             },
         };
         let latency_ms = started.elapsed().as_millis() as u64;
+        let arrived = self.scrubbed(arrived);
+        // Our own request holds no secret unless the user's prompt did; record it without one.
+        let request_body = self.scrubber.bytes(exchange.body);
         let mut record = AttemptRecord {
             attempt: number,
             turn: exchange.turn,
             format: exchange.format,
             url: self.endpoint(),
             started_at,
-            request_body: Body(exchange.body.to_vec()),
-            request_sha256: sha256_hex(exchange.body),
+            request_sha256: sha256_hex(&request_body),
+            request_body: Body(request_body),
             response_body: None,
             response_sha256: None,
             status: None,
@@ -340,14 +357,30 @@ impl Transport {
             body,
         } = &arrived
         {
-            let body = scrub(body, self.key());
             record.status = Some(*status);
-            record.headers = recorded_headers(headers, self.key());
-            record.response_sha256 = Some(sha256_hex(&body));
-            record.response_body = Some(Body(body));
+            record.headers = recorded_headers(headers, &self.scrubber);
+            record.response_sha256 = Some(sha256_hex(body));
+            record.response_body = Some(Body(body.clone()));
         }
         tracing::debug!(attempt = number, status = ?record.status, latency_ms, format = %exchange.format, "LLM attempt");
         (record, arrived)
+    }
+
+    /// `arrived` with the secrets scrubbed from the body, so that nothing downstream (the
+    /// record, the completion, an error message, the planner's salvage) sees them.
+    fn scrubbed(&self, arrived: Arrived) -> Arrived {
+        match arrived {
+            Arrived::Response {
+                status,
+                headers,
+                body,
+            } => Arrived::Response {
+                status,
+                headers,
+                body: self.scrubber.bytes(&body),
+            },
+            no_response => no_response,
+        }
     }
 
     /// The request body holds the prompts, so the log shows it only when
@@ -356,7 +389,7 @@ impl Transport {
         if !tracing::enabled!(tracing::Level::DEBUG) {
             return;
         }
-        let body = scrub_str(&String::from_utf8_lossy(exchange.body), self.key());
+        let body = self.scrubber.text(&String::from_utf8_lossy(exchange.body));
         tracing::debug!(
             attempt = number,
             url = %self.endpoint(),
@@ -369,7 +402,7 @@ impl Transport {
         let response = self
             .http
             .post(self.settings.url.value.clone())
-            .bearer_auth(self.key())
+            .bearer_auth(self.settings.api_key.value.expose())
             .header(CONTENT_TYPE, "application/json")
             .body(body.to_vec())
             .send()
@@ -414,14 +447,14 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn recorded_headers(headers: &HeaderMap, key: &str) -> BTreeMap<String, String> {
+fn recorded_headers(headers: &HeaderMap, scrubber: &Scrubber) -> BTreeMap<String, String> {
     headers
         .iter()
         .filter(|(name, _)| is_recorded_header(name.as_str()))
         .map(|(name, value)| {
             (
                 name.as_str().to_owned(),
-                scrub_str(&String::from_utf8_lossy(value.as_bytes()), key),
+                scrubber.text(&String::from_utf8_lossy(value.as_bytes())),
             )
         })
         .collect()
@@ -444,8 +477,9 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// A short description of an error body: OpenAI-style `error.message` (or a top-level `message`
-/// as vLLM sends), else the start of the body; the API key scrubbed out.
-pub(crate) fn error_detail(body: &[u8], key: &str) -> String {
+/// as vLLM sends), else the start of the body; the secrets scrubbed out before it is cut short,
+/// so that the cut cannot leave half a secret behind.
+pub(crate) fn error_detail(body: &[u8], scrubber: &Scrubber) -> String {
     let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let message = json.as_ref().and_then(|v| {
         v.pointer("/error/message")
@@ -457,13 +491,10 @@ pub(crate) fn error_detail(body: &[u8], key: &str) -> String {
         Some(message) => message.to_owned(),
         None => String::from_utf8_lossy(body).trim().to_owned(),
     };
-    let text = if text.is_empty() {
-        "(empty body)".to_owned()
-    } else {
-        text
-    };
-    let text: String = text.chars().take(DETAIL_CHARS).collect();
-    scrub_str(&text, key)
+    if text.is_empty() {
+        return "(empty body)".to_owned();
+    }
+    scrubber.text(&text).chars().take(DETAIL_CHARS).collect()
 }
 
 /// The parts of a chat completion we use.
@@ -517,13 +548,21 @@ mod tests {
     #[test]
     fn error_details_prefer_the_openai_message_and_scrub_the_key() {
         let body = br#"{"error":{"message":"Incorrect API key provided: sk-secret-1","type":"invalid_request_error"}}"#;
+        let scrubber = Scrubber::new(["sk-secret-1"]);
         assert_eq!(
-            error_detail(body, "sk-secret-1"),
+            error_detail(body, &scrubber),
             "Incorrect API key provided: ***"
         );
-        assert_eq!(error_detail(br#"{"message":"bad"}"#, "k"), "bad");
-        assert_eq!(error_detail(b"", "k"), "(empty body)");
-        assert_eq!(error_detail(b"plain text", "k"), "plain text");
+        assert_eq!(error_detail(br#"{"message":"bad"}"#, &scrubber), "bad");
+        assert_eq!(error_detail(b"", &scrubber), "(empty body)");
+        assert_eq!(error_detail(b"plain text", &scrubber), "plain text");
+        // Escaped twice: the message decodes to `sk-\u0073ecret-1`, still the key.
+        let escaped = br#"{"error":{"message":"bad key sk-\u0073ecret-1"}}"#;
+        assert_eq!(error_detail(escaped, &scrubber), "bad key ***");
+        // A key that straddles the cut is scrubbed whole, not cut in half first.
+        let long = format!("{}sk-secret-1", "x".repeat(DETAIL_CHARS - 4));
+        let detail = error_detail(long.as_bytes(), &scrubber);
+        assert!(!detail.contains("sk-s"), "{detail}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::common::{Run, TestEnv, json_lines};
 use crate::llm_server::{LlmServer, Reply};
 
 /// A decision that satisfies discover's schema and every gate.
-fn decision(service: &str) -> Value {
+pub(crate) fn decision(service: &str) -> Value {
     json!({
         "service_name": service,
         "problem": {"statement": "Logs are scattered across hosts", "impact": "Outages take hours to diagnose",

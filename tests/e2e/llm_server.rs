@@ -2,9 +2,10 @@
 //!
 //! [`LlmServer::start`] listens on `127.0.0.1:0` and speaks just enough HTTP/1.1 for a real
 //! client: one request per connection, answered with `Connection: close`. Each test scripts it:
-//! [`LlmServer::push`] queues canned [`Reply`]s (status, headers, body, or a stall that never
-//! answers), served in order to `POST .../chat/completions`; when the queue is empty a
-//! [`LlmServer::respond_with`] function answers, else a 500 that names the missing script.
+//! [`LlmServer::push`] queues canned [`Reply`]s (status, headers, body sent whole or in chunks,
+//! or a stall that never answers), served in order to `POST .../chat/completions`; when the
+//! queue is empty a [`LlmServer::respond_with`] function answers, else a 500 that names the
+//! missing script.
 //! `GET .../models` answers from [`LlmServer::set_models`] without touching the queue. Every
 //! request is logged with its arrival time ([`LlmServer::requests`]), so tests can assert attempt
 //! counts, request bodies and that no retry came before a `Retry-After`.
@@ -80,6 +81,9 @@ pub struct Reply {
     /// Hold the connection this long without answering (until the client hangs up, at most),
     /// then close it without a response.
     pub stall: Option<Duration>,
+    /// Send the body with `Transfer-Encoding: chunked`, in chunks of this many bytes, each
+    /// written and flushed on its own.
+    pub chunk_size: Option<usize>,
 }
 
 impl Reply {
@@ -131,6 +135,7 @@ impl Reply {
             headers: vec![("Content-Type".into(), "application/json".into())],
             body: body.to_string().into_bytes(),
             stall: None,
+            chunk_size: None,
         }
     }
 
@@ -141,6 +146,7 @@ impl Reply {
             headers: Vec::new(),
             body: body.as_bytes().to_vec(),
             stall: None,
+            chunk_size: None,
         }
     }
 
@@ -151,7 +157,14 @@ impl Reply {
             headers: Vec::new(),
             body: Vec::new(),
             stall: Some(duration),
+            chunk_size: None,
         }
+    }
+
+    /// Sends the body in chunks of `size` bytes (`Transfer-Encoding: chunked`).
+    pub fn in_chunks(mut self, size: usize) -> Reply {
+        self.chunk_size = Some(size.max(1));
+        self
     }
 
     /// Adds a response header.
@@ -318,7 +331,25 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
     if let Some(stall) = reply.stall {
         return hold(&mut reader, stall);
     }
+    if let Some(size) = reply.chunk_size {
+        return write_chunked(&mut stream, &reply, size);
+    }
     stream.write_all(&encode(&reply))?;
+    stream.flush()
+}
+
+/// Writes `reply` with `Transfer-Encoding: chunked`, flushing after every chunk.
+fn write_chunked(stream: &mut TcpStream, reply: &Reply, size: usize) -> std::io::Result<()> {
+    stream.write_all(head(reply).as_bytes())?;
+    stream.write_all(b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")?;
+    stream.flush()?;
+    for chunk in reply.body.chunks(size) {
+        stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())?;
+        stream.write_all(chunk)?;
+        stream.write_all(b"\r\n")?;
+        stream.flush()?;
+    }
+    stream.write_all(b"0\r\n\r\n")?;
     stream.flush()
 }
 
@@ -418,11 +449,17 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req
     }))
 }
 
-fn encode(reply: &Reply) -> Vec<u8> {
+/// The status line and the scripted headers.
+fn head(reply: &Reply) -> String {
     let mut head = format!("HTTP/1.1 {} {}\r\n", reply.status, reason(reply.status));
     for (name, value) in &reply.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
+    head
+}
+
+fn encode(reply: &Reply) -> Vec<u8> {
+    let mut head = head(reply);
     head.push_str(&format!(
         "Content-Length: {}\r\nConnection: close\r\n\r\n",
         reply.body.len()
