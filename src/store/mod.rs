@@ -1412,8 +1412,8 @@ mod tests {
         assert!(!message.contains(REVERTS_TRAILER));
     }
 
-    #[test]
-    fn housekeeping_asks_git_gc_when_packs_pile_up_and_every_thousand_events() {
+    /// An empty repository made by `git init`.
+    fn fresh_repository() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let init = std::process::Command::new("git")
             .args(["init", "-q"])
@@ -1421,6 +1421,12 @@ mod tests {
             .status()
             .unwrap();
         assert!(init.success());
+        dir
+    }
+
+    #[test]
+    fn housekeeping_asks_git_gc_when_packs_pile_up_and_every_thousand_events() {
+        let dir = fresh_repository();
         let repo = Repo::open(dir.path()).unwrap();
         let mut store = Store::new(&repo);
         // Appending here must not start anything; the decisions are checked directly.
@@ -1455,13 +1461,7 @@ mod tests {
 
     #[test]
     fn the_store_refuses_to_build_an_event_that_verify_would_reject() {
-        let dir = tempfile::tempdir().unwrap();
-        let init = std::process::Command::new("git")
-            .args(["init", "-q"])
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(init.success());
+        let dir = fresh_repository();
         let store = Store::new(&Repo::open(dir.path()).unwrap());
         // Past `validate`, as a future caller or a bug might be: the self-check still holds.
         let unchecked = NewEvent::new("note.added").run("r1 ");

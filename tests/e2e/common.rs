@@ -123,6 +123,11 @@ impl TestEnv {
 
     /// Runs `git-spectra args...` in `dir` with `input` on standard input.
     pub fn spectra_with_input(&self, dir: &Path, args: &[&str], input: &str) -> Run {
+        self.spectra_with_bytes(dir, args, input.as_bytes())
+    }
+
+    /// Runs `git-spectra args...` in `dir` with `input` (any bytes) on standard input.
+    pub fn spectra_with_bytes(&self, dir: &Path, args: &[&str], input: &[u8]) -> Run {
         use std::io::Write;
         let mut child = self
             .command(spectra_bin(), dir)
@@ -136,7 +141,7 @@ impl TestEnv {
             .stdin
             .take()
             .expect("stdin")
-            .write_all(input.as_bytes())
+            .write_all(input)
             .expect("write stdin");
         Run::from_output(child.wait_with_output().expect("wait for git-spectra"))
     }

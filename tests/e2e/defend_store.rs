@@ -4,9 +4,7 @@
 //! change), free text cannot pose as a trailer, and every move of the ref is in its reflog, so
 //! a replaced log is recovered with plain git.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::Stdio;
 
 use spectra::event::{EventError, NewEvent, TrailerField};
 use spectra::repo::Repo;
@@ -15,25 +13,6 @@ use spectra::store::{EVENTS_REF, Store, StoreError};
 use crate::common::{Run, TestEnv, spectra_bin};
 
 const RULE: &str = "one line of printable text";
-
-/// `git spectra args...` with `input` (any bytes) on standard input.
-fn spectra_with_bytes(env: &TestEnv, dir: &Path, args: &[&str], input: &[u8]) -> Run {
-    let mut child = env
-        .command(spectra_bin(), dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn git-spectra");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input)
-        .expect("write stdin");
-    Run::from_output(child.wait_with_output().expect("wait for git-spectra"))
-}
 
 /// Whether `refs/spectra/events` exists.
 fn has_log(env: &TestEnv, repo: &Path) -> bool {
@@ -145,7 +124,9 @@ fn a_payload_that_is_not_utf8_is_bad_input_with_a_hint() {
     let env = TestEnv::new();
     let repo = env.repo_with_commit("r");
     let args = ["append", "--kind", "note.added", "--payload", "-"];
-    let refused = spectra_with_bytes(&env, &repo, &args, b"{\"text\": \"caf\xe9\"}").code(2);
+    let refused = env
+        .spectra_with_bytes(&repo, &args, b"{\"text\": \"caf\xe9\"}")
+        .code(2);
     assert!(
         refused
             .stderr

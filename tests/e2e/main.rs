@@ -5,9 +5,9 @@
 
 mod common;
 mod defend_effects;
+mod defend_llm;
 mod defend_misc;
 mod defend_store;
-mod defend_llm;
 mod discover;
 mod events_cli;
 mod hooks;
