@@ -103,6 +103,7 @@ impl Error {
             | StoreError::Ambiguous { .. }
             | StoreError::NoSuchAttachment { .. }
             | StoreError::Contention { .. }
+            | StoreError::Tampered(_)
             | StoreError::Event(_) => EXIT_FAILED,
             StoreError::Read(_) | StoreError::Write(_) | StoreError::NotAnEvent { .. } => {
                 EXIT_FATAL
