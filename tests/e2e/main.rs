@@ -4,6 +4,7 @@
 //! parallel.
 
 mod common;
+mod defend_verify;
 mod discover;
 mod events_cli;
 mod hooks;
