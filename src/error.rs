@@ -107,6 +107,7 @@ impl Error {
             | StoreError::NoSuchAttachment { .. }
             | StoreError::Contention { .. }
             | StoreError::Unverifiable { .. }
+            | StoreError::Tampered(_)
             | StoreError::Event(_) => EXIT_FAILED,
             StoreError::Read(_) | StoreError::Write(_) | StoreError::NotAnEvent { .. } => {
                 EXIT_FATAL

@@ -17,7 +17,8 @@
 //!   `Spectra-Run` and `Spectra-Reverts` trailers and git's "This reverts commit" line), so
 //!   running it again completes the record instead of reverting twice.
 //!
-//! The signal handler ([`crate::interrupt`]) uses [`close`] for its own run.
+//! The signal handler ([`crate::interrupt`]) uses [`close`] for its own run. Nothing is closed
+//! while the log fails verification.
 
 use std::collections::HashSet;
 
@@ -56,6 +57,12 @@ pub fn settle(repo: &Repo, store: &Store) -> Vec<Closed> {
     let state_dir = repo.state_dir();
     let abandoned = run_lock::abandoned(&state_dir);
     if abandoned.is_empty() {
+        return Vec::new();
+    }
+    // Closing a run acts on what its events say: never on a log that fails verification (the
+    // lock files stay, and the run is closed once the log is sound again).
+    if let Err(error) = store.require_intact() {
+        tracing::warn!(%error, "interrupted runs are left open");
         return Vec::new();
     }
     let worktree = repo.work_tree().map(Worktree::new);

@@ -6,6 +6,7 @@
 //! writes go through a temporary file and a rename, so a reader never sees half a file, and a
 //! write that fails only costs speed next time. A cache is never the truth.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use gix::ObjectId;
@@ -65,19 +66,33 @@ pub fn write<T: Serialize>(path: &Path, version: u32, tip: &ObjectId, value: &T)
 /// Saves `value` as JSON at `path` through a temporary file and a rename; failures (a read-only
 /// or missing git dir) are logged and otherwise ignored, since a cache only ever costs speed.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) {
-    if let Err(error) = write_atomically(path, value) {
+    write_with(path, |writer| {
+        serde_json::to_writer(writer, value).map_err(std::io::Error::other)
+    });
+}
+
+/// Saves `bytes` at `path` as [`write_json`] does, for caches that are not JSON throughout.
+pub fn write_bytes(path: &Path, bytes: &[u8]) {
+    write_with(path, |writer| writer.write_all(bytes));
+}
+
+fn write_with(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) {
+    if let Err(error) = write_atomically(path, write) {
         tracing::debug!(path = %path.display(), %error, "could not write a cache");
     }
 }
 
-fn write_atomically(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
+fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path.parent().expect("a cache path has a directory");
     std::fs::create_dir_all(dir)?;
     let mut temp = tempfile::NamedTempFile::new_in(dir)?;
     {
         let mut writer = std::io::BufWriter::new(temp.as_file_mut());
-        serde_json::to_writer(&mut writer, value).map_err(std::io::Error::other)?;
-        std::io::Write::flush(&mut writer)?;
+        write(&mut writer)?;
+        writer.flush()?;
     }
     temp.persist(path).map_err(|err| err.error)?;
     Ok(())

@@ -43,7 +43,7 @@ pub struct LogArgs {
 
 pub fn run(args: LogArgs) -> Result<u8> {
     let repo = Repo::discover()?;
-    let store = super::open_store(&repo);
+    let store = super::open_store_for_reading(&repo);
     let filter = Filter {
         run: args.run,
         activity: args.activity,

@@ -24,7 +24,7 @@ use clap::{Parser, Subcommand};
 use crate::error::{EXIT_USAGE, Error};
 use crate::logging::{self, LogFormat, LogOptions};
 use crate::repo::Repo;
-use crate::store::Store;
+use crate::store::{Integrity, Store};
 use crate::ui::{self, ColorChoice};
 
 pub use completions::{CompletionShell, script as completion_script};
@@ -321,6 +321,29 @@ pub(crate) fn open_store(repo: &Repo) -> Store {
             "run {} was interrupted (its process ended); recorded it as interrupted{found}",
             closed.run
         ));
+    }
+    store
+}
+
+/// [`open_store`] for a command that only shows the log: when the log fails verification, a
+/// warning naming the first bad event goes to stderr first, and the command still shows what
+/// the log holds (commands that act on the log refuse instead; see `Store::require_intact`).
+pub(crate) fn open_store_for_reading(repo: &Repo) -> Store {
+    let store = open_store(repo);
+    match store.integrity() {
+        Ok(Integrity::Intact { .. }) => {}
+        Ok(Integrity::Broken(failure)) => {
+            ui::warning(format_args!(
+                "the event log fails verification at {failure}"
+            ));
+            ui::hint(
+                "run `git spectra verify` for details; the log is shown as recorded, and no command will act on it",
+            );
+        }
+        // Reading the log goes on: it reports its own errors where it meets them.
+        Err(err) => ui::warning(format_args!(
+            "cannot check the event log's integrity: {err}"
+        )),
     }
     store
 }

@@ -29,7 +29,7 @@ pub struct ShowArgs {
 
 pub fn run(args: ShowArgs) -> Result<u8> {
     let repo = Repo::discover()?;
-    let store = super::open_store(&repo);
+    let store = super::open_store_for_reading(&repo);
     let stored = store.find(&args.id)?;
     let mut out = Output::new();
     if let Some(name) = &args.attachment {

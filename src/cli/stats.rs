@@ -33,7 +33,7 @@ pub struct StatsArgs {
 
 pub fn run(args: StatsArgs) -> Result<u8> {
     let repo = Repo::discover()?;
-    let store = super::open_store(&repo);
+    let store = super::open_store_for_reading(&repo);
     let folded = stats::cache::tally(&store, &repo.state_dir().join("cache"))?;
     let scope = Scope {
         since: args.since,

@@ -108,7 +108,7 @@ pub fn run(args: StatusArgs) -> Result<u8> {
 }
 
 fn events_status(repo: &Repo) -> Result<EventsStatus> {
-    let store = super::open_store(repo);
+    let store = super::open_store_for_reading(repo);
     let count = store.count()?;
     // The projection cache makes this cheap after the first read; an empty log has no runs.
     let last_run = if count == 0 {

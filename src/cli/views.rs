@@ -77,14 +77,14 @@ pub struct ExportArgs {
 
 fn load() -> Result<(Repo, Projection)> {
     let repo = Repo::discover()?;
-    let store = super::open_store(&repo);
+    let store = super::open_store_for_reading(&repo);
     let projection = projection::cache::load(&repo, &store)?;
     Ok((repo, projection))
 }
 
 pub fn manifest(args: ManifestArgs) -> Result<u8> {
     let repo = Repo::discover()?;
-    let store = super::open_store(&repo);
+    let store = super::open_store_for_reading(&repo);
     let manifests = projection::manifests::query(&repo, &store, |index| {
         index.try_manifests(args.activity.as_deref(), args.service.as_deref())
     })?;

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::repo::Repo;
+use crate::store::Store;
 
 use super::observe::{ObservedCommit, SPECTRA_DIR};
 use super::pending::Workplace;
@@ -82,6 +83,8 @@ pub fn start_for_commit(
     if activities.is_empty() || specs.is_empty() {
         return Ok(Vec::new());
     }
+    // The activities read the log they extend; none starts on a log that fails verification.
+    Store::new(repo).require_intact()?;
     let log_path = hooks_log_path(repo);
     let mut log = open_log(&log_path)?;
     hold_shared_lock(&log);

@@ -7,8 +7,12 @@
 //! built on: a writer that loses the race rebuilds its events on the new tip (new lamport, new
 //! `prev_digest`) and tries again. No lock file of our own is ever taken; git's ref lock is the
 //! only one, and it is held only for the instant of the update.
+//!
+//! [`Store::verify`] checks the whole log from the first event; [`Store::integrity`] gives the
+//! same answer cheaply, from a cache keyed by tip, for the commands that read or act on the log.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use gix::ObjectId;
@@ -19,10 +23,12 @@ use crate::event::{self, Event, EventError, GENESIS_DIGEST, NewEvent};
 use crate::repo::Repo;
 
 mod deflate;
+mod integrity;
 mod loose;
 mod pack;
 mod read;
 
+pub use integrity::Integrity;
 pub use read::Keep;
 
 /// The ref that holds the event log.
@@ -83,6 +89,9 @@ pub enum StoreError {
         kind: String,
         reason: String,
     },
+    /// The log fails verification, so nothing may act on what it says.
+    #[error("the event log fails verification at {0}")]
+    Tampered(VerifyFailure),
     #[error(transparent)]
     Event(#[from] EventError),
 }
@@ -103,6 +112,9 @@ impl StoreError {
             }
             StoreError::Unverifiable { .. } => Some(
                 "nothing was written and the log is unchanged; whatever built this event has a bug: please report it with the reason above".into(),
+            ),
+            StoreError::Tampered(_) => Some(
+                "nothing was changed: no command acts on a log that fails verification; run `git spectra verify` for details".into(),
             ),
             _ => None,
         }
@@ -223,6 +235,8 @@ pub struct Store {
     actor: gix::actor::Signature,
     /// How long an append keeps retrying a lost compare-and-swap or a taken ref lock.
     append_deadline: Duration,
+    /// Where [`Store::integrity`] keeps its last answer (see `integrity`).
+    integrity_cache: PathBuf,
 }
 
 /// The facts about the tip an append builds on.
@@ -241,6 +255,7 @@ impl Store {
             auto_gc: repo_auto_gc(repo_handle),
             actor: actor_of(repo_handle),
             append_deadline: APPEND_DEADLINE,
+            integrity_cache: crate::tip_cache::path(repo_handle, integrity::CACHE_NAME),
         }
     }
 
@@ -691,33 +706,11 @@ impl Store {
 
     /// Recomputes the digest chain and the lamport order over the whole log and checks that
     /// every commit's trailers and attachments agree with its `event.json`.
+    ///
+    /// Always from the first event: this is the auditor's check, and reads no cache. Its answer
+    /// is saved for [`Store::integrity`].
     pub fn verify(&self) -> Result<Verification, StoreError> {
-        let mut headers = Vec::new();
-        for header in self.headers_newest_first() {
-            headers.push(header?);
-        }
-        headers.reverse();
-        let mut checker = ChainChecker::default();
-        let mut buf = Vec::new();
-        for (index, header) in headers.into_iter().enumerate() {
-            let commit = header.id;
-            let id = header.trailers.get("Spectra-Id").map(str::to_string);
-            if let Err(reason) = self.check_event(header, &mut checker, &mut buf) {
-                return Ok(Verification {
-                    verified: index,
-                    failure: Some(VerifyFailure {
-                        position: index + 1,
-                        commit,
-                        id,
-                        reason,
-                    }),
-                });
-            }
-        }
-        Ok(Verification {
-            verified: checker.count,
-            failure: None,
-        })
+        Ok(self.check_from_start(self.tip()?)?.verification())
     }
 
     fn check_event(

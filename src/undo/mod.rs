@@ -220,6 +220,7 @@ pub fn plan_undo(
     target: Option<&str>,
     forced: bool,
 ) -> Result<Plan, UndoError> {
+    context.store.require_intact()?;
     let history = History::load(context.store)?;
     let selection = match target {
         None => Selection::Run(history.latest_live_run().ok_or(UndoError::NothingToUndo)?),
@@ -235,6 +236,7 @@ pub fn plan_undo(
 
 /// The plan for `git spectra redo`: cancel the newest undo in effect.
 pub fn plan_redo(context: &Context<'_>) -> Result<Plan, UndoError> {
+    context.store.require_intact()?;
     let history = History::load(context.store)?;
     let undo = history
         .latest_active_undo()

@@ -8,6 +8,7 @@ mod defend_effects;
 mod defend_llm;
 mod defend_misc;
 mod defend_store;
+mod defend_verify;
 mod discover;
 mod events_cli;
 mod hooks;

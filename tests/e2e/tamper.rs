@@ -10,12 +10,12 @@ use crate::common::{Run, TestEnv};
 
 /// One event commit, enough to write it again.
 #[derive(Clone)]
-struct RawCommit {
-    tree: String,
-    message: String,
+pub(crate) struct RawCommit {
+    pub(crate) tree: String,
+    pub(crate) message: String,
 }
 
-fn read_chain(env: &TestEnv, repo: &Path) -> Vec<RawCommit> {
+pub(crate) fn read_chain(env: &TestEnv, repo: &Path) -> Vec<RawCommit> {
     let ids = env
         .git(repo, &["rev-list", "--reverse", "refs/spectra/events"])
         .success()
@@ -39,7 +39,7 @@ fn read_chain(env: &TestEnv, repo: &Path) -> Vec<RawCommit> {
         .collect()
 }
 
-fn write_chain(env: &TestEnv, repo: &Path, chain: &[RawCommit]) {
+pub(crate) fn write_chain(env: &TestEnv, repo: &Path, chain: &[RawCommit]) {
     let mut parent: Option<String> = None;
     for commit in chain {
         let mut args = vec!["commit-tree".to_string(), commit.tree.clone()];
@@ -64,7 +64,13 @@ fn write_chain(env: &TestEnv, repo: &Path, chain: &[RawCommit]) {
 }
 
 /// A tree like `tree` with `name` replaced by `content`.
-fn replace_in_tree(env: &TestEnv, repo: &Path, tree: &str, name: &str, content: &[u8]) -> String {
+pub(crate) fn replace_in_tree(
+    env: &TestEnv,
+    repo: &Path,
+    tree: &str,
+    name: &str,
+    content: &[u8],
+) -> String {
     let path = env.path().join("blob.tmp");
     std::fs::write(&path, content).unwrap();
     let blob = env
@@ -103,7 +109,7 @@ fn replace_in_tree(env: &TestEnv, repo: &Path, tree: &str, name: &str, content: 
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 
-fn event_json(env: &TestEnv, repo: &Path, tree: &str) -> serde_json::Value {
+pub(crate) fn event_json(env: &TestEnv, repo: &Path, tree: &str) -> serde_json::Value {
     let text = env
         .git(repo, &["cat-file", "-p", &format!("{tree}:event.json")])
         .success()
