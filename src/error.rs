@@ -56,6 +56,9 @@ pub enum Error {
     /// Export could not write its files.
     #[error(transparent)]
     Export(#[from] crate::projection::export::ExportError),
+    /// Sharing the log with a remote failed.
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
     /// A git hook could not be installed, removed or inspected.
     #[error(transparent)]
     Hook(#[from] crate::hook::HookError),
@@ -77,6 +80,9 @@ impl Error {
             Error::Registry(_) | Error::Playbook(_) | Error::Builtin(_) => EXIT_FAILED,
             Error::Store(err) => Error::store_exit_code(err),
             Error::Llm(_) | Error::Export(_) => EXIT_FAILED,
+            // git could not reach the remote: fatal, as git's own fetch is.
+            Error::Sync(err) if err.is_fatal() => EXIT_FATAL,
+            Error::Sync(_) => EXIT_FAILED,
             Error::Undo(err) => match err {
                 crate::undo::UndoError::Store(store) => Error::store_exit_code(store),
                 _ => EXIT_FAILED,
@@ -128,6 +134,7 @@ impl Error {
             Error::Run(err) => err.hint(),
             Error::Undo(err) => err.hint(),
             Error::Export(_) => None,
+            Error::Sync(err) => err.hint(),
             Error::Hook(err) => err.hint(),
             Error::Repo(_) | Error::Io(_) => None,
         }

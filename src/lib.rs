@@ -24,6 +24,7 @@ pub mod run_lock;
 pub mod settings;
 pub mod stats;
 pub mod store;
+pub mod sync;
 pub mod test_hook;
 pub mod tip_cache;
 pub mod trailer_text;

@@ -15,6 +15,7 @@ mod run;
 mod show;
 mod stats;
 mod status;
+mod sync;
 mod undo;
 mod verify;
 mod views;
@@ -73,6 +74,8 @@ pub enum Command {
     Registry(registry::RegistryArgs),
     Hooks(hooks::HooksArgs),
     Status(status::StatusArgs),
+    Fetch(sync::FetchArgs),
+    Sync(sync::SyncArgs),
     Completions(completions::CompletionsArgs),
     /// Print or install the manual pages (for packagers and the README's install step).
     #[command(hide = true)]
@@ -231,6 +234,8 @@ pub fn run() -> u8 {
         Command::Registry(args) => registry::run(args),
         Command::Hooks(args) => hooks::run(args),
         Command::Status(args) => status::run(args),
+        Command::Fetch(args) => sync::fetch(args),
+        Command::Sync(args) => sync::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
         Command::Hook(args) => hook::run(args),
@@ -305,6 +310,13 @@ fn run_post_commit_hook(call: ShimCall) -> u8 {
 pub(crate) fn open_store(repo: &Repo) -> Store {
     hook::settle_noted(repo);
     let store = Store::new(repo);
+    if store.tip().ok().flatten().is_none()
+        && let Some(remote) = crate::sync::unfetched_remote_log(repo, &crate::sync::Git::new(repo))
+    {
+        ui::hint(format_args!(
+            "{remote} has an event log that this clone has not fetched; `git spectra fetch {remote}` brings it (`git spectra sync --setup` makes `git fetch` bring it too)"
+        ));
+    }
     for closed in crate::reconcile::settle(repo, &store) {
         let found = match closed.found.as_slice() {
             [] => String::new(),

@@ -42,6 +42,8 @@ struct Status {
     repository: RepositoryStatus,
     events: EventsStatus,
     hooks: HooksStatus,
+    /// Where the log stands against the remote's last fetched log; `None` without a remote.
+    remote: Option<crate::sync::Standing>,
     llm: LlmStatus,
 }
 
@@ -96,6 +98,12 @@ pub fn run(args: StatusArgs) -> Result<u8> {
         },
         events: events_status(&repo)?,
         hooks: hooks_status(&repo)?,
+        remote: {
+            let git = crate::sync::Git::new(&repo);
+            crate::sync::choose_remote(&git, None)
+                .ok()
+                .map(|remote| crate::sync::standing(&git, &remote))
+        },
         llm: llm_status(&repo, args.offline)?,
     };
     let mut out = Output::new();
@@ -185,6 +193,13 @@ fn render_human(out: &mut Output, status: &Status) -> std::io::Result<()> {
         field("hooks"),
         describe_hooks(&status.hooks)
     ))?;
+    if let Some(remote) = &status.remote {
+        out.line(format_args!(
+            "{} {}",
+            field("remote"),
+            describe_remote(remote)
+        ))?;
+    }
     let llm = &status.llm;
     out.line(format_args!(
         "{} {} ({})",
@@ -216,6 +231,28 @@ fn describe_events(events: &EventsStatus) -> String {
             run.command.as_deref().unwrap_or("?"),
             ui::outcome(&run.outcome),
             run.started_at
+        ),
+    }
+}
+
+fn describe_remote(standing: &crate::sync::Standing) -> String {
+    use crate::sync::Standing as S;
+    let events = |n: usize| format!("{n} event{}", if n == 1 { "" } else { "s" });
+    match standing {
+        S::NeverFetched { remote } => {
+            format!("{remote}'s log never fetched (`git spectra fetch {remote}`)")
+        }
+        S::InSync { remote } => format!("in sync with {remote} (as last fetched)"),
+        S::Ahead { remote, ahead } => format!("{} ahead of {remote}", events(*ahead)),
+        S::Behind { remote, behind } => format!("{} behind {remote}", events(*behind)),
+        S::Diverged {
+            remote,
+            ahead,
+            behind,
+        } => format!(
+            "diverged from {remote}: {} here only, {} there only",
+            events(*ahead),
+            events(*behind)
         ),
     }
 }

@@ -23,5 +23,6 @@ mod registry;
 mod stats;
 mod store_batch;
 mod store_concurrency;
+mod sync;
 mod tamper;
 mod undo;
