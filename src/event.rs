@@ -45,6 +45,8 @@ pub mod kind {
     pub const EFFECT_INTENDED: &str = "effect.intended";
     /// The plan an undo or redo is about to carry out, appended before its first step.
     pub const UNDO_STARTED: &str = "undo.started";
+    /// Two diverged logs joined: a commit with both tips as parents.
+    pub const LOG_MERGED: &str = "log.merged";
 }
 
 /// One recorded fact, exactly as stored in `event.json`.

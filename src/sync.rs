@@ -399,3 +399,212 @@ pub fn unfetched_remote_log(repo: &Repo, git: &Git) -> Option<String> {
     let advertised = git.run(&["ls-remote", &remote, REMOTE_LOG_REF]).ok()?;
     (!advertised.trim().is_empty()).then_some(remote)
 }
+
+/// A conflict a merge recorded that no later run has settled yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unresolved {
+    /// The `log.merged` event that found it.
+    pub merge: String,
+    pub service: String,
+    pub activity: String,
+    /// The runs on each side that both decided.
+    pub ours: Vec<String>,
+    pub theirs: Vec<String>,
+}
+
+/// The conflicts recorded by `log.merged` events (both sides ran the same activity for the
+/// same service since their merge base) that no later `activity.finished` of that activity
+/// for that service, from another run, has settled. `events` are in the log's total order.
+pub fn unresolved_conflicts(events: &[crate::event::Event]) -> Vec<Unresolved> {
+    use crate::event::kind;
+    let mut open: Vec<Unresolved> = Vec::new();
+    for event in events {
+        if event.kind == kind::LOG_MERGED {
+            for conflict in event.payload["conflicts"].as_array().into_iter().flatten() {
+                let text = |key: &str| conflict[key].as_str().unwrap_or_default().to_string();
+                let runs = |key: &str| -> Vec<String> {
+                    conflict[key]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|run| run.as_str().map(str::to_string))
+                        .collect()
+                };
+                open.retain(|u| !(u.service == text("service") && u.activity == text("activity")));
+                open.push(Unresolved {
+                    merge: event.id.clone(),
+                    service: text("service"),
+                    activity: text("activity"),
+                    ours: runs("ours"),
+                    theirs: runs("theirs"),
+                });
+            }
+        } else if event.kind == kind::ACTIVITY_FINISHED {
+            let run = event.run.as_deref().unwrap_or_default();
+            open.retain(|u| {
+                let settles = event.service.as_deref() == Some(u.service.as_str())
+                    && event.activity.as_deref() == Some(u.activity.as_str())
+                    && !u.ours.iter().chain(&u.theirs).any(|r| r == run);
+                !settles
+            });
+        }
+    }
+    open
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pushed {
+    pub remote: String,
+    /// The commit the remote's log points at now; `None` when there was nothing to push.
+    pub tip: Option<String>,
+    /// Events the remote did not have before.
+    pub events: usize,
+    /// Rounds of fetch and merge it took because the remote had moved meanwhile.
+    pub merges: usize,
+}
+
+/// How many times a push fetches, merges and tries again when the remote moved meanwhile.
+const PUSH_ATTEMPTS: usize = 8;
+
+/// Pushes the local log to `remote`'s `refs/spectra/events` as a fast-forward only (never
+/// forced). When the remote moved meanwhile (another clone pushed), `catch_up` is called with
+/// the remote's new tip, fetched into the tracking ref, to merge it into the local log, and the
+/// push is tried again, a bounded number of times with a growing, jittered pause, so that two
+/// clones pushing at the same moment both land.
+pub fn push(
+    git: &Git,
+    remote: &str,
+    mut catch_up: impl FnMut(&str) -> Result<(), SyncError>,
+) -> Result<Pushed, SyncError> {
+    let mut merges = 0;
+    let before = git.resolve(&tracking_ref(remote));
+    for attempt in 1..=PUSH_ATTEMPTS {
+        let Some(local) = git.resolve(EVENTS_REF) else {
+            return Ok(Pushed {
+                remote: remote.to_string(),
+                tip: None,
+                events: 0,
+                merges,
+            });
+        };
+        let refspec = format!("{local}:{REMOTE_LOG_REF}");
+        let pushed = git.output(&["push", "--porcelain", "--quiet", remote, &refspec])?;
+        if pushed.status.success() {
+            // The tracking ref mirrors what the remote now has.
+            let _ = git.run(&[
+                "update-ref",
+                "-m",
+                "spectra push",
+                &tracking_ref(remote),
+                &local,
+            ]);
+            let events = match &before {
+                Some(before) => count_commits(git, &[local.as_str(), &format!("^{before}")]),
+                None => count_commits(git, &[local.as_str()]),
+            };
+            return Ok(Pushed {
+                remote: remote.to_string(),
+                tip: Some(local),
+                events,
+                merges,
+            });
+        }
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&pushed.stdout),
+            String::from_utf8_lossy(&pushed.stderr)
+        );
+        if !remote_moved(&said) || attempt == PUSH_ATTEMPTS {
+            return Err(SyncError::Git {
+                args: format!("push {remote} {refspec}"),
+                reason: said.trim().to_string(),
+            });
+        }
+        let fetched = fetch(git, remote)?;
+        if let Some(theirs) = &fetched.after {
+            catch_up(theirs)?;
+            merges += 1;
+        }
+        std::thread::sleep(push_backoff(attempt));
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// Whether a refused push says the remote's log moved (a non-fast-forward, or a ref lock
+/// another push held), as opposed to any other failure.
+fn remote_moved(said: &str) -> bool {
+    [
+        "non-fast-forward",
+        "fetch first",
+        "cannot lock ref",
+        "failed to update ref",
+        "stale info",
+    ]
+    .iter()
+    .any(|sign| said.contains(sign))
+}
+
+/// A full-jitter pause that grows with each attempt, capped at about a second.
+fn push_backoff(attempt: usize) -> std::time::Duration {
+    let cap_ms = (50u64 << attempt.min(5)).min(1_000);
+    let jitter = uuid::Uuid::now_v7().as_u128() as u64 % cap_ms.max(1);
+    std::time::Duration::from_millis(jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{NewEvent, kind, seal_for_tests};
+    use serde_json::json;
+
+    fn finished(run: &str, service: &str, activity: &str) -> NewEvent {
+        NewEvent::new(kind::ACTIVITY_FINISHED)
+            .run(run)
+            .service(service)
+            .activity(activity)
+            .payload(json!({"outcome": "succeeded"}))
+    }
+
+    fn merged(conflicts: serde_json::Value) -> NewEvent {
+        NewEvent::new(kind::LOG_MERGED).payload(json!({"conflicts": conflicts}))
+    }
+
+    #[test]
+    fn a_conflict_stays_open_until_another_run_of_that_activity_for_that_service() {
+        let conflict = json!([{"service": "logging", "activity": "discover",
+            "ours": ["r1"], "theirs": ["r2"]}]);
+        let events = seal_for_tests(vec![
+            finished("r1", "logging", "discover"),
+            finished("r2", "logging", "discover"),
+            merged(conflict),
+            // The conflicting runs themselves, or another service or activity, settle nothing.
+            finished("r1", "logging", "discover"),
+            finished("r3", "billing", "discover"),
+            finished("r4", "logging", "plan"),
+        ]);
+        let open = unresolved_conflicts(&events);
+        assert_eq!(open.len(), 1);
+        assert_eq!(
+            (open[0].service.as_str(), open[0].activity.as_str()),
+            ("logging", "discover")
+        );
+        assert_eq!(open[0].merge, events[2].id);
+
+        let mut settled = events.clone();
+        settled.extend(seal_for_tests(vec![finished("r5", "logging", "discover")]));
+        assert!(unresolved_conflicts(&settled).is_empty());
+    }
+
+    #[test]
+    fn only_remote_moves_are_retried() {
+        assert!(remote_moved(
+            "!\trefs/heads/x:refs/spectra/events\t[rejected] (non-fast-forward)"
+        ));
+        assert!(remote_moved("! [rejected] (fetch first)"));
+        assert!(!remote_moved(
+            "fatal: could not read from remote repository"
+        ));
+        assert!(push_backoff(40) <= std::time::Duration::from_secs(1));
+    }
+}
