@@ -47,6 +47,18 @@ pub mod kind {
     pub const UNDO_STARTED: &str = "undo.started";
     /// Two diverged logs joined: a commit with both tips as parents.
     pub const LOG_MERGED: &str = "log.merged";
+
+    /// Kinds that record an effect the tool made on the user's branch or on the log itself;
+    /// undo, redo and the views act on them, so only the tool writes them (`append` refuses).
+    pub const TOOL_ONLY: &[&str] = &[
+        FILES_COMMITTED,
+        EFFECT_INTENDED,
+        EVENTS_REVERTED,
+        EVENTS_RESTORED,
+        UNDO_STARTED,
+        UNDO_FAILED,
+        LOG_MERGED,
+    ];
 }
 
 /// One recorded fact, exactly as stored in `event.json`.

@@ -1,10 +1,12 @@
 //! SIGINT and SIGTERM: the run in progress is closed as `interrupted` before the process exits.
 //!
-//! A signal thread waits for either signal. When one comes it waits (a bounded time) for an
-//! effect in flight to be recorded, by taking the effect lock that every commit and revert is
-//! made under, and keeps it, so the main thread starts no new effect; it then closes the
-//! process's run as the next command would close a dead one ([`crate::reconcile::close`]),
-//! stops the playbooks' process groups and exits with git's code for the signal (130, 143).
+//! A signal thread waits for either signal. When one comes it stops the playbooks' process
+//! groups, waits (a bounded time) for an effect in flight to be recorded, by taking the effect
+//! lock that every commit and revert is made under, and keeps it, so the main thread starts no
+//! new effect; it then closes the process's run as the next command would close a dead one
+//! ([`crate::reconcile::close`]) and exits with git's code for the signal (130, 143). When the
+//! effect is still going after the wait (a slow `pre-commit` hook), the run is left to the
+//! next command: the `git commit` holds the run's lock until it ends.
 //!
 //! git runs `git-spectra` as a child and, when it is itself killed, does not pass the signal
 //! on. On Linux the process therefore asks the kernel for SIGTERM when its parent `git` dies,
@@ -56,9 +58,16 @@ fn wait_for_signal() -> Option<i32> {
 fn stop(code: i32) -> ! {
     let signal = if code == 130 { "SIGINT" } else { "SIGTERM" };
     if let Some(active) = run_lock::active_run() {
-        let _effects = EffectLock::acquire_until(&active.state_dir, Instant::now() + EFFECT_GRACE);
         crate::process_groups::kill_all();
-        close(&active, signal);
+        match EffectLock::acquire_until(&active.state_dir, Instant::now() + EFFECT_GRACE) {
+            Some(_effects) => close(&active, signal),
+            // A `git commit` still running holds the run's lock too: the run is closed by the
+            // first command after it has finished, with its commit.
+            None => eprintln!(
+                "warning: run {} stopped by {signal} while git was still committing; the next command records how it ended",
+                active.run
+            ),
+        }
     } else {
         crate::process_groups::kill_all();
     }

@@ -8,7 +8,8 @@
 //!
 //! - an intended commit is looked for on the branch by its own trailers (`Spectra-Run` and
 //!   `Spectra-Event`, which name the `files.committed` event it was going to get); found, that
-//!   event is appended with `reconciled: true`, so undo can reverse it;
+//!   event is appended with `reconciled: true`, so undo can reverse it; not found, each file
+//!   the run wrote for it is put back as HEAD has it, if it still holds what the run wrote;
 //! - a playbook started and never finished gets `playbook.finished` with outcome
 //!   `interrupted`;
 //! - an activity run gets `activity.finished` for each unfinished activity and `run.finished`,
@@ -154,13 +155,34 @@ fn record_found_commits(
         let commit = worktree.find_commit(intent.payload_str("head"), &tip, |facts| {
             made_by(facts, run, completes)
         })?;
-        if let Some(facts) = commit {
-            let files = worktree.paths_changed_by(&facts.commit)?;
-            recorder.record(committed_event(intent, completes, &facts, files));
-            found.push(facts.commit);
+        match commit {
+            Some(facts) => {
+                let files = worktree.paths_changed_by(&facts.commit)?;
+                recorder.record(committed_event(intent, completes, &facts, files));
+                found.push(facts.commit);
+            }
+            None => put_back_unchanged_files(worktree, intent),
         }
     }
     Ok(found)
+}
+
+/// The files an intended commit that never happened had written: each is put back as HEAD has
+/// it, but only while it still holds exactly what the run wrote (its blob id, recorded in the
+/// intent), so nothing the user changed since is lost.
+fn put_back_unchanged_files(worktree: &Worktree, intent: &Event) {
+    let Some(blobs) = intent.payload["blobs"].as_object() else {
+        return;
+    };
+    for (path, blob) in blobs {
+        let Some(blob) = blob.as_str() else { continue };
+        if worktree.blob_id_of_file(path).as_deref() != Some(blob) {
+            continue;
+        }
+        if let Err(error) = worktree.restore_path(path) {
+            tracing::warn!(%path, %error, "cannot put back a file an interrupted run wrote");
+        }
+    }
 }
 
 /// Whether a commit's own trailers say `run` made it as the effect `event` records.
@@ -309,7 +331,11 @@ fn undo_steps_done(
                     continue;
                 };
                 let Some(worktree) = worktree else { continue };
-                if let Some(revert) = find_revert(worktree, run, commit, target)? {
+                let tip = started
+                    .payload_str("branch")
+                    .map(|branch| format!("refs/heads/{branch}"))
+                    .unwrap_or_else(|| "HEAD".into());
+                if let Some(revert) = find_revert(worktree, run, commit, target, &tip)? {
                     done.push(json!({"step": "revert", "commit": commit, "revert": revert.commit, "event": target}));
                 }
             }
@@ -327,14 +353,16 @@ fn undo_steps_done(
     Ok(done)
 }
 
-/// The revert of `commit` that the undo or redo `run` made for `event`, found on HEAD's branch.
+/// The revert of `commit` that the undo or redo `run` made for `event`, found in `tip`'s
+/// history after `commit`, proven by its own trailers and git's message.
 pub fn find_revert(
     worktree: &Worktree,
     run: &str,
     commit: &str,
     event: &str,
+    tip: &str,
 ) -> Result<Option<CommitFacts>, WorktreeError> {
-    worktree.find_commit(Some(commit), "HEAD", |facts| {
+    worktree.find_commit(Some(commit), tip, |facts| {
         facts.runs.iter().any(|r| r == run)
             && facts.reverts.iter().any(|r| r == event)
             && facts.reverts_commit(commit)

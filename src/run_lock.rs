@@ -11,7 +11,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The folder under the state dir that holds one lock file per live run.
 const DIR: &str = "runs";
@@ -23,6 +23,9 @@ static ACTIVE: Mutex<Option<ActiveRun>> = Mutex::new(None);
 #[derive(Debug, Clone)]
 pub struct ActiveRun {
     pub run: String,
+    /// The lock file, shared: git children of an effect are let inherit it (see
+    /// [`ChildrenHold`]).
+    pub lock: Arc<File>,
     /// Where the repository was opened (its git dir).
     pub git_dir: PathBuf,
     pub state_dir: PathBuf,
@@ -45,9 +48,16 @@ impl RunLock {
         let mut temp = tempfile::Builder::new().prefix(".new-").tempfile_in(&dir)?;
         try_lock(temp.as_file())?;
         writeln!(temp, "{}", std::process::id())?;
+        if !is_safe_run_name(run) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("run id `{run}` cannot name a lock file"),
+            ));
+        }
         let path = lock_path(state_dir, run);
         let file = temp.persist(&path).map_err(|error| error.error)?;
         *active() = Some(ActiveRun {
+            lock: Arc::new(file.try_clone()?),
             run: run.to_string(),
             git_dir: git_dir.to_path_buf(),
             state_dir: state_dir.to_path_buf(),
@@ -84,6 +94,17 @@ fn lock_path(state_dir: &Path, run: &str) -> PathBuf {
     state_dir.join(DIR).join(format!("{run}.lock"))
 }
 
+/// Whether `run` can name a file in the runs folder: the tool's run ids are UUIDs, and a run
+/// id appended by a script that holds a path separator or starts with a dot never names a lock
+/// file (it could point outside the folder).
+fn is_safe_run_name(run: &str) -> bool {
+    !run.is_empty()
+        && !run.starts_with('.')
+        && run
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+}
+
 /// Whether the process of a run is still working on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Liveness {
@@ -97,6 +118,9 @@ pub enum Liveness {
 
 /// Whether `run` is still in progress in this repository.
 pub fn liveness(state_dir: &Path, run: &str) -> Liveness {
+    if !is_safe_run_name(run) {
+        return Liveness::Unknown;
+    }
     let Ok(mut file) = File::open(lock_path(state_dir, run)) else {
         return Liveness::Unknown;
     };
@@ -156,6 +180,9 @@ pub fn abandoned(state_dir: &Path) -> Vec<Abandoned> {
 /// Removes the lock file of `run`: for the signal handler, which closes its own run from
 /// inside the process while it still holds the lock.
 pub fn remove(state_dir: &Path, run: &str) {
+    if !is_safe_run_name(run) {
+        return;
+    }
     let _ = fs::remove_file(lock_path(state_dir, run));
 }
 
@@ -174,6 +201,16 @@ impl EffectLock {
         let file = effect_lock_file(state_dir)?;
         rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)?;
         Ok(EffectLock { _file: file })
+    }
+
+    /// The lock if nobody holds it now.
+    pub fn try_acquire(state_dir: &Path) -> io::Result<Option<EffectLock>> {
+        let file = effect_lock_file(state_dir)?;
+        match try_lock(&file) {
+            Ok(()) => Ok(Some(EffectLock { _file: file })),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     /// Waits for the lock until `deadline`; `None` when an effect still holds it then.
@@ -199,6 +236,50 @@ impl EffectLock {
 fn try_lock(file: &File) -> io::Result<()> {
     rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
     Ok(())
+}
+
+/// While this lives, the processes the tool starts inherit the effect lock and the run's lock.
+/// A `git commit` (and the hooks it runs) can outlive a killed `git-spectra`; holding both
+/// locks, it keeps the run "in progress" and other effects waiting until it has finished, so
+/// the run is never closed (see [`crate::reconcile`]) before its commit exists.
+pub struct ChildrenHold {
+    files: Vec<Arc<File>>,
+}
+
+impl EffectLock {
+    /// Lets the children started until the guard drops inherit this lock and the run's.
+    pub fn shared_with_children(&self) -> ChildrenHold {
+        let mut files: Vec<Arc<File>> = Vec::new();
+        if let Ok(effects) = self._file.try_clone() {
+            files.push(Arc::new(effects));
+        }
+        if let Some(active) = active_run() {
+            files.push(active.lock);
+        }
+        for file in &files {
+            set_inherited(file, true);
+        }
+        ChildrenHold { files }
+    }
+}
+
+impl Drop for ChildrenHold {
+    fn drop(&mut self) {
+        for file in &self.files {
+            set_inherited(file, false);
+        }
+    }
+}
+
+fn set_inherited(file: &File, inherited: bool) {
+    let flags = if inherited {
+        rustix::io::FdFlags::empty()
+    } else {
+        rustix::io::FdFlags::CLOEXEC
+    };
+    if let Err(error) = rustix::io::fcntl_setfd(file, flags) {
+        tracing::warn!(%error, "cannot change whether children inherit a lock");
+    }
 }
 
 fn effect_lock_file(state_dir: &Path) -> io::Result<File> {
@@ -229,6 +310,17 @@ mod tests {
         drop(lock);
         assert_eq!(liveness(dir.path(), "r1"), Liveness::Unknown);
         assert!(active_run().is_none());
+    }
+
+    #[test]
+    fn run_ids_that_could_leave_the_folder_name_no_lock_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for run in ["../x", "a/b", ".hidden", "", "r\\n"] {
+            assert!(!is_safe_run_name(run), "{run}");
+            assert_eq!(liveness(dir.path(), run), Liveness::Unknown);
+            assert!(RunLock::acquire(dir.path(), dir.path(), run).is_err());
+        }
+        assert!(is_safe_run_name("01a2416f-6f9d-72a7-a191-de3743c2fede"));
     }
 
     #[test]

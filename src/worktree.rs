@@ -415,6 +415,14 @@ impl Worktree {
             .filter(|(id, _)| !id.is_empty() && id != "HEAD")
     }
 
+    /// The blob id of the file at `path` as it is on disk (not through git's filters), or
+    /// `None` when it cannot be read.
+    pub fn blob_id_of_file(&self, path: &str) -> Option<String> {
+        self.git(&["hash-object", "--no-filters", "--", path])
+            .ok()
+            .map(|id| id.trim().to_string())
+    }
+
     /// Puts `path` back as HEAD has it (or removes it, and its index entry, when HEAD has none):
     /// the way back from a file the tool wrote and then could not commit. Only for a path that
     /// was unchanged before the tool wrote it.

@@ -269,7 +269,7 @@ pub(super) fn write_outputs(
     };
     // Another run's write and commit of the same file never interleave with this one, and the
     // file is checked again under the lock: it may have changed since the decision.
-    let _effects = match crate::run_lock::EffectLock::acquire(&engine.repo.state_dir()) {
+    let effects = match crate::run_lock::EffectLock::acquire(&engine.repo.state_dir()) {
         Ok(lock) => lock,
         Err(error) => {
             work.errors.push(ActivityError::new(
@@ -283,6 +283,19 @@ pub(super) fn write_outputs(
     if !work.errors.is_empty() {
         return Ok(());
     }
+    // The commit's intent is in the log before the file is written: a run that dies before its
+    // commit leaves a file the next command can recognise (by its blob id) and put back.
+    let intent = if engine.options.no_commit {
+        None
+    } else {
+        match intend_commit(engine, state, work, &service, &path, text.as_bytes()) {
+            Ok(intent) => Some(intent),
+            Err(error) => {
+                work.errors.push(error);
+                return Ok(());
+            }
+        }
+    };
     let full = engine.root().join(&path);
     let written = full
         .parent()
@@ -297,8 +310,8 @@ pub(super) fn write_outputs(
         return Ok(());
     }
     let mut record = json!({"path": path, "written": true, "committed": null});
-    if !engine.options.no_commit {
-        match commit_specification(engine, state, work, &service, &path) {
+    if let Some(intent) = intent {
+        match commit_specification(engine, state, work, &effects, &path, intent) {
             Ok(commit) => record["committed"] = json!(commit),
             Err(error) => {
                 record["written"] = json!(false);
@@ -312,22 +325,29 @@ pub(super) fn write_outputs(
     Ok(())
 }
 
-/// Commits the specification with the effect protocol: `effect.intended` is in the log before
-/// `git commit` runs, the commit's own trailers name the run and the `files.committed` event
-/// that will record it, and that event follows. A commit that fails leaves the file as it was
-/// before the run wrote it (the log keeps the decision), so running the same command again is
-/// not blocked by a leftover.
-fn commit_specification(
+/// A commit about to be made: the `effect.intended` event and what the commit will carry.
+struct Intent {
+    id: String,
+    /// The id of the `files.committed` event that will record the commit.
+    completion: String,
+    message: String,
+    service: String,
+}
+
+/// Records, and appends, that `path` is about to be written with `content` and committed: the
+/// branch and HEAD it starts from, the blob id of the content, and the id of the
+/// `files.committed` event to come, which the commit's `Spectra-Event` trailer names.
+fn intend_commit(
     engine: &Engine<'_>,
     state: &mut RunState<'_>,
-    work: &mut ActivityWork,
+    work: &ActivityWork,
     service: &str,
     path: &str,
-) -> Result<String, ActivityError> {
+    content: &[u8],
+) -> Result<Intent, ActivityError> {
     let statement = work.decision["problem"]["statement"]
         .as_str()
         .unwrap_or_default();
-    let worktree = engine.worktree();
     let completion = crate::event::new_id();
     let subject = format!("discover: add specification for {service}");
     let message = format!(
@@ -336,7 +356,11 @@ fn commit_specification(
         crate::trailer_text::neutralise(statement.trim()),
         state.recorder.run(),
     );
-    let (head, branch) = worktree.head_commit().unzip();
+    let repo = engine.repo.gix();
+    let blob = gix::objs::compute_hash(repo.object_hash(), gix::objs::Kind::Blob, content)
+        .map(|id| id.to_string())
+        .ok();
+    let (head, branch) = engine.worktree().head_commit().unzip();
     let mut intent = NewEvent::new(kind::EFFECT_INTENDED)
         .activity(NAME)
         .service(service)
@@ -346,19 +370,45 @@ fn commit_specification(
             "branch": branch.flatten(),
             "head": head,
             "files": [path],
+            "blobs": {path: blob},
             "subject": subject,
             "completes": completion,
         }));
     if let Some(id) = &work.decision_event {
         intent = intent.cause(id.clone());
     }
-    let intent = state.recorder.record(intent);
+    let id = state.recorder.record(intent);
     state
         .recorder
         .flush()
         .map_err(|error| ActivityError::new("commit_failed", error.to_string()))?;
+    Ok(Intent {
+        id,
+        completion,
+        message,
+        service: service.to_string(),
+    })
+}
+
+/// Commits the specification as `intent` said, and records `files.committed` after it. A
+/// commit that fails leaves the file as it was before the run wrote it (the log keeps the
+/// decision), so running the same command again is not blocked by a leftover.
+fn commit_specification(
+    engine: &Engine<'_>,
+    state: &mut RunState<'_>,
+    work: &mut ActivityWork,
+    effects: &crate::run_lock::EffectLock,
+    path: &str,
+    intent: Intent,
+) -> Result<String, ActivityError> {
+    let worktree = engine.worktree();
     crate::test_hook::point("commit.before");
-    let committed = match worktree.commit_paths(&[path.to_string()], &message) {
+    let committed = {
+        // git outliving this process keeps the run in progress until it is done.
+        let _hold = effects.shared_with_children();
+        worktree.commit_paths(&[path.to_string()], &intent.message)
+    };
+    let committed = match committed {
         Ok(committed) => committed,
         Err(error) => {
             let kept = match worktree.restore_path(path) {
@@ -374,14 +424,14 @@ fn commit_specification(
     crate::test_hook::point("commit.after");
     let mut event = NewEvent::new(kind::FILES_COMMITTED)
         .activity(NAME)
-        .service(service)
+        .service(intent.service)
         .subject(format!(
             "discover: committed {path} as {}",
             &committed.commit[..committed.commit.len().min(10)]
         ))
         .payload(serde_json::to_value(&committed).unwrap_or(Value::Null))
-        .cause(intent);
-    event.id = completion;
+        .cause(intent.id);
+    event.id = intent.completion;
     state.recorder.record(event);
     let id = committed.commit.clone();
     work.commit = Some(committed);

@@ -45,6 +45,15 @@ pub struct AppendArgs {
 }
 
 pub fn run(args: AppendArgs) -> Result<u8> {
+    if crate::event::kind::TOOL_ONLY.contains(&args.kind.as_str()) {
+        return Err(crate::Error::usage(
+            format!(
+                "--kind {}: events of this kind record what git spectra itself did to your branch or its log, and only it writes them",
+                args.kind
+            ),
+            Some("append a kind of your own (`note.added`, `review.scored`); `git spectra undo` and `redo` write these".to_string()),
+        ));
+    }
     let payload = read_payload(&args.payload)?;
     let mut event = NewEvent::new(&args.kind).payload(payload);
     event.run = args.run.filter(|run| !run.is_empty());

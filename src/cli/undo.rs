@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 use crate::repo::Repo;
+use crate::run_lock::EffectLock;
 use crate::store::Store;
 use crate::tip_cache;
 use crate::ui::{Format, Output};
@@ -71,15 +72,42 @@ pub struct RedoArgs {
 pub fn undo(args: UndoArgs) -> Result<u8> {
     let (repo, store, registry) = open()?;
     let context = Context::new(&store, &registry, &repo).ok_or(undo::UndoError::Bare)?;
-    let plan = undo::plan_undo(&context, args.target.as_deref(), args.force)?;
-    carry_out(&context, &plan, args.dry_run, args.format)
+    let make_plan = || undo::plan_undo(&context, args.target.as_deref(), args.force);
+    let effects = hold_effects(&context, args.dry_run, &make_plan)?;
+    let plan = make_plan()?;
+    carry_out(&context, &plan, effects.as_ref(), args.format)
 }
 
 pub fn redo(args: RedoArgs) -> Result<u8> {
     let (repo, store, registry) = open()?;
     let context = Context::new(&store, &registry, &repo).ok_or(undo::UndoError::Bare)?;
-    let plan = undo::plan_redo(&context)?;
-    carry_out(&context, &plan, args.dry_run, args.format)
+    let make_plan = || undo::plan_redo(&context);
+    let effects = hold_effects(&context, args.dry_run, &make_plan)?;
+    let plan = make_plan()?;
+    carry_out(&context, &plan, effects.as_ref(), args.format)
+}
+
+/// The effect lock, held from before the plan is made until the undo is recorded, so that two
+/// undos (or an undo and a discover) never plan on a branch the other is changing. A dry run
+/// changes nothing and takes no lock. While another command holds it, a refusal that does not
+/// depend on waiting (the run is still in progress) is said at once; otherwise this waits.
+fn hold_effects(
+    context: &Context<'_>,
+    dry_run: bool,
+    make_plan: &dyn Fn() -> std::result::Result<Plan, undo::UndoError>,
+) -> Result<Option<EffectLock>> {
+    if dry_run {
+        return Ok(None);
+    }
+    let state_dir = &context.state_dir;
+    if let Some(lock) = EffectLock::try_acquire(state_dir).map_err(undo::UndoError::RunLock)? {
+        return Ok(Some(lock));
+    }
+    if let Some(refusal) = make_plan()?.refusal() {
+        return Err(refusal.into());
+    }
+    let lock = EffectLock::acquire(state_dir).map_err(undo::UndoError::RunLock)?;
+    Ok(Some(lock))
 }
 
 fn open() -> Result<(Repo, Store, Registry)> {
@@ -91,9 +119,14 @@ fn open() -> Result<(Repo, Store, Registry)> {
 }
 
 /// Prints the plan (dry run) or carries it out and prints what was done.
-fn carry_out(context: &Context<'_>, plan: &Plan, dry_run: bool, format: Format) -> Result<u8> {
+fn carry_out(
+    context: &Context<'_>,
+    plan: &Plan,
+    effects: Option<&EffectLock>,
+    format: Format,
+) -> Result<u8> {
     let mut out = Output::new();
-    if dry_run {
+    let Some(effects) = effects else {
         let refusal = plan.refusal();
         match format {
             Format::Human => render_plan(&mut out, plan)?,
@@ -108,8 +141,8 @@ fn carry_out(context: &Context<'_>, plan: &Plan, dry_run: bool, format: Format) 
             Some(refusal) => Err(Error::from(refusal)),
             None => Ok(0),
         };
-    }
-    let applied = undo::apply(context, plan)?;
+    };
+    let applied = undo::apply(context, plan, effects)?;
     match format {
         Format::Human => render_applied(&mut out, plan, &applied)?,
         Format::Json => {

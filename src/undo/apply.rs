@@ -30,8 +30,13 @@ pub struct Applied {
     pub steps: Vec<Value>,
 }
 
-/// Carries out `plan`, which must have no [`Plan::refusal`].
-pub fn apply(context: &Context<'_>, plan: &Plan) -> Result<Applied, UndoError> {
+/// Carries out `plan`, which must have no [`Plan::refusal`]. The caller holds `effects` from
+/// before it made the plan, so no other run changes the branch between plan and revert.
+pub fn apply(
+    context: &Context<'_>,
+    plan: &Plan,
+    effects: &crate::run_lock::EffectLock,
+) -> Result<Applied, UndoError> {
     if let Some(refusal) = plan.refusal() {
         return Err(refusal);
     }
@@ -41,8 +46,9 @@ pub fn apply(context: &Context<'_>, plan: &Plan) -> Result<Applied, UndoError> {
     let mut work = Work {
         recorder: Recorder::new(context.store, run),
         done: Vec::new(),
+        effects,
     };
-    work.record_intent(plan)?;
+    work.record_intent(context, plan)?;
     for step in &plan.steps {
         match done_earlier(step) {
             Some(record) => work.done.push(record),
@@ -90,16 +96,17 @@ fn done_earlier(step: &Step) -> Option<Value> {
 }
 
 /// The undo's run while it works: its recorder and the steps done so far.
-struct Work<'s> {
+struct Work<'s, 'e> {
     recorder: Recorder<'s>,
     done: Vec<Value>,
+    effects: &'e crate::run_lock::EffectLock,
 }
 
-impl Work<'_> {
+impl Work<'_, '_> {
     /// Appends `undo.started` with every step still to do, before the first of them: a process
     /// that dies part way leaves the plan in the log, and the next command finds from the
     /// reverts' own trailers which steps happened (see [`crate::reconcile`]).
-    fn record_intent(&mut self, plan: &Plan) -> Result<(), UndoError> {
+    fn record_intent(&mut self, context: &Context<'_>, plan: &Plan) -> Result<(), UndoError> {
         let steps: Vec<&Step> = plan.pending_steps().collect();
         if steps.is_empty() {
             return Ok(());
@@ -118,6 +125,7 @@ impl Work<'_> {
                     "direction": plan.direction,
                     "targets": plan.targets,
                     "runs": plan.runs,
+                    "branch": context.worktree.current_branch(),
                     "steps": steps,
                 })),
         );
@@ -131,14 +139,13 @@ impl Work<'_> {
             Step::Revert { commit, event, .. } => {
                 let run = self.recorder.run().to_string();
                 let trailers = [("Spectra-Run", run.as_str()), ("Spectra-Reverts", event)];
-                // Another run's write and commit never interleave with this revert.
-                let _effects = crate::run_lock::EffectLock::acquire(&context.state_dir)
-                    .map_err(|error| format!("cannot take the effect lock: {error}"))?;
                 crate::test_hook::point("revert.before");
-                let revert = context
-                    .worktree
-                    .revert(commit, &trailers)
-                    .map_err(|error| error.to_string())?;
+                let revert = {
+                    // git outliving this process keeps the run in progress until it is done.
+                    let _hold = self.effects.shared_with_children();
+                    context.worktree.revert(commit, &trailers)
+                }
+                .map_err(|error| error.to_string())?;
                 crate::test_hook::point("revert.after");
                 self.done.push(
                     json!({"step": "revert", "commit": commit, "revert": revert, "event": event}),

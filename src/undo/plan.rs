@@ -177,6 +177,12 @@ impl Plan {
                     .collect(),
             });
         }
+        if let Some(operation) = self.operation {
+            return Some(UndoError::OperationInProgress {
+                what: operation.what,
+                how_to_finish: operation.how_to_finish,
+            });
+        }
         if !blockers.dirty.is_empty() {
             return Some(UndoError::Dirty {
                 paths: blockers.dirty.clone(),
@@ -185,12 +191,6 @@ impl Plan {
         if !blockers.staged.is_empty() {
             return Some(UndoError::Staged {
                 paths: blockers.staged.clone(),
-            });
-        }
-        if let Some(operation) = self.operation {
-            return Some(UndoError::OperationInProgress {
-                what: operation.what,
-                how_to_finish: operation.how_to_finish,
             });
         }
         if !blockers.off_branch.is_empty() {
@@ -246,7 +246,7 @@ pub(super) fn undo(
     }
     plan.blockers.dependents = history.dependents(targets);
     plan.blockers.in_progress = runs_in_progress(context, &plan.runs);
-    mark_already_done(history, &mut plan);
+    mark_already_done(context, history, &mut plan)?;
     check_work_tree(context, &mut plan)?;
     Ok(plan)
 }
@@ -320,7 +320,7 @@ pub(super) fn redo(
             _ => {}
         }
     }
-    mark_already_done(history, &mut plan);
+    mark_already_done(context, history, &mut plan)?;
     check_work_tree(context, &mut plan)?;
     Ok(plan)
 }
@@ -567,46 +567,64 @@ fn push_playbook(context: &Context<'_>, plan: &mut Plan, step: PlaybookStep<'_>)
 }
 
 /// Skips what an earlier undo of the same targets did before it stopped, so running the undo
-/// again finishes the job instead of doing it twice.
-fn mark_already_done(history: &History, plan: &mut Plan) {
+/// again finishes the job instead of doing it twice. A revert counts as done only when it is
+/// on HEAD and proves itself (its own trailers name the unfinished undo's run and the event, and
+/// git's message the commit it reverts): what an `undo.failed` event claims is not enough.
+fn mark_already_done(
+    context: &Context<'_>,
+    history: &History,
+    plan: &mut Plan,
+) -> Result<(), UndoError> {
     let targets: BTreeSet<&str> = plan.targets.iter().map(String::as_str).collect();
+    let direction = match plan.direction {
+        Direction::Undo => "undo",
+        Direction::Redo => "redo",
+    };
     for failed in history.unfinished_undos() {
-        let same_targets = string_list(&failed.payload["targets"])
-            .iter()
-            .all(|t| targets.contains(t.as_str()));
-        let direction = match plan.direction {
-            Direction::Undo => "undo",
-            Direction::Redo => "redo",
-        };
+        let failed_targets = string_list(&failed.payload["targets"]);
+        let same_targets = !failed_targets.is_empty()
+            && failed_targets.iter().all(|t| targets.contains(t.as_str()));
         if failed.payload_str("direction") != Some(direction) || !same_targets {
             continue;
         }
-        for done in failed.payload["done"].as_array().into_iter().flatten() {
-            for step in &mut plan.steps {
-                mark_if_same(step, done);
+        let Some(run) = failed.run.as_deref() else {
+            continue;
+        };
+        for step in &mut plan.steps {
+            match step {
+                Step::Revert {
+                    commit,
+                    event,
+                    already_done_as,
+                    ..
+                } if already_done_as.is_none() => {
+                    let found = crate::reconcile::find_revert(
+                        &context.worktree,
+                        run,
+                        commit,
+                        event,
+                        "HEAD",
+                    )?;
+                    *already_done_as = found.map(|facts| facts.commit);
+                }
+                Step::Playbook {
+                    source,
+                    already_done,
+                    ..
+                } => {
+                    let done = failed.payload["done"].as_array().into_iter().flatten();
+                    if done
+                        .into_iter()
+                        .any(|d| d["step"] == "playbook" && d["source"] == source.as_str())
+                    {
+                        *already_done = true;
+                    }
+                }
+                _ => {}
             }
         }
     }
-}
-
-fn mark_if_same(step: &mut Step, done: &Value) {
-    match step {
-        Step::Revert {
-            commit,
-            already_done_as,
-            ..
-        } if done["step"] == "revert" && done["commit"] == commit.as_str() => {
-            *already_done_as = done["revert"].as_str().map(str::to_string);
-        }
-        Step::Playbook {
-            source,
-            already_done,
-            ..
-        } if done["step"] == "playbook" && done["source"] == source.as_str() => {
-            *already_done = true;
-        }
-        _ => {}
-    }
+    Ok(())
 }
 
 /// What git needs before it can revert: the commits on this branch, nothing staged, and no

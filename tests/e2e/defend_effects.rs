@@ -13,7 +13,15 @@ use std::process::{Child, Stdio};
 
 use serde_json::Value;
 
+use spectra::event::NewEvent;
+
 use crate::common::{TestRepo, json_lines, spectra_bin};
+
+/// Appends `event` through the library, past the command line's rules.
+fn forge(repo: &TestRepo, event: NewEvent) {
+    let opened = spectra::repo::Repo::open(repo.root()).unwrap();
+    spectra::store::Store::new(&opened).append(event).unwrap();
+}
 
 const SPEC: &str = ".spectra/logging.specification.yaml";
 
@@ -148,20 +156,16 @@ fn undo_refuses_a_commit_that_does_not_prove_it_belongs_to_the_run() {
     repo.git(&["add", "work.txt"]);
     repo.git(&["commit", "-q", "-m", "user work"]);
     let user_commit = repo.git(&["rev-parse", "HEAD"]);
-    // A well-chained event (verify passes) that names the user's own commit.
-    let payload = format!(
-        r#"{{"commit":"{user_commit}","branch":"main","files":["work.txt"],"message":"discover: add specification for logging"}}"#
+    // A well-chained event (verify passes) that names the user's own commit: `append` refuses
+    // the tool's own kinds, so it is forged through the library, as a hostile log could be.
+    forge(
+        &repo,
+        NewEvent::new("files.committed")
+            .run(run.clone())
+            .payload(serde_json::json!({
+            "commit": user_commit, "branch": "main", "files": ["work.txt"],
+            "message": "discover: add specification for logging"})),
     );
-    repo.spectra(&[
-        "append",
-        "--kind",
-        "files.committed",
-        "--run",
-        &run,
-        "--payload",
-        &payload,
-    ])
-    .success();
     repo.spectra(&["verify"]).success();
 
     for args in [vec!["undo", &run, "--dry-run"], vec!["undo", &run]] {
@@ -272,6 +276,7 @@ fn undo_refuses_a_run_still_in_progress_and_a_killed_one_is_closed() {
 #[test]
 fn nothing_is_written_while_a_merge_or_bisect_is_in_progress() {
     let repo = TestRepo::new();
+    discover(&repo, &[]).success();
     repo.git(&["checkout", "-q", "-b", "side"]);
     repo.write("README", "side\n");
     repo.git(&["commit", "-q", "-am", "side"]);
@@ -281,6 +286,7 @@ fn nothing_is_written_while_a_merge_or_bisect_is_in_progress() {
     repo.env.git(repo.root(), &["merge", "-q", "side"]).code(1);
     let status = repo.git(&["status", "--porcelain"]);
     let head = repo.git(&["rev-parse", "HEAD"]);
+    let events_before = repo.git(&["rev-list", "--count", "refs/spectra/events"]);
 
     let refused = discover(&repo, &[]).code(1);
     assert!(
@@ -288,17 +294,13 @@ fn nothing_is_written_while_a_merge_or_bisect_is_in_progress() {
             && refused.stderr.contains("git merge --abort"),
         "{refused:#?}"
     );
+    let undo = repo.spectra(&["undo"]).code(1);
+    assert!(undo.stderr.contains("a merge is in progress"), "{undo:#?}");
     assert_eq!(repo.git(&["status", "--porcelain"]), status);
     assert_eq!(repo.git(&["rev-parse", "HEAD"]), head);
-    assert!(!repo.root().join(SPEC).exists());
-    assert!(
-        repo.env
-            .git(
-                repo.root(),
-                &["rev-parse", "-q", "--verify", "refs/spectra/events"]
-            )
-            .code
-            != 0,
+    assert_eq!(
+        repo.git(&["rev-list", "--count", "refs/spectra/events"]),
+        events_before,
         "events were written"
     );
     repo.git(&["merge", "--abort"]);
@@ -491,4 +493,170 @@ fn the_models_text_cannot_add_trailers_to_a_commit_on_the_users_branch() {
         body.contains("Spectra-Reverts: 01a2416f"),
         "the text was lost: {body}"
     );
+}
+
+/// A `pre-commit` hook that says when it starts (a line on `started`) and then waits until the
+/// test writes a line to `release`.
+fn hook_held_by_the_test(repo: &TestRepo) -> (PathBuf, PathBuf) {
+    let started = fifo(repo, "hook-started.fifo");
+    let release = fifo(repo, "hook-release.fifo");
+    let hook = repo.root().join(".git/hooks/pre-commit");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\necho started > '{}'\nread line < '{}'\nexit 0\n",
+            started.display(),
+            release.display()
+        ),
+    )
+    .unwrap();
+    make_executable(&hook);
+    (started, release)
+}
+
+fn read_line(path: &Path) -> String {
+    let mut line = String::new();
+    BufReader::new(std::fs::File::open(path).unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line
+}
+
+/// Waits (a minute at most) until nobody holds the lock `file` names.
+fn wait_for_lock(path: &Path) {
+    let file = std::fs::File::open(path).unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(rustix::fs::flock(
+            &file,
+            rustix::fs::FlockOperation::LockExclusive,
+        ));
+    });
+    receiver
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the lock was never released")
+        .unwrap();
+}
+
+#[test]
+fn a_commit_still_running_when_the_process_dies_is_recorded_once_it_lands() {
+    let repo = TestRepo::new();
+    let (started, release) = hook_held_by_the_test(&repo);
+    let mut discover_process = repo
+        .env
+        .command(spectra_bin(), repo.root())
+        .args(["discover", "--offline", "--service", "logging", "an idea"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    read_line(&started);
+    let lock = lock_files(&repo).pop().expect("the run's lock file");
+    discover_process.kill().unwrap();
+    discover_process.wait().unwrap();
+
+    // git commit is still running: the run is in progress, not closed without its commit.
+    let rows = runs(&repo);
+    assert_eq!(rows[0]["outcome"], "in_progress", "{rows:?}");
+    assert!(
+        repo.spectra(&["undo"])
+            .code(1)
+            .stderr
+            .contains("still in progress")
+    );
+
+    std::fs::write(&release, "go\n").unwrap();
+    wait_for_lock(&lock);
+    assert!(in_head(&repo, SPEC), "the commit landed");
+    let rows = runs(&repo);
+    assert_eq!(rows[0]["outcome"], "interrupted", "{rows:?}");
+    assert_eq!(events_of(&repo, "files.committed").len(), 1);
+    std::fs::remove_file(repo.root().join(".git/hooks/pre-commit")).unwrap();
+    repo.spectra(&["undo"]).success();
+    assert!(!in_head(&repo, SPEC));
+}
+
+#[test]
+fn a_revert_claimed_by_a_forged_undo_failed_is_not_taken_as_done() {
+    let repo = TestRepo::new();
+    discover(&repo, &[]).success();
+    let commit = repo.git(&["rev-parse", "HEAD"]);
+    let run = runs(&repo)[0]["run"].as_str().unwrap().to_string();
+    let targets: Vec<Value> = json_lines(
+        &repo
+            .spectra(&["log", "--run", &run, "--format", "json"])
+            .success()
+            .stdout,
+    )
+    .iter()
+    .map(|r| r["event"]["id"].clone())
+    .collect();
+    forge(
+        &repo,
+        NewEvent::new("undo.failed")
+            .run("forged-run")
+            .payload(serde_json::json!({
+            "direction": "undo", "targets": targets, "runs": [run],
+            "done": [{"step": "revert", "commit": commit,
+                "revert": "0000000000000000000000000000000000000000", "event": "x"}],
+            "failed": {"step": null, "reason": "x"}})),
+    );
+    repo.spectra(&["undo"]).success();
+    assert!(!in_head(&repo, SPEC), "nothing was really reverted");
+}
+
+#[test]
+fn append_refuses_the_kinds_only_the_tool_writes() {
+    let repo = TestRepo::new();
+    for kind in [
+        "files.committed",
+        "events.reverted",
+        "undo.failed",
+        "effect.intended",
+    ] {
+        let refused = repo
+            .spectra(&["append", "--kind", kind, "--payload", "{}"])
+            .code(2);
+        assert!(
+            refused.stderr.contains("only it writes them"),
+            "{refused:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_run_killed_before_its_commit_leaves_no_file_behind() {
+    let repo = TestRepo::new();
+    let killed = discover(&repo, &[("SPECTRA_TEST_STOP_AT", "commit.before:kill")]);
+    assert_eq!(killed.code, -1, "{killed:#?}");
+    assert!(
+        repo.root().join(SPEC).exists(),
+        "the file was written before the kill"
+    );
+    repo.spectra(&["runs"]).success();
+    assert_eq!(repo.git(&["status", "--porcelain"]), "", "the file stayed");
+    discover(&repo, &[]).success();
+    assert!(in_head(&repo, SPEC));
+}
+
+#[test]
+fn an_undo_killed_after_its_revert_is_finished_even_after_a_branch_switch() {
+    let repo = TestRepo::new();
+    repo.git(&["branch", "other"]);
+    discover(&repo, &[]).success();
+    let mut command = repo.env.command(spectra_bin(), repo.root());
+    command
+        .arg("undo")
+        .env("SPECTRA_TEST_STOP_AT", "revert.after:kill");
+    assert_eq!(command.output().unwrap().status.code(), None);
+    repo.git(&["checkout", "-q", "other"]);
+    repo.spectra(&["runs"]).success();
+    repo.git(&["checkout", "-q", "main"]);
+    repo.spectra(&["undo"]).success();
+    let reverts = commit_subjects(&repo)
+        .into_iter()
+        .filter(|s| s.starts_with("Revert"))
+        .count();
+    assert_eq!(reverts, 1);
+    assert_eq!(runs(&repo)[0]["undone"], true);
 }
