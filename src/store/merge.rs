@@ -144,7 +144,7 @@ impl Store {
             &conflicts,
         );
         let stored = self.write_merge(&new, &ours, &their_tip)?;
-        let reason = format!("spectra merge: {}", stored.subject);
+        let reason = merge_reason(remote, ours_only.commits.len(), theirs_only.commits.len());
         if let Err(err) = self.move_ref(Some(ours.commit), stored.commit, reason) {
             return Ok(Attempt::Lost(err.to_string()));
         }
@@ -324,8 +324,20 @@ impl Store {
     }
 }
 
+/// The reflog entry of a fast-forward (one line, whatever the remote's name holds).
 fn fast_forward_reason(remote: &str) -> String {
-    format!("spectra merge: fast-forward from {remote}")
+    format!(
+        "spectra merge: fast-forward from {}",
+        super::one_line_value(remote)
+    )
+}
+
+/// The reflog entry of a merge event.
+fn merge_reason(remote: &str, ours_events: usize, theirs_events: usize) -> String {
+    format!(
+        "spectra merge: joined {} ({ours_events} local, {theirs_events} remote events)",
+        super::one_line_value(remote)
+    )
 }
 
 /// The `log.merged` event joining `ours` and `theirs`.
@@ -480,9 +492,7 @@ mod tests {
             &["reflog", "--format=%gs", "refs/spectra/events"],
         );
         assert!(
-            reflog.contains(
-                "spectra merge: spectra: log merged from origin (2 local, 3 remote events)"
-            ),
+            reflog.contains("spectra merge: joined origin (2 local, 3 remote events)"),
             "{reflog}"
         );
     }
