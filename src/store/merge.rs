@@ -54,6 +54,14 @@ pub struct Conflict {
     pub theirs: Vec<String>,
 }
 
+/// Where our log stands against another clone's: the events only ours holds (`ahead`) and
+/// those only theirs holds (`behind`). Both zero: the same log; both non-zero: diverged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Divergence {
+    pub ahead: usize,
+    pub behind: usize,
+}
+
 /// How one attempt at a merge ended.
 #[allow(clippy::large_enum_variant)]
 enum Attempt {
@@ -169,6 +177,20 @@ impl Store {
             Ok(()) => Attempt::Done(merged),
             Err(err) => Attempt::Lost(err.to_string()),
         }
+    }
+
+    /// How our log and the log ending at `theirs` differ, counted in events (commits), without
+    /// verifying or changing anything. An empty local log is behind by all of theirs.
+    pub fn divergence(&self, theirs: ObjectId) -> Result<Divergence, StoreError> {
+        let theirs_reach: HashSet<ObjectId> = self.reachable(theirs)?.into_iter().collect();
+        let ours_reach: HashSet<ObjectId> = match self.tip()? {
+            Some(ours) => self.reachable(ours)?.into_iter().collect(),
+            None => HashSet::new(),
+        };
+        Ok(Divergence {
+            ahead: ours_reach.difference(&theirs_reach).count(),
+            behind: theirs_reach.difference(&ours_reach).count(),
+        })
     }
 
     /// Refuses a `theirs` that is not a commit of a git spectra log, or whose log fails
@@ -453,9 +475,24 @@ mod tests {
         store.append_batch(notes(10, 2)).unwrap();
         let ours = store.tip().unwrap().unwrap();
 
+        assert_eq!(
+            store.divergence(theirs).unwrap(),
+            Divergence {
+                ahead: 2,
+                behind: 3
+            }
+        );
         let (event, ours_events, theirs_events, conflicts) =
             merged(store.merge_log(theirs, "origin").unwrap());
         assert_eq!((ours_events, theirs_events), (2, 3));
+        assert_eq!(
+            store.divergence(theirs).unwrap(),
+            Divergence {
+                ahead: 3,
+                behind: 0
+            },
+            "ours and the merge event"
+        );
         assert!(conflicts.is_empty());
         assert_eq!(event.event.kind, kind::LOG_MERGED);
         assert_eq!(event.event.lamport, 6, "max(4, 5) + 1");

@@ -36,7 +36,7 @@ mod pack;
 mod read;
 
 pub use integrity::Integrity;
-pub use merge::{Conflict, Merged};
+pub use merge::{Conflict, Divergence, Merged};
 pub use read::Keep;
 
 /// The ref that holds the event log.

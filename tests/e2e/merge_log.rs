@@ -188,6 +188,7 @@ fn two_clones_merge_each_others_logs_and_end_with_the_same_log() {
         &["log", "--format", "json"][..],
         &["runs", "--format", "json"],
         &["manifest", "--format", "json"],
+        &["stats", "--format", "json"],
     ] {
         let (a, b) = (output(&env, alice, args), output(&env, bob, args));
         assert!(!a.trim().is_empty(), "{args:?} printed nothing");
