@@ -673,6 +673,24 @@ mod tests {
     }
 
     #[test]
+    fn a_merge_that_cannot_take_the_ref_gives_up_with_the_log_unchanged_and_succeeds_later() {
+        let (dir, store) = repository(1);
+        let base = store.tip().unwrap().unwrap();
+        let theirs = side_line(&store, Some(base), notes(100, 1));
+        store.append(note(1)).unwrap();
+        let before = store.tip().unwrap();
+        let lock = dir.path().join(".git/refs/spectra/events.lock");
+        std::fs::write(&lock, b"").unwrap();
+        let store = store.with_append_deadline(std::time::Duration::from_millis(20));
+        let err = store.merge_log(theirs, "origin").unwrap_err();
+        assert!(matches!(err, StoreError::Contention { .. }), "{err:?}");
+        assert_eq!(store.tip().unwrap(), before);
+        std::fs::remove_file(&lock).unwrap();
+        merged(store.merge_log(theirs, "origin").unwrap());
+        assert_eq!(sound(&store), 4);
+    }
+
+    #[test]
     fn unrelated_logs_merge_with_everything_counted() {
         let (_dir, store) = repository(3);
         let theirs = side_line(&store, None, notes(100, 2));
