@@ -114,6 +114,8 @@ impl Error {
             | StoreError::Contention { .. }
             | StoreError::Unverifiable { .. }
             | StoreError::Tampered(_)
+            | StoreError::NotALog { .. }
+            | StoreError::UnverifiedLog { .. }
             | StoreError::Event(_) => EXIT_FAILED,
             StoreError::Read(_) | StoreError::Write(_) | StoreError::NotAnEvent { .. } => {
                 EXIT_FATAL

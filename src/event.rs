@@ -45,7 +45,7 @@ pub mod kind {
     pub const EFFECT_INTENDED: &str = "effect.intended";
     /// The plan an undo or redo is about to carry out, appended before its first step.
     pub const UNDO_STARTED: &str = "undo.started";
-    /// Two diverged logs joined: a commit with both tips as parents.
+    /// Two diverged logs joined: the only event with two parents (see docs/events.md).
     pub const LOG_MERGED: &str = "log.merged";
 
     /// Kinds that record an effect the tool made on the user's branch or on the log itself;
@@ -485,6 +485,16 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
 pub fn chain_digest(prev_digest: &str, event_json: &[u8]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(prev_digest.as_bytes());
+    hasher.update(event_json);
+    hex(&hasher.finalize())
+}
+
+/// A merge event's link in the chain: `sha256(digest(parent 1) || digest(parent 2) ||
+/// event.json)`, both digests as their ASCII hex, parents in commit order.
+pub fn merge_digest(first_parent: &str, second_parent: &str, event_json: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(first_parent.as_bytes());
+    hasher.update(second_parent.as_bytes());
     hasher.update(event_json);
     hex(&hasher.finalize())
 }

@@ -2,11 +2,11 @@
 //! events appended since it last ran.
 //!
 //! The file `<common dir>/spectra/cache/stats.json` holds the tally and the tip commit it
-//! reflects. On a read, the log is walked newest first from the current tip: reaching the cached
-//! tip means it is an ancestor (the log only grows along first parents), so only the newer
-//! events are folded onto the cached tally; never reaching it (the ref was replaced, say by a
-//! fetch of another history) means the walk has seen the whole log and the tally is rebuilt from
-//! it. The cache is never the truth: a missing, unreadable or stale file only costs time, and
+//! reflects. On a read, the store returns the events after the cached tip: when it is an
+//! ancestor and every newer event sorts after it in the log's total order (always so for
+//! appends), only those are folded onto the cached tally; otherwise (the ref was replaced, or a
+//! merge brought in events that sort among older ones) the store returns the whole log and the
+//! tally is rebuilt from it. The cache is never the truth: a missing, unreadable or stale file only costs time, and
 //! failing to write it is not an error.
 
 use std::path::{Path, PathBuf};

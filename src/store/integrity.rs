@@ -1,10 +1,12 @@
 //! A fast answer to "does the event log verify?", for every command that reads or acts on it.
 //!
 //! [`Store::verify`] checks every event from the first, which is far too slow to run before
-//! each `log` or `undo` of a long log. But the log is a single first-parent line that only
-//! grows, so a result stays true for the commit it reached: once every event up to commit T is
-//! sound, a tip that has T among its first parents needs only the events after T checked,
-//! chained from T's digest and lamport, and their ids compared with the ids before T. The last
+//! each `log` or `undo` of a long log. But the log only grows, so a result stays true for the
+//! commit it reached: once every event up to commit T is sound, a tip that reaches T through a
+//! line of single-parent commits needs only the events after T checked, chained from T's digest
+//! and lamport, and their ids compared with the ids before T. A merge among the new events
+//! brings in events that sort before T, so it means a check of the whole DAG, as `verify` does
+//! (see `dag` for the order). The last
 //! result is kept in `<common dir>/spectra/cache/integrity` (its format is in docs/events.md).
 //! A tip that does not descend from the cached one (the log was replaced or rewritten), a cached
 //! tip whose own trailers disagree with the file, or a file that is missing, unreadable, of
@@ -15,7 +17,7 @@
 //! its checksums: whoever can do that can rewrite the log itself. Logs fetched from elsewhere
 //! never bring this file. `git spectra verify` never reads it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
@@ -23,7 +25,7 @@ use gix::ObjectId;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{ChainChecker, CommitHeader, Store, StoreError, Verification, VerifyFailure};
+use super::{Before, ChainChecker, CommitHeader, Store, StoreError, Verification, VerifyFailure};
 use crate::event::sha256_hex;
 
 /// The cache file's name under the cache directory.
@@ -83,24 +85,20 @@ impl Store {
                 state: Sound::default(),
             });
         };
-        let mut headers = self.headers_down_to(tip, None)?.headers;
-        headers.reverse();
-        let checked = self.check_all(headers)?;
+        let checked = self.check_dag(tip)?;
         self.save(tip, &checked);
         Ok(checked)
     }
 
     /// Checks what the cached result does not cover, if it covers a first-parent ancestor of
-    /// `tip` (or `tip` itself).
+    /// `tip` (or `tip` itself) and the events in between are a single line: a merge among them
+    /// brings in events of another line, older than the cached tip in the total order, so only
+    /// a check of the whole log can place and count them.
     fn continue_from(&self, tip: ObjectId, cached: CacheFile) -> Result<Continued, StoreError> {
         let walked = self.headers_down_to(tip, Some(cached.tip))?;
         let Some(cached_tip) = walked.reached else {
-            // The walk went to the first event without meeting the cached tip: check it all.
-            let mut headers = walked.headers;
-            headers.reverse();
-            let checked = self.check_all(headers)?;
-            self.save(tip, &checked);
-            return Ok(Continued::Checked(checked));
+            // The cached tip is not below a line from the tip (replaced log, or a merge).
+            return Ok(Continued::Unusable);
         };
         let mut headers = walked.headers;
         headers.reverse();
@@ -158,18 +156,40 @@ impl Store {
         Ok(Continued::Checked(checked))
     }
 
-    /// Checks `headers`, every event of the log oldest first.
-    fn check_all(&self, headers: Vec<CommitHeader>) -> Result<Checked, StoreError> {
-        let mut checker = ChainChecker::default();
-        Ok(
-            match self.check_segment(headers, &mut checker, &IdHashes::default())? {
-                Segment::Sound => Checked::Sound {
-                    state: Sound::after(&checker, IdHashes::default().merged(&checker.ids)),
-                },
-                Segment::Failed(failure) => Checked::Broken(failure),
-                Segment::SeenId => unreachable!("no earlier ids to have seen"),
+    /// Verifies the whole log ending at `tip`, every commit reachable from it, without saving
+    /// anything: `verify` of a log that is not (yet) ours, such as a remote-tracking one.
+    pub fn verify_at(&self, tip: ObjectId) -> Result<Verification, StoreError> {
+        Ok(self.check_dag(tip)?.verification())
+    }
+
+    /// Checks every event reachable from `tip` in the total order (parents before children),
+    /// each against its parents' commits, stopping at the first that fails.
+    fn check_dag(&self, tip: ObjectId) -> Result<Checked, StoreError> {
+        let headers = self.headers_in_order(tip)?;
+        let mut checker = DagChecker::default();
+        let mut buf = Vec::new();
+        for header in headers {
+            let commit = header.id;
+            let id = header.trailers.get("Spectra-Id").map(str::to_string);
+            let position = checker.count + 1;
+            if let Err(reason) = checker.check(self, header, &mut buf) {
+                return Ok(Checked::Broken(VerifyFailure {
+                    position,
+                    commit,
+                    id,
+                    reason,
+                }));
+            }
+        }
+        let (lamport, digest) = checker.checked[&tip].clone();
+        Ok(Checked::Sound {
+            state: Sound {
+                events: checker.count,
+                lamport,
+                digest,
+                ids: IdHashes::default().merged(&checker.ids),
             },
-        )
+        })
     }
 
     /// Checks `headers` (oldest first) chained after the events `checker` has seen, stopping at
@@ -186,7 +206,11 @@ impl Store {
             let id = header.trailers.get("Spectra-Id").map(str::to_string);
             // Before the check: it counts the event once the chain holds, before attachments.
             let position = checker.count + 1;
-            if let Err(reason) = self.check_event(header, checker, &mut buf) {
+            let before = checker.before();
+            let checked = self
+                .check_event(header, &before, &mut buf)
+                .and_then(|(event, digest)| checker.record(&event, digest));
+            if let Err(reason) = checked {
                 return Ok(Segment::Failed(VerifyFailure {
                     position,
                     commit,
@@ -202,8 +226,8 @@ impl Store {
         Ok(Segment::Sound)
     }
 
-    /// Commits from `tip` back along first parents, newest first, down to `stop` (its header
-    /// returned apart) or the first event.
+    /// Commits from `tip` back along single parents, newest first, down to `stop` (its header
+    /// returned apart), the first event, or the first merge (returned last, unreached).
     fn headers_down_to(&self, tip: ObjectId, stop: Option<ObjectId>) -> Result<Walked, StoreError> {
         let mut walked = Walked {
             headers: Vec::new(),
@@ -217,7 +241,11 @@ impl Store {
                 walked.reached = Some(header);
                 break;
             }
-            next = header.parents.first().copied();
+            // Past a merge the events are no longer a line: the walk ends unreached.
+            next = match header.parents.as_slice() {
+                [parent] => Some(*parent),
+                _ => None,
+            };
             walked.headers.push(header);
         }
         Ok(walked)
@@ -226,6 +254,64 @@ impl Store {
     /// Saves `checked` as the state at `tip`; a failure to write only costs time next check.
     fn save(&self, tip: ObjectId, checked: &Checked) {
         crate::tip_cache::write_bytes(&self.integrity_cache, &cache_bytes(tip, checked));
+    }
+}
+
+/// The running state of a check of a whole DAG in the total order: every checked commit's
+/// lamport and digest, for its children to chain from.
+#[derive(Default)]
+struct DagChecker {
+    count: usize,
+    checked: HashMap<ObjectId, (u64, String)>,
+    ids: HashSet<String>,
+}
+
+impl DagChecker {
+    fn check(
+        &mut self,
+        store: &Store,
+        header: CommitHeader,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        let commit = header.id;
+        let before = self.before(&header.parents)?;
+        let (event, digest) = store.check_event(header, &before, buf)?;
+        if !self.ids.insert(event.id.clone()) {
+            return Err(format!("its id {} appears earlier in the log", event.id));
+        }
+        self.count += 1;
+        self.checked.insert(commit, (event.lamport, digest));
+        Ok(())
+    }
+
+    /// What an event with `parents` chains from. Every parent has been checked already: a
+    /// parent's lamport is lower, so it comes earlier in the total order.
+    fn before(&self, parents: &[ObjectId]) -> Result<Before, String> {
+        let parent = |id: &ObjectId| {
+            self.checked.get(id).ok_or_else(|| {
+                format!("its lamport is not above that of its parent {id} (events reordered or injected?)")
+            })
+        };
+        match parents {
+            [] => Ok(Before::genesis()),
+            [only] => {
+                let (lamport, digest) = parent(only)?;
+                Ok(Before::one(*lamport, digest))
+            }
+            [first, second] => {
+                let (first_lamport, first_digest) = parent(first)?;
+                let (second_lamport, second_digest) = parent(second)?;
+                Ok(Before {
+                    lamport: (*first_lamport).max(*second_lamport),
+                    digest: first_digest.clone(),
+                    merged_with: Some(second_digest.clone()),
+                })
+            }
+            more => Err(format!(
+                "it has {} parents; an event has one, and a merge of two logs two (was a merge made by hand?)",
+                more.len()
+            )),
+        }
     }
 }
 

@@ -8,6 +8,10 @@
 //! `prev_digest`) and tries again. No lock file of our own is ever taken; git's ref lock is the
 //! only one, and it is held only for the instant of the update.
 //!
+//! Joined with another clone's log by [`Store::merge_log`] (see `merge`), the log becomes a DAG
+//! whose merge events have two parents; every read still sees each event once, in one total
+//! order (see `dag`).
+//!
 //! [`Store::verify`] checks the whole log from the first event; [`Store::integrity`] gives the
 //! same answer cheaply, from a cache keyed by tip, for the commands that read or act on the log.
 
@@ -21,14 +25,18 @@ use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 
 use crate::event::{self, Event, EventError, GENESIS_DIGEST, NewEvent};
 use crate::repo::Repo;
+use dag::HeaderWalk;
 
+mod dag;
 mod deflate;
 mod integrity;
 mod loose;
+mod merge;
 mod pack;
 mod read;
 
 pub use integrity::Integrity;
+pub use merge::{Conflict, Divergence, Merged};
 pub use read::Keep;
 
 /// The ref that holds the event log.
@@ -92,6 +100,15 @@ pub enum StoreError {
     /// The log fails verification, so nothing may act on what it says.
     #[error("the event log fails verification at {0}")]
     Tampered(VerifyFailure),
+    /// What a merge was asked to join is not a log of git spectra events at all.
+    #[error("{commit} is not a git spectra event log: it is {what}")]
+    NotALog { commit: ObjectId, what: String },
+    /// The log a merge was asked to join fails verification; it is never merged.
+    #[error("refused to merge the log ending at {tip}: it fails verification at {failure}")]
+    UnverifiedLog {
+        tip: ObjectId,
+        failure: VerifyFailure,
+    },
     #[error(transparent)]
     Event(#[from] EventError),
 }
@@ -112,6 +129,12 @@ impl StoreError {
             }
             StoreError::Unverifiable { .. } => Some(
                 "nothing was written and the log is unchanged; whatever built this event has a bug: please report it with the reason above".into(),
+            ),
+            StoreError::NotALog { .. } => Some(
+                "nothing was merged and the local log is unchanged; a remote's refs/spectra/events must be a log written by git spectra".into(),
+            ),
+            StoreError::UnverifiedLog { .. } => Some(
+                "nothing was merged and the local log is unchanged; whoever writes that log can find every problem with `git spectra verify` in their clone".into(),
             ),
             StoreError::Tampered(_) => Some(
                 "nothing was changed: no command acts on a log that fails verification; run `git spectra verify` for details".into(),
@@ -362,8 +385,7 @@ impl Store {
                 &event,
                 &commit_bytes,
                 &json,
-                lamport - 1,
-                &prev_digest,
+                &Before::one(lamport - 1, &prev_digest),
             )?;
             let commit_id = sink.put(Kind::Commit, commit_bytes)?;
             parent = Some(commit_id);
@@ -468,24 +490,8 @@ impl Store {
         let Some(commit) = self.tip()? else {
             return Ok(None);
         };
-        let mut buf = Vec::new();
-        let header = self.read_commit(commit, &mut buf)?;
-        let lamport = header
-            .trailers
-            .get("Spectra-Lamport")
-            .and_then(|value| value.parse().ok());
-        let digest = header.trailers.get("Spectra-Digest");
-        match (lamport, digest) {
-            (Some(lamport), Some(digest)) => Ok(Some(Tip {
-                commit,
-                lamport,
-                digest: digest.to_string(),
-            })),
-            _ => Err(StoreError::NotAnEvent {
-                commit,
-                reason: "the tip has no Spectra-Lamport or Spectra-Digest trailer; refusing to append after it".into(),
-            }),
-        }
+        let header = self.read_commit(commit, &mut Vec::new())?;
+        tip_of(header).map(Some)
     }
 
     /// Reads one commit of the log without touching its tree.
@@ -493,13 +499,14 @@ impl Store {
         read_commit(&self.repo, id, buf)
     }
 
-    /// Commits from the tip back to the first event, following first parents.
+    /// Every commit of the log, newest first in the total order (see `dag`).
     fn headers_newest_first(&self) -> HeaderWalk<'_> {
         HeaderWalk {
             store: self,
             next: None,
             started: false,
             buf: Vec::new(),
+            sorted: Vec::new(),
         }
     }
 
@@ -521,7 +528,7 @@ impl Store {
             .collect())
     }
 
-    /// Events newest first, lazily, keeping those `filter` matches.
+    /// Events newest first (the total order reversed), lazily, keeping those `filter` matches.
     pub fn walk_newest_first<'a>(
         &'a self,
         filter: &'a Filter,
@@ -539,7 +546,7 @@ impl Store {
             })
     }
 
-    /// Every event matching `filter`, oldest first.
+    /// Every event matching `filter`, oldest first in the total order.
     ///
     /// The chain comes from the commit-graph where it covers the log (else from each commit's
     /// tree and parent, serially: each commit names its parent). The commits' messages and then
@@ -566,11 +573,13 @@ impl Store {
             .collect())
     }
 
-    /// The events after `known` (a commit of the log), oldest first, and the tip they end at.
+    /// The events after `known` (a commit of the log), oldest first in the total order (see
+    /// `dag`), and the tip they end at.
     ///
-    /// This is how caches catch up: when the walk from the tip reaches `known`, only the newer
-    /// events are read; when it does not (the log was replaced), `reached` is false and every
-    /// event is returned. The tip is the first commit the walk saw, so an append by another
+    /// This is how caches catch up: when `known` is an ancestor of the tip and every newer event
+    /// sorts after everything `known` holds, only the newer events are read (`reached`); when
+    /// not (the log was replaced, or a merge brought in events that sort among older ones),
+    /// `reached` is false and every event is returned, for the caller to fold from scratch. The tip is the first commit the walk saw, so an append by another
     /// process meanwhile cannot make a cache claim events it does not hold.
     ///
     /// Folds need only the events, so the walk takes parents and trees from git's commit-graph
@@ -595,7 +604,8 @@ impl Store {
         })
     }
 
-    /// Commits and their trees from the tip back to `known` (exclusive), oldest first.
+    /// Commits and their trees from the tip back to `known` (exclusive), oldest first: down the
+    /// line of first parents while it has no merge, else through the whole DAG.
     fn chain_after(&self, known: Option<ObjectId>) -> Result<Chain, StoreError> {
         let graph = self.repo.commit_graph_if_enabled().ok().flatten();
         let tip = self.tip()?;
@@ -617,16 +627,23 @@ impl Store {
             let from_graph = graph
                 .as_ref()
                 .and_then(|graph| graph_link(graph, id, position));
-            let (tree, parent) = match from_graph {
-                Some(GraphLink { tree, parent }) => {
+            let (tree, parent, merge) = match from_graph {
+                Some(GraphLink {
+                    tree,
+                    parent,
+                    merge,
+                }) => {
                     position = parent.map(|(_, at)| at);
-                    (tree, parent.map(|(parent, _)| parent))
+                    (tree, parent.map(|(parent, _)| parent), merge)
                 }
                 None => {
                     position = None;
                     commit_link(&self.repo, id, &mut buf)?
                 }
             };
+            if merge {
+                return self.dag_chain_after(tip.expect("the walk started at the tip"), known);
+            }
             chain.links.push((id, tree));
             next = parent;
         }
@@ -704,8 +721,9 @@ impl Store {
             .to_vec())
     }
 
-    /// Recomputes the digest chain and the lamport order over the whole log and checks that
-    /// every commit's trailers and attachments agree with its `event.json`.
+    /// Recomputes the digest chain and the lamport order over the whole log (every commit
+    /// reachable from the tip, each once, parents first: see `dag`) and checks that every
+    /// commit's trailers and attachments agree with its `event.json`.
     ///
     /// Always from the first event: this is the auditor's check, and reads no cache. Its answer
     /// is saved for [`Store::integrity`].
@@ -713,18 +731,14 @@ impl Store {
         Ok(self.check_from_start(self.tip()?)?.verification())
     }
 
+    /// Reads and checks one event given what it chains from (see [`check_envelope`]) and its
+    /// attachments; returns the event and its digest.
     fn check_event(
         &self,
         header: CommitHeader,
-        checker: &mut ChainChecker,
+        before: &Before,
         buf: &mut Vec<u8>,
-    ) -> Result<(), String> {
-        if header.parents.len() > 1 {
-            return Err(format!(
-                "it has {} parents; the log is a single line of commits (was a merge made by hand?)",
-                header.parents.len()
-            ));
-        }
+    ) -> Result<(Event, String), String> {
         check_required_trailers(&header.trailers)?;
         let trailers = header.trailers.clone();
         let entries = self
@@ -741,8 +755,9 @@ impl Store {
             .data
             .to_vec();
         let event = event::decode(&bytes).map_err(|err| err.to_string())?;
-        checker.check(&event, &bytes, &trailers)?;
-        self.check_attachments(&event, &entries, buf)
+        let digest = check_envelope(&event, &bytes, &trailers, before)?;
+        self.check_attachments(&event, &entries, buf)?;
+        Ok((event, digest))
     }
 
     fn check_attachments(
@@ -814,6 +829,26 @@ fn with_pack_cache(mut repo: gix::Repository) -> gix::Repository {
     repo
 }
 
+/// What the next event after `header`'s commit chains from, from its trailers.
+fn tip_of(header: CommitHeader) -> Result<Tip, StoreError> {
+    let lamport = header
+        .trailers
+        .get("Spectra-Lamport")
+        .and_then(|value| value.parse().ok());
+    let digest = header.trailers.get("Spectra-Digest");
+    match (lamport, digest) {
+        (Some(lamport), Some(digest)) => Ok(Tip {
+            commit: header.id,
+            lamport,
+            digest: digest.to_string(),
+        }),
+        _ => Err(StoreError::NotAnEvent {
+            commit: header.id,
+            reason: "the tip has no Spectra-Lamport or Spectra-Digest trailer; refusing to append after it".into(),
+        }),
+    }
+}
+
 /// Reads one commit of the log without touching its tree.
 fn read_commit(
     repo: &gix::Repository,
@@ -869,10 +904,12 @@ fn stored_event(header: CommitHeader, event: Event) -> StoredEvent {
     }
 }
 
-/// A commit's tree and first parent (with its place in the graph), from the commit-graph.
+/// A commit's tree and first parent (with its place in the graph), from the commit-graph, and
+/// whether it has more parents (a merge event).
 struct GraphLink {
     tree: ObjectId,
     parent: Option<(ObjectId, gix::commitgraph::Position)>,
+    merge: bool,
 }
 
 /// The link of `id` from the commit-graph, when the graph holds it; `at` is its position
@@ -883,6 +920,7 @@ fn graph_link(
     at: Option<gix::commitgraph::Position>,
 ) -> Option<GraphLink> {
     let commit = graph.commit_at(at.or_else(|| graph.lookup(id))?);
+    let merge = commit.iter_parents().nth(1).is_some();
     let parent = match commit.iter_parents().next() {
         None => None,
         Some(Ok(position)) => Some((graph.id_at(position).to_owned(), position)),
@@ -892,18 +930,22 @@ fn graph_link(
     Some(GraphLink {
         tree: commit.root_tree_id().to_owned(),
         parent,
+        merge,
     })
 }
 
-/// A commit's tree and first parent, read from the commit itself (its message untouched).
+/// A commit's tree and first parent, and whether it has more (a merge event), read from the
+/// commit itself (its message untouched).
 fn commit_link(
     repo: &gix::Repository,
     id: ObjectId,
     buf: &mut Vec<u8>,
-) -> Result<(ObjectId, Option<ObjectId>), StoreError> {
+) -> Result<(ObjectId, Option<ObjectId>, bool), StoreError> {
     let commit = repo.objects.find_commit_iter(&id, buf).map_err(read_err)?;
     let tree = commit.clone().tree_id().map_err(read_err)?;
-    Ok((tree, commit.parent_ids().next()))
+    let mut parents = commit.parent_ids();
+    let first = parents.next();
+    Ok((tree, first, parents.next().is_some()))
 }
 
 /// The chain of commits (and trees) [`Store::events_after`] reads.
@@ -942,8 +984,13 @@ impl Default for ChainChecker {
 }
 
 impl ChainChecker {
-    fn check(&mut self, event: &Event, bytes: &[u8], trailers: &Trailers) -> Result<(), String> {
-        let digest = check_event(event, bytes, trailers, self.lamport, &self.prev_digest)?;
+    /// What the next event on the line must chain from.
+    fn before(&self) -> Before {
+        Before::one(self.lamport, &self.prev_digest)
+    }
+
+    /// Counts a checked event whose digest is `digest`, unless its id was seen before.
+    fn record(&mut self, event: &Event, digest: String) -> Result<(), String> {
         if !self.ids.insert(event.id.clone()) {
             return Err(format!("its id {} appears earlier in the log", event.id));
         }
@@ -970,31 +1017,34 @@ fn check_required_trailers(trailers: &Trailers) -> Result<(), String> {
 /// canonical form of `event.json` (`bytes`, decoded as `event`), the chain, and that the
 /// commit's trailers mirror the envelope. Returns the event's digest. Pure, so the store runs
 /// the same check on what it is about to write.
-fn check_event(
+fn check_envelope(
     event: &Event,
     bytes: &[u8],
     trailers: &Trailers,
-    prev_lamport: u64,
-    prev_digest: &str,
+    before: &Before,
 ) -> Result<String, String> {
     if event.canonical_json() != bytes {
         return Err(format!(
             "{EVENT_FILE} is not in canonical form (edited by hand?)"
         ));
     }
-    if event.prev_digest != prev_digest {
+    check_merge_shape(event, before)?;
+    if event.prev_digest != before.digest {
         return Err(
             "its prev_digest is not the digest of the event before it (events reordered, removed or injected?)"
                 .into(),
         );
     }
-    if event.lamport != prev_lamport + 1 {
+    if event.lamport != before.lamport + 1 {
         return Err(format!(
             "its lamport {} does not follow {} (events reordered or injected?)",
-            event.lamport, prev_lamport
+            event.lamport, before.lamport
         ));
     }
-    let digest = event::chain_digest(prev_digest, bytes);
+    let digest = match &before.merged_with {
+        None => event::chain_digest(&before.digest, bytes),
+        Some(second) => event::merge_digest(&before.digest, second, bytes),
+    };
     if trailers.get("Spectra-Digest") != Some(digest.as_str()) {
         return Err(
             "its digest does not match its content (payload edited after it was written?)".into(),
@@ -1005,16 +1055,57 @@ fn check_event(
     Ok(digest)
 }
 
+/// What an event chains from, as its parents' commits say: the lamport it must follow (the
+/// greater of two parents'), the digest its `prev_digest` must equal (parent 1's), and for a
+/// merge event parent 2's digest, which its own digest covers too.
+#[derive(Debug, Clone)]
+struct Before {
+    lamport: u64,
+    digest: String,
+    merged_with: Option<String>,
+}
+
+impl Before {
+    /// What the first event of a log chains from.
+    fn genesis() -> Before {
+        Before::one(0, GENESIS_DIGEST)
+    }
+
+    fn one(lamport: u64, digest: &str) -> Before {
+        Before {
+            lamport,
+            digest: digest.to_string(),
+            merged_with: None,
+        }
+    }
+}
+
+/// Only a `log.merged` event has two parents, and it always has two.
+fn check_merge_shape(event: &Event, before: &Before) -> Result<(), String> {
+    let is_merge_kind = event.kind == event::kind::LOG_MERGED;
+    match (&before.merged_with, is_merge_kind) {
+        (Some(_), false) => Err(format!(
+            "it has two parents but is a {}, not a {} (was a merge made by hand?)",
+            event.kind,
+            event::kind::LOG_MERGED
+        )),
+        (None, true) => Err(format!(
+            "it is a {} with one parent; a merge of two logs has two",
+            event::kind::LOG_MERGED
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Checks an event the store built as `verify` will read it back: the commit's bytes parsed as
-/// the walk parses them, `event.json` decoded as the walk decodes it, then [`check_event`].
+/// the walk parses them, `event.json` decoded as the walk decodes it, then [`check_envelope`].
 /// Only the uniqueness of the id, which needs the whole log, is left to the UUIDv7.
 fn check_own_output(
     hash: gix::hash::Kind,
     sealed: &Event,
     commit_bytes: &[u8],
     json: &[u8],
-    prev_lamport: u64,
-    prev_digest: &str,
+    before: &Before,
 ) -> Result<(), StoreError> {
     let unverifiable = |reason: String| StoreError::Unverifiable {
         id: sealed.id.clone(),
@@ -1026,7 +1117,7 @@ fn check_own_output(
         commit_header(ObjectId::null(hash), commit).map_err(|err| unverifiable(err.to_string()))?;
     check_required_trailers(&header.trailers).map_err(unverifiable)?;
     let event = event::decode(json).map_err(|err| unverifiable(err.to_string()))?;
-    check_event(&event, json, &header.trailers, prev_lamport, prev_digest).map_err(unverifiable)?;
+    check_envelope(&event, json, &header.trailers, before).map_err(unverifiable)?;
     Ok(())
 }
 
@@ -1303,36 +1394,6 @@ struct CommitHeader {
     parents: Vec<ObjectId>,
     subject: String,
     trailers: Trailers,
-}
-
-/// Follows first parents from the tip, reusing one buffer.
-struct HeaderWalk<'a> {
-    store: &'a Store,
-    next: Option<ObjectId>,
-    started: bool,
-    buf: Vec<u8>,
-}
-
-impl Iterator for HeaderWalk<'_> {
-    type Item = Result<CommitHeader, StoreError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if !self.started {
-            self.started = true;
-            match self.store.tip() {
-                Ok(tip) => self.next = tip,
-                Err(err) => return Some(Err(err)),
-            }
-        }
-        let id = self.next.take()?;
-        match self.store.read_commit(id, &mut self.buf) {
-            Ok(header) => {
-                self.next = header.parents.first().copied();
-                Some(Ok(header))
-            }
-            Err(err) => Some(Err(err)),
-        }
-    }
 }
 
 /// `Key: value` lines of a commit message's last paragraph.

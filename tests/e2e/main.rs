@@ -16,6 +16,7 @@ mod lifecycle;
 mod llm;
 mod llm_server;
 mod logging;
+mod merge_log;
 mod native;
 mod places;
 mod playbook;
