@@ -81,6 +81,7 @@ impl Error {
             Error::Store(err) => Error::store_exit_code(err),
             Error::Llm(_) | Error::Export(_) => EXIT_FAILED,
             // git could not reach the remote: fatal, as git's own fetch is.
+            Error::Sync(crate::sync::SyncError::Store(err)) => Error::store_exit_code(err),
             Error::Sync(err) if err.is_fatal() => EXIT_FATAL,
             Error::Sync(_) => EXIT_FAILED,
             Error::Undo(err) => match err {

@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use serde::Serialize;
 
 use crate::repo::Repo;
-use crate::store::EVENTS_REF;
+use crate::store::{EVENTS_REF, Merged, Store};
 
 /// The log's name on every remote.
 pub const REMOTE_LOG_REF: &str = EVENTS_REF;
@@ -42,6 +42,10 @@ pub enum SyncError {
     Spawn(std::io::Error),
     #[error("{remote}'s {REMOTE_LOG_REF} is not an event log of git spectra: {what}")]
     NotALog { remote: String, what: String },
+    #[error("{remote}'s log was never fetched")]
+    NotFetched { remote: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl SyncError {
@@ -54,6 +58,8 @@ impl SyncError {
             SyncError::NotALog { remote, .. } => format!(
                 "nothing was fetched into the local log; ask who owns {remote} what {REMOTE_LOG_REF} holds there"
             ),
+            SyncError::NotFetched { remote } => format!("`git spectra fetch {remote}` brings it"),
+            SyncError::Store(error) => return error.hint(),
             SyncError::Git { .. } | SyncError::Spawn(_) => return None,
         })
     }
@@ -157,6 +163,18 @@ pub fn choose_remote(git: &Git, named: Option<&str>) -> Result<String, SyncError
         .or_else(|| remotes.iter().find(|r| *r == "origin").cloned())
         .or_else(|| (remotes.len() == 1).then(|| remotes[0].clone()))
         .ok_or(SyncError::NoRemote)
+}
+
+/// Notes that the remote's log was looked for (or is being fetched), so that
+/// [`unfetched_remote_log`] asks no more; `false` when it was noted already.
+pub fn remember_remote_checked(repo: &Repo) -> bool {
+    let marker = repo.state_dir().join("remote-log-checked");
+    if marker.exists() {
+        return false;
+    }
+    let _ = std::fs::create_dir_all(repo.state_dir());
+    let _ = std::fs::write(&marker, "");
+    true
 }
 
 /// What a fetch found.
@@ -378,12 +396,9 @@ pub fn standing(git: &Git, remote: &str) -> Standing {
 /// default remote whether it has a log, so that the first command after `git clone` can say
 /// so. The answer is remembered (a file in the state dir), so the network is asked once.
 pub fn unfetched_remote_log(repo: &Repo, git: &Git) -> Option<String> {
-    let marker = repo.state_dir().join("remote-log-checked");
-    if marker.exists() {
+    if !remember_remote_checked(repo) {
         return None;
     }
-    let _ = std::fs::create_dir_all(repo.state_dir());
-    let _ = std::fs::write(&marker, "");
     let tracked = git
         .run(&[
             "for-each-ref",
@@ -398,6 +413,129 @@ pub fn unfetched_remote_log(repo: &Repo, git: &Git) -> Option<String> {
     let remote = choose_remote(git, None).ok()?;
     let advertised = git.run(&["ls-remote", &remote, REMOTE_LOG_REF]).ok()?;
     (!advertised.trim().is_empty()).then_some(remote)
+}
+
+/// What joining a remote's log into the local one did, for people and for `--format json`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Joined {
+    /// The remote had nothing the local log lacked.
+    UpToDate,
+    FastForward {
+        events: usize,
+    },
+    Merged {
+        /// The `log.merged` event.
+        event: String,
+        ours_events: usize,
+        theirs_events: usize,
+        conflicts: Vec<crate::store::Conflict>,
+    },
+}
+
+/// Joins `remote`'s fetched log into the local log (see [`Store::merge_log`]).
+pub fn merge(git: &Git, store: &Store, remote: &str) -> Result<Joined, SyncError> {
+    let theirs = git
+        .resolve(&tracking_ref(remote))
+        .ok_or_else(|| SyncError::NotFetched {
+            remote: remote.to_string(),
+        })?;
+    merge_tip(store, remote, &theirs)
+}
+
+/// Joins the log ending at `theirs` (a commit id) into the local log.
+pub fn merge_tip(store: &Store, remote: &str, theirs: &str) -> Result<Joined, SyncError> {
+    let theirs =
+        gix::ObjectId::from_hex(theirs.as_bytes()).map_err(|error| SyncError::NotALog {
+            remote: remote.to_string(),
+            what: format!("`{theirs}` is not a commit id ({error})"),
+        })?;
+    Ok(match store.merge_log(theirs, remote)? {
+        Merged::UpToDate => Joined::UpToDate,
+        Merged::FastForward { events, .. } => Joined::FastForward { events },
+        Merged::Merged {
+            event,
+            ours_events,
+            theirs_events,
+            conflicts,
+        } => Joined::Merged {
+            event: event.event.id,
+            ours_events,
+            theirs_events,
+            conflicts,
+        },
+    })
+}
+
+/// What `git spectra sync` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Synced {
+    pub remote: String,
+    /// Events the local log gained from the remote.
+    pub events_in: usize,
+    /// Events the push sent.
+    pub events_out: usize,
+    pub fetched: Fetched,
+    pub joined: Joined,
+    pub pushed: Pushed,
+}
+
+/// Fetch, merge, push: the remote and the local log hold the same events afterwards (unless
+/// another clone pushed in between, which the next sync brings).
+pub fn sync(git: &Git, store: &Store, remote: &str) -> Result<Synced, SyncError> {
+    let fetched = fetch(git, remote)?;
+    let joined = if fetched.remote_has_log {
+        merge(git, store, remote)?
+    } else {
+        Joined::UpToDate
+    };
+    let pushed = push_merging(git, store, remote)?;
+    let events_in = match &joined {
+        Joined::UpToDate => 0,
+        Joined::FastForward { events } => *events,
+        Joined::Merged { theirs_events, .. } => *theirs_events,
+    };
+    Ok(Synced {
+        remote: remote.to_string(),
+        events_in,
+        events_out: pushed.events,
+        fetched,
+        joined,
+        pushed,
+    })
+}
+
+/// [`push`], merging what the remote gained meanwhile into the local log before each retry.
+pub fn push_merging(git: &Git, store: &Store, remote: &str) -> Result<Pushed, SyncError> {
+    push(git, remote, |theirs| {
+        merge_tip(store, remote, theirs).map(|_| ())
+    })
+}
+
+/// The conflicts merges recorded that no later run has settled, read from the log: only the
+/// `log.merged` and `activity.finished` events are read, and nothing at all when the log holds
+/// no merge.
+pub fn open_conflicts(store: &Store) -> Result<Vec<Unresolved>, crate::store::StoreError> {
+    use crate::event::kind;
+    use crate::store::Filter;
+    let of_kind = |kind: &str| {
+        store.events_oldest_first(&Filter {
+            kind: Some(kind.to_string()),
+            ..Filter::default()
+        })
+    };
+    let merges = of_kind(kind::LOG_MERGED)?;
+    if merges.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut events: Vec<crate::event::Event> = merges
+        .into_iter()
+        .chain(of_kind(kind::ACTIVITY_FINISHED)?)
+        .map(|stored| stored.event)
+        .collect();
+    // The log's one order: lamport, then id.
+    events.sort_by(|a, b| (a.lamport, &a.id).cmp(&(b.lamport, &b.id)));
+    Ok(unresolved_conflicts(&events))
 }
 
 /// A conflict a merge recorded that no later run has settled yet.

@@ -75,6 +75,8 @@ pub enum Command {
     Hooks(hooks::HooksArgs),
     Status(status::StatusArgs),
     Fetch(sync::FetchArgs),
+    Merge(sync::MergeArgs),
+    Push(sync::PushArgs),
     Sync(sync::SyncArgs),
     Completions(completions::CompletionsArgs),
     /// Print or install the manual pages (for packagers and the README's install step).
@@ -235,6 +237,8 @@ pub fn run() -> u8 {
         Command::Hooks(args) => hooks::run(args),
         Command::Status(args) => status::run(args),
         Command::Fetch(args) => sync::fetch(args),
+        Command::Merge(args) => sync::merge(args),
+        Command::Push(args) => sync::push(args),
         Command::Sync(args) => sync::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),

@@ -44,6 +44,8 @@ struct Status {
     hooks: HooksStatus,
     /// Where the log stands against the remote's last fetched log; `None` without a remote.
     remote: Option<crate::sync::Standing>,
+    /// What merged logs both decided and no later run has settled.
+    conflicts: Vec<crate::sync::Unresolved>,
     llm: LlmStatus,
 }
 
@@ -104,6 +106,7 @@ pub fn run(args: StatusArgs) -> Result<u8> {
                 .ok()
                 .map(|remote| crate::sync::standing(&git, &remote))
         },
+        conflicts: crate::sync::open_conflicts(&super::open_store(&repo))?,
         llm: llm_status(&repo, args.offline)?,
     };
     let mut out = Output::new();
@@ -198,6 +201,18 @@ fn render_human(out: &mut Output, status: &Status) -> std::io::Result<()> {
             "{} {}",
             field("remote"),
             describe_remote(remote)
+        ))?;
+    }
+    for conflict in &status.conflicts {
+        out.line(format_args!(
+            "{} {} for {}: runs {} and {} both decided (merged in {}); the later counts until a new {} run settles it",
+            field("conflict"),
+            conflict.activity,
+            conflict.service,
+            conflict.ours.join(", "),
+            conflict.theirs.join(", "),
+            conflict.merge,
+            conflict.activity
         ))?;
     }
     let llm = &status.llm;

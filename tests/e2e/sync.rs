@@ -203,3 +203,296 @@ fn bad_remotes_get_gits_error_or_a_named_one() {
     assert!(unreachable.stderr.starts_with("fatal:"), "{unreachable:#?}");
     assert_eq!(rev(&env, &alice, "refs/spectra/events"), before);
 }
+
+/// A bare remote that keeps a reflog of its log, and `count` clones of it, each with its own
+/// first commit on its own branch (so that the clones' branches never need merging).
+fn team(env: &TestEnv, names: &[&str]) -> (PathBuf, Vec<PathBuf>) {
+    let remote = env.path().join("remote.git");
+    env.git(
+        env.path(),
+        &["init", "-q", "--bare", "-b", "main", "remote.git"],
+    )
+    .success();
+    env.git(&remote, &["config", "core.logAllRefUpdates", "always"])
+        .success();
+    let clones = names
+        .iter()
+        .map(|name| {
+            let dir = clone(env, name);
+            std::fs::write(dir.join("README"), format!("{name}\n")).unwrap();
+            env.git(&dir, &["add", "README"]).success();
+            env.git(&dir, &["commit", "-q", "-m", "first"]).success();
+            dir
+        })
+        .collect();
+    (remote, clones)
+}
+
+fn run_id(env: &TestEnv, repo: &Path, args: &[&str]) -> String {
+    let mut args = args.to_vec();
+    args.extend(["--format", "json"]);
+    let out = env.spectra(repo, &args).success();
+    let report: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    report["run"].as_str().unwrap().to_string()
+}
+
+fn event_ids(env: &TestEnv, repo: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = crate::common::json_lines(
+        &env.spectra(repo, &["log", "--format", "json"])
+            .success()
+            .stdout,
+    )
+    .iter()
+    .map(|record| record["event"]["id"].as_str().unwrap().to_string())
+    .collect();
+    ids.sort();
+    ids
+}
+
+fn views(env: &TestEnv, repo: &Path) -> Vec<String> {
+    [
+        vec!["manifest", "--format", "json"],
+        vec!["runs", "--format", "json"],
+        vec!["stats", "--format", "json"],
+        vec!["log", "--format", "json"],
+    ]
+    .iter()
+    .map(|args| env.spectra(repo, args).success().stdout)
+    .collect()
+}
+
+/// `git spectra sync` in every clone at the same moment; every one must succeed.
+fn sync_all_at_once(env: &TestEnv, clones: &[PathBuf]) {
+    let children: Vec<_> = clones
+        .iter()
+        .map(|dir| {
+            env.command(crate::common::spectra_bin(), dir)
+                .arg("sync")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+    }
+}
+
+#[test]
+fn three_clones_syncing_in_any_order_converge_to_one_log() {
+    let env = TestEnv::new();
+    let names = ["alice", "bob", "carol"];
+    let (remote, clones) = team(&env, &names);
+    // A fixed "random" order of syncs per round, and every third round all at once.
+    let orders = [[0, 1, 2], [2, 0, 1], [1, 2, 0], [0, 2, 1], [1, 0, 2]];
+    for round in 0..10 {
+        for (index, dir) in clones.iter().enumerate() {
+            let service = format!("{}-svc-{round}", names[index]);
+            let run = run_id(
+                &env,
+                dir,
+                &["discover", "--offline", "--service", &service, "an idea"],
+            );
+            env.spectra(
+                dir,
+                &["append", "--kind", "note.added", "--payload", r#"{"n": 1}"#],
+            )
+            .success();
+            if round % 3 == 1 {
+                env.spectra(dir, &["undo", &run]).success();
+            }
+        }
+        if round % 3 == 2 {
+            sync_all_at_once(&env, &clones);
+        } else {
+            for &index in &orders[round % orders.len()] {
+                env.spectra(&clones[index], &["sync"]).success();
+            }
+        }
+    }
+    for dir in clones.iter().chain(clones.iter()) {
+        env.spectra(dir, &["sync"]).success();
+    }
+
+    let expected = event_ids(&env, &clones[0]);
+    let mut unique = expected.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), expected.len(), "an event is there twice");
+    // 10 rounds x 3 clones: each discover, note and undo is there, plus the merges.
+    assert!(expected.len() > 30 * 12, "{} events", expected.len());
+    let reference = views(&env, &clones[0]);
+    for dir in &clones {
+        env.spectra(dir, &["verify"]).success();
+        assert_eq!(event_ids(&env, dir), expected, "{} differs", dir.display());
+        assert_eq!(
+            views(&env, dir),
+            reference,
+            "{} reads differently",
+            dir.display()
+        );
+    }
+    // The remote only ever moved forward.
+    assert_only_fast_forwards(&env, &remote);
+}
+
+/// Every update of the remote's log in its reflog is a fast-forward.
+fn assert_only_fast_forwards(env: &TestEnv, remote: &Path) {
+    let tips: Vec<String> = env
+        .git(remote, &["reflog", "--format=%H", "refs/spectra/events"])
+        .success()
+        .stdout
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(tips.len() > 1, "the remote kept no reflog");
+    for pair in tips.windows(2) {
+        let (newer, older) = (&pair[0], &pair[1]);
+        env.git(remote, &["merge-base", "--is-ancestor", older, newer])
+            .success();
+    }
+}
+
+#[test]
+fn two_pushes_at_once_both_land_and_nothing_is_forced() {
+    let env = TestEnv::new();
+    let (remote, clones) = team(&env, &["alice", "bob"]);
+    discover(&env, &clones[0], "logging");
+    env.spectra(&clones[0], &["push"]).success();
+    env.spectra(&clones[1], &["fetch"]).success();
+    env.spectra(&clones[1], &["merge"]).success();
+    discover(&env, &clones[0], "alerts");
+    discover(&env, &clones[1], "billing");
+    let pushes: Vec<_> = clones
+        .iter()
+        .map(|dir| {
+            env.command(crate::common::spectra_bin(), dir)
+                .args(["push", "--format", "json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for push in pushes {
+        let output = push.wait_with_output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+    }
+    let on_remote = env
+        .git(&remote, &["log", "--format=%s", "refs/spectra/events"])
+        .success()
+        .stdout;
+    for service in ["logging", "alerts", "billing"] {
+        assert!(
+            on_remote.contains(&format!("discover: decided on {service}"))
+                || on_remote.contains(&format!("for {service}")),
+            "{service} missing on the remote"
+        );
+    }
+    assert_only_fast_forwards(&env, &remote);
+}
+
+#[test]
+fn unrelated_logs_merge_and_a_conflict_is_listed_until_a_later_run_settles_it() {
+    let env = TestEnv::new();
+    let (_remote, clones) = team(&env, &["alice", "bob"]);
+    let (alice, bob) = (&clones[0], &clones[1]);
+    discover(&env, alice, "logging");
+    discover(&env, bob, "logging");
+    env.spectra(alice, &["sync"]).success();
+    let merged = env.spectra(bob, &["sync"]).success();
+    assert!(merged.stdout.contains("merged"), "{merged:#?}");
+    assert!(
+        merged.stderr.contains("both logs ran discover for logging"),
+        "{merged:#?}"
+    );
+    let status = |dir: &Path| -> Value {
+        let out = env
+            .spectra(dir, &["status", "--offline", "--format", "json"])
+            .success();
+        serde_json::from_str(out.stdout.trim()).unwrap()
+    };
+    let conflicts = status(bob)["conflicts"].clone();
+    assert_eq!(conflicts.as_array().unwrap().len(), 1, "{conflicts}");
+    assert_eq!(conflicts[0]["service"], "logging");
+    let merge = env
+        .spectra(bob, &["log", "--kind", "log.merged", "--format", "json"])
+        .success();
+    let merge: Value = serde_json::from_str(merge.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        merge["event"]["payload"]["conflicts"][0]["activity"],
+        "discover"
+    );
+
+    discover(&env, bob, "logging");
+    assert_eq!(status(bob)["conflicts"], serde_json::json!([]));
+    env.spectra(bob, &["verify"]).success();
+}
+
+#[test]
+fn a_remote_log_that_fails_verification_is_never_merged() {
+    let env = TestEnv::new();
+    let (remote, clones) = team(&env, &["alice", "bob"]);
+    let (alice, bob) = (&clones[0], &clones[1]);
+    discover(&env, alice, "logging");
+    env.spectra(alice, &["push"]).success();
+    // Someone rewrites the newest event's subject-bearing commit on the remote by hand.
+    let tip = rev(&env, &remote, "refs/spectra/events");
+    let raw = env
+        .git(&remote, &["cat-file", "commit", &tip])
+        .success()
+        .stdout;
+    let (headers, message) = raw.split_once("\n\n").unwrap();
+    let tree = headers
+        .lines()
+        .next()
+        .unwrap()
+        .strip_prefix("tree ")
+        .unwrap();
+    let parent = headers
+        .lines()
+        .find_map(|line| line.strip_prefix("parent "))
+        .unwrap();
+    let forged_message = message.replace("Spectra-Lamport:", "X-Lamport:");
+    let forged = env
+        .git(
+            &remote,
+            &["commit-tree", tree, "-p", parent, "-m", &forged_message],
+        )
+        .success()
+        .stdout;
+    env.git(
+        &remote,
+        &["update-ref", "refs/spectra/events", forged.trim()],
+    )
+    .success();
+
+    discover(&env, bob, "billing");
+    let before = rev(&env, bob, "refs/spectra/events");
+    let refused = env.spectra(bob, &["sync"]).code(1);
+    assert!(refused.stderr.contains("event #"), "{refused:#?}");
+    assert_eq!(
+        rev(&env, bob, "refs/spectra/events"),
+        before,
+        "merged anyway"
+    );
+}
+
+#[test]
+fn a_shallow_clone_syncs_the_whole_log() {
+    let env = TestEnv::new();
+    let (remote, alice) = remote_and_clone(&env, "alice");
+    discover(&env, &alice, "logging");
+    env.spectra(&alice, &["sync"]).success();
+    let url = format!("file://{}", remote.display());
+    env.git(
+        env.path(),
+        &["clone", "-q", "--depth", "1", &url, "shallow"],
+    )
+    .success();
+    let shallow = env.path().join("shallow");
+    env.spectra(&shallow, &["sync"]).success();
+    env.spectra(&shallow, &["verify"]).success();
+    assert_eq!(event_ids(&env, &shallow), event_ids(&env, &alice));
+}
