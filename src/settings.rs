@@ -462,13 +462,19 @@ impl LlmSettings {
     }
 
     /// Every key with its displayed value (the API key masked) and source, for `doctor`.
+    /// The endpoint without the user name and password a URL may carry: what is ever printed
+    /// or recorded of it.
+    pub fn shown_url(&self) -> String {
+        let mut url = self.url.value.clone();
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url.to_string()
+    }
+
     pub fn describe(&self) -> Vec<(&'static str, String, Source)> {
         let secs = |d: &Setting<Duration>| (format!("{}s", d.value.as_secs_f64()), d.source);
         let rows: Vec<(&Key, (String, Source))> = vec![
-            (
-                &keys::LLM_URL,
-                (self.url.value.to_string(), self.url.source),
-            ),
+            (&keys::LLM_URL, (self.shown_url(), self.url.source)),
             (
                 &keys::LLM_API_KEY,
                 (self.api_key.value.to_string(), self.api_key.source),
@@ -707,5 +713,23 @@ mod tests {
         );
         assert!(!format!("{:?}", s.describe()).contains("sk-very-secret"));
         assert_eq!(s.api_key.value.expose(), "sk-very-secret");
+    }
+
+    #[test]
+    fn a_password_in_the_endpoint_url_is_never_shown() {
+        let s = LlmSettings::resolve(&layers(
+            &[(
+                "SPECTRA_LLM_URL",
+                "http://me:pa55word@127.0.0.1:8001/v1/chat/completions",
+            )],
+            &[],
+        ))
+        .unwrap();
+        let shown = format!("{:?} {}", s.describe(), s.shown_url());
+        assert!(
+            !shown.contains("pa55word") && !shown.contains("me:"),
+            "{shown}"
+        );
+        assert!(s.shown_url().starts_with("http://127.0.0.1:8001/"));
     }
 }

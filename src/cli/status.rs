@@ -151,7 +151,7 @@ fn hooks_status(repo: &Repo) -> Result<HooksStatus> {
 fn llm_status(repo: &Repo, offline: bool) -> Result<LlmStatus> {
     let settings = LlmSettings::resolve(&Layers::from_process(|key| repo.config_string(key)))?;
     let mut status = LlmStatus {
-        url: settings.url.value.to_string(),
+        url: settings.shown_url(),
         url_source: settings.url.source.to_string(),
         model: settings.model.value.clone(),
         model_source: settings.model.source.to_string(),

@@ -123,10 +123,7 @@ impl Transport {
 
     /// The endpoint as recorded and shown: no user or password part.
     pub(crate) fn endpoint(&self) -> String {
-        let mut url = self.settings.url.value.clone();
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
-        url.to_string()
+        self.settings.shown_url()
     }
 
     /// What removes the configured secrets from everything the endpoint sends back.
