@@ -675,16 +675,7 @@ mod tests {
         assert!(read_cache(&path).is_none());
     }
 
-    fn git(dir: &Path, args: &[&str]) -> String {
-        let output = std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "git {args:?}: {output:?}");
-        String::from_utf8(output.stdout).unwrap().trim().to_string()
-    }
+    use crate::store::test_git::git;
 
     /// After a check, only events appended since are read: with the first event's `event.json`
     /// gone from the object store, a check from the start fails, and one from the cache does not.

@@ -389,18 +389,8 @@ mod tests {
     use super::*;
     use crate::repo::Repo;
     use crate::store::{Filter, Integrity};
-    use std::path::Path;
 
-    fn git(dir: &Path, args: &[&str]) -> String {
-        let output = std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "git {args:?}: {output:?}");
-        String::from_utf8(output.stdout).unwrap().trim().to_string()
-    }
+    use crate::store::test_git::git;
 
     fn oid(hex: &str) -> ObjectId {
         ObjectId::from_hex(hex.as_bytes()).unwrap()

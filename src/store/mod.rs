@@ -1431,6 +1431,21 @@ impl Trailers {
 }
 
 #[cfg(test)]
+pub(crate) mod test_git {
+    /// Runs `git -C dir args` for a test; panics unless it succeeds; its trimmed stdout.
+    pub(crate) fn git(dir: &std::path::Path, args: &[&str]) -> String {
+        let output = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "git {args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

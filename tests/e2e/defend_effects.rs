@@ -354,22 +354,11 @@ fn killing_git_stops_git_spectra_and_closes_its_run() {
     assert_ne!(git.id(), pid, "git ran git-spectra as its child");
     let locks = lock_files(&repo);
     assert_eq!(locks.len(), 1);
-    let lock = std::fs::File::open(&locks[0]).unwrap();
     git.kill().unwrap();
     git.wait().unwrap();
     // The lock is free once git-spectra, told by the kernel that git died, has closed its run
-    // and exited; a regression fails after a minute instead of hanging.
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(rustix::fs::flock(
-            &lock,
-            rustix::fs::FlockOperation::LockExclusive,
-        ));
-    });
-    receiver
-        .recv_timeout(std::time::Duration::from_secs(60))
-        .expect("git-spectra kept running after git was killed")
-        .unwrap();
+    // and exited (the file is gone by then too: the wait holds it open).
+    wait_for_lock(&locks[0]);
     let finished = events_of(&repo, "run.finished");
     assert_eq!(finished.len(), 1, "the run was not closed");
     assert_eq!(finished[0]["payload"]["outcome"], "interrupted");
@@ -522,7 +511,8 @@ fn read_line(path: &Path) -> String {
     line
 }
 
-/// Waits (a minute at most) until nobody holds the lock `file` names.
+/// Waits (a minute at most, so that a regression fails instead of hanging) until nobody holds
+/// the lock `path` names. The file is opened first, so it may be removed meanwhile.
 fn wait_for_lock(path: &Path) {
     let file = std::fs::File::open(path).unwrap();
     let (sender, receiver) = std::sync::mpsc::channel();

@@ -261,13 +261,13 @@ fn views(env: &TestEnv, repo: &Path) -> Vec<String> {
     .collect()
 }
 
-/// `git spectra sync` in every clone at the same moment; every one must succeed.
-fn sync_all_at_once(env: &TestEnv, clones: &[PathBuf]) {
+/// `git spectra args` in every clone at the same moment; every one must succeed.
+fn all_at_once(env: &TestEnv, clones: &[PathBuf], args: &[&str]) {
     let children: Vec<_> = clones
         .iter()
         .map(|dir| {
             env.command(crate::common::spectra_bin(), dir)
-                .arg("sync")
+                .args(args)
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -306,7 +306,7 @@ fn three_clones_syncing_in_any_order_converge_to_one_log() {
             }
         }
         if round % 3 == 2 {
-            sync_all_at_once(&env, &clones);
+            all_at_once(&env, &clones, &["sync"]);
         } else {
             for &index in &orders[round % orders.len()] {
                 env.spectra(&clones[index], &["sync"]).success();
@@ -365,21 +365,7 @@ fn two_pushes_at_once_both_land_and_nothing_is_forced() {
     env.spectra(&clones[1], &["merge"]).success();
     discover(&env, &clones[0], "alerts");
     discover(&env, &clones[1], "billing");
-    let pushes: Vec<_> = clones
-        .iter()
-        .map(|dir| {
-            env.command(crate::common::spectra_bin(), dir)
-                .args(["push", "--format", "json"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for push in pushes {
-        let output = push.wait_with_output().unwrap();
-        assert!(output.status.success(), "{output:?}");
-    }
+    all_at_once(&env, &clones, &["push"]);
     let on_remote = env
         .git(&remote, &["log", "--format=%s", "refs/spectra/events"])
         .success()
