@@ -99,7 +99,7 @@ impl Store {
 /// whose lamports were tampered with it still places parents first, so that `verify` checks
 /// each event after its parents and a line keeps its order, naming the first bad event where
 /// it sits.
-fn in_total_order(headers: Vec<CommitHeader>) -> Vec<CommitHeader> {
+pub(super) fn in_total_order(headers: Vec<CommitHeader>) -> Vec<CommitHeader> {
     let index: HashMap<ObjectId, usize> = headers
         .iter()
         .enumerate()

@@ -6,7 +6,8 @@
 //! line of single-parent commits needs only the events after T checked, chained from T's digest
 //! and lamport, and their ids compared with the ids before T. A merge among the new events
 //! brings in events that sort before T, so it means a check of the whole DAG, as `verify` does
-//! (see `dag` for the order). The last
+//! (see `dag` for the order), except where `merge_log` saves the state it reached: it checked
+//! every event it brought in, chained from a log this cache said was sound. The last
 //! result is kept in `<common dir>/spectra/cache/integrity` (its format is in docs/events.md).
 //! A tip that does not descend from the cached one (the log was replaced or rewritten), a cached
 //! tip whose own trailers disagree with the file, or a file that is missing, unreadable, of
@@ -251,6 +252,81 @@ impl Store {
         Ok(walked)
     }
 
+    /// Our log's verified state at `tip`, ids included, when the cache says the log is intact
+    /// exactly there (the ref still points at `tip`); `None` when only a longer check could
+    /// tell. What [`Store::merge_log`] builds on to check only the other side's new events.
+    pub(super) fn verified_state(&self, tip: ObjectId) -> Result<Option<Sound>, StoreError> {
+        let intact_here = matches!(
+            self.integrity()?,
+            Integrity::Intact { tip: Some(checked), .. } if checked == tip
+        );
+        let Some(cached) = read_cache(&self.integrity_cache).filter(|_| intact_here) else {
+            return Ok(None);
+        };
+        // Another process may have saved another tip since: then this is no answer for `tip`.
+        if cached.tip != tip || cached.header.failure.is_some() {
+            return Ok(None);
+        }
+        let state = cached.sound_state();
+        Ok(cached.into_ids().map(|ids| Sound { ids, ..state }))
+    }
+
+    /// Checks `commits`, the events another log adds to ours (`ours`, verified), as `verify`
+    /// would check them within the joined log: each chained from its parents, which are
+    /// either among `commits` or in our log, whose trailers verified. Ids must be new to both.
+    /// Returns the state of the joined log whose tip is `top` (one of `commits`); `None` when
+    /// the events fail or an id's hash is already ours (a duplicate, or two ids sharing a
+    /// hash): only a whole check can name the failure or compare the ids themselves.
+    ///
+    /// Every parent of `commits` that is not itself among them must be in our log.
+    pub(super) fn check_added_events(
+        &self,
+        ours: Sound,
+        commits: &[ObjectId],
+        top: ObjectId,
+    ) -> Result<Option<Sound>, StoreError> {
+        let headers = super::dag::in_total_order(self.headers_of(commits)?);
+        let added: HashSet<ObjectId> = commits.iter().copied().collect();
+        let mut checker = DagChecker::default();
+        let mut buf = Vec::new();
+        for parent in headers.iter().flat_map(|header| &header.parents) {
+            if added.contains(parent) || checker.checked.contains_key(parent) {
+                continue;
+            }
+            let Ok(tip) = super::tip_of(self.read_commit(*parent, &mut buf)?) else {
+                return Ok(None);
+            };
+            checker.checked.insert(*parent, (tip.lamport, tip.digest));
+        }
+        for header in headers {
+            if checker.check(self, header, &mut buf).is_err() {
+                return Ok(None);
+            }
+        }
+        if checker
+            .ids
+            .iter()
+            .any(|id| ours.ids.contains(IdHashes::of(id)))
+        {
+            return Ok(None);
+        }
+        let Some((lamport, digest)) = checker.checked.get(&top).cloned() else {
+            return Ok(None);
+        };
+        Ok(Some(Sound {
+            events: ours.events + checker.count,
+            lamport,
+            digest,
+            ids: ours.ids.merged(&checker.ids),
+        }))
+    }
+
+    /// Saves `state` as the verified state at `tip`: after a merge or fast-forward whose both
+    /// sides were just checked, so that the next check starts from there.
+    pub(super) fn save_sound(&self, tip: ObjectId, state: Sound) {
+        self.save(tip, &Checked::Sound { state });
+    }
+
     /// Saves `checked` as the state at `tip`; a failure to write only costs time next check.
     fn save(&self, tip: ObjectId, checked: &Checked) {
         crate::tip_cache::write_bytes(&self.integrity_cache, &cache_bytes(tip, checked));
@@ -390,6 +466,20 @@ impl Sound {
             digest: checker.prev_digest.clone(),
             ids,
         }
+    }
+
+    /// The state after `merge`, a merge event just written on top of this state (its checks
+    /// made as `verify` makes them); `None` when its id's hash is already listed.
+    pub(super) fn joined_by(self, merge: &super::StoredEvent) -> Option<Sound> {
+        if self.ids.contains(IdHashes::of(&merge.event.id)) {
+            return None;
+        }
+        Some(Sound {
+            events: self.events + 1,
+            lamport: merge.event.lamport,
+            digest: merge.digest.clone(),
+            ids: self.ids.merged(&HashSet::from([merge.event.id.clone()])),
+        })
     }
 
     /// A checker that continues after these events (their ids are checked apart).

@@ -75,12 +75,24 @@ struct Side {
     commits: Vec<ObjectId>,
 }
 
+/// What a walk from one tip found outside the commits another tip reaches.
+struct Outside {
+    /// Reachable from the tip and not held, in no particular order.
+    commits: Vec<ObjectId>,
+    /// Held commits the walk reached from outside: where it stopped.
+    met: HashSet<ObjectId>,
+}
+
 impl Store {
     /// Joins the log ending at `theirs` (another clone's, fetched under a remote-tracking ref;
     /// `remote` names it in the reflog and in the merge event) into ours. Refuses, changing
     /// nothing, when `theirs` is not a git spectra log or does not verify from its first event.
+    ///
+    /// When our log is known to verify (the integrity cache covers our tip), only the events
+    /// our log lacks are read and checked, chained from their parents in ours; and the state
+    /// the merge reaches is saved for [`Store::integrity`]. Otherwise their whole log is checked.
     pub fn merge_log(&self, theirs: ObjectId, remote: &str) -> Result<Merged, StoreError> {
-        self.check_their_log(theirs)?;
+        self.check_is_a_log(theirs)?;
         let started = Instant::now();
         let mut attempt = 0;
         loop {
@@ -104,6 +116,7 @@ impl Store {
     /// One attempt, built on the tip as it is now.
     fn merge_once(&self, theirs: ObjectId, remote: &str) -> Result<Attempt, StoreError> {
         let Some(ours) = self.read_tip()? else {
+            self.verify_their_log(theirs)?;
             let events = self.reachable(theirs)?.len();
             let merged = Merged::FastForward {
                 from: None,
@@ -112,23 +125,41 @@ impl Store {
             };
             return Ok(self.try_move(None, theirs, fast_forward_reason(remote), merged));
         };
+        let ours_state = self.verified_state(ours.commit)?;
         let ours_reach: HashSet<ObjectId> = self.reachable(ours.commit)?.into_iter().collect();
         if ours_reach.contains(&theirs) {
+            // Part of a log that verifies is sound; otherwise say what fails, as before.
+            if ours_state.is_none() {
+                self.verify_their_log(theirs)?;
+            }
             return Ok(Attempt::Done(Merged::UpToDate));
         }
-        let theirs_reach = self.reachable(theirs)?;
-        if theirs_reach.contains(&ours.commit) {
+        let added = self.reachable_outside(theirs, &ours_reach)?;
+        let joined = match ours_state {
+            Some(state) => self.check_added_events(state, &added.commits, theirs)?,
+            None => None,
+        };
+        if joined.is_none() {
+            // No verified base to build on, or something failed or needs the ids compared
+            // whole: check their whole log, which names the first bad event.
+            self.verify_their_log(theirs)?;
+        }
+        if added.met.contains(&ours.commit) {
             let merged = Merged::FastForward {
                 from: Some(ours.commit),
                 to: theirs,
-                events: theirs_reach.len() - ours_reach.len(),
+                events: added.commits.len(),
             };
             let reason = fast_forward_reason(remote);
-            return Ok(self.try_move(Some(ours.commit), theirs, reason, merged));
+            let attempt = self.try_move(Some(ours.commit), theirs, reason, merged);
+            if let (Attempt::Done(_), Some(state)) = (&attempt, joined) {
+                self.save_sound(theirs, state);
+            }
+            return Ok(attempt);
         }
         // A merge event builds on our log: it must verify too.
         self.require_intact()?;
-        let theirs_set: HashSet<ObjectId> = theirs_reach.iter().copied().collect();
+        let theirs_set: HashSet<ObjectId> = self.reachable(theirs)?.into_iter().collect();
         let ours_only = Side {
             commits: ours_reach
                 .iter()
@@ -137,10 +168,7 @@ impl Store {
                 .collect(),
         };
         let theirs_only = Side {
-            commits: theirs_reach
-                .into_iter()
-                .filter(|id| !ours_reach.contains(id))
-                .collect(),
+            commits: added.commits,
         };
         let conflicts = self.conflicts(&ours_only, &theirs_only)?;
         let their_tip = self.tip_at(theirs)?;
@@ -156,6 +184,10 @@ impl Store {
         if let Err(err) = self.move_ref(Some(ours.commit), stored.commit, reason) {
             return Ok(Attempt::Lost(err.to_string()));
         }
+        // Both sides and the merge event were just checked: the next check starts here.
+        if let Some(state) = joined.and_then(|state| state.joined_by(&stored)) {
+            self.save_sound(stored.commit, state);
+        }
         self.after_append(std::slice::from_ref(&stored));
         Ok(Attempt::Done(Merged::Merged {
             event: stored,
@@ -163,6 +195,35 @@ impl Store {
             theirs_events: theirs_only.commits.len(),
             conflicts,
         }))
+    }
+
+    /// The commits reachable from `tip` that `held` lacks, and the commits of `held` the walk
+    /// met (where it stopped): everything below those is in `held` too.
+    fn reachable_outside(
+        &self,
+        tip: ObjectId,
+        held: &HashSet<ObjectId>,
+    ) -> Result<Outside, StoreError> {
+        let mut outside = Outside {
+            commits: Vec::new(),
+            met: HashSet::new(),
+        };
+        let mut seen = HashSet::from([tip]);
+        let mut pending = vec![tip];
+        let mut buf = Vec::new();
+        while let Some(id) = pending.pop() {
+            if held.contains(&id) {
+                outside.met.insert(id);
+                continue;
+            }
+            outside.commits.push(id);
+            for parent in self.read_commit(id, &mut buf)?.parents {
+                if seen.insert(parent) {
+                    pending.push(parent);
+                }
+            }
+        }
+        Ok(outside)
     }
 
     /// Moves the ref by compare-and-swap; `merged` is the outcome when it moves.
@@ -193,9 +254,8 @@ impl Store {
         })
     }
 
-    /// Refuses a `theirs` that is not a commit of a git spectra log, or whose log fails
-    /// verification; nothing of it is merged then.
-    fn check_their_log(&self, theirs: ObjectId) -> Result<(), StoreError> {
+    /// Refuses a `theirs` that is not a commit of a git spectra log; nothing of it is merged then.
+    fn check_is_a_log(&self, theirs: ObjectId) -> Result<(), StoreError> {
         let mut buf = Vec::new();
         let object = self
             .repo
@@ -220,6 +280,11 @@ impl Store {
                 ),
             });
         }
+        Ok(())
+    }
+
+    /// Refuses the log ending at `theirs` when it fails verification from its first event.
+    fn verify_their_log(&self, theirs: ObjectId) -> Result<(), StoreError> {
         match self.verify_at(theirs)?.failure {
             None => Ok(()),
             Some(failure) => Err(StoreError::UnverifiedLog {
@@ -524,6 +589,104 @@ mod tests {
         );
     }
 
+    /// Removes the loose `event.json` of `commit`: a check that reads that event fails.
+    fn lose_event_json(dir: &std::path::Path, commit: ObjectId) {
+        let blob = git(dir, &["rev-parse", &format!("{commit}:event.json")]);
+        let loose = dir.join(".git/objects").join(&blob[..2]).join(&blob[2..]);
+        std::fs::remove_file(loose).unwrap();
+    }
+
+    fn cache_bytes(store: &Store) -> Vec<u8> {
+        std::fs::read(&store.integrity_cache).unwrap()
+    }
+
+    /// On a log the integrity cache says is sound, a merge reads only the events ours lacks:
+    /// with the first event's `event.json` gone, a check from the first event fails, and the
+    /// merge does not. It leaves the cache at the merge, so no later check reads the old ones.
+    #[test]
+    fn a_merge_on_a_verified_log_checks_only_their_new_events_and_caches_the_merge() {
+        let (dir, store) = repository(2);
+        let base = store.tip().unwrap().unwrap();
+        let first = git(
+            dir.path(),
+            &["rev-list", "--max-parents=0", &base.to_string()],
+        );
+        let theirs = side_line(&store, Some(base), notes(100, 3));
+        store.append(note(5)).unwrap();
+        assert!(matches!(
+            store.integrity().unwrap(),
+            Integrity::Intact { events: 3, .. }
+        ));
+        lose_event_json(dir.path(), oid(&first));
+
+        let (event, ours_events, theirs_events, _) =
+            merged(store.merge_log(theirs, "origin").unwrap());
+        assert_eq!((ours_events, theirs_events), (1, 3));
+        match store.integrity().unwrap() {
+            Integrity::Intact { events, tip } => {
+                assert_eq!(events, 7);
+                assert_eq!(tip, Some(event.commit));
+            }
+            broken => panic!("{broken:?}"),
+        }
+        // Appends after the merge continue from the cached merge.
+        let next = store.append(note(6)).unwrap();
+        assert!(matches!(
+            store.integrity().unwrap(),
+            Integrity::Intact { events: 8, tip: Some(tip) } if tip == next.commit
+        ));
+        let failure = store.verify().unwrap().failure.expect("event 1 is gone");
+        assert_eq!(failure.position, 1);
+    }
+
+    #[test]
+    fn a_fast_forward_on_a_verified_log_checks_only_the_new_events_and_caches_their_tip() {
+        let (dir, store) = repository(2);
+        let old = store.tip().unwrap().unwrap();
+        let first = git(
+            dir.path(),
+            &["rev-list", "--max-parents=0", &old.to_string()],
+        );
+        let ahead = side_line(&store, Some(old), notes(20, 3));
+        assert!(matches!(
+            store.integrity().unwrap(),
+            Integrity::Intact { events: 2, .. }
+        ));
+        lose_event_json(dir.path(), oid(&first));
+        assert!(matches!(
+            store.merge_log(ahead, "origin").unwrap(),
+            Merged::FastForward { events: 3, .. }
+        ));
+        assert!(matches!(
+            store.integrity().unwrap(),
+            Integrity::Intact { events: 5, tip: Some(tip) } if tip == ahead
+        ));
+    }
+
+    /// What the merge leaves in the cache is byte for byte what a check of the whole merged
+    /// log saves: the same count, lamport, digest and id hashes.
+    #[test]
+    fn the_state_cached_after_a_merge_is_the_one_a_whole_check_saves() {
+        let (_dir, store) = repository(3);
+        let base = store.tip().unwrap().unwrap();
+        let theirs = side_line(&store, Some(base), notes(100, 4));
+        store.append_batch(notes(10, 2)).unwrap();
+        store.integrity().unwrap();
+        merged(store.merge_log(theirs, "origin").unwrap());
+        let after_merge = cache_bytes(&store);
+        assert_eq!(sound(&store), 10);
+        assert_eq!(cache_bytes(&store), after_merge);
+
+        // Unrelated logs too: all of theirs is new, chained from the first of their events.
+        let (_dir, store) = repository(2);
+        store.integrity().unwrap();
+        let stranger = side_line(&store, None, notes(300, 2));
+        merged(store.merge_log(stranger, "bob").unwrap());
+        let after_merge = cache_bytes(&store);
+        assert_eq!(sound(&store), 5);
+        assert_eq!(cache_bytes(&store), after_merge);
+    }
+
     #[test]
     fn every_read_sees_each_event_once_in_lamport_then_id_order() {
         let (dir, store) = repository(1);
@@ -723,6 +886,12 @@ mod tests {
         let theirs = side_line(&store, Some(base), notes(100, 2));
         store.append(note(5)).unwrap();
         let before = store.tip().unwrap();
+        // Our log known sound: only their new events are checked, and the failure is still
+        // named by its place in their whole log.
+        assert!(matches!(
+            store.integrity().unwrap(),
+            Integrity::Intact { events: 3, .. }
+        ));
 
         // Their tip's commit copied onto its grandparent: its prev_digest no longer chains.
         let message = git(
