@@ -16,6 +16,8 @@ use gix::objs::{FindExt, Kind};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::dag::Apart;
+use super::integrity::Sound;
 use super::{
     APPEND_MAX_ATTEMPTS, Before, ObjectSink, Store, StoreError, StoredEvent, Tip, backoff,
     check_own_output, commit_message, encode, read, read_err, signature_at, write_tree,
@@ -75,12 +77,25 @@ struct Side {
     commits: Vec<ObjectId>,
 }
 
-/// What a walk from one tip found outside the commits another tip reaches.
-struct Outside {
-    /// Reachable from the tip and not held, in no particular order.
-    commits: Vec<ObjectId>,
-    /// Held commits the walk reached from outside: where it stopped.
-    met: HashSet<ObjectId>,
+/// How two logs differ, and the state of the joined log when it is known to verify.
+struct Sides {
+    ours_only: Side,
+    theirs_only: Side,
+    joined: Option<Sound>,
+}
+
+impl Sides {
+    fn of(apart: Apart, joined: Option<Sound>) -> Sides {
+        Sides {
+            ours_only: Side {
+                commits: apart.ours_only,
+            },
+            theirs_only: Side {
+                commits: apart.theirs_only,
+            },
+            joined,
+        }
+    }
 }
 
 impl Store {
@@ -125,51 +140,30 @@ impl Store {
             };
             return Ok(self.try_move(None, theirs, fast_forward_reason(remote), merged));
         };
-        let ours_state = self.verified_state(ours.commit)?;
-        let ours_reach: HashSet<ObjectId> = self.reachable(ours.commit)?.into_iter().collect();
-        if ours_reach.contains(&theirs) {
-            // Part of a log that verifies is sound; otherwise say what fails, as before.
-            if ours_state.is_none() {
-                self.verify_their_log(theirs)?;
-            }
+        let sides = self.sides(ours.commit, theirs)?;
+        if sides.theirs_only.commits.is_empty() {
             return Ok(Attempt::Done(Merged::UpToDate));
         }
-        let added = self.reachable_outside(theirs, &ours_reach)?;
-        let joined = match ours_state {
-            Some(state) => self.check_added_events(state, &added.commits, theirs)?,
-            None => None,
-        };
-        if joined.is_none() {
-            // No verified base to build on, or something failed or needs the ids compared
-            // whole: check their whole log, which names the first bad event.
-            self.verify_their_log(theirs)?;
-        }
-        if added.met.contains(&ours.commit) {
+        if sides.ours_only.commits.is_empty() {
             let merged = Merged::FastForward {
                 from: Some(ours.commit),
                 to: theirs,
-                events: added.commits.len(),
+                events: sides.theirs_only.commits.len(),
             };
             let reason = fast_forward_reason(remote);
             let attempt = self.try_move(Some(ours.commit), theirs, reason, merged);
-            if let (Attempt::Done(_), Some(state)) = (&attempt, joined) {
+            if let (Attempt::Done(_), Some(state)) = (&attempt, sides.joined) {
                 self.save_sound(theirs, state);
             }
             return Ok(attempt);
         }
         // A merge event builds on our log: it must verify too.
         self.require_intact()?;
-        let theirs_set: HashSet<ObjectId> = self.reachable(theirs)?.into_iter().collect();
-        let ours_only = Side {
-            commits: ours_reach
-                .iter()
-                .copied()
-                .filter(|id| !theirs_set.contains(id))
-                .collect(),
-        };
-        let theirs_only = Side {
-            commits: added.commits,
-        };
+        let Sides {
+            ours_only,
+            theirs_only,
+            joined,
+        } = sides;
         let conflicts = self.conflicts(&ours_only, &theirs_only)?;
         let their_tip = self.tip_at(theirs)?;
         let new = merge_event(
@@ -197,33 +191,32 @@ impl Store {
         }))
     }
 
-    /// The commits reachable from `tip` that `held` lacks, and the commits of `held` the walk
-    /// met (where it stopped): everything below those is in `held` too.
-    fn reachable_outside(
-        &self,
-        tip: ObjectId,
-        held: &HashSet<ObjectId>,
-    ) -> Result<Outside, StoreError> {
-        let mut outside = Outside {
-            commits: Vec::new(),
-            met: HashSet::new(),
-        };
-        let mut seen = HashSet::from([tip]);
-        let mut pending = vec![tip];
-        let mut buf = Vec::new();
-        while let Some(id) = pending.pop() {
-            if held.contains(&id) {
-                outside.met.insert(id);
-                continue;
+    /// What each side holds that the other lacks, their log checked (refused when it fails).
+    ///
+    /// When the integrity cache says our log is sound at `ours`, the walk stops where the two
+    /// logs meet and only their events ours lacks are checked, lamports included, which makes
+    /// the walk's answer exact (see [`Store::apart`]). Otherwise, or when that check fails,
+    /// both logs are walked whole and theirs is checked from its first event.
+    fn sides(&self, ours: ObjectId, theirs: ObjectId) -> Result<Sides, StoreError> {
+        if let Some(state) = self.verified_state(ours)? {
+            let apart = self.apart(ours, theirs)?;
+            if apart.theirs_only.is_empty() {
+                // Their tip is part of our log, which verifies.
+                return Ok(Sides::of(apart, None));
             }
-            outside.commits.push(id);
-            for parent in self.read_commit(id, &mut buf)?.parents {
-                if seen.insert(parent) {
-                    pending.push(parent);
-                }
+            let joined = self.check_added_events(state, &apart.theirs_only, theirs)?;
+            if joined.is_some() {
+                return Ok(Sides::of(apart, joined));
             }
         }
-        Ok(outside)
+        self.verify_their_log(theirs)?;
+        let ours_reach: HashSet<ObjectId> = self.reachable(ours)?.into_iter().collect();
+        let theirs_reach: HashSet<ObjectId> = self.reachable(theirs)?.into_iter().collect();
+        let apart = Apart {
+            ours_only: ours_reach.difference(&theirs_reach).copied().collect(),
+            theirs_only: theirs_reach.difference(&ours_reach).copied().collect(),
+        };
+        Ok(Sides::of(apart, None))
     }
 
     /// Moves the ref by compare-and-swap; `merged` is the outcome when it moves.
@@ -637,6 +630,52 @@ mod tests {
         ));
         let failure = store.verify().unwrap().failure.expect("event 1 is gone");
         assert_eq!(failure.position, 1);
+    }
+
+    /// On a log known sound, the walk that finds what each side holds stops where the two
+    /// logs meet: with the first commit itself gone, the merge and what it reports are as
+    /// ever. Also when their side is a merge already (their events reach ours twice).
+    #[test]
+    fn the_sides_of_a_merge_are_found_without_walking_below_where_the_logs_meet() {
+        let (dir, store) = repository(3);
+        let base = store.tip().unwrap().unwrap();
+        let first = git(
+            dir.path(),
+            &["rev-list", "--max-parents=0", &base.to_string()],
+        );
+        let theirs = side_line(&store, Some(base), notes(100, 2));
+        store.append_batch(notes(10, 3)).unwrap();
+        store.integrity().unwrap();
+        let loose = dir
+            .path()
+            .join(".git/objects")
+            .join(&first[..2])
+            .join(&first[2..]);
+        std::fs::remove_file(loose).unwrap();
+
+        let (merge, ours_events, theirs_events, _) =
+            merged(store.merge_log(theirs, "origin").unwrap());
+        assert_eq!((ours_events, theirs_events), (3, 2));
+        assert_eq!(merge.event.payload["ours_events"], 3);
+        assert!(matches!(
+            store.integrity().unwrap(),
+            Integrity::Intact { events: 9, .. }
+        ));
+
+        // Again across the merge: the walk meets the sides at the merge, not below it.
+        let theirs = side_line(&store, Some(merge.commit), notes(200, 2));
+        store.append(note(20)).unwrap();
+        store.integrity().unwrap();
+        assert!(matches!(
+            store.merge_log(merge.commit, "origin").unwrap(),
+            Merged::UpToDate
+        ));
+        let (_, ours_events, theirs_events, _) = merged(store.merge_log(theirs, "origin").unwrap());
+        assert_eq!((ours_events, theirs_events), (1, 2));
+        assert!(matches!(
+            store.integrity().unwrap(),
+            Integrity::Intact { events: 13, .. }
+        ));
     }
 
     #[test]
