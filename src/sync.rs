@@ -101,14 +101,9 @@ impl Git {
         if output.status.success() {
             return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
         }
-        let said = [&output.stderr, &output.stdout]
-            .into_iter()
-            .map(|bytes| String::from_utf8_lossy(bytes).trim().to_string())
-            .find(|text| !text.is_empty())
-            .unwrap_or_else(|| format!("git exited with {}", output.status));
         Err(SyncError::Git {
             args: args.join(" "),
-            reason: said,
+            reason: crate::worktree::failure_reason(&output),
         })
     }
 
@@ -683,11 +678,12 @@ fn remote_moved(said: &str) -> bool {
     .any(|sign| said.contains(sign))
 }
 
-/// A full-jitter pause that grows with each attempt, capped at about a second.
+/// A full-jitter pause that grows with each attempt, capped at a second: a push takes a
+/// round trip, so clones that raced wait longer than the store's appenders do.
 fn push_backoff(attempt: usize) -> std::time::Duration {
-    let cap_ms = (50u64 << attempt.min(5)).min(1_000);
-    let jitter = uuid::Uuid::now_v7().as_u128() as u64 % cap_ms.max(1);
-    std::time::Duration::from_millis(jitter)
+    use std::time::Duration;
+    let attempt = u32::try_from(attempt).unwrap_or(u32::MAX);
+    crate::store::jittered_backoff(attempt, Duration::from_millis(50), Duration::from_secs(1))
 }
 
 #[cfg(test)]

@@ -281,7 +281,7 @@ const REASON_LIMIT: usize = 2000;
 
 /// Why git failed, in its own words: stderr, or stdout when git said it there ("nothing to
 /// commit" goes to stdout), trimmed and capped; never empty.
-fn failure_reason(output: &std::process::Output) -> String {
+pub(crate) fn failure_reason(output: &std::process::Output) -> String {
     use std::os::unix::process::ExitStatusExt;
     let said = [&output.stderr, &output.stdout]
         .into_iter()

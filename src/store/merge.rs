@@ -19,8 +19,8 @@ use serde_json::json;
 use super::dag::Apart;
 use super::integrity::Sound;
 use super::{
-    APPEND_MAX_ATTEMPTS, Before, ObjectSink, Store, StoreError, StoredEvent, Tip, backoff,
-    check_own_output, commit_message, encode, read, read_err, signature_at, write_tree,
+    APPEND_MAX_ATTEMPTS, Before, EventCommit, ObjectSink, Store, StoreError, StoredEvent, Tip,
+    backoff, commit_message, read, read_err, write_tree,
 };
 use crate::event::{self, NewEvent, kind};
 
@@ -373,26 +373,15 @@ impl Store {
         let mut sink = ObjectSink::new(&self.repo, false);
         let tree = write_tree(&mut sink, json.clone(), new)?;
         let subject = new.subject_line();
-        let message = commit_message(&subject, None, &event, &digest);
-        let signature = signature_at(&actor, &event.at);
-        let commit = gix::objs::Commit {
+        let commit = sink.put_event_commit(EventCommit {
+            event: &event,
+            json: &json,
+            message: commit_message(&subject, None, &event, &digest),
             tree,
-            parents: vec![ours.commit, theirs.commit].into(),
-            author: signature.clone(),
-            committer: signature,
-            encoding: None,
-            message: message.into(),
-            extra_headers: Vec::new(),
-        };
-        let commit_bytes = encode(&commit)?;
-        check_own_output(
-            self.repo.object_hash(),
-            &event,
-            &commit_bytes,
-            &json,
-            &before,
-        )?;
-        let commit = sink.put(Kind::Commit, commit_bytes)?;
+            parents: vec![ours.commit, theirs.commit],
+            actor: &actor,
+            before: &before,
+        })?;
         sink.finish()?;
         Ok(StoredEvent {
             commit,

@@ -367,27 +367,15 @@ impl Store {
             let digest = event::chain_digest(&prev_digest, &json);
             let tree = write_tree(&mut sink, json.clone(), new)?;
             let subject = new.subject_line();
-            let message = commit_message(&subject, new.body_text().as_deref(), &event, &digest);
-            let signature = signature_at(actor, &event.at);
-            let commit = gix::objs::Commit {
+            let commit_id = sink.put_event_commit(EventCommit {
+                event: &event,
+                json: &json,
+                message: commit_message(&subject, new.body_text().as_deref(), &event, &digest),
                 tree,
                 parents: parent.into_iter().collect(),
-                author: signature.clone(),
-                committer: signature,
-                encoding: None,
-                message: message.into(),
-                extra_headers: Vec::new(),
-            };
-            let commit_bytes = encode(&commit)?;
-            let hash = self.repo.object_hash();
-            check_own_output(
-                hash,
-                &event,
-                &commit_bytes,
-                &json,
-                &Before::one(lamport - 1, &prev_digest),
-            )?;
-            let commit_id = sink.put(Kind::Commit, commit_bytes)?;
+                actor,
+                before: &Before::one(lamport - 1, &prev_digest),
+            })?;
             parent = Some(commit_id);
             prev_digest = digest.clone();
             stored.push(StoredEvent {
@@ -1285,6 +1273,19 @@ fn write_tree(
 }
 
 /// Where new objects go: straight into loose files, or gathered into one pack for a batch.
+/// The commit that records one sealed event: its tree, parents and message.
+struct EventCommit<'e> {
+    event: &'e Event,
+    /// The event's canonical `event.json`.
+    json: &'e [u8],
+    message: String,
+    tree: ObjectId,
+    parents: Vec<ObjectId>,
+    actor: &'e gix::actor::Signature,
+    /// What the event chains from, as verify will check it.
+    before: &'e Before,
+}
+
 struct ObjectSink<'a> {
     repo: &'a gix::Repository,
     pending: Option<Vec<pack::PackObject>>,
@@ -1293,6 +1294,30 @@ struct ObjectSink<'a> {
 }
 
 impl<'a> ObjectSink<'a> {
+    /// Writes the commit of an event, after checking it as `verify` will read it: an event
+    /// verify would reject is never written.
+    fn put_event_commit(&mut self, commit: EventCommit<'_>) -> Result<ObjectId, StoreError> {
+        let signature = signature_at(commit.actor, &commit.event.at);
+        let object = gix::objs::Commit {
+            tree: commit.tree,
+            parents: commit.parents.into(),
+            author: signature.clone(),
+            committer: signature,
+            encoding: None,
+            message: commit.message.into(),
+            extra_headers: Vec::new(),
+        };
+        let bytes = encode(&object)?;
+        check_own_output(
+            self.repo.object_hash(),
+            commit.event,
+            &bytes,
+            commit.json,
+            commit.before,
+        )?;
+        self.put(Kind::Commit, bytes)
+    }
+
     fn new(repo: &'a gix::Repository, as_pack: bool) -> ObjectSink<'a> {
         ObjectSink {
             repo,
@@ -1379,12 +1404,21 @@ fn spawn_git(common_dir: &std::path::Path, args: &[&str]) {
 
 /// Full-jitter exponential backoff for a lost compare-and-swap, capped at 50 ms.
 fn backoff(attempt: u32) -> Duration {
+    jittered_backoff(attempt, Duration::from_millis(1), Duration::from_millis(50))
+}
+
+/// A full-jitter pause before retry number `attempt`: anywhere from zero to `first` doubled
+/// `attempt` times, at most `cap`, so that writers who lost the same race spread out.
+pub(crate) fn jittered_backoff(attempt: u32, first: Duration, cap: Duration) -> Duration {
     use std::hash::{BuildHasher, Hasher};
-    let cap_ms = 2u64.saturating_pow(attempt.min(6)).min(50);
+    let ceiling = first
+        .saturating_mul(2u32.saturating_pow(attempt.min(16)))
+        .min(cap);
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(attempt);
     hasher.write_u32(std::process::id());
-    Duration::from_micros(hasher.finish() % (cap_ms * 1000 + 1))
+    let micros = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
+    Duration::from_micros(hasher.finish() % micros.saturating_add(1))
 }
 
 /// What the log needs from a commit before reading its tree.
