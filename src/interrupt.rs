@@ -22,7 +22,8 @@ use crate::worktree::Worktree;
 /// How long a signal waits for a commit or revert in flight to finish and be recorded.
 const EFFECT_GRACE: Duration = Duration::from_secs(10);
 
-/// Starts the signal thread. Called once, by the command line, before any work.
+/// Starts the signal thread. Called once, by the command line, before the work of a command
+/// that records a run.
 pub fn install() {
     die_with_git();
     let spawned = std::thread::Builder::new()

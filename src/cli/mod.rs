@@ -203,6 +203,31 @@ pub enum Command {
     Builtin(builtin::BuiltinArgs),
 }
 
+impl Command {
+    /// Whether the command carries out a run (an activity run, an undo, a redo) that a signal
+    /// must close; other commands keep the default signal handling and start no thread.
+    fn records_a_run(&self) -> bool {
+        matches!(
+            self,
+            Command::Discover(_)
+                | Command::Run(_)
+                | Command::Undo(_)
+                | Command::Redo(_)
+                | Command::Engage(_)
+                | Command::Plan(_)
+                | Command::Assess(_)
+                | Command::Design(_)
+                | Command::Provision(_)
+                | Command::Build(_)
+                | Command::Test(_)
+                | Command::Deploy(_)
+                | Command::Monitor(_)
+                | Command::Optimise(_)
+                | Command::Finalise(_)
+        )
+    }
+}
+
 /// Parses the process arguments, runs the command and returns the exit code.
 pub fn run() -> u8 {
     if let Some(hook) = called_by_the_post_commit_shim() {
@@ -220,7 +245,9 @@ pub fn run() -> u8 {
     if let Err(err) = logging::init(options) {
         return render_error(&err.into());
     }
-    crate::interrupt::install();
+    if cli.command.records_a_run() {
+        crate::interrupt::install();
+    }
     let result = match cli.command {
         Command::Append(args) => append::run(args),
         Command::Discover(args) => discover::run(args),
