@@ -37,6 +37,13 @@ fn discover(env: &TestEnv, repo: &Path, service: &str) {
     .success();
 }
 
+/// A discover in `clone`, whose log is then pushed with plain git, as before sync existed.
+fn discover_and_push_the_log_by_hand(env: &TestEnv, clone: &Path) {
+    discover(env, clone, "logging");
+    env.git(clone, &["push", "-q", "origin", "refs/spectra/events"])
+        .success();
+}
+
 fn rev(env: &TestEnv, repo: &Path, name: &str) -> String {
     env.git(repo, &["rev-parse", name])
         .success()
@@ -59,9 +66,7 @@ fn fetch_mirrors_the_remote_log_and_never_touches_the_local_one() {
     let (_remote, alice) = remote_and_clone(&env, "alice");
     let none = env.spectra(&alice, &["fetch"]).success();
     assert!(none.stdout.contains("has no event log yet"), "{none:#?}");
-    discover(&env, &alice, "logging");
-    env.git(&alice, &["push", "-q", "origin", "refs/spectra/events"])
-        .success();
+    discover_and_push_the_log_by_hand(&env, &alice);
 
     let bob = clone(&env, "bob");
     discover(&env, &bob, "billing");
@@ -91,9 +96,7 @@ fn fetch_mirrors_the_remote_log_and_never_touches_the_local_one() {
 fn sync_setup_makes_a_plain_git_fetch_bring_the_log_and_adds_no_push_refspec() {
     let env = TestEnv::new();
     let (_remote, alice) = remote_and_clone(&env, "alice");
-    discover(&env, &alice, "logging");
-    env.git(&alice, &["push", "-q", "origin", "refs/spectra/events"])
-        .success();
+    discover_and_push_the_log_by_hand(&env, &alice);
     let bob = clone(&env, "bob");
     let added = env.spectra(&bob, &["sync", "--setup"]).success();
     assert!(added.stdout.contains("added"), "{added:#?}");
@@ -124,9 +127,7 @@ fn sync_setup_makes_a_plain_git_fetch_bring_the_log_and_adds_no_push_refspec() {
 fn the_first_command_after_clone_says_the_remote_has_a_log() {
     let env = TestEnv::new();
     let (_remote, alice) = remote_and_clone(&env, "alice");
-    discover(&env, &alice, "logging");
-    env.git(&alice, &["push", "-q", "origin", "refs/spectra/events"])
-        .success();
+    discover_and_push_the_log_by_hand(&env, &alice);
     let bob = clone(&env, "bob");
     let first = env.spectra(&bob, &["log"]).success();
     assert!(
