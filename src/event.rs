@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::digest::{hex, sha256_hex};
 use crate::trailer_text;
 
 mod payload_text;
@@ -497,20 +498,6 @@ pub fn merge_digest(first_parent: &str, second_parent: &str, event_json: &[u8]) 
     hasher.update(second_parent.as_bytes());
     hasher.update(event_json);
     hex(&hasher.finalize())
-}
-
-/// SHA-256 of `bytes` as lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        write!(out, "{byte:02x}").expect("writing to a String cannot fail");
-    }
-    out
 }
 
 /// A fresh UUIDv7 as a hyphenated string.

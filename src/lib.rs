@@ -8,6 +8,7 @@
 pub mod activity;
 pub mod builtin;
 pub mod cli;
+pub mod digest;
 pub mod error;
 pub mod event;
 pub mod hook;

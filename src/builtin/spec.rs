@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::{BuiltinError, check_service_name};
-use crate::playbook::sha256_hex;
+use crate::digest::sha256_hex;
 
 /// The outcome of a write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -9,8 +9,6 @@
 
 use std::collections::BTreeMap;
 
-use sha2::{Digest, Sha256};
-
 use super::ResponseFormat;
 
 /// One HTTP attempt, successful or not.
@@ -82,14 +80,6 @@ impl serde::Serialize for Body {
     }
 }
 
-/// Lowercase hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Whether a response header is worth keeping: it explains a wait, a limit or names the request.
 pub fn is_recorded_header(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
@@ -102,14 +92,6 @@ pub fn is_recorded_header(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sha256_is_lowercase_hex() {
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
 
     #[test]
     fn rate_limit_and_request_id_headers_are_kept_others_are_not() {

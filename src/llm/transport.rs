@@ -13,10 +13,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 
-use super::record::{AttemptRecord, Body, Usage, is_recorded_header, sha256_hex};
+use super::record::{AttemptRecord, Body, Usage, is_recorded_header};
 use super::retry::{self, Backoff, Verdict};
 use super::scrub::Scrubber;
 use super::{LlmError, ResponseFormat};
+use crate::digest::sha256_hex;
 use crate::settings::LlmSettings;
 
 /// A response body larger than this is not a chat completion we want to hold in memory.

@@ -16,9 +16,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::Instant;
 
+use crate::digest::sha256_hex;
 use rustix::event::{PollFd, PollFlags};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 /// What was kept of one output stream, and how much there was.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
@@ -60,14 +60,6 @@ impl Captured {
             bytes,
         }
     }
-}
-
-/// Lowercase hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
 }
 
 /// How much a stopped reader takes from one pipe at most: more than any pipe buffers (Linux
@@ -278,14 +270,6 @@ mod tests {
         assert_eq!(captured.total_bytes, 1000);
         assert!(captured.truncated);
         assert_eq!(captured.sha256, sha256_hex(b"xxxxxxxxxx"));
-    }
-
-    #[test]
-    fn digest_is_sha256_hex() {
-        assert_eq!(
-            sha256_hex(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
     }
 
     /// `finish` on a thread, so that a reader that waits for ever fails the test, not hangs it.

@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use capture::{Captured, sha256_hex};
+pub use capture::Captured;
 pub use confine::escape_reason;
 
 use crate::registry::template::{self, RenderError};

@@ -76,11 +76,7 @@ pub fn key(files: &[SourceFile]) -> String {
         );
         field(&mut hasher, file.text.as_bytes());
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::digest::hex(&hasher.finalize())
 }
 
 /// Each field with its length first, so no two different lists of fields hash the same bytes.

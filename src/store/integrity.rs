@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Before, ChainChecker, CommitHeader, Store, StoreError, Verification, VerifyFailure};
-use crate::event::sha256_hex;
+use crate::digest::sha256_hex;
 
 /// The cache file's name under the cache directory.
 pub(super) const CACHE_NAME: &str = "integrity";

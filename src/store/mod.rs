@@ -769,7 +769,7 @@ impl Store {
                 .find_blob(blob, buf)
                 .map_err(|err| err.to_string())?
                 .data;
-            if &event::sha256_hex(data) != expected {
+            if &crate::digest::sha256_hex(data) != expected {
                 return Err(format!(
                     "attachment `{name}` does not match its SHA-256 in event.json (edited after it was written?)"
                 ));

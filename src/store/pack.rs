@@ -41,7 +41,7 @@ pub fn write_pack(
     let index = encode_index(entries, pack_checksum)?;
     let pack_dir = objects_dir.join("pack");
     std::fs::create_dir_all(&pack_dir)?;
-    let name = format!("pack-{}", hex(pack_checksum));
+    let name = format!("pack-{}", crate::digest::hex(pack_checksum));
     persist(&pack_dir, &format!("{name}.pack"), &pack)?;
     persist(&pack_dir, &format!("{name}.idx"), &index)
 }
@@ -154,10 +154,6 @@ fn sha1(bytes: &[u8]) -> io::Result<ObjectId> {
     let mut hasher = gix::hash::hasher(gix::hash::Kind::Sha1);
     hasher.update(bytes);
     hasher.try_finalize().map_err(io::Error::other)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -248,7 +248,7 @@ fn forged_cache(dir: &Path, edit: impl Fn(&mut Value)) -> Vec<u8> {
     edit(&mut header);
     let line = serde_json::to_string(&header).unwrap();
     let mut forged =
-        format!("{line}\n{}\n", spectra::event::sha256_hex(line.as_bytes())).into_bytes();
+        format!("{line}\n{}\n", spectra::digest::sha256_hex(line.as_bytes())).into_bytes();
     forged.extend_from_slice(&bytes[second + 1..]);
     forged
 }

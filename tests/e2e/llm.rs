@@ -127,7 +127,7 @@ fn a_good_reply_is_one_attempt_and_a_complete_record() {
     assert_eq!(record.request_body.as_bytes(), sent[0].body.as_slice());
     assert_eq!(
         record.request_sha256,
-        spectra::llm::record::sha256_hex(&sent[0].body)
+        spectra::digest::sha256_hex(&sent[0].body)
     );
     assert!(record.response_body.is_some() && record.response_sha256.is_some());
     assert_eq!(record.usage.unwrap().total_tokens, 15);

@@ -82,7 +82,7 @@ fn a_succeeding_playbook_runs_in_the_repository_root_with_the_spectra_environmen
     assert_eq!(report.stderr.text(), "a note on stderr\n");
     assert_eq!(
         report.stdout.sha256,
-        spectra::playbook::sha256_hex(stdout.as_bytes())
+        spectra::digest::sha256_hex(stdout.as_bytes())
     );
     assert!(!report.stdout.truncated);
 
@@ -210,7 +210,7 @@ fn a_flood_of_output_is_capped_counted_and_never_deadlocks() {
     assert_eq!(report.stderr.bytes.len(), 4096);
     assert_eq!(
         report.stdout.sha256,
-        spectra::playbook::sha256_hex(&[0u8; 4096])
+        spectra::digest::sha256_hex(&[0u8; 4096])
     );
 }
 
