@@ -6,6 +6,7 @@
 //! work.
 
 pub mod activity;
+pub mod backoff;
 pub mod builtin;
 pub mod cli;
 pub mod digest;

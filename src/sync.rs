@@ -683,7 +683,11 @@ fn remote_moved(said: &str) -> bool {
 fn push_backoff(attempt: usize) -> std::time::Duration {
     use std::time::Duration;
     let attempt = u32::try_from(attempt).unwrap_or(u32::MAX);
-    crate::store::jittered_backoff(attempt, Duration::from_millis(50), Duration::from_secs(1))
+    crate::backoff::Backoff {
+        base: Duration::from_millis(50),
+        cap: Duration::from_secs(1),
+    }
+    .pause(attempt.saturating_add(1))
 }
 
 #[cfg(test)]

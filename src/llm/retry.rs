@@ -3,13 +3,11 @@
 //! Transient failures (connection errors, timeouts, 408, 409, 429, 500, 502, 503, 504) are retried;
 //! failures that would fail the same way again (400, 401, 403, 404, 422, a prompt over the context
 //! length, an exhausted quota) are not. The wait is what the server asked for in `Retry-After`
-//! (seconds or an HTTP-date) or `retry-after-ms`, else full-jitter exponential backoff: a uniform
-//! draw from zero to `base * 2^(n-1)`, capped, so a crowd of clients spreads out instead of
-//! retrying in lockstep. No header value can panic the client: every conversion is checked, a
+//! (seconds or an HTTP-date) or `retry-after-ms`, else full-jitter exponential backoff
+//! ([`crate::backoff`]). No header value can panic the client: every conversion is checked, a
 //! wait too long to represent saturates (and then exceeds `spectra.llm.maxDelay`, which ends
 //! the retries), and anything that is not a wait is ignored.
 
-use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime};
 
 /// What a response status (and its body) means for the retry loop.
@@ -109,48 +107,6 @@ fn seconds(value: f64) -> Option<Duration> {
         return None;
     }
     Some(Duration::try_from_secs_f64(value).unwrap_or(Duration::MAX))
-}
-
-/// Full-jitter exponential backoff.
-#[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    pub base: Duration,
-    pub cap: Duration,
-}
-
-impl Backoff {
-    /// The ceiling of the wait after failed attempt `n` (1-based): `min(cap, base * 2^(n-1))`.
-    pub fn ceiling(&self, n: u32) -> Duration {
-        let factor = 2u32.saturating_pow(n.saturating_sub(1).min(30));
-        self.base.saturating_mul(factor).min(self.cap)
-    }
-
-    /// The wait after failed attempt `n`, given a uniform draw `unit` in `[0, 1)`.
-    pub fn delay(&self, n: u32, unit: f64) -> Duration {
-        // `mul_f64` panics on NaN and on a product past `Duration::MAX` (which a ceiling near
-        // it reaches by rounding); a draw is never NaN, but no input should panic here.
-        let unit = if unit.is_nan() {
-            0.0
-        } else {
-            unit.clamp(0.0, 1.0)
-        };
-        let ceiling = self.ceiling(n);
-        Duration::try_from_secs_f64(ceiling.as_secs_f64() * unit)
-            .unwrap_or(ceiling)
-            .min(ceiling)
-    }
-}
-
-/// A uniform draw in `[0, 1)`. The standard library seeds each `RandomState` from the OS, which
-/// is plenty for spreading retries, and spares a dependency on `rand`.
-pub fn jitter_unit() -> f64 {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64),
-    );
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]
@@ -283,18 +239,6 @@ mod tests {
     }
 
     #[test]
-    fn backoff_never_panics_on_a_strange_draw() {
-        let b = Backoff {
-            base: Duration::MAX,
-            cap: Duration::MAX,
-        };
-        for unit in [f64::NAN, f64::INFINITY, -1.0, 0.5, 2.0] {
-            assert!(b.delay(u32::MAX, unit) <= Duration::MAX);
-        }
-        assert_eq!(b.delay(1, f64::NAN), Duration::ZERO);
-    }
-
-    #[test]
     fn retry_after_ms_wins_over_retry_after() {
         let now = SystemTime::now();
         assert_eq!(
@@ -306,31 +250,5 @@ mod tests {
             Some(Duration::from_secs(2))
         );
         assert_eq!(requested_delay(None, None, now), None);
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_and_jitter_stays_inside_it() {
-        let b = Backoff {
-            base: Duration::from_millis(100),
-            cap: Duration::from_secs(1),
-        };
-        assert_eq!(b.ceiling(1), Duration::from_millis(100));
-        assert_eq!(b.ceiling(2), Duration::from_millis(200));
-        assert_eq!(b.ceiling(4), Duration::from_millis(800));
-        assert_eq!(b.ceiling(5), Duration::from_secs(1));
-        assert_eq!(b.ceiling(u32::MAX), Duration::from_secs(1));
-        assert_eq!(b.delay(3, 0.0), Duration::ZERO);
-        assert_eq!(b.delay(3, 0.5), Duration::from_millis(200));
-        for n in 1..40 {
-            let d = b.delay(n, jitter_unit());
-            assert!(d <= b.ceiling(n), "attempt {n}: {d:?}");
-        }
-    }
-
-    #[test]
-    fn jitter_is_in_the_unit_interval_and_varies() {
-        let draws: Vec<f64> = (0..64).map(|_| jitter_unit()).collect();
-        assert!(draws.iter().all(|u| (0.0..1.0).contains(u)));
-        assert!(draws.iter().any(|u| *u != draws[0]));
     }
 }

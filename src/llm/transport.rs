@@ -14,9 +14,10 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 
 use super::record::{AttemptRecord, Body, Usage, is_recorded_header};
-use super::retry::{self, Backoff, Verdict};
+use super::retry::{self, Verdict};
 use super::scrub::Scrubber;
 use super::{LlmError, ResponseFormat};
+use crate::backoff::Backoff;
 use crate::digest::sha256_hex;
 use crate::settings::LlmSettings;
 
@@ -242,7 +243,7 @@ impl Transport {
                     base: self.settings.backoff_base.value,
                     cap: max,
                 };
-                backoff.delay(next - 1, retry::jitter_unit())
+                backoff.pause(next - 1)
             }
         };
         if Instant::now()

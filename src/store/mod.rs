@@ -1402,23 +1402,14 @@ fn spawn_git(common_dir: &std::path::Path, args: &[&str]) {
     }
 }
 
-/// Full-jitter exponential backoff for a lost compare-and-swap, capped at 50 ms.
+/// The pause before retry number `attempt` after a lost compare-and-swap: full jitter, at most
+/// 50 ms, so writers who lost the same race spread out.
 fn backoff(attempt: u32) -> Duration {
-    jittered_backoff(attempt, Duration::from_millis(1), Duration::from_millis(50))
-}
-
-/// A full-jitter pause before retry number `attempt`: anywhere from zero to `first` doubled
-/// `attempt` times, at most `cap`, so that writers who lost the same race spread out.
-pub(crate) fn jittered_backoff(attempt: u32, first: Duration, cap: Duration) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let ceiling = first
-        .saturating_mul(2u32.saturating_pow(attempt.min(16)))
-        .min(cap);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(attempt);
-    hasher.write_u32(std::process::id());
-    let micros = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
-    Duration::from_micros(hasher.finish() % micros.saturating_add(1))
+    crate::backoff::Backoff {
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(50),
+    }
+    .pause(attempt.saturating_add(1))
 }
 
 /// What the log needs from a commit before reading its tree.
