@@ -23,6 +23,7 @@ pub mod reconcile;
 pub mod registry;
 pub mod repo;
 pub mod run_lock;
+pub mod service_name;
 pub mod settings;
 pub mod stats;
 pub mod store;

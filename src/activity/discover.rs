@@ -1,6 +1,6 @@
 //! Discover's own rules on top of the generic loop.
 //!
-//! - The service name is normalised and validated ([`super::service_name`]); an invalid one is
+//! - The service name is normalised and validated ([`crate::service_name`]); an invalid one is
 //!   sent back to the model once with the rule quoted, and never replaced by an invented name.
 //! - The name is looked up in `.spectra/service-catalog.yaml`: a healthy entry of that name
 //!   blocks the run; other statuses are reported (`registry_check.action` = redeploy).
@@ -12,11 +12,11 @@
 use serde_json::{Value, json};
 
 use super::context::{Context, specification_path};
-use super::service_name;
 use super::{ActivityError, ActivityWork, Decider, Engine, RunError, RunState};
 use crate::builtin::catalog;
 use crate::event::{NewEvent, kind};
 use crate::registry::Activity;
+use crate::service_name;
 
 /// The activity's name in the registry.
 pub const NAME: &str = "discover";

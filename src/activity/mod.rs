@@ -19,7 +19,6 @@ pub mod discover;
 pub mod effects;
 pub mod planner;
 mod recorder;
-pub mod service_name;
 pub mod test_run;
 
 use std::collections::BTreeMap;

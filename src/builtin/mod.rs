@@ -14,16 +14,11 @@ pub mod tests;
 
 use std::path::PathBuf;
 
-/// The longest service name accepted (a DNS label).
-pub const MAX_SERVICE_NAME: usize = 63;
-
 /// Why a built-in playbook failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BuiltinError {
-    #[error(
-        "`{0}` is not a valid service name: lowercase letters and digits in words joined by `-`, at most 63 characters"
-    )]
-    ServiceName(String),
+    #[error("not a valid service name: {problem}; {}", crate::service_name::RULE)]
+    ServiceName { problem: String },
     #[error("{file}:{position}: {message}")]
     Catalog {
         file: String,
@@ -67,21 +62,10 @@ impl BuiltinError {
     }
 }
 
-/// Checks the service naming rule: lowercase words of letters and digits joined by `-`.
+/// Checks the one service naming rule ([`crate::service_name::validate`]), the same that
+/// discover applies, so a name one accepts the other does too.
 pub fn check_service_name(name: &str) -> Result<(), BuiltinError> {
-    let valid = name.len() <= MAX_SERVICE_NAME
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.split('-').all(|word| {
-            !word.is_empty()
-                && word
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        });
-    if valid {
-        Ok(())
-    } else {
-        Err(BuiltinError::ServiceName(name.to_string()))
-    }
+    crate::service_name::validate(name).map_err(|problem| BuiltinError::ServiceName { problem })
 }
 
 /// Runs `git args...` in `root` and returns its trimmed stdout, or its stderr as the error.
@@ -116,5 +100,28 @@ mod unit {
         for bad in ["", "Logs", "-x", "x-", "a--b", "a_b", "1x", &"a".repeat(64)] {
             assert!(check_service_name(bad).is_err(), "{bad}");
         }
+    }
+
+    /// The built-in playbooks and discover once had rules of their own: `deploy-portal` passed
+    /// here and was refused by discover, a 64-letter name the other way round.
+    #[test]
+    fn builtin_playbooks_and_discover_accept_the_same_names() {
+        let long = "a".repeat(64);
+        for name in [
+            "logs",
+            "log-shipper",
+            "deploy-portal",
+            "my-app",
+            "logs-to-s3",
+            &long,
+        ] {
+            assert_eq!(
+                check_service_name(name).is_ok(),
+                crate::service_name::validate(name).is_ok(),
+                "{name}"
+            );
+        }
+        assert!(check_service_name("deploy-portal").is_err());
+        assert!(crate::service_name::validate(&long).is_err());
     }
 }

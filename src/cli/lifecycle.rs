@@ -6,13 +6,13 @@ use std::cell::RefCell;
 
 use clap::Args;
 
-use crate::activity::service_name;
 use crate::activity::{
     ActivityReport, Decider, Engine, Outcome, Progress, RunOptions, RunReport, effects,
 };
 use crate::error::{EXIT_FAILED, Error, Result};
 use crate::registry::Registry;
 use crate::repo::Repo;
+use crate::service_name;
 use crate::tip_cache;
 use crate::ui::{Format, Output, Spinner};
 

@@ -1,4 +1,5 @@
-//! Service names: how a name is normalised and the rule it must then satisfy.
+//! Service names: how a name is normalised and the one rule it must then satisfy, wherever it
+//! comes from (discover's decision, `--service`, a built-in playbook's argument).
 //!
 //! A name is a few lowercase words joined by `-` that say what the service *is*
 //! (`log-shipper`, `billing`), never what to do with it (`deploy-portal`) or a filler word
@@ -28,9 +29,12 @@ const PREPOSITIONS: [&str; 8] = ["to", "from", "in", "on", "at", "for", "with", 
 /// Words that every service could carry and that therefore say nothing.
 const RESERVED: [&str; 4] = ["service", "app", "application", "system"];
 
+/// The longest service name accepted: a DNS label, so a name can become a host or a branch part.
+pub const MAX_LEN: usize = 63;
+
 /// The rule, quoted to the model and to the user when a name breaks it.
 pub const RULE: &str = "a service name is lowercase letters and digits in words joined by single hyphens \
-(^[a-z][a-z0-9]*(-[a-z0-9]+)*$), and no word may be an action verb (deploy build create make add setup \
+(^[a-z][a-z0-9]*(-[a-z0-9]+)*$), at most 63 characters, and no word may be an action verb (deploy build create make add setup \
 configure install run execute start stop launch), a preposition (to from in on at for with by) or a \
 reserved word (service app application system)";
 
@@ -66,6 +70,12 @@ fn collapse_hyphens(text: &str) -> String {
 pub fn validate(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("the name is empty".into());
+    }
+    if name.len() > MAX_LEN {
+        return Err(format!(
+            "`{name}` is {} characters long, more than {MAX_LEN}",
+            name.len()
+        ));
     }
     if !matches_pattern(name) {
         return Err(format!(
@@ -174,6 +184,12 @@ mod tests {
         assert!(validate("2fast").is_err());
         assert!(validate("Bad").is_err());
         assert!(validate("a--b").is_err());
+        assert!(validate(&"a".repeat(63)).is_ok());
+        assert!(
+            validate(&"a".repeat(64))
+                .unwrap_err()
+                .contains("more than 63")
+        );
         assert!(accept("Logging Service").is_ok());
         assert!(accept("service").is_err());
     }
