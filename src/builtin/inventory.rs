@@ -105,8 +105,8 @@ fn walk(root: &Path) -> Result<Inventory, BuiltinError> {
 }
 
 /// The inventory of the files git tracks, read from `repo`'s index: on a large tree a fraction
-/// of what a walk costs (one file read instead of a directory listing per directory; 20,000
-/// files: 5 against 21–34 ms here), and blind to files nobody has added yet. `None` when there is no index, a sparse one, or nothing
+/// of what a walk costs (one file read instead of a directory listing per directory; figures in
+/// docs/performance.md), and blind to files nobody has added yet. `None` when there is no index, a sparse one, or nothing
 /// tracked outside [`SKIPPED_DIRS`]: the caller then walks.
 fn tracked(repo: &gix::Repository) -> Option<Inventory> {
     let index = repo.try_index().ok()??;

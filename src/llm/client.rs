@@ -399,8 +399,8 @@ fn repair_prompt(problems: &str) -> String {
 }
 
 /// The decision schema's validator, compiled on a thread while the request is on its way. The
-/// first schema a process compiles costs about 2 ms (jsonschema builds its meta-schema
-/// validator then), which the model's answer always takes longer than. The price: a schema
+/// first schema a process compiles is the slow one (jsonschema builds its meta-schema validator
+/// then), and the model's answer always takes longer than it (docs/performance.md). The price: a schema
 /// that does not compile is reported after the first request rather than before it. Decision
 /// schemas are compiled when the registry is checked, so that takes a registry the checks
 /// did not see.

@@ -1,8 +1,8 @@
 //! The read-only built-in playbooks, run inside this process.
 //!
 //! `repo.inventory` and `catalog.lookup` run `git spectra builtin ...`: our own code, which only
-//! reads the working tree. Starting a second git-spectra for them cost about 4.5 ms of the
-//! 30 ms a whole discover may take, so when the rendered argv is exactly one of them (the
+//! reads the working tree. Starting a second git-spectra for them was a large part of what a
+//! whole discover costs (docs/performance.md), so when the rendered argv is exactly one of them (the
 //! `{spectra}` executable, `builtin`, the name, and the arguments it takes) the runner calls the
 //! same function here instead. Everything a caller sees stays as it was: the argv recorded is
 //! the one rendered, the output is the bytes the command would print (one JSON line; or

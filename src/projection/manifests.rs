@@ -399,7 +399,7 @@ fn fold_afresh(repo: &Repo, store: &Store) -> Result<ManifestIndex, StoreError> 
 
 /// Folds a run's own appends into the index the run loaded, and saves it as the state at the
 /// run's last event, so that the next command finds the cache at the tip instead of reading
-/// the run back from git (about 1.5 ms of the next discover). Only when the events not yet
+/// the run back from git (measured in docs/performance.md). Only when the events not yet
 /// folded follow the index's last event with nothing in between (consecutive lamports from
 /// it); otherwise nothing is saved and the next load folds what it finds, as always.
 pub fn remember_appended(repo: &Repo, index: &mut ManifestIndex, appended: &[StoredEvent]) {

@@ -51,7 +51,7 @@ const APPEND_MAX_ATTEMPTS: u32 = 2_000;
 
 /// Batches of at least this many events are written as one pack instead of loose objects.
 ///
-/// Not lower: a pack costs every later process about 70 µs to open until a `git gc` folds it,
+/// Not lower: every pack costs every later process time to open until a `git gc` folds it,
 /// and folding packs (git's `gc --auto` past `gc.autoPackLimit`) repacks the whole repository,
 /// while loose objects are packed incrementally. At 4 a discover made one pack per run.
 const PACK_THRESHOLD: usize = 8;

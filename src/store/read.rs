@@ -7,7 +7,7 @@
 //!   up to 50 deep. gix's pack cache keeps only the objects it was asked for, so reading blobs in
 //!   log order rebuilds most chains from their base again and again. An ofs-delta's base always
 //!   lies earlier in its pack, so reading blobs in pack order finds nearly every base already
-//!   cached: three times faster on a packed log of 100,000 events. The order comes from the pack
+//!   cached (docs/performance.md has the figures). The order comes from the pack
 //!   indexes and entry headers alone, never from inflating anything.
 //! - **Delta families per thread.** Blobs whose chains end in the same base object go to the
 //!   same thread, so each thread's cache holds the bases its own blobs need, and inflation is
