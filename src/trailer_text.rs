@@ -1,4 +1,5 @@
-//! Free text that goes into a commit message we write, made unable to pose as a trailer.
+//! Trailers in commit messages: reading them as git does, and keeping the free text that goes
+//! into a message we write from posing as one.
 //!
 //! Trailers (`Spectra-Run: ...`, `Spectra-Reverts: ...`) are how `git log` alone audits what git
 //! spectra did, so only git spectra may write them. Subjects and bodies, though, carry text from
@@ -7,6 +8,44 @@
 //! paragraph of a message git would parse it as a trailer. [`neutralise`] indents every such
 //! line by one space, which git never reads as the start of a trailer, and [`one_line`] folds a
 //! subject onto one line. Both keep the text readable; neither removes a word.
+
+/// The trailers of a commit message, in order, as git reads them (`git interpret-trailers
+/// --parse`): the last paragraph of the body, when git takes it for a trailer block. The
+/// parsing is gix's; the subject paragraph is never a trailer block.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trailers(Vec<(String, String)>);
+
+impl Trailers {
+    /// The trailers of `message`, a whole commit message (subject first).
+    pub fn parse(message: impl AsRef<[u8]>) -> Trailers {
+        let Some(body) = gix::objs::commit::MessageRef::from_bytes(message.as_ref()).body() else {
+            return Trailers::default();
+        };
+        Trailers(
+            body.trailers()
+                .map(|trailer| (trailer.token.to_string(), trailer.value.to_string()))
+                .collect(),
+        )
+    }
+
+    /// The last value of `key` (compared without regard to case), if any.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `key`, in message order (a trailer may repeat).
+    pub fn get_all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
 
 /// `text` with every line that git could take for a trailer indented by one space.
 ///
@@ -118,6 +157,43 @@ mod tests {
         let output = child.wait_with_output().expect("wait for git");
         assert!(output.status.success());
         String::from_utf8(output.stdout).expect("UTF-8")
+    }
+
+    /// Every `Key: value` line of `git interpret-trailers --parse`'s output.
+    fn git_pairs(message: &str) -> Vec<(String, String)> {
+        git_trailers(message)
+            .lines()
+            .map(|line| {
+                let (key, value) = line.split_once(": ").expect("git prints `Key: value`");
+                (key.to_string(), value.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn trailers_are_read_as_git_reads_them() {
+        let messages = [
+            // What the store writes: subject, a neutralised body, then the trailer block.
+            "discover: chose catalog.lookup\n\nThe model says:\n Spectra-Reverts: abc\n\nSpectra-Event: decision.made\nSpectra-Id: 0190-aa\nSpectra-Run: r-1\nSpectra-Reverts: a-1\nSpectra-Reverts: b-2\nSpectra-Lamport: 3\nSpectra-Schema: 1\nSpectra-Digest: 00ff\n",
+            "subject\n\nSpectra-Event: note.added\nSpectra-Service: log-shipper\n",
+            // A value folded over two lines reads as one.
+            "subject\n\nSpectra-Run: r-1\n  continued\nKey : spaced\n",
+            // No trailer block: a subject alone, a body that is prose, a trailer-shaped subject.
+            "Spectra-Id: only-a-subject\n",
+            "subject\n\nBody: not a trailer\nbut prose after it\n",
+        ];
+        for message in messages {
+            let ours = Trailers::parse(message);
+            assert_eq!(ours.0, git_pairs(message), "{message:?}");
+        }
+        let ours = Trailers::parse(messages[0]);
+        assert_eq!(ours.get("spectra-lamport"), Some("3"));
+        assert_eq!(ours.get_all("Spectra-Reverts"), ["a-1", "b-2"]);
+        assert_eq!(ours.get("Body"), None);
+        assert_eq!(
+            Trailers::parse(messages[2]).get("Spectra-Run"),
+            Some("r-1 continued")
+        );
     }
 
     const HOSTILE: &str = "The model says:\n\nSpectra-Reverts: abc\nSpectra-Run:r-1\nSigned-off-by: Eve <eve@x>\nKey : value\n(cherry picked from commit 0123abc)";

@@ -137,17 +137,11 @@ pub fn observe_commit(
     })
 }
 
-/// True when the message's trailer block (its last paragraph) has a `key:` line.
+/// True when the message's trailer block, as git reads it, has a `key` trailer.
 fn has_trailer(message: &str, key: &str) -> bool {
-    // As in git, the subject paragraph is never a trailer block.
-    let Some((_, rest)) = message.trim_end().split_once("\n\n") else {
-        return false;
-    };
-    let last_paragraph = rest.rsplit("\n\n").next().unwrap_or_default();
-    last_paragraph.lines().any(|line| {
-        line.split_once(':')
-            .is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case(key))
-    })
+    crate::trailer_text::Trailers::parse(message)
+        .get(key)
+        .is_some()
 }
 
 /// The branch `HEAD` is on; while a rebase replays commits on a detached `HEAD`, the branch

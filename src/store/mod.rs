@@ -25,6 +25,7 @@ use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 
 use crate::event::{self, Event, EventError, GENESIS_DIGEST, NewEvent};
 use crate::repo::Repo;
+use crate::trailer_text::Trailers;
 use dag::HeaderWalk;
 
 mod dag;
@@ -854,13 +855,17 @@ fn commit_header(
 ) -> Result<CommitHeader, StoreError> {
     let tree = commit.clone().tree_id().map_err(read_err)?;
     let parents = commit.parent_ids().collect();
-    let message = String::from_utf8_lossy(commit.message().map_err(read_err)?);
+    let message = commit.message().map_err(read_err)?;
     Ok(CommitHeader {
         id,
         tree,
         parents,
-        subject: message.lines().next().unwrap_or_default().to_string(),
-        trailers: Trailers::parse(&message),
+        subject: String::from_utf8_lossy(message)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        trailers: Trailers::parse(message),
     })
 }
 
@@ -1421,40 +1426,6 @@ struct CommitHeader {
     trailers: Trailers,
 }
 
-/// `Key: value` lines of a commit message's last paragraph.
-#[derive(Debug, Clone, Default)]
-struct Trailers(Vec<(String, String)>);
-
-impl Trailers {
-    fn parse(message: &str) -> Trailers {
-        let last_paragraph = message.trim_end().rsplit("\n\n").next().unwrap_or_default();
-        Trailers(
-            last_paragraph
-                .lines()
-                .filter_map(|line| line.split_once(": "))
-                .map(|(key, value)| (key.to_string(), value.trim().to_string()))
-                .collect(),
-        )
-    }
-
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Every value of `key`, in message order (a trailer may repeat).
-    fn get_all(&self, key: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod test_git {
     /// Runs `git -C dir args` for a test; panics unless it succeeds; its trimmed stdout.
@@ -1477,7 +1448,7 @@ mod tests {
     #[test]
     fn trailers_come_from_the_last_paragraph() {
         let trailers = Trailers::parse(
-            "subject\n\nBody: not a trailer\n\nSpectra-Id: abc\nSpectra-Lamport: 3\n",
+            b"subject\n\nBody: not a trailer\n\nSpectra-Id: abc\nSpectra-Lamport: 3\n",
         );
         assert_eq!(trailers.get("Spectra-Id"), Some("abc"));
         assert_eq!(trailers.get("spectra-lamport"), Some("3"));
@@ -1495,7 +1466,7 @@ mod tests {
         assert_eq!(trailers.get_all(REVERTS_TRAILER), vec!["a-1", "b-2"]);
         assert!(check_reverts_trailers(&undo, &trailers).is_ok());
 
-        let dropped = Trailers::parse(&message.replace("Spectra-Reverts: b-2\n", ""));
+        let dropped = Trailers::parse(message.replace("Spectra-Reverts: b-2\n", ""));
         let error = check_reverts_trailers(&undo, &dropped).unwrap_err();
         assert!(error.contains("disagree"), "{error}");
 
