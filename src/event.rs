@@ -15,8 +15,10 @@ use sha2::{Digest, Sha256};
 use crate::digest::{hex, sha256_hex};
 use crate::trailer_text;
 
+mod canonical;
 mod payload_text;
 
+pub use canonical::{canonical_json, is_canonical};
 pub use payload_text::{PayloadTextError, parse_payload};
 
 /// The envelope schema this build writes. Older versions are upcast on read.
@@ -99,6 +101,13 @@ impl Event {
     pub fn canonical_json(&self) -> Vec<u8> {
         let value = serde_json::to_value(self).expect("an event always serialises to JSON");
         canonical_json(&value)
+    }
+
+    /// Whether `bytes`, which decode as this event, are its canonical form (see
+    /// [`is_canonical`]: a non-integer number may be in any notation of its shortest form).
+    pub fn is_canonical_form(&self, bytes: &[u8]) -> bool {
+        let value = serde_json::to_value(self).expect("an event always serialises to JSON");
+        is_canonical(&value, bytes)
     }
 
     /// This event's link in the hash chain: `sha256(prev_digest || event.json)`.
@@ -442,43 +451,6 @@ impl Head<'_> {
             attachments: self.attachments,
             prev_digest: self.prev_digest,
         }
-    }
-}
-
-/// Serialises JSON with object keys sorted and no whitespace, whatever serde_json's features.
-pub fn canonical_json(value: &Value) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    write_canonical(value, &mut out);
-    out
-}
-
-fn write_canonical(value: &Value, out: &mut Vec<u8>) {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push(b'{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                serde_json::to_writer(&mut *out, key).expect("writing to a Vec cannot fail");
-                out.push(b':');
-                write_canonical(item, out);
-            }
-            out.push(b'}');
-        }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(b']');
-        }
-        scalar => serde_json::to_writer(&mut *out, scalar).expect("writing to a Vec cannot fail"),
     }
 }
 

@@ -1016,7 +1016,7 @@ fn check_envelope(
     trailers: &Trailers,
     before: &Before,
 ) -> Result<String, String> {
-    if event.canonical_json() != bytes {
+    if !event.is_canonical_form(bytes) {
         return Err(format!(
             "{EVENT_FILE} is not in canonical form (edited by hand?)"
         ));
