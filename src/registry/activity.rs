@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::Origin;
 use super::gate::QualityGate;
+use super::template::render_prompt;
 
 /// The twelve SPECTRA activities in canonical order.
 pub const CANONICAL_ACTIVITIES: [&str; 12] = [
@@ -78,29 +79,6 @@ impl Prompts {
             render_prompt(&self.user, values),
         )
     }
-}
-
-/// The `{{name}}` variables a prompt template uses, in order.
-pub fn prompt_variables(template: &str) -> Vec<&str> {
-    let mut names = Vec::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else { break };
-        names.push(after[..end].trim());
-        rest = &after[end + 2..];
-    }
-    names
-}
-
-fn render_prompt(template: &str, values: &BTreeMap<&str, String>) -> String {
-    let mut out = template.to_string();
-    for name in prompt_variables(template) {
-        let value = values.get(name).map(String::as_str).unwrap_or("");
-        out = out.replace(&format!("{{{{{name}}}}}"), value);
-        out = out.replace(&format!("{{{{ {name} }}}}"), value);
-    }
-    out
 }
 
 /// How an activity names a playbook it may use: by id, or every playbook of a domain.

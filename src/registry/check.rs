@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::activity::{PROMPT_VARIABLES, PlaybookRef, prompt_variables};
+use super::activity::{PROMPT_VARIABLES, PlaybookRef};
 use super::error::Problem;
 use super::format::{ActivityFile, PlaybookFile};
 use super::source::Layer;
-use super::template::{self, Arg, SPECTRA_PLACEHOLDER};
+use super::template::{self, Arg, SPECTRA_PLACEHOLDER, prompt_variables};
 use crate::yaml::{Position, Spanned};
 
 /// The longest timeout a playbook may declare: a day. Longer is almost surely a unit mistake.

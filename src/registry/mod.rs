@@ -22,9 +22,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-pub use activity::{
-    Activity, CANONICAL_ACTIVITIES, PROMPT_VARIABLES, PlaybookRef, Prompts, prompt_variables,
-};
+pub use activity::{Activity, CANONICAL_ACTIVITIES, PROMPT_VARIABLES, PlaybookRef, Prompts};
 pub use check::compile_schema;
 pub use error::{Problem, RegistryError};
 pub use gate::{Check, GateResult, QualityGate};
@@ -32,6 +30,7 @@ pub use playbook::{PATH_FORMAT, Playbook};
 pub use source::{
     ACTIVITY_SCHEMA, EMBEDDED, Kind, Layer, PLAYBOOK_SCHEMA, REPOSITORY_DIR, SourceFile,
 };
+pub use template::prompt_variables;
 
 use check::Parsed;
 use format::{ActivityFile, PlaybookFile};

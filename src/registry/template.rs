@@ -1,6 +1,13 @@
-//! Argv templates: the `run` and `undo` lists of a playbook, and how inputs fill them.
+//! The registry's templates, read by one scanner: a playbook's argv (`run`, `undo`) and an
+//! activity's prompts.
 //!
-//! A template is a list of words; a word may hold `{name}` placeholders, filled from the
+//! The two keep the placeholder marks their documents have always used, since a change would
+//! break every registry already written: an argv word marks a placeholder with single braces
+//! and escapes a brace by doubling it, while a prompt marks one with double braces and leaves
+//! every other brace alone, so the JSON examples prompts quote need no escaping. Both are
+//! scanned once, left to right, and a value filled in is never scanned again.
+//!
+//! An argv template is a list of words; a word may hold `{name}` placeholders, filled from the
 //! playbook's inputs, and `{spectra}`, filled with the path of this very binary so built-in
 //! playbooks can call `git spectra builtin ...`. `{{` and `}}` stand for literal braces. A word
 //! that is exactly one placeholder naming an array becomes one argument per element. A nested
@@ -8,6 +15,7 @@
 //! `[--base, "{base}"]` needs no shell to be conditional. Nothing here ever meets a shell: each
 //! word becomes exactly one argv element (or none, or one per array element).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -50,11 +58,26 @@ pub enum RenderError {
     NotScalar(String),
 }
 
-/// A piece of a parsed word.
+/// A piece of a parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece<'a> {
     Text(String),
     Placeholder(&'a str),
+}
+
+/// How a template marks its placeholders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Syntax {
+    /// A playbook's argv word: `{name}`, with `{{` and `}}` for literal braces.
+    Argv,
+    /// An activity's prompt: `{{name}}` or `{{ name }}`; any other brace is text.
+    Prompt,
+}
+
+/// What the scanner found at the start of the rest of a template, and how many bytes it took.
+enum Step<'a> {
+    Text(&'a str, usize),
+    Placeholder(&'a str, usize),
 }
 
 /// The placeholder names used in `word`, in order.
@@ -159,47 +182,108 @@ fn scalar(name: &str, value: &Value) -> Result<String, RenderError> {
 }
 
 fn parse(word: &str) -> Result<Vec<Piece<'_>>, TemplateError> {
+    scan(word, Syntax::Argv)
+}
+
+/// `template` as text and placeholders, read once from left to right.
+fn scan(template: &str, syntax: Syntax) -> Result<Vec<Piece<'_>>, TemplateError> {
     let mut pieces = Vec::new();
     let mut text = String::new();
-    let mut rest = word;
-    while let Some(c) = rest.chars().next() {
-        match c {
-            '{' if rest.starts_with("{{") => {
-                text.push('{');
-                rest = &rest[2..];
+    let mut rest = template;
+    while !rest.is_empty() {
+        let step = match syntax {
+            Syntax::Argv => argv_step(rest, template)?,
+            Syntax::Prompt => prompt_step(rest),
+        };
+        let taken = match step {
+            Step::Text(literal, taken) => {
+                text.push_str(literal);
+                taken
             }
-            '}' if rest.starts_with("}}") => {
-                text.push('}');
-                rest = &rest[2..];
-            }
-            '{' => {
-                let end = rest
-                    .find('}')
-                    .ok_or_else(|| TemplateError::Unclosed(word.to_string()))?;
-                let name = &rest[1..end];
-                if !is_placeholder_name(name) {
-                    return Err(TemplateError::BadName {
-                        word: word.to_string(),
-                        name: name.to_string(),
-                    });
-                }
+            Step::Placeholder(name, taken) => {
                 if !text.is_empty() {
                     pieces.push(Piece::Text(std::mem::take(&mut text)));
                 }
                 pieces.push(Piece::Placeholder(name));
-                rest = &rest[end + 1..];
+                taken
             }
-            '}' => return Err(TemplateError::Stray(word.to_string())),
-            _ => {
-                text.push(c);
-                rest = &rest[c.len_utf8()..];
-            }
-        }
+        };
+        rest = &rest[taken..];
     }
     if !text.is_empty() {
         pieces.push(Piece::Text(text));
     }
     Ok(pieces)
+}
+
+/// One step through an argv word (`word` is the whole of it, for errors).
+fn argv_step<'a>(rest: &'a str, word: &str) -> Result<Step<'a>, TemplateError> {
+    if rest.starts_with("{{") {
+        return Ok(Step::Text("{", 2));
+    }
+    if rest.starts_with("}}") {
+        return Ok(Step::Text("}", 2));
+    }
+    if rest.starts_with('}') {
+        return Err(TemplateError::Stray(word.to_string()));
+    }
+    if rest.starts_with('{') {
+        let end = rest
+            .find('}')
+            .ok_or_else(|| TemplateError::Unclosed(word.to_string()))?;
+        let name = &rest[1..end];
+        if !is_placeholder_name(name) {
+            return Err(TemplateError::BadName {
+                word: word.to_string(),
+                name: name.to_string(),
+            });
+        }
+        return Ok(Step::Placeholder(name, end + 1));
+    }
+    Ok(one_character(rest))
+}
+
+/// One step through a prompt: `{{ name }}` (spaces inside trimmed), else one character.
+fn prompt_step(rest: &str) -> Step<'_> {
+    if let Some(inside) = rest.strip_prefix("{{")
+        && let Some(end) = inside.find("}}")
+    {
+        return Step::Placeholder(inside[..end].trim(), end + 4);
+    }
+    one_character(rest)
+}
+
+fn one_character(rest: &str) -> Step<'_> {
+    let len = rest.chars().next().map_or(0, char::len_utf8);
+    Step::Text(&rest[..len], len)
+}
+
+/// The `{{name}}` variables a prompt template uses, in order.
+pub fn prompt_variables(template: &str) -> Vec<&str> {
+    prompt_pieces(template)
+        .into_iter()
+        .filter_map(|piece| match piece {
+            Piece::Placeholder(name) => Some(name),
+            Piece::Text(_) => None,
+        })
+        .collect()
+}
+
+/// `template` with every `{{name}}` replaced by `values[name]` (empty if absent). A value is
+/// inserted as it is: a `{{...}}` inside it (an idea quoting a template) stays text.
+pub fn render_prompt(template: &str, values: &BTreeMap<&str, String>) -> String {
+    let mut out = String::with_capacity(template.len());
+    for piece in prompt_pieces(template) {
+        match piece {
+            Piece::Text(text) => out.push_str(&text),
+            Piece::Placeholder(name) => out.push_str(values.get(name).map_or("", String::as_str)),
+        }
+    }
+    out
+}
+
+fn prompt_pieces(template: &str) -> Vec<Piece<'_>> {
+    scan(template, Syntax::Prompt).expect("a prompt always scans: any other brace is text")
 }
 
 fn is_placeholder_name(name: &str) -> bool {
@@ -260,6 +344,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(argv, ["/bin/gs", "--n=3", "a", "b c", "{x}"]);
+    }
+
+    #[test]
+    fn prompts_fill_variables_in_one_pass() {
+        let values = BTreeMap::from([
+            ("input", "see {{service}} and {x}".to_string()),
+            ("service", "logs".to_string()),
+        ]);
+        assert_eq!(
+            render_prompt(
+                "{{input}} / {{  service }} / {\"a\": {}} / {{unknown}} / {{",
+                &values
+            ),
+            "see {{service}} and {x} / logs / {\"a\": {}} /  / {{"
+        );
+        assert_eq!(prompt_variables("{{ a }}{{b}} {c} {{"), vec!["a", "b"]);
     }
 
     #[test]
