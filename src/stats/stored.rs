@@ -1,9 +1,9 @@
 //! The shape a [`Tally`] is cached in: every string once, samples as short rows.
 //!
 //! A tally keeps one sample per event it uses, and most samples repeat the same few strings
-//! (activities, endpoints, models, playbooks, outcomes). Written as plain structs, 100,000
-//! events made a 21.6 MB cache, and writing and reading it was a large part of a cold or warm
-//! `stats`. Here each distinct string is stored once in `strings` and rows refer to it by
+//! (activities, endpoints, models, playbooks, outcomes). Written as plain structs, the cache of
+//! a large log was big enough that writing and reading it was a large part of a cold or warm
+//! `stats` (figures in docs/performance.md). Here each distinct string is stored once in `strings` and rows refer to it by
 //! index. A file that does not fit (an index out of range) is rejected as a whole, and the
 //! cache is then rebuilt from the log.
 
