@@ -14,9 +14,15 @@ use sha2::{Digest, Sha256};
 
 use crate::trailer_text;
 
+mod outcome;
+pub mod payload;
 mod payload_text;
+pub mod reverted;
 
+pub use outcome::Outcome;
+pub use payload::Payload;
 pub use payload_text::{PayloadTextError, parse_payload};
+pub use reverted::RevertedSet;
 
 /// The envelope schema this build writes. Older versions are upcast on read.
 pub const SCHEMA_VERSION: u32 = 1;
