@@ -26,7 +26,8 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 
 use crate::activity::Recorder;
-use crate::event::{Event, NewEvent, kind};
+use crate::event::payload::PlaybookFinished;
+use crate::event::{Event, NewEvent, Outcome, kind};
 use crate::repo::Repo;
 use crate::run_lock;
 use crate::store::{Filter, Store, StoreError};
@@ -243,7 +244,7 @@ fn record_unfinished_playbooks(recorder: &mut Recorder<'_>, events: &[Event], wh
                 "playbook": playbook,
                 "action": started.payload["action"],
                 "argv": started.payload["argv"],
-                "outcome": "interrupted",
+                "outcome": Outcome::Interrupted,
                 "exit_code": null,
                 "signal": null,
                 "duration_ms": null,
@@ -380,7 +381,9 @@ fn succeeded_playbook(events: &[Event], step: &Value) -> Option<String> {
         .any(|event| {
             event.kind == kind::PLAYBOOK_FINISHED
                 && event.causes.contains(&started.id)
-                && event.payload_str("outcome") == Some("succeeded")
+                && PlaybookFinished::of(&event.payload)
+                    .outcome
+                    .is_some_and(|outcome| outcome.succeeded())
         })
         .then(|| started.id.clone())
 }

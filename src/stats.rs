@@ -17,12 +17,12 @@ pub mod cache;
 mod stored;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::event::{self, Event, EventError, kind};
+use crate::event::{self, Event, EventError, Outcome, RevertedSet, kind};
 
 /// The version of the JSON object [`Stats`] serialises to.
 pub const STATS_SCHEMA: u32 = 1;
@@ -63,7 +63,7 @@ struct Sample {
 enum Fact {
     /// `activity.finished`: `outcome`, `duration_ms`, `errors[].reason`.
     Activity {
-        outcome: String,
+        outcome: Outcome,
         duration_ms: Option<u64>,
         reasons: Vec<String>,
     },
@@ -81,12 +81,12 @@ enum Fact {
     /// `playbook.finished`: `playbook`, `outcome`, `duration_ms`.
     Playbook {
         playbook: String,
-        outcome: String,
+        outcome: Outcome,
         duration_ms: Option<u64>,
     },
     /// `run.finished`: `outcome`, `duration_ms`.
     Run {
-        outcome: String,
+        outcome: Outcome,
         duration_ms: Option<u64>,
     },
 }
@@ -282,7 +282,8 @@ impl Tally {
 
     /// The view over the events `scope` covers, without reverted events.
     pub fn stats(&self, scope: &Scope) -> Stats {
-        let reverted = self.reverted_ids();
+        let reverted = self.reverted();
+        let reverted = reverted.reverted_ids();
         let since_ms = scope.since.map(|since| since.as_millisecond());
         let in_time = |at_ms: i64| since_ms.is_none_or(|since| at_ms >= since);
         let mut builder = Builder::default();
@@ -308,18 +309,16 @@ impl Tally {
         builder.finish(self.events, scope, undo)
     }
 
-    /// Ids named by an `events.reverted` that no `events.restored` has cancelled.
-    fn reverted_ids(&self) -> HashSet<&str> {
-        let cancelled: HashSet<&str> = self
-            .restores
-            .iter()
-            .flat_map(|restore| restore.targets.iter().map(String::as_str))
-            .collect();
-        self.reverts
-            .iter()
-            .filter(|revert| !cancelled.contains(revert.id.as_str()))
-            .flat_map(|revert| revert.targets.iter().map(String::as_str))
-            .collect()
+    /// The undos and redos folded, as the projections and undo fold them.
+    fn reverted(&self) -> RevertedSet {
+        let mut reverted = RevertedSet::default();
+        for revert in &self.reverts {
+            reverted.revert(&revert.id, revert.targets.clone());
+        }
+        for restore in &self.restores {
+            reverted.restore(restore.targets.iter().cloned());
+        }
+        reverted
     }
 }
 
@@ -327,22 +326,27 @@ impl Tally {
 fn fact_of(kind: &str, payload: &impl Payload) -> Option<Fact> {
     match kind {
         kind::ACTIVITY_FINISHED => Some(Fact::Activity {
-            outcome: payload.field("outcome")?.as_str()?.to_string(),
+            outcome: outcome_at(payload)?,
             duration_ms: u64_at(payload, "duration_ms"),
             reasons: error_reasons(payload),
         }),
         kind::LLM_CALLED => Some(llm_fact(payload)?),
         kind::PLAYBOOK_FINISHED => Some(Fact::Playbook {
             playbook: payload.field("playbook")?.as_str()?.to_string(),
-            outcome: payload.field("outcome")?.as_str()?.to_string(),
+            outcome: outcome_at(payload)?,
             duration_ms: u64_at(payload, "duration_ms"),
         }),
         kind::RUN_FINISHED => Some(Fact::Run {
-            outcome: payload.field("outcome")?.as_str()?.to_string(),
+            outcome: outcome_at(payload)?,
             duration_ms: u64_at(payload, "duration_ms"),
         }),
         _ => None,
     }
+}
+
+/// The payload's `outcome`, when it is a word.
+fn outcome_at(payload: &impl Payload) -> Option<Outcome> {
+    payload.field("outcome")?.as_str().map(Outcome::from_word)
 }
 
 fn llm_fact(payload: &impl Payload) -> Option<Fact> {
@@ -552,16 +556,17 @@ pub fn nearest_rank(sorted: &[u64], percent: u32) -> Option<u64> {
     Some(sorted[(rank - 1) as usize])
 }
 
+/// How many times `outcome` was counted in `outcomes` (counted by word).
+fn count_of(outcomes: &BTreeMap<String, u64>, outcome: &Outcome) -> u64 {
+    outcomes.get(outcome.word()).copied().unwrap_or(0)
+}
+
 fn ratio(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 
-/// Playbook outcomes that count as failures (a dry run is neither).
-const PLAYBOOK_FAILURES: [&str; 3] = ["failed", "timed_out", "killed"];
-const SUCCEEDED: &str = "succeeded";
 /// The group of an `activity.finished` whose envelope names no activity.
 const NO_ACTIVITY: &str = "-";
-const DRY_RUN: &str = "dry_run";
 
 /// Accumulates in-scope, unreverted samples by group, then summarises them.
 #[derive(Default)]
@@ -624,9 +629,9 @@ impl Builder {
                 duration_ms,
             } => {
                 let acc = self.playbooks.entry(playbook.clone()).or_default();
-                *acc.outcomes.entry(outcome.clone()).or_default() += 1;
+                *acc.outcomes.entry(outcome.word().to_string()).or_default() += 1;
                 // A dry run ran nothing, so its duration says nothing about the playbook.
-                if outcome != DRY_RUN {
+                if *outcome != Outcome::DryRun {
                     acc.durations.extend(*duration_ms);
                 }
             }
@@ -634,7 +639,11 @@ impl Builder {
                 outcome,
                 duration_ms,
             } => {
-                *self.runs.outcomes.entry(outcome.clone()).or_default() += 1;
+                *self
+                    .runs
+                    .outcomes
+                    .entry(outcome.word().to_string())
+                    .or_default() += 1;
                 self.runs.durations.extend(*duration_ms);
             }
         }
@@ -669,10 +678,10 @@ impl Builder {
 }
 
 impl ActivityAcc {
-    fn add(&mut self, outcome: &str, duration_ms: Option<u64>, reasons: &[String]) {
-        *self.outcomes.entry(outcome.to_string()).or_default() += 1;
+    fn add(&mut self, outcome: &Outcome, duration_ms: Option<u64>, reasons: &[String]) {
+        *self.outcomes.entry(outcome.word().to_string()).or_default() += 1;
         self.durations.extend(duration_ms);
-        if outcome == SUCCEEDED {
+        if outcome.succeeded() {
             return;
         }
         if reasons.is_empty() {
@@ -685,7 +694,7 @@ impl ActivityAcc {
 
     fn finish(self, activity: String) -> ActivityStats {
         let runs = self.outcomes.values().sum();
-        let succeeded = self.outcomes.get(SUCCEEDED).copied().unwrap_or(0);
+        let succeeded = count_of(&self.outcomes, &Outcome::Succeeded);
         ActivityStats {
             activity,
             runs,
@@ -751,10 +760,14 @@ impl LlmAcc {
 
 impl PlaybookAcc {
     fn finish(self, playbook: String) -> PlaybookStats {
-        let count = |outcome: &str| self.outcomes.get(outcome).copied().unwrap_or(0);
-        let dry_runs = count(DRY_RUN);
+        let dry_runs = count_of(&self.outcomes, &Outcome::DryRun);
         let runs = self.outcomes.values().sum::<u64>() - dry_runs;
-        let failed = PLAYBOOK_FAILURES.iter().map(|outcome| count(outcome)).sum();
+        let failed = self
+            .outcomes
+            .iter()
+            .filter(|(word, _)| Outcome::from_word(word).is_playbook_failure())
+            .map(|(_, count)| count)
+            .sum();
         PlaybookStats {
             playbook,
             runs,
@@ -770,7 +783,7 @@ impl PlaybookAcc {
 impl RunAcc {
     fn finish(self) -> RunStats {
         let runs = self.outcomes.values().sum();
-        let succeeded = self.outcomes.get(SUCCEEDED).copied().unwrap_or(0);
+        let succeeded = count_of(&self.outcomes, &Outcome::Succeeded);
         RunStats {
             runs,
             succeeded,

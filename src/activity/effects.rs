@@ -23,7 +23,7 @@ pub(super) fn summary(playbooks: &[PlaybookSummary]) -> Value {
         playbooks
             .iter()
             .map(|playbook| {
-                let executed = !matches!(playbook.outcome.as_str(), "dry_run" | "refused");
+                let executed = playbook.outcome.executed();
                 json!({"playbook": playbook.playbook, "executed": executed, "outcome": playbook.outcome})
             })
             .collect(),
@@ -33,18 +33,19 @@ pub(super) fn summary(playbooks: &[PlaybookSummary]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Outcome;
 
     #[test]
     fn only_playbooks_that_ran_count_as_executed() {
         let summary = summary(&[
             PlaybookSummary {
                 playbook: "a".into(),
-                outcome: "dry_run".into(),
+                outcome: Outcome::DryRun,
                 message: String::new(),
             },
             PlaybookSummary {
                 playbook: "b".into(),
-                outcome: "failed".into(),
+                outcome: Outcome::Failed,
                 message: String::new(),
             },
         ]);

@@ -132,15 +132,8 @@ pub trait Progress {
 pub struct Quiet;
 impl Progress for Quiet {}
 
-/// How an activity ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Succeeded,
-    Failed,
-    /// Stopped by a rule (a healthy duplicate service); nothing was changed.
-    Blocked,
-}
+/// How an activity ended: succeeded, failed or blocked (the log's one outcome type).
+pub use crate::event::Outcome;
 
 /// One error of an activity: a stable reason word and a sentence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -149,7 +142,18 @@ pub struct ActivityError {
     pub message: String,
 }
 
+/// The reason of an error of a playbook the activity chose that failed to run or failed.
+pub const PLAYBOOK_FAILED: &str = "playbook_failed";
+/// The reason of an error of a playbook the activity chose that was refused before it started.
+pub const PLAYBOOK_REFUSED: &str = "playbook_refused";
+
 impl ActivityError {
+    /// Whether the error is one of a playbook the activity chose (the `playbooks_succeeded`
+    /// fact is false when there is one).
+    pub fn is_playbook_error(&self) -> bool {
+        matches!(self.reason.as_str(), PLAYBOOK_FAILED | PLAYBOOK_REFUSED)
+    }
+
     pub fn new(reason: &str, message: impl Into<String>) -> ActivityError {
         ActivityError {
             reason: reason.to_string(),
@@ -162,7 +166,7 @@ impl ActivityError {
 #[derive(Debug, Clone, Serialize)]
 pub struct PlaybookSummary {
     pub playbook: String,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub message: String,
 }
 
@@ -361,7 +365,7 @@ impl<'a> Engine<'a> {
         self.record_run_finished(
             &mut state,
             command,
-            outcome,
+            &outcome,
             duration_ms,
             &reports,
             &skipped,
@@ -408,7 +412,7 @@ impl<'a> Engine<'a> {
         &self,
         state: &mut RunState<'_>,
         command: &str,
-        outcome: Outcome,
+        outcome: &Outcome,
         duration_ms: u64,
         reports: &[ActivityReport],
         skipped: &[String],
@@ -418,9 +422,10 @@ impl<'a> Engine<'a> {
             .map(|r| json!({"activity": r.activity, "outcome": r.outcome}))
             .collect();
         let mut finished = NewEvent::new(kind::RUN_FINISHED)
-            .subject(format!("{command}: run {}", outcome_word(outcome)))
+            .subject(format!("{command}: run {outcome}"))
             .payload(json!({
-                "outcome": if outcome == Outcome::Succeeded { "succeeded" } else { "failed" },
+                // A run one of whose activities was blocked did not succeed: it failed.
+                "outcome": if outcome.succeeded() { Outcome::Succeeded } else { Outcome::Failed },
                 "duration_ms": duration_ms,
                 "activities": activities,
                 "skipped": skipped,
@@ -648,7 +653,7 @@ impl<'a> Engine<'a> {
             Ok(runner) => runner,
             Err(error) => {
                 work.errors
-                    .push(ActivityError::new("playbook_failed", error.to_string()));
+                    .push(ActivityError::new(PLAYBOOK_FAILED, error.to_string()));
                 return Ok(());
             }
         };
@@ -668,10 +673,10 @@ impl<'a> Engine<'a> {
             Ok(invocation) => invocation,
             Err(error) => {
                 work.errors
-                    .push(ActivityError::new("playbook_refused", error.to_string()));
+                    .push(ActivityError::new(PLAYBOOK_REFUSED, error.to_string()));
                 work.playbooks.push(PlaybookSummary {
                     playbook: id.to_string(),
-                    outcome: "refused".into(),
+                    outcome: Outcome::Refused,
                     message: error.to_string(),
                 });
                 return Ok(());
@@ -704,7 +709,7 @@ impl<'a> Engine<'a> {
             Ok(report) => report,
             Err(error) => {
                 work.errors
-                    .push(ActivityError::new("playbook_failed", error.to_string()));
+                    .push(ActivityError::new(PLAYBOOK_FAILED, error.to_string()));
                 return Ok(());
             }
         };
@@ -712,14 +717,11 @@ impl<'a> Engine<'a> {
         self.record_playbook_finished(state, activity, &started_id, &report);
         if !report.succeeded() {
             work.errors
-                .push(ActivityError::new("playbook_failed", report.message()));
+                .push(ActivityError::new(PLAYBOOK_FAILED, report.message()));
         }
         work.playbooks.push(PlaybookSummary {
             playbook: id.to_string(),
-            outcome: serde_json::to_value(report.outcome)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            outcome: report.outcome.clone(),
             message: report.message(),
         });
         work.playbook_reports.push((id.to_string(), report));
@@ -753,11 +755,7 @@ impl<'a> Engine<'a> {
     ) -> Result<ActivityReport, RunError> {
         work.facts
             .entry("playbooks_succeeded".into())
-            .or_insert_with(|| {
-                work.errors
-                    .iter()
-                    .all(|e| !e.reason.starts_with("playbook"))
-            });
+            .or_insert_with(|| work.errors.iter().all(|e| !e.is_playbook_error()));
         let gates: BTreeMap<String, bool> = definition
             .quality_gates
             .iter()
@@ -781,7 +779,7 @@ impl<'a> Engine<'a> {
             .subject(format!(
                 "{}: {}{} ({gates_passed}/{} gates)",
                 definition.name,
-                outcome_word(outcome),
+                outcome,
                 work.service
                     .as_deref()
                     .map(|s| format!(" for {s}"))
@@ -965,14 +963,6 @@ fn decision_subject(activity: &str, decision: &Value) -> String {
         }
         (None, true) => format!("{activity}: decided"),
         (None, false) => format!("{activity}: chose {}", playbooks.join(", ")),
-    }
-}
-
-fn outcome_word(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Succeeded => "succeeded",
-        Outcome::Failed => "failed",
-        Outcome::Blocked => "blocked",
     }
 }
 

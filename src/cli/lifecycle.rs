@@ -231,7 +231,7 @@ fn render_activity(out: &mut Output, activity: &ActivityReport, mode: &str) -> s
     out.line(format_args!(
         "{} {} for {service} ({mode})",
         activity.activity,
-        outcome_word(activity.outcome)
+        activity.outcome.word()
     ))?;
     if let Some(statement) = activity.outputs["problem"]["statement"].as_str() {
         out.line(format_args!("  problem:   {statement}"))?;
@@ -305,7 +305,7 @@ fn render_failure(report: &RunReport, retry: &str) {
             crate::ui::error(format_args!(
                 "{} {}: {}",
                 activity.activity,
-                outcome_word(activity.outcome),
+                activity.outcome.word(),
                 error.message
             ));
             if let Some(hint) = hint_for(&error.reason)
@@ -387,14 +387,6 @@ fn hint_for(reason: &str) -> Option<&'static str> {
         "tests_failed" => "the observed counts are in `git spectra manifest test`",
         _ => return None,
     })
-}
-
-fn outcome_word(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Succeeded => "succeeded",
-        Outcome::Failed => "failed",
-        Outcome::Blocked => "blocked",
-    }
 }
 
 #[cfg(test)]

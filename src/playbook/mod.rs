@@ -70,21 +70,9 @@ pub struct Invocation {
     pub timeout_ms: u64,
 }
 
-/// How an invocation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Exited with code 0.
-    Succeeded,
-    /// Exited with another code.
-    Failed,
-    /// Ran past its timeout; its process group was killed (in-process work is abandoned).
-    TimedOut,
-    /// Ended by a signal it did not get from us.
-    Killed,
-    /// Nothing ran: a dry run.
-    DryRun,
-}
+/// How an invocation ended: succeeded (exit code 0), failed (another code), timed out,
+/// killed (by a signal it did not get from us) or a dry run (the log's one outcome type).
+pub use crate::event::Outcome;
 
 /// The result of one invocation, the payload of `playbook.finished`.
 #[derive(Debug, Clone, Serialize)]
@@ -130,7 +118,7 @@ impl Report {
     /// One line saying how it went, for humans.
     pub fn message(&self) -> String {
         let name = &self.invocation.playbook;
-        match self.outcome {
+        match &self.outcome {
             Outcome::Succeeded => format!("playbook {name} succeeded in {} ms", self.duration_ms),
             Outcome::Failed => format!(
                 "playbook {name} failed with exit code {}",
@@ -153,6 +141,8 @@ impl Report {
                 "dry run: playbook {name} would run {}",
                 quoted_argv(&self.invocation.argv)
             ),
+            // A runner ends an invocation only in the ways above.
+            other => format!("playbook {name} ended: {other}"),
         }
     }
 }

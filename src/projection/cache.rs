@@ -13,7 +13,7 @@ use crate::store::{Store, StoreError};
 use crate::tip_cache;
 
 /// Bumped whenever [`Projection`]'s shape changes, so old caches are ignored.
-const CACHE_VERSION: u32 = 2;
+const CACHE_VERSION: u32 = 3;
 
 fn cache_path(repo: &Repo) -> PathBuf {
     tip_cache::path(repo, "projection.json")

@@ -26,7 +26,7 @@ use crate::repo::Repo;
 use crate::store::{Store, StoreError, StoredEvent};
 use crate::tip_cache;
 
-const CACHE_VERSION: u32 = 6;
+const CACHE_VERSION: u32 = 7;
 
 /// History entries kept per activity and service: at least what a run's context shows.
 pub const RECENT_HISTORY: usize = 5;

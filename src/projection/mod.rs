@@ -14,7 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::event::{Event, kind};
+use crate::event::payload::{
+    ActivityFinished, ActivityStarted, DecisionMade, RunFinished, RunStarted,
+};
+use crate::event::{Event, Outcome, RevertedSet, kind};
 
 /// The folded state of the whole log.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -23,10 +26,8 @@ pub struct Projection {
     runs: Vec<RunRecord>,
     /// Position of each run in `runs`, by run id.
     run_index: BTreeMap<String, usize>,
-    /// `events.reverted` event id -> the event ids it reverts.
-    reverts: BTreeMap<String, Vec<String>>,
-    /// `events.reverted` ids cancelled by an `events.restored` (redo).
-    restored: BTreeSet<String>,
+    /// The undos and redos folded so far.
+    reverted: RevertedSet,
     /// Events folded so far.
     pub events: u64,
 }
@@ -41,7 +42,7 @@ pub struct RunRecord {
     pub dry_run: bool,
     pub started_at: String,
     pub finished_at: Option<String>,
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     pub duration_ms: Option<u64>,
     pub activities: Vec<ActivityRecord>,
     /// Ids of every event of the run (undo targets them).
@@ -59,7 +60,7 @@ pub struct ActivityRecord {
     pub decision: Option<Value>,
     pub finished_event: Option<String>,
     pub finished_at: Option<String>,
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     pub duration_ms: Option<u64>,
     pub outputs: Value,
     pub errors: Value,
@@ -154,13 +155,7 @@ impl Projection {
             kind::DECISION_MADE => self.record_decision(event),
             kind::ACTIVITY_FINISHED => self.finish_activity(event),
             kind::RUN_FINISHED => self.finish_run(event),
-            kind::EVENTS_REVERTED => {
-                self.reverts
-                    .insert(event.id.clone(), string_list(&event.payload["targets"]));
-            }
-            kind::EVENTS_RESTORED => {
-                self.restored.extend(string_list(&event.payload["targets"]));
-            }
+            kind::EVENTS_REVERTED | kind::EVENTS_RESTORED => self.reverted.apply(event),
             _ => {}
         }
     }
@@ -169,12 +164,13 @@ impl Projection {
         let Some(run) = event.run.clone() else {
             return;
         };
+        let started = RunStarted::of(&event.payload);
         let record = RunRecord {
             run: run.clone(),
-            command: event.payload_str("command").map(str::to_string),
-            input: event.payload_str("input").map(str::to_string),
-            mode: event.payload_str("mode").map(str::to_string),
-            dry_run: event.payload["dry_run"].as_bool().unwrap_or(false),
+            command: started.command,
+            input: started.input,
+            mode: started.mode,
+            dry_run: started.dry_run.unwrap_or(false),
             started_at: event.at.clone(),
             finished_at: None,
             outcome: None,
@@ -203,7 +199,9 @@ impl Projection {
             service: event.service.clone(),
             started_at: event.at.clone(),
             started_event: event.id.clone(),
-            context: event.payload.get("context").cloned().unwrap_or(Value::Null),
+            context: ActivityStarted::of(&event.payload)
+                .context
+                .unwrap_or(Value::Null),
             decision: None,
             finished_event: None,
             finished_at: None,
@@ -226,7 +224,7 @@ impl Projection {
 
     fn record_decision(&mut self, event: &Event) {
         if let Some(record) = self.open_activity(event) {
-            record.decision = event.payload.get("decision").cloned();
+            record.decision = DecisionMade::of(&event.payload).decision;
         }
     }
 
@@ -237,51 +235,38 @@ impl Projection {
             }
             record.finished_event = Some(event.id.clone());
             record.finished_at = Some(event.at.clone());
-            record.outcome = event.payload_str("outcome").map(str::to_string);
-            record.duration_ms = event.payload["duration_ms"].as_u64();
-            record.outputs = event.payload.get("outputs").cloned().unwrap_or(Value::Null);
-            record.errors = event.payload.get("errors").cloned().unwrap_or(json!([]));
-            record.quality_gates = event
-                .payload
-                .get("quality_gates")
-                .cloned()
-                .unwrap_or(json!({}));
+            let finished = ActivityFinished::of(&event.payload);
+            record.outcome = finished.outcome;
+            record.duration_ms = finished.duration_ms;
+            record.outputs = finished.outputs.unwrap_or(Value::Null);
+            record.errors = finished.errors.unwrap_or(json!([]));
+            record.quality_gates = finished.quality_gates.unwrap_or(json!({}));
         }
     }
 
     fn finish_run(&mut self, event: &Event) {
         if let Some(run) = self.run_mut(event) {
             run.finished_at = Some(event.at.clone());
-            run.outcome = event.payload_str("outcome").map(str::to_string);
-            run.duration_ms = event.payload["duration_ms"].as_u64();
+            let finished = RunFinished::of(&event.payload);
+            run.outcome = finished.outcome;
+            run.duration_ms = finished.duration_ms;
         }
     }
 
     /// Ids of events reverted by an undo that no redo cancelled.
     pub fn reverted_ids(&self) -> BTreeSet<&str> {
-        self.reverts
-            .iter()
-            .filter(|(undo, _)| !self.restored.contains(*undo))
-            .flat_map(|(_, targets)| targets.iter().map(String::as_str))
-            .collect()
+        self.reverted.reverted_ids()
     }
 
     /// Whether a redo (`events.restored`) cancelled the undo `undo_id`.
     pub fn is_restored(&self, undo_id: &str) -> bool {
-        self.restored.contains(undo_id)
+        self.reverted.is_restored(undo_id)
     }
 
-    /// Ids of the events `git spectra log` marks as reverted: those an active undo names, and
-    /// the undos a redo cancelled (a redo is the undo of an undo).
+    /// Ids of the events `git spectra log` marks as reverted (see
+    /// [`RevertedSet::marked_reverted`]).
     pub fn marked_reverted(&self) -> BTreeSet<&str> {
-        let mut marked = self.reverted_ids();
-        marked.extend(
-            self.restored
-                .iter()
-                .filter(|undo| self.reverts.contains_key(*undo))
-                .map(String::as_str),
-        );
-        marked
+        self.reverted.marked_reverted()
     }
 
     /// Each run with whether it is undone: its `run.started` is reverted (undo of the run, or
@@ -355,7 +340,7 @@ impl Projection {
                 input: run.input.clone(),
                 started_at: run.started_at.clone(),
                 finished_at: run.finished_at.clone(),
-                outcome: run.outcome.clone().unwrap_or_else(|| "in_progress".into()),
+                outcome: outcome_or_in_progress(run.outcome.as_ref()),
                 duration_ms: run.duration_ms,
                 dry_run: run.dry_run,
                 undone,
@@ -376,7 +361,7 @@ impl Projection {
 
     /// Whether any undo or redo was folded (the manifest index then rebuilds from scratch).
     pub fn has_reverts(&self) -> bool {
-        !self.reverts.is_empty()
+        self.reverted.has_reverts()
     }
 
     /// Takes the finished runs out, leaving only those still in progress.
@@ -415,10 +400,10 @@ fn matches(
 }
 
 pub(crate) fn manifest_of(run: &RunRecord, record: &ActivityRecord) -> Manifest {
-    let status = match record.outcome.as_deref() {
+    let status = match &record.outcome {
         None if run.finished_at.is_some() => "failed",
         None => "in_progress",
-        Some("succeeded") => "complete",
+        Some(Outcome::Succeeded) => "complete",
         Some(_) => "failed",
     };
     let gates_passed = record
@@ -447,25 +432,14 @@ pub(crate) fn history_entry(run: &RunRecord, record: &ActivityRecord) -> History
         service: record.service.clone(),
         decision: record.decision.clone().unwrap_or(Value::Null),
         context: record.context.clone(),
-        outcome: record
-            .outcome
-            .clone()
-            .unwrap_or_else(|| "in_progress".into()),
+        outcome: outcome_or_in_progress(record.outcome.as_ref()),
         result: json!({"outputs": record.outputs, "errors": record.errors}),
     }
 }
 
-fn string_list(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
+/// The outcome word a view shows: `in_progress` for what has not finished.
+fn outcome_or_in_progress(outcome: Option<&Outcome>) -> String {
+    outcome.map_or("in_progress", Outcome::word).to_string()
 }
 
 #[cfg(test)]

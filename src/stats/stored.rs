@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Fact, Restore, Revert, Sample, Tally};
+use crate::event::Outcome;
 
 #[derive(Serialize, Deserialize)]
 pub(super) struct StoredTally {
@@ -99,7 +100,7 @@ fn fact_of(
 ) -> Result<Fact, String> {
     Ok(match fact {
         StoredFact::Activity(outcome, duration_ms, reasons) => Fact::Activity {
-            outcome: string(outcome)?,
+            outcome: Outcome::from_word(&string(outcome)?),
             duration_ms,
             reasons: reasons.into_iter().map(string).collect::<Result<_, _>>()?,
         },
@@ -117,11 +118,11 @@ fn fact_of(
         }
         StoredFact::Playbook(playbook, outcome, duration_ms) => Fact::Playbook {
             playbook: string(playbook)?,
-            outcome: string(outcome)?,
+            outcome: Outcome::from_word(&string(outcome)?),
             duration_ms,
         },
         StoredFact::Run(outcome, duration_ms) => Fact::Run {
-            outcome: string(outcome)?,
+            outcome: Outcome::from_word(&string(outcome)?),
             duration_ms,
         },
     })
@@ -152,7 +153,7 @@ impl Interner {
                 duration_ms,
                 reasons,
             } => StoredFact::Activity(
-                self.index(outcome),
+                self.index(outcome.word().to_string()),
                 duration_ms,
                 reasons
                     .into_iter()
@@ -182,11 +183,15 @@ impl Interner {
                 playbook,
                 outcome,
                 duration_ms,
-            } => StoredFact::Playbook(self.index(playbook), self.index(outcome), duration_ms),
+            } => StoredFact::Playbook(
+                self.index(playbook),
+                self.index(outcome.word().to_string()),
+                duration_ms,
+            ),
             Fact::Run {
                 outcome,
                 duration_ms,
-            } => StoredFact::Run(self.index(outcome), duration_ms),
+            } => StoredFact::Run(self.index(outcome.word().to_string()), duration_ms),
         }
     }
 }

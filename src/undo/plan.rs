@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::history::{Dependent, History};
 use super::{Context, UndoError};
-use crate::event::{Event, kind};
+use crate::event::payload::PlaybookFinished;
+use crate::event::{Event, Outcome, kind};
 use crate::playbook::{Action, Request};
 
 /// Whether a plan reverts events or restores what an undo reverted.
@@ -484,9 +485,9 @@ fn add_compensation(context: &Context<'_>, history: &History, plan: &mut Plan, s
     }
     let outcome = history
         .finished_of(&started.id)
-        .and_then(|finished| finished.payload_str("outcome"))
-        .unwrap_or("unfinished");
-    if outcome != "succeeded" {
+        .and_then(|finished| PlaybookFinished::of(&finished.payload).outcome);
+    if !outcome.as_ref().is_some_and(Outcome::succeeded) {
+        let outcome = outcome.as_ref().map_or("unfinished", Outcome::word);
         plan.notes.push(format!(
             "playbook {id} did not succeed ({outcome}); its effect is not compensated"
         ));
