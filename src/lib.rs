@@ -8,12 +8,13 @@
 pub mod activity;
 pub mod builtin;
 pub mod cli;
-pub mod error;
 pub mod event;
+pub mod failure;
 pub mod hook;
 pub mod interrupt;
 pub mod llm;
 pub mod logging;
+pub mod output;
 pub mod playbook;
 pub mod process_groups;
 pub mod projection;
@@ -28,9 +29,6 @@ pub mod sync;
 pub mod test_hook;
 pub mod tip_cache;
 pub mod trailer_text;
-pub mod ui;
 pub mod undo;
 pub mod worktree;
 pub mod yaml;
-
-pub use error::{Error, Result};

@@ -4,12 +4,12 @@ use std::io::Write;
 
 use clap::Args;
 
-use crate::error::{EXIT_FAILED, Result};
+use super::error::{EXIT_FAILED, Result};
+use super::ui::Format;
 use crate::llm::Client;
 use crate::llm::probe::{DoctorReport, FormatProbe, FormatVerdict, ModelsProbe};
 use crate::repo::{Repo, RepoError};
 use crate::settings::{Layers, LlmSettings, keys};
-use crate::ui::Format;
 
 /// Check the LLM endpoint and show where each setting came from.
 ///

@@ -8,7 +8,7 @@
 
 use clap::{Args, Subcommand};
 
-use crate::error::Result;
+use super::error::Result;
 use crate::hook::{self, HookError, ObservedCommit, Recorded, pending, trigger};
 use crate::repo::Repo;
 
@@ -157,7 +157,7 @@ fn start_triggers(
 /// One short line on stderr (git prints it under the commit summary), and the same in the hooks
 /// log, where `git spectra hooks status` points people.
 fn warn(repo: Option<&Repo>, message: &str) {
-    crate::ui::warning(format_args!("git spectra: {message}"));
+    crate::cli::ui::warning(format_args!("git spectra: {message}"));
     if let Some(repo) = repo {
         let _ = trigger::append_to_log(repo, &format!("warning: {message}"));
     }

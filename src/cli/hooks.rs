@@ -4,11 +4,11 @@
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::error::Result;
+use super::error::Result;
+use super::ui::{Format, Output};
 use crate::hook::install::{self, HookState, HooksDir, InstallOutcome, UninstallOutcome};
 use crate::hook::{self, ENV_SWITCH, keys};
 use crate::repo::Repo;
-use crate::ui::{Format, Output};
 
 /// Install, remove or inspect the git hook that records commits.
 ///
@@ -102,13 +102,13 @@ fn run_install(out: &mut Output, dir: &HooksDir) -> Result<()> {
 fn warn_if_it_will_not_run(dir: &HooksDir) -> Result<()> {
     let file = install::inspect(dir)?;
     if !file.executable {
-        crate::ui::warning(format_args!(
+        crate::cli::ui::warning(format_args!(
             "{} is not executable, so git will not run it; `chmod +x` it",
             file.path.display()
         ));
     }
     if install::binary_on_path().is_none() {
-        crate::ui::warning(
+        crate::cli::ui::warning(
             "git-spectra is not on PATH; until it is, the hook only prints a warning",
         );
     }

@@ -6,15 +6,15 @@ use std::cell::RefCell;
 
 use clap::Args;
 
+use super::error::{EXIT_FAILED, Error, Result};
+use super::ui::{Format, Output, Spinner};
 use crate::activity::service_name;
 use crate::activity::{
     ActivityReport, Decider, Engine, Outcome, Progress, RunOptions, RunReport, effects,
 };
-use crate::error::{EXIT_FAILED, Error, Result};
 use crate::registry::Registry;
 use crate::repo::Repo;
 use crate::tip_cache;
-use crate::ui::{Format, Output, Spinner};
 
 /// Run one activity through the agent loop.
 ///
@@ -109,7 +109,7 @@ pub fn execute(request: Request<'_>) -> Result<u8> {
     if let Some(reason) = decider.offline_reason()
         && !request.offline
     {
-        crate::ui::hint(format_args!(
+        crate::cli::ui::hint(format_args!(
             "running {} offline ({reason}); set SPECTRA_LLM_URL or `git config spectra.llm.url` to use a model (git spectra doctor checks it)",
             request.command
         ));
@@ -302,7 +302,7 @@ fn render_failure(report: &RunReport, retry: &str) {
     let mut hinted = std::collections::BTreeSet::new();
     for activity in &report.activities {
         for error in &activity.errors {
-            crate::ui::error(format_args!(
+            crate::cli::ui::error(format_args!(
                 "{} {}: {}",
                 activity.activity,
                 outcome_word(activity.outcome),
@@ -311,11 +311,11 @@ fn render_failure(report: &RunReport, retry: &str) {
             if let Some(hint) = hint_for(&error.reason)
                 && hinted.insert(error.reason.as_str())
             {
-                crate::ui::hint(hint);
+                crate::cli::ui::hint(hint);
             }
         }
     }
-    crate::ui::hint(format_args!(
+    crate::cli::ui::hint(format_args!(
         "the run is recorded as {}; see it with `git spectra log --run {}`; retry with `{retry}`",
         report.run, report.run,
     ));

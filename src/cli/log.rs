@@ -3,11 +3,11 @@
 use clap::Args;
 use serde_json::json;
 
-use crate::error::Result;
+use super::error::Result;
+use super::ui::{Format, Output, Stream, Style, paint};
 use crate::projection;
 use crate::repo::Repo;
 use crate::store::{Filter, StoredEvent};
-use crate::ui::{Format, Output, Stream, Style, paint};
 
 /// Show events, newest first.
 ///

@@ -5,10 +5,12 @@ mod builtin;
 mod completions;
 mod discover;
 mod doctor;
+pub mod error;
 mod hook;
 mod hooks;
 mod lifecycle;
 mod log;
+mod logging;
 mod man;
 mod registry;
 mod run;
@@ -16,17 +18,18 @@ mod show;
 mod stats;
 mod status;
 mod sync;
+pub mod ui;
 mod undo;
 mod verify;
 mod views;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::{EXIT_USAGE, Error};
-use crate::logging::{self, LogFormat, LogOptions};
 use crate::repo::Repo;
 use crate::store::{Integrity, Store};
-use crate::ui::{self, ColorChoice};
+use error::{EXIT_USAGE, Error};
+use logging::{LogFormat, LogOptions};
+use ui::ColorChoice;
 
 pub use completions::{CompletionShell, script as completion_script};
 pub use man::main_page as man_page;
@@ -436,12 +439,10 @@ fn render_clap_error(err: clap::Error) -> u8 {
 /// Prints `fatal:`/`error:` and `hint:` lines as git does and picks the exit code.
 fn render_error(err: &Error) -> u8 {
     // `git spectra log | head -1`: the reader left; that is success, not an error.
-    if matches!(err, Error::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe)
-        || ui::is_broken_pipe(err)
-    {
+    if err.is_broken_pipe() {
         return 0;
     }
-    let (code, text) = ui::error_report(err, true);
+    let (code, text) = ui::error_report(err);
     // Nothing sensible is left to do when stderr itself is closed.
     let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
     code

@@ -4,11 +4,11 @@
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
+use super::error::{Error, Result};
+use super::ui::{Format, Output};
 use crate::registry::{Activity, Layer, Playbook, Registry, RegistryError, template::Arg};
 use crate::repo::Repo;
 use crate::tip_cache;
-use crate::ui::{Format, Output};
-use crate::{Error, Result};
 
 /// Inspect and check the activities and playbooks.
 ///
@@ -173,16 +173,13 @@ fn validate(out: &mut Output, format: Format) -> Result<()> {
     }
     // The problems are the output; make sure they are out before the error line on stderr.
     out.flush()?;
-    Err(Error::Failed {
-        message: match problems.len() {
+    Err(Error::failed_with_hint(
+        match problems.len() {
             0 | 1 => "1 problem in the registry".to_string(),
             count => format!("{count} problems in the registry"),
         },
-        hint: Some(
-            "each line names file:line:column; files under .spectra/registry/ override the built-in ones"
-                .to_string(),
-        ),
-    })
+        "each line names file:line:column; files under .spectra/registry/ override the built-in ones",
+    ))
 }
 
 fn ids(playbooks: Vec<&Playbook>) -> Vec<String> {

@@ -2,10 +2,10 @@
 
 use clap::Args;
 
-use crate::error::Result;
+use super::error::Result;
+use super::ui::{Format, Output};
 use crate::repo::Repo;
 use crate::store::StoredEvent;
-use crate::ui::{Format, Output};
 
 /// Show one event: its envelope, payload and attachments.
 ///

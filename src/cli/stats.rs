@@ -2,10 +2,10 @@
 
 use clap::Args;
 
-use crate::error::Result;
+use super::error::Result;
+use super::ui::{Format, Output};
 use crate::repo::Repo;
 use crate::stats::{self, Durations, Scope, Stats};
-use crate::ui::{Format, Output};
 
 /// Show how activities, LLM endpoints and playbooks have behaved.
 ///

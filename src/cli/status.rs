@@ -3,14 +3,14 @@
 use clap::Args;
 use serde::Serialize;
 
-use crate::error::Result;
+use super::error::Result;
+use super::ui::{self, Format, Output, Stream, Style};
 use crate::hook::install::{self, HookState};
 use crate::llm::Client;
 use crate::llm::probe::ModelsProbe;
 use crate::projection;
 use crate::repo::Repo;
 use crate::settings::{Layers, LlmSettings};
-use crate::ui::{self, Format, Output, Stream, Style};
 
 /// Show the version, repository, event log, hooks and LLM endpoint at a glance.
 ///

@@ -2,10 +2,10 @@
 
 use clap::Args;
 
-use crate::error::Result;
+use super::error::Result;
+use super::ui::{Format, Output};
 use crate::repo::Repo;
 use crate::sync::{self, Fetched, Git, Joined};
-use crate::ui::{Format, Output};
 
 /// Fetch a remote's event log into refs/spectra/remotes/REMOTE/events.
 ///
@@ -227,7 +227,7 @@ fn warn_conflicts(joined: &Joined, remote: &str) {
         return;
     };
     for conflict in conflicts {
-        crate::ui::warning(format_args!(
+        crate::cli::ui::warning(format_args!(
             "both logs ran {} for {} since they diverged: here {}, on {remote} {}; the later in the log's order counts until a new {} run for {} settles it (`git spectra status` lists it)",
             conflict.activity,
             conflict.service,

@@ -3,13 +3,13 @@
 use clap::Args;
 use serde_json::json;
 
-use crate::error::{Error, Result};
+use super::error::{Error, Result};
+use super::ui::{Format, Output};
 use crate::registry::Registry;
 use crate::repo::Repo;
 use crate::run_lock::EffectLock;
 use crate::store::Store;
 use crate::tip_cache;
-use crate::ui::{Format, Output};
 use crate::undo::{self, Applied, Context, Direction, Plan, Step};
 
 /// Undo a run or an event, by appending events that revert it (nothing is rewritten).

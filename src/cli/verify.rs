@@ -3,9 +3,9 @@
 use clap::Args;
 use serde_json::json;
 
-use crate::error::{EXIT_FAILED, Result};
+use super::error::{EXIT_FAILED, Result};
+use super::ui::{Format, Output};
 use crate::repo::Repo;
-use crate::ui::{Format, Output};
 
 /// Check that no event was edited, reordered, removed or injected.
 ///
@@ -54,8 +54,8 @@ pub fn run(args: VerifyArgs) -> Result<u8> {
         }
         Some(failure) => {
             out.flush()?;
-            crate::ui::error(failure);
-            crate::ui::hint(format_args!(
+            crate::cli::ui::error(failure);
+            crate::cli::ui::hint(format_args!(
                 "the {} event(s) before it verified; inspect it with `git log -p {}`",
                 verification.verified, failure.commit
             ));

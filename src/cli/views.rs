@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::error::{Error, Result};
+use super::error::{Error, Result};
+use super::ui::{Format, Output};
 use crate::projection::{self, Projection};
 use crate::repo::Repo;
-use crate::ui::{Format, Output};
 
 /// Show the latest manifest of each activity (per service).
 ///
@@ -156,7 +156,7 @@ pub fn runs(args: RunsArgs) -> Result<u8> {
                     row.run,
                     row.started_at,
                     row.command.as_deref().unwrap_or("?"),
-                    crate::ui::outcome(&row.outcome),
+                    crate::cli::ui::outcome(&row.outcome),
                     marks,
                     activities.join(" ")
                 ))?;

@@ -179,6 +179,19 @@ impl UndoError {
     }
 }
 
+impl crate::failure::Classify for UndoError {
+    fn class(&self) -> crate::failure::Class {
+        match self {
+            UndoError::Store(error) => crate::failure::Classify::class(error),
+            _ => crate::failure::Class::Failed,
+        }
+    }
+
+    fn hints(&self) -> Vec<String> {
+        self.hint().into_iter().collect()
+    }
+}
+
 fn indent(lines: &[String]) -> String {
     lines
         .iter()
