@@ -5,10 +5,10 @@ use std::io::Read;
 use clap::Args;
 
 use super::error::{Error, Result};
+use super::helper::{Access, CommandHelper};
 use super::ui::Output;
 use crate::event::{EventError, NewEvent, PayloadTextError, TrailerField};
 use crate::logging;
-use crate::repo::Repo;
 
 /// Append one event to the log and print its id.
 ///
@@ -73,8 +73,8 @@ pub fn run(args: AppendArgs) -> Result<u8> {
         .run
         .as_deref()
         .map(|run| logging::run_span(run).entered());
-    let repo = Repo::discover()?;
-    let stored = super::open_store(&repo).append(event)?;
+    let helper = CommandHelper::open(Access::Writes)?;
+    let stored = helper.store().append(event)?;
     tracing::info!(
         event = %stored.event.id,
         kind = %stored.event.kind,

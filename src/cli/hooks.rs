@@ -5,6 +5,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::error::Result;
+use super::helper::{Access, CommandHelper};
 use super::ui::{Format, Output};
 use crate::hook::install::{self, HookState, HooksDir, InstallOutcome, UninstallOutcome};
 use crate::hook::{self, ENV_SWITCH, keys};
@@ -59,17 +60,18 @@ enum HooksCommand {
 }
 
 pub fn run(args: HooksArgs) -> Result<u8> {
-    let repo = Repo::discover()?;
-    let dir = install::hooks_dir(&repo)?;
+    let helper = CommandHelper::open(Access::Reads)?;
+    let repo = helper.repo();
+    let dir = install::hooks_dir(repo)?;
     let mut out = Output::new();
     match args.command {
         HooksCommand::Install => {
             // Where the shim notes commits for recording in the background.
-            crate::hook::pending::prepare(&repo)?;
+            crate::hook::pending::prepare(repo)?;
             run_install(&mut out, &dir)?
         }
         HooksCommand::Uninstall => run_uninstall(&mut out, &dir)?,
-        HooksCommand::Status { format } => run_status(&mut out, &repo, &dir, format)?,
+        HooksCommand::Status { format } => run_status(&mut out, repo, &dir, format)?,
     }
     out.flush()?;
     Ok(0)

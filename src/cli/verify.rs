@@ -4,8 +4,8 @@ use clap::Args;
 use serde_json::json;
 
 use super::error::{EXIT_FAILED, Result};
+use super::helper::{Access, CommandHelper};
 use super::ui::{Format, Output};
-use crate::repo::Repo;
 
 /// Check that no event was edited, reordered, removed or injected.
 ///
@@ -25,8 +25,8 @@ pub struct VerifyArgs {
 }
 
 pub fn run(args: VerifyArgs) -> Result<u8> {
-    let repo = Repo::discover()?;
-    let verification = super::open_store(&repo).verify()?;
+    let helper = CommandHelper::open(Access::Reads)?;
+    let verification = helper.store().verify()?;
     let mut out = Output::new();
     if args.format == Format::Json {
         out.json_line(&json!({
