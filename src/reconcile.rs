@@ -4,7 +4,8 @@
 //! commit on the user's branch, `undo.started` before an undo's reverts and compensations,
 //! `playbook.started` before a playbook), and what happened after. A process killed in
 //! between leaves an intent without its outcome, and the run without its end. The next command
-//! (see [`settle`]) finds such runs through [`crate::run_lock`] and closes them here:
+//! that writes the log (see [`settle`]; commands that only read it leave such runs open) finds
+//! them through [`crate::run_lock`] and closes them here:
 //!
 //! - an intended commit is looked for on the branch by its own trailers (`Spectra-Run` and
 //!   `Spectra-Event`, which name the `files.committed` event it was going to get); found, that

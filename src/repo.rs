@@ -18,6 +18,12 @@ pub enum RepoError {
     Open { path: PathBuf, message: String },
 }
 
+impl crate::failure::Classify for RepoError {
+    fn class(&self) -> crate::failure::Class {
+        crate::failure::Class::Fatal
+    }
+}
+
 /// An open repository and the `git -c` overrides that apply to it.
 pub struct Repo {
     inner: gix::Repository,

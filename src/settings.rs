@@ -78,6 +78,17 @@ pub struct SettingsError {
     pub reason: String,
 }
 
+impl crate::failure::Classify for SettingsError {
+    fn class(&self) -> crate::failure::Class {
+        // As git does for a bad config value.
+        crate::failure::Class::Fatal
+    }
+
+    fn hints(&self) -> Vec<String> {
+        vec!["fix or unset the value at the place named above".into()]
+    }
+}
+
 /// A string that must never be shown: its `Debug` and `Display` print `***`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

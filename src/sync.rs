@@ -70,6 +70,21 @@ impl SyncError {
     }
 }
 
+impl crate::failure::Classify for SyncError {
+    fn class(&self) -> crate::failure::Class {
+        match self {
+            SyncError::Store(error) => crate::failure::Classify::class(error),
+            // git could not reach the remote: fatal, as git's own fetch is.
+            error if error.is_fatal() => crate::failure::Class::Fatal,
+            _ => crate::failure::Class::Failed,
+        }
+    }
+
+    fn hints(&self) -> Vec<String> {
+        self.hint().into_iter().collect()
+    }
+}
+
 /// Runs git in one repository.
 pub struct Git {
     dir: PathBuf,

@@ -63,11 +63,36 @@ pub enum Decider {
     },
 }
 
+/// Why no decider could be set up: the model's settings are bad, or its client cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum DeciderError {
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    #[error(transparent)]
+    Llm(#[from] crate::llm::LlmError),
+}
+
+impl crate::failure::Classify for DeciderError {
+    fn class(&self) -> crate::failure::Class {
+        match self {
+            DeciderError::Settings(error) => crate::failure::Classify::class(error),
+            DeciderError::Llm(error) => crate::failure::Classify::class(error),
+        }
+    }
+
+    fn hints(&self) -> Vec<String> {
+        match self {
+            DeciderError::Settings(error) => crate::failure::Classify::hints(error),
+            DeciderError::Llm(error) => crate::failure::Classify::hints(error),
+        }
+    }
+}
+
 impl Decider {
     /// The model from the settings, or the offline rules when asked for (`offline`) or when no
     /// endpoint is configured anywhere and the default one does not answer. An endpoint the
     /// user configured is never silently replaced by the offline rules.
-    pub fn choose(repo: &Repo, offline: bool) -> Result<Decider, crate::Error> {
+    pub fn choose(repo: &Repo, offline: bool) -> Result<Decider, DeciderError> {
         if offline {
             return Ok(Decider::Offline {
                 reason: "--offline was given".into(),
@@ -241,6 +266,22 @@ impl RunError {
             RunError::RunLock(_) => Some("check that `.git/spectra` is writable".into()),
             _ => None,
         }
+    }
+}
+
+impl crate::failure::Classify for RunError {
+    fn class(&self) -> crate::failure::Class {
+        use crate::failure::Class;
+        match self {
+            RunError::UnknownActivity(_)
+            | RunError::Registry(_)
+            | RunError::OperationInProgress(_) => Class::Failed,
+            RunError::Store(_) | RunError::Bare(_) | RunError::RunLock(_) => Class::Fatal,
+        }
+    }
+
+    fn hints(&self) -> Vec<String> {
+        self.hint().into_iter().collect()
     }
 }
 

@@ -55,6 +55,25 @@ pub enum BuiltinError {
     },
 }
 
+impl crate::failure::Classify for BuiltinError {
+    fn class(&self) -> crate::failure::Class {
+        crate::failure::Class::Failed
+    }
+
+    fn hints(&self) -> Vec<String> {
+        let hint = match self {
+            BuiltinError::NoTestCommand => {
+                "for example: git config spectra.test.command \"cargo test --workspace\""
+            }
+            BuiltinError::SpecConflict(_) => {
+                "edit the existing file by hand, or write the specification to another path"
+            }
+            _ => return Vec::new(),
+        };
+        vec![hint.into()]
+    }
+}
+
 impl BuiltinError {
     fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> BuiltinError {
         let path = path.into();

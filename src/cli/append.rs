@@ -4,11 +4,11 @@ use std::io::Read;
 
 use clap::Args;
 
-use crate::error::{Error, Result};
+use super::error::{Error, Result};
+use super::helper::{Access, CommandHelper};
+use super::ui::Output;
 use crate::event::{EventError, NewEvent, PayloadTextError, TrailerField};
 use crate::logging;
-use crate::repo::Repo;
-use crate::ui::Output;
 
 /// Append one event to the log and print its id.
 ///
@@ -46,7 +46,7 @@ pub struct AppendArgs {
 
 pub fn run(args: AppendArgs) -> Result<u8> {
     if crate::event::kind::TOOL_ONLY.contains(&args.kind.as_str()) {
-        return Err(crate::Error::usage(
+        return Err(crate::cli::error::Error::usage(
             format!(
                 "--kind {}: events of this kind record what git spectra itself did to your branch or its log, and only it writes them",
                 args.kind
@@ -73,8 +73,8 @@ pub fn run(args: AppendArgs) -> Result<u8> {
         .run
         .as_deref()
         .map(|run| logging::run_span(run).entered());
-    let repo = Repo::discover()?;
-    let stored = super::open_store(&repo).append(event)?;
+    let helper = CommandHelper::open(Access::Writes)?;
+    let stored = helper.store().append(event)?;
     tracing::info!(
         event = %stored.event.id,
         kind = %stored.event.kind,

@@ -4,9 +4,9 @@
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use super::error::{Error, Result};
+use super::ui::Output;
 use crate::builtin::{branch, catalog, inventory, spec, tests};
-use crate::ui::Output;
-use crate::{Error, Result};
 
 /// Run a built-in playbook in the current directory (the runner sets it to the repository root).
 #[derive(Debug, Args)]
@@ -86,13 +86,10 @@ fn run_command(command: &BuiltinCommand) -> Result<()> {
             if run.success {
                 return Ok(());
             }
-            Err(Error::Failed {
-                message: format!(
-                    "tests failed: {} passed, {} failed, {} skipped",
-                    run.passed, run.failed, run.skipped
-                ),
-                hint: None,
-            })
+            Err(Error::failed(format!(
+                "tests failed: {} passed, {} failed, {} skipped",
+                run.passed, run.failed, run.skipped
+            )))
         }
         BuiltinCommand::CreateBranch { service, base } => {
             print(&branch::create(&root, service, base.as_deref())?)

@@ -4,8 +4,8 @@
 use clap::{Args, CommandFactory, ValueEnum};
 use clap_complete::Shell;
 
-use crate::error::Result;
-use crate::ui::Output;
+use super::error::Result;
+use super::ui::Output;
 
 /// The name completion is registered for; `git spectra` reaches it through git's completion.
 const BIN_NAME: &str = "git-spectra";

@@ -2,9 +2,9 @@
 
 use clap::Args;
 
+use super::error::Result;
 use super::lifecycle::{self, Request, Selection};
-use crate::error::Result;
-use crate::ui::Format;
+use super::ui::Format;
 
 /// Discover the problem behind an idea and write the service's specification.
 ///

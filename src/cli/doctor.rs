@@ -4,12 +4,13 @@ use std::io::Write;
 
 use clap::Args;
 
-use crate::error::{EXIT_FAILED, Result};
+use super::error::{EXIT_FAILED, Result};
+use super::helper::{Access, CommandHelper};
+use super::ui::Format;
 use crate::llm::Client;
 use crate::llm::probe::{DoctorReport, FormatProbe, FormatVerdict, ModelsProbe};
 use crate::repo::{Repo, RepoError};
 use crate::settings::{Layers, LlmSettings, keys};
-use crate::ui::Format;
 
 /// Check the LLM endpoint and show where each setting came from.
 ///
@@ -43,17 +44,18 @@ pub struct DoctorArgs {
 
 pub fn run(args: DoctorArgs) -> Result<u8> {
     // Outside a repository the doctor still helps: environment and defaults apply.
-    let repo = match Repo::discover() {
-        Ok(repo) => Some(repo),
+    let helper = match CommandHelper::discover(Access::Reads) {
+        Ok(helper) => Some(helper),
         Err(RepoError::NotARepository) => None,
         Err(error) => return Err(error.into()),
     };
-    let layers = Layers::from_process(|key| repo.as_ref()?.config_string(key))
+    let repo = helper.as_ref().map(CommandHelper::repo);
+    let layers = Layers::from_process(|key| repo?.config_string(key))
         .with_flag(&keys::LLM_URL, args.url)
         .with_flag(&keys::LLM_MODEL, args.model)
         .with_flag(&keys::LLM_TIMEOUT, args.timeout);
     let settings = LlmSettings::resolve(&layers)?;
-    let state_dir = repo.as_ref().map(Repo::state_dir);
+    let state_dir = repo.map(Repo::state_dir);
     let client = Client::new(settings, state_dir.as_deref())?;
     let mut report = client.doctor();
 

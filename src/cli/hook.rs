@@ -8,7 +8,8 @@
 
 use clap::{Args, Subcommand};
 
-use crate::error::Result;
+use super::error::Result;
+use super::helper::{Access, CommandHelper};
 use crate::hook::{self, HookError, ObservedCommit, Recorded, pending, trigger};
 use crate::repo::Repo;
 
@@ -69,43 +70,45 @@ pub(super) fn post_commit() {
     if !hook::enabled_by_env() {
         return;
     }
-    let repo = match Repo::discover() {
-        Ok(repo) => repo,
+    let helper = match CommandHelper::discover(Access::Writes) {
+        Ok(helper) => helper,
         Err(err) => return warn(None, &format!("commit not recorded: {err}")),
     };
-    if !hook::enabled_by_config(&repo) {
+    let repo = helper.repo();
+    if !hook::enabled_by_config(repo) {
         return;
     }
     // The shim records in the foreground only until this directory exists (see hook::pending).
-    let _ = pending::prepare(&repo);
+    let _ = pending::prepare(repo);
     // Commits noted before this one go first.
-    settle_noted(&repo);
-    let commit = match hook::record_head(&repo) {
+    settle_noted(repo);
+    let commit = match hook::record_head(repo) {
         Ok(Recorded::Observed { commit, .. }) => commit,
         Ok(Recorded::MadeBySpectra(_)) => return,
         Err(err) => {
             return warn(
-                Some(&repo),
+                Some(repo),
                 &format!("commit not recorded: {}", one_line(&err)),
             );
         }
     };
-    start_triggers(&repo, &commit, &hook::on_spec_change(&repo), None);
+    start_triggers(repo, &commit, &hook::on_spec_change(repo), None);
 }
 
 /// What the shim starts in the background after noting `commit`: records every noted commit,
 /// unless the hooks were switched off for this commit alone (its environment or `git -c`),
 /// which removes only its own note.
 pub(super) fn record_noted(commit: &str) {
-    let repo = match Repo::discover() {
-        Ok(repo) => repo,
+    let helper = match CommandHelper::discover(Access::Writes) {
+        Ok(helper) => helper,
         Err(err) => return warn(None, &format!("commit not recorded: {err}")),
     };
-    if !hook::enabled_by_env() || !hook::enabled_by_config(&repo) {
-        pending::forget(&repo, commit);
+    let repo = helper.repo();
+    if !hook::enabled_by_env() || !hook::enabled_by_config(repo) {
+        pending::forget(repo, commit);
         return;
     }
-    settle_noted(&repo);
+    settle_noted(repo);
 }
 
 /// Records the commits the post-commit shim noted and starts what they trigger; a failure is
@@ -157,7 +160,7 @@ fn start_triggers(
 /// One short line on stderr (git prints it under the commit summary), and the same in the hooks
 /// log, where `git spectra hooks status` points people.
 fn warn(repo: Option<&Repo>, message: &str) {
-    crate::ui::warning(format_args!("git spectra: {message}"));
+    crate::cli::ui::warning(format_args!("git spectra: {message}"));
     if let Some(repo) = repo {
         let _ = trigger::append_to_log(repo, &format!("warning: {message}"));
     }

@@ -4,11 +4,12 @@
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::error::Result;
+use super::error::Result;
+use super::helper::{Access, CommandHelper};
+use super::ui::{Format, Output};
 use crate::hook::install::{self, HookState, HooksDir, InstallOutcome, UninstallOutcome};
 use crate::hook::{self, ENV_SWITCH, keys};
 use crate::repo::Repo;
-use crate::ui::{Format, Output};
 
 /// Install, remove or inspect the git hook that records commits.
 ///
@@ -59,17 +60,18 @@ enum HooksCommand {
 }
 
 pub fn run(args: HooksArgs) -> Result<u8> {
-    let repo = Repo::discover()?;
-    let dir = install::hooks_dir(&repo)?;
+    let helper = CommandHelper::open(Access::Reads)?;
+    let repo = helper.repo();
+    let dir = install::hooks_dir(repo)?;
     let mut out = Output::new();
     match args.command {
         HooksCommand::Install => {
             // Where the shim notes commits for recording in the background.
-            crate::hook::pending::prepare(&repo)?;
+            crate::hook::pending::prepare(repo)?;
             run_install(&mut out, &dir)?
         }
         HooksCommand::Uninstall => run_uninstall(&mut out, &dir)?,
-        HooksCommand::Status { format } => run_status(&mut out, &repo, &dir, format)?,
+        HooksCommand::Status { format } => run_status(&mut out, repo, &dir, format)?,
     }
     out.flush()?;
     Ok(0)
@@ -102,13 +104,13 @@ fn run_install(out: &mut Output, dir: &HooksDir) -> Result<()> {
 fn warn_if_it_will_not_run(dir: &HooksDir) -> Result<()> {
     let file = install::inspect(dir)?;
     if !file.executable {
-        crate::ui::warning(format_args!(
+        crate::cli::ui::warning(format_args!(
             "{} is not executable, so git will not run it; `chmod +x` it",
             file.path.display()
         ));
     }
     if install::binary_on_path().is_none() {
-        crate::ui::warning(
+        crate::cli::ui::warning(
             "git-spectra is not on PATH; until it is, the hook only prints a warning",
         );
     }

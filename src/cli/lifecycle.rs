@@ -6,15 +6,15 @@ use std::cell::RefCell;
 
 use clap::Args;
 
+use super::error::{EXIT_FAILED, Error, Result};
+use super::helper::{Access, CommandHelper};
+use super::ui::{Format, Output, Spinner};
 use crate::activity::{
     ActivityReport, Decider, Engine, Outcome, Progress, RunOptions, RunReport, effects,
 };
-use crate::error::{EXIT_FAILED, Error, Result};
 use crate::registry::Registry;
-use crate::repo::Repo;
 use crate::service_name;
 use crate::tip_cache;
-use crate::ui::{Format, Output, Spinner};
 
 /// Run one activity through the agent loop.
 ///
@@ -87,7 +87,8 @@ pub fn run_activity(activity: &str, args: ActivityArgs) -> Result<u8> {
 /// Runs a request and prints its report; exits 1 when any activity did not succeed.
 pub fn execute(request: Request<'_>) -> Result<u8> {
     let service = request.service.map(accept_service).transpose()?;
-    let repo = Repo::discover()?;
+    let helper = CommandHelper::open(Access::Writes)?;
+    let repo = helper.repo();
     let root = repo
         .work_tree()
         .ok_or_else(|| {
@@ -100,16 +101,16 @@ pub fn execute(request: Request<'_>) -> Result<u8> {
             )
         })?
         .to_path_buf();
-    let registry = Registry::load_cached(&root, Some(&tip_cache::dir(&repo)))?;
+    let registry = Registry::load_cached(&root, Some(&tip_cache::dir(repo)))?;
     if let Selection::Given(activities) = &request.selection {
         check_known(&registry, activities)?;
     }
-    let store = super::open_store(&repo);
-    let decider = Decider::choose(&repo, request.offline)?;
+    let store = helper.store();
+    let decider = Decider::choose(repo, request.offline)?;
     if let Some(reason) = decider.offline_reason()
         && !request.offline
     {
-        crate::ui::hint(format_args!(
+        crate::cli::ui::hint(format_args!(
             "running {} offline ({reason}); set SPECTRA_LLM_URL or `git config spectra.llm.url` to use a model (git spectra doctor checks it)",
             request.command
         ));
@@ -121,7 +122,7 @@ pub fn execute(request: Request<'_>) -> Result<u8> {
         no_commit: request.no_commit,
         execute: request.execute,
     };
-    let engine = Engine::new(&repo, &store, &registry, decider, options, &progress)?;
+    let engine = Engine::new(repo, store, &registry, decider, options, &progress)?;
     let report = match &request.selection {
         Selection::Given(activities) => engine.run(request.command, activities, request.input)?,
         Selection::Planned => {
@@ -302,7 +303,7 @@ fn render_failure(report: &RunReport, retry: &str) {
     let mut hinted = std::collections::BTreeSet::new();
     for activity in &report.activities {
         for error in &activity.errors {
-            crate::ui::error(format_args!(
+            crate::cli::ui::error(format_args!(
                 "{} {}: {}",
                 activity.activity,
                 activity.outcome.word(),
@@ -311,11 +312,11 @@ fn render_failure(report: &RunReport, retry: &str) {
             if let Some(hint) = hint_for(&error.reason)
                 && hinted.insert(error.reason.as_str())
             {
-                crate::ui::hint(hint);
+                crate::cli::ui::hint(hint);
             }
         }
     }
-    crate::ui::hint(format_args!(
+    crate::cli::ui::hint(format_args!(
         "the run is recorded as {}; see it with `git spectra log --run {}`; retry with `{retry}`",
         report.run, report.run,
     ));

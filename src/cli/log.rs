@@ -3,11 +3,11 @@
 use clap::Args;
 use serde_json::json;
 
-use crate::error::Result;
+use super::error::Result;
+use super::helper::{Access, CommandHelper};
+use super::ui::{Format, Output, Stream, Style, paint};
 use crate::projection;
-use crate::repo::Repo;
 use crate::store::{Filter, StoredEvent};
-use crate::ui::{Format, Output, Stream, Style, paint};
 
 /// Show events, newest first.
 ///
@@ -42,8 +42,8 @@ pub struct LogArgs {
 }
 
 pub fn run(args: LogArgs) -> Result<u8> {
-    let repo = Repo::discover()?;
-    let store = super::open_store_for_reading(&repo);
+    let helper = CommandHelper::open(Access::Shows)?;
+    let store = helper.store();
     let filter = Filter {
         run: args.run,
         activity: args.activity,
@@ -53,7 +53,7 @@ pub fn run(args: LogArgs) -> Result<u8> {
     };
     // Which events an undo reverted comes from the small manifest index (cached by tip), not
     // the full projection, so `log -n 1` stays cheap on a long log.
-    let index = projection::manifests::load(&repo, &store)?;
+    let index = projection::manifests::load(helper.repo(), store)?;
     let reverted = index.marked_reverted();
     let mut out = Output::new();
     let limit = args.max_count.unwrap_or(usize::MAX);

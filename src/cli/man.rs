@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory};
 
-use crate::error::{Error, Result};
-use crate::ui::Output;
+use super::error::{Error, Result};
+use super::ui::Output;
 
 /// Print the manual page, or write one page per command into a directory.
 ///

@@ -5,10 +5,13 @@ mod builtin;
 mod completions;
 mod discover;
 mod doctor;
+pub mod error;
+mod helper;
 mod hook;
 mod hooks;
 mod lifecycle;
 mod log;
+mod logging;
 mod man;
 mod registry;
 mod run;
@@ -16,17 +19,16 @@ mod show;
 mod stats;
 mod status;
 mod sync;
+pub mod ui;
 mod undo;
 mod verify;
 mod views;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::{EXIT_USAGE, Error};
-use crate::logging::{self, LogFormat, LogOptions};
-use crate::repo::Repo;
-use crate::store::{Integrity, Store};
-use crate::ui::{self, ColorChoice};
+use error::{EXIT_USAGE, Error};
+use logging::{LogFormat, LogOptions};
+use ui::ColorChoice;
 
 pub use completions::{CompletionShell, script as completion_script};
 pub use man::main_page as man_page;
@@ -332,65 +334,6 @@ fn run_post_commit_hook(call: ShimCall) -> u8 {
     0
 }
 
-/// The event log of `repo`, for a command that reads or writes it: first the commits the
-/// post-commit shim noted are recorded (see `hook::pending`), so a command run right after
-/// `git commit` sees that commit even while the shim's background process is still starting.
-///
-/// Then runs whose process died before recording their end are closed (see
-/// [`crate::reconcile`]), so every command sees them as interrupted, with their effects.
-pub(crate) fn open_store(repo: &Repo) -> Store {
-    hook::settle_noted(repo);
-    let store = Store::new(repo);
-    if store.tip().ok().flatten().is_none()
-        && let Some(remote) = crate::sync::unfetched_remote_log(repo, &crate::sync::Git::new(repo))
-    {
-        ui::hint(format_args!(
-            "{remote} has an event log that this clone has not fetched; `git spectra fetch {remote}` brings it (`git spectra sync --setup` makes `git fetch` bring it too)"
-        ));
-    }
-    for closed in crate::reconcile::settle(repo, &store) {
-        let found = match closed.found.as_slice() {
-            [] => String::new(),
-            commits => format!(
-                "; its commits {} are now recorded and can be undone",
-                commits
-                    .iter()
-                    .map(|commit| crate::worktree::short(commit))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        ui::warning(format_args!(
-            "run {} was interrupted (its process ended); recorded it as interrupted{found}",
-            closed.run
-        ));
-    }
-    store
-}
-
-/// [`open_store`] for a command that only shows the log: when the log fails verification, a
-/// warning naming the first bad event goes to stderr first, and the command still shows what
-/// the log holds (commands that act on the log refuse instead; see `Store::require_intact`).
-pub(crate) fn open_store_for_reading(repo: &Repo) -> Store {
-    let store = open_store(repo);
-    match store.integrity() {
-        Ok(Integrity::Intact { .. }) => {}
-        Ok(Integrity::Broken(failure)) => {
-            ui::warning(format_args!(
-                "the event log fails verification at {failure}"
-            ));
-            ui::hint(
-                "run `git spectra verify` for details; the log is shown as recorded, and no command will act on it",
-            );
-        }
-        // Reading the log goes on: it reports its own errors where it meets them.
-        Err(err) => ui::warning(format_args!(
-            "cannot check the event log's integrity: {err}"
-        )),
-    }
-    store
-}
-
 /// Parses the process arguments with clap's own colours (help, usage errors) following
 /// `--color` too; clap needs that before it parses, so the flag is looked for first.
 fn parse_args() -> Result<Cli, clap::Error> {
@@ -436,12 +379,10 @@ fn render_clap_error(err: clap::Error) -> u8 {
 /// Prints `fatal:`/`error:` and `hint:` lines as git does and picks the exit code.
 fn render_error(err: &Error) -> u8 {
     // `git spectra log | head -1`: the reader left; that is success, not an error.
-    if matches!(err, Error::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe)
-        || ui::is_broken_pipe(err)
-    {
+    if err.is_broken_pipe() {
         return 0;
     }
-    let (code, text) = ui::error_report(err, true);
+    let (code, text) = ui::error_report(err);
     // Nothing sensible is left to do when stderr itself is closed.
     let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
     code

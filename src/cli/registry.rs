@@ -4,11 +4,11 @@
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
+use super::error::{Error, Result};
+use super::helper::{Access, CommandHelper};
+use super::ui::{Format, Output};
 use crate::registry::{Activity, Layer, Playbook, Registry, RegistryError, template::Arg};
-use crate::repo::Repo;
 use crate::tip_cache;
-use crate::ui::{Format, Output};
-use crate::{Error, Result};
 
 /// Inspect and check the activities and playbooks.
 ///
@@ -79,9 +79,10 @@ pub fn run(args: RegistryArgs) -> Result<u8> {
 
 /// The registry of the current repository; through the registry cache when `cached`.
 fn load_result(cached: bool) -> Result<std::result::Result<Registry, RegistryError>> {
-    let repo = Repo::discover()?;
+    let helper = CommandHelper::open(Access::Reads)?;
+    let repo = helper.repo();
     Ok(match repo.work_tree() {
-        Some(root) if cached => Registry::load_cached(root, Some(&tip_cache::dir(&repo))),
+        Some(root) if cached => Registry::load_cached(root, Some(&tip_cache::dir(repo))),
         Some(root) => Registry::load(root),
         // A bare repository has no working tree, so no `.spectra/registry/` to add.
         None => Registry::builtin(),
@@ -173,16 +174,13 @@ fn validate(out: &mut Output, format: Format) -> Result<()> {
     }
     // The problems are the output; make sure they are out before the error line on stderr.
     out.flush()?;
-    Err(Error::Failed {
-        message: match problems.len() {
+    Err(Error::failed_with_hint(
+        match problems.len() {
             0 | 1 => "1 problem in the registry".to_string(),
             count => format!("{count} problems in the registry"),
         },
-        hint: Some(
-            "each line names file:line:column; files under .spectra/registry/ override the built-in ones"
-                .to_string(),
-        ),
-    })
+        "each line names file:line:column; files under .spectra/registry/ override the built-in ones",
+    ))
 }
 
 fn ids(playbooks: Vec<&Playbook>) -> Vec<String> {

@@ -2,9 +2,9 @@
 
 use clap::Args;
 
+use super::error::Result;
 use super::lifecycle::{self, Request, Selection};
-use crate::error::Result;
-use crate::ui::Format;
+use super::ui::Format;
 
 /// Run activities in order as one run; without -a, the planner chooses them.
 ///

@@ -2,10 +2,10 @@
 
 use clap::Args;
 
-use crate::error::Result;
-use crate::repo::Repo;
+use super::error::Result;
+use super::helper::{Access, CommandHelper};
+use super::ui::{Format, Output};
 use crate::store::StoredEvent;
-use crate::ui::{Format, Output};
 
 /// Show one event: its envelope, payload and attachments.
 ///
@@ -28,8 +28,8 @@ pub struct ShowArgs {
 }
 
 pub fn run(args: ShowArgs) -> Result<u8> {
-    let repo = Repo::discover()?;
-    let store = super::open_store_for_reading(&repo);
+    let helper = CommandHelper::open(Access::Shows)?;
+    let store = helper.store();
     let stored = store.find(&args.id)?;
     let mut out = Output::new();
     if let Some(name) = &args.attachment {

@@ -2,10 +2,10 @@
 
 use clap::Args;
 
-use crate::error::Result;
-use crate::repo::Repo;
+use super::error::Result;
+use super::helper::{Access, CommandHelper};
+use super::ui::{Format, Output};
 use crate::stats::{self, Durations, Scope, Stats};
-use crate::ui::{Format, Output};
 
 /// Show how activities, LLM endpoints and playbooks have behaved.
 ///
@@ -32,9 +32,8 @@ pub struct StatsArgs {
 }
 
 pub fn run(args: StatsArgs) -> Result<u8> {
-    let repo = Repo::discover()?;
-    let store = super::open_store_for_reading(&repo);
-    let folded = stats::cache::tally(&store, &repo.state_dir().join("cache"))?;
+    let helper = CommandHelper::open(Access::Shows)?;
+    let folded = stats::cache::tally(helper.store(), &helper.repo().state_dir().join("cache"))?;
     let scope = Scope {
         since: args.since,
         activity: args.activity,

@@ -3,14 +3,15 @@
 use clap::Args;
 use serde::Serialize;
 
-use crate::error::Result;
+use super::error::Result;
+use super::helper::{Access, CommandHelper};
+use super::ui::{self, Format, Output, Stream, Style};
 use crate::hook::install::{self, HookState};
 use crate::llm::Client;
 use crate::llm::probe::ModelsProbe;
 use crate::projection;
 use crate::repo::Repo;
 use crate::settings::{Layers, LlmSettings};
-use crate::ui::{self, Format, Output, Stream, Style};
 
 /// Show the version, repository, event log, hooks and LLM endpoint at a glance.
 ///
@@ -89,7 +90,8 @@ struct LlmStatus {
 }
 
 pub fn run(args: StatusArgs) -> Result<u8> {
-    let repo = Repo::discover()?;
+    let helper = CommandHelper::open(Access::Shows)?;
+    let repo = helper.repo();
     let status = Status {
         version: env!("CARGO_PKG_VERSION"),
         repository: RepositoryStatus {
@@ -98,16 +100,16 @@ pub fn run(args: StatusArgs) -> Result<u8> {
                 .map(|dir| std::path::absolute(dir).unwrap_or_else(|_| dir.into())),
             git_dir: std::path::absolute(repo.git_dir()).unwrap_or_else(|_| repo.git_dir().into()),
         },
-        events: events_status(&repo)?,
-        hooks: hooks_status(&repo)?,
+        events: events_status(&helper)?,
+        hooks: hooks_status(repo)?,
         remote: {
-            let git = crate::sync::Git::new(&repo);
+            let git = crate::sync::Git::new(repo);
             crate::sync::choose_remote(&git, None)
                 .ok()
                 .map(|remote| crate::sync::standing(&git, &remote))
         },
-        conflicts: crate::sync::open_conflicts(&super::open_store(&repo))?,
-        llm: llm_status(&repo, args.offline)?,
+        conflicts: crate::sync::open_conflicts(helper.store())?,
+        llm: llm_status(repo, args.offline)?,
     };
     let mut out = Output::new();
     match args.format {
@@ -118,14 +120,14 @@ pub fn run(args: StatusArgs) -> Result<u8> {
     Ok(0)
 }
 
-fn events_status(repo: &Repo) -> Result<EventsStatus> {
-    let store = super::open_store_for_reading(repo);
+fn events_status(helper: &CommandHelper) -> Result<EventsStatus> {
+    let (repo, store) = (helper.repo(), helper.store());
     let count = store.count()?;
     // The projection cache makes this cheap after the first read; an empty log has no runs.
     let last_run = if count == 0 {
         None
     } else {
-        projection::cache::load(repo, &store)?
+        projection::cache::load(repo, store)?
             .runs()
             .pop()
             .map(|row| LastRun {

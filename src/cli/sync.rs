@@ -2,10 +2,10 @@
 
 use clap::Args;
 
-use crate::error::Result;
-use crate::repo::Repo;
+use super::error::Result;
+use super::helper::{Access, CommandHelper};
+use super::ui::{Format, Output};
 use crate::sync::{self, Fetched, Git, Joined};
-use crate::ui::{Format, Output};
 
 /// Fetch a remote's event log into refs/spectra/remotes/REMOTE/events.
 ///
@@ -93,8 +93,9 @@ pub struct PushArgs {
 }
 
 pub fn fetch(args: FetchArgs) -> Result<u8> {
-    let repo = Repo::discover()?;
-    let git = Git::new(&repo);
+    let helper = CommandHelper::open(Access::Writes)?;
+    let repo = helper.repo();
+    let git = Git::new(repo);
     let remote = sync::choose_remote(&git, args.remote.as_deref())?;
     let fetched = sync::fetch(&git, &remote)?;
     let mut out = Output::new();
@@ -125,16 +126,17 @@ fn describe_fetch(fetched: &Fetched) -> String {
 }
 
 pub fn run(args: SyncArgs) -> Result<u8> {
-    let repo = Repo::discover()?;
-    let git = Git::new(&repo);
+    let helper = CommandHelper::open(Access::Writes)?;
+    let repo = helper.repo();
+    let git = Git::new(repo);
     let remote = sync::choose_remote(&git, args.remote.as_deref())?;
     if args.setup {
         return setup(&git, &remote, args.format);
     }
     // These commands fetch: the hint after `git clone` that a remote log exists is moot.
-    sync::remember_remote_checked(&repo);
-    let store = super::open_store(&repo);
-    let synced = sync::sync(&git, &store, &remote)?;
+    sync::remember_remote_checked(repo);
+    let store = helper.store();
+    let synced = sync::sync(&git, store, &remote)?;
     let mut out = Output::new();
     match args.format {
         Format::Json => out.json_line(&synced)?,
@@ -153,13 +155,14 @@ pub fn run(args: SyncArgs) -> Result<u8> {
 }
 
 pub fn merge(args: MergeArgs) -> Result<u8> {
-    let repo = Repo::discover()?;
-    let git = Git::new(&repo);
+    let helper = CommandHelper::open(Access::Writes)?;
+    let repo = helper.repo();
+    let git = Git::new(repo);
     let remote = sync::choose_remote(&git, args.remote.as_deref())?;
     // These commands fetch: the hint after `git clone` that a remote log exists is moot.
-    sync::remember_remote_checked(&repo);
-    let store = super::open_store(&repo);
-    let joined = sync::merge(&git, &store, &remote)?;
+    sync::remember_remote_checked(repo);
+    let store = helper.store();
+    let joined = sync::merge(&git, store, &remote)?;
     let mut out = Output::new();
     match args.format {
         Format::Json => out.json_line(&joined)?,
@@ -173,13 +176,14 @@ pub fn merge(args: MergeArgs) -> Result<u8> {
 }
 
 pub fn push(args: PushArgs) -> Result<u8> {
-    let repo = Repo::discover()?;
-    let git = Git::new(&repo);
+    let helper = CommandHelper::open(Access::Writes)?;
+    let repo = helper.repo();
+    let git = Git::new(repo);
     let remote = sync::choose_remote(&git, args.remote.as_deref())?;
     // These commands fetch: the hint after `git clone` that a remote log exists is moot.
-    sync::remember_remote_checked(&repo);
-    let store = super::open_store(&repo);
-    let pushed = sync::push_merging(&git, &store, &remote)?;
+    sync::remember_remote_checked(repo);
+    let store = helper.store();
+    let pushed = sync::push_merging(&git, store, &remote)?;
     let mut out = Output::new();
     match args.format {
         Format::Json => out.json_line(&pushed)?,
@@ -227,7 +231,7 @@ fn warn_conflicts(joined: &Joined, remote: &str) {
         return;
     };
     for conflict in conflicts {
-        crate::ui::warning(format_args!(
+        crate::cli::ui::warning(format_args!(
             "both logs ran {} for {} since they diverged: here {}, on {remote} {}; the later in the log's order counts until a new {} run for {} settles it (`git spectra status` lists it)",
             conflict.activity,
             conflict.service,

@@ -3,13 +3,12 @@
 use clap::Args;
 use serde_json::json;
 
-use crate::error::{Error, Result};
+use super::error::{Error, Result};
+use super::helper::{Access, CommandHelper};
+use super::ui::{Format, Output};
 use crate::registry::Registry;
-use crate::repo::Repo;
 use crate::run_lock::EffectLock;
-use crate::store::Store;
 use crate::tip_cache;
-use crate::ui::{Format, Output};
 use crate::undo::{self, Applied, Context, Direction, Plan, Step};
 
 /// Undo a run or an event, by appending events that revert it (nothing is rewritten).
@@ -70,8 +69,9 @@ pub struct RedoArgs {
 }
 
 pub fn undo(args: UndoArgs) -> Result<u8> {
-    let (repo, store, registry) = open()?;
-    let context = Context::new(&store, &registry, &repo).ok_or(undo::UndoError::Bare)?;
+    let (helper, registry) = open()?;
+    let context =
+        Context::new(helper.store(), &registry, helper.repo()).ok_or(undo::UndoError::Bare)?;
     let make_plan = || undo::plan_undo(&context, args.target.as_deref(), args.force);
     let effects = hold_effects(&context, args.dry_run, &make_plan)?;
     let plan = make_plan()?;
@@ -79,8 +79,9 @@ pub fn undo(args: UndoArgs) -> Result<u8> {
 }
 
 pub fn redo(args: RedoArgs) -> Result<u8> {
-    let (repo, store, registry) = open()?;
-    let context = Context::new(&store, &registry, &repo).ok_or(undo::UndoError::Bare)?;
+    let (helper, registry) = open()?;
+    let context =
+        Context::new(helper.store(), &registry, helper.repo()).ok_or(undo::UndoError::Bare)?;
     let make_plan = || undo::plan_redo(&context);
     let effects = hold_effects(&context, args.dry_run, &make_plan)?;
     let plan = make_plan()?;
@@ -110,12 +111,12 @@ fn hold_effects(
     Ok(Some(lock))
 }
 
-fn open() -> Result<(Repo, Store, Registry)> {
-    let repo = Repo::discover()?;
-    let root = repo.work_tree().ok_or(undo::UndoError::Bare)?.to_path_buf();
-    let registry = Registry::load_cached(&root, Some(&tip_cache::dir(&repo)))?;
-    let store = super::open_store(&repo);
-    Ok((repo, store, registry))
+fn open() -> Result<(CommandHelper, Registry)> {
+    let helper = CommandHelper::open(Access::Writes)?;
+    let repo = helper.repo();
+    let root = repo.work_tree().ok_or(undo::UndoError::Bare)?;
+    let registry = Registry::load_cached(root, Some(&tip_cache::dir(repo)))?;
+    Ok((helper, registry))
 }
 
 /// Prints the plan (dry run) or carries it out and prints what was done.

@@ -3,9 +3,9 @@
 use clap::Args;
 use serde_json::json;
 
-use crate::error::{EXIT_FAILED, Result};
-use crate::repo::Repo;
-use crate::ui::{Format, Output};
+use super::error::{EXIT_FAILED, Result};
+use super::helper::{Access, CommandHelper};
+use super::ui::{Format, Output};
 
 /// Check that no event was edited, reordered, removed or injected.
 ///
@@ -25,8 +25,8 @@ pub struct VerifyArgs {
 }
 
 pub fn run(args: VerifyArgs) -> Result<u8> {
-    let repo = Repo::discover()?;
-    let verification = super::open_store(&repo).verify()?;
+    let helper = CommandHelper::open(Access::Reads)?;
+    let verification = helper.store().verify()?;
     let mut out = Output::new();
     if args.format == Format::Json {
         out.json_line(&json!({
@@ -54,8 +54,8 @@ pub fn run(args: VerifyArgs) -> Result<u8> {
         }
         Some(failure) => {
             out.flush()?;
-            crate::ui::error(failure);
-            crate::ui::hint(format_args!(
+            crate::cli::ui::error(failure);
+            crate::cli::ui::hint(format_args!(
                 "the {} event(s) before it verified; inspect it with `git log -p {}`",
                 verification.verified, failure.commit
             ));

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::error::{Error, Result};
+use super::error::{Error, Result};
+use super::helper::{Access, CommandHelper};
+use super::ui::{Format, Output};
 use crate::projection::{self, Projection};
-use crate::repo::Repo;
-use crate::ui::{Format, Output};
 
 /// Show the latest manifest of each activity (per service).
 ///
@@ -75,17 +75,15 @@ pub struct ExportArgs {
     dir: Option<PathBuf>,
 }
 
-fn load() -> Result<(Repo, Projection)> {
-    let repo = Repo::discover()?;
-    let store = super::open_store_for_reading(&repo);
-    let projection = projection::cache::load(&repo, &store)?;
-    Ok((repo, projection))
+fn load() -> Result<(CommandHelper, Projection)> {
+    let helper = CommandHelper::open(Access::Shows)?;
+    let projection = projection::cache::load(helper.repo(), helper.store())?;
+    Ok((helper, projection))
 }
 
 pub fn manifest(args: ManifestArgs) -> Result<u8> {
-    let repo = Repo::discover()?;
-    let store = super::open_store_for_reading(&repo);
-    let manifests = projection::manifests::query(&repo, &store, |index| {
+    let helper = CommandHelper::open(Access::Shows)?;
+    let manifests = projection::manifests::query(helper.repo(), helper.store(), |index| {
         index.try_manifests(args.activity.as_deref(), args.service.as_deref())
     })?;
     let mut out = Output::new();
@@ -156,7 +154,7 @@ pub fn runs(args: RunsArgs) -> Result<u8> {
                     row.run,
                     row.started_at,
                     row.command.as_deref().unwrap_or("?"),
-                    crate::ui::outcome(&row.outcome),
+                    crate::cli::ui::outcome(&row.outcome),
                     marks,
                     activities.join(" ")
                 ))?;
@@ -168,10 +166,11 @@ pub fn runs(args: RunsArgs) -> Result<u8> {
 }
 
 pub fn export(args: ExportArgs) -> Result<u8> {
-    let (repo, projection) = load()?;
+    let (helper, projection) = load()?;
     let dir = match args.dir {
         Some(dir) => dir,
-        None => repo
+        None => helper
+            .repo()
             .work_tree()
             .ok_or_else(|| Error::usage("a bare repository has no work tree; pass --dir", None))?
             .join(".spectra"),

@@ -94,6 +94,21 @@ impl HookError {
     }
 }
 
+impl crate::failure::Classify for HookError {
+    fn class(&self) -> crate::failure::Class {
+        match self {
+            // An existing hook we will not edit is a refusal, like a failed check; the rest
+            // (no hooks directory, unreadable files) is fatal, as in git.
+            HookError::Unsupported { .. } => crate::failure::Class::Failed,
+            _ => crate::failure::Class::Fatal,
+        }
+    }
+
+    fn hints(&self) -> Vec<String> {
+        self.hint().into_iter().collect()
+    }
+}
+
 /// Whether `SPECTRA_HOOKS` leaves the hooks on (anything but a false value, or unset).
 pub fn enabled_by_env() -> bool {
     // An empty variable counts as unset, as for every other setting.

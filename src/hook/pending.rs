@@ -8,9 +8,10 @@
 //!
 //! [`settle`] turns noted commits into `commit.observed` events: all of them, oldest first, in
 //! one append, and then removes their files. The background process runs it, and so does every
-//! command that reads or writes the event log before it does (see `cli::open_store`), so a
-//! command run after `git commit` returns always sees that commit, whether or not the background
-//! process has finished. One settler works at a time (an exclusive `flock` on `pending/.lock`,
+//! command that appends to the event log, before it appends, so a run or an undo started after
+//! `git commit` returns always sees that commit, whether or not the background process has
+//! finished. Commands that only read the log never record anything: they count the notes still
+//! [`waiting`] and say so in a hint. One settler works at a time (an exclusive `flock` on `pending/.lock`,
 //! released by the kernel when a settler dies); a settler that died after appending but before
 //! removing its files is covered too, because commits the log already observed are skipped.
 //!
@@ -145,13 +146,27 @@ pub fn settle(repo: &Repo) -> Result<Settlement, HookError> {
     Ok(settlement)
 }
 
-/// Whether any note may be waiting: the cheap test every command makes.
+/// Whether any note may be waiting: the cheap test every writing command makes.
 fn has_notes(dir: &Path) -> bool {
-    fs::read_dir(dir).is_ok_and(|mut entries| {
-        entries.any(|entry| {
-            entry.is_ok_and(|entry| entry.file_name().to_str().and_then(commit_id).is_some())
-        })
-    })
+    fs::read_dir(dir).is_ok_and(|mut entries| entries.any(|entry| is_note(entry.as_ref().ok())))
+}
+
+/// How many commits are noted and waiting for [`settle`], without recording them: what a
+/// command that only reads the log says in a hint. None when the repository's configuration
+/// switched the hooks off, since settling would then drop the notes unrecorded.
+pub fn waiting(repo: &Repo) -> usize {
+    let Ok(entries) = fs::read_dir(pending_dir(repo)) else {
+        return 0;
+    };
+    let count = entries.filter(|entry| is_note(entry.as_ref().ok())).count();
+    if count > 0 && !enabled_by_config(repo) {
+        return 0;
+    }
+    count
+}
+
+fn is_note(entry: Option<&fs::DirEntry>) -> bool {
+    entry.is_some_and(|entry| entry.file_name().to_str().and_then(commit_id).is_some())
 }
 
 fn lock(dir: &Path) -> Result<File, HookError> {

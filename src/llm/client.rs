@@ -76,9 +76,13 @@ impl From<LlmFailure> for LlmError {
     }
 }
 
-impl From<LlmFailure> for crate::Error {
-    fn from(failure: LlmFailure) -> Self {
-        crate::Error::Llm(failure.error)
+impl crate::failure::Classify for LlmFailure {
+    fn class(&self) -> crate::failure::Class {
+        crate::failure::Classify::class(&self.error)
+    }
+
+    fn hints(&self) -> Vec<String> {
+        crate::failure::Classify::hints(&self.error)
     }
 }
 

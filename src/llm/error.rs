@@ -140,3 +140,13 @@ impl LlmError {
         })
     }
 }
+
+impl crate::failure::Classify for LlmError {
+    fn class(&self) -> crate::failure::Class {
+        crate::failure::Class::Failed
+    }
+
+    fn hints(&self) -> Vec<String> {
+        self.hint().into_iter().map(str::to_string).collect()
+    }
+}

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use super::capture::Captured;
 use super::process::Finished;
 use crate::builtin::{catalog, inventory};
-use crate::ui::json_line;
+use crate::failure::Class;
+use crate::output::{FailureReport, json_line};
 
 /// A built-in that only reads, with its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,17 +123,17 @@ fn printed(work: &ReadOnly, root: &Path) -> Printed {
             stderr: Vec::new(),
         },
         Ok(Err(error)) => failure(&format!("cannot print the result: {error}")),
-        Err(error) => error_printed(&crate::Error::from(error)),
+        Err(error) => error_printed(&FailureReport::of(&error)),
     }
 }
 
-/// What the command prints for `error`, and its exit code, as `git spectra` renders them.
-fn error_printed(error: &crate::Error) -> Printed {
-    let (code, text) = crate::ui::error_report(error, false);
+/// What the command prints for a failure, and its exit code, as `git spectra` renders them
+/// into a pipe (uncoloured).
+fn error_printed(report: &FailureReport) -> Printed {
     Printed {
-        code: i32::from(code),
+        code: i32::from(report.exit_code()),
         stdout: Vec::new(),
-        stderr: text.into_bytes(),
+        stderr: report.plain_text().into_bytes(),
     }
 }
 
@@ -151,9 +152,10 @@ fn panicked(panic: &(dyn std::any::Any + Send)) -> Printed {
 }
 
 fn failure(message: &str) -> Printed {
-    error_printed(&crate::Error::Failed {
+    error_printed(&FailureReport {
+        class: Class::Failed,
         message: message.to_string(),
-        hint: None,
+        hints: Vec::new(),
     })
 }
 

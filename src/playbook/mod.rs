@@ -208,6 +208,31 @@ pub enum PlaybookError {
     NoExecutable(std::io::Error),
 }
 
+impl crate::failure::Classify for PlaybookError {
+    fn class(&self) -> crate::failure::Class {
+        crate::failure::Class::Failed
+    }
+
+    fn hints(&self) -> Vec<String> {
+        let hint = match self {
+            PlaybookError::NotAllowed { .. } => {
+                "an activity may run only playbooks that name it and that it names; see `git spectra registry show ACTIVITY`"
+            }
+            PlaybookError::InvalidInputs { .. } => {
+                "`git spectra registry show PLAYBOOK` shows the input schema"
+            }
+            PlaybookError::PathEscapes { .. } => {
+                "path inputs are relative to the repository root and may not leave it (no `..`, absolute paths, symlinks out or .git)"
+            }
+            PlaybookError::Unknown(_) => {
+                "`git spectra registry list` shows the playbooks that exist"
+            }
+            _ => return Vec::new(),
+        };
+        vec![hint.into()]
+    }
+}
+
 fn display_list(items: &[String]) -> String {
     if items.is_empty() {
         "none".to_string()

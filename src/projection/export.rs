@@ -24,6 +24,12 @@ pub enum ExportError {
     Yaml { what: String, message: String },
 }
 
+impl crate::failure::Classify for ExportError {
+    fn class(&self) -> crate::failure::Class {
+        crate::failure::Class::Failed
+    }
+}
+
 /// Writes every manifest and history file under `dir` and returns the paths written.
 pub fn export(projection: &Projection, dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
     let mut written = Vec::new();

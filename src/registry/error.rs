@@ -53,6 +53,25 @@ pub enum RegistryError {
     UnknownEntry(String),
 }
 
+impl crate::failure::Classify for RegistryError {
+    fn class(&self) -> crate::failure::Class {
+        // A broken registry file is a failed check, like a failed `verify`, not a fatal error.
+        crate::failure::Class::Failed
+    }
+
+    fn hints(&self) -> Vec<String> {
+        let hint = match self {
+            RegistryError::Invalid(_) => {
+                "run `git spectra registry validate` to list every problem with its file:line:column"
+            }
+            RegistryError::UnknownActivity(_) | RegistryError::UnknownEntry(_) => {
+                "`git spectra registry list` shows the activities and playbooks that exist"
+            }
+        };
+        vec![hint.into()]
+    }
+}
+
 impl RegistryError {
     /// The problems behind an [`RegistryError::Invalid`]; empty for the other kinds.
     pub fn problems(&self) -> &[Problem] {

@@ -145,6 +145,32 @@ impl StoreError {
     }
 }
 
+impl crate::failure::Classify for StoreError {
+    fn class(&self) -> crate::failure::Class {
+        use crate::failure::Class;
+        match self {
+            // A prefix too short to look up is bad input, as a malformed argument would be.
+            StoreError::TooShort(_) => Class::Usage,
+            StoreError::NotFound(_)
+            | StoreError::Ambiguous { .. }
+            | StoreError::NoSuchAttachment { .. }
+            | StoreError::Contention { .. }
+            | StoreError::Unverifiable { .. }
+            | StoreError::Tampered(_)
+            | StoreError::NotALog { .. }
+            | StoreError::UnverifiedLog { .. }
+            | StoreError::Event(_) => Class::Failed,
+            StoreError::Read(_) | StoreError::Write(_) | StoreError::NotAnEvent { .. } => {
+                Class::Fatal
+            }
+        }
+    }
+
+    fn hints(&self) -> Vec<String> {
+        self.hint().into_iter().collect()
+    }
+}
+
 fn read_err(err: impl std::fmt::Display) -> StoreError {
     StoreError::Read(err.to_string())
 }

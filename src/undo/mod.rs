@@ -150,7 +150,7 @@ impl UndoError {
                 "a commit is reverted only when its own Spectra-Run and Spectra-Event trailers name the run and event; `git spectra verify` checks the log, and `git show COMMIT` shows the commit".into()
             }
             UndoError::InProgress { .. } => {
-                "wait for it to finish, or stop it (Ctrl-C); a stopped run is closed by the next command and can then be undone".into()
+                "wait for it to finish, or stop it (Ctrl-C); a stopped run is closed by the next command that writes the log (this one, run again) and can then be undone".into()
             }
             UndoError::OperationInProgress { how_to_finish, .. } => {
                 format!("{how_to_finish}, then run the undo again")
@@ -176,6 +176,19 @@ impl UndoError {
             UndoError::Store(error) => return error.hint(),
             UndoError::Bare | UndoError::Git(_) => return None,
         })
+    }
+}
+
+impl crate::failure::Classify for UndoError {
+    fn class(&self) -> crate::failure::Class {
+        match self {
+            UndoError::Store(error) => crate::failure::Classify::class(error),
+            _ => crate::failure::Class::Failed,
+        }
+    }
+
+    fn hints(&self) -> Vec<String> {
+        self.hint().into_iter().collect()
     }
 }
 

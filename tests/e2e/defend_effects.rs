@@ -53,6 +53,13 @@ fn events_of(repo: &TestRepo, kind: &str) -> Vec<Value> {
     records.into_iter().map(|r| r["event"].clone()).collect()
 }
 
+/// A command that writes the log (it appends one note): what closes runs whose process died.
+/// Commands that only read the log leave them open.
+fn write_the_log(repo: &TestRepo) -> crate::common::Run {
+    repo.spectra(&["append", "--kind", "note.added", "--payload", "{}"])
+        .success()
+}
+
 fn runs(repo: &TestRepo) -> Vec<Value> {
     json_lines(&repo.spectra(&["runs", "--format", "json"]).success().stdout)
 }
@@ -202,10 +209,13 @@ fn a_crash_after_the_commit_is_reconciled_and_the_commit_can_be_undone() {
     assert!(kinds.contains("effect.intended") && !kinds.contains("files.committed"));
 
     let listed = repo.spectra(&["runs", "--format", "json"]).success();
+    assert!(listed.stderr.contains("awaits closing"), "{listed:#?}");
+    let closing = write_the_log(&repo);
     assert!(
-        listed.stderr.contains("was interrupted") && listed.stderr.contains("now recorded"),
-        "{listed:#?}"
+        closing.stderr.contains("was interrupted") && closing.stderr.contains("now recorded"),
+        "{closing:#?}"
     );
+    let listed = repo.spectra(&["runs", "--format", "json"]).success();
     let rows = json_lines(&listed.stdout);
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["outcome"], "interrupted", "{rows:?}");
@@ -268,6 +278,7 @@ fn undo_refuses_a_run_still_in_progress_and_a_killed_one_is_closed() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
+    write_the_log(&repo);
     let rows = runs(&repo);
     assert_eq!(rows[0]["outcome"], "interrupted", "{rows:?}");
     repo.spectra(&["undo"]).success();
@@ -558,6 +569,7 @@ fn a_commit_still_running_when_the_process_dies_is_recorded_once_it_lands() {
     std::fs::write(&release, "go\n").unwrap();
     wait_for_lock(&lock);
     assert!(in_head(&repo, SPEC), "the commit landed");
+    write_the_log(&repo);
     let rows = runs(&repo);
     assert_eq!(rows[0]["outcome"], "interrupted", "{rows:?}");
     assert_eq!(events_of(&repo, "files.committed").len(), 1);
@@ -623,7 +635,7 @@ fn a_run_killed_before_its_commit_leaves_no_file_behind() {
         repo.root().join(SPEC).exists(),
         "the file was written before the kill"
     );
-    repo.spectra(&["runs"]).success();
+    write_the_log(&repo);
     assert_eq!(repo.git(&["status", "--porcelain"]), "", "the file stayed");
     discover(&repo, &[]).success();
     assert!(in_head(&repo, SPEC));

@@ -51,8 +51,22 @@ fn head(env: &TestEnv, dir: &Path) -> String {
         .to_string()
 }
 
-/// The `commit.observed` envelopes, newest first.
+/// Records what the shim noted, in the foreground: what its background process does, done
+/// here so a test never races it (commands that only read the log record nothing).
+fn record_noted(env: &TestEnv, dir: &Path) {
+    let head = env.git(dir, &["rev-parse", "HEAD"]).success().stdout;
+    env.spectra(dir, &["hook", "record-noted", head.trim()])
+        .success();
+}
+
+/// The `commit.observed` envelopes, newest first, once every noted commit is recorded.
 fn observed(env: &TestEnv, dir: &Path) -> Vec<Value> {
+    record_noted(env, dir);
+    observed_so_far(env, dir)
+}
+
+/// The `commit.observed` envelopes the log holds now, newest first.
+fn observed_so_far(env: &TestEnv, dir: &Path) -> Vec<Value> {
     let run = env
         .spectra(
             dir,
@@ -66,6 +80,7 @@ fn observed(env: &TestEnv, dir: &Path) -> Vec<Value> {
 }
 
 fn all_events(env: &TestEnv, dir: &Path) -> Vec<Value> {
+    record_noted(env, dir);
     let run = env.spectra(dir, &["log", "--format", "json"]).success();
     json_lines(&run.stdout)
         .into_iter()
@@ -687,7 +702,7 @@ fn a_spec_change_with_on_spec_change_discover_runs_discover_against_the_llm() {
 /// A `PATH` whose `git-spectra` does everything the real one does except the shim's background
 /// recording: what a commit leaves behind when that process never got to run. Its `where-am-i`
 /// "activity" prints where it was started.
-fn path_without_background_recording(env: &TestEnv) -> String {
+pub(crate) fn path_without_background_recording(env: &TestEnv) -> String {
     let bin = env.path().join("no-background-bin");
     std::fs::create_dir_all(&bin).unwrap();
     let wrapper = bin.join("git-spectra");
@@ -708,7 +723,13 @@ fn path_without_background_recording(env: &TestEnv) -> String {
     format!("{}:{path}", bin.display())
 }
 
-fn commit_with_path(env: &TestEnv, dir: &Path, path: &str, file: &str, message: &str) -> Run {
+pub(crate) fn commit_with_path(
+    env: &TestEnv,
+    dir: &Path,
+    path: &str,
+    file: &str,
+    message: &str,
+) -> Run {
     write(dir, file, &format!("{message}\n"));
     env.git(dir, &["add", "-A"]).success();
     git_with_env(
@@ -720,7 +741,7 @@ fn commit_with_path(env: &TestEnv, dir: &Path, path: &str, file: &str, message: 
 }
 
 /// The commits the shim noted and nothing recorded yet, by file name.
-fn notes(dir: &Path) -> Vec<String> {
+pub(crate) fn notes(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir.join(".git/spectra/pending"))
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
@@ -765,6 +786,10 @@ fn noted_commits_are_recorded_in_order_by_the_next_command() {
         .is_empty()
     );
 
+    // Reading the log records nothing; the next command that writes it records them first.
+    assert!(observed_so_far(&env, &dir).is_empty());
+    assert_eq!(notes(&dir).len(), 3);
+    env.append(&dir, "note.added", "{}");
     let events = observed(&env, &dir);
     let recorded: Vec<&str> = events
         .iter()
@@ -792,6 +817,7 @@ fn a_note_for_a_commit_already_recorded_is_not_recorded_again() {
     )
     .unwrap();
 
+    env.append(&dir, "note.added", "{}");
     let events = observed(&env, &dir);
     assert_eq!(events.len(), 1, "{events:#?}");
     assert!(notes(&dir).is_empty());
@@ -817,6 +843,7 @@ fn without_the_notes_directory_the_hook_records_before_the_commit_returns() {
     );
     commit_with_path(&env, &dir, &path, "b", "noted").success();
     assert_eq!(notes(&dir).len(), 1);
+    env.append(&dir, "note.added", "{}");
     assert_eq!(observed(&env, &dir).len(), 2);
 }
 
@@ -892,10 +919,13 @@ fn a_commit_recorded_from_another_worktree_triggers_in_its_own() {
     )
     .success();
 
-    // A command in the main checkout records the note and starts the trigger.
-    let mut log = env.command(crate::common::spectra_bin(), &dir);
-    log.args(["log", "-n", "1"]).env("PATH", &path);
-    assert!(log.output().unwrap().status.success());
+    // A command in the main checkout that writes the log records the note and starts the
+    // trigger.
+    let mut append = env.command(crate::common::spectra_bin(), &dir);
+    append
+        .args(["append", "--kind", "note.added", "--payload", "{}"])
+        .env("PATH", &path);
+    assert!(append.output().unwrap().status.success());
     wait_for_background_runs(&hooks_log(&dir));
 
     let hooks = std::fs::read_to_string(hooks_log(&dir)).unwrap();

@@ -21,6 +21,7 @@ mod merge_log;
 mod native;
 mod places;
 mod playbook;
+mod reads_do_not_write;
 mod registry;
 mod stats;
 mod store_batch;

@@ -18,6 +18,8 @@ use std::sync::OnceLock;
 
 use serde::Serialize;
 
+use crate::output::{json_line, labelled};
+
 /// How a read command prints its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
@@ -233,49 +235,19 @@ fn diagnostic(label: &str, style: Style, message: &str, label_every_line: bool) 
         .write_all(labelled(&label, message, label_every_line).as_bytes());
 }
 
-/// `label: message` and a newline, the label repeated on every line when asked.
-fn labelled(label: &str, message: &str, label_every_line: bool) -> String {
-    let text = if label_every_line {
-        message
-            .lines()
-            .collect::<Vec<_>>()
-            .join(&format!("\n{label}: "))
-    } else {
-        message.to_owned()
-    };
-    format!("{label}: {text}\n")
-}
-
 /// What a failing command prints on standard error for `err` (`fatal:` when it exits 128, else
-/// `error:`, then its hint), and the exit code it exits with. Uncoloured when `colour` is false:
-/// work done in-process that must read as the command's own output (see
-/// `playbook::in_process`).
-pub fn error_report(err: &crate::Error, colour: bool) -> (u8, String) {
-    let code = err.exit_code();
-    let label = |text: &str, style: Style| {
-        if colour {
-            paint(Stream::Stderr, style, text)
+/// `error:`, then its hints), labels coloured as stderr's colour rule says, and the exit code.
+pub fn error_report(err: &super::error::Error) -> (u8, String) {
+    let report = err.report();
+    let text = report.text_with(|label| {
+        let style = if label == "hint" {
+            Style::Hint
         } else {
-            text.to_string()
-        }
-    };
-    let kind = if code == crate::error::EXIT_FATAL {
-        "fatal"
-    } else {
-        "error"
-    };
-    let mut text = labelled(&label(kind, Style::Error), &err.to_string(), false);
-    if let Some(hint) = err.hint() {
-        text.push_str(&labelled(&label("hint", Style::Hint), &hint, true));
-    }
-    (code, text)
-}
-
-/// `value` as one line of compact JSON and a newline: what `--format json` prints per record.
-pub fn json_line(value: &impl Serialize) -> io::Result<Vec<u8>> {
-    let mut line = serde_json::to_vec(value).map_err(io::Error::other)?;
-    line.push(b'\n');
-    Ok(line)
+            Style::Error
+        };
+        paint(Stream::Stderr, style, label)
+    });
+    (report.exit_code(), text)
 }
 
 /// `error: ...` on standard error.
