@@ -7,9 +7,7 @@ use std::cell::RefCell;
 use clap::Args;
 
 use crate::activity::service_name;
-use crate::activity::{
-    ActivityReport, Decider, Engine, Outcome, Progress, RunOptions, RunReport, effects,
-};
+use crate::activity::{ActivityReport, Decider, Engine, Outcome, Progress, RunOptions, RunReport};
 use crate::error::{EXIT_FAILED, Error, Result};
 use crate::registry::Registry;
 use crate::repo::Repo;
@@ -269,8 +267,9 @@ fn render_activity(out: &mut Output, activity: &ActivityReport, mode: &str) -> s
     {
         out.line(format_args!("  tests:     {summary}"))?;
     }
-    if effects::is_external(&activity.activity) {
-        let executed = activity.outputs["effects"]
+    // Only activities with external effects record them.
+    if let Some(effects) = activity.outputs.get("effects") {
+        let executed = effects
             .as_array()
             .into_iter()
             .flatten()
