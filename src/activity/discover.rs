@@ -11,22 +11,58 @@
 
 use serde_json::{Value, json};
 
-use super::context::{Context, specification_path};
+use super::context::specification_path;
+use super::rules::{Rules, Step};
 use super::{ActivityError, ActivityWork, Decider, Engine, RunError, RunState};
 use crate::builtin::catalog;
 use crate::event::{NewEvent, kind};
 use crate::registry::Activity;
 use crate::service_name;
 
-/// The activity's name in the registry.
-pub const NAME: &str = "discover";
+/// The rules of an activity with `behaviour: discover`.
+pub(crate) struct Discover;
 
-/// Checks that need no decision: a specification the user is editing is never overwritten.
-pub(super) fn before_decision(engine: &Engine<'_>, work: &mut ActivityWork) -> bool {
-    if let Some(service) = work.service.clone() {
-        refuse_dirty_specification(engine, &service, work);
+impl Rules for Discover {
+    fn chooses_service(&self) -> bool {
+        true
     }
-    false
+
+    /// A specification the user is editing is never overwritten.
+    fn before_decision(&self, engine: &Engine<'_>, work: &mut ActivityWork) {
+        if let Some(service) = work.service.clone() {
+            refuse_dirty_specification(engine, &service, work);
+        }
+    }
+
+    fn after_decision(
+        &self,
+        engine: &Engine<'_>,
+        state: &mut RunState<'_>,
+        step: &Step<'_>,
+        decision: Value,
+        work: &mut ActivityWork,
+    ) -> Result<Option<Value>, RunError> {
+        after_decision(engine, state, step, decision, work)
+    }
+
+    fn offline_decision(
+        &self,
+        engine: &Engine<'_>,
+        definition: &Activity,
+        input: &str,
+        service: Option<&str>,
+    ) -> Result<Value, ActivityError> {
+        Ok(offline_decision(engine, definition, input, service))
+    }
+
+    fn write_outputs(
+        &self,
+        engine: &Engine<'_>,
+        state: &mut RunState<'_>,
+        work: &mut ActivityWork,
+    ) -> Result<(), RunError> {
+        write_outputs(engine, state, work)
+    }
 }
 
 fn refuse_dirty_specification(engine: &Engine<'_>, service: &str, work: &mut ActivityWork) {
@@ -49,26 +85,16 @@ fn refuse_dirty_specification(engine: &Engine<'_>, service: &str, work: &mut Act
 }
 
 /// Validates the name and checks the catalog. `None` means the run stops here (recorded).
-pub(super) fn after_decision(
+fn after_decision(
     engine: &Engine<'_>,
     state: &mut RunState<'_>,
-    definition: &Activity,
-    context: &Context,
-    input: &str,
+    step: &Step<'_>,
     mut decision: Value,
     work: &mut ActivityWork,
 ) -> Result<Option<Value>, RunError> {
     let name = match work.service.clone() {
         Some(name) => name,
-        None => match service_name_from(
-            engine,
-            state,
-            definition,
-            context,
-            input,
-            &mut decision,
-            work,
-        )? {
+        None => match service_name_from(engine, state, step, &mut decision, work)? {
             Some(name) => name,
             None => return Ok(None),
         },
@@ -143,9 +169,7 @@ pub(super) fn after_decision(
 fn service_name_from(
     engine: &Engine<'_>,
     state: &mut RunState<'_>,
-    definition: &Activity,
-    context: &Context,
-    input: &str,
+    step: &Step<'_>,
     decision: &mut Value,
     work: &mut ActivityWork,
 ) -> Result<Option<String>, RunError> {
@@ -160,9 +184,7 @@ fn service_name_from(
              The rule: {}. Answer again with a valid service_name.",
             service_name::RULE
         );
-        if let Some(second) =
-            engine.decide(state, definition, context, input, Some(&correction), work)?
-        {
+        if let Some(second) = engine.decide(state, step, Some(&correction), work)? {
             let again = proposed_name(&second);
             match service_name::accept(&again) {
                 Ok(name) => {
@@ -205,7 +227,12 @@ fn proposed_name(decision: &Value) -> String {
 }
 
 /// The decision discover makes without a model: only what the input says for itself.
-pub(super) fn offline_decision(engine: &Engine<'_>, input: &str, service: Option<&str>) -> Value {
+fn offline_decision(
+    engine: &Engine<'_>,
+    definition: &Activity,
+    input: &str,
+    service: Option<&str>,
+) -> Value {
     let name = service
         .map(str::to_string)
         .or_else(|| service_name::derive_from_idea(input))
@@ -213,7 +240,11 @@ pub(super) fn offline_decision(engine: &Engine<'_>, input: &str, service: Option
     let mut playbooks = vec![
         json!({"id": "repo.inventory", "inputs": {}, "reason": "offline: always inventory the repository"}),
     ];
-    if service_name::validate(&name).is_ok() && engine.registry.is_allowed(NAME, "catalog.lookup") {
+    if service_name::validate(&name).is_ok()
+        && engine
+            .registry
+            .is_allowed(&definition.name, "catalog.lookup")
+    {
         playbooks.push(json!({"id": "catalog.lookup", "inputs": {"name": name}, "reason": "offline: always check the catalog"}));
     }
     let empty: Vec<String> = Vec::new();
@@ -237,7 +268,7 @@ pub(super) fn offline_decision(engine: &Engine<'_>, input: &str, service: Option
 }
 
 /// Writes `.spectra/<service>.specification.yaml` and commits it (unless told not to).
-pub(super) fn write_outputs(
+fn write_outputs(
     engine: &Engine<'_>,
     state: &mut RunState<'_>,
     work: &mut ActivityWork,
@@ -258,7 +289,8 @@ pub(super) fn write_outputs(
     }
     let text = match crate::yaml::to_string(&document) {
         Ok(text) => format!(
-            "# Written by git spectra discover (run {}).\n{text}",
+            "# Written by git spectra {} (run {}).\n{text}",
+            work.activity,
             state.recorder.run()
         ),
         Err(message) => {
@@ -349,7 +381,8 @@ fn intend_commit(
         .as_str()
         .unwrap_or_default();
     let completion = crate::event::new_id();
-    let subject = format!("discover: add specification for {service}");
+    let activity = &work.activity;
+    let subject = format!("{activity}: add specification for {service}");
     let message = format!(
         "{subject}\n\n{}\n\nSpectra-Run: {}\nSpectra-Event: {completion}\n",
         // The statement is the model's text: it must not add trailers of its own.
@@ -362,9 +395,9 @@ fn intend_commit(
         .ok();
     let (head, branch) = engine.worktree().head_commit().unzip();
     let mut intent = NewEvent::new(kind::EFFECT_INTENDED)
-        .activity(NAME)
+        .activity(activity.clone())
         .service(service)
-        .subject(format!("discover: about to commit {path}"))
+        .subject(format!("{activity}: about to commit {path}"))
         .payload(json!({
             "effect": "commit",
             "branch": branch.flatten(),
@@ -423,10 +456,11 @@ fn commit_specification(
     };
     crate::test_hook::point("commit.after");
     let mut event = NewEvent::new(kind::FILES_COMMITTED)
-        .activity(NAME)
+        .activity(work.activity.clone())
         .service(intent.service)
         .subject(format!(
-            "discover: committed {path} as {}",
+            "{}: committed {path} as {}",
+            work.activity,
             &committed.commit[..committed.commit.len().min(10)]
         ))
         .payload(serde_json::to_value(&committed).unwrap_or(Value::Null))
@@ -469,7 +503,11 @@ fn specification(service: &str, run: &str, mode: &str, work: &ActivityWork) -> S
         purpose: decision["problem"]["statement"].clone(),
         maturity: json!({"current": "L1-MVP", "target": null}),
         dependencies: Vec::new(),
-        stages: json!({"discover": "complete"}),
+        stages: Value::Object(
+            [(work.activity.clone(), json!("complete"))]
+                .into_iter()
+                .collect(),
+        ),
         quality_gates: Value::Object(checks),
         deployment: json!({"status": "not_deployed", "action": registry_check["action"]}),
         discovery: json!({

@@ -1,4 +1,5 @@
-//! Activities whose playbooks reach outside the repository (provision, deploy, monitor).
+//! Activities whose playbooks reach outside the repository (`external: true` in the registry:
+//! provision, deploy and monitor by default).
 //!
 //! Their effects cannot be taken back by reverting a commit, so they run only registry
 //! playbooks and only in dry-run unless the user passes `--execute`. Their manifests record,
@@ -8,14 +9,6 @@
 use serde_json::{Value, json};
 
 use super::PlaybookSummary;
-
-/// The activities whose effects are external.
-pub const EXTERNAL: [&str; 3] = ["provision", "deploy", "monitor"];
-
-/// Whether `activity`'s playbooks have effects outside the repository.
-pub fn is_external(activity: &str) -> bool {
-    EXTERNAL.contains(&activity)
-}
 
 /// `[{playbook, executed, outcome}]`: `executed` is true only for a playbook that really ran.
 pub(super) fn summary(playbooks: &[PlaybookSummary]) -> Value {
@@ -51,6 +44,5 @@ mod tests {
         ]);
         assert_eq!(summary[0]["executed"], false);
         assert_eq!(summary[1]["executed"], true);
-        assert!(is_external("deploy") && !is_external("build"));
     }
 }

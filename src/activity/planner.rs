@@ -5,68 +5,21 @@
 //! registry's names. A reply that still names activities the registry does not have after the
 //! client's repair turns is not thrown away: the unknown names are dropped (and recorded), and
 //! what is left must validate. When the model fails, or there is none, keyword rules decide
-//! instead (see [`keyword_plan`] and docs/run.md). Either way the plan is one `decision.made`
+//! instead: each activity's `planner` keywords in the registry (see [`keyword_plan`] and
+//! docs/run.md). Either way the plan is one `decision.made`
 //! event of the run with `activity: null` and `mode: planner`.
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{Decider, Engine, Recorder, discover};
+use super::{Decider, Engine, Recorder, rules};
 use crate::event::{NewEvent, kind};
 use crate::llm::extract::extract_json;
 use crate::llm::{AttemptRecord, DecisionRequest, LlmFailure};
-use crate::registry::Registry;
+use crate::registry::{Activity, Registry};
 
 /// The schema name sent with the planner's request (and how tests recognise it).
 pub const SCHEMA_NAME: &str = "run_plan";
-
-/// Keywords that choose an activity, besides the activity's own name. A word of the input
-/// matches a keyword when it starts with it (`deploying` matches `deploy`).
-const KEYWORDS: [(&str, &[&str]); 12] = [
-    ("engage", &["stakeholder", "kickoff", "onboard", "engag"]),
-    ("discover", &["idea", "problem", "explore", "discover"]),
-    (
-        "plan",
-        &[
-            "plan",
-            "roadmap",
-            "priorit",
-            "backlog",
-            "milestone",
-            "scope",
-        ],
-    ),
-    (
-        "assess",
-        &["assess", "maturity", "readiness", "gap", "audit", "evaluat"],
-    ),
-    (
-        "design",
-        &["design", "architect", "api", "interface", "schema"],
-    ),
-    (
-        "provision",
-        &["provision", "infra", "environment", "cluster", "terraform"],
-    ),
-    ("build", &["build", "implement", "code", "develop"]),
-    ("test", &["test", "verify", "qa", "coverage"]),
-    (
-        "deploy",
-        &["deploy", "release", "ship", "rollout", "launch"],
-    ),
-    (
-        "monitor",
-        &["monitor", "alert", "observab", "metric", "dashboard", "slo"],
-    ),
-    (
-        "optimise",
-        &["optimi", "performance", "faster", "cost", "latency", "tune"],
-    ),
-    (
-        "finalise",
-        &["finalis", "finaliz", "handover", "retire", "wrap"],
-    ),
-];
 
 /// How the plan was made.
 #[derive(Debug, Clone, Serialize)]
@@ -123,44 +76,44 @@ pub fn catalogue(registry: &Registry) -> String {
         .join("\n")
 }
 
-/// The rules' plan: every activity named by a keyword of the input (or by its own name), in
-/// canonical order, with discover first for a new idea (no service discovered yet). When
-/// nothing matches, a new idea gets discover and plan, a known service plan.
+/// The rules' plan: every activity named by one of its registry keywords (`planner.keywords`)
+/// or by its own name, in canonical order, with the activities that choose the service
+/// (discover) first for a new idea (no service discovered yet). When nothing matches, the
+/// `planner.fallback` activities are added: a new idea gets discover and plan, a known service
+/// plan.
 pub fn keyword_plan(registry: &Registry, input: &str, new_idea: bool) -> (Vec<String>, String) {
     let words: Vec<String> = input
         .split(|c: char| !c.is_alphanumeric() && c != '-')
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
         .collect();
-    let matches = |activity: &str| {
-        let stems = KEYWORDS
-            .iter()
-            .filter(|(name, _)| *name == activity)
-            .flat_map(|(_, stems)| stems.iter().copied());
-        let mut stems: Vec<&str> = stems.collect();
-        stems.push(activity);
+    let matches = |activity: &Activity| {
         words
             .iter()
-            .any(|word| stems.iter().any(|stem| word.starts_with(stem)))
+            .any(|word| activity.planner.matches(&activity.name, word))
     };
-    let mut chosen: Vec<String> = registry
+    let first = |activity: &Activity| new_idea && rules::of(activity).chooses_service();
+    let mut chosen: Vec<&Activity> = registry
         .activities()
         .iter()
-        .map(|a| a.name.clone())
-        .filter(|name| matches(name) || (new_idea && name == discover::NAME))
+        .filter(|activity| matches(activity) || first(activity))
         .collect();
-    let matched_any = chosen
-        .iter()
-        .any(|name| name != discover::NAME || !new_idea);
-    if !matched_any && registry.activity("plan").is_some() {
-        chosen.push("plan".into());
+    let matched_any = chosen.iter().any(|activity| !first(activity));
+    let mut fallback = Vec::new();
+    if !matched_any {
+        for activity in registry.activities() {
+            if activity.planner.fallback && !chosen.iter().any(|c| c.name == activity.name) {
+                chosen.push(activity);
+                fallback.push(activity.name.as_str());
+            }
+        }
     }
     let reasoning = format!(
         "keyword rules: {}{}",
         if matched_any {
-            "activities named by words of the input"
+            "activities named by words of the input".to_string()
         } else {
-            "no activity named by the input, so plan"
+            format!("no activity named by the input, so {}", fallback.join(", "))
         },
         if new_idea {
             "; discover first, as no service has been discovered yet"
@@ -168,6 +121,10 @@ pub fn keyword_plan(registry: &Registry, input: &str, new_idea: bool) -> (Vec<St
             ""
         }
     );
+    let chosen = chosen
+        .iter()
+        .map(|activity| activity.name.clone())
+        .collect();
     (chosen, reasoning)
 }
 
@@ -214,7 +171,7 @@ impl Engine<'_> {
                     (value, failure.records, Value::Null, repairs)
                 }
                 None => {
-                    let reason = super::llm_reason(&failure.error);
+                    let reason = super::decider::llm_reason(&failure.error);
                     return fallback(
                         reason,
                         failure.error.to_string(),
@@ -250,7 +207,11 @@ impl Engine<'_> {
     fn is_new_idea(&self) -> bool {
         let service = self.options.service.as_deref();
         let Ok(manifests) = crate::projection::manifests::query(self.repo, self.store, |index| {
-            index.try_manifests(Some(discover::NAME), service)
+            let mut manifests = Vec::new();
+            for name in rules::service_choosers(self.registry) {
+                manifests.extend(index.try_manifests(Some(name), service)?);
+            }
+            Ok(manifests)
         }) else {
             return true;
         };
@@ -376,6 +337,28 @@ mod tests {
         assert_eq!(plan("design the API", true), ["discover", "design"]);
         assert_eq!(plan("central logging", true), ["discover", "plan"]);
         assert_eq!(plan("central logging", false), ["plan"]);
+    }
+
+    /// The keywords and the fallback are the registry's, not the planner's own.
+    #[test]
+    fn keywords_and_the_fallback_come_from_the_registry() {
+        let mut registry = Registry::builtin().unwrap();
+        registry.edit_activity("optimise", |optimise| {
+            optimise.planner.keywords = vec!["incident".into()];
+            optimise.planner.fallback = true;
+        });
+        registry.edit_activity("plan", |plan| plan.planner.fallback = false);
+        let (chosen, _) = keyword_plan(&registry, "an incident at night", false);
+        assert_eq!(chosen, ["optimise"]);
+        let (chosen, _) = keyword_plan(&registry, "latency", false);
+        assert_eq!(
+            chosen,
+            ["optimise"],
+            "latency is no longer a keyword: fallback"
+        );
+        let (chosen, reasoning) = keyword_plan(&registry, "central logging", true);
+        assert_eq!(chosen, ["discover", "optimise"]);
+        assert!(reasoning.contains("so optimise"), "{reasoning}");
     }
 
     #[test]

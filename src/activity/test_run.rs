@@ -8,16 +8,39 @@
 
 use serde_json::{Value, json};
 
-use super::{ActivityError, ActivityWork};
+use super::rules::Rules;
+use super::{ActivityError, ActivityWork, Engine};
+use crate::registry::Activity;
 
-/// The activity's name in the registry.
-pub const NAME: &str = "test";
 /// The playbook that runs the project's tests.
 pub const TESTS_PLAYBOOK: &str = "tests.run";
 
+/// The rules of an activity with `behaviour: test`.
+pub(crate) struct TestRun;
+
+impl Rules for TestRun {
+    fn adjust_choices(&self, choices: &mut Vec<Value>) {
+        ensure_tests_chosen(choices);
+    }
+
+    fn observe(&self, dry_run: bool, work: &mut ActivityWork) {
+        observe(dry_run, work);
+    }
+
+    fn offline_decision(
+        &self,
+        _engine: &Engine<'_>,
+        _definition: &Activity,
+        _input: &str,
+        _service: Option<&str>,
+    ) -> Result<Value, ActivityError> {
+        Ok(offline_decision())
+    }
+}
+
 /// Adds a `tests.run` choice when the model left it out: running the tests is a rule of the
 /// activity, not the model's option.
-pub(super) fn ensure_tests_chosen(choices: &mut Vec<Value>) {
+fn ensure_tests_chosen(choices: &mut Vec<Value>) {
     let chosen = choices
         .iter()
         .any(|choice| choice.get("id").and_then(Value::as_str) == Some(TESTS_PLAYBOOK));
@@ -31,7 +54,7 @@ pub(super) fn ensure_tests_chosen(choices: &mut Vec<Value>) {
 }
 
 /// The decision the test activity makes without a model: run the tests, predict nothing.
-pub(super) fn offline_decision() -> Value {
+fn offline_decision() -> Value {
     json!({
         "test_strategy": {"approach": "", "levels": [], "coverage_target": 0},
         "test_cases": [],
@@ -42,7 +65,7 @@ pub(super) fn offline_decision() -> Value {
 
 /// Reads the counts `tests.run` printed, records them as the activity's `test_results` and
 /// facts, and records an error when no test ran or any failed.
-pub(super) fn observe(dry_run: bool, work: &mut ActivityWork) {
+fn observe(dry_run: bool, work: &mut ActivityWork) {
     if dry_run {
         work.facts.insert("tests_ran".into(), false);
         work.facts.insert("tests_passed".into(), false);
@@ -133,7 +156,7 @@ mod tests {
 
     #[test]
     fn without_an_observed_run_nothing_passes() {
-        let mut work = ActivityWork::new(None);
+        let mut work = ActivityWork::new("test", None);
         observe(false, &mut work);
         assert!(!work.facts["tests_ran"]);
         assert_eq!(work.errors[0].reason, "no_tests_ran");

@@ -1,7 +1,7 @@
 //! `git spectra completions`: shell completion scripts generated from the clap definitions, so
 //! every subcommand and flag is covered the moment it exists.
 
-use clap::{Args, CommandFactory, ValueEnum};
+use clap::{Args, ValueEnum};
 use clap_complete::Shell;
 
 use super::error::Result;
@@ -55,7 +55,7 @@ pub fn run(args: CompletionsArgs) -> Result<u8> {
 
 /// The completion script for `shell`.
 pub fn script(shell: CompletionShell) -> Vec<u8> {
-    let mut command = super::Cli::command();
+    let mut command = super::command();
     let mut script = Vec::new();
     if shell == CompletionShell::Bash {
         clap_complete::generate(Shell::Bash, &mut command, BASH_NAME, &mut script);

@@ -9,9 +9,7 @@ use clap::Args;
 use super::error::{EXIT_FAILED, Error, Result};
 use super::helper::{Access, CommandHelper};
 use super::ui::{Format, Output, Spinner};
-use crate::activity::{
-    ActivityReport, Decider, Engine, Outcome, Progress, RunOptions, RunReport, effects,
-};
+use crate::activity::{ActivityReport, Decider, Engine, Outcome, Progress, RunOptions, RunReport};
 use crate::registry::Registry;
 use crate::service_name;
 use crate::tip_cache;
@@ -270,8 +268,9 @@ fn render_activity(out: &mut Output, activity: &ActivityReport, mode: &str) -> s
     {
         out.line(format_args!("  tests:     {summary}"))?;
     }
-    if effects::is_external(&activity.activity) {
-        let executed = activity.outputs["effects"]
+    // Only activities with external effects record them.
+    if let Some(effects) = activity.outputs.get("effects") {
+        let executed = effects
             .as_array()
             .into_iter()
             .flatten()

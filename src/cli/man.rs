@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 
 use super::error::{Error, Result};
 use super::ui::Output;
@@ -45,7 +45,7 @@ pub fn run(args: ManArgs) -> Result<u8> {
 /// `git-spectra.1`: the top-level page, naming every visible subcommand, plus the sections a
 /// git man page has that clap knows nothing of (exit status, environment, see also).
 pub fn main_page() -> std::io::Result<Vec<u8>> {
-    let man = clap_mangen::Man::new(super::Cli::command());
+    let man = clap_mangen::Man::new(super::command());
     let mut page = Vec::new();
     man.render_title(&mut page)?;
     man.render_name_section(&mut page)?;
@@ -108,7 +108,7 @@ fn write_pages(dir: &Path) -> Result<Vec<PathBuf>> {
         ))
     };
     std::fs::create_dir_all(dir).map_err(cannot_write)?;
-    clap_mangen::generate_to(super::Cli::command(), dir).map_err(cannot_write)?;
+    clap_mangen::generate_to(super::command(), dir).map_err(cannot_write)?;
     // The generated top-level page lacks the hand-written sections; replace it.
     std::fs::write(
         dir.join("git-spectra.1"),

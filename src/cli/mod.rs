@@ -1,5 +1,6 @@
 //! Argument parsing and rendering. One file per subcommand; no git or HTTP here.
 
+mod activities;
 mod append;
 mod builtin;
 mod completions;
@@ -90,116 +91,6 @@ pub enum Command {
     Undo(undo::UndoArgs),
     Redo(undo::RedoArgs),
     Run(run::RunArgs),
-    /// Engage stakeholders: who the service is for, who decides, how to work together.
-    ///
-    /// Runs the engage activity as one run; its context holds the latest manifests of the
-    /// activities before it for the same service (--service, else the latest discover's).
-    ///
-    /// Examples:
-    ///   git spectra engage "a logging service for the platform team"
-    ///   git spectra engage "who needs central logs" --service logging --format json
-    #[command(verbatim_doc_comment)]
-    Engage(lifecycle::ActivityArgs),
-    /// Plan the work: MoSCoW priorities, requirements, milestones, a backlog.
-    ///
-    /// Runs the plan activity as one run; its context holds the latest manifests of the
-    /// activities before it for the same service (--service, else the latest discover's).
-    ///
-    /// Examples:
-    ///   git spectra plan "plan the first release" --service logging
-    ///   git spectra plan "plan the rollout" --dry-run
-    #[command(verbatim_doc_comment)]
-    Plan(lifecycle::ActivityArgs),
-    /// Assess maturity, stage readiness and the gaps to close.
-    ///
-    /// Runs the assess activity as one run; its context holds the latest manifests of the
-    /// activities before it for the same service (--service, else the latest discover's).
-    ///
-    /// Examples:
-    ///   git spectra assess "are we ready to build?" --service logging
-    ///   git spectra assess "assess readiness" --format json
-    #[command(verbatim_doc_comment)]
-    Assess(lifecycle::ActivityArgs),
-    /// Design the architecture, components and interfaces.
-    ///
-    /// Runs the design activity as one run; its context holds the latest manifests of the
-    /// activities before it for the same service (--service, else the latest discover's).
-    ///
-    /// Examples:
-    ///   git spectra design "design the log pipeline" --service logging
-    ///   git spectra design "design the ingestion API" --dry-run
-    #[command(verbatim_doc_comment)]
-    Design(lifecycle::ActivityArgs),
-    /// Plan environments and infrastructure (playbooks dry-run unless --execute).
-    ///
-    /// Runs the provision activity as one run; its context holds the latest manifests of the
-    /// activities before it for the same service (--service, else the latest discover's).
-    ///
-    /// Examples:
-    ///   git spectra provision "staging and production environments" --service logging
-    ///   git spectra provision "create the staging stack" --execute
-    #[command(verbatim_doc_comment)]
-    Provision(lifecycle::ActivityArgs),
-    /// Build the service: the implementation plan and its steps.
-    ///
-    /// Runs the build activity as one run; its context holds the latest manifests of the
-    /// activities before it for the same service (--service, else the latest discover's).
-    ///
-    /// Examples:
-    ///   git spectra build "implement the ingestion endpoint" --service logging
-    ///   git spectra build "build the collector" --dry-run
-    #[command(verbatim_doc_comment)]
-    Build(lifecycle::ActivityArgs),
-    /// Decide the test strategy and run the real tests; their counts are the result.
-    ///
-    /// Runs the test activity as one run; its context holds the latest manifests of the
-    /// activities before it for the same service (--service, else the latest discover's).
-    ///
-    /// Examples:
-    ///   git spectra test "run the test suite" --service logging
-    ///   git spectra test "check the collector" --offline
-    #[command(verbatim_doc_comment)]
-    Test(lifecycle::ActivityArgs),
-    /// Plan and record a deployment (playbooks dry-run unless --execute).
-    ///
-    /// Runs the deploy activity as one run; its context holds the latest manifests of the
-    /// activities before it for the same service (--service, else the latest discover's).
-    ///
-    /// Examples:
-    ///   git spectra deploy "deploy to staging" --service logging
-    ///   git spectra deploy "deploy to production" --execute --format json
-    #[command(verbatim_doc_comment)]
-    Deploy(lifecycle::ActivityArgs),
-    /// Define metrics, alerts, dashboards and SLOs (playbooks dry-run unless --execute).
-    ///
-    /// Runs the monitor activity as one run; its context holds the latest manifests of the
-    /// activities before it for the same service (--service, else the latest discover's).
-    ///
-    /// Examples:
-    ///   git spectra monitor "alerts and SLOs for ingestion" --service logging
-    ///   git spectra monitor "dashboards for the collector" --execute
-    #[command(verbatim_doc_comment)]
-    Monitor(lifecycle::ActivityArgs),
-    /// Find and rank optimisations with their expected gain.
-    ///
-    /// Runs the optimise activity as one run; its context holds the latest manifests of the
-    /// activities before it for the same service (--service, else the latest discover's).
-    ///
-    /// Examples:
-    ///   git spectra optimise "where is ingestion slow?" --service logging
-    ///   git spectra optimise "cut storage costs" --format json
-    #[command(verbatim_doc_comment)]
-    Optimise(lifecycle::ActivityArgs),
-    /// Finalise: handover, documentation, what is left.
-    ///
-    /// Runs the finalise activity as one run; its context holds the latest manifests of the
-    /// activities before it for the same service (--service, else the latest discover's).
-    ///
-    /// Examples:
-    ///   git spectra finalise "hand over to the platform team" --service logging
-    ///   git spectra finalise "what is left before 1.0" --dry-run
-    #[command(verbatim_doc_comment)]
-    Finalise(lifecycle::ActivityArgs),
     /// Run a built-in playbook (used by the default playbooks' argv).
     #[command(hide = true)]
     Builtin(builtin::BuiltinArgs),
@@ -211,21 +102,7 @@ impl Command {
     fn records_a_run(&self) -> bool {
         matches!(
             self,
-            Command::Discover(_)
-                | Command::Run(_)
-                | Command::Undo(_)
-                | Command::Redo(_)
-                | Command::Engage(_)
-                | Command::Plan(_)
-                | Command::Assess(_)
-                | Command::Design(_)
-                | Command::Provision(_)
-                | Command::Build(_)
-                | Command::Test(_)
-                | Command::Deploy(_)
-                | Command::Monitor(_)
-                | Command::Optimise(_)
-                | Command::Finalise(_)
+            Command::Discover(_) | Command::Run(_) | Command::Undo(_) | Command::Redo(_)
         )
     }
 }
@@ -235,22 +112,30 @@ pub fn run() -> u8 {
     if let Some(hook) = called_by_the_post_commit_shim() {
         return run_post_commit_hook(hook);
     }
-    let cli = match parse_args() {
-        Ok(cli) => cli,
-        Err(err) => return render_clap_error(err),
+    let invocation = match parse_args() {
+        Ok(invocation) => invocation,
+        Err(ParseFailure::Usage(err)) => return render_clap_error(err),
+        Err(ParseFailure::Registry(err)) => return render_error(&err.into()),
     };
-    ui::set_color_choice(cli.color);
+    ui::set_color_choice(invocation.color);
     let options = LogOptions {
-        verbosity: cli.verbose,
-        format: cli.log_format,
+        verbosity: invocation.verbose,
+        format: invocation.log_format,
     };
     if let Err(err) = logging::init(options) {
         return render_error(&err.into());
     }
-    if cli.command.records_a_run() {
+    let command = match invocation.command {
+        Invoked::Builtin(command) => command,
+        Invoked::Activity { name, args } => {
+            crate::interrupt::install();
+            return finish(lifecycle::run_activity(&name, args));
+        }
+    };
+    if command.records_a_run() {
         crate::interrupt::install();
     }
-    let result = match cli.command {
+    let result = match command {
         Command::Append(args) => append::run(args),
         Command::Discover(args) => discover::run(args),
         Command::Doctor(args) => doctor::run(args),
@@ -275,19 +160,13 @@ pub fn run() -> u8 {
         Command::Undo(args) => undo::undo(args),
         Command::Redo(args) => undo::redo(args),
         Command::Run(args) => run::run(args),
-        Command::Engage(args) => lifecycle::run_activity("engage", args),
-        Command::Plan(args) => lifecycle::run_activity("plan", args),
-        Command::Assess(args) => lifecycle::run_activity("assess", args),
-        Command::Design(args) => lifecycle::run_activity("design", args),
-        Command::Provision(args) => lifecycle::run_activity("provision", args),
-        Command::Build(args) => lifecycle::run_activity("build", args),
-        Command::Test(args) => lifecycle::run_activity("test", args),
-        Command::Deploy(args) => lifecycle::run_activity("deploy", args),
-        Command::Monitor(args) => lifecycle::run_activity("monitor", args),
-        Command::Optimise(args) => lifecycle::run_activity("optimise", args),
-        Command::Finalise(args) => lifecycle::run_activity("finalise", args),
         Command::Builtin(args) => builtin::run(args),
     };
+    finish(result)
+}
+
+/// The exit code of a command's result, its error rendered.
+fn finish(result: error::Result<u8>) -> u8 {
     match result {
         Ok(code) => code,
         Err(err) => render_error(&err),
@@ -334,15 +213,122 @@ fn run_post_commit_hook(call: ShimCall) -> u8 {
     0
 }
 
+/// What the command line asks for, with the options every command takes.
+struct Invocation {
+    verbose: u8,
+    log_format: LogFormat,
+    color: Option<ColorChoice>,
+    command: Invoked,
+}
+
+/// A built-in command, or one generated from the registry's activities.
+enum Invoked {
+    Builtin(Command),
+    Activity {
+        name: String,
+        args: lifecycle::ActivityArgs,
+    },
+}
+
+/// Why the command line could not be parsed.
+enum ParseFailure {
+    /// Usage errors, help and version, as clap renders them.
+    Usage(clap::Error),
+    /// The command is not a built-in one, and the repository's registry (which could have
+    /// declared it) does not load.
+    Registry(crate::registry::RegistryError),
+}
+
+impl Cli {
+    /// The built-in commands alone, without the activity commands the registry adds.
+    pub(crate) fn static_command() -> clap::Command {
+        <Cli as clap::CommandFactory>::command()
+    }
+}
+
+/// The whole command line: the built-in commands plus one per activity of the registry (the
+/// repository's, else the built-in one). Manual pages and completions are generated from it.
+pub fn command() -> clap::Command {
+    match activities::registry().0 {
+        Some(registry) => command_for(&registry),
+        None => Cli::static_command(),
+    }
+}
+
+/// The built-in commands plus one per activity of `registry` whose name is free.
+pub fn command_for(registry: &crate::registry::Registry) -> clap::Command {
+    activities::add_to(Cli::static_command(), registry)
+}
+
 /// Parses the process arguments with clap's own colours (help, usage errors) following
 /// `--color` too; clap needs that before it parses, so the flag is looked for first.
-fn parse_args() -> Result<Cli, clap::Error> {
-    use clap::{CommandFactory, FromArgMatches};
+///
+/// The built-in commands are tried first, which needs no registry; only when they do not
+/// parse (an activity command, help, a usage error) is the registry loaded and the whole
+/// command line parsed again, so help and errors name the activities too.
+fn parse_args() -> Result<Invocation, ParseFailure> {
+    use clap::FromArgMatches;
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let matches = Cli::command()
-        .color(clap_color(&args))
-        .try_get_matches_from(args)?;
-    Cli::from_arg_matches(&matches)
+    let color = clap_color(&args);
+    if let Ok(matches) = Cli::static_command()
+        .color(color)
+        .try_get_matches_from(&args)
+    {
+        let cli = Cli::from_arg_matches(&matches).map_err(ParseFailure::Usage)?;
+        return Ok(Invocation {
+            verbose: cli.verbose,
+            log_format: cli.log_format,
+            color: cli.color,
+            command: Invoked::Builtin(cli.command),
+        });
+    }
+    let (registry, registry_error) = activities::registry();
+    let command = match &registry {
+        Some(registry) => command_for(registry),
+        None => Cli::static_command(),
+    };
+    let matches = match command.color(color).try_get_matches_from(&args) {
+        Ok(matches) => matches,
+        Err(err) => {
+            return Err(match registry_error {
+                Some(error) if err.kind() == clap::error::ErrorKind::InvalidSubcommand => {
+                    ParseFailure::Registry(error)
+                }
+                _ => ParseFailure::Usage(err),
+            });
+        }
+    };
+    let Some((name, sub)) = matches.subcommand() else {
+        let cli = Cli::from_arg_matches(&matches).map_err(ParseFailure::Usage)?;
+        return Ok(Invocation {
+            verbose: cli.verbose,
+            log_format: cli.log_format,
+            color: cli.color,
+            command: Invoked::Builtin(cli.command),
+        });
+    };
+    if activities::is_taken(&Cli::static_command(), name) {
+        let cli = Cli::from_arg_matches(&matches).map_err(ParseFailure::Usage)?;
+        return Ok(Invocation {
+            verbose: cli.verbose,
+            log_format: cli.log_format,
+            color: cli.color,
+            command: Invoked::Builtin(cli.command),
+        });
+    }
+    // Global options given after the activity's name are propagated to its matches.
+    Ok(Invocation {
+        verbose: sub.get_count("verbose"),
+        log_format: sub
+            .get_one::<LogFormat>("log_format")
+            .copied()
+            .unwrap_or_default(),
+        color: sub.get_one::<ColorChoice>("color").copied(),
+        command: Invoked::Activity {
+            name: name.to_string(),
+            args: activities::args_from(sub).map_err(ParseFailure::Usage)?,
+        },
+    })
 }
 
 /// `--color always|never` (or `--color=...`) before any `--`; clap's own `auto` otherwise,
@@ -437,8 +423,7 @@ mod tests {
     /// breaks (they would be joined into one paragraph without `verbatim_doc_comment`).
     #[test]
     fn every_visible_subcommand_has_a_summary_and_examples() {
-        use clap::CommandFactory;
-        let cli = Cli::command();
+        let cli = command_for(&crate::registry::Registry::builtin().unwrap());
         for sub in cli.get_subcommands().filter(|sub| !sub.is_hide_set()) {
             let name = sub.get_name();
             if name == "help" {
@@ -495,7 +480,6 @@ mod tests {
 
     #[test]
     fn the_command_definition_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+        command_for(&crate::registry::Registry::builtin().unwrap()).debug_assert();
     }
 }

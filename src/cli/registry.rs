@@ -4,10 +4,13 @@
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
+use std::path::Path;
+
 use super::error::{Error, Result};
 use super::helper::{Access, CommandHelper};
 use super::ui::{Format, Output};
-use crate::registry::{Activity, Layer, Playbook, Registry, RegistryError, template::Arg};
+use crate::registry::{Activity, Layer, Playbook, Problem, Registry, RegistryError, template::Arg};
+use crate::repo::Repo;
 use crate::tip_cache;
 
 /// Inspect and check the activities and playbooks.
@@ -150,7 +153,15 @@ fn show(out: &mut Output, registry: &Registry, id: &str, format: Format) -> Resu
 fn validate(out: &mut Output, format: Format) -> Result<()> {
     // Validation always parses and checks every file: it is the command that says whether the
     // files are sound, so it does not take a cached answer.
-    let error = match load_result(false)? {
+    let loaded = load_result(false)?.and_then(|registry| {
+        let taken = commands_taken(&registry);
+        if taken.is_empty() {
+            Ok(registry)
+        } else {
+            Err(RegistryError::Invalid(taken))
+        }
+    });
+    let error = match loaded {
         Ok(registry) => {
             let message = format!(
                 "registry ok: {} activities, {} playbooks",
@@ -181,6 +192,38 @@ fn validate(out: &mut Output, format: Format) -> Result<()> {
         },
         "each line names file:line:column; files under .spectra/registry/ override the built-in ones",
     ))
+}
+
+/// A repository's activity whose name is a command of its own gets no command: it would run
+/// only as `git spectra run -a NAME`, which is surely not what its author meant.
+fn commands_taken(registry: &Registry) -> Vec<Problem> {
+    let commands = super::Cli::static_command();
+    let root = Repo::discover()
+        .ok()
+        .and_then(|repo| repo.work_tree().map(Path::to_path_buf));
+    registry
+        .activities()
+        .iter()
+        .filter(|activity| activity.origin.layer == Layer::Repository)
+        .filter(|activity| super::activities::is_taken(&commands, &activity.name))
+        // Overriding discover keeps its own command, which runs the override.
+        .filter(|activity| Registry::builtin().is_ok_and(|builtin| builtin.activity(&activity.name).is_none()))
+        .map(|activity| {
+            let position = root
+                .as_ref()
+                .and_then(|root| std::fs::read_to_string(root.join(&activity.origin.file)).ok())
+                .and_then(|text| crate::yaml::position_at(&text, "/name"))
+                .unwrap_or_default();
+            Problem::new(
+                &activity.origin.file,
+                position,
+                format!(
+                    "`{}` is already a git spectra command, so this activity gets none; choose another name",
+                    activity.name
+                ),
+            )
+        })
+        .collect()
 }
 
 fn ids(playbooks: Vec<&Playbook>) -> Vec<String> {

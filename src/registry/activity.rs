@@ -60,7 +60,97 @@ pub struct Activity {
     /// Whether a run stops when this activity does not succeed: later activities would build on
     /// a result that is not there (discover's service name, or a duplicate it refused).
     pub blocking: bool,
+    /// Which rules of the activity loop it follows beyond the generic ones.
+    pub behaviour: Behaviour,
+    /// Whether its playbooks reach outside the repository: they then run in dry-run unless the
+    /// user passes `--execute`, and the manifest records which effects really happened.
+    pub external: bool,
+    /// How the planner's keyword rules choose it.
+    pub planner: PlannerRules,
+    /// The help of `git spectra <name>`; `None` gives a plain one (see [`Activity::summary`]).
+    pub command: Option<CommandHelp>,
     pub origin: Origin,
+}
+
+impl Activity {
+    /// The one-line summary of the activity's subcommand.
+    pub fn summary(&self) -> String {
+        match &self.command {
+            Some(command) => command.summary.clone(),
+            None => format!("Run the {} activity.", self.name),
+        }
+    }
+
+    /// The examples of the activity's subcommand, one command line each.
+    pub fn examples(&self) -> Vec<String> {
+        match &self.command {
+            Some(command) => command.examples.clone(),
+            None => vec![format!("git spectra {} \"<input>\"", self.name)],
+        }
+    }
+}
+
+/// Which rules of the activity loop an activity follows beyond the generic ones (context,
+/// decision, playbooks, gates). The loop picks its rules by this field, never by the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Behaviour {
+    /// The generic loop alone.
+    #[default]
+    Default,
+    /// Chooses the run's service: name rules, the service catalog, the specification file.
+    Discover,
+    /// Runs the project's real tests and trusts only their counts.
+    Test,
+}
+
+impl Behaviour {
+    /// Every behaviour, as written in an activity file.
+    pub const ALL: [Behaviour; 3] = [Behaviour::Default, Behaviour::Discover, Behaviour::Test];
+
+    /// The word an activity file uses for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Behaviour::Default => "default",
+            Behaviour::Discover => "discover",
+            Behaviour::Test => "test",
+        }
+    }
+
+    /// The behaviour an activity file names, if it names one.
+    pub fn parse(text: &str) -> Option<Behaviour> {
+        Behaviour::ALL.into_iter().find(|b| b.name() == text)
+    }
+}
+
+/// How the planner's keyword rules (used when no model plans) see an activity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannerRules {
+    /// Stems that choose the activity, besides its own name: a word of the input matches a
+    /// stem when it starts with it (`deploying` matches `deploy`).
+    pub keywords: Vec<String>,
+    /// Chosen when no activity matches the input.
+    pub fallback: bool,
+}
+
+impl PlannerRules {
+    /// Whether `word` (lowercase) starts with one of the keywords or with `name`.
+    pub fn matches(&self, name: &str, word: &str) -> bool {
+        word.starts_with(name)
+            || self
+                .keywords
+                .iter()
+                .any(|stem| word.starts_with(stem.as_str()))
+    }
+}
+
+/// The help of an activity's own subcommand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandHelp {
+    /// One line, starting with a capital verb.
+    pub summary: String,
+    /// Whole command lines, shown one per line under `Examples:`.
+    pub examples: Vec<String>,
 }
 
 /// The system and user prompt templates.

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::activity::{PROMPT_VARIABLES, PlaybookRef};
+use super::activity::{Behaviour, PROMPT_VARIABLES, PlaybookRef};
 use super::error::Problem;
 use super::format::{ActivityFile, PlaybookFile};
 use super::source::Layer;
@@ -78,6 +78,82 @@ pub fn activity_file(parsed: &Parsed<ActivityFile>, problems: &mut Vec<Problem>)
     for path in &doc.writes {
         if let Some(why) = unsafe_relative_path(&path.value) {
             report.at(Position::of(path), format!("`{}` {why}", path.value));
+        }
+    }
+    check_behaviour(&mut report, doc);
+    check_planner(&mut report, doc);
+    check_command(&mut report, doc);
+}
+
+fn check_behaviour(report: &mut Report, doc: &ActivityFile) {
+    let Some(behaviour) = &doc.behaviour else {
+        return;
+    };
+    if Behaviour::parse(&behaviour.value).is_none() {
+        let known: Vec<&str> = Behaviour::ALL.iter().map(|b| b.name()).collect();
+        report.at(
+            Position::of(behaviour),
+            format!(
+                "`{}` is not a behaviour; use one of: {}",
+                behaviour.value,
+                known.join(", ")
+            ),
+        );
+    }
+}
+
+/// Keywords are matched against the lowercase words of the input, which hold letters, digits
+/// and `-`: anything else could never match.
+fn check_planner(report: &mut Report, doc: &ActivityFile) {
+    let Some(planner) = &doc.planner else {
+        return;
+    };
+    for keyword in &planner.keywords {
+        if !is_keyword(&keyword.value) {
+            report.at(
+                Position::of(keyword),
+                format!(
+                    "`{}` is not a planner keyword (lowercase letters, digits and `-`, as the words of the input are)",
+                    keyword.value
+                ),
+            );
+        }
+    }
+}
+
+fn is_keyword(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c == '-' || (c.is_alphanumeric() && !c.is_uppercase()))
+}
+
+fn check_command(report: &mut Report, doc: &ActivityFile) {
+    let Some(command) = &doc.command else {
+        return;
+    };
+    let summary = &command.value.summary;
+    if summary.value.contains('\n') || !summary.value.starts_with(|c: char| c.is_uppercase()) {
+        report.at(
+            Position::of(summary),
+            "command.summary must be one line starting with a capital verb",
+        );
+    }
+    if command.value.examples.is_empty() {
+        report.at(
+            Position::of(command),
+            "command.examples must give at least one example",
+        );
+    }
+    for example in &command.value.examples {
+        if example.value.contains('\n') || !example.value.starts_with("git ") {
+            report.at(
+                Position::of(example),
+                format!(
+                    "`{}` is not an example: one command line starting with `git spectra`",
+                    example.value.trim()
+                ),
+            );
         }
     }
 }
@@ -523,6 +599,12 @@ pub fn unsafe_relative_path(path: &str) -> Option<&'static str> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn keywords_are_lowercase_words_or_stems() {
+        assert!(is_keyword("observab") && is_keyword("roll-out") && is_keyword("qa2"));
+        assert!(!is_keyword("") && !is_keyword("Deploy") && !is_keyword("two words"));
+    }
 
     #[test]
     fn ids_are_lowercase_words() {

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::Origin;
-use super::activity::{Activity, PlaybookRef, Prompts};
+use super::activity::{Activity, Behaviour, CommandHelp, PlannerRules, PlaybookRef, Prompts};
 use super::gate::{Check, QualityGate};
 use super::playbook::{Playbook, no_inputs};
 use super::template::Arg;
@@ -30,6 +30,32 @@ pub struct ActivityFile {
     pub writes: Vec<Spanned<String>>,
     #[serde(default)]
     pub blocking: bool,
+    #[serde(default)]
+    pub behaviour: Option<Spanned<String>>,
+    #[serde(default)]
+    pub external: bool,
+    #[serde(default)]
+    pub planner: Option<PlannerFile>,
+    #[serde(default)]
+    pub command: Option<Spanned<CommandFile>>,
+}
+
+/// The planner's keyword rules inside an activity file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlannerFile {
+    #[serde(default)]
+    pub keywords: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub fallback: bool,
+}
+
+/// The help of the activity's subcommand inside an activity file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandFile {
+    pub summary: Spanned<String>,
+    pub examples: Vec<Spanned<String>>,
 }
 
 /// A quality gate inside an activity file.
@@ -83,6 +109,27 @@ impl ActivityFile {
             token_budget: self.token_budget.value,
             writes: self.writes.into_iter().map(|path| path.value).collect(),
             blocking: self.blocking,
+            // Checked by `check::activity_file`; the built-in files by a unit test.
+            behaviour: self
+                .behaviour
+                .and_then(|behaviour| Behaviour::parse(&behaviour.value))
+                .unwrap_or_default(),
+            external: self.external,
+            planner: self
+                .planner
+                .map_or_else(PlannerRules::default, |planner| PlannerRules {
+                    keywords: planner.keywords.into_iter().map(|k| k.value).collect(),
+                    fallback: planner.fallback,
+                }),
+            command: self.command.map(|command| CommandHelp {
+                summary: command.value.summary.value,
+                examples: command
+                    .value
+                    .examples
+                    .into_iter()
+                    .map(|e| e.value)
+                    .collect(),
+            }),
             origin,
         }
     }
@@ -205,6 +252,14 @@ mod tests {
         same(
             fields_of::<GateFile>(),
             schema_properties(ACTIVITY_SCHEMA, "/$defs/quality_gate/properties"),
+        );
+        same(
+            fields_of::<PlannerFile>(),
+            schema_properties(ACTIVITY_SCHEMA, "/$defs/planner/properties"),
+        );
+        same(
+            fields_of::<CommandFile>(),
+            schema_properties(ACTIVITY_SCHEMA, "/$defs/command/properties"),
         );
     }
 

@@ -22,7 +22,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-pub use activity::{Activity, CANONICAL_ACTIVITIES, PROMPT_VARIABLES, PlaybookRef, Prompts};
+pub use activity::{
+    Activity, Behaviour, CANONICAL_ACTIVITIES, CommandHelp, PROMPT_VARIABLES, PlannerRules,
+    PlaybookRef, Prompts,
+};
 pub use check::compile_schema;
 pub use error::{Problem, RegistryError};
 pub use gate::{Check, GateResult, QualityGate};
@@ -179,6 +182,13 @@ impl Registry {
         self.activities
             .iter()
             .find(|activity| activity.name == name)
+    }
+
+    /// Changes the activity called `name` in place (tests build variants of the built-in one).
+    #[cfg(test)]
+    pub(crate) fn edit_activity(&mut self, name: &str, edit: impl FnOnce(&mut Activity)) {
+        let activity = self.activities.iter_mut().find(|a| a.name == name);
+        edit(activity.expect("no such activity"));
     }
 
     /// Every playbook, by id.

@@ -3,6 +3,7 @@
 //! repositories with a pinned environment. One binary links once and runs every test in
 //! parallel.
 
+mod activity_registry;
 mod canonical;
 mod common;
 mod defend_effects;

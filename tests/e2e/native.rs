@@ -6,14 +6,14 @@
 
 use std::process::Stdio;
 
-use clap::CommandFactory;
-use spectra::cli::Cli;
+use spectra::registry::Registry;
 
 use crate::common::{Run, TestEnv, TestRepo, spectra_bin};
 
-/// The subcommands a user can see (hidden plumbing such as `hook` and `builtin` is left out).
+/// The subcommands a user can see (hidden plumbing such as `hook` and `builtin` is left out),
+/// with the activity commands of the built-in registry.
 fn visible_subcommands() -> Vec<String> {
-    Cli::command()
+    spectra::cli::command_for(&Registry::builtin().unwrap())
         .get_subcommands()
         .filter(|sub| !sub.is_hide_set())
         .map(|sub| sub.get_name().to_string())

@@ -1,0 +1,405 @@
+//! One activity of a run: gather the context, decide (model or offline rules), apply the
+//! activity's own rules ([`super::rules`]), run the chosen playbooks, compute the gates and
+//! record `activity.finished`.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use super::decider::llm_reason;
+use super::rules::{self, Rules, Step};
+use super::run::{RunState, millis};
+use super::{
+    ActivityError, ActivityReport, Context, Decider, Engine, Outcome, PlaybookSummary, RunError,
+    context, effects,
+};
+use crate::event::{NewEvent, kind};
+use crate::llm::DecisionRequest;
+use crate::playbook::Report;
+use crate::projection::manifests::{self, CorruptIndex, ManifestIndex};
+use crate::registry::{Activity, Registry};
+
+impl Engine<'_> {
+    pub(super) fn run_activity(
+        &self,
+        state: &mut RunState<'_>,
+        name: &str,
+        input: &str,
+    ) -> Result<ActivityReport, RunError> {
+        let started = Instant::now();
+        let definition = self
+            .registry
+            .activity(name)
+            .ok_or_else(|| RunError::UnknownActivity(name.to_string()))?;
+        let rules = rules::of(definition);
+        let chosen = state.service.clone();
+        let (service, mut context) =
+            manifests::query_loaded(&mut state.projection, self.repo, self.store, |index| {
+                // Discover chooses a service; every other activity works on the one chosen last.
+                let service = match &chosen {
+                    None if !rules.chooses_service() => {
+                        latest_chosen_service(self.registry, index)?
+                    }
+                    chosen => chosen.clone(),
+                };
+                let context = context::gather(
+                    self.repo.gix(),
+                    &self.root,
+                    index,
+                    self.registry,
+                    definition,
+                    service.as_deref(),
+                )?;
+                Ok((service, context))
+            })?;
+        state.service = service;
+        if let Decider::Model(client) = &self.decider {
+            let budget = client
+                .settings()
+                .context_window
+                .value
+                .saturating_sub(definition.token_budget);
+            context.fit(budget, |context| {
+                render(definition, context, input, state.service.as_deref())
+            });
+        }
+        let mut started_event = NewEvent::new(kind::ACTIVITY_STARTED)
+            .activity(name)
+            .payload(json!({"input": input, "context": context.summary()}));
+        if let Some(service) = &state.service {
+            started_event = started_event.service(service.clone());
+        }
+        state.recorder.record(started_event);
+        state.recorder.flush()?;
+        crate::test_hook::point("activity.started");
+
+        let mut work = ActivityWork::new(name, state.service.clone());
+        rules.before_decision(self, &mut work);
+        if work.errors.is_empty() {
+            let step = Step {
+                definition,
+                context: &context,
+                input,
+            };
+            self.decide_and_act(state, rules, &step, &mut work)?;
+        }
+        self.finish_activity(state, definition, work, started)
+    }
+
+    fn decide_and_act(
+        &self,
+        state: &mut RunState<'_>,
+        rules: &dyn Rules,
+        step: &Step<'_>,
+        work: &mut ActivityWork,
+    ) -> Result<(), RunError> {
+        let Some(decision) = self.decide(state, step, None, work)? else {
+            return Ok(());
+        };
+        let Some(decision) = rules.after_decision(self, state, step, decision, work)? else {
+            return Ok(());
+        };
+        if rules.chooses_service() {
+            state.service = work.service.clone();
+        }
+        let mut choices = decision
+            .get("playbooks")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        rules.adjust_choices(&mut choices);
+        let definition = step.definition;
+        let name = definition.name.as_str();
+        let dry_run = self.options.dry_run || (definition.external && !self.options.execute);
+        for choice in &choices {
+            self.run_playbook(state, name, choice, dry_run, work)?;
+        }
+        if definition.external {
+            work.extra_outputs
+                .insert("effects".into(), effects::summary(&work.playbooks));
+        }
+        rules.observe(dry_run, work);
+        work.decision = decision;
+        if work.errors.is_empty() {
+            rules.write_outputs(self, state, work)?;
+        }
+        Ok(())
+    }
+
+    /// Asks the model (or the offline rules) for a decision and records it. `None` means the
+    /// failure is already recorded in `work`.
+    pub(crate) fn decide(
+        &self,
+        state: &mut RunState<'_>,
+        step: &Step<'_>,
+        correction: Option<&str>,
+        work: &mut ActivityWork,
+    ) -> Result<Option<Value>, RunError> {
+        let Step {
+            definition,
+            context,
+            input,
+        } = *step;
+        let name = &definition.name;
+        let (decision, mode, extra, causes) = match &self.decider {
+            Decider::Offline { .. } => {
+                let rules = rules::of(definition);
+                match rules.offline_decision(self, definition, input, state.service.as_deref()) {
+                    Ok(decision) => (decision, "offline", json!({}), Vec::new()),
+                    Err(error) => {
+                        work.errors.push(error);
+                        return Ok(None);
+                    }
+                }
+            }
+            Decider::Model(client) => {
+                let schema = self.registry.decision_schema(name)?;
+                let (system, mut user) =
+                    render(definition, context, input, state.service.as_deref());
+                if let Some(correction) = correction {
+                    user.push_str("\n\n");
+                    user.push_str(correction);
+                }
+                let request = DecisionRequest {
+                    system,
+                    user,
+                    schema,
+                    schema_name: format!("{name}_decision"),
+                    max_tokens: Some(definition.token_budget),
+                };
+                // Everything recorded so far is in the log before the model is asked: a call
+                // can take minutes, and a crash then must not lose what led to it.
+                state.recorder.flush()?;
+                self.progress.thinking(name);
+                let answer = client.decide(&request);
+                self.progress.done_thinking();
+                let model = client.settings().model.value.clone();
+                match answer {
+                    Ok(decided) => {
+                        let causes = state.recorder.record_llm_attempts(
+                            Some(name),
+                            state.service.as_deref(),
+                            &model,
+                            &decided.records,
+                        );
+                        let extra = json!({"format": decided.format, "repairs": decided.repairs});
+                        (decided.value, "llm", extra, causes)
+                    }
+                    Err(failure) => {
+                        state.recorder.record_llm_attempts(
+                            Some(name),
+                            state.service.as_deref(),
+                            &model,
+                            &failure.records,
+                        );
+                        state.recorder.flush()?;
+                        work.errors.push(ActivityError::new(
+                            llm_reason(&failure.error),
+                            failure.error.to_string(),
+                        ));
+                        return Ok(None);
+                    }
+                }
+            }
+        };
+        let mut payload = json!({"decision": decision, "mode": mode});
+        if let (Some(object), Some(extra)) = (payload.as_object_mut(), extra.as_object()) {
+            object.extend(extra.clone());
+        }
+        let mut event = NewEvent::new(kind::DECISION_MADE)
+            .activity(name.clone())
+            .subject(decision_subject(name, &decision))
+            .payload(payload);
+        event.causes = causes;
+        if let Some(service) = &state.service {
+            event = event.service(service.clone());
+        }
+        // Appended with whatever comes next, before its first effect (a playbook, a file, a
+        // commit, another model call) or at the end of the activity.
+        work.decision_event = Some(state.recorder.record(event));
+        Ok(Some(decision))
+    }
+
+    pub(super) fn finish_activity(
+        &self,
+        state: &mut RunState<'_>,
+        definition: &Activity,
+        mut work: ActivityWork,
+        started: Instant,
+    ) -> Result<ActivityReport, RunError> {
+        work.facts
+            .entry("playbooks_succeeded".into())
+            .or_insert_with(|| work.errors.iter().all(|e| !e.is_playbook_error()));
+        let gates: BTreeMap<String, bool> = definition
+            .quality_gates
+            .iter()
+            .map(|gate| {
+                let result = gate.evaluate(&work.decision, &work.facts);
+                (result.name, result.passed && work.decision.is_object())
+            })
+            .collect();
+        let gates_passed = gates.values().filter(|passed| **passed).count();
+        let outcome = if work.blocked {
+            Outcome::Blocked
+        } else if work.errors.is_empty() {
+            Outcome::Succeeded
+        } else {
+            Outcome::Failed
+        };
+        let outputs = work.outputs();
+        let duration_ms = millis(started);
+        let mut event = NewEvent::new(kind::ACTIVITY_FINISHED)
+            .activity(definition.name.clone())
+            .subject(format!(
+                "{}: {}{} ({gates_passed}/{} gates)",
+                definition.name,
+                outcome,
+                work.service
+                    .as_deref()
+                    .map(|s| format!(" for {s}"))
+                    .unwrap_or_default(),
+                gates.len()
+            ))
+            .payload(json!({
+                "outcome": outcome,
+                "duration_ms": duration_ms,
+                "outputs": outputs,
+                "quality_gates": gates,
+                "gates_passed": gates_passed,
+                "gates_total": gates.len(),
+                "errors": work.errors,
+            }));
+        if let Some(id) = &work.decision_event {
+            event = event.cause(id.clone());
+        }
+        if let Some(service) = &work.service {
+            event = event.service(service.clone());
+        }
+        // Appended with `run.finished`, or before the next activity reads the log.
+        state.recorder.record(event);
+        Ok(ActivityReport {
+            activity: definition.name.clone(),
+            service: work.service.clone(),
+            outcome,
+            duration_ms,
+            outputs,
+            gates_total: gates.len(),
+            quality_gates: gates,
+            gates_passed,
+            errors: work.errors,
+            playbooks: work.playbooks,
+            commit: work.commit.map(|c| c.commit),
+        })
+    }
+}
+
+/// What one activity has found and done so far.
+pub(crate) struct ActivityWork {
+    /// The activity's name, as events and files name it.
+    pub activity: String,
+    pub service: Option<String>,
+    pub decision: Value,
+    pub decision_event: Option<String>,
+    pub facts: BTreeMap<String, bool>,
+    pub errors: Vec<ActivityError>,
+    pub blocked: bool,
+    pub playbooks: Vec<PlaybookSummary>,
+    pub playbook_reports: Vec<(String, Report)>,
+    /// Extra outputs beyond the decision (registry check, specification, ...).
+    pub extra_outputs: serde_json::Map<String, Value>,
+    pub commit: Option<crate::worktree::Committed>,
+}
+
+impl ActivityWork {
+    pub(super) fn new(activity: &str, service: Option<String>) -> ActivityWork {
+        ActivityWork {
+            activity: activity.to_string(),
+            service,
+            decision: Value::Null,
+            decision_event: None,
+            facts: BTreeMap::new(),
+            errors: Vec::new(),
+            blocked: false,
+            playbooks: Vec::new(),
+            playbook_reports: Vec::new(),
+            extra_outputs: serde_json::Map::new(),
+            commit: None,
+        }
+    }
+
+    /// The activity's result: its decision (without the playbook choices) plus what it observed.
+    fn outputs(&self) -> Value {
+        let mut outputs = match &self.decision {
+            Value::Object(map) => map.clone(),
+            _ => serde_json::Map::new(),
+        };
+        outputs.remove("playbooks");
+        if let Some(service) = &self.service {
+            outputs.insert("service_name".into(), json!(service));
+        }
+        outputs.extend(self.extra_outputs.clone());
+        Value::Object(outputs)
+    }
+}
+
+/// The service the latest completed activity that chooses services (discover) chose, for
+/// activities run without one.
+fn latest_chosen_service(
+    registry: &Registry,
+    projection: &ManifestIndex,
+) -> Result<Option<String>, CorruptIndex> {
+    let mut latest = None;
+    for name in rules::service_choosers(registry) {
+        latest = projection
+            .try_manifests(Some(name), None)?
+            .into_iter()
+            .filter(|manifest| manifest.status == "complete")
+            .chain(latest)
+            .max_by(|a, b| a.completed_at.cmp(&b.completed_at));
+    }
+    Ok(latest.and_then(|manifest| manifest.service))
+}
+
+/// The system and user prompts of `definition` with this context.
+fn render(
+    definition: &Activity,
+    context: &Context,
+    input: &str,
+    service: Option<&str>,
+) -> (String, String) {
+    let mut values = context.variables();
+    values.insert("activity", definition.name.clone());
+    values.insert("input", input.to_string());
+    values.insert(
+        "service",
+        service
+            .map(str::to_string)
+            .unwrap_or_else(|| "(not chosen yet)".into()),
+    );
+    definition.prompts.render(&values)
+}
+
+fn decision_subject(activity: &str, decision: &Value) -> String {
+    let playbooks: Vec<&str> = decision
+        .get("playbooks")
+        .and_then(Value::as_array)
+        .map(|choices| {
+            choices
+                .iter()
+                .filter_map(|choice| choice.get("id").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    match (
+        decision.get("service_name").and_then(Value::as_str),
+        playbooks.is_empty(),
+    ) {
+        (Some(service), true) => format!("{activity}: decided on {service}"),
+        (Some(service), false) => {
+            format!("{activity}: chose {} for {service}", playbooks.join(", "))
+        }
+        (None, true) => format!("{activity}: decided"),
+        (None, false) => format!("{activity}: chose {}", playbooks.join(", ")),
+    }
+}
