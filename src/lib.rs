@@ -10,6 +10,7 @@ pub mod builtin;
 pub mod cli;
 pub mod error;
 pub mod event;
+pub mod fold_cache;
 pub mod hook;
 pub mod interrupt;
 pub mod llm;

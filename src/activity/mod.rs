@@ -30,9 +30,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::event::{NewEvent, kind};
+use crate::fold_cache::manifests;
 use crate::llm::{Client, DecisionRequest};
 use crate::playbook::{Action, Report, Request, Runner};
-use crate::projection::manifests::{self, CorruptIndex, ManifestIndex};
+use crate::projection::manifests::{CorruptIndex, ManifestIndex};
 use crate::registry::{Activity, Registry};
 use crate::repo::Repo;
 use crate::store::{Store, StoreError};

@@ -249,7 +249,7 @@ impl Engine<'_> {
     /// A new idea: no service was named, or the one named was never discovered.
     fn is_new_idea(&self) -> bool {
         let service = self.options.service.as_deref();
-        let Ok(manifests) = crate::projection::manifests::query(self.repo, self.store, |index| {
+        let Ok(manifests) = crate::fold_cache::manifests::query(self.repo, self.store, |index| {
             index.try_manifests(Some(discover::NAME), service)
         }) else {
             return true;

@@ -4,7 +4,6 @@ use clap::Args;
 use serde_json::json;
 
 use crate::error::Result;
-use crate::projection;
 use crate::repo::Repo;
 use crate::store::{Filter, StoredEvent};
 use crate::ui::{Format, Output, Stream, Style, paint};
@@ -53,7 +52,7 @@ pub fn run(args: LogArgs) -> Result<u8> {
     };
     // Which events an undo reverted comes from the small manifest index (cached by tip), not
     // the full projection, so `log -n 1` stays cheap on a long log.
-    let index = projection::manifests::load(&repo, &store)?;
+    let index = crate::fold_cache::manifests::load(&repo, &store)?;
     let reverted = index.marked_reverted();
     let mut out = Output::new();
     let limit = args.max_count.unwrap_or(usize::MAX);

@@ -4,7 +4,7 @@ use clap::Args;
 
 use crate::error::Result;
 use crate::repo::Repo;
-use crate::stats::{self, Durations, Scope, Stats};
+use crate::stats::{Durations, Scope, Stats};
 use crate::ui::{Format, Output};
 
 /// Show how activities, LLM endpoints and playbooks have behaved.
@@ -34,7 +34,7 @@ pub struct StatsArgs {
 pub fn run(args: StatsArgs) -> Result<u8> {
     let repo = Repo::discover()?;
     let store = super::open_store_for_reading(&repo);
-    let folded = stats::cache::tally(&store, &repo.state_dir().join("cache"))?;
+    let folded = crate::fold_cache::stats::tally(&store, &crate::tip_cache::dir(&repo))?;
     let scope = Scope {
         since: args.since,
         activity: args.activity,
@@ -42,7 +42,7 @@ pub fn run(args: StatsArgs) -> Result<u8> {
     // The cache is written while the report is made and printed.
     std::thread::scope(|threads| {
         threads.spawn(|| folded.save());
-        report(&folded.tally.stats(&scope), args.format)
+        report(&folded.value.stats(&scope), args.format)
     })?;
     Ok(0)
 }

@@ -7,7 +7,6 @@ use crate::error::Result;
 use crate::hook::install::{self, HookState};
 use crate::llm::Client;
 use crate::llm::probe::ModelsProbe;
-use crate::projection;
 use crate::repo::Repo;
 use crate::settings::{Layers, LlmSettings};
 use crate::ui::{self, Format, Output, Stream, Style};
@@ -125,7 +124,7 @@ fn events_status(repo: &Repo) -> Result<EventsStatus> {
     let last_run = if count == 0 {
         None
     } else {
-        projection::cache::load(repo, &store)?
+        crate::fold_cache::projection::load(repo, &store)?
             .runs()
             .pop()
             .map(|row| LastRun {

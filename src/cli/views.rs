@@ -78,14 +78,14 @@ pub struct ExportArgs {
 fn load() -> Result<(Repo, Projection)> {
     let repo = Repo::discover()?;
     let store = super::open_store_for_reading(&repo);
-    let projection = projection::cache::load(&repo, &store)?;
+    let projection = crate::fold_cache::projection::load(&repo, &store)?;
     Ok((repo, projection))
 }
 
 pub fn manifest(args: ManifestArgs) -> Result<u8> {
     let repo = Repo::discover()?;
     let store = super::open_store_for_reading(&repo);
-    let manifests = projection::manifests::query(&repo, &store, |index| {
+    let manifests = crate::fold_cache::manifests::query(&repo, &store, |index| {
         index.try_manifests(args.activity.as_deref(), args.service.as_deref())
     })?;
     let mut out = Output::new();
