@@ -12,6 +12,7 @@ pub mod cli;
 pub mod digest;
 pub mod event;
 pub mod failure;
+pub mod fold_cache;
 pub mod hook;
 pub mod interrupt;
 pub mod llm;

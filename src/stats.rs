@@ -13,7 +13,6 @@
 //! events whose payload lacks what stats needs, are skipped. The JSON shape of [`Stats`] is
 //! documented in docs/stats.md and is stable within its `schema`.
 
-pub mod cache;
 mod stored;
 
 use std::borrow::Cow;
@@ -23,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::event::{self, Event, EventError, Outcome, RevertedSet, kind};
+use crate::fold_cache::{Fold, NeedsRebuild};
 
 /// The version of the JSON object [`Stats`] serialises to.
 pub const STATS_SCHEMA: u32 = 1;
@@ -117,7 +117,7 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> Tally {
 
 /// What one event contributes to a tally, reduced so that a long log stays small in memory.
 #[derive(Debug, Clone)]
-enum Entry {
+enum Reduced {
     Sample(Sample),
     Revert(Revert),
     Restore(Restore),
@@ -125,9 +125,9 @@ enum Entry {
     Skipped,
 }
 
-impl Entry {
-    fn of(event: &Event) -> Entry {
-        Entry::of_parts(
+impl Reduced {
+    fn of(event: &Event) -> Reduced {
+        Reduced::of_parts(
             &event.id,
             &event.at,
             &event.kind,
@@ -138,10 +138,10 @@ impl Entry {
 
     /// The entry of one `event.json`, decoding only the fields stats reads: on a long log this
     /// is most of the cost of a cold `stats`. Any other schema goes through the full decoder.
-    pub(crate) fn of_json(bytes: &[u8]) -> Result<Entry, EventError> {
+    fn of_json(bytes: &[u8]) -> Result<Reduced, EventError> {
         match serde_json::from_slice::<StatsEnvelope>(bytes) {
             Ok(envelope) if envelope.schema == event::SCHEMA_VERSION => Ok(envelope.entry()),
-            _ => event::decode(bytes).map(|event| Entry::of(&event)),
+            _ => event::decode(bytes).map(|event| Reduced::of(&event)),
         }
     }
 
@@ -151,26 +151,26 @@ impl Entry {
         kind: &str,
         activity: Option<&str>,
         payload: &impl Payload,
-    ) -> Entry {
+    ) -> Reduced {
         let at_ms = millis_of(at);
         match kind {
-            kind::EVENTS_REVERTED => Entry::Revert(Revert {
+            kind::EVENTS_REVERTED => Reduced::Revert(Revert {
                 id: id.to_string(),
                 at_ms,
                 targets: strings_at(payload, "targets"),
             }),
-            kind::EVENTS_RESTORED => Entry::Restore(Restore {
+            kind::EVENTS_RESTORED => Reduced::Restore(Restore {
                 at_ms,
                 targets: strings_at(payload, "targets"),
             }),
             _ => match fact_of(kind, payload) {
-                Some(fact) => Entry::Sample(Sample {
+                Some(fact) => Reduced::Sample(Sample {
                     id: id.to_string(),
                     at_ms,
                     activity: activity.map(str::to_string),
                     fact,
                 }),
-                None => Entry::Skipped,
+                None => Reduced::Skipped,
             },
         }
     }
@@ -211,8 +211,8 @@ struct StatsPayload {
 }
 
 impl StatsEnvelope<'_> {
-    fn entry(self) -> Entry {
-        Entry::of_parts(
+    fn entry(self) -> Reduced {
+        Reduced::of_parts(
             &self.id,
             &self.at,
             &self.kind,
@@ -262,16 +262,16 @@ impl Payload for StatsPayload {
 impl Tally {
     /// Adds the next event of the log (events must come oldest first).
     pub fn add(&mut self, event: &Event) {
-        self.apply(Entry::of(event));
+        self.apply_entry(Reduced::of(event));
     }
 
-    fn apply(&mut self, entry: Entry) {
+    fn apply_entry(&mut self, entry: Reduced) {
         self.events += 1;
         match entry {
-            Entry::Sample(sample) => self.samples.push(sample),
-            Entry::Revert(revert) => self.reverts.push(revert),
-            Entry::Restore(restore) => self.restores.push(restore),
-            Entry::Skipped => {}
+            Reduced::Sample(sample) => self.samples.push(sample),
+            Reduced::Revert(revert) => self.reverts.push(revert),
+            Reduced::Restore(restore) => self.restores.push(restore),
+            Reduced::Skipped => {}
         }
     }
 
@@ -794,6 +794,27 @@ impl RunAcc {
     }
 }
 
+/// What the tally keeps of one event, as the store reads it.
+pub struct Entry(Reduced);
+
+/// The tally is cached as a [`Fold`] of the log (see [`crate::fold_cache`]).
+impl Fold for Tally {
+    type Item = Entry;
+    const NAME: &'static str = "stats";
+    const VERSION: u32 = 4;
+    const CHECKPOINT_EVERY: u64 = 2048;
+    const CHECKPOINTS_KEPT: usize = 8;
+
+    fn keep(event_json: &[u8]) -> Result<Entry, EventError> {
+        Reduced::of_json(event_json).map(Entry)
+    }
+
+    fn apply(&mut self, entry: Entry) -> Result<(), NeedsRebuild> {
+        self.apply_entry(entry.0);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1026,7 +1047,7 @@ mod tests {
         // Folding through the light decoder gives the same tally as through whole events.
         let mut light = Tally::default();
         for event in events.iter().chain([&undo]) {
-            light.apply(Entry::of_json(&event.canonical_json()).unwrap());
+            light.apply_entry(Reduced::of_json(&event.canonical_json()).unwrap());
         }
         assert_eq!(light.stats(&scope), tally.stats(&scope));
         tally.add(&events[0]);

@@ -206,7 +206,7 @@ impl Engine<'_> {
     /// A new idea: no service was named, or the one named was never discovered.
     fn is_new_idea(&self) -> bool {
         let service = self.options.service.as_deref();
-        let Ok(manifests) = crate::projection::manifests::query(self.repo, self.store, |index| {
+        let Ok(manifests) = crate::fold_cache::manifests::query(self.repo, self.store, |index| {
             let mut manifests = Vec::new();
             for name in rules::service_choosers(self.registry) {
                 manifests.extend(index.try_manifests(Some(name), service)?);

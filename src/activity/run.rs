@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use super::report::run_outcome;
 use super::{ActivityReport, Engine, Outcome, Recorder, RunError, RunReport, planner};
 use crate::event::{NewEvent, kind};
-use crate::projection::manifests::{self, ManifestIndex};
+use crate::fold_cache::manifests;
+use crate::projection::manifests::ManifestIndex;
 
 /// The state carried from one activity to the next within a run.
 pub(crate) struct RunState<'s> {

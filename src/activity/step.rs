@@ -15,9 +15,10 @@ use super::{
     context, effects,
 };
 use crate::event::{NewEvent, kind};
+use crate::fold_cache::manifests;
 use crate::llm::DecisionRequest;
 use crate::playbook::Report;
-use crate::projection::manifests::{self, CorruptIndex, ManifestIndex};
+use crate::projection::manifests::{CorruptIndex, ManifestIndex};
 use crate::registry::{Activity, Registry};
 
 impl Engine<'_> {

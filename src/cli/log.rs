@@ -6,7 +6,6 @@ use serde_json::json;
 use super::error::Result;
 use super::helper::{Access, CommandHelper};
 use super::ui::{Format, Output, Stream, Style, paint};
-use crate::projection;
 use crate::store::{Filter, StoredEvent};
 
 /// Show events, newest first.
@@ -53,7 +52,7 @@ pub fn run(args: LogArgs) -> Result<u8> {
     };
     // Which events an undo reverted comes from the small manifest index (cached by tip), not
     // the full projection, so `log -n 1` stays cheap on a long log.
-    let index = projection::manifests::load(helper.repo(), store)?;
+    let index = crate::fold_cache::manifests::load(helper.repo(), store)?;
     let reverted = index.marked_reverted();
     let mut out = Output::new();
     let limit = args.max_count.unwrap_or(usize::MAX);

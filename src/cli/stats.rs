@@ -5,7 +5,7 @@ use clap::Args;
 use super::error::Result;
 use super::helper::{Access, CommandHelper};
 use super::ui::{Format, Output};
-use crate::stats::{self, Durations, Scope, Stats};
+use crate::stats::{Durations, Scope, Stats};
 
 /// Show how activities, LLM endpoints and playbooks have behaved.
 ///
@@ -33,7 +33,8 @@ pub struct StatsArgs {
 
 pub fn run(args: StatsArgs) -> Result<u8> {
     let helper = CommandHelper::open(Access::Shows)?;
-    let folded = stats::cache::tally(helper.store(), &helper.repo().state_dir().join("cache"))?;
+    let folded =
+        crate::fold_cache::stats::tally(helper.store(), &crate::tip_cache::dir(helper.repo()))?;
     let scope = Scope {
         since: args.since,
         activity: args.activity,
@@ -41,7 +42,7 @@ pub fn run(args: StatsArgs) -> Result<u8> {
     // The cache is written while the report is made and printed.
     std::thread::scope(|threads| {
         threads.spawn(|| folded.save());
-        report(&folded.tally.stats(&scope), args.format)
+        report(&folded.value.stats(&scope), args.format)
     })?;
     Ok(0)
 }

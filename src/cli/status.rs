@@ -9,7 +9,6 @@ use super::ui::{self, Format, Output, Stream, Style};
 use crate::hook::install::{self, HookState};
 use crate::llm::Client;
 use crate::llm::probe::ModelsProbe;
-use crate::projection;
 use crate::repo::Repo;
 use crate::settings::{Layers, LlmSettings};
 
@@ -127,7 +126,7 @@ fn events_status(helper: &CommandHelper) -> Result<EventsStatus> {
     let last_run = if count == 0 {
         None
     } else {
-        projection::cache::load(repo, store)?
+        crate::fold_cache::projection::load(repo, store)?
             .runs()
             .pop()
             .map(|row| LastRun {

@@ -77,13 +77,13 @@ pub struct ExportArgs {
 
 fn load() -> Result<(CommandHelper, Projection)> {
     let helper = CommandHelper::open(Access::Shows)?;
-    let projection = projection::cache::load(helper.repo(), helper.store())?;
+    let projection = crate::fold_cache::projection::load(helper.repo(), helper.store())?;
     Ok((helper, projection))
 }
 
 pub fn manifest(args: ManifestArgs) -> Result<u8> {
     let helper = CommandHelper::open(Access::Shows)?;
-    let manifests = projection::manifests::query(helper.repo(), helper.store(), |index| {
+    let manifests = crate::fold_cache::manifests::query(helper.repo(), helper.store(), |index| {
         index.try_manifests(args.activity.as_deref(), args.service.as_deref())
     })?;
     let mut out = Output::new();

@@ -14,7 +14,6 @@
 //! text, not a JSON tree built (and dropped) for every service.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::PathBuf;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -22,11 +21,7 @@ use serde_json::value::RawValue;
 
 use super::{HistoryEntry, Manifest, Projection, history_entry, manifest_of};
 use crate::event::{Event, kind};
-use crate::repo::Repo;
-use crate::store::{Store, StoreError, StoredEvent};
-use crate::tip_cache;
-
-const CACHE_VERSION: u32 = 7;
+use crate::fold_cache::NeedsRebuild;
 
 /// History entries kept per activity and service: at least what a run's context shows.
 pub const RECENT_HISTORY: usize = 5;
@@ -51,6 +46,9 @@ pub struct ManifestIndex {
     /// projection). A run's own appends follow it directly when nobody appended in between.
     #[serde(default)]
     lamport: u64,
+    /// Where in the log the index stands, when it was loaded through its cache.
+    #[serde(skip)]
+    pub place: Option<crate::store::Place>,
 }
 
 /// A recent history entry with what merging the services' entries sorts by, so that only the
@@ -109,9 +107,6 @@ impl<'de, T> Deserialize<'de> for Stored<T> {
 #[error("a value in the manifest index cache does not parse: {0}")]
 pub struct CorruptIndex(serde_json::Error);
 
-/// An event the index cannot fold alone.
-struct NeedsRebuild;
-
 impl ManifestIndex {
     /// The index of a whole folded log.
     pub fn from_projection(projection: &Projection) -> ManifestIndex {
@@ -123,6 +118,7 @@ impl ManifestIndex {
             recent: BTreeMap::new(),
             absorbed: 0,
             lamport: 0,
+            place: None,
         };
         let reverted = projection.reverted_ids();
         for run in finished {
@@ -223,7 +219,8 @@ impl ManifestIndex {
         kept.into_iter().flatten()
     }
 
-    fn apply(&mut self, event: &Event) -> Result<(), NeedsRebuild> {
+    /// Folds in the next event; an undo or redo asks for a rebuild from the full projection.
+    pub fn apply(&mut self, event: &Event) -> Result<(), NeedsRebuild> {
         if matches!(
             event.kind.as_str(),
             kind::EVENTS_REVERTED | kind::EVENTS_RESTORED
@@ -239,6 +236,11 @@ impl ManifestIndex {
             }
         }
         Ok(())
+    }
+
+    /// The lamport of the last event folded in; 0 when not known.
+    pub fn lamport(&self) -> u64 {
+        self.lamport
     }
 
     /// Ids of events an active undo reverts, and of undos a redo cancelled (for `log` marks).
@@ -348,119 +350,6 @@ fn recent_entry(mut entry: HistoryEntry) -> HistoryEntry {
 
 fn history_key(activity: &str, service: Option<&str>) -> String {
     format!("{activity}\u{0}{}", service.unwrap_or_default())
-}
-
-fn cache_path(repo: &Repo) -> PathBuf {
-    tip_cache::path(repo, "manifests.json")
-}
-
-/// The manifest index of the whole log, from its cache where it can be.
-///
-/// Values read from the cache are parsed only when asked for, so one that does not parse (a
-/// hand-edited cache) shows only then: ask through [`query`] or [`query_loaded`], which fold the
-/// log afresh in that case.
-pub fn load(repo: &Repo, store: &Store) -> Result<ManifestIndex, StoreError> {
-    let path = cache_path(repo);
-    if let Some((cached_tip, mut index)) = tip_cache::read::<ManifestIndex>(&path, CACHE_VERSION) {
-        let after = store.events_after_kept(Some(cached_tip), &super::decode_for_folding)?;
-        let Some(tip) = after.tip else {
-            return Ok(ManifestIndex::default());
-        };
-        if after.reached {
-            if after.events.is_empty() {
-                return Ok(index);
-            }
-            if after.events.iter().all(|event| index.apply(event).is_ok()) {
-                tip_cache::write(&path, CACHE_VERSION, &tip, &index);
-                return Ok(index);
-            }
-        }
-    }
-    fold_afresh(repo, store)
-}
-
-/// The index of the whole log folded without its cache, which it then replaces. Every value
-/// in it is parsed.
-fn fold_afresh(repo: &Repo, store: &Store) -> Result<ManifestIndex, StoreError> {
-    // Fold the whole log straight into the index; only an undo or redo needs the full
-    // projection (to know which older manifest comes back).
-    let after = store.events_after_kept(None, &super::decode_for_folding)?;
-    let Some(tip) = after.tip else {
-        return Ok(ManifestIndex::default());
-    };
-    let mut index = ManifestIndex::default();
-    let folded = after.events.iter().all(|event| index.apply(event).is_ok());
-    if !folded {
-        index = ManifestIndex::from_projection(&super::cache::load(repo, store)?);
-    }
-    tip_cache::write(&cache_path(repo), CACHE_VERSION, &tip, &index);
-    Ok(index)
-}
-
-/// Folds a run's own appends into the index the run loaded, and saves it as the state at the
-/// run's last event, so that the next command finds the cache at the tip instead of reading
-/// the run back from git (measured in docs/performance.md). Only when the events not yet
-/// folded follow the index's last event with nothing in between (consecutive lamports from
-/// it); otherwise nothing is saved and the next load folds what it finds, as always.
-pub fn remember_appended(repo: &Repo, index: &mut ManifestIndex, appended: &[StoredEvent]) {
-    let Some(new) = following(index.lamport, appended) else {
-        return;
-    };
-    let Some(last) = new.last() else {
-        return;
-    };
-    if new.iter().all(|stored| index.apply(&stored.event).is_ok()) {
-        tip_cache::write(&cache_path(repo), CACHE_VERSION, &last.commit, index);
-    }
-}
-
-/// The events of `appended` after `lamport`, if they follow it with none missing; `None` when
-/// `lamport` is unknown (0) or another process appended in between.
-fn following(lamport: u64, appended: &[StoredEvent]) -> Option<Vec<&StoredEvent>> {
-    if lamport == 0 {
-        return None;
-    }
-    let new: Vec<&StoredEvent> = appended
-        .iter()
-        .filter(|stored| stored.event.lamport > lamport)
-        .collect();
-    new.iter()
-        .zip(lamport + 1..)
-        .all(|(stored, expected)| stored.event.lamport == expected)
-        .then_some(new)
-}
-
-/// Asks `question` of the manifest index of the whole log (see [`query_loaded`]).
-pub fn query<T>(
-    repo: &Repo,
-    store: &Store,
-    question: impl Fn(&ManifestIndex) -> Result<T, CorruptIndex>,
-) -> Result<T, StoreError> {
-    let mut index = load(repo, store)?;
-    query_loaded(&mut index, repo, store, question)
-}
-
-/// Asks `question` of `index`, loaded from the cache by [`load`].
-///
-/// Checking every cached value when the cache is read would cost what keeping them as text
-/// saves, so a value that does not parse is found only when a question reaches it. The cache is
-/// never the truth: then `index` is replaced by one folded afresh from the log (which also
-/// rewrites the cache) and asked again. That index holds every value parsed, never as text, so
-/// the second answer cannot fail to parse.
-pub fn query_loaded<T>(
-    index: &mut ManifestIndex,
-    repo: &Repo,
-    store: &Store,
-    question: impl Fn(&ManifestIndex) -> Result<T, CorruptIndex>,
-) -> Result<T, StoreError> {
-    match question(index) {
-        Ok(answer) => return Ok(answer),
-        Err(error) => {
-            tracing::debug!(%error, "folding the log afresh for the manifest index");
-        }
-    }
-    *index = fold_afresh(repo, store)?;
-    Ok(question(index).expect("an index folded afresh holds no value as text"))
 }
 
 #[cfg(test)]
@@ -733,34 +622,6 @@ mod tests {
                 .unwrap(),
             index.recent_history("discover", Some("logging"))
         );
-    }
-
-    #[test]
-    fn a_runs_own_appends_are_folded_only_when_nothing_came_between() {
-        let stored = |lamport: u64| StoredEvent {
-            commit: gix::ObjectId::null(gix::hash::Kind::Sha1),
-            tree: gix::ObjectId::null(gix::hash::Kind::Sha1),
-            subject: String::new(),
-            digest: String::new(),
-            event: NewEvent::new("test.event").seal("T <t@x>", lamport, GENESIS_DIGEST),
-        };
-        let lamports = |events: Option<Vec<&StoredEvent>>| {
-            events.map(|events| events.iter().map(|s| s.event.lamport).collect::<Vec<_>>())
-        };
-        let appended: Vec<StoredEvent> = [11, 12, 13, 14].into_iter().map(stored).collect();
-        assert_eq!(
-            lamports(following(10, &appended)),
-            Some(vec![11, 12, 13, 14])
-        );
-        // An index reloaded after the first two (a later activity's) takes the rest.
-        assert_eq!(lamports(following(12, &appended)), Some(vec![13, 14]));
-        // Another process appended 11 before this run's first event.
-        assert_eq!(lamports(following(9, &appended)), None);
-        // Unknown position (an index rebuilt from the full projection).
-        assert_eq!(lamports(following(0, &appended)), None);
-        // A gap between this run's own appends.
-        let gapped: Vec<StoredEvent> = [11, 12, 14].into_iter().map(stored).collect();
-        assert_eq!(lamports(following(10, &gapped)), None);
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! skipping every event that an active `events.reverted` names. The fold state is what the
 //! tip-keyed cache ([`cache`]) saves, so a warm read folds only the events appended since.
 
-pub mod cache;
 pub mod export;
 pub mod manifests;
 

@@ -287,6 +287,21 @@ impl Store {
         }
     }
 
+    /// Events written after `parent` (or as a new root) without moving the ref: another
+    /// clone's line, for tests. Returns its tip.
+    #[cfg(test)]
+    pub(crate) fn side_line_for_tests(
+        &self,
+        parent: Option<ObjectId>,
+        events: &[crate::event::NewEvent],
+    ) -> ObjectId {
+        let tip = parent.map(|commit| self.tip_at(commit).unwrap());
+        let stored = self
+            .write_chain(events, &self.actor(), tip.as_ref())
+            .unwrap();
+        stored.last().unwrap().commit
+    }
+
     /// The lamport and digest of the event at `commit` (from its trailers).
     fn tip_at(&self, commit: ObjectId) -> Result<Tip, StoreError> {
         let header = self.read_commit(commit, &mut Vec::new())?;

@@ -35,10 +35,12 @@ mod loose;
 mod merge;
 mod pack;
 mod read;
+mod resume;
 
 pub use integrity::Integrity;
 pub use merge::{Conflict, Divergence, Merged};
 pub use read::Keep;
+pub use resume::{Place, Since};
 
 /// The ref that holds the event log.
 pub const EVENTS_REF: &str = "refs/spectra/events";
@@ -622,22 +624,43 @@ impl Store {
     /// Commits and their trees from the tip back to `known` (exclusive), oldest first: down the
     /// line of first parents while it has no merge, else through the whole DAG.
     fn chain_after(&self, known: Option<ObjectId>) -> Result<Chain, StoreError> {
-        let graph = self.repo.commit_graph_if_enabled().ok().flatten();
         let tip = self.tip()?;
-        let mut chain = Chain {
-            tip,
-            links: Vec::new(),
-            reached: false,
-        };
+        Ok(match self.walk_line(tip, known)? {
+            LineWalk::Stopped(links) => Chain {
+                tip,
+                links,
+                reached: true,
+            },
+            LineWalk::Root(links) => Chain {
+                tip,
+                links,
+                reached: false,
+            },
+            LineWalk::Merge => {
+                self.dag_chain_after(tip.expect("the walk started at the tip"), known)?
+            }
+        })
+    }
+
+    /// Commits and their trees from `tip` down the line of first parents to `stop` (exclusive),
+    /// oldest first; or the news that the line meets a merge first, below which the order is
+    /// not the line's.
+    fn walk_line(
+        &self,
+        tip: Option<ObjectId>,
+        stop: Option<ObjectId>,
+    ) -> Result<LineWalk, StoreError> {
+        let graph = self.repo.commit_graph_if_enabled().ok().flatten();
+        let mut links = Vec::new();
         let mut next = tip;
         // Where `next` sits in the commit-graph, once the walk is inside it: following
         // positions saves a search of the graph per commit.
         let mut position = None;
         let mut buf = Vec::new();
         while let Some(id) = next {
-            if Some(id) == known {
-                chain.reached = true;
-                break;
+            if Some(id) == stop {
+                links.reverse();
+                return Ok(LineWalk::Stopped(links));
             }
             let from_graph = graph
                 .as_ref()
@@ -657,13 +680,13 @@ impl Store {
                 }
             };
             if merge {
-                return self.dag_chain_after(tip.expect("the walk started at the tip"), known);
+                return Ok(LineWalk::Merge);
             }
-            chain.links.push((id, tree));
+            links.push((id, tree));
             next = parent;
         }
-        chain.links.reverse();
-        Ok(chain)
+        links.reverse();
+        Ok(LineWalk::Root(links))
     }
 
     /// How many events the log holds (reads only commits).
@@ -972,6 +995,16 @@ struct Chain {
     tip: Option<ObjectId>,
     links: Vec<read::Link>,
     reached: bool,
+}
+
+/// How a walk down the line of first parents ended (see [`Store::walk_line`]).
+enum LineWalk {
+    /// At the commit it was to stop at: the links above it, oldest first.
+    Stopped(Vec<read::Link>),
+    /// At the root, never meeting a merge: the whole line, oldest first.
+    Root(Vec<read::Link>),
+    /// At a merge.
+    Merge,
 }
 
 /// Trailers every event commit carries (Run, Activity and Service only when set).

@@ -280,3 +280,21 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A cache file of a fold (`.git/spectra/cache/<name>.json`): its first line (version and
+/// place in the log) and the state after it.
+pub fn read_fold_cache(path: &Path) -> (serde_json::Value, serde_json::Value) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let (header, state) = text
+        .split_once('\n')
+        .expect("a header line, then the state");
+    (
+        serde_json::from_str(header).unwrap(),
+        serde_json::from_str(state).unwrap(),
+    )
+}
+
+/// Writes a fold's cache file as [`read_fold_cache`] reads it.
+pub fn write_fold_cache(path: &Path, header: &serde_json::Value, state: &serde_json::Value) {
+    std::fs::write(path, format!("{header}\n{state}")).unwrap();
+}

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::common::{Run, TestEnv, json_lines};
+use crate::common::{Run, TestEnv, json_lines, read_fold_cache, write_fold_cache};
 use crate::llm_server::{LlmServer, Reply};
 
 /// A decision that satisfies discover's schema and every gate.
@@ -594,12 +594,12 @@ fn a_manifest_cache_value_that_does_not_parse_is_folded_afresh_from_the_log() {
     };
     let before = manifests();
     let cache_path = repo.join(".git/spectra/cache/manifests.json");
-    let cache =
-        || -> Value { serde_json::from_slice(&std::fs::read(&cache_path).unwrap()).unwrap() };
+    let (header, _) = read_fold_cache(&cache_path);
+    let cache = || -> Value { read_fold_cache(&cache_path).1 };
     // A hand edit that leaves the file JSON but logging's manifest no manifest.
     let mut edited = cache();
-    edited["value"]["latest"]["logging\u{0}discover"]["status"] = json!(5);
-    std::fs::write(&cache_path, edited.to_string()).unwrap();
+    edited["latest"]["logging\u{0}discover"]["status"] = json!(5);
+    write_fold_cache(&cache_path, &header, &edited);
 
     // Billing's manifest alone is read from the cache as it is.
     let billing = env
@@ -614,18 +614,19 @@ fn a_manifest_cache_value_that_does_not_parse_is_folded_afresh_from_the_log() {
     // Logging's is not answered from the cache but from the log, which replaces the cache.
     assert_eq!(manifests(), before);
     assert_eq!(
-        cache()["value"]["latest"]["logging\u{0}discover"]["status"],
+        cache()["latest"]["logging\u{0}discover"]["status"],
         "complete"
     );
 
     // The same for a run's context: a history entry that does not parse is not shown to it.
     let mut edited = cache();
-    edited["value"]["recent"]["discover\u{0}logging"][0]["entry"]["outcome"] = json!(5);
-    std::fs::write(&cache_path, edited.to_string()).unwrap();
+    edited["recent"]["discover\u{0}logging"][0]["entry"]["outcome"] = json!(5);
+    let (header, _) = read_fold_cache(&cache_path);
+    write_fold_cache(&cache_path, &header, &edited);
     env.spectra(&repo, &["discover", "A search service", "--offline"])
         .success();
     assert_eq!(
-        cache()["value"]["recent"]["discover\u{0}logging"][0]["entry"]["outcome"],
+        cache()["recent"]["discover\u{0}logging"][0]["entry"]["outcome"],
         "succeeded"
     );
 }
@@ -637,12 +638,12 @@ fn a_run_leaves_the_manifest_cache_at_the_tip() {
     let env = TestEnv::new();
     let repo = logging_and_billing_offline(&env);
     let cache_path = repo.join(".git/spectra/cache/manifests.json");
-    let cache: Value = serde_json::from_slice(&std::fs::read(&cache_path).unwrap()).unwrap();
+    let (cache, _) = read_fold_cache(&cache_path);
     let tip = env
         .git(&repo, &["rev-parse", "refs/spectra/events"])
         .success()
         .stdout;
-    assert_eq!(cache["tip"], tip.trim());
+    assert_eq!(cache["place"]["commit"], tip.trim());
 
     let views = || {
         let manifests = env.spectra(&repo, &["manifest", "--format", "json"]);
