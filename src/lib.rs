@@ -9,6 +9,7 @@ pub mod activity;
 pub mod backoff;
 pub mod builtin;
 pub mod cli;
+pub mod confine;
 pub mod digest;
 pub mod event;
 pub mod failure;

@@ -105,7 +105,7 @@ fn target(
 ) -> Result<(String, PathBuf), BuiltinError> {
     check_service_name(service)?;
     let relative = path.map_or_else(|| default_path(service), str::to_string);
-    if let Some(reason) = crate::playbook::escape_reason(root, &relative) {
+    if let Some(reason) = crate::confine::escape_reason(root, &relative) {
         return Err(BuiltinError::PathEscapes {
             path: relative,
             reason,

@@ -11,7 +11,6 @@
 //! `playbook.finished` event.
 
 mod capture;
-mod confine;
 mod in_process;
 mod process;
 
@@ -21,8 +20,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub use crate::confine::escape_reason;
 pub use capture::Captured;
-pub use confine::escape_reason;
 
 use crate::registry::template::{self, RenderError};
 use crate::registry::{Playbook, Registry, compile_schema};
@@ -397,7 +396,7 @@ impl<'r> Runner<'r> {
                 _ => Vec::new(),
             };
             for path in paths {
-                if let Some(reason) = confine::escape_reason(&self.repo_root, path) {
+                if let Some(reason) = crate::confine::escape_reason(&self.repo_root, path) {
                     return Err(PlaybookError::PathEscapes {
                         playbook: playbook.id.clone(),
                         input: name.to_string(),
