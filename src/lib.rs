@@ -13,6 +13,7 @@ pub mod confine;
 pub mod digest;
 pub mod event;
 pub mod failure;
+pub mod fold;
 pub mod fold_cache;
 pub mod hook;
 pub mod interrupt;

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::event::{self, Event, EventError, Outcome, RevertedSet, kind};
-use crate::fold_cache::{Fold, NeedsRebuild};
+use crate::fold::{Fold, NeedsRebuild};
 
 /// The version of the JSON object [`Stats`] serialises to.
 pub const STATS_SCHEMA: u32 = 1;
@@ -797,13 +797,9 @@ impl RunAcc {
 /// What the tally keeps of one event, as the store reads it.
 pub struct Entry(Reduced);
 
-/// The tally is cached as a [`Fold`] of the log (see [`crate::fold_cache`]).
+/// The tally is a [`Fold`] of the log (cached by [`crate::fold_cache`]).
 impl Fold for Tally {
     type Item = Entry;
-    const NAME: &'static str = "stats";
-    const VERSION: u32 = 4;
-    const CHECKPOINT_EVERY: u64 = 2048;
-    const CHECKPOINTS_KEPT: usize = 8;
 
     fn keep(event_json: &[u8]) -> Result<Entry, EventError> {
         Reduced::of_json(event_json).map(Entry)

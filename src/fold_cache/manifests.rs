@@ -6,26 +6,16 @@
 
 use std::path::Path;
 
-use super::{Fold, Folded, NeedsRebuild};
-use crate::event::{Event, EventError};
+use super::{Cached, Folded};
 use crate::projection::manifests::{CorruptIndex, ManifestIndex};
 use crate::repo::Repo;
 use crate::store::{Store, StoreError, StoredEvent};
 
-impl Fold for ManifestIndex {
-    type Item = Event;
+impl Cached for ManifestIndex {
     const NAME: &'static str = "manifests";
     const VERSION: u32 = 8;
     const CHECKPOINT_EVERY: u64 = 2048;
     const CHECKPOINTS_KEPT: usize = 8;
-
-    fn keep(event_json: &[u8]) -> Result<Event, EventError> {
-        crate::projection::decode_for_folding(event_json)
-    }
-
-    fn apply(&mut self, event: Event) -> Result<(), NeedsRebuild> {
-        ManifestIndex::apply(self, &event)
-    }
 
     /// An undo or redo can bring back an older manifest, which only the full projection knows.
     fn rebuild(cache_dir: &Path, store: &Store) -> Result<Folded<Self>, StoreError> {

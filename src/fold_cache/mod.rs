@@ -28,18 +28,12 @@ pub mod manifests;
 pub mod projection;
 pub mod stats;
 
-use crate::event::EventError;
 use crate::store::{Place, Store, StoreError};
 
-/// An event a fold cannot apply to its state alone (an undo that brings an older state back):
-/// the fold is rebuilt with [`Fold::rebuild`].
-#[derive(Debug)]
-pub struct NeedsRebuild;
+pub use crate::fold::{Fold, NeedsRebuild};
 
-/// A fold of the whole log, cached by [`load`].
-pub trait Fold: Default + Serialize + DeserializeOwned + 'static {
-    /// What the fold keeps of each event.
-    type Item: Send;
+/// A fold of the whole log that is cached by [`load`].
+pub trait Cached: Fold + Serialize + DeserializeOwned + 'static {
     /// The cache file's name, without `.json`.
     const NAME: &'static str;
     /// Bumped whenever the state's stored shape changes, so an old file is simply ignored.
@@ -49,12 +43,6 @@ pub trait Fold: Default + Serialize + DeserializeOwned + 'static {
     /// ...and this many of the latest are kept: a merge of logs that diverged less than
     /// `CHECKPOINT_EVERY * (CHECKPOINTS_KEPT - 1)` events ago resumes from one of them.
     const CHECKPOINTS_KEPT: usize;
-
-    /// What the fold keeps of an event's `event.json` (runs on the store's reading threads).
-    fn keep(event_json: &[u8]) -> Result<Self::Item, EventError>;
-
-    /// Folds in the next event.
-    fn apply(&mut self, item: Self::Item) -> Result<(), NeedsRebuild>;
 
     /// The fold of the whole log when [`Fold::apply`] refused an event. The default folds the
     /// log from scratch, which suits only folds whose `apply` never refuses.
@@ -83,7 +71,7 @@ struct Save {
     checkpoints: Vec<(Place, Vec<u8>)>,
 }
 
-impl<F: Fold> Folded<F> {
+impl<F: Cached> Folded<F> {
     /// Writes the state (and the checkpoints taken while folding) to the cache if it is newer.
     /// Separate from [`load`] so that a caller can write after it has answered.
     pub fn save(&self) {
@@ -148,7 +136,7 @@ impl<F: Fold> Folded<F> {
 }
 
 /// The fold of the whole log, from its cache and checkpoints where they fit.
-pub fn load<F: Fold>(cache_dir: &Path, store: &Store) -> Result<Folded<F>, StoreError> {
+pub fn load<F: Cached>(cache_dir: &Path, store: &Store) -> Result<Folded<F>, StoreError> {
     let cached = read_file::<F>(&cache_path(cache_dir, F::NAME));
     let checkpoints = checkpoint_places::<F>(cache_dir);
     let mut places: Vec<Place> = Vec::new();
@@ -206,7 +194,7 @@ pub fn load<F: Fold>(cache_dir: &Path, store: &Store) -> Result<Folded<F>, Store
 
 /// The whole log folded without any cache (which it then replaces once saved); `None` when
 /// the fold refused an event.
-pub fn fold_from_scratch<F: Fold>(
+pub fn fold_from_scratch<F: Cached>(
     cache_dir: &Path,
     store: &Store,
 ) -> Result<Option<Folded<F>>, StoreError> {
@@ -225,7 +213,7 @@ pub fn fold_from_scratch<F: Fold>(
 
 /// Whether the state after `count` events is a checkpoint to keep, in a fold that ends after
 /// `end` events: a multiple of the interval, among the last ones kept.
-fn is_kept_checkpoint<F: Fold>(count: u64, end: u64) -> bool {
+fn is_kept_checkpoint<F: Cached>(count: u64, end: u64) -> bool {
     let span = F::CHECKPOINT_EVERY * F::CHECKPOINTS_KEPT as u64;
     count % F::CHECKPOINT_EVERY == 0 && count + span > end
 }
@@ -243,7 +231,7 @@ fn checkpoint_path(cache_dir: &Path, name: &str, count: u64) -> PathBuf {
 }
 
 /// The checkpoints of `F` on disk (their counts, from their names), newest first.
-fn checkpoint_files<F: Fold>(cache_dir: &Path) -> Vec<(u64, PathBuf)> {
+fn checkpoint_files<F: Cached>(cache_dir: &Path) -> Vec<(u64, PathBuf)> {
     let prefix = format!("{}-", F::NAME);
     let Ok(entries) = std::fs::read_dir(checkpoint_dir(cache_dir)) else {
         return Vec::new();
@@ -266,7 +254,7 @@ fn checkpoint_files<F: Fold>(cache_dir: &Path) -> Vec<(u64, PathBuf)> {
 
 /// The places of `F`'s checkpoints and their files, newest first, reading only each file's
 /// first line.
-fn checkpoint_places<F: Fold>(cache_dir: &Path) -> Vec<(Place, PathBuf)> {
+fn checkpoint_places<F: Cached>(cache_dir: &Path) -> Vec<(Place, PathBuf)> {
     checkpoint_files::<F>(cache_dir)
         .into_iter()
         .filter_map(|(_, path)| {
@@ -280,7 +268,7 @@ fn checkpoint_places<F: Fold>(cache_dir: &Path) -> Vec<(Place, PathBuf)> {
 }
 
 /// Removes the checkpoints past `count` (of another log) and all but the latest kept.
-fn prune_checkpoints<F: Fold>(cache_dir: &Path, count: u64) {
+fn prune_checkpoints<F: Cached>(cache_dir: &Path, count: u64) {
     let stale = checkpoint_files::<F>(cache_dir)
         .into_iter()
         .filter(|(at, _)| *at <= count)
@@ -305,7 +293,7 @@ struct Header {
 }
 
 /// The place and state in a cache file, if it holds one of `F`'s version.
-fn read_file<F: Fold>(path: &Path) -> Option<(Place, F)> {
+fn read_file<F: Cached>(path: &Path) -> Option<(Place, F)> {
     let bytes = std::fs::read(path).ok()?;
     let split = bytes.iter().position(|&byte| byte == b'\n')?;
     let header: Header = serde_json::from_slice(&bytes[..split]).ok()?;
@@ -339,7 +327,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::event::NewEvent;
+    use crate::event::{EventError, NewEvent};
     use crate::repo::Repo;
     use crate::store::test_git::git;
 
@@ -352,12 +340,15 @@ mod tests {
         applied: usize,
     }
 
-    impl Fold for Notes {
-        type Item = u64;
+    impl Cached for Notes {
         const NAME: &'static str = "notes";
         const VERSION: u32 = 1;
         const CHECKPOINT_EVERY: u64 = 4;
         const CHECKPOINTS_KEPT: usize = 3;
+    }
+
+    impl Fold for Notes {
+        type Item = u64;
 
         fn keep(event_json: &[u8]) -> Result<u64, EventError> {
             let event = crate::event::decode(event_json)?;

@@ -3,9 +3,16 @@
 
 use std::path::Path;
 
-use super::Folded;
+use super::{Cached, Folded};
 use crate::stats::Tally;
 use crate::store::{Store, StoreError};
+
+impl Cached for Tally {
+    const NAME: &'static str = "stats";
+    const VERSION: u32 = 4;
+    const CHECKPOINT_EVERY: u64 = 2048;
+    const CHECKPOINTS_KEPT: usize = 8;
+}
 
 /// The tally of the whole log, reusing the cache in `cache_dir`; [`Folded::save`] writes it
 /// back (separately, so that a caller can write while it reports).

@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 
 use super::{HistoryEntry, Manifest, Projection, history_entry, manifest_of};
 use crate::event::{Event, kind};
-use crate::fold_cache::NeedsRebuild;
+use crate::fold::{Fold, NeedsRebuild};
 
 /// History entries kept per activity and service: at least what a run's context shows.
 pub const RECENT_HISTORY: usize = 5;
@@ -350,6 +350,18 @@ fn recent_entry(mut entry: HistoryEntry) -> HistoryEntry {
 
 fn history_key(activity: &str, service: Option<&str>) -> String {
     format!("{activity}\u{0}{}", service.unwrap_or_default())
+}
+
+impl Fold for ManifestIndex {
+    type Item = Event;
+
+    fn keep(event_json: &[u8]) -> Result<Event, crate::event::EventError> {
+        super::decode_for_folding(event_json)
+    }
+
+    fn apply(&mut self, event: Event) -> Result<(), NeedsRebuild> {
+        ManifestIndex::apply(self, &event)
+    }
 }
 
 #[cfg(test)]

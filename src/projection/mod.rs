@@ -17,6 +17,7 @@ use crate::event::payload::{
     ActivityFinished, ActivityStarted, DecisionMade, RunFinished, RunStarted,
 };
 use crate::event::{Event, Outcome, RevertedSet, kind};
+use crate::fold::{Fold, NeedsRebuild};
 
 /// The folded state of the whole log.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -439,6 +440,19 @@ pub(crate) fn history_entry(run: &RunRecord, record: &ActivityRecord) -> History
 /// The outcome word a view shows: `in_progress` for what has not finished.
 fn outcome_or_in_progress(outcome: Option<&Outcome>) -> String {
     outcome.map_or("in_progress", Outcome::word).to_string()
+}
+
+impl Fold for Projection {
+    type Item = Event;
+
+    fn keep(event_json: &[u8]) -> Result<Event, crate::event::EventError> {
+        decode_for_folding(event_json)
+    }
+
+    fn apply(&mut self, event: Event) -> Result<(), NeedsRebuild> {
+        Projection::apply(self, &event);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
