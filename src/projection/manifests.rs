@@ -48,7 +48,7 @@ pub struct ManifestIndex {
     lamport: u64,
     /// Where in the log the index stands, when it was loaded through its cache.
     #[serde(skip)]
-    pub place: Option<crate::store::Place>,
+    pub place: Option<crate::fold::Place>,
 }
 
 /// A recent history entry with what merging the services' entries sorts by, so that only the

@@ -12,98 +12,9 @@
 use std::collections::HashMap;
 
 use gix::ObjectId;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::{LineWalk, Store, StoreError, read};
-
-/// A place in the log's total order: just after its first `count` events.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "PlaceText", try_from = "PlaceText")]
-pub struct Place {
-    /// The commit of the last event before the place; `None` at the start.
-    commit: Option<ObjectId>,
-    count: u64,
-    /// SHA-256 chained over the commit ids of the events before the place, in order.
-    prefix: [u8; 32],
-}
-
-/// How a place is written in a cache file.
-#[derive(Serialize, Deserialize)]
-struct PlaceText {
-    commit: Option<String>,
-    count: u64,
-    prefix: String,
-}
-
-impl From<Place> for PlaceText {
-    fn from(place: Place) -> PlaceText {
-        PlaceText {
-            commit: place.commit.map(|commit| commit.to_string()),
-            count: place.count,
-            prefix: place
-                .prefix
-                .iter()
-                .map(|byte| format!("{byte:02x}"))
-                .collect(),
-        }
-    }
-}
-
-impl TryFrom<PlaceText> for Place {
-    type Error = String;
-
-    fn try_from(text: PlaceText) -> Result<Place, String> {
-        let commit = match text.commit {
-            Some(hex) => Some(ObjectId::from_hex(hex.as_bytes()).map_err(|e| e.to_string())?),
-            None => None,
-        };
-        let mut prefix = [0u8; 32];
-        if text.prefix.len() != 64 {
-            return Err("a place's prefix is 64 hex digits".into());
-        }
-        for (at, byte) in prefix.iter_mut().enumerate() {
-            let digits = &text.prefix[at * 2..at * 2 + 2];
-            *byte = u8::from_str_radix(digits, 16).map_err(|e| e.to_string())?;
-        }
-        Ok(Place {
-            commit,
-            count: text.count,
-            prefix,
-        })
-    }
-}
-
-impl Place {
-    /// Before the first event.
-    pub fn start() -> Place {
-        Place {
-            commit: None,
-            count: 0,
-            prefix: [0; 32],
-        }
-    }
-
-    /// How many events come before the place.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
-    /// The commit of the last event before the place; `None` at the start.
-    pub fn commit(&self) -> Option<ObjectId> {
-        self.commit
-    }
-
-    /// Moves the place past the event of `commit`, the next one in the order.
-    pub fn advance(&mut self, commit: ObjectId) {
-        let mut hasher = Sha256::new();
-        hasher.update(self.prefix);
-        hasher.update(commit.as_bytes());
-        self.prefix = hasher.finalize().into();
-        self.count += 1;
-        self.commit = Some(commit);
-    }
-}
+pub use crate::fold::Place;
 
 /// What [`Store::events_since`] found.
 #[derive(Debug)]
@@ -161,14 +72,14 @@ impl Store {
         let links: Vec<read::Link> = headers.iter().map(|h| (h.id, h.tree)).collect();
         let mut by_count: HashMap<u64, Vec<usize>> = HashMap::new();
         for (at, place) in places.iter().enumerate() {
-            by_count.entry(place.count).or_default().push(at);
+            by_count.entry(place.count()).or_default().push(at);
         }
         let mut best: Option<usize> = None;
         let mut walked = Place::start();
         for (commit, _) in &links {
             walked.advance(*commit);
             let matching = by_count
-                .get(&walked.count)
+                .get(&walked.count())
                 .into_iter()
                 .flatten()
                 .find(|&&at| places[at] == walked);
@@ -177,34 +88,8 @@ impl Store {
             }
         }
         Ok(match best {
-            Some(at) => (Some(at), links[places[at].count as usize..].to_vec()),
+            Some(at) => (Some(at), links[places[at].count() as usize..].to_vec()),
             None => (None, links),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_place_reads_back_as_written() {
-        let mut place = Place::start();
-        place.advance(ObjectId::null(gix::hash::Kind::Sha1));
-        let text = serde_json::to_string(&place).unwrap();
-        assert_eq!(serde_json::from_str::<Place>(&text).unwrap(), place);
-    }
-
-    #[test]
-    fn the_prefix_depends_on_the_order() {
-        let a = ObjectId::from_hex(b"1111111111111111111111111111111111111111").unwrap();
-        let b = ObjectId::from_hex(b"2222222222222222222222222222222222222222").unwrap();
-        let (mut ab, mut ba) = (Place::start(), Place::start());
-        ab.advance(a);
-        ab.advance(b);
-        ba.advance(b);
-        ba.advance(a);
-        assert_eq!(ab.count(), 2);
-        assert_ne!(ab.prefix, ba.prefix);
     }
 }
