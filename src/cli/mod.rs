@@ -230,6 +230,18 @@ enum Invoked {
     },
 }
 
+/// The invocation of a built-in command from what clap matched.
+fn builtin_invocation(matches: &clap::ArgMatches) -> Result<Invocation, ParseFailure> {
+    use clap::FromArgMatches;
+    let cli = Cli::from_arg_matches(matches).map_err(ParseFailure::Usage)?;
+    Ok(Invocation {
+        verbose: cli.verbose,
+        log_format: cli.log_format,
+        color: cli.color,
+        command: Invoked::Builtin(cli.command),
+    })
+}
+
 /// Why the command line could not be parsed.
 enum ParseFailure {
     /// Usage errors, help and version, as clap renders them.
@@ -267,20 +279,13 @@ pub fn command_for(registry: &crate::registry::Registry) -> clap::Command {
 /// parse (an activity command, help, a usage error) is the registry loaded and the whole
 /// command line parsed again, so help and errors name the activities too.
 fn parse_args() -> Result<Invocation, ParseFailure> {
-    use clap::FromArgMatches;
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let color = clap_color(&args);
     if let Ok(matches) = Cli::static_command()
         .color(color)
         .try_get_matches_from(&args)
     {
-        let cli = Cli::from_arg_matches(&matches).map_err(ParseFailure::Usage)?;
-        return Ok(Invocation {
-            verbose: cli.verbose,
-            log_format: cli.log_format,
-            color: cli.color,
-            command: Invoked::Builtin(cli.command),
-        });
+        return builtin_invocation(&matches);
     }
     let (registry, registry_error) = activities::registry();
     let command = match &registry {
@@ -299,22 +304,10 @@ fn parse_args() -> Result<Invocation, ParseFailure> {
         }
     };
     let Some((name, sub)) = matches.subcommand() else {
-        let cli = Cli::from_arg_matches(&matches).map_err(ParseFailure::Usage)?;
-        return Ok(Invocation {
-            verbose: cli.verbose,
-            log_format: cli.log_format,
-            color: cli.color,
-            command: Invoked::Builtin(cli.command),
-        });
+        return builtin_invocation(&matches);
     };
     if activities::is_taken(&Cli::static_command(), name) {
-        let cli = Cli::from_arg_matches(&matches).map_err(ParseFailure::Usage)?;
-        return Ok(Invocation {
-            verbose: cli.verbose,
-            log_format: cli.log_format,
-            color: cli.color,
-            command: Invoked::Builtin(cli.command),
-        });
+        return builtin_invocation(&matches);
     }
     // Global options given after the activity's name are propagated to its matches.
     Ok(Invocation {
