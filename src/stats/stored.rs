@@ -11,7 +11,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Fact, Restore, Revert, Sample, Tally};
+use super::Tally;
+use super::reduce::{Fact, Restore, Revert, Sample};
 use crate::event::Outcome;
 
 #[derive(Serialize, Deserialize)]
