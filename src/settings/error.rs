@@ -6,10 +6,13 @@ use super::layers::{Key, Source};
 #[derive(Debug, thiserror::Error)]
 #[error("bad value {shown} for {key} (from {origin}): {reason}")]
 pub struct SettingsError {
+    /// The `git config` name of the setting.
     pub key: &'static str,
     /// The offending value, or `***` for a secret.
     pub shown: String,
+    /// Where the value came from, so the user knows where to fix it.
     pub origin: Source,
+    /// What was expected, in a few words.
     pub reason: String,
 }
 
@@ -24,6 +27,7 @@ impl crate::failure::Classify for SettingsError {
     }
 }
 
+/// The error for `key` when its value, shown as `shown`, breaks a rule beyond its syntax.
 pub(super) fn invalid(key: &Key, shown: &str, origin: Source, reason: &str) -> SettingsError {
     SettingsError {
         key: key.git,

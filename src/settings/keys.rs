@@ -53,72 +53,85 @@ pub fn all() -> impl Iterator<Item = &'static Key> {
     LLM.iter().chain(OTHERS).copied()
 }
 
+/// The chat-completions endpoint; a base URL ending in `/v1`, or a bare `http://host:port`,
+/// is completed.
 pub const LLM_URL: Key = Key {
     git: "spectra.llm.url",
     env: &["SPECTRA_LLM_URL", "ORCHESTRATOR_LLM_URL"],
     default: "http://localhost:8001/v1/chat/completions",
     secret: false,
 };
+/// The API key, sent as `Authorization: Bearer ...`; secret, so never printed, logged or recorded.
 pub const LLM_API_KEY: Key = Key {
     git: "spectra.llm.apiKey",
     env: &["SPECTRA_LLM_API_KEY", "ORCHESTRATOR_LLM_API_KEY"],
     default: "token-irrelevant",
     secret: true,
 };
+/// The `model` of every request.
 pub const LLM_MODEL: Key = Key {
     git: "spectra.llm.model",
     env: &["SPECTRA_LLM_MODEL", "ORCHESTRATOR_LLM_MODEL"],
     default: "mistralai/Mistral-7B-Instruct-v0.3",
     secret: false,
 };
+/// One HTTP attempt, from sending to the last byte of the reply.
 pub const LLM_TIMEOUT: Key = Key {
     git: "spectra.llm.timeout",
     env: &["SPECTRA_LLM_TIMEOUT"],
     default: "120s",
     secret: false,
 };
+/// Opening a connection.
 pub const LLM_CONNECT_TIMEOUT: Key = Key {
     git: "spectra.llm.connectTimeout",
     env: &["SPECTRA_LLM_CONNECT_TIMEOUT"],
     default: "10s",
     secret: false,
 };
+/// One decision: all attempts, waits and repair turns.
 pub const LLM_TOTAL_TIMEOUT: Key = Key {
     git: "spectra.llm.totalTimeout",
     env: &["SPECTRA_LLM_TOTAL_TIMEOUT"],
     default: "300s",
     secret: false,
 };
+/// HTTP attempts per request (at least 1).
 pub const LLM_MAX_ATTEMPTS: Key = Key {
     git: "spectra.llm.maxAttempts",
     env: &["SPECTRA_LLM_MAX_ATTEMPTS"],
     default: "5",
     secret: false,
 };
+/// The first backoff step; it doubles per attempt, with full jitter.
 pub const LLM_BACKOFF_BASE: Key = Key {
     git: "spectra.llm.backoffBase",
     env: &["SPECTRA_LLM_BACKOFF_BASE"],
     default: "500ms",
     secret: false,
 };
+/// The cap on any single wait; a longer `Retry-After` ends the retries.
 pub const LLM_MAX_DELAY: Key = Key {
     git: "spectra.llm.maxDelay",
     env: &["SPECTRA_LLM_MAX_DELAY"],
     default: "60s",
     secret: false,
 };
+/// The model's context window in tokens, prompt and reply together.
 pub const LLM_CONTEXT_WINDOW: Key = Key {
     git: "spectra.llm.contextWindow",
     env: &["SPECTRA_LLM_CONTEXT_WINDOW"],
     default: "8192",
     secret: false,
 };
+/// The most reply tokens to ask for; fewer when the prompt leaves less room.
 pub const LLM_MAX_TOKENS: Key = Key {
     git: "spectra.llm.maxTokens",
     env: &["SPECTRA_LLM_MAX_TOKENS"],
     default: "1024",
     secret: false,
 };
+/// The sampling temperature.
 pub const LLM_TEMPERATURE: Key = Key {
     git: "spectra.llm.temperature",
     env: &["SPECTRA_LLM_TEMPERATURE"],

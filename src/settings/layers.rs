@@ -48,7 +48,9 @@ pub struct Key {
 /// A resolved value and where it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Setting<T> {
+    /// The typed value.
     pub value: T,
+    /// Where it came from.
     pub source: Source,
 }
 

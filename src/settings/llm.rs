@@ -15,7 +15,9 @@ use super::{SettingsError, keys};
 pub struct LlmSettings {
     /// The full chat-completions URL (a base URL ending in `/v1` is completed).
     pub url: Setting<Url>,
+    /// The API key, sent only in the `Authorization` header.
     pub api_key: Setting<Secret>,
+    /// The `model` of every request.
     pub model: Setting<String>,
     /// How long one HTTP attempt may take, from sending to the last byte of the reply.
     pub attempt_timeout: Setting<Duration>,
@@ -33,6 +35,7 @@ pub struct LlmSettings {
     pub context_window: Setting<u32>,
     /// The most reply tokens to ask for; fewer when the prompt leaves less room.
     pub max_tokens: Setting<u32>,
+    /// The sampling temperature.
     pub temperature: Setting<f64>,
 }
 
@@ -75,7 +78,6 @@ impl LlmSettings {
         LlmSettings::resolve(&layers)
     }
 
-    /// Every key with its displayed value (the API key masked) and source, for `doctor`.
     /// The endpoint without the user name and password a URL may carry: what is ever printed
     /// or recorded of it.
     pub fn shown_url(&self) -> String {
@@ -85,6 +87,8 @@ impl LlmSettings {
         url.to_string()
     }
 
+    /// Every key with its displayed value (the API key masked, the URL without credentials)
+    /// and source, for `doctor`.
     pub fn describe(&self) -> Vec<(&'static str, String, Source)> {
         let secs = |d: &Setting<Duration>| (format!("{}s", d.value.as_secs_f64()), d.source);
         let rows: Vec<(&Key, (String, Source))> = vec![

@@ -7,6 +7,7 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps `value`, which is from then on shown as `***`.
     pub fn new(value: impl Into<String>) -> Self {
         Secret(value.into())
     }

@@ -10,7 +10,7 @@ use serde::Serialize;
 /// The stats view: the JSON object documented in docs/stats.md.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stats {
-    /// [`STATS_SCHEMA`].
+    /// [`STATS_SCHEMA`](super::STATS_SCHEMA).
     pub schema: u32,
     /// Events in the log, whatever their kind and scope.
     pub events: u64,
@@ -28,14 +28,18 @@ pub struct Stats {
     pub playbooks: Vec<PlaybookStats>,
     /// Whole runs (`run.finished`).
     pub runs: RunStats,
+    /// Undo and redo events in the `--since` window.
     pub undo: UndoStats,
 }
 
+/// What one activity's finished runs came to (`activity.finished` events).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActivityStats {
+    /// The activity (`-` when the event named none).
     pub activity: String,
     /// `activity.finished` events.
     pub runs: u64,
+    /// Those whose outcome is `succeeded`.
     pub succeeded: u64,
     /// Every finished activity whose outcome is not `succeeded`.
     pub failed: u64,
@@ -45,12 +49,16 @@ pub struct ActivityStats {
     pub outcomes: BTreeMap<String, u64>,
     /// Reason -> count, over the `errors` of activities that did not succeed.
     pub failures_by_reason: BTreeMap<String, u64>,
+    /// Of the events' `duration_ms`.
     pub duration_ms: Durations,
 }
 
+/// What the HTTP attempts to one endpoint and model came to (`llm.called` events).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LlmStats {
+    /// The endpoint, as recorded.
     pub url: String,
+    /// The model asked for.
     pub model: String,
     /// HTTP attempts (`llm.called` events).
     pub calls: u64,
@@ -63,21 +71,29 @@ pub struct LlmStats {
     /// Failed attempts grouped by HTTP status; status null means no response (connection error
     /// or timeout). Sorted by status, null first.
     pub errors_by_status: Vec<StatusErrors>,
+    /// Of the attempts' `latency_ms`.
     pub latency_ms: Durations,
+    /// The sum of `usage.prompt_tokens`.
     pub prompt_tokens: u64,
+    /// The sum of `usage.completion_tokens`.
     pub completion_tokens: u64,
 }
 
+/// The failed attempts of one endpoint and model that ended with one HTTP status.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StatusErrors {
+    /// The HTTP status; `None` when no response arrived (connection error or timeout).
     pub status: Option<u64>,
+    /// Failed attempts with this status.
     pub count: u64,
     /// `count / calls` of the endpoint and model.
     pub rate: f64,
 }
 
+/// What one playbook's runs came to (`playbook.finished` events).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlaybookStats {
+    /// The playbook id.
     pub playbook: String,
     /// `playbook.finished` events that really ran (outcome other than `dry_run`).
     pub runs: u64,
@@ -89,19 +105,26 @@ pub struct PlaybookStats {
     pub failure_rate: Option<f64>,
     /// Outcome -> count, dry runs included.
     pub outcomes: BTreeMap<String, u64>,
+    /// Of the events' `duration_ms`, dry runs excluded.
     pub duration_ms: Durations,
 }
 
+/// What whole runs came to (`run.finished` events).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunStats {
     /// `run.finished` events.
     pub runs: u64,
+    /// Those whose outcome is `succeeded`.
     pub succeeded: u64,
+    /// The others.
     pub failed: u64,
+    /// `succeeded / runs`; null when there are no runs.
     pub success_rate: Option<f64>,
+    /// Of the events' `duration_ms`.
     pub duration_ms: Durations,
 }
 
+/// How often the log was undone and redone.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UndoStats {
     /// `events.reverted` events (reverted or not, in the `--since` window).
@@ -113,12 +136,17 @@ pub struct UndoStats {
 /// A distribution of milliseconds: exact nearest-rank percentiles over every sample.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Durations {
+    /// How many samples.
     pub count: u64,
     /// Arithmetic mean; null when there are no samples.
     pub mean: Option<f64>,
+    /// The nearest-rank median; null when there are no samples.
     pub p50: Option<u64>,
+    /// The nearest-rank 95th percentile; null when there are no samples.
     pub p95: Option<u64>,
+    /// The nearest-rank 99th percentile; null when there are no samples.
     pub p99: Option<u64>,
+    /// The largest sample; null when there are none.
     pub max: Option<u64>,
 }
 
