@@ -3,17 +3,19 @@
 //! A tally keeps one sample per event it uses, and most samples repeat the same few strings
 //! (activities, endpoints, models, playbooks, outcomes). Written as plain structs, the cache of
 //! a large log was big enough that writing and reading it was a large part of a cold or warm
-//! `stats` (figures in docs/performance.md). Here each distinct string is stored once in `strings` and rows refer to it by
-//! index. A file that does not fit (an index out of range) is rejected as a whole, and the
-//! cache is then rebuilt from the log.
+//! `stats` (figures in docs/performance.md). Here each distinct string is stored once in
+//! `strings` and rows refer to it by index. A file that does not fit (an index out of range) is
+//! rejected as a whole, and the cache is then rebuilt from the log.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Fact, Restore, Revert, Sample, Tally};
+use super::Tally;
+use super::reduce::{Fact, Restore, Revert, Sample};
 use crate::event::Outcome;
 
+/// A [`Tally`] as cached: its strings once, its samples as rows indexing them.
 #[derive(Serialize, Deserialize)]
 pub(super) struct StoredTally {
     events: u64,
