@@ -24,6 +24,7 @@ pub struct Recorder<'s> {
 }
 
 impl<'s> Recorder<'s> {
+    /// A recorder appending to `store` on behalf of `run`.
     pub fn new(store: &'s Store, run: impl Into<String>) -> Recorder<'s> {
         Recorder {
             store,

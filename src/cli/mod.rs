@@ -41,6 +41,8 @@ pub use man::main_page as man_page;
 #[derive(Debug, Parser)]
 #[command(name = "git-spectra", bin_name = "git spectra", version)]
 pub struct Cli {
+    // A doc comment here would become help text; the subcommands describe themselves.
+    #[allow(missing_docs)]
     #[command(subcommand)]
     pub command: Command,
     /// Log more on stderr: -v info, -vv debug, -vvv trace (overrides SPECTRA_LOG).
@@ -61,6 +63,8 @@ pub struct Cli {
 }
 
 /// Every subcommand.
+// A doc comment on a variant would replace the help its `*Args` struct's doc comment gives.
+#[allow(missing_docs)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Append(append::AppendArgs),

@@ -35,6 +35,7 @@ const SPEC_SUFFIX: &str = ".specification.yaml";
 /// One background runner the hook started.
 #[derive(Debug, Clone)]
 pub struct SpecTrigger {
+    /// The service whose specification changed.
     pub service: String,
     /// The specification that changed, e.g. `.spectra/logging.specification.yaml`.
     pub specification: String,
