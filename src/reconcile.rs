@@ -155,8 +155,7 @@ fn record_found_commits(
         }
         let tip = intent
             .payload_str("branch")
-            .map(|branch| format!("refs/heads/{branch}"))
-            .unwrap_or_else(|| "HEAD".into());
+            .map_or_else(|| "HEAD".into(), |branch| format!("refs/heads/{branch}"));
         let commit = worktree.find_commit(intent.payload_str("head"), &tip, |facts| {
             made_by(facts, run, completes)
         })?;
@@ -338,8 +337,7 @@ fn undo_steps_done(
                 let Some(worktree) = worktree else { continue };
                 let tip = started
                     .payload_str("branch")
-                    .map(|branch| format!("refs/heads/{branch}"))
-                    .unwrap_or_else(|| "HEAD".into());
+                    .map_or_else(|| "HEAD".into(), |branch| format!("refs/heads/{branch}"));
                 if let Some(revert) = find_revert(worktree, run, commit, target, &tip)? {
                     done.push(json!({"step": "revert", "commit": commit, "revert": revert.commit, "event": target}));
                 }

@@ -89,7 +89,7 @@ pub fn active_run() -> Option<ActiveRun> {
 fn active() -> std::sync::MutexGuard<'static, Option<ActiveRun>> {
     ACTIVE
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn lock_path(state_dir: &Path, run: &str) -> PathBuf {

@@ -279,8 +279,7 @@ pub fn fetch(git: &Git, remote: &str) -> Result<Fetched, SyncError> {
 fn looks_like_a_log(git: &Git, name: &str) -> Result<(), String> {
     let kind = git
         .run(&["cat-file", "-t", name])
-        .map(|kind| kind.trim().to_string())
-        .unwrap_or_else(|_| "nothing".into());
+        .map_or_else(|_| "nothing".into(), |kind| kind.trim().to_string());
     if kind != "commit" {
         return Err(format!("it is a {kind}, not a commit"));
     }

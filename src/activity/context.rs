@@ -107,7 +107,7 @@ fn earlier_manifests(
     activity: &Activity,
     service: &str,
 ) -> Result<Vec<(String, String)>, CorruptIndex> {
-    let order_of = |name: &str| registry.activity(name).map(|a| a.order).unwrap_or(u32::MAX);
+    let order_of = |name: &str| registry.activity(name).map_or(u32::MAX, |a| a.order);
     let mut manifests: Vec<_> = projection
         .try_manifests(None, Some(service))?
         .into_iter()
@@ -144,8 +144,7 @@ impl Context {
             "specification",
             self.specification
                 .as_ref()
-                .map(|(_, text)| text.clone())
-                .unwrap_or_else(|| "(none yet)".into()),
+                .map_or_else(|| "(none yet)".into(), |(_, text)| text.clone()),
         );
         values.insert(
             "manifests",

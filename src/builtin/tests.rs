@@ -118,7 +118,7 @@ fn detect(root: &Path) -> Option<Vec<String>> {
     } else {
         return None;
     };
-    Some(words.iter().map(|word| word.to_string()).collect())
+    Some(words.iter().map(ToString::to_string).collect())
 }
 
 /// Reads pass/fail/skip counts from the output of cargo test, jest, go test -v, mocha, pytest,

@@ -433,14 +433,14 @@ mod tests {
             if name == "help" {
                 continue;
             }
-            let about = sub.get_about().map(|about| about.to_string());
+            let about = sub.get_about().map(ToString::to_string);
             let about = about.unwrap_or_else(|| panic!("{name} has no summary"));
             assert!(!about.contains('\n'), "{name}: summary is not one line");
             assert!(
                 about.starts_with(|c: char| c.is_ascii_uppercase()),
                 "{name}: summary `{about}` does not start with a verb"
             );
-            let long = sub.get_long_about().map(|long| long.to_string());
+            let long = sub.get_long_about().map(ToString::to_string);
             let long = long.unwrap_or_else(|| panic!("{name} has no long help"));
             assert!(
                 long.contains("Examples:\n  git spectra") || long.contains("Examples:\n  git -c"),
@@ -455,7 +455,7 @@ mod tests {
                     nested.get_about().is_some(),
                     "{name} {nested_name} has no summary"
                 );
-                let long = nested.get_long_about().map(|long| long.to_string());
+                let long = nested.get_long_about().map(ToString::to_string);
                 assert!(
                     long.is_some_and(|long| long.contains("Examples:\n  git ")),
                     "{name} {nested_name}: long help lacks examples"

@@ -104,7 +104,7 @@ impl FormatMemory {
         let levels = self
             .levels
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         levels
             .get(&memory_key(endpoint, model))
             .copied()
@@ -116,7 +116,7 @@ impl FormatMemory {
         let mut levels = self
             .levels
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if levels.insert(memory_key(endpoint, model), level) == Some(level) {
             return;
         }

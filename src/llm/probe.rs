@@ -238,7 +238,7 @@ impl Client {
         }
         let error = match outcome {
             Ok(reply) => match extract_json_by(&reply.content, Some(deadline)) {
-                Ok((value, _)) if value.get("ok").is_some_and(|ok| ok.is_boolean()) => {
+                Ok((value, _)) if value.get("ok").is_some_and(serde_json::Value::is_boolean) => {
                     probe.verdict = FormatVerdict::Works;
                     None
                 }

@@ -148,7 +148,7 @@ fn read_kind_dir(
                 text,
             }),
             Err(error) => {
-                problems.push(Problem::whole_file(&path, format!("cannot read: {error}")))
+                problems.push(Problem::whole_file(&path, format!("cannot read: {error}")));
             }
         }
     }

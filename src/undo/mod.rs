@@ -476,8 +476,10 @@ fn undo_naming(history: &History, id: &str) -> String {
                     .iter()
                     .any(|t| t == id)
         })
-        .map(|event| format!("event {}", event.id))
-        .unwrap_or_else(|| "an earlier undo".into())
+        .map_or_else(
+            || "an earlier undo".into(),
+            |event| format!("event {}", event.id),
+        )
 }
 
 /// `run 0193… (discover "idea" for logging, 9 events)`.
