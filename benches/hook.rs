@@ -68,8 +68,7 @@ fn parse_commits() -> usize {
     argv.iter()
         .position(|arg| arg == "--commits")
         .and_then(|i| argv.get(i + 1))
-        .map(|n| n.parse().expect("--commits N"))
-        .unwrap_or(300)
+        .map_or(300, |n| n.parse().expect("--commits N"))
 }
 
 fn setup(

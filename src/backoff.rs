@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime};
 /// Full-jitter exponential backoff.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
+    /// The ceiling of the wait after the first failed attempt; it doubles with each further one.
     pub base: Duration,
+    /// The most any wait may be.
     pub cap: Duration,
 }
 

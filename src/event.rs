@@ -35,17 +35,29 @@ pub const GENESIS_DIGEST: &str = "0000000000000000000000000000000000000000000000
 
 /// The event kinds the tool writes itself (past tense). Readers accept and skip others.
 pub mod kind {
+    /// A run began: its command, input and planned activities.
     pub const RUN_STARTED: &str = "run.started";
+    /// An activity began, with the context it loaded.
     pub const ACTIVITY_STARTED: &str = "activity.started";
+    /// One HTTP attempt at the model.
     pub const LLM_CALLED: &str = "llm.called";
+    /// A decision was accepted: the model's, the offline rules' or the planner's.
     pub const DECISION_MADE: &str = "decision.made";
+    /// A playbook is about to run (or undo).
     pub const PLAYBOOK_STARTED: &str = "playbook.started";
+    /// A playbook ended.
     pub const PLAYBOOK_FINISHED: &str = "playbook.finished";
+    /// A commit was made on the user's branch.
     pub const FILES_COMMITTED: &str = "files.committed";
+    /// An activity ended, with its outputs and gates.
     pub const ACTIVITY_FINISHED: &str = "activity.finished";
+    /// A run ended.
     pub const RUN_FINISHED: &str = "run.finished";
+    /// The post-commit hook saw a commit made by the user.
     pub const COMMIT_OBSERVED: &str = "commit.observed";
+    /// An undo: the events it reverted and how.
     pub const EVENTS_REVERTED: &str = "events.reverted";
+    /// A redo: the undos it cancelled and how.
     pub const EVENTS_RESTORED: &str = "events.restored";
     /// An undo or redo that stopped part way; it names what it had already done.
     pub const UNDO_FAILED: &str = "undo.failed";
@@ -133,13 +145,21 @@ impl Event {
 /// can name it in `causes`, and a retried append records the same fact.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
+    /// The event's id (UUIDv7), fixed at creation.
     pub id: String,
+    /// What happened, as lowercase dotted words (see [`kind`]).
     pub kind: String,
+    /// When it happened, RFC 3339.
     pub at: String,
+    /// The run it belongs to, if any.
     pub run: Option<String>,
+    /// The activity it belongs to, if any.
     pub activity: Option<String>,
+    /// The service it concerns, if any.
     pub service: Option<String>,
+    /// Ids of the events that caused it.
     pub causes: Vec<String>,
+    /// The kind's own data, a JSON object.
     pub payload: Value,
     /// Bulk data stored as blobs beside `event.json`, by file name.
     pub attachments: BTreeMap<String, Vec<u8>>,
@@ -167,36 +187,43 @@ impl NewEvent {
         }
     }
 
+    /// Sets the run.
     pub fn run(mut self, run: impl Into<String>) -> Self {
         self.run = Some(run.into());
         self
     }
 
+    /// Sets the activity.
     pub fn activity(mut self, activity: impl Into<String>) -> Self {
         self.activity = Some(activity.into());
         self
     }
 
+    /// Sets the service.
     pub fn service(mut self, service: impl Into<String>) -> Self {
         self.service = Some(service.into());
         self
     }
 
+    /// Sets the payload.
     pub fn payload(mut self, payload: Value) -> Self {
         self.payload = payload;
         self
     }
 
+    /// Adds an event that caused this one.
     pub fn cause(mut self, id: impl Into<String>) -> Self {
         self.causes.push(id.into());
         self
     }
 
+    /// Adds an attachment stored beside `event.json`.
     pub fn attach(mut self, name: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Self {
         self.attachments.insert(name.into(), bytes.into());
         self
     }
 
+    /// Sets the commit subject.
     pub fn subject(mut self, subject: impl Into<String>) -> Self {
         self.subject = Some(subject.into());
         self
@@ -252,9 +279,13 @@ impl NewEvent {
 /// A field of the envelope that its commit repeats as a trailer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrailerField {
+    /// `id`, trailer `Spectra-Id`.
     Id,
+    /// `run`, trailer `Spectra-Run`.
     Run,
+    /// `activity`, trailer `Spectra-Activity`.
     Activity,
+    /// `service`, trailer `Spectra-Service`.
     Service,
 }
 
@@ -286,28 +317,40 @@ pub const TRAILER_VALUE_RULE: &str = "one line of printable text: no newline, ta
 /// Why an event could not be accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
+    /// The kind is not lowercase dotted words.
     #[error("event kind `{0}` is not valid: use lowercase dotted words such as `note.added`")]
     InvalidKind(String),
+    /// The payload is some JSON other than an object.
     #[error("the payload must be a JSON object, not {0}")]
     PayloadNotObject(&'static str),
+    /// An attachment name is not a plain file name, or is `event.json`.
     #[error("attachment name `{0}` is not valid: use a plain file name other than event.json")]
     InvalidAttachmentName(String),
+    /// A field repeated as a trailer does not fit on a trailer line.
     #[error(
         "the event's {} {value:?} cannot be written as its {} trailer: it {problem}; a trailer value is {TRAILER_VALUE_RULE}",
         field.name(),
         field.trailer()
     )]
     InvalidTrailerValue {
+        /// Which field.
         field: TrailerField,
+        /// Its value.
         value: String,
+        /// What is wrong with it.
         problem: &'static str,
     },
+    /// The stored `event.json` does not read as an event.
     #[error("event.json is not a valid event: {0}")]
     Malformed(String),
+    /// The event was written by a newer version of the tool.
     #[error(
         "event schema {found} is newer than this git spectra understands ({SCHEMA_VERSION}); upgrade git spectra"
     )]
-    FutureSchema { found: u64 },
+    FutureSchema {
+        /// The schema version of the event.
+        found: u64,
+    },
 }
 
 impl NewEvent {

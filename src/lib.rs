@@ -5,6 +5,8 @@
 //! projection folded from that log. The `cli` module parses and renders; the library does the
 //! work.
 
+#![warn(missing_docs)]
+
 pub mod activity;
 pub mod backoff;
 pub mod builtin;

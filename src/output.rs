@@ -31,8 +31,11 @@ pub fn labelled(label: &str, message: &str, label_every_line: bool) -> String {
 /// and the message, then its hints, each line labelled `hint:`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailureReport {
+    /// How the command fails: usage, failed or fatal (this chooses the exit code).
     pub class: Class,
+    /// The first line, after `error:` or `fatal:`.
     pub message: String,
+    /// Lines printed after it, each after `hint:`.
     pub hints: Vec<String>,
 }
 

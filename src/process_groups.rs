@@ -34,5 +34,5 @@ pub fn kill_all() {
 fn groups() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
     GROUPS
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

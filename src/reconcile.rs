@@ -40,6 +40,7 @@ pub const PROCESS_GONE: &str = "the process running it ended before it recorded 
 /// A run this module closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Closed {
+    /// The run's id.
     pub run: String,
     /// Commits of the run found on the branch by their trailers and recorded now.
     pub found: Vec<String>,
@@ -48,8 +49,10 @@ pub struct Closed {
 /// Why a run could not be closed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
+    /// The log could not be read or appended to.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A git command on the work tree failed.
     #[error(transparent)]
     Git(#[from] WorktreeError),
 }
@@ -152,8 +155,7 @@ fn record_found_commits(
         }
         let tip = intent
             .payload_str("branch")
-            .map(|branch| format!("refs/heads/{branch}"))
-            .unwrap_or_else(|| "HEAD".into());
+            .map_or_else(|| "HEAD".into(), |branch| format!("refs/heads/{branch}"));
         let commit = worktree.find_commit(intent.payload_str("head"), &tip, |facts| {
             made_by(facts, run, completes)
         })?;
@@ -335,8 +337,7 @@ fn undo_steps_done(
                 let Some(worktree) = worktree else { continue };
                 let tip = started
                     .payload_str("branch")
-                    .map(|branch| format!("refs/heads/{branch}"))
-                    .unwrap_or_else(|| "HEAD".into());
+                    .map_or_else(|| "HEAD".into(), |branch| format!("refs/heads/{branch}"));
                 if let Some(revert) = find_revert(worktree, run, commit, target, &tip)? {
                     done.push(json!({"step": "revert", "commit": commit, "revert": revert.commit, "event": target}));
                 }

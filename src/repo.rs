@@ -15,7 +15,12 @@ pub enum RepoError {
     NotARepository,
     /// A repository was found but could not be opened.
     #[error("cannot open the repository at {path}: {message}")]
-    Open { path: PathBuf, message: String },
+    Open {
+        /// Where the repository was found.
+        path: PathBuf,
+        /// What gix said.
+        message: String,
+    },
 }
 
 impl crate::failure::Classify for RepoError {

@@ -22,12 +22,14 @@ static ACTIVE: Mutex<Option<ActiveRun>> = Mutex::new(None);
 /// What the signal handler needs to close the run this process is working on.
 #[derive(Debug, Clone)]
 pub struct ActiveRun {
+    /// The run's id.
     pub run: String,
     /// The lock file, shared: git children of an effect are let inherit it (see
     /// [`ChildrenHold`]).
     pub lock: Arc<File>,
     /// Where the repository was opened (its git dir).
     pub git_dir: PathBuf,
+    /// Where the tool keeps its state (`.git/spectra`).
     pub state_dir: PathBuf,
 }
 
@@ -87,7 +89,7 @@ pub fn active_run() -> Option<ActiveRun> {
 fn active() -> std::sync::MutexGuard<'static, Option<ActiveRun>> {
     ACTIVE
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn lock_path(state_dir: &Path, run: &str) -> PathBuf {
@@ -109,7 +111,10 @@ fn is_safe_run_name(run: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Liveness {
     /// A process holds the run's lock (its id, when the file says).
-    Running { pid: Option<u32> },
+    Running {
+        /// The id of the process holding it, when the lock file says.
+        pid: Option<u32>,
+    },
     /// The run's process ended without finishing it.
     Gone,
     /// No lock file: the run finished, or it was recorded in another clone.
@@ -141,6 +146,7 @@ pub fn liveness(state_dir: &Path, run: &str) -> Liveness {
 /// so two commands never close the same run.
 #[derive(Debug)]
 pub struct Abandoned {
+    /// The run's id.
     pub run: String,
     path: PathBuf,
     _file: File,

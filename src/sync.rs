@@ -32,18 +32,38 @@ pub fn fetch_refspec(remote: &str) -> String {
 /// Why sharing the log failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
+    /// The remote named does not exist.
     #[error("no remote named `{0}`")]
     NoSuchRemote(String),
+    /// The repository has no remote at all.
     #[error("this repository has no remote to share the log with")]
     NoRemote,
+    /// A git command failed.
     #[error("`git {args}` failed: {reason}")]
-    Git { args: String, reason: String },
+    Git {
+        /// Its arguments.
+        args: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// git could not be started.
     #[error("cannot run git: {0}")]
     Spawn(std::io::Error),
+    /// The remote's ref does not hold an event log of this tool.
     #[error("{remote}'s {REMOTE_LOG_REF} is not an event log of git spectra: {what}")]
-    NotALog { remote: String, what: String },
+    NotALog {
+        /// The remote.
+        remote: String,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// The remote's log is needed but was never fetched.
     #[error("{remote}'s log was never fetched")]
-    NotFetched { remote: String },
+    NotFetched {
+        /// The remote.
+        remote: String,
+    },
+    /// The local log could not be read or written.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
@@ -91,6 +111,7 @@ pub struct Git {
 }
 
 impl Git {
+    /// Runs git in `repo`'s work tree, or its git dir when it has none.
     pub fn new(repo: &Repo) -> Git {
         Git {
             dir: repo
@@ -135,6 +156,7 @@ impl Git {
         .filter(|id| !id.is_empty())
     }
 
+    /// Where git runs.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -190,11 +212,13 @@ pub fn remember_remote_checked(repo: &Repo) -> bool {
 /// What a fetch found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Fetched {
+    /// The remote fetched from.
     pub remote: String,
     /// The remote-tracking ref.
     pub tracking: String,
-    /// Its commit before and after the fetch.
+    /// Its commit before the fetch.
     pub before: Option<String>,
+    /// Its commit after the fetch.
     pub after: Option<String>,
     /// Events the fetch brought that the tracking ref did not have.
     pub new_events: usize,
@@ -255,8 +279,7 @@ pub fn fetch(git: &Git, remote: &str) -> Result<Fetched, SyncError> {
 fn looks_like_a_log(git: &Git, name: &str) -> Result<(), String> {
     let kind = git
         .run(&["cat-file", "-t", name])
-        .map(|kind| kind.trim().to_string())
-        .unwrap_or_else(|_| "nothing".into());
+        .map_or_else(|_| "nothing".into(), |kind| kind.trim().to_string());
     if kind != "commit" {
         return Err(format!("it is a {kind}, not a commit"));
     }
@@ -332,23 +355,35 @@ pub fn setup(git: &Git, remote: &str) -> Result<bool, SyncError> {
 pub enum Standing {
     /// The remote's log was never fetched into this clone.
     NeverFetched {
+        /// The remote.
         remote: String,
     },
+    /// Both logs hold the same events.
     InSync {
+        /// The remote.
         remote: String,
     },
     /// Counts are events only one side holds.
     Ahead {
+        /// The remote.
         remote: String,
+        /// Events only the local log holds.
         ahead: usize,
     },
+    /// The remote's log holds events the local one lacks.
     Behind {
+        /// The remote.
         remote: String,
+        /// Events only the remote's log holds.
         behind: usize,
     },
+    /// Both sides hold events the other lacks.
     Diverged {
+        /// The remote.
         remote: String,
+        /// Events only the local log holds.
         ahead: usize,
+        /// Events only the remote's log holds.
         behind: usize,
     },
 }
@@ -431,14 +466,20 @@ pub fn unfetched_remote_log(repo: &Repo, git: &Git) -> Option<String> {
 pub enum Joined {
     /// The remote had nothing the local log lacked.
     UpToDate,
+    /// The local log lacked only what the remote had; it now points at the remote's tip.
     FastForward {
+        /// Events the local log gained.
         events: usize,
     },
+    /// Both sides had new events; a `log.merged` event joins them.
     Merged {
         /// The `log.merged` event.
         event: String,
+        /// Events only the local log held, since the merge base.
         ours_events: usize,
+        /// Events only the remote's log held, since the merge base.
         theirs_events: usize,
+        /// Results both sides decided for the same service and activity.
         conflicts: Vec<crate::store::Conflict>,
     },
 }
@@ -480,13 +521,17 @@ pub fn merge_tip(store: &Store, remote: &str, theirs: &str) -> Result<Joined, Sy
 /// What `git spectra sync` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Synced {
+    /// The remote synced with.
     pub remote: String,
     /// Events the local log gained from the remote.
     pub events_in: usize,
     /// Events the push sent.
     pub events_out: usize,
+    /// What the fetch found.
     pub fetched: Fetched,
+    /// How the logs were joined.
     pub joined: Joined,
+    /// What the push did.
     pub pushed: Pushed,
 }
 
@@ -553,10 +598,13 @@ pub fn open_conflicts(store: &Store) -> Result<Vec<Unresolved>, crate::store::St
 pub struct Unresolved {
     /// The `log.merged` event that found it.
     pub merge: String,
+    /// The service both sides decided for.
     pub service: String,
+    /// The activity both sides ran.
     pub activity: String,
-    /// The runs on each side that both decided.
+    /// The local runs that decided it.
     pub ours: Vec<String>,
+    /// The remote's runs that decided it.
     pub theirs: Vec<String>,
 }
 
@@ -603,6 +651,7 @@ pub fn unresolved_conflicts(events: &[crate::event::Event]) -> Vec<Unresolved> {
 /// What a push did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Pushed {
+    /// The remote pushed to.
     pub remote: String,
     /// The commit the remote's log points at now; `None` when there was nothing to push.
     pub tip: Option<String>,

@@ -12,16 +12,30 @@ use std::process::Command;
 /// Why a change to the user's branch could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum WorktreeError {
+    /// A git command failed.
     #[error("`git {args}` failed: {stderr}")]
-    Git { args: String, stderr: String },
+    Git {
+        /// Its arguments.
+        args: String,
+        /// What git said.
+        stderr: String,
+    },
+    /// git could not be started.
     #[error("cannot run git: {0}")]
     Spawn(std::io::Error),
+    /// A revert conflicts with later changes; it was aborted.
     #[error(
         "reverting {} conflicts with later changes to {}; the revert was aborted and the work tree is as it was",
         short(.commit),
         .paths.join(", ")
     )]
-    RevertConflict { commit: String, paths: Vec<String> },
+    RevertConflict {
+        /// The commit being reverted.
+        commit: String,
+        /// The conflicting paths.
+        paths: Vec<String>,
+    },
+    /// A trailer key has characters other than letters, digits and `-`.
     #[error("trailer `{0}` may hold only letters, digits and `-`")]
     UnsafeTrailer(String),
 }
@@ -34,9 +48,13 @@ pub fn short(commit: &str) -> &str {
 /// A commit the tool made on the user's branch.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Committed {
+    /// The commit made.
     pub commit: String,
+    /// The branch it was made on; `None` when HEAD is detached.
     pub branch: Option<String>,
+    /// The paths it committed.
     pub files: Vec<String>,
+    /// Its full message.
     pub message: String,
 }
 
@@ -49,6 +67,7 @@ pub struct Worktree {
 }
 
 impl Worktree {
+    /// A work tree rooted at `root`.
     pub fn new(root: impl Into<PathBuf>) -> Worktree {
         Worktree {
             root: root.into(),
@@ -63,6 +82,7 @@ impl Worktree {
         self
     }
 
+    /// The work tree's root.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -318,7 +338,9 @@ fn capped(mut text: String, limit: usize) -> String {
 /// when its own trailers say which run and event made it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommitFacts {
+    /// The commit's id.
     pub commit: String,
+    /// The first line of its message.
     pub subject: String,
     /// The whole message.
     pub message: String,

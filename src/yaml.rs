@@ -14,7 +14,9 @@ pub use serde_saphyr::Spanned;
 /// A place in a YAML text, 1-based as editors count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize)]
 pub struct Position {
+    /// The line, from 1.
     pub line: u64,
+    /// The column, from 1.
     pub column: u64,
 }
 
@@ -38,7 +40,9 @@ impl std::fmt::Display for Position {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{position}: {message}")]
 pub struct YamlError {
+    /// Where the problem is.
     pub position: Position,
+    /// What is wrong.
     pub message: String,
 }
 

@@ -27,14 +27,17 @@ const _: () = assert!(
 /// The gathered context of one activity.
 #[derive(Debug, Clone, Default)]
 pub struct Context {
+    /// (path, text) of the service's specification, when the repository has one.
     pub specification: Option<(String, String)>,
     /// (activity, compact JSON of its manifest), in activity order.
     pub manifests: Vec<(String, String)>,
     /// (playbook id, text with runbook, text without).
     pub playbooks: Vec<(String, String, String)>,
+    /// How many playbooks, from the last, are shown without their runbook to fit.
     pub runbooks_dropped: usize,
     /// Oldest first.
     pub history: Vec<String>,
+    /// The repository inventory as compact JSON, when it could be taken.
     pub repository: Option<String>,
     /// What was left out to fit, in the order it was dropped.
     pub dropped: Vec<String>,
@@ -104,7 +107,7 @@ fn earlier_manifests(
     activity: &Activity,
     service: &str,
 ) -> Result<Vec<(String, String)>, CorruptIndex> {
-    let order_of = |name: &str| registry.activity(name).map(|a| a.order).unwrap_or(u32::MAX);
+    let order_of = |name: &str| registry.activity(name).map_or(u32::MAX, |a| a.order);
     let mut manifests: Vec<_> = projection
         .try_manifests(None, Some(service))?
         .into_iter()
@@ -141,8 +144,7 @@ impl Context {
             "specification",
             self.specification
                 .as_ref()
-                .map(|(_, text)| text.clone())
-                .unwrap_or_else(|| "(none yet)".into()),
+                .map_or_else(|| "(none yet)".into(), |(_, text)| text.clone()),
         );
         values.insert(
             "manifests",

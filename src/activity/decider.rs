@@ -6,9 +6,11 @@ use crate::repo::Repo;
 
 /// Who decides: a model, or the offline rules.
 pub enum Decider {
+    /// A model behind an OpenAI-compatible endpoint.
     Model(Box<Client>),
     /// No model; `reason` says why (asked for, or nothing configured and nothing answering).
     Offline {
+        /// Why the offline rules decide.
         reason: String,
     },
 }
@@ -16,8 +18,10 @@ pub enum Decider {
 /// Why no decider could be set up: the model's settings are bad, or its client cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum DeciderError {
+    /// The model's settings are invalid.
     #[error(transparent)]
     Settings(#[from] crate::settings::SettingsError),
+    /// The model's client could not be built.
     #[error(transparent)]
     Llm(#[from] crate::llm::LlmError),
 }

@@ -147,8 +147,7 @@ fn after_decision(
                 entry
                     .version
                     .as_deref()
-                    .map(|v| format!("version {v}"))
-                    .unwrap_or_else(|| "status healthy".into()),
+                    .map_or_else(|| "status healthy".into(), |v| format!("version {v}")),
             ),
         ));
         work.decision = decision;

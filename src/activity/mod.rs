@@ -78,16 +78,22 @@ impl Progress for Quiet {}
 /// as the run's own failure.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The log could not be read or appended to.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The named activity is not in the registry.
     #[error("activity `{0}` is not in the registry")]
     UnknownActivity(String),
+    /// The repository has no work tree to write results into.
     #[error("this command needs a work tree; {0} is a bare repository")]
     Bare(PathBuf),
+    /// The registry could not be loaded.
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
+    /// A merge, rebase or similar is under way on the user's branch.
     #[error("{} is in progress; git spectra changes nothing on your branch until it is finished", .0.what)]
     OperationInProgress(crate::worktree::Operation),
+    /// The marker of the run in progress could not be written.
     #[error("cannot record the run as in progress: {0}")]
     RunLock(std::io::Error),
 }
@@ -125,16 +131,23 @@ impl RunError {
 
 /// Everything a run needs.
 pub struct Engine<'a> {
+    /// The repository the run works in.
     pub repo: &'a Repo,
+    /// The log the run appends to.
     pub store: &'a Store,
+    /// The activities and playbooks the run may use.
     pub registry: &'a Registry,
+    /// Who makes the decisions.
     pub decider: Decider,
+    /// How the run was asked for (dry run and the like).
     pub options: RunOptions,
+    /// Where progress is shown.
     pub progress: &'a dyn Progress,
     root: PathBuf,
 }
 
 impl<'a> Engine<'a> {
+    /// An engine for a repository with a work tree; fails on a bare repository.
     pub fn new(
         repo: &'a Repo,
         store: &'a Store,

@@ -26,6 +26,7 @@ pub const SCHEMA_NAME: &str = "run_plan";
 pub struct Plan {
     /// The activities to run, in order; every one is in the registry.
     pub activities: Vec<String>,
+    /// Why these activities, in the planner's words.
     pub reasoning: String,
     /// `model` or `rules`.
     pub decided_by: &'static str,

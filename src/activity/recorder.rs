@@ -24,6 +24,7 @@ pub struct Recorder<'s> {
 }
 
 impl<'s> Recorder<'s> {
+    /// A recorder appending to `store` on behalf of `run`.
     pub fn new(store: &'s Store, run: impl Into<String>) -> Recorder<'s> {
         Recorder {
             store,
@@ -63,8 +64,7 @@ impl<'s> Recorder<'s> {
             .map(|record| {
                 let status = record
                     .status
-                    .map(|status| format!("HTTP {status}"))
-                    .unwrap_or_else(|| "no response".into());
+                    .map_or_else(|| "no response".into(), |status| format!("HTTP {status}"));
                 let mut event = NewEvent::new(kind::LLM_CALLED)
                     .subject(format!(
                         "{}: asked {model} (attempt {}, {status})",

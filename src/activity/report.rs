@@ -14,7 +14,9 @@ pub use crate::event::Outcome;
 /// One error of an activity: a stable reason word and a sentence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ActivityError {
+    /// A stable word naming the kind of error, for scripts.
     pub reason: String,
+    /// What went wrong, for a person.
     pub message: String,
 }
 
@@ -30,6 +32,7 @@ impl ActivityError {
         matches!(self.reason.as_str(), PLAYBOOK_FAILED | PLAYBOOK_REFUSED)
     }
 
+    /// An error with reason word `reason`.
     pub fn new(reason: &str, message: impl Into<String>) -> ActivityError {
         ActivityError {
             reason: reason.to_string(),
@@ -41,23 +44,36 @@ impl ActivityError {
 /// What a playbook did, in short.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlaybookSummary {
+    /// The playbook's id.
     pub playbook: String,
+    /// How the playbook ended.
     pub outcome: Outcome,
+    /// What the playbook said, or why it failed.
     pub message: String,
 }
 
 /// The result of one activity.
 #[derive(Debug, Clone, Serialize)]
 pub struct ActivityReport {
+    /// The activity's name in the registry.
     pub activity: String,
+    /// The service it worked on, if any.
     pub service: Option<String>,
+    /// How the activity ended.
     pub outcome: Outcome,
+    /// Wall-clock time the activity took.
     pub duration_ms: u64,
+    /// The outputs the activity produced (its manifest's content).
     pub outputs: Value,
+    /// Each quality gate and whether it passed.
     pub quality_gates: BTreeMap<String, bool>,
+    /// How many quality gates passed.
     pub gates_passed: usize,
+    /// How many quality gates there are.
     pub gates_total: usize,
+    /// What went wrong, empty when nothing did.
     pub errors: Vec<ActivityError>,
+    /// The playbooks the activity ran, in order.
     pub playbooks: Vec<PlaybookSummary>,
     /// The commit made on the user's branch, if any.
     pub commit: Option<String>,
@@ -66,12 +82,19 @@ pub struct ActivityReport {
 /// The result of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
+    /// The run's id.
     pub run: String,
+    /// The command that started the run.
     pub command: String,
+    /// Who decided: `llm` or `offline`.
     pub mode: String,
+    /// Whether the run only said what it would do.
     pub dry_run: bool,
+    /// How the run ended.
     pub outcome: Outcome,
+    /// Wall-clock time the run took.
     pub duration_ms: u64,
+    /// The activities run, in order.
     pub activities: Vec<ActivityReport>,
     /// The planner's decision, when the planner chose the activities.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,6 +105,7 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// Whether the whole run succeeded.
     pub fn succeeded(&self) -> bool {
         self.outcome == Outcome::Succeeded
     }

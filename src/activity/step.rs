@@ -374,9 +374,7 @@ fn render(
     values.insert("input", input.to_string());
     values.insert(
         "service",
-        service
-            .map(str::to_string)
-            .unwrap_or_else(|| "(not chosen yet)".into()),
+        service.map_or_else(|| "(not chosen yet)".into(), str::to_string),
     );
     definition.prompts.render(&values)
 }

@@ -13,7 +13,9 @@ use super::{BuiltinError, check_service_name, git};
 /// The outcome of creating a branch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Created {
+    /// The branch's short name.
     pub branch: String,
+    /// The commit the branch points at.
     pub commit: String,
     /// `false` when the branch already pointed at that commit.
     pub created: bool,
@@ -22,6 +24,7 @@ pub struct Created {
 /// The outcome of deleting a branch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Deleted {
+    /// The branch's short name.
     pub branch: String,
     /// `false` when there was no such branch.
     pub deleted: bool,

@@ -18,10 +18,13 @@ pub const CATALOG_PATH: &str = ".spectra/service-catalog.yaml";
 /// The answer to a lookup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Lookup {
+    /// The service name looked up.
     pub name: String,
     /// The catalog file, or `None` when the repository has none.
     pub catalog: Option<String>,
+    /// Whether any entry matched.
     pub found: bool,
+    /// The matching entries, in catalog order.
     pub matches: Vec<Entry>,
 }
 
@@ -30,9 +33,13 @@ pub struct Lookup {
 pub struct Entry {
     /// The environment under `cosmos`, or `None` for the plain list.
     pub environment: Option<String>,
+    /// The service's name as the catalog spells it.
     pub name: String,
+    /// Where the service is reached, if the catalog says.
     pub url: Option<String>,
+    /// The catalog's status word for the service, if any.
     pub status: Option<String>,
+    /// The deployed version, if the catalog says.
     pub version: Option<String>,
 }
 

@@ -37,8 +37,11 @@ pub struct Inventory {
     pub files: u64,
     /// Languages by number of files, most first.
     pub languages: Vec<Language>,
+    /// Build manifests (Cargo.toml, package.json, Makefile...), relative paths.
     pub build_files: Vec<String>,
+    /// Continuous-integration configuration files, relative paths.
     pub ci: Vec<String>,
+    /// Container files (Dockerfile, compose files...), relative paths.
     pub containers: Vec<String>,
 }
 
@@ -57,7 +60,9 @@ pub enum Source {
 /// One language and how many files are written in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Language {
+    /// The language's name.
     pub language: String,
+    /// How many files are written in it.
     pub files: u64,
 }
 

@@ -17,40 +17,73 @@ use std::path::PathBuf;
 /// Why a built-in playbook failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BuiltinError {
+    /// The service name breaks the naming rule.
     #[error("not a valid service name: {problem}; {}", crate::service_name::RULE)]
-    ServiceName { problem: String },
+    ServiceName {
+        /// Which part of the rule it breaks.
+        problem: String,
+    },
+    /// The service catalog is not valid YAML of the expected shape.
     #[error("{file}:{position}: {message}")]
     Catalog {
+        /// The catalog file, relative to the repository root.
         file: String,
+        /// Where in the file.
         position: crate::yaml::Position,
+        /// What is wrong there.
         message: String,
     },
+    /// A path given to the playbook leaves the repository.
     #[error("path `{path}` {reason}")]
-    PathEscapes { path: String, reason: String },
+    PathEscapes {
+        /// The path, as given.
+        path: String,
+        /// How it leaves the repository.
+        reason: String,
+    },
+    /// The specification file exists with other content.
     #[error("{} already exists with different content; not overwriting it", .0.display())]
     SpecConflict(PathBuf),
+    /// The specification file was edited after it was written, so undo leaves it.
     #[error("{} changed since it was written; not removing it", .0.display())]
     SpecChanged(PathBuf),
+    /// The branch exists and points elsewhere.
     #[error("branch `{branch}` already exists at {existing}, not at {wanted}")]
     BranchConflict {
+        /// The branch's name.
         branch: String,
+        /// The commit it points at now.
         existing: String,
+        /// The commit it was to point at.
         wanted: String,
     },
+    /// A git command failed.
     #[error("`{command}` failed: {stderr}")]
-    Git { command: String, stderr: String },
+    Git {
+        /// The git command, as written.
+        command: String,
+        /// What git said.
+        stderr: String,
+    },
+    /// No test command is configured or detected.
     #[error(
         "no test command: set `git config spectra.test.command` or add a Cargo.toml, package.json, go.mod, pyproject.toml or Makefile"
     )]
     NoTestCommand,
+    /// A command could not be started.
     #[error("cannot run `{command}`: {source}")]
     Spawn {
+        /// The command, as written.
         command: String,
+        /// Why it could not start.
         source: std::io::Error,
     },
+    /// A file could not be read or written.
     #[error("{}: {source}", .path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the system said.
         source: std::io::Error,
     },
 }

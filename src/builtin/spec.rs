@@ -13,17 +13,22 @@ use crate::digest::sha256_hex;
 /// The outcome of a write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Written {
+    /// The service the specification describes.
     pub service: String,
+    /// The file, relative to the repository root.
     pub path: String,
     /// `false` when the file already held this content.
     pub written: bool,
+    /// SHA-256 of the content, in hex.
     pub sha256: String,
 }
 
 /// The outcome of a removal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Removed {
+    /// The service the specification described.
     pub service: String,
+    /// The file, relative to the repository root.
     pub path: String,
     /// `false` when there was no file to remove.
     pub removed: bool,

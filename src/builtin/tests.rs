@@ -18,10 +18,15 @@ pub const TEST_COMMAND_KEY: &str = crate::settings::keys::TEST_COMMAND.git;
 /// What a test run observed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TestRun {
+    /// The command run, as argv.
     pub command: Vec<String>,
+    /// Its exit code, `None` when a signal ended it.
     pub exit_code: Option<i32>,
+    /// Tests that passed.
     pub passed: u64,
+    /// Tests that failed.
     pub failed: u64,
+    /// Tests skipped or ignored.
     pub skipped: u64,
     /// Which runner's summary the counts were read from, or `None` when none was recognised.
     pub format: Option<&'static str>,
@@ -32,9 +37,13 @@ pub struct TestRun {
 /// Pass, fail and skip counts read from a runner's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counts {
+    /// Tests that passed.
     pub passed: u64,
+    /// Tests that failed.
     pub failed: u64,
+    /// Tests skipped or ignored.
     pub skipped: u64,
+    /// Which runner's summary the counts come from.
     pub format: &'static str,
 }
 
@@ -109,7 +118,7 @@ fn detect(root: &Path) -> Option<Vec<String>> {
     } else {
         return None;
     };
-    Some(words.iter().map(|word| word.to_string()).collect())
+    Some(words.iter().map(ToString::to_string).collect())
 }
 
 /// Reads pass/fail/skip counts from the output of cargo test, jest, go test -v, mocha, pytest,

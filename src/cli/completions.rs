@@ -29,6 +29,8 @@ pub struct CompletionsArgs {
 }
 
 /// The shells a script is generated for.
+// A doc comment on a variant would add a line per shell to `--help`; the names say it all.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CompletionShell {
     Bash,

@@ -68,7 +68,7 @@ pub fn run(args: HooksArgs) -> Result<u8> {
         HooksCommand::Install => {
             // Where the shim notes commits for recording in the background.
             crate::hook::pending::prepare(repo)?;
-            run_install(&mut out, &dir)?
+            run_install(&mut out, &dir)?;
         }
         HooksCommand::Uninstall => run_uninstall(&mut out, &dir)?,
         HooksCommand::Status { format } => run_status(&mut out, repo, &dir, format)?,

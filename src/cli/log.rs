@@ -64,7 +64,7 @@ pub fn run(args: LogArgs) -> Result<u8> {
             Format::Json => {
                 let mut record = json_record(&stored);
                 record["reverted"] = is_reverted.into();
-                out.json_line(&record)?
+                out.json_line(&record)?;
             }
         }
     }

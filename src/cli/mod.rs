@@ -41,6 +41,8 @@ pub use man::main_page as man_page;
 #[derive(Debug, Parser)]
 #[command(name = "git-spectra", bin_name = "git spectra", version)]
 pub struct Cli {
+    // A doc comment here would become help text; the subcommands describe themselves.
+    #[allow(missing_docs)]
     #[command(subcommand)]
     pub command: Command,
     /// Log more on stderr: -v info, -vv debug, -vvv trace (overrides SPECTRA_LOG).
@@ -61,6 +63,8 @@ pub struct Cli {
 }
 
 /// Every subcommand.
+// A doc comment on a variant would replace the help its `*Args` struct's doc comment gives.
+#[allow(missing_docs)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Append(append::AppendArgs),
@@ -422,14 +426,14 @@ mod tests {
             if name == "help" {
                 continue;
             }
-            let about = sub.get_about().map(|about| about.to_string());
+            let about = sub.get_about().map(ToString::to_string);
             let about = about.unwrap_or_else(|| panic!("{name} has no summary"));
             assert!(!about.contains('\n'), "{name}: summary is not one line");
             assert!(
                 about.starts_with(|c: char| c.is_ascii_uppercase()),
                 "{name}: summary `{about}` does not start with a verb"
             );
-            let long = sub.get_long_about().map(|long| long.to_string());
+            let long = sub.get_long_about().map(ToString::to_string);
             let long = long.unwrap_or_else(|| panic!("{name} has no long help"));
             assert!(
                 long.contains("Examples:\n  git spectra") || long.contains("Examples:\n  git -c"),
@@ -444,7 +448,7 @@ mod tests {
                     nested.get_about().is_some(),
                     "{name} {nested_name} has no summary"
                 );
-                let long = nested.get_long_about().map(|long| long.to_string());
+                let long = nested.get_long_about().map(ToString::to_string);
                 assert!(
                     long.is_some_and(|long| long.contains("Examples:\n  git ")),
                     "{name} {nested_name}: long help lacks examples"

@@ -206,7 +206,7 @@ fn with_durations(headers: &[&str]) -> Vec<String> {
     headers
         .iter()
         .chain(&["mean ms", "p50", "p95", "p99"])
-        .map(|header| header.to_string())
+        .map(ToString::to_string)
         .collect()
 }
 

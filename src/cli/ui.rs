@@ -58,7 +58,9 @@ pub fn set_color_choice(choice: Option<ColorChoice>) {
 /// The two streams colour is decided for separately (`git spectra log 2>file` still colours).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
+    /// Standard output.
     Stdout,
+    /// Standard error.
     Stderr,
 }
 
@@ -282,6 +284,7 @@ impl Default for Output {
 }
 
 impl Output {
+    /// Buffered standard output, locked for the command's life.
     pub fn new() -> Output {
         Output {
             out: io::BufWriter::new(io::stdout().lock()),
@@ -305,6 +308,7 @@ impl Output {
         self.out.write_all(bytes)
     }
 
+    /// Writes out what is buffered.
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }

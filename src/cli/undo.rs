@@ -147,7 +147,7 @@ fn carry_out(
     match format {
         Format::Human => render_applied(&mut out, plan, &applied)?,
         Format::Json => {
-            out.json_line(&json!({"dry_run": false, "plan": plan, "applied": applied}))?
+            out.json_line(&json!({"dry_run": false, "plan": plan, "applied": applied}))?;
         }
     }
     out.flush()?;
@@ -251,7 +251,7 @@ fn render_applied(out: &mut Output, plan: &Plan, applied: &Applied) -> std::io::
     match plan.direction {
         Direction::Undo => out.line("  redo:   git spectra redo")?,
         Direction::Redo => {
-            out.line(format_args!("  undo:   git spectra undo {}", applied.event))?
+            out.line(format_args!("  undo:   git spectra undo {}", applied.event))?;
         }
     }
     Ok(())

@@ -107,7 +107,7 @@ pub fn history(args: HistoryArgs) -> Result<u8> {
     for (activity, entry) in &entries {
         match args.format {
             Format::Json => {
-                out.json_line(&serde_json::json!({"activity": activity, "entry": entry}))?
+                out.json_line(&serde_json::json!({"activity": activity, "entry": entry}))?;
             }
             Format::Human => out.line(format_args!(
                 "{} {} {:<10} {:<9} {} {}",

@@ -97,6 +97,7 @@ payload_view! {
         activities: Option<Vec<String>>,
         /// `llm` or `offline`.
         mode: Option<String>,
+        /// Whether the run only says what it would do.
         dry_run: Option<bool>,
         /// `--execute`: external effects really run.
         execute: Option<bool>,
@@ -106,6 +107,7 @@ payload_view! {
 payload_view! {
     /// `activity.started`.
     ActivityStarted {
+        /// The user's text.
         input: Option<String>,
         /// What was loaded: `{specification, manifests, playbooks, history_entries, dropped}`.
         context: Option<Value>,
@@ -115,23 +117,33 @@ payload_view! {
 payload_view! {
     /// `llm.called`: one HTTP attempt.
     LlmCalled {
+        /// The attempt number within the turn, from 1.
         attempt: Option<u64>,
         /// 0 for the first ask, 1.. for repair turns.
         turn: Option<u64>,
+        /// `json_schema`, `json_object` or `instructions`.
         format: Option<String>,
+        /// The endpoint called.
         url: Option<String>,
+        /// The model asked.
         model: Option<String>,
+        /// When the request was sent, RFC 3339.
         started_at: Option<String>,
         /// The HTTP status; none when there was no response.
         status: Option<u64>,
+        /// Time to the full reply, or to the failure.
         latency_ms: Option<u64>,
         /// `{prompt_tokens, completion_tokens, total_tokens}`.
         usage: Option<Value>,
+        /// Why the model stopped, as it said.
         finish_reason: Option<String>,
+        /// The rate-limit and request-id headers of the reply.
         headers: Option<Value>,
         /// Why the attempt failed; none on success.
         error: Option<Value>,
+        /// SHA-256 of the request body (attached as `request.json`).
         request_sha256: Option<String>,
+        /// SHA-256 of the reply body (attached as `response.json`), when there was one.
         response_sha256: Option<String>,
     }
 }
@@ -164,11 +176,15 @@ payload_view! {
 payload_view! {
     /// `playbook.started`.
     PlaybookStarted {
+        /// The playbook's id.
         playbook: Option<String>,
         /// `run` or `undo`.
         action: Option<String>,
+        /// The command run, as argv.
         argv: Option<Vec<String>>,
+        /// The inputs the playbook was given.
         inputs: Option<Value>,
+        /// Whether the playbook was only asked what it would do.
         dry_run: Option<bool>,
     }
     optional {
@@ -180,20 +196,29 @@ payload_view! {
 payload_view! {
     /// `playbook.finished`.
     PlaybookFinished {
+        /// The playbook's id.
         playbook: Option<String>,
+        /// `run` or `undo`.
         action: Option<String>,
+        /// The command run, as argv.
         argv: Option<Vec<String>>,
+        /// How it ended.
         outcome: Option<Outcome>,
+        /// Its exit code; none when a signal ended it.
         exit_code: Option<i64>,
+        /// The signal that ended it, if one did.
         signal: Option<i64>,
+        /// Wall-clock time it took.
         duration_ms: Option<u64>,
         /// `{total_bytes, truncated, sha256}`.
         stdout: Option<Value>,
+        /// As `stdout`.
         stderr: Option<Value>,
     }
     optional {
         /// The activity that ran it.
         activity: Option<String>,
+        /// The time it was allowed.
         timeout_ms: Option<u64>,
         /// Why it was closed as interrupted.
         reason: Option<String>,
@@ -205,11 +230,15 @@ payload_view! {
     EffectIntended {
         /// `commit`.
         effect: Option<String>,
+        /// The branch the commit goes on; none when HEAD is detached.
         branch: Option<String>,
+        /// HEAD before the commit, if any.
         head: Option<String>,
+        /// The paths about to be committed.
         files: Option<Vec<String>>,
         /// Path -> blob id of the content about to be written.
         blobs: Option<Value>,
+        /// The commit's subject.
         subject: Option<String>,
         /// The id of the event that will record the outcome.
         completes: Option<String>,
@@ -219,9 +248,13 @@ payload_view! {
 payload_view! {
     /// `files.committed`.
     FilesCommitted {
+        /// The commit made.
         commit: Option<String>,
+        /// The branch it was made on; none when HEAD was detached.
         branch: Option<String>,
+        /// The paths it committed.
         files: Option<Vec<String>>,
+        /// Its full message.
         message: Option<String>,
     }
     optional {
@@ -233,8 +266,10 @@ payload_view! {
 /// One error of an activity: a stable reason word and a sentence.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ErrorEntry {
+    /// A stable word naming the kind of error.
     #[serde(default, deserialize_with = "lenient")]
     pub reason: Option<String>,
+    /// What went wrong, for a person.
     #[serde(default, deserialize_with = "lenient")]
     pub message: Option<String>,
 }
@@ -242,14 +277,19 @@ pub struct ErrorEntry {
 payload_view! {
     /// `activity.finished`.
     ActivityFinished {
+        /// How the activity ended.
         outcome: Option<Outcome>,
+        /// Wall-clock time it took.
         duration_ms: Option<u64>,
         /// The activity's result object.
         outputs: Option<Value>,
         /// Gate -> passed.
         quality_gates: Option<Value>,
+        /// How many quality gates passed.
         gates_passed: Option<u64>,
+        /// How many quality gates there are.
         gates_total: Option<u64>,
+        /// `[{reason, message}]`.
         errors: Option<Value>,
     }
 }
@@ -275,8 +315,10 @@ impl ActivityFinished {
 /// One activity of a `run.finished`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ActivityOutcome {
+    /// The activity's name.
     #[serde(default, deserialize_with = "lenient")]
     pub activity: Option<String>,
+    /// How it ended.
     #[serde(default, deserialize_with = "lenient")]
     pub outcome: Option<Outcome>,
 }
@@ -284,9 +326,11 @@ pub struct ActivityOutcome {
 payload_view! {
     /// `run.finished`.
     RunFinished {
+        /// How the run ended.
         outcome: Option<Outcome>,
         /// None when interrupted.
         duration_ms: Option<u64>,
+        /// Each activity run and how it ended.
         activities: Option<Vec<ActivityOutcome>>,
         /// Activities not run because a blocking one did not succeed.
         skipped: Option<Vec<String>>,
@@ -302,9 +346,13 @@ payload_view! {
 payload_view! {
     /// `commit.observed` (from the hook).
     CommitObserved {
+        /// The commit seen.
         commit: Option<String>,
+        /// The branch it was made on; none when HEAD was detached.
         branch: Option<String>,
+        /// `Name <email>` of its author.
         author: Option<String>,
+        /// The first line of its message.
         subject: Option<String>,
         /// Changed paths under `.spectra/`.
         spectra_files: Option<Vec<String>>,
@@ -314,13 +362,19 @@ payload_view! {
 payload_view! {
     /// `events.reverted` (an undo).
     EventsReverted {
+        /// The event ids undone.
         targets: Option<Vec<String>>,
+        /// The run ids undone.
         runs: Option<Vec<String>>,
         /// `[{commit, revert, event}]`.
         reverts: Option<Value>,
+        /// Ids of the compensating `playbook.started` events.
         compensations: Option<Vec<String>>,
+        /// True when `--force` overrode dependents.
         forced: Option<bool>,
+        /// `[{event, run, why}]`: what depended on the targets.
         dependents: Option<Value>,
+        /// Every step in the order done; redo replays them backwards.
         steps: Option<Value>,
     }
 }
@@ -330,9 +384,13 @@ payload_view! {
     EventsRestored {
         /// The `events.reverted` ids it cancels.
         targets: Option<Vec<String>>,
+        /// The run ids redone.
         runs: Option<Vec<String>>,
+        /// `[{commit, revert, event}]`: each revert commit reverted again.
         reapplied: Option<Value>,
+        /// Ids of the `playbook.started` events run again.
         playbooks: Option<Vec<String>>,
+        /// Every step in the order done.
         steps: Option<Value>,
     }
 }
@@ -342,9 +400,13 @@ payload_view! {
     UndoStarted {
         /// `undo` or `redo`.
         direction: Option<String>,
+        /// The event ids to undo or redo.
         targets: Option<Vec<String>>,
+        /// The run ids concerned.
         runs: Option<Vec<String>>,
+        /// The branch checked out, if any.
         branch: Option<String>,
+        /// The plan's steps still to do.
         steps: Option<Value>,
     }
 }
@@ -352,8 +414,11 @@ payload_view! {
 payload_view! {
     /// `undo.failed`.
     UndoFailed {
+        /// `undo` or `redo`.
         direction: Option<String>,
+        /// The event ids it was undoing or redoing.
         targets: Option<Vec<String>>,
+        /// The run ids concerned.
         runs: Option<Vec<String>>,
         /// The steps done; they stay done.
         done: Option<Value>,
@@ -369,11 +434,17 @@ payload_view! {
 payload_view! {
     /// `log.merged`.
     LogMerged {
+        /// The local tip joined (parent 1).
         ours: Option<String>,
+        /// The remote's tip joined (parent 2).
         theirs: Option<String>,
+        /// Events only the local log held, since the merge base.
         ours_events: Option<u64>,
+        /// Events only the remote's log held, since the merge base.
         theirs_events: Option<u64>,
+        /// The remote whose log was merged.
         remote: Option<String>,
+        /// `[{service, activity, ours, theirs}]`: results both sides hold; the later wins.
         conflicts: Option<Value>,
     }
 }
@@ -382,6 +453,7 @@ payload_view! {
 /// them: the string items of the list, nothing else.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Targets {
+    /// The ids of the events named.
     #[serde(default, deserialize_with = "strings")]
     pub targets: Vec<String>,
 }
@@ -396,21 +468,37 @@ impl Targets {
 /// The payload of any event, typed for the tool's own kinds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
+    /// `run.started`.
     RunStarted(RunStarted),
+    /// `activity.started`.
     ActivityStarted(ActivityStarted),
+    /// `llm.called`.
     LlmCalled(LlmCalled),
+    /// `decision.made`.
     DecisionMade(DecisionMade),
+    /// `playbook.started`.
     PlaybookStarted(PlaybookStarted),
+    /// `playbook.finished`.
     PlaybookFinished(PlaybookFinished),
+    /// `effect.intended`.
     EffectIntended(EffectIntended),
+    /// `files.committed`.
     FilesCommitted(FilesCommitted),
+    /// `activity.finished`.
     ActivityFinished(ActivityFinished),
+    /// `run.finished`.
     RunFinished(RunFinished),
+    /// `commit.observed`.
     CommitObserved(CommitObserved),
+    /// `events.reverted`.
     EventsReverted(EventsReverted),
+    /// `events.restored`.
     EventsRestored(EventsRestored),
+    /// `undo.started`.
     UndoStarted(UndoStarted),
+    /// `undo.failed`.
     UndoFailed(UndoFailed),
+    /// `log.merged`.
     LogMerged(LogMerged),
     /// A kind the tool does not write (a script's own), as recorded.
     Other(Value),

@@ -16,20 +16,32 @@ use serde_json::Value;
 /// Why a payload text was refused. The messages read after "the payload from SOURCE ".
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadTextError {
+    /// It is not JSON; the parser's message.
     #[error("is not valid JSON: {0}")]
     Syntax(String),
+    /// It is JSON but not an object; what it is instead.
     #[error("must be a JSON object, not {0}")]
     NotObject(&'static str),
+    /// An object has the same key twice.
     #[error(
         "has the key {key:?} twice in the same object (at {path}); it would keep only the last"
     )]
-    DuplicateKey { key: String, path: String },
+    DuplicateKey {
+        /// The key.
+        key: String,
+        /// The object holding it, as a JSON path.
+        path: String,
+    },
+    /// A number would not be stored as written.
     #[error(
         "has the number {number} at {path}, which would be stored as {stored}: only integers within 64 bits and decimals that read back exactly are kept as they are"
     )]
     InexactNumber {
+        /// The number as written.
         number: String,
+        /// The number as it would be stored.
         stored: String,
+        /// Where it is, as a JSON path.
         path: String,
     },
 }

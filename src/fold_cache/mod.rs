@@ -59,7 +59,9 @@ pub trait Cached: Fold + Serialize + DeserializeOwned + 'static {
 /// A fold's state at a place in the log, and what should be saved of it.
 #[derive(Debug)]
 pub struct Folded<F> {
+    /// The fold's state.
     pub value: F,
+    /// The place in the log it has folded up to.
     pub place: Place,
     save: Option<Save>,
 }

@@ -106,7 +106,9 @@ pub enum HookState {
 /// The post-commit hook file and what it holds.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct HookFile {
+    /// Where the hook file is.
     pub path: PathBuf,
+    /// Whether and how it runs git spectra.
     pub state: HookState,
     /// Git runs only executable hooks (and says so with `hint: The '...' hook was ignored`).
     pub executable: bool,

@@ -51,13 +51,21 @@ pub enum HookError {
     /// Reading or writing a hook file (or the hooks log) failed.
     #[error("{action} {path}: {source}")]
     Io {
+        /// What was being done, e.g. `cannot read`.
         action: &'static str,
+        /// The file.
         path: PathBuf,
+        /// What the system said.
         source: std::io::Error,
     },
     /// The existing hook is not something we can safely add a shell block to.
     #[error("will not change {path}: {reason}")]
-    Unsupported { path: PathBuf, reason: String },
+    Unsupported {
+        /// The hook file.
+        path: PathBuf,
+        /// Why it cannot be changed.
+        reason: String,
+    },
     /// The commit the hook was called for could not be read.
     #[error("cannot read the commit: {0}")]
     Commit(String),
@@ -147,7 +155,9 @@ pub enum Recorded {
     MadeBySpectra(ObservedCommit),
     /// `commit.observed` was appended with this event id.
     Observed {
+        /// The commit's facts.
         commit: ObservedCommit,
+        /// The id of the `commit.observed` event.
         event_id: String,
     },
 }

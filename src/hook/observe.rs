@@ -33,6 +33,7 @@ pub struct SpectraChange {
 /// The facts `commit.observed` records about one commit.
 #[derive(Debug, Clone)]
 pub struct ObservedCommit {
+    /// The commit's id.
     pub commit: ObjectId,
     /// Its parents, first parent first.
     pub parents: Vec<ObjectId>,
@@ -40,6 +41,7 @@ pub struct ObservedCommit {
     pub branch: Option<String>,
     /// `Name <email>` of the commit's author.
     pub author: String,
+    /// The first line of its message.
     pub subject: String,
     /// Paths under `.spectra/` it changed against its first parent, sorted.
     pub spectra_changes: Vec<SpectraChange>,

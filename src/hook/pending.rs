@@ -82,7 +82,9 @@ pub struct Workplace {
 /// A commit [`settle`] recorded, and where it was made.
 #[derive(Debug)]
 pub struct Settled {
+    /// The commit's facts.
     pub commit: ObservedCommit,
+    /// The work tree it was made in, when the note says.
     pub made_in: Option<Workplace>,
 }
 
@@ -90,7 +92,9 @@ pub struct Settled {
 /// cannot be read, e.g. one `git gc` removed, would otherwise stay noted forever).
 #[derive(Debug, Default)]
 pub struct Settlement {
+    /// The commits recorded.
     pub recorded: Vec<Settled>,
+    /// Why each dropped note could not be recorded.
     pub dropped: Vec<HookError>,
 }
 

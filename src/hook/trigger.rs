@@ -35,6 +35,7 @@ const SPEC_SUFFIX: &str = ".specification.yaml";
 /// One background runner the hook started.
 #[derive(Debug, Clone)]
 pub struct SpecTrigger {
+    /// The service whose specification changed.
     pub service: String,
     /// The specification that changed, e.g. `.spectra/logging.specification.yaml`.
     pub specification: String,
@@ -191,7 +192,7 @@ pub fn run_activities(
             .stdin(Stdio::null())
             .status();
         let code = match status {
-            Ok(status) => status.code().map(|c| c.clamp(0, 255) as u8).unwrap_or(128),
+            Ok(status) => status.code().map_or(128, |c| c.clamp(0, 255) as u8),
             Err(err) => {
                 write_log_line(log, &format!("cannot start git spectra {activity}: {err}"))?;
                 return Ok(128);

@@ -38,7 +38,9 @@ const PROBLEM_CHARS: usize = 300;
 /// What to ask.
 #[derive(Debug, Clone)]
 pub struct DecisionRequest {
+    /// The system message: the activity's instructions.
     pub system: String,
+    /// The user message: the context and the question.
     pub user: String,
     /// The JSON Schema the decision must validate against.
     pub schema: Value,
@@ -59,6 +61,7 @@ pub struct Decision {
     pub found: Found,
     /// Repair turns it took (0 when the first answer was valid).
     pub repairs: u32,
+    /// Every HTTP attempt made, in order.
     pub records: Vec<AttemptRecord>,
 }
 
@@ -66,7 +69,9 @@ pub struct Decision {
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]
 pub struct LlmFailure {
+    /// Why no decision was obtained.
     pub error: LlmError,
+    /// Every HTTP attempt made, in order.
     pub records: Vec<AttemptRecord>,
 }
 
@@ -138,6 +143,7 @@ impl Client {
         })
     }
 
+    /// The settings the client was built with.
     pub fn settings(&self) -> &LlmSettings {
         &self.transport.settings
     }

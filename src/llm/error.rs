@@ -25,25 +25,35 @@ pub enum LlmError {
          context window for the reply (at least {needed} needed); nothing was sent"
     )]
     PromptTooLarge {
+        /// The estimated size of the prompt.
         prompt_tokens: u32,
+        /// The configured context window.
         context_window: u32,
+        /// The tokens the prompt leaves for the reply.
         available: u32,
+        /// The least a reply needs.
         needed: u32,
     },
 
     /// No connection could be made to the endpoint, on any attempt.
     #[error("cannot reach the LLM endpoint {url} after {attempts} attempt(s): {reason}")]
     Unreachable {
+        /// The endpoint.
         url: String,
+        /// How many attempts were made.
         attempts: u32,
+        /// Why the last connection failed.
         reason: String,
     },
 
     /// Every attempt failed with a retryable error.
     #[error("the LLM endpoint {url} kept failing; gave up after {attempts} attempt(s): {last}")]
     RetriesExhausted {
+        /// The endpoint.
         url: String,
+        /// How many attempts were made.
         attempts: u32,
+        /// The last attempt's error.
         last: String,
     },
 
@@ -53,9 +63,13 @@ pub enum LlmError {
         total.as_secs_f64()
     )]
     DeadlineExceeded {
+        /// The endpoint.
         url: String,
+        /// The total timeout.
         total: Duration,
+        /// How many attempts were made.
         attempts: u32,
+        /// The last attempt's error.
         last: String,
     },
 
@@ -64,38 +78,66 @@ pub enum LlmError {
         "the LLM endpoint asked to retry after {}, longer than spectra.llm.maxDelay ({}s)",
         shown_wait(*wait), max.as_secs_f64()
     )]
-    RetryAfterTooLong { wait: Duration, max: Duration },
+    RetryAfterTooLong {
+        /// The wait the endpoint asked for.
+        wait: Duration,
+        /// The most we wait (`spectra.llm.maxDelay`).
+        max: Duration,
+    },
 
     /// The endpoint refused the request with a status that retrying cannot fix.
     #[error("the LLM endpoint refused the request with HTTP {status}: {detail}")]
-    Refused { status: u16, detail: String },
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The endpoint's explanation.
+        detail: String,
+    },
 
     /// The prompt is longer than the model's context window, as the endpoint says.
     #[error("the prompt does not fit the model's context window: {detail}")]
-    ContextLength { detail: String },
+    ContextLength {
+        /// The endpoint's explanation.
+        detail: String,
+    },
 
     /// The account behind the API key has no quota left.
     #[error("the LLM account has no quota left: {detail}")]
-    InsufficientQuota { detail: String },
+    InsufficientQuota {
+        /// The endpoint's explanation.
+        detail: String,
+    },
 
     /// A 2xx reply that is not a chat completion.
     #[error("the LLM endpoint answered, but not with a chat completion: {detail}")]
-    MalformedResponse { detail: String },
+    MalformedResponse {
+        /// What was wrong with it.
+        detail: String,
+    },
 
     /// The model's answer never became valid JSON matching the schema, even after repair turns.
     #[error(
         "the model's reply for {schema_name} is not valid after {repairs} repair turn(s): {problems}\nreply was: {reply}"
     )]
     InvalidOutput {
+        /// The schema's name.
         schema_name: String,
+        /// How many repair turns were used.
         repairs: u32,
+        /// What was wrong with the last reply.
         problems: String,
+        /// The last reply, shortened.
         reply: String,
     },
 
     /// The caller's JSON Schema itself is invalid (a bug in an activity definition).
     #[error("the JSON Schema {schema_name} is invalid: {detail}")]
-    BadSchema { schema_name: String, detail: String },
+    BadSchema {
+        /// The schema's name.
+        schema_name: String,
+        /// The validator's complaint.
+        detail: String,
+    },
 
     /// The HTTP client or its runtime could not be set up.
     #[error("cannot set up the HTTP client: {0}")]

@@ -44,14 +44,19 @@ pub enum Found {
 /// [`NotFound::OutOfTime`], which ends the decision instead).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotFound {
+    /// The reply has no text.
     #[error("the reply is empty")]
     Empty,
+    /// No `{` starts an object anywhere in the reply.
     #[error("the reply contains no JSON object")]
     NoObject,
+    /// An object opens but never closes.
     #[error("the reply ends inside an unfinished JSON object (it looks cut off)")]
     Unfinished,
+    /// The nesting passes the limit.
     #[error("the reply nests JSON deeper than {MAX_NESTING} levels")]
     TooDeep,
+    /// The total deadline passed while searching.
     #[error("the total timeout ran out while looking for JSON in the reply")]
     OutOfTime,
 }

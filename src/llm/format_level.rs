@@ -44,6 +44,7 @@ impl ResponseFormat {
         }
     }
 
+    /// The level's name in settings and events, e.g. `json_schema`.
     pub fn as_str(self) -> &'static str {
         match self {
             ResponseFormat::JsonSchema => "json_schema",
@@ -103,7 +104,7 @@ impl FormatMemory {
         let levels = self
             .levels
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         levels
             .get(&memory_key(endpoint, model))
             .copied()
@@ -115,7 +116,7 @@ impl FormatMemory {
         let mut levels = self
             .levels
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if levels.insert(memory_key(endpoint, model), level) == Some(level) {
             return;
         }

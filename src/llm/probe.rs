@@ -20,9 +20,13 @@ use crate::settings::Source;
 /// The doctor's findings. `problem` is why the endpoint is unusable, if it is.
 #[derive(Debug, serde::Serialize)]
 pub struct DoctorReport {
+    /// Every LLM setting, its value and where it came from.
     pub settings: Vec<SettingRow>,
+    /// What listing the models answered.
     pub models: ModelsProbe,
+    /// What each response-format level answered, most structured first.
     pub formats: Vec<FormatProbe>,
+    /// Why the endpoint cannot be used, if it cannot.
     #[serde(skip)]
     pub problem: Option<LlmError>,
 }
@@ -30,33 +34,47 @@ pub struct DoctorReport {
 /// One resolved setting, as shown (the API key masked).
 #[derive(Debug, serde::Serialize)]
 pub struct SettingRow {
+    /// The git config key.
     pub key: &'static str,
+    /// Its value as shown.
     pub value: String,
+    /// Where the value came from.
     pub source: String,
 }
 
 /// The result of `GET /v1/models`.
 #[derive(Debug, serde::Serialize)]
 pub struct ModelsProbe {
+    /// The URL asked.
     pub url: String,
+    /// The HTTP status; `None` when no response came.
     pub status: Option<u16>,
+    /// Time to the answer or the failure.
     pub latency_ms: u64,
+    /// The model ids listed.
     pub models: Vec<String>,
     /// Whether the configured model is among them (`None` when the list could not be read).
     pub model_listed: Option<bool>,
+    /// Why the list could not be read, if it could not.
     pub error: Option<String>,
 }
 
 /// The result of a tiny completion at one response-format level.
 #[derive(Debug, serde::Serialize)]
 pub struct FormatProbe {
+    /// The level tried.
     pub format: ResponseFormat,
+    /// What it answered.
     pub verdict: FormatVerdict,
+    /// The HTTP status; `None` when no response came.
     pub status: Option<u16>,
+    /// Time to the answer or the failure.
     pub latency_ms: u64,
+    /// What went wrong, if anything.
     pub detail: Option<String>,
 }
 
+/// What one response-format level answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FormatVerdict {
@@ -220,7 +238,7 @@ impl Client {
         }
         let error = match outcome {
             Ok(reply) => match extract_json_by(&reply.content, Some(deadline)) {
-                Ok((value, _)) if value.get("ok").is_some_and(|ok| ok.is_boolean()) => {
+                Ok((value, _)) if value.get("ok").is_some_and(serde_json::Value::is_boolean) => {
                     probe.verdict = FormatVerdict::Works;
                     None
                 }

@@ -18,21 +18,29 @@ pub struct AttemptRecord {
     pub attempt: u32,
     /// 0 for the first question, 1 and 2 for repair turns.
     pub turn: u32,
+    /// The response-format level asked for.
     pub format: ResponseFormat,
     /// The endpoint, without any user or password part.
     pub url: String,
     /// When the attempt started (RFC 3339, UTC).
     pub started_at: String,
+    /// The request as sent (the API key is in a header, never here).
     pub request_body: Body,
+    /// SHA-256 of the request body, in hex.
     pub request_sha256: String,
     /// `None` when no response arrived (connection refused, timeout before headers).
     pub response_body: Option<Body>,
+    /// SHA-256 of the response body, in hex, when there was one.
     pub response_sha256: Option<String>,
+    /// The HTTP status; `None` when no response arrived.
     pub status: Option<u16>,
     /// `retry-after`, `retry-after-ms`, `x-ratelimit-*`, `x-request-id`, `request-id`.
     pub headers: BTreeMap<String, String>,
+    /// Time to the full response or the failure.
     pub latency_ms: u64,
+    /// Token counts, when the endpoint reported them.
     pub usage: Option<Usage>,
+    /// Why the model stopped, as it said.
     pub finish_reason: Option<String>,
     /// What went wrong with this attempt, if anything (transport error, refusal, invalid reply).
     pub error: Option<String>,
@@ -41,10 +49,13 @@ pub struct AttemptRecord {
 /// Token counts the endpoint reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
+    /// Tokens in the prompt.
     #[serde(default)]
     pub prompt_tokens: u64,
+    /// Tokens in the reply.
     #[serde(default)]
     pub completion_tokens: u64,
+    /// Both together.
     #[serde(default)]
     pub total_tokens: u64,
 }
@@ -55,6 +66,7 @@ pub struct Usage {
 pub struct Body(pub Vec<u8>);
 
 impl Body {
+    /// The raw bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }

@@ -141,7 +141,7 @@ fn error_printed(report: &FailureReport) -> Printed {
 fn panicked(panic: &(dyn std::any::Any + Send)) -> Printed {
     let message = panic
         .downcast_ref::<&str>()
-        .map(|text| text.to_string())
+        .map(ToString::to_string)
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "Box<dyn Any>".to_string());
     Printed {
@@ -164,7 +164,7 @@ mod tests {
     use super::*;
 
     fn argv(words: &[&str]) -> Vec<String> {
-        words.iter().map(|word| word.to_string()).collect()
+        words.iter().map(ToString::to_string).collect()
     }
 
     #[test]

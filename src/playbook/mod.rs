@@ -38,7 +38,9 @@ pub const ENV_EVENT: &str = "SPECTRA_EVENT";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
+    /// Run the playbook.
     Run,
+    /// Undo what a run of it did.
     Undo,
 }
 
@@ -47,25 +49,34 @@ pub enum Action {
 pub struct Request<'a> {
     /// The activity asking; the playbook must be allowed for it.
     pub activity: &'a str,
+    /// The playbook's id in the registry.
     pub playbook: &'a str,
     /// A JSON object matching the playbook's input schema (`null` counts as `{}`).
     pub inputs: &'a Value,
+    /// Run or undo.
     pub action: Action,
     /// Passed to the playbook as `SPECTRA_RUN`.
     pub run_id: &'a str,
     /// Passed to the playbook as `SPECTRA_EVENT`.
     pub event_id: &'a str,
+    /// Only render the invocation; do not run it.
     pub dry_run: bool,
 }
 
 /// A checked, fully rendered invocation: exactly what would run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Invocation {
+    /// The playbook's id.
     pub playbook: String,
+    /// The activity it runs for.
     pub activity: String,
+    /// Run or undo.
     pub action: Action,
+    /// The rendered command, as argv.
     pub argv: Vec<String>,
+    /// The directory it runs in.
     pub cwd: PathBuf,
+    /// How long it may run before it is stopped.
     pub timeout_ms: u64,
 }
 
@@ -76,13 +87,20 @@ pub use crate::event::Outcome;
 /// The result of one invocation, the payload of `playbook.finished`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// What was run.
     #[serde(flatten)]
     pub invocation: Invocation,
+    /// How it ended.
     pub outcome: Outcome,
+    /// Its exit code; `None` when a signal ended it or it did not start.
     pub exit_code: Option<i32>,
+    /// The signal that ended it, if one did.
     pub signal: Option<i32>,
+    /// Wall-clock time it took.
     pub duration_ms: u64,
+    /// What it wrote on standard output, within the capture limit.
     pub stdout: Captured,
+    /// What it wrote on standard error, within the capture limit.
     pub stderr: Captured,
 }
 
@@ -167,42 +185,66 @@ pub fn quoted_argv(argv: &[String]) -> String {
 /// Why a playbook was not run.
 #[derive(Debug, thiserror::Error)]
 pub enum PlaybookError {
+    /// The playbook is not in the registry.
     #[error("no playbook `{0}` in the registry")]
     Unknown(String),
+    /// The activity may not use the playbook.
     #[error("playbook `{playbook}` is not allowed for activity `{activity}` (allowed: {})", display_list(.allowed))]
     NotAllowed {
+        /// The activity asking.
         activity: String,
+        /// The playbook asked for.
         playbook: String,
+        /// The playbooks the activity may use.
         allowed: Vec<String>,
     },
+    /// The playbook has no argv for the action.
     #[error("playbook `{playbook}` has no `{action}` argv; it is context for the model only")]
     NotRunnable {
+        /// The playbook.
         playbook: String,
+        /// `run` or `undo`.
         action: &'static str,
     },
+    /// The inputs do not match the playbook's input schema.
     #[error("invalid inputs for playbook `{playbook}`: {}", .errors.join("; "))]
     InvalidInputs {
+        /// The playbook.
         playbook: String,
+        /// Each schema violation.
         errors: Vec<String>,
     },
+    /// A path input leaves the repository.
     #[error("input `{input}` of playbook `{playbook}` is refused: `{path}` {reason}")]
     PathEscapes {
+        /// The playbook.
         playbook: String,
+        /// The input's name.
         input: String,
+        /// The path given.
         path: String,
+        /// How it leaves the repository.
         reason: String,
     },
+    /// The argv template could not be filled.
     #[error("cannot fill the argv of playbook `{playbook}`: {source}")]
     Template {
+        /// The playbook.
         playbook: String,
+        /// What was wrong with the template or inputs.
         source: RenderError,
     },
+    /// The playbook's program could not be started.
     #[error("cannot run playbook `{playbook}` (`{program}`): {source}")]
     Spawn {
+        /// The playbook.
         playbook: String,
+        /// The program.
         program: String,
+        /// Why it could not start.
         source: std::io::Error,
     },
+    /// The tool's own binary, which `{spectra}` names, could not be found.
     #[error("cannot find the git-spectra binary for `{{spectra}}`: {0}")]
     NoExecutable(std::io::Error),
 }

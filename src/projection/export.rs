@@ -15,13 +15,22 @@ use super::Projection;
 /// Why export failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
+    /// A file could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
+        /// The file.
         path: PathBuf,
+        /// What the system said.
         source: std::io::Error,
     },
+    /// A view could not be rendered as YAML.
     #[error("cannot render {what} as YAML: {message}")]
-    Yaml { what: String, message: String },
+    Yaml {
+        /// The view.
+        what: String,
+        /// The serializer's message.
+        message: String,
+    },
 }
 
 impl crate::failure::Classify for ExportError {

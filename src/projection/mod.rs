@@ -35,15 +35,25 @@ pub struct Projection {
 /// Everything one run did, as far as the views need it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
+    /// The run's id.
     pub run: String,
+    /// The command that started it.
     pub command: Option<String>,
+    /// The user's text.
     pub input: Option<String>,
+    /// Who decided: `llm` or `offline`.
     pub mode: Option<String>,
+    /// Whether the run only said what it would do.
     pub dry_run: bool,
+    /// When `run.started` was written.
     pub started_at: String,
+    /// When `run.finished` was written; `None` while in progress.
     pub finished_at: Option<String>,
+    /// How it ended; `None` while in progress.
     pub outcome: Option<Outcome>,
+    /// Wall-clock time it took, when it finished.
     pub duration_ms: Option<u64>,
+    /// Its activities, in the order they started.
     pub activities: Vec<ActivityRecord>,
     /// Ids of every event of the run (undo targets them).
     pub event_ids: Vec<String>,
@@ -52,63 +62,102 @@ pub struct RunRecord {
 /// One activity within a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ActivityRecord {
+    /// The activity's name.
     pub activity: String,
+    /// The service it worked on, if any.
     pub service: Option<String>,
+    /// When `activity.started` was written.
     pub started_at: String,
+    /// The id of `activity.started`.
     pub started_event: String,
+    /// What the activity loaded before deciding.
     pub context: Value,
+    /// The decision accepted, once made.
     pub decision: Option<Value>,
+    /// The id of `activity.finished`, once written.
     pub finished_event: Option<String>,
+    /// When it finished.
     pub finished_at: Option<String>,
+    /// How it ended; `None` while in progress.
     pub outcome: Option<Outcome>,
+    /// Wall-clock time it took, when it finished.
     pub duration_ms: Option<u64>,
+    /// Its result object.
     pub outputs: Value,
+    /// Its errors, `[{reason, message}]`.
     pub errors: Value,
+    /// Gate -> passed.
     pub quality_gates: Value,
 }
 
 /// The manifest of one activity for one service: its latest state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The activity's name.
     pub activity: String,
+    /// The service, if any.
     pub service: Option<String>,
     /// `pending`, `in_progress`, `complete` or `failed`.
     pub status: String,
+    /// When the latest run of it started.
     pub started_at: Option<String>,
+    /// When it finished.
     pub completed_at: Option<String>,
     /// Milliseconds.
     pub duration: Option<u64>,
+    /// Its result object.
     pub outputs: Value,
+    /// Its errors, `[{reason, message}]`.
     pub errors: Value,
+    /// Whether every quality gate passed.
     pub quality_gates_passed: bool,
+    /// Gate -> passed.
     pub quality_gates: Value,
+    /// The run that produced this state.
     pub run: Option<String>,
 }
 
 /// One entry of an activity's history.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct HistoryEntry {
+    /// When the activity started.
     pub timestamp: String,
+    /// The run it was part of.
     pub run: String,
+    /// The service, if any.
     pub service: Option<String>,
+    /// The decision accepted (`null` if none was).
     pub decision: Value,
+    /// What the activity loaded before deciding.
     pub context: Value,
+    /// How it ended, or `in_progress`.
     pub outcome: String,
+    /// `{outputs, errors}`.
     pub result: Value,
 }
 
 /// One row of `git spectra runs`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunRow {
+    /// The run's id.
     pub run: String,
+    /// The command that started it.
     pub command: Option<String>,
+    /// The user's text.
     pub input: Option<String>,
+    /// When it started.
     pub started_at: String,
+    /// When it finished; `None` while in progress.
     pub finished_at: Option<String>,
+    /// How it ended, or `in_progress`.
     pub outcome: String,
+    /// Wall-clock time it took, when it finished.
     pub duration_ms: Option<u64>,
+    /// Whether it only said what it would do.
     pub dry_run: bool,
+    /// Whether an undo reverted it.
     pub undone: bool,
+    /// `{activity, service, outcome}` of each activity.
     pub activities: Vec<Value>,
 }
 

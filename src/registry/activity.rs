@@ -43,15 +43,20 @@ pub const PROMPT_VARIABLES: [&str; 8] = [
 /// json`); `Deserialize` reads it back, for the registry cache.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Activity {
+    /// The activity's name, also its subcommand.
     pub name: String,
     /// Position in the SPECTRA sequence; activities run and list in this order.
     pub order: u32,
+    /// One line saying what it does.
     pub description: String,
+    /// The prompts given to the model.
     pub prompts: Prompts,
     /// The JSON Schema of the decision, as written (without the `playbooks` key, which
     /// [`super::Registry::decision_schema`] adds from the playbooks this activity may use).
     pub decision: Value,
+    /// The gates its result must pass.
     pub quality_gates: Vec<QualityGate>,
+    /// The playbooks it may use.
     pub playbooks: Vec<PlaybookRef>,
     /// The most tokens the model may spend answering.
     pub token_budget: u32,
@@ -69,6 +74,7 @@ pub struct Activity {
     pub planner: PlannerRules,
     /// The help of `git spectra <name>`; `None` gives a plain one (see [`Activity::summary`]).
     pub command: Option<CommandHelp>,
+    /// The file and layer it was defined in.
     pub origin: Origin,
 }
 
@@ -157,7 +163,9 @@ pub struct CommandHelp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Prompts {
+    /// The system prompt template.
     pub system: String,
+    /// The user prompt template.
     pub user: String,
 }
 
@@ -174,7 +182,9 @@ impl Prompts {
 /// How an activity names a playbook it may use: by id, or every playbook of a domain.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum PlaybookRef {
+    /// One playbook, by id.
     Id(String),
+    /// Every playbook of a domain.
     Domain(String),
 }
 

@@ -14,6 +14,7 @@ pub struct Problem {
     pub file: String,
     /// Line and column; `0:0` when the problem is the file as a whole (unreadable, misplaced).
     pub position: Position,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -47,8 +48,10 @@ pub enum RegistryError {
     /// One or more files are broken; every problem found is listed, sorted by file and place.
     #[error("{}", describe_problems(.0))]
     Invalid(Vec<Problem>),
+    /// The activity named is not in the registry.
     #[error("no activity named `{0}` in the registry")]
     UnknownActivity(String),
+    /// No activity or playbook has the id given.
     #[error("no activity or playbook with id `{0}` in the registry")]
     UnknownEntry(String),
 }

@@ -21,7 +21,12 @@ pub enum Check {
     /// The value at the pointer is `true`.
     IsTrue(String),
     /// The number at `path` is at least `value`.
-    AtLeast { path: String, value: f64 },
+    AtLeast {
+        /// A JSON pointer into the result.
+        path: String,
+        /// The least the number may be.
+        value: f64,
+    },
     /// The observed fact of that name is `true`.
     Fact(String),
 }
@@ -79,15 +84,20 @@ fn is_non_empty(value: Option<&Value>) -> bool {
 /// A named gate: all its checks must hold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QualityGate {
+    /// The gate's name.
     pub name: String,
+    /// What it checks, in a sentence.
     pub description: String,
+    /// The checks that must all hold.
     pub checks: Vec<Check>,
 }
 
 /// How one gate fared.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GateResult {
+    /// The gate's name.
     pub name: String,
+    /// Whether every check held.
     pub passed: bool,
     /// One line per failing check; empty when the gate passed.
     pub failures: Vec<String>,

@@ -41,7 +41,9 @@ use format::{ActivityFile, PlaybookFile};
 /// Where an entry was defined.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
+    /// The file, as [`Problem::file`] names it.
     pub file: String,
+    /// Built in, or from the repository.
     pub layer: Layer,
 }
 

@@ -17,10 +17,13 @@ pub const PATH_FORMAT: &str = "path";
 /// json`); `Deserialize` reads it back, for the registry cache.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Playbook {
+    /// The playbook's id, unique in the registry.
     pub id: String,
     /// The activities that may run it (each must also name it or its domain).
     pub activities: Vec<String>,
+    /// The group it belongs to, which activities may name instead of each id.
     pub domain: String,
+    /// What it does, in a sentence.
     pub description: String,
     /// Markdown given to the model as context.
     pub runbook: Option<String>,
@@ -30,10 +33,13 @@ pub struct Playbook {
     pub inputs: Value,
     /// The argv template that undoes `run`, given the same inputs.
     pub undo: Option<Vec<Arg>>,
+    /// Whether its effect can be undone.
     pub reversible: bool,
+    /// Whether running it twice with the same inputs does what running it once does.
     pub idempotent: bool,
     /// Seconds the run may take before its process group is killed.
     pub timeout: f64,
+    /// The file and layer it was defined in.
     pub origin: Origin,
 }
 

@@ -11,23 +11,31 @@ use super::error::Problem;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Layer {
+    /// Shipped in the binary.
     Builtin,
+    /// Under the repository's `.spectra/registry/`.
     Repository,
 }
 
 /// What a registry file defines, decided by the directory it sits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// An activity definition.
     Activity,
+    /// A playbook definition.
     Playbook,
 }
 
 /// One registry file's text and where it came from.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
+    /// The file, as [`super::Problem::file`] names it.
     pub path: String,
+    /// What it defines.
     pub kind: Kind,
+    /// Where it came from.
     pub layer: Layer,
+    /// Its content.
     pub text: String,
 }
 
@@ -140,7 +148,7 @@ fn read_kind_dir(
                 text,
             }),
             Err(error) => {
-                problems.push(Problem::whole_file(&path, format!("cannot read: {error}")))
+                problems.push(Problem::whole_file(&path, format!("cannot read: {error}")));
             }
         }
     }

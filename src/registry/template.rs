@@ -37,21 +37,32 @@ pub enum Arg {
 /// A template word that cannot be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
+    /// A `{` never closes.
     #[error("unclosed `{{` in `{0}` (write `{{{{` for a literal brace)")]
     Unclosed(String),
+    /// A `}` closes nothing.
     #[error("stray `}}` in `{0}` (write `}}}}` for a literal brace)")]
     Stray(String),
+    /// A placeholder name has characters other than letters, digits and `_`.
     #[error("`{{{name}}}` in `{word}` is not a placeholder name (letters, digits, `_`)")]
-    BadName { word: String, name: String },
+    BadName {
+        /// The whole word.
+        word: String,
+        /// What sits between the braces.
+        name: String,
+    },
 }
 
 /// Why inputs could not fill a template.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
+    /// The template itself is malformed.
     #[error(transparent)]
     Template(#[from] TemplateError),
+    /// A required input was not given.
     #[error("input `{0}` is required by the argv template but was not given")]
     Missing(String),
+    /// A list or object input sits inside a longer word.
     #[error(
         "input `{0}` is a list or an object; only a word that is exactly `{{{0}}}` can take a list"
     )]

@@ -20,11 +20,13 @@ use crate::playbook::{Action, Report, Request};
 /// What an undo or redo did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Applied {
+    /// Undo or redo.
     pub direction: Direction,
     /// The undo's or redo's own run.
     pub run: String,
     /// The `events.reverted` or `events.restored` event.
     pub event: String,
+    /// The event ids undone or redone.
     pub targets: Vec<String>,
     /// Every step done, as recorded in the event's `steps`.
     pub steps: Vec<Value>,

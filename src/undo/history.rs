@@ -74,14 +74,17 @@ impl History {
         }
     }
 
+    /// Every event, in the log's total order.
     pub fn events(&self) -> &[Event] {
         &self.events
     }
 
+    /// The views folded from them.
     pub fn projection(&self) -> &Projection {
         &self.projection
     }
 
+    /// The event with id `id`, if the log holds it.
     pub fn event(&self, id: &str) -> Option<&Event> {
         self.position.get(id).map(|&index| &self.events[index])
     }

@@ -32,11 +32,15 @@ use crate::worktree::{Operation, Worktree, WorktreeError, operation_in_progress}
 /// What undo works with: the log, the registry (for compensations), the user's work tree and
 /// the repository's state folder (which runs are still in progress).
 pub struct Context<'a> {
+    /// The log.
     pub store: &'a Store,
+    /// The registry, for the playbooks' undo argv.
     pub registry: &'a Registry,
+    /// The user's work tree, where commits are reverted.
     pub worktree: Worktree,
     /// `<git dir>/spectra`: run locks and the effect lock.
     pub state_dir: PathBuf,
+    /// The repository's git dir.
     pub git_dir: PathBuf,
     /// The merge, rebase... the user has in progress, during which nothing is reverted.
     pub operation: Option<Operation>,
@@ -64,57 +68,122 @@ impl<'a> Context<'a> {
 /// Why an undo or redo was refused or failed. Every refusal happens before anything changes.
 #[derive(Debug, thiserror::Error)]
 pub enum UndoError {
+    /// Every run is already undone, or none was recorded.
     #[error("nothing to undo: every run is already undone (or none was recorded)")]
     NothingToUndo,
+    /// No undo is in effect.
     #[error("nothing to redo: no undo is in effect")]
     NothingToRedo,
+    /// The id or prefix given names nothing in the log.
     #[error("`{0}` names no run and no event")]
     NotFound(String),
+    /// The prefix given starts more than one run id.
     #[error("`{prefix}` is ambiguous; it starts several runs:\n{}", .runs.join("\n"))]
-    AmbiguousRun { prefix: String, runs: Vec<String> },
+    AmbiguousRun {
+        /// The prefix given.
+        prefix: String,
+        /// The run ids it starts.
+        runs: Vec<String>,
+    },
+    /// What was named is already undone.
     #[error("{what} is already undone (by {undo})")]
-    AlreadyUndone { what: String, undo: String },
+    AlreadyUndone {
+        /// The run or event named.
+        what: String,
+        /// The `events.reverted` event that undid it.
+        undo: String,
+    },
+    /// The undo named was already redone.
     #[error("undo {0} was already redone")]
     AlreadyRedone(String),
+    /// The event named was written by an undo or redo.
     #[error("event {id} ({kind}) was recorded by an undo or redo; undo that operation instead")]
-    PartOfUndo { id: String, kind: String },
+    PartOfUndo {
+        /// The event.
+        id: String,
+        /// Its kind.
+        kind: String,
+    },
+    /// Some effects are declared irreversible.
     #[error("cannot undo: these effects are declared irreversible (`reversible: false`):\n{}", indent(.playbooks))]
-    Irreversible { playbooks: Vec<String> },
+    Irreversible {
+        /// The irreversible playbook runs.
+        playbooks: Vec<String>,
+    },
+    /// Later work depends on what would be undone (`--force` overrides).
     #[error("cannot undo: later work depends on it:\n{}", indent(.dependents))]
-    Dependents { dependents: Vec<String> },
+    Dependents {
+        /// What depends on it, one line each.
+        dependents: Vec<String>,
+    },
+    /// Files a revert would touch have uncommitted changes.
     #[error("cannot revert: these files have uncommitted changes:\n{}", indent(.paths))]
-    Dirty { paths: Vec<String> },
+    Dirty {
+        /// The changed files.
+        paths: Vec<String>,
+    },
+    /// The index differs from HEAD.
     #[error("cannot revert while changes are staged (git revert needs an index that matches HEAD):\n{}", indent(.paths))]
-    Staged { paths: Vec<String> },
+    Staged {
+        /// The staged files.
+        paths: Vec<String>,
+    },
+    /// Commits to revert are not on the checked-out branch.
     #[error("cannot revert: these commits are not on the checked-out branch:\n{}", indent(.commits))]
-    OffBranch { commits: Vec<String> },
+    OffBranch {
+        /// The commits.
+        commits: Vec<String>,
+    },
+    /// Commits to revert lack the trailers that prove the run made them.
     #[error("cannot revert: these commits do not prove they belong to the run:\n{}", indent(.commits))]
-    Unproven { commits: Vec<String> },
+    Unproven {
+        /// The commits.
+        commits: Vec<String>,
+    },
+    /// A run concerned is still being carried out.
     #[error("cannot undo: {} still in progress:\n{}", if .runs.len() == 1 { "this run is" } else { "these runs are" }, indent(.runs))]
-    InProgress { runs: Vec<String> },
+    InProgress {
+        /// The runs.
+        runs: Vec<String>,
+    },
+    /// A merge, rebase or similar is under way.
     #[error("cannot revert while {what} is in progress")]
     OperationInProgress {
+        /// What is in progress, e.g. `a rebase`.
         what: &'static str,
+        /// How the user finishes or abandons it.
         how_to_finish: &'static str,
     },
+    /// The undo's own run could not be marked as in progress.
     #[error("cannot record the undo's run: {0}")]
     RunLock(std::io::Error),
+    /// A compensating playbook cannot be prepared as recorded.
     #[error("cannot prepare a compensating playbook:\n{}", indent(.reasons))]
-    Unpreparable { reasons: Vec<String> },
+    Unpreparable {
+        /// Why, one line per playbook.
+        reasons: Vec<String>,
+    },
+    /// A step failed part way; the steps before it stay done.
     #[error("{} stopped at `{step}`: {reason}{}", direction_word(*.direction), done_list(.done))]
     StepFailed {
+        /// Undo or redo.
         direction: Direction,
+        /// The step that failed.
         step: String,
+        /// Why it failed.
         reason: String,
         /// The steps done before it, which stay done.
         done: Vec<String>,
         /// The `undo.failed` event recording it, when anything had happened.
         recorded: Option<String>,
     },
+    /// The repository has no work tree.
     #[error("this command needs a work tree; this is a bare repository")]
     Bare,
+    /// A git command on the work tree failed.
     #[error(transparent)]
     Git(#[from] WorktreeError),
+    /// The log could not be read or appended to.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -407,8 +476,10 @@ fn undo_naming(history: &History, id: &str) -> String {
                     .iter()
                     .any(|t| t == id)
         })
-        .map(|event| format!("event {}", event.id))
-        .unwrap_or_else(|| "an earlier undo".into())
+        .map_or_else(
+            || "an earlier undo".into(),
+            |event| format!("event {}", event.id),
+        )
 }
 
 /// `run 0193… (discover "idea" for logging, 9 events)`.

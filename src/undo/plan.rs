@@ -17,7 +17,9 @@ use crate::playbook::{Action, Request};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
+    /// Revert events.
     Undo,
+    /// Restore what an undo reverted.
     Redo,
 }
 
@@ -43,10 +45,15 @@ pub enum Step {
     },
     /// Run a playbook's `undo` argv (a compensation) or, for a redo, its `run` argv again.
     Playbook {
+        /// `undo` for a compensation, `run` for a redo.
         action: Action,
+        /// The playbook's id.
         playbook: String,
+        /// The activity that ran it.
         activity: String,
+        /// The service it worked on, if any.
         service: Option<String>,
+        /// The inputs it was given, given again.
         inputs: Value,
         /// What would run.
         argv: Vec<String>,
@@ -107,6 +114,7 @@ impl Step {
 pub struct Irreversible {
     /// The `playbook.started` event.
     pub event: String,
+    /// The playbook's id.
     pub playbook: String,
 }
 
@@ -135,6 +143,7 @@ pub struct Blockers {
 /// What an undo or redo would do.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
+    /// Undo or redo.
     pub direction: Direction,
     /// What is being undone or redone, for people.
     pub description: String,
@@ -146,6 +155,7 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Things worth knowing that change nothing (playbooks with nothing to compensate...).
     pub notes: Vec<String>,
+    /// What stops the plan, if anything.
     pub blockers: Blockers,
     /// Set by `--force`: dependents do not stop the plan.
     pub forced: bool,

@@ -37,7 +37,7 @@ command:
     - 'git spectra triage "checkout returns 500s"'
 "#;
 
-const PAGE: &str = r#"id: oncall.page
+const PAGE: &str = r"id: oncall.page
 activities: [triage]
 domain: oncall
 description: Page the on-call engineer.
@@ -45,7 +45,7 @@ run: [echo, paged]
 reversible: false
 idempotent: true
 timeout: 10
-"#;
+";
 
 /// A repository with one commit whose registry adds the triage activity and its playbook.
 fn repo_with_triage(env: &TestEnv, triage: &str) -> PathBuf {

@@ -267,7 +267,7 @@ fn a_cache_claiming_a_bad_tip_whose_trailers_disagree_is_not_believed() {
     let bad_tip = tip(&env, &dir);
     // A well-formed cache, checksums and all, that says the new tip is the sound one.
     let forged = forged_cache(&dir, |header| {
-        header["tip"] = Value::String(bad_tip.clone())
+        header["tip"] = Value::String(bad_tip.clone());
     });
     std::fs::write(dir.join(CACHE), forged).unwrap();
 

@@ -245,7 +245,7 @@ impl LlmServer {
 
     /// The model ids `GET /v1/models` lists.
     pub fn set_models(&self, models: &[&str]) -> &Self {
-        *lock(&self.state.models) = models.iter().map(|m| m.to_string()).collect();
+        *lock(&self.state.models) = models.iter().map(ToString::to_string).collect();
         self
     }
 
@@ -304,7 +304,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panicking handler thread must not hide the log from the test that asserts on it.
     mutex
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn accept_loop(listener: &TcpListener, state: &Arc<State>, stopping: &AtomicBool) {
