@@ -26,7 +26,10 @@ use gix::ObjectId;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Before, ChainChecker, CommitHeader, Store, StoreError, Verification, VerifyFailure};
+use super::append::tip_of;
+use super::commit::CommitHeader;
+use super::verify::{Before, ChainChecker};
+use super::{Store, StoreError, Verification, VerifyFailure};
 use crate::digest::sha256_hex;
 
 /// The cache file's name under the cache directory.
@@ -293,7 +296,7 @@ impl Store {
             if added.contains(parent) || checker.checked.contains_key(parent) {
                 continue;
             }
-            let Ok(tip) = super::tip_of(self.read_commit(*parent, &mut buf)?) else {
+            let Ok(tip) = tip_of(self.read_commit(*parent, &mut buf)?) else {
                 return Ok(None);
             };
             checker.checked.insert(*parent, (tip.lamport, tip.digest));

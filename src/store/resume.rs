@@ -15,7 +15,8 @@ use gix::ObjectId;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{LineWalk, Store, StoreError, read};
+use super::walk::LineWalk;
+use super::{Store, StoreError, read};
 
 /// A place in the log's total order: just after its first `count` events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
