@@ -335,3 +335,61 @@ pub(super) fn list_or_absent(values: &[impl AsRef<str>]) -> String {
             .join(", ")
     }
 }
+
+/// The running state of a check of a whole DAG in the total order: every checked commit's
+/// lamport and digest, for its children to chain from.
+#[derive(Default)]
+pub(super) struct DagChecker {
+    pub(super) count: usize,
+    pub(super) checked: HashMap<ObjectId, (u64, String)>,
+    pub(super) ids: HashSet<String>,
+}
+
+impl DagChecker {
+    pub(super) fn check(
+        &mut self,
+        store: &Store,
+        header: CommitHeader,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        let commit = header.id;
+        let before = self.before(&header.parents)?;
+        let (event, digest) = store.check_event(header, &before, buf)?;
+        if !self.ids.insert(event.id.clone()) {
+            return Err(format!("its id {} appears earlier in the log", event.id));
+        }
+        self.count += 1;
+        self.checked.insert(commit, (event.lamport, digest));
+        Ok(())
+    }
+
+    /// What an event with `parents` chains from. Every parent has been checked already: a
+    /// parent's lamport is lower, so it comes earlier in the total order.
+    fn before(&self, parents: &[ObjectId]) -> Result<Before, String> {
+        let parent = |id: &ObjectId| {
+            self.checked.get(id).ok_or_else(|| {
+                format!("its lamport is not above that of its parent {id} (events reordered or injected?)")
+            })
+        };
+        match parents {
+            [] => Ok(Before::genesis()),
+            [only] => {
+                let (lamport, digest) = parent(only)?;
+                Ok(Before::one(*lamport, digest))
+            }
+            [first, second] => {
+                let (first_lamport, first_digest) = parent(first)?;
+                let (second_lamport, second_digest) = parent(second)?;
+                Ok(Before {
+                    lamport: (*first_lamport).max(*second_lamport),
+                    digest: first_digest.clone(),
+                    merged_with: Some(second_digest.clone()),
+                })
+            }
+            more => Err(format!(
+                "it has {} parents; an event has one, and a merge of two logs two (was a merge made by hand?)",
+                more.len()
+            )),
+        }
+    }
+}
