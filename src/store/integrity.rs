@@ -38,7 +38,9 @@ pub(super) const CACHE_NAME: &str = "integrity";
 pub enum Integrity {
     /// Every event verifies; `tip` is the commit the check reached (`None`: an empty log).
     Intact {
+        /// How many events the log holds.
         events: usize,
+        /// The commit the check reached; `None` for an empty log.
         tip: Option<ObjectId>,
     },
     /// The first event that does not verify, as `git spectra verify` names it.

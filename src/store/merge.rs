@@ -35,15 +35,22 @@ pub enum Merged {
     UpToDate,
     /// Ours was part of theirs (or we had none): the ref moved to their tip, bringing `events`.
     FastForward {
+        /// Our tip before the merge; `None` when we had no log.
         from: Option<ObjectId>,
+        /// Their tip, where the ref now points.
         to: ObjectId,
+        /// How many events the fast-forward brought.
         events: usize,
     },
     /// Both had events the other lacked: `event` (a `log.merged`) joins them.
     Merged {
+        /// The `log.merged` event, as stored.
         event: StoredEvent,
+        /// The events only our side held since the merge base.
         ours_events: usize,
+        /// The events only their side held since the merge base.
         theirs_events: usize,
+        /// What both sides ran since the merge base.
         conflicts: Vec<Conflict>,
     },
 }
@@ -52,9 +59,13 @@ pub enum Merged {
 /// base, with the runs each side finished, sorted.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Conflict {
+    /// The service both sides ran the activity for.
     pub service: String,
+    /// The activity both sides ran.
     pub activity: String,
+    /// The runs our side finished, sorted.
     pub ours: Vec<String>,
+    /// The runs their side finished, sorted.
     pub theirs: Vec<String>,
 }
 
@@ -62,7 +73,9 @@ pub struct Conflict {
 /// those only theirs holds (`behind`). Both zero: the same log; both non-zero: diverged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Divergence {
+    /// Events only our log holds.
     pub ahead: usize,
+    /// Events only their log holds.
     pub behind: usize,
 }
 

@@ -22,6 +22,8 @@
 //! `find` (ids, prefixes, attachments), `verify` (the chain checker), `integrity` (its cached
 //! answer), `merge` (joining logs) and `housekeeping` (`git gc --auto`). Errors are in `error`.
 
+#![warn(missing_docs)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -89,8 +91,11 @@ pub struct StoredEvent {
 pub struct Filter {
     /// A run id or a prefix of one.
     pub run: Option<String>,
+    /// An activity name (`Spectra-Activity`), exactly.
     pub activity: Option<String>,
+    /// A service name (`Spectra-Service`), exactly.
     pub service: Option<String>,
+    /// An event kind (`Spectra-Event`), exactly.
     pub kind: Option<String>,
     /// Keep events at or after this instant.
     pub since: Option<jiff::Timestamp>,

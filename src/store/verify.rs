@@ -30,9 +30,11 @@ pub struct Verification {
 pub struct VerifyFailure {
     /// 1-based position from the oldest event.
     pub position: usize,
+    /// The commit that records it.
     pub commit: ObjectId,
     /// The event id, when it could be read.
     pub id: Option<String>,
+    /// What is wrong with it, as `git spectra verify` prints it.
     pub reason: String,
 }
 
