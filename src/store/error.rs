@@ -191,3 +191,41 @@ impl crate::failure::Classify for StoreError {
         self.hint().into_iter().collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+    use crate::failure::{Class, Classify};
+    use crate::repo::Repo;
+    use crate::store::Store;
+    use crate::store::test_git::{fresh_repository, git};
+
+    #[test]
+    fn a_write_failure_keeps_its_cause_as_its_source_and_prints_as_before() {
+        let cause = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "no room");
+        let err = StoreError::from(WriteError::from(cause));
+        assert_eq!(err.to_string(), "cannot write the event log: no room");
+        let source = err.source().expect("the cause is kept");
+        assert!(matches!(
+            source.downcast_ref::<WriteError>(),
+            Some(WriteError::Io(io)) if io.kind() == std::io::ErrorKind::PermissionDenied
+        ));
+        assert_eq!(err.class(), Class::Fatal);
+    }
+
+    #[test]
+    fn a_symbolic_events_ref_is_a_typed_read_error_with_the_same_message() {
+        let dir = fresh_repository();
+        git(dir.path(), &["symbolic-ref", EVENTS_REF, "refs/heads/main"]);
+        let store = Store::new(&Repo::open(dir.path()).unwrap());
+        let err = store.tip().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot read the event log: refs/spectra/events is a symbolic ref; it must point at the newest event commit"
+        );
+        assert!(matches!(err, StoreError::Read(ReadError::SymbolicRef)));
+        assert_eq!(err.class(), Class::Fatal);
+    }
+}
