@@ -28,7 +28,7 @@ pub mod manifests;
 pub mod projection;
 pub mod stats;
 
-use crate::store::{Place, Store, StoreError};
+use crate::store::{Place, ReadError, Store, StoreError};
 
 pub use crate::fold::{Fold, NeedsRebuild};
 
@@ -47,12 +47,8 @@ pub trait Cached: Fold + Serialize + DeserializeOwned + 'static {
     /// The fold of the whole log when [`Fold::apply`] refused an event. The default folds the
     /// log from scratch, which suits only folds whose `apply` never refuses.
     fn rebuild(cache_dir: &Path, store: &Store) -> Result<Folded<Self>, StoreError> {
-        fold_from_scratch(cache_dir, store)?.ok_or_else(|| {
-            StoreError::Read(format!(
-                "the {} fold refused an event and has no other way to rebuild",
-                Self::NAME
-            ))
-        })
+        fold_from_scratch(cache_dir, store)?
+            .ok_or_else(|| StoreError::Read(ReadError::FoldRefused { fold: Self::NAME }))
     }
 }
 

@@ -14,7 +14,9 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use gix::ObjectId;
 use gix::objs::Kind;
 
-use super::{CommitHeader, Store, StoreError, read};
+use super::commit::{CommitHeader, commit_header};
+use super::walk::Chain;
+use super::{Store, StoreError, read};
 
 /// The commits each of two tips reaches and the other does not, in no particular order.
 pub(super) struct Apart {
@@ -157,7 +159,7 @@ impl Store {
         let hash = self.repo.object_hash();
         read::objects_of(&self.repo, commits, Kind::Commit, &|position, bytes| {
             let commit = gix::objs::CommitRefIter::from_bytes(bytes, hash);
-            super::commit_header(commits[position], commit)
+            commit_header(commits[position], commit)
         })
     }
 
@@ -167,17 +169,17 @@ impl Store {
         &self,
         tip: ObjectId,
         known: Option<ObjectId>,
-    ) -> Result<super::Chain, StoreError> {
+    ) -> Result<Chain, StoreError> {
         let headers = self.headers_in_order(tip)?;
         let links: Vec<read::Link> = headers.iter().map(|h| (h.id, h.tree)).collect();
         let first_new = known.and_then(|known| first_new_after(&headers, known));
         Ok(match first_new {
-            Some(first_new) => super::Chain {
+            Some(first_new) => Chain {
                 tip: Some(tip),
                 links: links[first_new..].to_vec(),
                 reached: true,
             },
-            None => super::Chain {
+            None => Chain {
                 tip: Some(tip),
                 links,
                 reached: false,

@@ -10,6 +10,7 @@ use std::io;
 use gix::zlib::stream::deflate::{Compress, FlushCompress};
 use gix::zlib::{Compression, Status};
 
+/// A zlib compressor, reset and reused for every object of an append instead of made anew.
 pub struct Deflater {
     compress: Compress,
 }

@@ -15,8 +15,11 @@ use super::deflate::Deflater;
 
 /// One object to store: its id (already computed) and its canonical bytes.
 pub struct PackObject {
+    /// Its id, computed by the caller.
     pub id: ObjectId,
+    /// Blob, tree or commit.
     pub kind: Kind,
+    /// Its canonical bytes, uncompressed.
     pub data: Vec<u8>,
 }
 

@@ -20,7 +20,7 @@ use std::path::Path;
 use gix::ObjectId;
 use gix::objs::{FindExt, Kind};
 
-use super::{EVENT_FILE, StoreError, read_err, with_pack_cache};
+use super::{EVENT_FILE, ReadError, StoreError, with_pack_cache};
 use crate::event::EventError;
 use crate::repo::Repo;
 
@@ -129,7 +129,8 @@ fn on_threads<P: Send, R: Send>(
         let handles: Vec<_> = parts
             .map(|part| {
                 scope.spawn(move || {
-                    let repo = Repo::open(git_dir).map_err(read_err)?;
+                    let repo = Repo::open(git_dir)
+                        .map_err(|err| ReadError::OpenRepository(Box::new(err)))?;
                     work(&with_pack_cache(repo.gix().clone()), part)
                 })
             })
@@ -167,9 +168,12 @@ pub(super) fn event_blob(
     tree: ObjectId,
     buf: &mut Vec<u8>,
 ) -> Result<ObjectId, StoreError> {
-    let entries = repo.objects.find_tree_iter(&tree, buf).map_err(read_err)?;
+    let entries = repo
+        .objects
+        .find_tree_iter(&tree, buf)
+        .map_err(ReadError::from)?;
     for entry in entries {
-        let entry = entry.map_err(read_err)?;
+        let entry = entry.map_err(ReadError::from)?;
         if entry.filename == EVENT_FILE {
             return Ok(entry.oid.to_owned());
         }
@@ -210,12 +214,14 @@ fn read_and_decode<T>(
             let object = repo
                 .objects
                 .find(&ids[position], &mut buf)
-                .map_err(read_err)?;
+                .map_err(ReadError::from)?;
             if object.kind != kind {
-                return Err(StoreError::Read(format!(
-                    "object {} is a {}, not a {kind}",
-                    ids[position], object.kind
-                )));
+                return Err(ReadError::WrongKind {
+                    id: ids[position],
+                    actual: object.kind,
+                    expected: kind,
+                }
+                .into());
             }
             Ok((position, decode(position, object.data)?))
         })

@@ -13,7 +13,8 @@ use std::collections::HashMap;
 
 use gix::ObjectId;
 
-use super::{LineWalk, Store, StoreError, read};
+use super::walk::LineWalk;
+use super::{Store, StoreError, read};
 pub use crate::fold::Place;
 
 /// What [`Store::events_since`] found.
