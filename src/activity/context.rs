@@ -43,11 +43,6 @@ pub struct Context {
     pub dropped: Vec<String>,
 }
 
-/// Where the specification of `service` lives, relative to the repository root.
-pub fn specification_path(service: &str) -> String {
-    format!(".spectra/{service}.specification.yaml")
-}
-
 /// Gathers everything `activity` may see.
 pub fn gather(
     repo: &gix::Repository,
@@ -59,7 +54,7 @@ pub fn gather(
 ) -> Result<Context, CorruptIndex> {
     let mut context = Context::default();
     if let Some(service) = service {
-        let path = specification_path(service);
+        let path = super::specification::path(service);
         if let Ok(text) = std::fs::read_to_string(root.join(&path)) {
             context.specification = Some((path, text));
         }

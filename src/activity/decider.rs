@@ -75,6 +75,20 @@ impl Decider {
         }
     }
 
+    /// Whether its decisions are a model's judgement, which the gates that read the decision
+    /// may judge (offline rules only fill in the input).
+    pub(crate) fn judges(&self) -> bool {
+        matches!(self, Decider::Model(_))
+    }
+
+    /// The model's name, when a model decides.
+    pub(crate) fn model(&self) -> Option<&str> {
+        match self {
+            Decider::Model(client) => Some(client.settings().model.value.as_str()),
+            Decider::Offline { .. } => None,
+        }
+    }
+
     pub(crate) fn mode(&self) -> &'static str {
         match self {
             Decider::Model(_) => "llm",

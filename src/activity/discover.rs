@@ -4,18 +4,20 @@
 //!   sent back to the model once with the rule quoted, and never replaced by an invented name.
 //! - The name is looked up in `.spectra/service-catalog.yaml`: a healthy entry of that name
 //!   blocks the run; other statuses are reported (`registry_check.action` = redeploy).
-//! - The result is written to `.spectra/<service>.specification.yaml` and committed on the
-//!   current branch with `Spectra-Run` / `Spectra-Event` trailers (`files.committed`).
+//! - The result is written to `.spectra/<service>.specification.yaml`, with discover's document
+//!   `.spectra/<service>/discover.md`, and both are committed on the current branch with
+//!   `Spectra-Run` / `Spectra-Event` trailers (`files.committed`).
 //! - Offline, the decision comes from rules: the name from `--service` or the idea, the problem
 //!   statement is the idea, and every gate that needs judgement is left unpassed.
 
 use serde_json::{Value, json};
 
-use super::context::specification_path;
+use super::commit::refuse_dirty;
+use super::outputs::{self, Files};
 use super::rules::{Rules, Step};
+use super::specification::{self, Specification};
 use super::{ActivityError, ActivityWork, Decider, Engine, RunError, RunState};
 use crate::builtin::catalog;
-use crate::event::{NewEvent, kind};
 use crate::registry::Activity;
 use crate::service_name;
 
@@ -65,23 +67,10 @@ impl Rules for Discover {
     }
 }
 
+/// The specification and discover's document are never written over the user's edits.
 fn refuse_dirty_specification(engine: &Engine<'_>, service: &str, work: &mut ActivityWork) {
-    let path = specification_path(service);
-    if engine.options.dry_run {
-        return;
-    }
-    match engine.worktree().has_uncommitted_changes(&path) {
-        Ok(false) => {}
-        Ok(true) => work.errors.push(ActivityError::new(
-            "specification_dirty",
-            format!(
-                "{path} has uncommitted changes; commit or stash them first (git spectra never overwrites your edits)"
-            ),
-        )),
-        Err(error) => work
-            .errors
-            .push(ActivityError::new("git_failed", error.to_string())),
-    }
+    let paths = outputs::paths(&work.activity, service);
+    refuse_dirty(engine, &paths, work);
 }
 
 /// Validates the name and checks the catalog. `None` means the run stops here (recorded).
@@ -266,7 +255,8 @@ fn offline_decision(
     })
 }
 
-/// Writes `.spectra/<service>.specification.yaml` and commits it (unless told not to).
+/// Writes `.spectra/<service>.specification.yaml` and discover's document, and commits both
+/// (unless told not to).
 fn write_outputs(
     engine: &Engine<'_>,
     state: &mut RunState<'_>,
@@ -275,217 +265,47 @@ fn write_outputs(
     let Some(service) = work.service.clone() else {
         return Ok(());
     };
-    // The decision and the playbooks' outcomes are in the log before the file is written.
-    state.recorder.flush()?;
-    let path = specification_path(&service);
-    let document = specification(&service, state.recorder.run(), engine.decider.mode(), work);
-    if engine.options.dry_run {
-        work.extra_outputs.insert(
-            "specification".into(),
-            json!({"path": path, "written": false, "committed": null, "dry_run": true}),
-        );
-        return Ok(());
-    }
-    let text = match crate::yaml::to_string(&document) {
-        Ok(text) => format!(
-            "# Written by git spectra {} (run {}).\n{text}",
-            work.activity,
-            state.recorder.run()
-        ),
-        Err(message) => {
-            work.errors
-                .push(ActivityError::new("specification_unwritable", message));
-            return Ok(());
-        }
-    };
-    // Another run's write and commit of the same file never interleave with this one, and the
-    // file is checked again under the lock: it may have changed since the decision.
-    let effects = match crate::run_lock::EffectLock::acquire(&engine.repo.state_dir()) {
-        Ok(lock) => lock,
+    let run = state.recorder.run().to_string();
+    let document_path = crate::document::path(&service, &work.activity);
+    let spec = specification(&service, &run, engine.decider.mode(), work, &document_path);
+    let files = spec
+        .to_text(&work.activity, &run)
+        .map_err(|message| ActivityError::new("specification_unwritable", message))
+        .and_then(|spec_text| {
+            let document = outputs::document_text(engine, state, work, &service)?;
+            Ok(Files {
+                document: (document_path, document),
+                specification: Some((specification::path(&service), spec_text)),
+            })
+        });
+    let files = match files {
+        Ok(files) => files,
         Err(error) => {
-            work.errors.push(ActivityError::new(
-                "specification_unwritable",
-                format!("cannot take the effect lock: {error}"),
-            ));
+            work.errors.push(error);
             return Ok(());
         }
     };
-    refuse_dirty_specification(engine, &service, work);
-    if !work.errors.is_empty() {
-        return Ok(());
-    }
-    // The commit's intent is in the log before the file is written: a run that dies before its
-    // commit leaves a file the next command can recognise (by its blob id) and put back.
-    let intent = if engine.options.no_commit {
-        None
-    } else {
-        match intend_commit(engine, state, work, &service, &path, text.as_bytes()) {
-            Ok(intent) => Some(intent),
-            Err(error) => {
-                work.errors.push(error);
-                return Ok(());
-            }
-        }
-    };
-    let full = engine.root().join(&path);
-    let written = full
-        .parent()
-        .map(std::fs::create_dir_all)
-        .transpose()
-        .and_then(|_| std::fs::write(&full, text));
-    if let Err(error) = written {
-        work.errors.push(ActivityError::new(
-            "specification_unwritable",
-            format!("cannot write {path}: {error}"),
-        ));
-        return Ok(());
-    }
-    let mut record = json!({"path": path, "written": true, "committed": null});
-    if let Some(intent) = intent {
-        match commit_specification(engine, state, work, &effects, &path, intent) {
-            Ok(commit) => record["committed"] = json!(commit),
-            Err(error) => {
-                record["written"] = json!(false);
-                work.errors.push(error);
-            }
-        }
-    }
-    work.extra_outputs.insert("specification".into(), record);
-    // The commit is recorded before another run may write.
-    state.recorder.flush()?;
+    let statement = work.decision["problem"]["statement"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let subject = format!("{}: add specification for {service}", work.activity);
+    let document = outputs::commit_files(engine, state, work, &service, files, subject, statement)?;
+    let mut spec_record = document.clone();
+    spec_record["path"] = json!(specification::path(&service));
+    work.extra_outputs
+        .insert("specification".into(), spec_record);
+    work.extra_outputs.insert("document".into(), document);
     Ok(())
 }
 
-/// A commit about to be made: the `effect.intended` event and what the commit will carry.
-struct Intent {
-    id: String,
-    /// The id of the `files.committed` event that will record the commit.
-    completion: String,
-    message: String,
-    service: String,
-}
-
-/// Records, and appends, that `path` is about to be written with `content` and committed: the
-/// branch and HEAD it starts from, the blob id of the content, and the id of the
-/// `files.committed` event to come, which the commit's `Spectra-Event` trailer names.
-fn intend_commit(
-    engine: &Engine<'_>,
-    state: &mut RunState<'_>,
-    work: &ActivityWork,
+fn specification(
     service: &str,
-    path: &str,
-    content: &[u8],
-) -> Result<Intent, ActivityError> {
-    let statement = work.decision["problem"]["statement"]
-        .as_str()
-        .unwrap_or_default();
-    let completion = crate::event::new_id();
-    let activity = &work.activity;
-    let subject = format!("{activity}: add specification for {service}");
-    let message = format!(
-        "{subject}\n\n{}\n\nSpectra-Run: {}\nSpectra-Event: {completion}\n",
-        // The statement is the model's text: it must not add trailers of its own.
-        crate::trailer_text::neutralise(statement.trim()),
-        state.recorder.run(),
-    );
-    let repo = engine.repo.gix();
-    let blob = gix::objs::compute_hash(repo.object_hash(), gix::objs::Kind::Blob, content)
-        .map(|id| id.to_string())
-        .ok();
-    let (head, branch) = engine.worktree().head_commit().unzip();
-    let mut intent = NewEvent::new(kind::EFFECT_INTENDED)
-        .activity(activity.clone())
-        .service(service)
-        .subject(format!("{activity}: about to commit {path}"))
-        .payload(json!({
-            "effect": "commit",
-            "branch": branch.flatten(),
-            "head": head,
-            "files": [path],
-            "blobs": {path: blob},
-            "subject": subject,
-            "completes": completion,
-        }));
-    if let Some(id) = &work.decision_event {
-        intent = intent.cause(id.clone());
-    }
-    let id = state.recorder.record(intent);
-    state
-        .recorder
-        .flush()
-        .map_err(|error| ActivityError::new("commit_failed", error.to_string()))?;
-    Ok(Intent {
-        id,
-        completion,
-        message,
-        service: service.to_string(),
-    })
-}
-
-/// Commits the specification as `intent` said, and records `files.committed` after it. A
-/// commit that fails leaves the file as it was before the run wrote it (the log keeps the
-/// decision), so running the same command again is not blocked by a leftover.
-fn commit_specification(
-    engine: &Engine<'_>,
-    state: &mut RunState<'_>,
-    work: &mut ActivityWork,
-    effects: &crate::run_lock::EffectLock,
-    path: &str,
-    intent: Intent,
-) -> Result<String, ActivityError> {
-    let worktree = engine.worktree();
-    crate::test_hook::point("commit.before");
-    let committed = {
-        // git outliving this process keeps the run in progress until it is done.
-        let _hold = effects.shared_with_children();
-        worktree.commit_paths(&[path.to_string()], &intent.message)
-    };
-    let committed = match committed {
-        Ok(committed) => committed,
-        Err(error) => {
-            let kept = match worktree.restore_path(path) {
-                Ok(()) => "the file was put back as it was".to_string(),
-                Err(restore) => format!("putting the file back failed too: {restore}"),
-            };
-            return Err(ActivityError::new(
-                "commit_failed",
-                format!("{error}; {kept} (the decision is in the log)"),
-            ));
-        }
-    };
-    crate::test_hook::point("commit.after");
-    let mut event = NewEvent::new(kind::FILES_COMMITTED)
-        .activity(work.activity.clone())
-        .service(intent.service)
-        .subject(format!(
-            "{}: committed {path} as {}",
-            work.activity,
-            &committed.commit[..committed.commit.len().min(10)]
-        ))
-        .payload(serde_json::to_value(&committed).unwrap_or(Value::Null))
-        .cause(intent.id);
-    event.id = intent.completion;
-    state.recorder.record(event);
-    let id = committed.commit.clone();
-    work.commit = Some(committed);
-    Ok(id)
-}
-
-/// The specification document: what the later activities build on. A struct, so the file
-/// reads top-down in this order.
-#[derive(serde::Serialize)]
-struct Specification {
-    service: String,
-    purpose: Value,
-    maturity: Value,
-    dependencies: Vec<String>,
-    stages: Value,
-    quality_gates: Value,
-    deployment: Value,
-    discovery: Value,
-}
-
-fn specification(service: &str, run: &str, mode: &str, work: &ActivityWork) -> Specification {
+    run: &str,
+    mode: &str,
+    work: &ActivityWork,
+    document: &str,
+) -> Specification {
     let decision = &work.decision;
     let checks: serde_json::Map<String, Value> = work
         .facts
@@ -497,16 +317,10 @@ fn specification(service: &str, run: &str, mode: &str, work: &ActivityWork) -> S
         .get("registry_check")
         .cloned()
         .unwrap_or(Value::Null);
-    Specification {
+    let mut spec = Specification {
         service: service.to_string(),
         purpose: decision["problem"]["statement"].clone(),
         maturity: json!({"current": "L1-MVP", "target": null}),
-        dependencies: Vec::new(),
-        stages: Value::Object(
-            [(work.activity.clone(), json!("complete"))]
-                .into_iter()
-                .collect(),
-        ),
         quality_gates: Value::Object(checks),
         deployment: json!({"status": "not_deployed", "action": registry_check["action"]}),
         discovery: json!({
@@ -526,5 +340,10 @@ fn specification(service: &str, run: &str, mode: &str, work: &ActivityWork) -> S
             "recommended_tools": decision["recommended_tools"],
             "next_steps": decision["next_steps"],
         }),
+        ..Specification::default()
+    };
+    if let Some(stage) = specification::stage(&work.outcome()) {
+        spec.record_stage(&work.activity, stage, Some(document));
     }
+    spec
 }

@@ -18,16 +18,19 @@
 //! manifests of the activities before it for the same service, and the service is `--service`,
 //! else the one discover chose in this run, else the one the latest discover chose.
 
+mod commit;
 pub mod context;
 mod decider;
 pub mod discover;
 pub mod effects;
+mod outputs;
 pub mod planner;
 mod playbooks;
 mod recorder;
 mod report;
 pub(crate) mod rules;
 mod run;
+pub mod specification;
 mod step;
 pub mod test_run;
 

@@ -71,6 +71,8 @@ pub struct ActivityReport {
     pub gates_passed: usize,
     /// How many quality gates there are.
     pub gates_total: usize,
+    /// Each gate's verdict (passed, failed, not judged), level, basis and failures.
+    pub gates: Vec<crate::registry::GateResult>,
     /// What went wrong, empty when nothing did.
     pub errors: Vec<ActivityError>,
     /// The playbooks the activity ran, in order.
@@ -111,12 +113,16 @@ impl RunReport {
     }
 }
 
-/// Succeeded when every activity did; blocked when one was blocked; else failed.
+/// Succeeded when every activity did; blocked when one was blocked; incomplete when the
+/// others that did not succeed are all incomplete; else failed.
 pub(crate) fn run_outcome(reports: &[ActivityReport]) -> Outcome {
-    if reports.iter().all(|r| r.outcome == Outcome::Succeeded) {
+    let not_succeeded = || reports.iter().filter(|r| r.outcome != Outcome::Succeeded);
+    if not_succeeded().next().is_none() {
         Outcome::Succeeded
     } else if reports.iter().any(|r| r.outcome == Outcome::Blocked) {
         Outcome::Blocked
+    } else if not_succeeded().all(|r| r.outcome == Outcome::Incomplete) {
+        Outcome::Incomplete
     } else {
         Outcome::Failed
     }

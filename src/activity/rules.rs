@@ -23,8 +23,14 @@ pub(crate) trait Rules: Sync {
     }
 
     /// Checks before the decision is asked for; an error recorded in `work` stops the
-    /// activity before it asks.
-    fn before_decision(&self, _engine: &Engine<'_>, _work: &mut ActivityWork) {}
+    /// activity before it asks. The default refuses when the files the activity will write
+    /// (its document, the specification) hold the user's uncommitted changes.
+    fn before_decision(&self, engine: &Engine<'_>, work: &mut ActivityWork) {
+        if let Some(service) = work.service.clone() {
+            let paths = super::outputs::paths(&work.activity, &service);
+            super::commit::refuse_dirty(engine, &paths, work);
+        }
+    }
 
     /// Checks and completes the decision. `Ok(None)` stops the activity here (the reason is
     /// recorded in `work`); the default accepts the decision as it is.
@@ -63,14 +69,15 @@ pub(crate) trait Rules: Sync {
         ))
     }
 
-    /// Writes the activity's own files once it has succeeded so far.
+    /// Writes the activity's own files once it has decided without an error: by default its
+    /// document and its stage in the service's specification, in one commit.
     fn write_outputs(
         &self,
-        _engine: &Engine<'_>,
-        _state: &mut RunState<'_>,
-        _work: &mut ActivityWork,
+        engine: &Engine<'_>,
+        state: &mut RunState<'_>,
+        work: &mut ActivityWork,
     ) -> Result<(), RunError> {
-        Ok(())
+        super::outputs::write(engine, state, work)
     }
 }
 

@@ -81,7 +81,9 @@ impl Engine<'_> {
         for (index, name) in activities.iter().enumerate() {
             let report = self.run_activity(&mut state, name, input)?;
             let blocking = self.registry.activity(name).is_some_and(|a| a.blocking);
-            let stop = blocking && report.outcome != Outcome::Succeeded;
+            // An incomplete result is still a result the next activity can build on.
+            let stop =
+                blocking && !matches!(report.outcome, Outcome::Succeeded | Outcome::Incomplete);
             reports.push(report);
             if stop {
                 skipped = activities[index + 1..].to_vec();

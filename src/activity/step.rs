@@ -19,7 +19,7 @@ use crate::fold_cache::manifests;
 use crate::llm::DecisionRequest;
 use crate::playbook::Report;
 use crate::projection::manifests::{CorruptIndex, ManifestIndex};
-use crate::registry::{Activity, Registry};
+use crate::registry::{Activity, Evidence, GateLevel, GateResult, Registry, Verdict};
 
 impl Engine<'_> {
     pub(super) fn run_activity(
@@ -122,7 +122,9 @@ impl Engine<'_> {
         }
         rules.observe(dry_run, work);
         work.decision = decision;
-        if work.errors.is_empty() {
+        // The document records the outcome, so the gates are judged before it is written.
+        work.judge(definition, self.decider.judges());
+        if work.errors.is_empty() && !work.blocked {
             rules.write_outputs(self, state, work)?;
         }
         Ok(())
@@ -229,25 +231,10 @@ impl Engine<'_> {
         mut work: ActivityWork,
         started: Instant,
     ) -> Result<ActivityReport, RunError> {
-        work.facts
-            .entry("playbooks_succeeded".into())
-            .or_insert_with(|| work.errors.iter().all(|e| !e.is_playbook_error()));
-        let gates: BTreeMap<String, bool> = definition
-            .quality_gates
-            .iter()
-            .map(|gate| {
-                let result = gate.evaluate(&work.decision, &work.facts);
-                (result.name, result.passed && work.decision.is_object())
-            })
-            .collect();
-        let gates_passed = gates.values().filter(|passed| **passed).count();
-        let outcome = if work.blocked {
-            Outcome::Blocked
-        } else if work.errors.is_empty() {
-            Outcome::Succeeded
-        } else {
-            Outcome::Failed
-        };
+        work.judge(definition, self.decider.judges());
+        let gates = work.gate_map();
+        let gates_passed = work.gates.iter().filter(|gate| gate.passed).count();
+        let outcome = work.outcome();
         let outputs = work.outputs();
         let duration_ms = millis(started);
         let mut event = NewEvent::new(kind::ACTIVITY_FINISHED)
@@ -267,6 +254,7 @@ impl Engine<'_> {
                 "duration_ms": duration_ms,
                 "outputs": outputs,
                 "quality_gates": gates,
+                "gates": work.gate_details(),
                 "gates_passed": gates_passed,
                 "gates_total": gates.len(),
                 "errors": work.errors,
@@ -288,6 +276,7 @@ impl Engine<'_> {
             gates_total: gates.len(),
             quality_gates: gates,
             gates_passed,
+            gates: work.gates,
             errors: work.errors,
             playbooks: work.playbooks,
             commit: work.commit.map(|c| c.commit),
@@ -303,6 +292,8 @@ pub(crate) struct ActivityWork {
     pub decision: Value,
     pub decision_event: Option<String>,
     pub facts: BTreeMap<String, bool>,
+    /// The gates as last judged ([`ActivityWork::judge`]).
+    pub gates: Vec<GateResult>,
     pub errors: Vec<ActivityError>,
     pub blocked: bool,
     pub playbooks: Vec<PlaybookSummary>,
@@ -320,6 +311,7 @@ impl ActivityWork {
             decision: Value::Null,
             decision_event: None,
             facts: BTreeMap::new(),
+            gates: Vec::new(),
             errors: Vec::new(),
             blocked: false,
             playbooks: Vec::new(),
@@ -327,6 +319,70 @@ impl ActivityWork {
             extra_outputs: serde_json::Map::new(),
             commit: None,
         }
+    }
+
+    /// Judges every gate of `definition` on the decision and the facts; the decision counts
+    /// only when `decision_judged` (a model made it).
+    pub(super) fn judge(&mut self, definition: &Activity, decision_judged: bool) {
+        self.facts
+            .entry("playbooks_succeeded".into())
+            .or_insert_with(|| self.errors.iter().all(|e| !e.is_playbook_error()));
+        let evidence = Evidence {
+            decision: &self.decision,
+            decision_judged,
+            facts: &self.facts,
+        };
+        self.gates = definition
+            .quality_gates
+            .iter()
+            .map(|gate| gate.judge(&evidence))
+            .collect();
+    }
+
+    /// How the activity ends as things stand: blocked by a rule, failed on an error,
+    /// incomplete when a required gate failed, else succeeded.
+    pub(crate) fn outcome(&self) -> Outcome {
+        if self.blocked {
+            Outcome::Blocked
+        } else if !self.errors.is_empty() {
+            Outcome::Failed
+        } else if self.failed_required_gates().next().is_some() {
+            Outcome::Incomplete
+        } else {
+            Outcome::Succeeded
+        }
+    }
+
+    /// The required gates that failed.
+    pub(crate) fn failed_required_gates(&self) -> impl Iterator<Item = &GateResult> {
+        self.gates
+            .iter()
+            .filter(|gate| gate.verdict == Verdict::Failed && gate.level == GateLevel::Required)
+    }
+
+    /// Each gate and whether it passed (`quality_gates` in `activity.finished`).
+    fn gate_map(&self) -> BTreeMap<String, bool> {
+        self.gates
+            .iter()
+            .map(|gate| (gate.name.clone(), gate.passed))
+            .collect()
+    }
+
+    /// Each gate's verdict, level, basis and failures (`gates` in `activity.finished`).
+    fn gate_details(&self) -> Value {
+        self.gates
+            .iter()
+            .map(|gate| {
+                let detail = json!({
+                    "result": gate.verdict,
+                    "level": gate.level,
+                    "basis": gate.basis,
+                    "failures": gate.failures,
+                });
+                (gate.name.clone(), detail)
+            })
+            .collect::<serde_json::Map<String, Value>>()
+            .into()
     }
 
     /// The activity's result: its decision (without the playbook choices) plus what it observed.

@@ -10,7 +10,7 @@ use super::error::{EXIT_FAILED, Error, Result};
 use super::helper::{Access, CommandHelper};
 use super::ui::{Format, Output, Spinner};
 use crate::activity::{ActivityReport, Decider, Engine, Outcome, Progress, RunOptions, RunReport};
-use crate::registry::Registry;
+use crate::registry::{GateLevel, GateResult, Registry, Verdict};
 use crate::service_name;
 use crate::tip_cache;
 
@@ -235,21 +235,7 @@ fn render_activity(out: &mut Output, activity: &ActivityReport, mode: &str) -> s
     if let Some(statement) = activity.outputs["problem"]["statement"].as_str() {
         out.line(format_args!("  problem:   {statement}"))?;
     }
-    let failed: Vec<&str> = activity
-        .quality_gates
-        .iter()
-        .filter(|(_, passed)| !**passed)
-        .map(|(name, _)| name.as_str())
-        .collect();
-    let failed = if failed.is_empty() {
-        String::new()
-    } else {
-        format!(" (not passed: {})", failed.join(", "))
-    };
-    out.line(format_args!(
-        "  gates:     {}/{} passed{failed}",
-        activity.gates_passed, activity.gates_total
-    ))?;
+    out.line(format_args!("  gates:     {}", gates_line(&activity.gates)))?;
     let playbooks: Vec<String> = activity
         .playbooks
         .iter()
@@ -283,24 +269,68 @@ fn render_activity(out: &mut Output, activity: &ActivityReport, mode: &str) -> s
         };
         out.line(format_args!("  effects:   {executed} executed{note}"))?;
     }
-    if let Some(spec) = activity.outputs.get("specification") {
-        let path = spec["path"].as_str().unwrap_or_default();
-        let state = match (spec["written"].as_bool(), spec["committed"].as_str()) {
-            (Some(true), Some(commit)) => {
-                format!("committed as {}", &commit[..commit.len().min(10)])
-            }
-            (Some(true), None) => "written, not committed".to_string(),
-            _ => "would be written (dry run)".to_string(),
-        };
-        out.line(format_args!("  spec:      {path}, {state}"))?;
+    // Only an output that records a file (design's decision has a `specification` of its own).
+    for (label, key) in [("spec:     ", "specification"), ("document: ", "document")] {
+        if let Some(record) = activity
+            .outputs
+            .get(key)
+            .filter(|r| r["written"].is_boolean())
+        {
+            render_written(out, label, record)?;
+        }
     }
     Ok(())
+}
+
+/// A file the activity wrote: `spec:      <path>, committed as <hash>`.
+fn render_written(
+    out: &mut Output,
+    label: &str,
+    record: &serde_json::Value,
+) -> std::io::Result<()> {
+    let path = record["path"].as_str().unwrap_or_default();
+    let state = match (record["written"].as_bool(), record["committed"].as_str()) {
+        (Some(true), Some(commit)) => {
+            format!("committed as {}", &commit[..commit.len().min(10)])
+        }
+        (Some(true), None) => "written, not committed".to_string(),
+        _ if record["dry_run"] == true => "would be written (dry run)".to_string(),
+        _ => "not written".to_string(),
+    };
+    out.line(format_args!("  {label} {path}, {state}"))
+}
+
+/// The gates in one line: how many passed of those judged, which failed (advisory ones marked),
+/// and how many no model judged (an offline decision): `2 checked by rules, 9 need a model`.
+fn gates_line(gates: &[GateResult]) -> String {
+    let of = |verdict: Verdict| gates.iter().filter(move |gate| gate.verdict == verdict);
+    let failed: Vec<String> = of(Verdict::Failed)
+        .map(|gate| match gate.level {
+            GateLevel::Required => gate.name.clone(),
+            GateLevel::Advisory => format!("{} (advisory)", gate.name),
+        })
+        .collect();
+    let failed = if failed.is_empty() {
+        String::new()
+    } else {
+        format!(" (failed: {})", failed.join(", "))
+    };
+    let judged = gates.len() - of(Verdict::NotJudged).count();
+    let passed = of(Verdict::Passed).count();
+    match of(Verdict::NotJudged).count() {
+        0 => format!("{passed}/{judged} passed{failed}"),
+        unjudged if passed == judged => {
+            format!("{judged} checked by rules{failed}, {unjudged} need a model")
+        }
+        unjudged => format!("{passed}/{judged} checked passed{failed}, {unjudged} not judged"),
+    }
 }
 
 fn render_failure(report: &RunReport, retry: &str) {
     // The same reason in several activities (offline, say) needs its hint once.
     let mut hinted = std::collections::BTreeSet::new();
     for activity in &report.activities {
+        render_incomplete(activity);
         for error in &activity.errors {
             crate::cli::ui::error(format_args!(
                 "{} {}: {}",
@@ -318,6 +348,34 @@ fn render_failure(report: &RunReport, retry: &str) {
     crate::cli::ui::hint(format_args!(
         "the run is recorded as {}; see it with `git spectra log --run {}`; retry with `{retry}`",
         report.run, report.run,
+    ));
+}
+
+/// Why an activity is incomplete: each required gate that failed and what the decision lacked.
+fn render_incomplete(activity: &ActivityReport) {
+    if activity.outcome != Outcome::Incomplete {
+        return;
+    }
+    let failed: Vec<&GateResult> = activity
+        .gates
+        .iter()
+        .filter(|gate| gate.verdict == Verdict::Failed && gate.level == GateLevel::Required)
+        .collect();
+    let names: Vec<&str> = failed.iter().map(|gate| gate.name.as_str()).collect();
+    crate::cli::ui::error(format_args!(
+        "{} incomplete: required gate{} failed: {}",
+        activity.activity,
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    ));
+    let lacks: Vec<String> = failed
+        .iter()
+        .map(|gate| format!("{}: {}", gate.name, gate.failures.join("; ")))
+        .collect();
+    crate::cli::ui::hint(format_args!(
+        "the decision lacks what the gates ask for ({}); run the activity again with a more specific input, or see `git spectra registry show {}` for its gates",
+        lacks.join(" | "),
+        activity.activity
     ));
 }
 
@@ -378,8 +436,15 @@ fn hint_for(reason: &str) -> Option<&'static str> {
         "duplicate_service" => {
             "choose another name with --service, or redeploy the existing service"
         }
-        "specification_dirty" => "commit or stash your changes to the specification first",
-        "commit_failed" => "the specification was written but not committed; check `git status`",
+        "specification_dirty" | "file_dirty" => {
+            "commit or stash your changes to that file first, then run the same command again"
+        }
+        "commit_failed" => {
+            "git refused the commit (its reason is above) and the files were put back; fix the cause and run the same command again"
+        }
+        "document_unrenderable" => {
+            "the activity's document template failed; check it with `git spectra registry validate`"
+        }
         "offline_unsupported" => {
             "configure a model (`git spectra doctor`); offline, only discover and test have rules"
         }

@@ -18,6 +18,9 @@ pub enum Outcome {
     Succeeded,
     /// It did not (a playbook: exited with another code).
     Failed,
+    /// An activity that decided and did its work, but a required quality gate failed: the
+    /// decision lacks what the gate asks for, or a fact contradicts it.
+    Incomplete,
     /// An activity stopped by a rule (a healthy duplicate service); nothing was changed.
     Blocked,
     /// Its process died or was stopped by a signal, and a later command closed it.
@@ -42,6 +45,7 @@ impl Outcome {
         match self {
             Outcome::Succeeded => "succeeded",
             Outcome::Failed => "failed",
+            Outcome::Incomplete => "incomplete",
             Outcome::Blocked => "blocked",
             Outcome::Interrupted => "interrupted",
             Outcome::TimedOut => "timed_out",
@@ -57,6 +61,7 @@ impl Outcome {
         match word {
             "succeeded" => Outcome::Succeeded,
             "failed" => Outcome::Failed,
+            "incomplete" => Outcome::Incomplete,
             "blocked" => Outcome::Blocked,
             "interrupted" => Outcome::Interrupted,
             "timed_out" => Outcome::TimedOut,
@@ -113,6 +118,7 @@ mod tests {
         for outcome in [
             Outcome::Succeeded,
             Outcome::Failed,
+            Outcome::Incomplete,
             Outcome::Blocked,
             Outcome::Interrupted,
             Outcome::TimedOut,

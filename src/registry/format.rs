@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::Origin;
 use super::activity::{Activity, Behaviour, CommandHelp, PlannerRules, PlaybookRef, Prompts};
-use super::gate::{Check, QualityGate};
+use super::gate::{Check, GateLevel, QualityGate};
 use super::playbook::{Playbook, no_inputs};
 use super::template::Arg;
 use crate::yaml::Spanned;
@@ -65,6 +65,8 @@ pub struct GateFile {
     pub name: Spanned<String>,
     pub description: String,
     pub checks: Vec<Spanned<Check>>,
+    #[serde(default)]
+    pub level: GateLevel,
 }
 
 /// A playbook file.
@@ -141,6 +143,7 @@ impl GateFile {
             name: self.name.value,
             description: self.description,
             checks: self.checks.into_iter().map(|check| check.value).collect(),
+            level: self.level,
         }
     }
 }

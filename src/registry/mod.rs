@@ -28,7 +28,7 @@ pub use activity::{
 };
 pub use check::compile_schema;
 pub use error::{Problem, RegistryError};
-pub use gate::{Check, GateResult, QualityGate};
+pub use gate::{Basis, Check, Evidence, GateLevel, GateResult, QualityGate, Verdict};
 pub use playbook::{PATH_FORMAT, Playbook};
 pub use source::{
     ACTIVITY_SCHEMA, EMBEDDED, Kind, Layer, PLAYBOOK_SCHEMA, REPOSITORY_DIR, SourceFile,

@@ -382,7 +382,10 @@ fn a_refused_commit_leaves_no_specification_behind_so_the_retry_works() {
     std::fs::write(&hook, "#!/bin/sh\necho 'lint says no'\nexit 1\n").unwrap();
     make_executable(&hook);
     let failed = discover(&repo, &[]).code(1);
-    assert!(failed.stdout.contains("put back as it was"), "{failed:#?}");
+    assert!(
+        failed.stdout.contains("put back as they were"),
+        "{failed:#?}"
+    );
     assert_eq!(
         repo.git(&["status", "--porcelain"]),
         "",

@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use crate::common::{Run, TestEnv, json_lines};
 use crate::llm_server::{LlmServer, Reply, Request};
 
-/// The smallest value that satisfies `schema` (strict schemas: every property required).
+/// A small value that satisfies `schema` (strict schemas: every property required) and its
+/// gates: one item per array (but no playbook), `true`, the largest number allowed (a
+/// confidence of 1).
 fn minimal(schema: &Value) -> Value {
     if let Some(first) = schema["enum"].as_array().and_then(|e| e.first()) {
         return first.clone();
@@ -31,16 +33,17 @@ fn minimal(schema: &Value) -> Value {
                 .as_object()
                 .into_iter()
                 .flatten()
-                .map(|(name, property)| (name.clone(), minimal(property)))
+                // No playbook unless a test asks for one: they have effects of their own.
+                .map(|(name, property)| match name.as_str() {
+                    "playbooks" => (name.clone(), json!([])),
+                    _ => (name.clone(), minimal(property)),
+                })
                 .collect(),
         ),
-        "array" if schema["minItems"].as_u64().unwrap_or(0) > 0 => {
-            json!([minimal(&schema["items"])])
-        }
-        "array" => json!([]),
+        "array" => json!([minimal(&schema["items"])]),
         "string" => json!("x"),
-        "integer" | "number" => schema["minimum"].clone().max_or_zero(),
-        "boolean" => json!(false),
+        "integer" | "number" => schema["maximum"].clone().max_or_zero(),
+        "boolean" => json!(true),
         _ => Value::Null,
     }
 }

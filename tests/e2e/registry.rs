@@ -168,7 +168,7 @@ fn discover_carries_its_known_keys_and_eleven_quality_gates() {
             "problem_identified",
             "idea_generated",
             "problem_idea_mapped",
-            "service_name_validated",
+            "service_name_valid",
             "current_state_understood",
             "desired_state_defined",
             "stakeholders_identified",

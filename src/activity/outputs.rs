@@ -1,0 +1,193 @@
+//! An activity's reviewable result: its document, `.spectra/<service>/<activity>.md`, rendered
+//! from the decision, and its stage in the service's specification, committed together on the
+//! user's branch (see [`super::commit`]).
+
+use serde_json::{Value, json};
+
+use super::commit::{self, Change};
+use super::specification::{self, Specification};
+use super::{ActivityError, ActivityWork, Engine, RunError, RunState};
+use crate::document::{self, FrontMatter, GateEntry};
+
+/// The files an activity's result changes: its document, and the specification's stage.
+pub(crate) struct Files {
+    /// The document's path and text.
+    pub document: (String, String),
+    /// The specification's path and new text, when the service has one.
+    pub specification: Option<(String, String)>,
+}
+
+/// The paths `activity` writes for `service`, to check for the user's edits
+/// before anything is asked.
+pub(crate) fn paths(activity: &str, service: &str) -> Vec<String> {
+    vec![
+        document::path(service, activity),
+        specification::path(service),
+    ]
+}
+
+/// The front matter of the document `work` leads to.
+pub(crate) fn front_matter(
+    engine: &Engine<'_>,
+    state: &RunState<'_>,
+    work: &ActivityWork,
+    service: &str,
+) -> FrontMatter {
+    FrontMatter {
+        service: service.to_string(),
+        activity: work.activity.clone(),
+        run: state.recorder.run().to_string(),
+        event: work.decision_event.clone().unwrap_or_default(),
+        outcome: work.outcome().word().to_string(),
+        gates: work
+            .gates
+            .iter()
+            .map(|gate| {
+                let entry = GateEntry {
+                    result: gate.verdict.word().to_string(),
+                    level: gate.level.word().to_string(),
+                };
+                (gate.name.clone(), entry)
+            })
+            .collect(),
+        decided_by: engine.decider.mode().to_string(),
+        model: engine.decider.model().map(str::to_string),
+    }
+}
+
+/// The document, rendered from the decision.
+pub(crate) fn document_text(
+    engine: &Engine<'_>,
+    state: &RunState<'_>,
+    work: &ActivityWork,
+    service: &str,
+) -> Result<String, ActivityError> {
+    let mut decision = work.decision.clone();
+    if let Some(map) = decision.as_object_mut() {
+        map.remove("playbooks");
+    }
+    let front = front_matter(engine, state, work, service);
+    document::render(&front, &decision)
+        .map_err(|error| ActivityError::new("document_unrenderable", error.to_string()))
+}
+
+/// The specification with this activity's stage and document recorded, when the service has
+/// one in the work tree.
+fn updated_specification(
+    engine: &Engine<'_>,
+    state: &RunState<'_>,
+    work: &ActivityWork,
+    service: &str,
+    document: &str,
+) -> Result<Option<(String, String)>, ActivityError> {
+    let path = specification::path(service);
+    let Ok(text) = std::fs::read_to_string(engine.root().join(&path)) else {
+        return Ok(None);
+    };
+    let Some(stage) = specification::stage(&work.outcome()) else {
+        return Ok(None);
+    };
+    let unreadable = |error: String| {
+        ActivityError::new(
+            "specification_unreadable",
+            format!("{path}: {error}; fix the file (or restore it with git) and run again"),
+        )
+    };
+    let mut spec = Specification::parse(&text).map_err(unreadable)?;
+    spec.record_stage(&work.activity, stage, Some(document));
+    let text = spec
+        .to_text(&work.activity, state.recorder.run())
+        .map_err(unreadable)?;
+    Ok(Some((path, text)))
+}
+
+/// Writes and commits the document of an activity that decided, and its stage in the
+/// specification. Recorded in `outputs.document`.
+pub(crate) fn write(
+    engine: &Engine<'_>,
+    state: &mut RunState<'_>,
+    work: &mut ActivityWork,
+) -> Result<(), RunError> {
+    let Some(service) = work.service.clone() else {
+        return Ok(());
+    };
+    let path = document::path(&service, &work.activity);
+    let files = match document_text(engine, state, work, &service).and_then(|text| {
+        let spec = updated_specification(engine, state, work, &service, &path)?;
+        Ok(Files {
+            document: (path.clone(), text),
+            specification: spec,
+        })
+    }) {
+        Ok(files) => files,
+        Err(error) => {
+            work.errors.push(error);
+            return Ok(());
+        }
+    };
+    let verb = if engine.root().join(&path).exists() {
+        "update"
+    } else {
+        "add"
+    };
+    let subject = format!(
+        "{}: {verb} {} for {service}",
+        work.activity,
+        document_name(&work.activity)
+    );
+    let record = commit_files(
+        engine,
+        state,
+        work,
+        &service,
+        files,
+        subject,
+        summary_line(work),
+    )?;
+    work.extra_outputs.insert("document".into(), record);
+    Ok(())
+}
+
+/// The document's name in a commit subject: `design document`.
+fn document_name(activity: &str) -> String {
+    format!("{activity} document")
+}
+
+/// One line for the commit's body: the outcome and the gates.
+fn summary_line(work: &ActivityWork) -> String {
+    let passed = work.gates.iter().filter(|gate| gate.passed).count();
+    format!(
+        "{} ({passed}/{} gates passed)",
+        work.outcome(),
+        work.gates.len()
+    )
+}
+
+/// Writes (or, on a dry run, only names) `files`, and returns what `outputs.document` records.
+pub(crate) fn commit_files(
+    engine: &Engine<'_>,
+    state: &mut RunState<'_>,
+    work: &mut ActivityWork,
+    service: &str,
+    files: Files,
+    subject: String,
+    body: String,
+) -> Result<Value, RunError> {
+    let path = files.document.0.clone();
+    if engine.options.dry_run {
+        return Ok(json!({"path": path, "written": false, "committed": null, "dry_run": true}));
+    }
+    let mut list = vec![(files.document.0, files.document.1.into_bytes())];
+    list.extend(
+        files
+            .specification
+            .map(|(path, text)| (path, text.into_bytes())),
+    );
+    let change = Change {
+        files: list,
+        subject,
+        body,
+    };
+    let written = commit::write_and_commit(engine, state, work, service, change)?;
+    Ok(json!({"path": path, "written": written.written, "committed": written.commit}))
+}
