@@ -25,6 +25,10 @@ use crate::service_name;
 pub(crate) struct Discover;
 
 impl Rules for Discover {
+    fn decides_offline(&self) -> bool {
+        true
+    }
+
     fn chooses_service(&self) -> bool {
         true
     }

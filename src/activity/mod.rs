@@ -99,6 +99,29 @@ pub enum RunError {
     /// The marker of the run in progress could not be written.
     #[error("cannot record the run as in progress: {0}")]
     RunLock(std::io::Error),
+    /// Activities that need a model were asked for and no model decides; refused before
+    /// anything was recorded.
+    #[error(
+        "{} {} a model; offline, only {} can run",
+        and_list(.needing),
+        if .needing.len() == 1 { "needs" } else { "need" },
+        and_list(.offline_capable)
+    )]
+    NeedsModel {
+        /// The activities that cannot decide without a model.
+        needing: Vec<String>,
+        /// The activities that can, in canonical order.
+        offline_capable: Vec<String>,
+    },
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(names: &[String]) -> String {
+    match names {
+        [] => "no activity".to_string(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
 }
 
 impl crate::failure::Classify for RunError {
@@ -107,7 +130,8 @@ impl crate::failure::Classify for RunError {
         match self {
             RunError::UnknownActivity(_)
             | RunError::Registry(_)
-            | RunError::OperationInProgress(_) => Class::Failed,
+            | RunError::OperationInProgress(_)
+            | RunError::NeedsModel { .. } => Class::Failed,
             RunError::Store(_) | RunError::Bare(_) | RunError::RunLock(_) => Class::Fatal,
         }
     }
@@ -127,6 +151,11 @@ impl RunError {
                 operation.how_to_finish
             )),
             RunError::RunLock(_) => Some("check that `.git/spectra` is writable".into()),
+            RunError::NeedsModel { .. } => Some(
+                "configure a model: `git config spectra.llm.url <endpoint>` (or SPECTRA_LLM_URL), \
+                 then `git spectra doctor` checks it (docs/config.md)"
+                    .into(),
+            ),
             _ => None,
         }
     }
@@ -180,5 +209,39 @@ impl<'a> Engine<'a> {
 
     pub(crate) fn root(&self) -> &std::path::Path {
         &self.root
+    }
+
+    /// Refuses, before anything is recorded, to run activities that need a model when no model
+    /// decides (offline). `left_out` names what the planner already left out for that reason:
+    /// when nothing is left to run, those are what needed a model.
+    pub fn check_decidable(
+        &self,
+        activities: &[String],
+        left_out: &[String],
+    ) -> Result<(), RunError> {
+        if !matches!(self.decider, Decider::Offline { .. }) {
+            return Ok(());
+        }
+        let mut needing: Vec<String> = activities
+            .iter()
+            .filter(|name| {
+                self.registry
+                    .activity(name)
+                    .is_some_and(|definition| !rules::of(definition).decides_offline())
+            })
+            .cloned()
+            .collect();
+        if activities.is_empty() {
+            needing.extend(left_out.iter().cloned());
+        }
+        if needing.is_empty() {
+            return Ok(());
+        }
+        Err(RunError::NeedsModel {
+            needing,
+            offline_capable: rules::offline_capable(self.registry)
+                .map(str::to_string)
+                .collect(),
+        })
     }
 }

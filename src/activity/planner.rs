@@ -34,6 +34,8 @@ pub struct Plan {
     pub dropped: Vec<String>,
     /// Why the rules decided instead of the model (`{reason, message}`), if they did.
     pub fallback: Option<Value>,
+    /// Activities the rules chose but left out, offline, because they need a model.
+    pub left_out: Vec<LeftOut>,
     #[serde(skip)]
     attempts: Vec<AttemptRecord>,
     #[serde(skip)]
@@ -42,6 +44,48 @@ pub struct Plan {
     format: Value,
     #[serde(skip)]
     repairs: u32,
+}
+
+/// An activity the plan left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeftOut {
+    /// The activity.
+    pub activity: String,
+    /// A stable word: `needs_model` (offline, it has no rules to decide by).
+    pub reason: &'static str,
+}
+
+impl Plan {
+    /// The names of the activities left out.
+    pub fn left_out_names(&self) -> Vec<String> {
+        self.left_out.iter().map(|l| l.activity.clone()).collect()
+    }
+
+    /// Offline: keeps only the activities that can decide without a model, and notes the rest
+    /// (in `left_out` and in the reasoning the plan's event records).
+    fn keep_offline_capable(&mut self, registry: &Registry) {
+        let (kept, left_out): (Vec<String>, Vec<String>) =
+            self.activities.drain(..).partition(|name| {
+                registry
+                    .activity(name)
+                    .is_some_and(|definition| rules::of(definition).decides_offline())
+            });
+        self.activities = kept;
+        if left_out.is_empty() {
+            return;
+        }
+        self.reasoning.push_str(&format!(
+            "; offline, left out {} (need a model)",
+            left_out.join(", ")
+        ));
+        self.left_out = left_out
+            .into_iter()
+            .map(|activity| LeftOut {
+                activity,
+                reason: "needs_model",
+            })
+            .collect();
+    }
 }
 
 /// The JSON Schema of the planner's decision.
@@ -142,6 +186,7 @@ impl Engine<'_> {
                 decided_by: "rules",
                 dropped: Vec::new(),
                 fallback: Some(json!({"reason": reason, "message": message})),
+                left_out: Vec::new(),
                 attempts,
                 model,
                 format: Value::Null,
@@ -151,7 +196,9 @@ impl Engine<'_> {
         let client = match &self.decider {
             Decider::Model(client) => client,
             Decider::Offline { reason } => {
-                return fallback("offline", reason.clone(), Vec::new(), None);
+                let mut plan = fallback("offline", reason.clone(), Vec::new(), None);
+                plan.keep_offline_capable(self.registry);
+                return plan;
             }
         };
         let model = client.settings().model.value.clone();
@@ -197,6 +244,7 @@ impl Engine<'_> {
             decided_by: "model",
             dropped,
             fallback: None,
+            left_out: Vec::new(),
             attempts,
             model: Some(model),
             format,

@@ -52,6 +52,13 @@ pub(crate) trait Rules: Sync {
     /// Reads what the playbooks really did into facts, outputs and errors.
     fn observe(&self, _dry_run: bool, _work: &mut ActivityWork) {}
 
+    /// Whether the activity can decide without a model ([`Rules::offline_decision`] has
+    /// rules for it). Offline, a run refuses before recording anything an activity that
+    /// cannot, and the planner leaves it out.
+    fn decides_offline(&self) -> bool {
+        false
+    }
+
     /// The decision without a model, where the activity has rules that need none.
     fn offline_decision(
         &self,
@@ -107,6 +114,15 @@ pub(crate) fn of(definition: &Activity) -> &'static dyn Rules {
     for_behaviour(definition.behaviour)
 }
 
+/// The activities that can decide without a model, in canonical order.
+pub(crate) fn offline_capable(registry: &Registry) -> impl Iterator<Item = &str> {
+    registry
+        .activities()
+        .iter()
+        .filter(|activity| of(activity).decides_offline())
+        .map(|activity| activity.name.as_str())
+}
+
 /// The activities that choose the run's service, in canonical order.
 pub(crate) fn service_choosers(registry: &Registry) -> impl Iterator<Item = &str> {
     registry
@@ -139,6 +155,16 @@ mod tests {
         let mut plain = registry.activity("discover").unwrap().clone();
         plain.behaviour = Behaviour::Default;
         assert!(!of(&plain).chooses_service());
+    }
+
+    #[test]
+    fn only_activities_with_offline_rules_decide_offline() {
+        let registry = Registry::builtin().unwrap();
+        let capable: Vec<&str> = offline_capable(&registry).collect();
+        assert_eq!(capable, ["discover", "test"]);
+        let mut plain = registry.activity("test").unwrap().clone();
+        plain.behaviour = Behaviour::Default;
+        assert!(!of(&plain).decides_offline());
     }
 
     #[test]

@@ -55,6 +55,11 @@ impl Engine<'_> {
                 return Err(RunError::UnknownActivity(name.clone()));
             }
         }
+        let left_out = plan
+            .as_ref()
+            .map(planner::Plan::left_out_names)
+            .unwrap_or_default();
+        self.check_decidable(activities, &left_out)?;
         if !self.options.dry_run
             && let Some(operation) = crate::worktree::operation_in_progress(self.repo.gix())
         {

@@ -19,6 +19,10 @@ pub const TESTS_PLAYBOOK: &str = "tests.run";
 pub(crate) struct TestRun;
 
 impl Rules for TestRun {
+    fn decides_offline(&self) -> bool {
+        true
+    }
+
     fn adjust_choices(&self, choices: &mut Vec<Value>) {
         ensure_tests_chosen(choices);
     }

@@ -105,14 +105,16 @@ pub fn execute(request: Request<'_>) -> Result<u8> {
     }
     let store = helper.store();
     let decider = Decider::choose(repo, request.offline)?;
-    if let Some(reason) = decider.offline_reason()
-        && !request.offline
-    {
-        crate::cli::ui::hint(format_args!(
-            "running {} offline ({reason}); set SPECTRA_LLM_URL or `git config spectra.llm.url` to use a model (git spectra doctor checks it)",
-            request.command
-        ));
-    }
+    // Said only once the run is known to go ahead: a refusal needs no such note.
+    let offline_note = decider
+        .offline_reason()
+        .filter(|_| !request.offline)
+        .map(|reason| {
+            format!(
+                "running {} offline ({reason}); set SPECTRA_LLM_URL or `git config spectra.llm.url` to use a model (git spectra doctor checks it)",
+                request.command
+            )
+        });
     let progress = SpinnerProgress::default();
     let options = RunOptions {
         service,
@@ -121,10 +123,21 @@ pub fn execute(request: Request<'_>) -> Result<u8> {
         execute: request.execute,
     };
     let engine = Engine::new(repo, store, &registry, decider, options, &progress)?;
+    let show_offline_note = || {
+        if let Some(note) = &offline_note {
+            crate::cli::ui::hint(note);
+        }
+    };
     let report = match &request.selection {
-        Selection::Given(activities) => engine.run(request.command, activities, request.input)?,
+        Selection::Given(activities) => {
+            engine.check_decidable(activities, &[])?;
+            show_offline_note();
+            engine.run(request.command, activities, request.input)?
+        }
         Selection::Planned => {
             let plan = engine.plan(request.input);
+            engine.check_decidable(&plan.activities, &plan.left_out_names())?;
+            show_offline_note();
             engine.run_plan(request.command, plan, request.input)?
         }
     };
@@ -201,6 +214,12 @@ fn render_summary(out: &mut Output, report: &RunReport) -> std::io::Result<()> {
             out.line(format_args!(
                 "  dropped:   {} (not in the registry)",
                 plan.dropped.join(", ")
+            ))?;
+        }
+        if !plan.left_out.is_empty() {
+            out.line(format_args!(
+                "  left out:  {} (needs a model; this run is offline)",
+                plan.left_out_names().join(", ")
             ))?;
         }
     }

@@ -5,13 +5,15 @@
 //! reverted depends on the targets when its `causes` name a target or an event that itself
 //! depends on one (the causal closure); and a later run that is not undone and not a dry run
 //! depends on them when it concerns a service one of the targets concerns, because that run
-//! read the manifests and files the targets produced.
+//! read the manifests and files the targets produced. A later run that recorded no decision
+//! of an activity and changed nothing ([`History::is_empty_run`]) built on nothing and never
+//! depends.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::event::{Event, kind};
+use crate::event::{Event, Outcome, kind};
 use crate::projection::Projection;
 use crate::store::{Filter, Store, StoreError};
 
@@ -240,6 +242,7 @@ impl History {
                 || row.dry_run
                 || target_runs.contains(row.run.as_str())
                 || self.is_machinery_run(&row.run)
+                || self.is_empty_run(&row.run)
             {
                 continue;
             }
@@ -261,6 +264,39 @@ impl History {
             }
         }
         dependents
+    }
+}
+
+impl History {
+    /// Whether `run` recorded no decision of an activity and changed nothing: no commit
+    /// (`files.committed`) and no playbook that really ran and may have had an effect (one not
+    /// run as a dry run, that did not fail). Such a run (an activity that could not reach its
+    /// model, say) built on nothing, so it is never a dependent. The planner's decision is not
+    /// an activity's: it only chose what to run.
+    pub fn is_empty_run(&self, run: &str) -> bool {
+        !self
+            .run_events(run)
+            .into_iter()
+            .any(|event| match event.kind.as_str() {
+                kind::DECISION_MADE => event.payload_str("mode") != Some("planner"),
+                kind::FILES_COMMITTED => true,
+                kind::PLAYBOOK_STARTED => self.may_have_had_an_effect(event),
+                _ => false,
+            })
+    }
+
+    /// Whether the playbook `started` ran for real and did not end failed (a
+    /// playbook still running, or closed as interrupted, may have changed something).
+    fn may_have_had_an_effect(&self, started: &Event) -> bool {
+        if started.payload["dry_run"] == true {
+            return false;
+        }
+        let outcome = self
+            .finished_of(&started.id)
+            .and_then(|finished| finished.payload_str("outcome"))
+            .map(Outcome::from_word);
+        // As for compensations: a playbook that failed is presumed to have changed nothing.
+        !matches!(outcome, Some(Outcome::Failed | Outcome::DryRun))
     }
 }
 
@@ -301,6 +337,71 @@ mod tests {
         assert_eq!(dependents.len(), 1, "{dependents:?}");
         assert_eq!(dependents[0].run.as_deref(), Some("r3"));
         assert!(history.dependents(&targets(&history, "r3")).is_empty());
+    }
+
+    /// A run whose activity failed before deciding: started, finished failed, nothing else.
+    fn failed_before_deciding(run: &str, service: &str) -> Vec<NewEvent> {
+        vec![
+            NewEvent::new(kind::RUN_STARTED)
+                .run(run)
+                .service(service)
+                .payload(json!({"command": "plan", "input": "x", "dry_run": false})),
+            NewEvent::new(kind::ACTIVITY_STARTED)
+                .run(run)
+                .activity("plan")
+                .service(service)
+                .payload(json!({"input": "x"})),
+            NewEvent::new(kind::ACTIVITY_FINISHED)
+                .run(run)
+                .activity("plan")
+                .service(service)
+                .payload(json!({"outcome": "failed", "errors": [{"reason": "llm_unreachable"}]})),
+            NewEvent::new(kind::RUN_FINISHED)
+                .run(run)
+                .service(service)
+                .payload(json!({"outcome": "failed"})),
+        ]
+    }
+
+    #[test]
+    fn a_later_run_that_decided_nothing_and_changed_nothing_does_not_depend() {
+        let mut events = run("r1", "logging");
+        events.extend(failed_before_deciding("r2", "logging"));
+        // The planner's decision alone decides nothing an activity built.
+        let mut planned = failed_before_deciding("r3", "logging");
+        planned.insert(
+            1,
+            NewEvent::new(kind::DECISION_MADE)
+                .run("r3")
+                .payload(json!({"decision": {"activities": ["plan"]}, "mode": "planner"})),
+        );
+        events.extend(planned);
+        let history = History::from_events(sealed(events));
+        assert!(history.is_empty_run("r2") && history.is_empty_run("r3"));
+        assert!(!history.is_empty_run("r1"), "r1 decided");
+        let dependents = history.dependents(&targets(&history, "r1"));
+        assert!(dependents.is_empty(), "{dependents:?}");
+    }
+
+    #[test]
+    fn a_later_run_with_a_playbook_that_ran_depends_even_without_a_decision() {
+        let mut events = run("r1", "logging");
+        let mut ran = failed_before_deciding("r2", "logging");
+        let started = NewEvent::new(kind::PLAYBOOK_STARTED)
+            .run("r2")
+            .service("logging")
+            .payload(json!({"playbook": "deploy.apply", "action": "run", "dry_run": false}));
+        let finished = NewEvent::new(kind::PLAYBOOK_FINISHED)
+            .run("r2")
+            .cause(started.id.clone())
+            .payload(json!({"playbook": "deploy.apply", "outcome": "succeeded"}));
+        ran.splice(2..2, [started, finished]);
+        events.extend(ran);
+        let history = History::from_events(sealed(events));
+        assert!(!history.is_empty_run("r2"));
+        let dependents = history.dependents(&targets(&history, "r1"));
+        assert_eq!(dependents.len(), 1, "{dependents:?}");
+        assert_eq!(dependents[0].run.as_deref(), Some("r2"));
     }
 
     #[test]

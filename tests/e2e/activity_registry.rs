@@ -165,15 +165,23 @@ fn the_planner_s_keyword_rules_use_the_repository_activity_s_keywords() {
         ],
     );
     let report = report_of(&run);
+    // The keywords chose triage; offline, an activity without offline rules is left out
+    // rather than run to fail.
     assert_eq!(
         report["plan"]["activities"],
-        json!(["discover", "triage"]),
+        json!(["discover"]),
         "{report:#}"
     );
-    // Offline, an activity without offline rules fails honestly.
     assert_eq!(
-        report["activities"][1]["errors"][0]["reason"],
-        "offline_unsupported"
+        report["plan"]["left_out"],
+        json!([{"activity": "triage", "reason": "needs_model"}])
+    );
+    assert!(
+        report["plan"]["reasoning"]
+            .as_str()
+            .unwrap()
+            .contains("activities named by words of the input"),
+        "{report:#}"
     );
 }
 

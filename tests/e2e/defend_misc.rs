@@ -251,13 +251,14 @@ fn a_too_short_event_id_is_bad_input_with_a_whole_message() {
 #[test]
 fn the_retry_hint_repeats_the_service_and_every_flag_given() {
     let repo = TestRepo::new();
-    // Offline, plan has no rules: the run fails and says how to retry.
+    // Offline, the test activity runs the project's tests; there are none, so the run fails
+    // and says how to retry.
     let run = repo
         .spectra(&[
             "run",
-            "Plan the roadmap",
+            "Run the tests",
             "-a",
-            "plan",
+            "test",
             "--service",
             "billing",
             "--offline",
@@ -265,7 +266,7 @@ fn the_retry_hint_repeats_the_service_and_every_flag_given() {
         .code(1);
     assert!(
         run.stderr.contains(
-            "retry with `git spectra run 'Plan the roadmap' -a plan --service billing --offline`"
+            "retry with `git spectra run 'Run the tests' -a test --service billing --offline`"
         ),
         "{run:#?}"
     );

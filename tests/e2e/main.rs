@@ -20,6 +20,7 @@ mod llm_server;
 mod logging;
 mod merge_log;
 mod native;
+mod offline;
 mod places;
 mod playbook;
 mod reads_do_not_write;
