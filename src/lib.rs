@@ -13,6 +13,7 @@ pub mod builtin;
 pub mod cli;
 pub mod confine;
 pub mod digest;
+pub mod document;
 pub mod event;
 pub mod failure;
 pub mod fold;
