@@ -101,7 +101,7 @@ impl Template {
         environment
             .template_from_named_str(&self.file, &self.source)
             .map(|_| ())
-            .map_err(|error| DocumentError::template(&self.file, &error))
+            .map_err(|error| DocumentError::template(self, &error))
     }
 }
 
@@ -115,6 +115,8 @@ pub enum DocumentError {
         file: String,
         /// The line the error is at, when the engine knows it.
         line: Option<usize>,
+        /// The column (from 1) the error starts at, when the engine knows it.
+        column: Option<usize>,
         /// What is wrong.
         message: String,
     },
@@ -127,14 +129,20 @@ pub enum DocumentError {
 }
 
 impl DocumentError {
-    fn template(file: &str, error: &minijinja::Error) -> DocumentError {
+    fn template(template: &Template, error: &minijinja::Error) -> DocumentError {
         let message = match error.detail() {
             Some(detail) => format!("{}: {detail}", error.kind()),
             None => error.kind().to_string(),
         };
+        let column = error.range().and_then(|range| {
+            let before = template.source.get(..range.start)?;
+            let line_start = before.rfind('\n').map_or(0, |at| at + 1);
+            Some(before[line_start..].chars().count() + 1)
+        });
         DocumentError::Template {
-            file: file.to_string(),
+            file: template.file.clone(),
             line: error.line(),
+            column,
             message,
         }
     }
@@ -172,7 +180,7 @@ pub fn render(
     let environment = environment();
     let body = environment
         .render_named_str(&template.file, &template.source, context(front, decision))
-        .map_err(|error| DocumentError::template(&template.file, &error))?;
+        .map_err(|error| DocumentError::template(template, &error))?;
     let mut text = format!("{FENCE}\n{yaml}");
     if !text.ends_with('\n') {
         text.push('\n');
