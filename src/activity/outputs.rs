@@ -62,12 +62,14 @@ pub(crate) fn document_text(
     work: &ActivityWork,
     service: &str,
 ) -> Result<String, ActivityError> {
-    let mut decision = work.decision.clone();
-    if let Some(map) = decision.as_object_mut() {
-        map.remove("playbooks");
-    }
     let front = front_matter(engine, state, work, service);
-    document::render(&front, &decision)
+    let template = engine
+        .registry
+        .activity(&work.activity)
+        .map_or_else(document::Template::fallback, |activity| {
+            activity.document_template()
+        });
+    document::render(template, &front, &work.decision)
         .map_err(|error| ActivityError::new("document_unrenderable", error.to_string()))
 }
 

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::Origin;
 use super::gate::QualityGate;
 use super::template::render_prompt;
+use crate::document::Template;
 
 /// The twelve SPECTRA activities in canonical order.
 pub const CANONICAL_ACTIVITIES: [&str; 12] = [
@@ -74,6 +75,11 @@ pub struct Activity {
     pub planner: PlannerRules,
     /// The help of `git spectra <name>`; `None` gives a plain one (see [`Activity::summary`]).
     pub command: Option<CommandHelp>,
+    /// The template of the activity's document (`<name>.md.j2` beside its definition, or the
+    /// repository's override); `None` when it has none, and then
+    /// [`Activity::document_template`] gives the generic one.
+    #[serde(default)]
+    pub document: Option<Template>,
     /// The file and layer it was defined in.
     pub origin: Origin,
 }
@@ -85,6 +91,14 @@ impl Activity {
             Some(command) => command.summary.clone(),
             None => format!("Run the {} activity.", self.name),
         }
+    }
+
+    /// The template its document is rendered with: its own, else the generic one that prints
+    /// every field of the decision.
+    pub fn document_template(&self) -> &Template {
+        self.document
+            .as_ref()
+            .unwrap_or_else(|| Template::fallback())
     }
 
     /// The examples of the activity's subcommand, one command line each.

@@ -584,6 +584,120 @@ fn schema_at<'a>(schema: &'a Value, pointer: &str) -> Option<&'a Value> {
     })
 }
 
+/// Checks an activity's document template: it parses, and it renders the activity's smallest
+/// valid decision (an unknown filter or a failing one shows only when rendering).
+pub fn document_template(
+    template: &crate::document::Template,
+    activity: &Parsed<ActivityFile>,
+    problems: &mut Vec<Problem>,
+) {
+    let rendered = template.check().and_then(|()| {
+        let front = sample_front_matter(activity);
+        let decision = minimal_instance(&activity.doc.decision.value);
+        crate::document::render(template, &front, &decision)
+    });
+    let Err(error) = rendered else {
+        return;
+    };
+    let (position, message) = match error {
+        crate::document::DocumentError::Template {
+            line,
+            column,
+            message,
+            ..
+        } => (
+            Position {
+                line: line.unwrap_or(0) as u64,
+                column: column.unwrap_or(usize::from(line.is_some())) as u64,
+            },
+            message,
+        ),
+        other => (Position::default(), other.to_string()),
+    };
+    problems.push(Problem::new(
+        &template.file,
+        position,
+        format!("document template: {message}"),
+    ));
+}
+
+/// The front matter a template is checked with: every gate of the activity passed.
+fn sample_front_matter(activity: &Parsed<ActivityFile>) -> crate::document::FrontMatter {
+    let gates = activity
+        .doc
+        .quality_gates
+        .iter()
+        .map(|gate| {
+            let entry = crate::document::GateEntry {
+                result: "passed".into(),
+                level: "required".into(),
+            };
+            (gate.name.value.clone(), entry)
+        })
+        .collect();
+    crate::document::FrontMatter {
+        service: "example".into(),
+        activity: activity.doc.name.value.clone(),
+        run: "run".into(),
+        event: "event".into(),
+        outcome: "succeeded".into(),
+        gates,
+        decided_by: "offline".into(),
+        model: None,
+    }
+}
+
+/// The smallest value `schema` accepts, near enough for rendering a template: every property
+/// of an object, the first of an `enum` or `anyOf`, empty lists, `x` for text, the minimum (or
+/// 0) for numbers.
+pub fn minimal_instance(schema: &Value) -> Value {
+    if let Some(first) = schema
+        .get("enum")
+        .and_then(Value::as_array)
+        .and_then(|e| e.first())
+    {
+        return first.clone();
+    }
+    if let Some(first) = schema
+        .get("anyOf")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+    {
+        return minimal_instance(first);
+    }
+    let kind = match schema.get("type") {
+        Some(Value::Array(types)) if types.iter().any(|t| t == "null") => return Value::Null,
+        Some(Value::Array(types)) => types.first().and_then(Value::as_str).unwrap_or("object"),
+        Some(Value::String(kind)) => kind.as_str(),
+        _ => "object",
+    };
+    match kind {
+        "object" => Value::Object(
+            schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(name, property)| (name.clone(), minimal_instance(property)))
+                .collect(),
+        ),
+        "array" if schema.get("minItems").and_then(Value::as_u64).unwrap_or(0) > 0 => {
+            Value::Array(vec![minimal_instance(
+                schema.get("items").unwrap_or(&Value::Null),
+            )])
+        }
+        "array" => Value::Array(Vec::new()),
+        "string" => Value::String("x".into()),
+        "integer" | "number" => schema
+            .get("minimum")
+            .filter(|minimum| minimum.is_number())
+            .cloned()
+            .unwrap_or(Value::from(0)),
+        "boolean" => Value::Bool(false),
+        _ => Value::Null,
+    }
+}
+
 /// Why `path` is not a safe path relative to the repository root, if it is not.
 pub fn unsafe_relative_path(path: &str) -> Option<&'static str> {
     let path = std::path::Path::new(path);
@@ -599,6 +713,24 @@ pub fn unsafe_relative_path(path: &str) -> Option<&'static str> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_minimal_instance_of_every_built_in_decision_schema_is_valid() {
+        for file in super::super::source::builtin()
+            .into_iter()
+            .filter(|file| file.kind == super::super::Kind::Activity)
+        {
+            let definition = crate::yaml::to_json(&file.text).unwrap();
+            let schema = &definition["decision"];
+            let instance = minimal_instance(schema);
+            let validator = jsonschema::validator_for(schema).unwrap();
+            let errors: Vec<String> = validator
+                .iter_errors(&instance)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(errors.is_empty(), "{}: {errors:#?}", file.path);
+        }
+    }
 
     #[test]
     fn keywords_are_lowercase_words_or_stems() {

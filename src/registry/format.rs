@@ -132,6 +132,8 @@ impl ActivityFile {
                     .map(|e| e.value)
                     .collect(),
             }),
+            // Attached by the registry from the activity's `.md.j2` file, when there is one.
+            document: None,
             origin,
         }
     }

@@ -32,6 +32,7 @@ pub use gate::{Basis, Check, Evidence, GateLevel, GateResult, QualityGate, Verdi
 pub use playbook::{PATH_FORMAT, Playbook};
 pub use source::{
     ACTIVITY_SCHEMA, EMBEDDED, Kind, Layer, PLAYBOOK_SCHEMA, REPOSITORY_DIR, SourceFile,
+    TEMPLATE_SUFFIX,
 };
 pub use template::prompt_variables;
 
@@ -119,10 +120,12 @@ impl Registry {
         let mut problems = Vec::new();
         let mut activities = Vec::new();
         let mut playbooks = Vec::new();
+        let mut templates = Vec::new();
         for file in files {
             match file.kind {
                 Kind::Activity => activities.extend(parse::<ActivityFile>(file, &mut problems)),
                 Kind::Playbook => playbooks.extend(parse::<PlaybookFile>(file, &mut problems)),
+                Kind::Template => templates.push(file),
             }
         }
         // The built-in files are checked by a unit test (`built_in_files_pass_every_check`), so
@@ -141,22 +144,27 @@ impl Registry {
             &playbooks.values().collect::<Vec<_>>(),
             &mut problems,
         );
+        let documents = documents(templates, &activities, &mut problems);
         if !problems.is_empty() {
             problems.sort();
             problems.dedup();
             return Err(RegistryError::Invalid(problems));
         }
-        Ok(Registry::assemble(activities, playbooks))
+        Ok(Registry::assemble(activities, playbooks, documents))
     }
 
     fn assemble(
         activities: BTreeMap<String, Parsed<ActivityFile>>,
         playbooks: BTreeMap<String, Parsed<PlaybookFile>>,
+        mut documents: BTreeMap<String, crate::document::Template>,
     ) -> Registry {
         let origin = |file: String, layer| Origin { file, layer };
         let mut activities: Vec<Activity> = activities
-            .into_values()
-            .map(|parsed| parsed.doc.into_activity(origin(parsed.file, parsed.layer)))
+            .into_iter()
+            .map(|(name, parsed)| Activity {
+                document: documents.remove(&name),
+                ..parsed.doc.into_activity(origin(parsed.file, parsed.layer))
+            })
             .collect();
         activities.sort_by_key(|activity| activity.order);
         let playbooks = playbooks
@@ -292,6 +300,37 @@ fn parse<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// The document template of each activity, by activity name: a repository's
+/// `activities/<name>.md.j2` replaces the built-in one. A template for no activity is a problem,
+/// and so is one that does not parse or fails to render the activity's smallest valid decision;
+/// the built-in templates of built-in activities are checked by a unit test instead, as their
+/// definitions are.
+fn documents(
+    templates: Vec<SourceFile>,
+    activities: &BTreeMap<String, Parsed<ActivityFile>>,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, crate::document::Template> {
+    let mut documents = BTreeMap::new();
+    for file in templates {
+        let name = source::template_activity(&file.path).to_string();
+        let Some(activity) = activities.get(&name) else {
+            problems.push(Problem::whole_file(
+                &file.path,
+                format!(
+                    "document template for `{name}`, which is not an activity; name it `<activity>{TEMPLATE_SUFFIX}` after the activity it renders"
+                ),
+            ));
+            continue;
+        };
+        let template = crate::document::Template::new(file.path, file.text);
+        if file.layer != Layer::Builtin || activity.layer != Layer::Builtin {
+            check::document_template(&template, activity, problems);
+        }
+        documents.insert(name, template);
+    }
+    documents
+}
+
 /// Merges entries by name: a later layer replaces an earlier one; the same name twice in one
 /// layer is a problem (which one would win would depend on file order).
 fn merge<T>(
@@ -364,9 +403,106 @@ mod tests {
                         check::playbook_file(&parsed, &mut problems);
                     }
                 }
+                Kind::Template => {}
             }
         }
         assert!(problems.is_empty(), "{problems:#?}");
+    }
+
+    #[test]
+    fn every_built_in_activity_has_its_document_template_and_it_renders() {
+        let files = source::builtin();
+        let mut activities = BTreeMap::new();
+        let mut problems = Vec::new();
+        for file in files.iter().filter(|file| file.kind == Kind::Activity) {
+            let parsed = parse::<ActivityFile>(file.clone(), &mut problems).unwrap();
+            activities.insert(parsed.doc.name.value.clone(), parsed);
+        }
+        for file in files.iter().filter(|file| file.kind == Kind::Template) {
+            let name = source::template_activity(&file.path);
+            let template = crate::document::Template::new(&file.path, &file.text);
+            check::document_template(&template, &activities[name], &mut problems);
+        }
+        assert!(problems.is_empty(), "{problems:#?}");
+
+        let registry = Registry::builtin().unwrap_or_else(|error| panic!("{error:#?}"));
+        for activity in registry.activities() {
+            let expected = format!("registry/activities/{}{TEMPLATE_SUFFIX}", activity.name);
+            assert_eq!(activity.document_template().file, expected);
+        }
+    }
+
+    fn repository_file(path: &str, text: &str) -> SourceFile {
+        SourceFile {
+            path: path.into(),
+            kind: if path.ends_with(TEMPLATE_SUFFIX) {
+                Kind::Template
+            } else {
+                Kind::Activity
+            },
+            layer: Layer::Repository,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn a_repository_template_replaces_the_built_in_one() {
+        let mut files = source::builtin();
+        let path = ".spectra/registry/activities/plan.md.j2";
+        files.push(repository_file(path, "# Our plan for {{ service }}\n"));
+        let registry = Registry::from_sources(files).unwrap_or_else(|error| panic!("{error:#?}"));
+        let template = registry.activity("plan").unwrap().document_template();
+        assert_eq!(template.file, path);
+        assert_eq!(template.source, "# Our plan for {{ service }}\n");
+    }
+
+    #[test]
+    fn a_repository_activity_without_a_template_gets_the_generic_one() {
+        let text = include_str!("../../registry/activities/plan.yaml")
+            .replace("name: plan", "name: roadmap")
+            .replace("order: 3", "order: 30")
+            .replace("playbooks: [repo.inventory]", "playbooks: []");
+        let mut files = source::builtin();
+        files.push(repository_file(
+            ".spectra/registry/activities/roadmap.yaml",
+            &text,
+        ));
+        let registry = Registry::from_sources(files).unwrap_or_else(|error| panic!("{error:#?}"));
+        let roadmap = registry.activity("roadmap").unwrap();
+        assert!(roadmap.document.is_none());
+        assert_eq!(
+            roadmap.document_template().file,
+            crate::document::FALLBACK_FILE
+        );
+    }
+
+    #[test]
+    fn broken_and_stray_templates_are_problems_with_their_place() {
+        let mut files = source::builtin();
+        files.push(repository_file(
+            ".spectra/registry/activities/plan.md.j2",
+            "# Plan\n\n{% for x in decision.backlog %}\n",
+        ));
+        files.push(repository_file(
+            ".spectra/registry/activities/design.md.j2",
+            "# Design\n{{ decision | no_such_filter }}\n",
+        ));
+        files.push(repository_file(
+            ".spectra/registry/activities/nowhere.md.j2",
+            "# x\n",
+        ));
+        let error = Registry::from_sources(files).unwrap_err();
+        let messages: Vec<String> = error.problems().iter().map(ToString::to_string).collect();
+        for expected in [
+            ".spectra/registry/activities/design.md.j2:2:",
+            ".spectra/registry/activities/nowhere.md.j2: document template for `nowhere`, which is not an activity",
+            ".spectra/registry/activities/plan.md.j2:3:",
+        ] {
+            assert!(
+                messages.iter().any(|m| m.starts_with(expected)),
+                "missing `{expected}` in {messages:#?}"
+            );
+        }
     }
 
     #[test]

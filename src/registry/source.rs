@@ -24,7 +24,12 @@ pub enum Kind {
     Activity,
     /// A playbook definition.
     Playbook,
+    /// An activity's document template, `activities/<activity>.md.j2` beside its definition.
+    Template,
 }
+
+/// How an activity's document template file is named: `<activity>` followed by this.
+pub const TEMPLATE_SUFFIX: &str = ".md.j2";
 
 /// One registry file's text and where it came from.
 #[derive(Debug, Clone)]
@@ -62,6 +67,18 @@ pub const EMBEDDED: &[(&str, &str)] = embed![
     "registry/activities/monitor.yaml",
     "registry/activities/optimise.yaml",
     "registry/activities/finalise.yaml",
+    "registry/activities/engage.md.j2",
+    "registry/activities/discover.md.j2",
+    "registry/activities/plan.md.j2",
+    "registry/activities/assess.md.j2",
+    "registry/activities/design.md.j2",
+    "registry/activities/provision.md.j2",
+    "registry/activities/build.md.j2",
+    "registry/activities/test.md.j2",
+    "registry/activities/deploy.md.j2",
+    "registry/activities/monitor.md.j2",
+    "registry/activities/optimise.md.j2",
+    "registry/activities/finalise.md.j2",
     "registry/playbooks/repo.inventory.yaml",
     "registry/playbooks/catalog.lookup.yaml",
     "registry/playbooks/spec.write.yaml",
@@ -79,9 +96,10 @@ pub fn builtin() -> Vec<SourceFile> {
     EMBEDDED
         .iter()
         .filter_map(|(path, text)| {
+            let (dir, name) = path.strip_prefix("registry/")?.split_once('/')?;
             Some(SourceFile {
                 path: path.to_string(),
-                kind: kind_of_dir(path.split('/').nth(1)?)?,
+                kind: kind_of_file(kind_of_dir(dir)?, name)?,
                 layer: Layer::Builtin,
                 text: text.to_string(),
             })
@@ -90,8 +108,9 @@ pub fn builtin() -> Vec<SourceFile> {
 }
 
 /// The files under `<root>/.spectra/registry/`, and a problem for anything there that is not a
-/// readable `activities/*.yaml` or `playbooks/*.yaml`: a broken override must never be skipped
-/// silently, or the user would run with defaults they believe they replaced.
+/// readable `activities/*.yaml`, `activities/*.md.j2` or `playbooks/*.yaml`: a broken override
+/// must never be skipped silently, or the user would run with defaults they believe they
+/// replaced.
 pub fn repository(root: &Path) -> (Vec<SourceFile>, Vec<Problem>) {
     let mut files = Vec::new();
     let mut problems = Vec::new();
@@ -133,17 +152,23 @@ fn read_kind_dir(
     for entry in entries {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = format!("{display}/{name}");
-        if !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+        let Some(file_kind) = kind_of_file(kind, &name) else {
+            let expected = match kind {
+                Kind::Activity => {
+                    "expected a `.yaml` file, or an activity's document template `<activity>.md.j2`"
+                }
+                _ => "expected a `.yaml` file",
+            };
             problems.push(Problem::whole_file(
                 &path,
-                "not a registry file: expected a `.yaml` file",
+                format!("not a registry file: {expected}"),
             ));
             continue;
-        }
+        };
         match std::fs::read_to_string(entry.path()) {
             Ok(text) => files.push(SourceFile {
                 path,
-                kind,
+                kind: file_kind,
                 layer: Layer::Repository,
                 text,
             }),
@@ -158,6 +183,24 @@ fn sorted_entries(dir: &Path) -> std::io::Result<Vec<std::fs::DirEntry>> {
     let mut entries = std::fs::read_dir(dir)?.collect::<Result<Vec<_>, _>>()?;
     entries.sort_by_key(std::fs::DirEntry::file_name);
     Ok(entries)
+}
+
+/// What the file `name` in a directory of `dir_kind` defines, if it is a registry file at all:
+/// YAML definitions in both directories, document templates beside the activities.
+fn kind_of_file(dir_kind: Kind, name: &str) -> Option<Kind> {
+    if name.ends_with(".yaml") || name.ends_with(".yml") {
+        Some(dir_kind)
+    } else if dir_kind == Kind::Activity && name.ends_with(TEMPLATE_SUFFIX) {
+        Some(Kind::Template)
+    } else {
+        None
+    }
+}
+
+/// The activity a document template file belongs to: its file name without `.md.j2`.
+pub fn template_activity(path: &str) -> &str {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.strip_suffix(TEMPLATE_SUFFIX).unwrap_or(name)
 }
 
 fn kind_of_dir(name: &str) -> Option<Kind> {

@@ -46,9 +46,14 @@ fn every_shipped_and_fixture_registry_file_validates_against_its_schema() {
 
 #[test]
 fn the_embedded_list_is_exactly_the_files_in_registry() {
+    let templates = std::fs::read_dir(manifest_dir().join("registry/activities"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.to_string_lossy().ends_with(".md.j2"));
     let mut on_disk: Vec<String> = ["activities", "playbooks"]
         .iter()
         .flat_map(|kind| yaml_files(&manifest_dir().join("registry").join(kind)))
+        .chain(templates)
         .map(|path| {
             path.strip_prefix(manifest_dir())
                 .unwrap()
@@ -629,4 +634,60 @@ fn a_read_only_git_dir_only_costs_the_cache() {
     let run = repo.spectra(&["registry", "list"]).success();
     assert_eq!(run.stdout, listed);
     assert_eq!(run.stderr, "", "{run:#?}");
+}
+
+#[test]
+fn registry_validate_names_the_place_of_a_broken_document_template() {
+    let repo = TestRepo::new();
+    repo.write(
+        ".spectra/registry/activities/plan.md.j2",
+        "# Plan for {{ service }}\n\n{% for item in decision.backlog %}\n- {{ item.title }}\n",
+    );
+    repo.write(
+        ".spectra/registry/activities/design.md.j2",
+        "# Design\n\n{{ decision.architecture | no_such_filter }}\n",
+    );
+    repo.write(".spectra/registry/activities/nowhere.md.j2", "# x\n");
+    let run = repo.spectra(&["registry", "validate"]).code(1);
+    let expected = [
+        ".spectra/registry/activities/design.md.j2:3:28: document template: unknown filter: filter no_such_filter is unknown",
+        ".spectra/registry/activities/nowhere.md.j2: document template for `nowhere`, which is not an activity",
+        ".spectra/registry/activities/plan.md.j2:4:17: document template: syntax error: unexpected end of input",
+    ];
+    for line in expected {
+        assert!(
+            run.stdout.lines().any(|l| l.starts_with(line)),
+            "missing `{line}` in\n{}",
+            run.stdout
+        );
+    }
+    assert!(
+        run.stderr.starts_with("error: 3 problems in the registry"),
+        "{run:#?}"
+    );
+
+    // A sound override is used: `registry show` names its file.
+    std::fs::remove_file(
+        repo.root()
+            .join(".spectra/registry/activities/design.md.j2"),
+    )
+    .unwrap();
+    std::fs::remove_file(
+        repo.root()
+            .join(".spectra/registry/activities/nowhere.md.j2"),
+    )
+    .unwrap();
+    repo.write(
+        ".spectra/registry/activities/plan.md.j2",
+        "# Plan for {{ service }}\n\n{{ decision.backlog | table(\"title\") }}\n",
+    );
+    repo.spectra(&["registry", "validate"]).success();
+    let run = repo
+        .spectra(&["registry", "show", "plan", "--format", "json"])
+        .success();
+    let shown = &json_lines(&run.stdout)[0];
+    assert_eq!(
+        shown["document"]["file"],
+        ".spectra/registry/activities/plan.md.j2"
+    );
 }
