@@ -4,6 +4,9 @@
 //!   sent back to the model once with the rule quoted, and never replaced by an invented name.
 //! - The name is looked up in `.spectra/service-catalog.yaml`: a healthy entry of that name
 //!   blocks the run; other statuses are reported (`registry_check.action` = redeploy).
+//! - A name that already has a specification in the tree is an update, refused without
+//!   `--update` ([`super::existing`]): before the decision when `--service` names it, after it
+//!   when the model chose it.
 //! - The result is written to `.spectra/<service>.specification.yaml` and committed on the
 //!   current branch with `Spectra-Run` / `Spectra-Event` trailers (`files.committed`).
 //! - Offline, the decision comes from rules: the name from `--service` or the idea, the problem
@@ -12,6 +15,7 @@
 use serde_json::{Value, json};
 
 use super::context::specification_path;
+use super::existing;
 use super::rules::{Rules, Step};
 use super::{ActivityError, ActivityWork, Decider, Engine, RunError, RunState};
 use crate::builtin::catalog;
@@ -27,9 +31,12 @@ impl Rules for Discover {
         true
     }
 
-    /// A specification the user is editing is never overwritten.
+    /// A specification the user is editing, or one `--update` did not allow to replace, is
+    /// never overwritten; with the name known, no model is asked.
     fn before_decision(&self, engine: &Engine<'_>, work: &mut ActivityWork) {
-        if let Some(service) = work.service.clone() {
+        if let Some(service) = work.service.clone()
+            && !existing::refuse_without_update(engine, &service, work)
+        {
             refuse_dirty_specification(engine, &service, work);
         }
     }
@@ -154,7 +161,7 @@ fn after_decision(
         return Ok(None);
     }
     // Checked before the decision already when the name came from --service.
-    if engine.options.service.is_none() {
+    if engine.options.service.is_none() && !existing::refuse_without_update(engine, &name, work) {
         refuse_dirty_specification(engine, &name, work);
     }
     if !work.errors.is_empty() {
@@ -278,7 +285,14 @@ fn write_outputs(
     // The decision and the playbooks' outcomes are in the log before the file is written.
     state.recorder.flush()?;
     let path = specification_path(&service);
-    let document = specification(&service, state.recorder.run(), engine.decider.mode(), work);
+    let mut document = specification(&service, state.recorder.run(), engine.decider.mode(), work);
+    if let Some(earlier) = existing::Earlier::read(engine, &service) {
+        earlier.keep("stages", &mut document.stages);
+        earlier.keep("documents", &mut document.documents);
+        let update = earlier.summary(&document);
+        work.extra_outputs
+            .insert(existing::UPDATE_OUTPUT.into(), update);
+    }
     if engine.options.dry_run {
         work.extra_outputs.insert(
             "specification".into(),
@@ -310,7 +324,9 @@ fn write_outputs(
             return Ok(());
         }
     };
-    refuse_dirty_specification(engine, &service, work);
+    if !existing::refuse_without_update(engine, &service, work) {
+        refuse_dirty_specification(engine, &service, work);
+    }
     if !work.errors.is_empty() {
         return Ok(());
     }
@@ -381,7 +397,7 @@ fn intend_commit(
         .unwrap_or_default();
     let completion = crate::event::new_id();
     let activity = &work.activity;
-    let subject = format!("{activity}: add specification for {service}");
+    let subject = existing::commit_subject(work, service);
     let message = format!(
         "{subject}\n\n{}\n\nSpectra-Run: {}\nSpectra-Event: {completion}\n",
         // The statement is the model's text: it must not add trailers of its own.
@@ -480,6 +496,9 @@ struct Specification {
     maturity: Value,
     dependencies: Vec<String>,
     stages: Value,
+    /// Each activity's document, kept from the earlier specification on an update.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    documents: Value,
     quality_gates: Value,
     deployment: Value,
     discovery: Value,
@@ -507,6 +526,7 @@ fn specification(service: &str, run: &str, mode: &str, work: &ActivityWork) -> S
                 .into_iter()
                 .collect(),
         ),
+        documents: Value::Null,
         quality_gates: Value::Object(checks),
         deployment: json!({"status": "not_deployed", "action": registry_check["action"]}),
         discovery: json!({
