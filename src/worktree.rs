@@ -429,6 +429,14 @@ impl Worktree {
         Ok(parse_facts(&out).into_iter().find(|facts| wanted(facts)))
     }
 
+    /// The newest commit of HEAD's history that changed `path`, if any did.
+    pub fn last_commit_of(&self, path: &str) -> Option<String> {
+        self.git(&["log", "-1", "--format=%H", "HEAD", "--", path])
+            .ok()
+            .map(|id| id.trim().to_string())
+            .filter(|id| !id.is_empty())
+    }
+
     /// The commit HEAD points at and its branch (`None` when detached); `None` before the first
     /// commit.
     pub fn head_commit(&self) -> Option<(String, Option<String>)> {

@@ -75,6 +75,7 @@ pub(crate) fn write_and_commit(
     work: &mut ActivityWork,
     service: &str,
     change: Change,
+    under_lock: &dyn Fn(&mut ActivityWork),
 ) -> Result<Written, RunError> {
     let nothing = Written {
         written: false,
@@ -94,7 +95,10 @@ pub(crate) fn write_and_commit(
     };
     let paths: Vec<String> = change.files.iter().map(|(path, _)| path.clone()).collect();
     // The files may have changed since the decision.
-    refuse_dirty(engine, &paths, work);
+    under_lock(work);
+    if work.errors.is_empty() {
+        refuse_dirty(engine, &paths, work);
+    }
     if !work.errors.is_empty() {
         return Ok(nothing);
     }

@@ -3,9 +3,10 @@
 //! The context is a list of whole items: the service's specification, the manifests of earlier
 //! activities for the service, the playbooks the activity may use (with their runbooks), the
 //! last entries of its own history, and an inventory of the repository (of the files git
-//! tracks, when it tracks any). When the prompt would not fit, whole items are dropped, least
-//! relevant first (oldest history, then runbooks, then the earliest manifests, then the
-//! inventory, then the specification). A string is never cut in the middle: a half sentence
+//! tracks, when it tracks any), and the services that already have a specification in the work
+//! tree. When the prompt would not fit, whole items are dropped, least relevant first (oldest
+//! history, then runbooks, then the earliest manifests, then the inventory, then the existing
+//! services, then the specification). A string is never cut in the middle: a half sentence
 //! misleads a model more than a missing one.
 
 use std::collections::BTreeMap;
@@ -39,6 +40,8 @@ pub struct Context {
     pub history: Vec<String>,
     /// The repository inventory as compact JSON, when it could be taken.
     pub repository: Option<String>,
+    /// One line per service with a specification in the work tree (`- name: purpose`).
+    pub services: Vec<String>,
     /// What was left out to fit, in the order it was dropped.
     pub dropped: Vec<String>,
 }
@@ -93,6 +96,7 @@ pub fn gather(
     context.repository = crate::builtin::inventory::of_repository(repo, root)
         .ok()
         .and_then(|inventory| serde_json::to_string(&inventory).ok());
+    context.services = super::existing::prompt_lines(&super::existing::in_tree(root));
     Ok(context)
 }
 
@@ -167,6 +171,10 @@ impl Context {
                 .clone()
                 .unwrap_or_else(|| "(not available)".into()),
         );
+        values.insert(
+            "services",
+            or_none(self.services.iter().map(String::as_str)),
+        );
         values
     }
 
@@ -177,6 +185,7 @@ impl Context {
             "manifests": self.manifests.iter().map(|(activity, _)| activity).collect::<Vec<_>>(),
             "playbooks": self.playbooks.iter().map(|(id, _, _)| id).collect::<Vec<_>>(),
             "history_entries": self.history.len(),
+            "services": self.services.len(),
             "dropped": self.dropped,
         })
     }
@@ -207,6 +216,9 @@ impl Context {
             self.dropped.push(format!("manifest of {activity}"));
         } else if self.repository.take().is_some() {
             self.dropped.push("repository inventory".into());
+        } else if !self.services.is_empty() {
+            self.services.clear();
+            self.dropped.push("existing services".into());
         } else if let Some((path, _)) = self.specification.take() {
             self.dropped.push(format!("specification {path}"));
         } else {
@@ -237,6 +249,7 @@ mod tests {
             runbooks_dropped: 0,
             history: vec!["h1 ".repeat(100), "h2 ".repeat(100)],
             repository: Some("i".repeat(400)),
+            services: vec!["- logging: Logs are scattered".into()],
             dropped: Vec::new(),
         }
     }

@@ -4,6 +4,9 @@
 //!   sent back to the model once with the rule quoted, and never replaced by an invented name.
 //! - The name is looked up in `.spectra/service-catalog.yaml`: a healthy entry of that name
 //!   blocks the run; other statuses are reported (`registry_check.action` = redeploy).
+//! - A name that already has a specification in the tree is an update, refused without
+//!   `--update` ([`super::existing`]): before the decision when `--service` names it, after it
+//!   when the model chose it.
 //! - The result is written to `.spectra/<service>.specification.yaml`, with discover's document
 //!   `.spectra/<service>/discover.md`, and both are committed on the current branch with
 //!   `Spectra-Run` / `Spectra-Event` trailers (`files.committed`).
@@ -13,6 +16,7 @@
 use serde_json::{Value, json};
 
 use super::commit::refuse_dirty;
+use super::existing;
 use super::outputs::{self, Files};
 use super::rules::{Rules, Step};
 use super::specification::{self, Specification};
@@ -33,9 +37,12 @@ impl Rules for Discover {
         true
     }
 
-    /// A specification the user is editing is never overwritten.
+    /// A specification the user is editing, or one `--update` did not allow to replace, is
+    /// never overwritten; with the name known, no model is asked.
     fn before_decision(&self, engine: &Engine<'_>, work: &mut ActivityWork) {
-        if let Some(service) = work.service.clone() {
+        if let Some(service) = work.service.clone()
+            && !existing::refuse_without_update(engine, &service, work)
+        {
             refuse_dirty_specification(engine, &service, work);
         }
     }
@@ -147,7 +154,7 @@ fn after_decision(
         return Ok(None);
     }
     // Checked before the decision already when the name came from --service.
-    if engine.options.service.is_none() {
+    if engine.options.service.is_none() && !existing::refuse_without_update(engine, &name, work) {
         refuse_dirty_specification(engine, &name, work);
     }
     if !work.errors.is_empty() {
@@ -271,7 +278,14 @@ fn write_outputs(
     };
     let run = state.recorder.run().to_string();
     let document_path = crate::document::path(&service, &work.activity);
-    let spec = specification(&service, &run, engine.decider.mode(), work, &document_path);
+    let mut spec = specification(&service, &run, engine.decider.mode(), work, &document_path);
+    if let Some(earlier) = existing::Earlier::read(engine, &service) {
+        earlier.keep("stages", &mut spec.stages);
+        earlier.keep("documents", &mut spec.documents);
+        let update = earlier.summary(&spec);
+        work.extra_outputs
+            .insert(existing::UPDATE_OUTPUT.into(), update);
+    }
     let files = spec
         .to_text(&work.activity, &run)
         .map_err(|message| ActivityError::new("specification_unwritable", message))
@@ -293,8 +307,21 @@ fn write_outputs(
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let subject = format!("{}: add specification for {service}", work.activity);
-    let document = outputs::commit_files(engine, state, work, &service, files, subject, statement)?;
+    let subject = existing::commit_subject(work, &service);
+    // Another discover of the same name may have committed a specification since the decision.
+    let under_lock = |work: &mut ActivityWork| {
+        existing::refuse_without_update(engine, &service, work);
+    };
+    let document = outputs::commit_files(
+        engine,
+        state,
+        work,
+        &service,
+        files,
+        subject,
+        statement,
+        &under_lock,
+    )?;
     let mut spec_record = document.clone();
     spec_record["path"] = json!(specification::path(&service));
     work.extra_outputs

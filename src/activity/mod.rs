@@ -7,7 +7,7 @@
 //! an event; a failure at any step is recorded as that failure and the run goes on to its end.
 //! What an activity adds to the loop is chosen by its registry entry, never by its name: the
 //! [`rules`] its `behaviour` names (discover's service name, catalog and specification file in
-//! [`discover`]; the test activity's real tests in [`test_run`]), and `external` for playbooks
+//! [`discover`], the services already specified in the tree in [`existing`]; the test activity's real tests in [`test_run`]), and `external` for playbooks
 //! that run in dry-run unless the user passes `--execute` ([`effects`]). Which activities a
 //! `run` runs is the [`planner`]'s decision, from the registry's keywords when no model plans.
 //!
@@ -23,6 +23,7 @@ pub mod context;
 mod decider;
 pub mod discover;
 pub mod effects;
+pub mod existing;
 mod outputs;
 pub mod planner;
 mod playbooks;
@@ -63,6 +64,9 @@ pub struct RunOptions {
     /// Really run the playbooks of activities with external effects (provision, deploy,
     /// monitor); without it they run in dry-run.
     pub execute: bool,
+    /// Let discover replace a service's existing specification (an update); without it a name
+    /// that already has one is refused ([`existing`]).
+    pub update: bool,
 }
 
 /// Hooks for showing progress while a run works.

@@ -63,12 +63,10 @@ pub(crate) fn document_text(
     service: &str,
 ) -> Result<String, ActivityError> {
     let front = front_matter(engine, state, work, service);
-    let template = engine
-        .registry
-        .activity(&work.activity)
-        .map_or_else(document::Template::fallback, |activity| {
-            activity.document_template()
-        });
+    let template = match engine.registry.activity(&work.activity) {
+        Some(activity) => activity.document_template(),
+        None => document::Template::fallback(),
+    };
     document::render(template, &front, &work.decision)
         .map_err(|error| ActivityError::new("document_unrenderable", error.to_string()))
 }
@@ -145,6 +143,7 @@ pub(crate) fn write(
         files,
         subject,
         summary_line(work),
+        &|_| {},
     )?;
     work.extra_outputs.insert("document".into(), record);
     Ok(())
@@ -166,6 +165,9 @@ fn summary_line(work: &ActivityWork) -> String {
 }
 
 /// Writes (or, on a dry run, only names) `files`, and returns what `outputs.document` records.
+/// `under_lock` checks again, under the effect lock, what another run may have changed since
+/// the decision; an error it records stops the write.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn commit_files(
     engine: &Engine<'_>,
     state: &mut RunState<'_>,
@@ -174,6 +176,7 @@ pub(crate) fn commit_files(
     files: Files,
     subject: String,
     body: String,
+    under_lock: &dyn Fn(&mut ActivityWork),
 ) -> Result<Value, RunError> {
     let path = files.document.0.clone();
     if engine.options.dry_run {
@@ -190,6 +193,6 @@ pub(crate) fn commit_files(
         subject,
         body,
     };
-    let written = commit::write_and_commit(engine, state, work, service, change)?;
+    let written = commit::write_and_commit(engine, state, work, service, change, under_lock)?;
     Ok(json!({"path": path, "written": written.written, "committed": written.commit}))
 }

@@ -252,9 +252,15 @@ impl Engine<'_> {
         }
     }
 
-    /// A new idea: no service was named, or the one named was never discovered.
+    /// A new idea: no service was named, or the one named was never discovered. Without a
+    /// name, a service counts as discovered when its specification is in the work tree (a
+    /// clone has the specifications without the events that wrote them) or when the log has a
+    /// completed discover.
     fn is_new_idea(&self) -> bool {
         let service = self.options.service.as_deref();
+        if service.is_none() && !super::existing::in_tree(self.root()).is_empty() {
+            return false;
+        }
         let Ok(manifests) = crate::fold_cache::manifests::query(self.repo, self.store, |index| {
             let mut manifests = Vec::new();
             for name in rules::service_choosers(self.registry) {

@@ -13,10 +13,13 @@ use super::ui::Format;
 /// service catalog, runs the playbooks it chose, writes .spectra/<service>.specification.yaml
 /// and commits it on the current branch. Every step is an event on refs/spectra/events.
 /// Without a configured model (or with --offline) it runs on rules instead, and says so.
+/// A service that already has a specification is updated only with --update: the new one
+/// keeps the earlier stages, and the report names the fields that changed.
 ///
 /// Examples:
 ///   git spectra discover "Our services log to files nobody reads"
 ///   git spectra discover "central logging" --service log-shipper --no-commit
+///   git spectra discover "logs must be kept a year" --service logging --update
 ///   git spectra discover "central logging" --dry-run --format json
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
@@ -35,6 +38,10 @@ pub struct DiscoverArgs {
     /// Decide with rules instead of a model.
     #[arg(long)]
     offline: bool,
+    /// Update a service that already has a specification (.spectra/<service>.specification.yaml);
+    /// without it such a name is refused, never overwritten.
+    #[arg(long)]
+    update: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -50,6 +57,7 @@ pub fn run(args: DiscoverArgs) -> Result<u8> {
         no_commit: args.no_commit,
         execute: false,
         offline: args.offline,
+        update: args.update,
         format: args.format,
     })
 }

@@ -5,11 +5,14 @@
 use std::cell::RefCell;
 
 use clap::Args;
+use serde_json::Value;
 
 use super::error::{EXIT_FAILED, Error, Result};
 use super::helper::{Access, CommandHelper};
 use super::ui::{Format, Output, Spinner};
-use crate::activity::{ActivityReport, Decider, Engine, Outcome, Progress, RunOptions, RunReport};
+use crate::activity::{
+    ActivityReport, Decider, Engine, Outcome, Progress, RunOptions, RunReport, existing,
+};
 use crate::registry::{GateLevel, GateResult, Registry, Verdict};
 use crate::service_name;
 use crate::tip_cache;
@@ -34,12 +37,17 @@ pub struct ActivityArgs {
     /// Decide with rules instead of a model (only discover and test have rules).
     #[arg(long)]
     pub offline: bool,
+    /// For an activity that chooses the service (as discover does): update a service that
+    /// already has a specification instead of refusing.
+    #[arg(long)]
+    pub update: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
 
 /// Which activities a run runs.
+#[derive(Clone)]
 pub enum Selection {
     /// These, in this order.
     Given(Vec<String>),
@@ -48,6 +56,7 @@ pub enum Selection {
 }
 
 /// Everything a lifecycle command asks for.
+#[derive(Clone)]
 pub struct Request<'a> {
     pub command: &'a str,
     pub input: &'a str,
@@ -57,6 +66,8 @@ pub struct Request<'a> {
     pub no_commit: bool,
     pub execute: bool,
     pub offline: bool,
+    /// Discover may replace an existing specification.
+    pub update: bool,
     pub format: Format,
 }
 
@@ -72,6 +83,7 @@ impl ActivityArgs {
             no_commit: false,
             execute: self.execute,
             offline: self.offline,
+            update: self.update,
             format: self.format,
         }
     }
@@ -121,6 +133,7 @@ pub fn execute(request: Request<'_>) -> Result<u8> {
         dry_run: request.dry_run,
         no_commit: request.no_commit,
         execute: request.execute,
+        update: request.update,
     };
     let engine = Engine::new(repo, store, &registry, decider, options, &progress)?;
     let show_offline_note = || {
@@ -150,7 +163,7 @@ pub fn execute(request: Request<'_>) -> Result<u8> {
     if report.succeeded() {
         Ok(0)
     } else {
-        render_failure(&report, &retry_command(&request));
+        render_failure(&report, &request);
         Ok(EXIT_FAILED)
     }
 }
@@ -298,6 +311,22 @@ fn render_activity(out: &mut Output, activity: &ActivityReport, mode: &str) -> s
             render_written(out, label, record)?;
         }
     }
+    if let Some(update) = activity.outputs.get(existing::UPDATE_OUTPUT) {
+        let changed: Vec<&str> = update["changed"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        out.line(format_args!(
+            "  changed:   {}",
+            if changed.is_empty() {
+                "nothing".to_string()
+            } else {
+                changed.join(", ")
+            }
+        ))?;
+    }
     Ok(())
 }
 
@@ -345,7 +374,8 @@ fn gates_line(gates: &[GateResult]) -> String {
     }
 }
 
-fn render_failure(report: &RunReport, retry: &str) {
+fn render_failure(report: &RunReport, request: &Request<'_>) {
+    let retry = retry_command(request);
     // The same reason in several activities (offline, say) needs its hint once.
     let mut hinted = std::collections::BTreeSet::new();
     for activity in &report.activities {
@@ -357,9 +387,19 @@ fn render_failure(report: &RunReport, retry: &str) {
                 activity.outcome.word(),
                 error.message
             ));
-            if let Some(hint) = hint_for(&error.reason)
-                && hinted.insert(error.reason.as_str())
-            {
+            if !hinted.insert(error.reason.as_str()) {
+                continue;
+            }
+            if error.reason == existing::SERVICE_EXISTS {
+                let update = retry_command(&Request {
+                    update: true,
+                    ..request.clone()
+                });
+                crate::cli::ui::hint(format_args!(
+                    "to update {}'s specification (keeping its stages), run `{update}`",
+                    activity.service.as_deref().unwrap_or("the service")
+                ));
+            } else if let Some(hint) = hint_for(&error.reason) {
                 crate::cli::ui::hint(hint);
             }
         }
@@ -399,7 +439,8 @@ fn render_incomplete(activity: &ActivityReport) {
 }
 
 /// The command line that asks for `request` again: the same input and every flag that changes
-/// what runs (`-a`, `--service`, `--dry-run`, `--no-commit`, `--execute`, `--offline`) or how
+/// what runs (`-a`, `--service`, `--dry-run`, `--no-commit`, `--execute`, `--offline`,
+/// `--update`) or how
 /// it prints (`--format`), quoted for a POSIX shell.
 fn retry_command(request: &Request<'_>) -> String {
     let mut argv = vec![
@@ -428,6 +469,7 @@ fn retry_command(request: &Request<'_>) -> String {
         (request.no_commit, "--no-commit"),
         (request.execute, "--execute"),
         (request.offline, "--offline"),
+        (request.update, "--update"),
     ] {
         if given {
             argv.push(flag.to_string());
@@ -487,6 +529,7 @@ mod tests {
             no_commit: false,
             execute: false,
             offline: false,
+            update: false,
             format: Format::Human,
         }
     }

@@ -39,6 +39,10 @@ pub struct RunArgs {
     /// Decide with rules instead of a model (the planner's keyword rules; discover and test).
     #[arg(long)]
     offline: bool,
+    /// Let discover update a service that already has a specification (.spectra/<service>.specification.yaml);
+    /// without it such a name is refused, never overwritten.
+    #[arg(long)]
+    update: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -59,6 +63,7 @@ pub fn run(args: RunArgs) -> Result<u8> {
         no_commit: false,
         execute: args.execute,
         offline: args.offline,
+        update: args.update,
         format: args.format,
     })
 }

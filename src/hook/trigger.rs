@@ -2,7 +2,8 @@
 //!
 //! When a commit adds or edits `.spectra/<service>.specification.yaml`, the hook starts the
 //! activities listed in `spectra.hooks.onSpecChange` as `git spectra <activity> --service
-//! <service> "<input>"`. They must not hold up the commit, so the hook starts one detached runner
+//! <service> --update "<input>"`: the specification exists, so a discover among them is an
+//! update of it, which needs `--update` (and the other activities ignore it). They must not hold up the commit, so the hook starts one detached runner
 //! per changed specification (`git-spectra hook run-activities`, in its own process group, stdin
 //! closed, output appended to `<common dir>/spectra/hooks.log`) and returns at once. The runner
 //! runs the activities one after another, in the configured order, and stops at the first that
@@ -172,7 +173,7 @@ fn detach(command: &mut Command, log: &File) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Runs `git spectra <activity> --service <service> <input>` for each activity in order,
+/// Runs `git spectra <activity> --service <service> --update <input>` for each activity in order,
 /// writing a line before and after each to `log`, and stops at the first that fails. Returns
 /// the exit code of the last one run.
 pub fn run_activities(
@@ -184,11 +185,11 @@ pub fn run_activities(
     for activity in activities {
         write_log_line(
             log,
-            &format!("starting: git spectra {activity} --service {service} {input:?}"),
+            &format!("starting: git spectra {activity} --service {service} --update {input:?}"),
         )?;
         log.flush()?;
         let status = Command::new("git")
-            .args(["spectra", activity, "--service", service, input])
+            .args(["spectra", activity, "--service", service, "--update", input])
             .stdin(Stdio::null())
             .status();
         let code = match status {

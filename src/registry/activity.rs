@@ -29,7 +29,7 @@ pub const CANONICAL_ACTIVITIES: [&str; 12] = [
 ];
 
 /// The variables a prompt template may use as `{{name}}`; the activity loop fills them.
-pub const PROMPT_VARIABLES: [&str; 8] = [
+pub const PROMPT_VARIABLES: [&str; 9] = [
     "activity",
     "input",
     "service",
@@ -38,6 +38,7 @@ pub const PROMPT_VARIABLES: [&str; 8] = [
     "history",
     "playbooks",
     "repository",
+    "services",
 ];
 
 /// One activity definition. `Serialize` is also the user-facing form (`registry show --format

@@ -323,7 +323,20 @@ fn nothing_is_written_while_a_merge_or_bisect_is_in_progress() {
         "{refused:#?}"
     );
     repo.git(&["bisect", "reset"]);
-    discover(&repo, &[]).success();
+    let again = repo
+        .env
+        .command(spectra_bin(), repo.root())
+        .args([
+            "discover",
+            "--offline",
+            "--service",
+            "logging",
+            "--update",
+            "again",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0), "{again:?}");
 }
 
 #[test]
@@ -441,6 +454,7 @@ fn a_second_discover_waits_for_the_first_ones_commit_and_commits_its_own_file() 
             "--offline",
             "--service",
             "logging",
+            "--update",
             "--format",
             "json",
             "second idea",

@@ -365,14 +365,14 @@ fn no_commit_leaves_the_file_and_a_dirty_specification_is_never_overwritten() {
     );
     assert!(events(&env, &repo, "files.committed").is_empty());
 
-    // The user edits the (uncommitted) file; discover refuses to touch it.
+    // The user edits the (uncommitted) file; discover refuses to touch it, even as an update.
     std::fs::write(
         spec_path(&repo, "logging"),
         "service: logging\n# my notes\n",
     )
     .unwrap();
     server.push(Reply::chat_json(&decision("logging")));
-    let run = discover(&env, &repo, &server, &["logs"]).code(1);
+    let run = discover(&env, &repo, &server, &["logs", "--update"]).code(1);
     assert!(run.stderr.contains("uncommitted changes"), "{run:?}");
     assert_eq!(
         std::fs::read_to_string(spec_path(&repo, "logging")).unwrap(),
@@ -380,8 +380,8 @@ fn no_commit_leaves_the_file_and_a_dirty_specification_is_never_overwritten() {
     );
 }
 
-/// A second discover of the same service commits the rewritten specification alone, whether or
-/// not git needed `git add` for it, and leaves what the user staged staged.
+/// A second discover of the same service (an update) commits the rewritten specification alone,
+/// whether or not git needed `git add` for it, and leaves what the user staged staged.
 #[test]
 fn a_second_discover_commits_only_its_specification() {
     let env = TestEnv::new();
@@ -403,7 +403,7 @@ fn a_second_discover_commits_only_its_specification() {
             .filter(|line| !line.is_empty())
             .collect::<Vec<_>>(),
         [
-            "discover: add specification for logging",
+            "discover: update specification for logging",
             ".spectra/logging.specification.yaml",
             ".spectra/logging/discover.md"
         ]
@@ -417,12 +417,18 @@ fn a_second_discover_commits_only_its_specification() {
     assert_eq!(status, "A  notes.txt\n");
 }
 
-/// Two discovers of `logging`, the second answered with `second`.
+/// Two discovers of `logging`, the second (an update) answered with `second`.
 fn discover_logging_twice(env: &TestEnv, repo: &Path, server: &LlmServer, second: &Value) {
     server.push(Reply::chat_json(&decision("logging")));
     discover(env, repo, server, &["logs", "--service", "logging"]).success();
     server.push(Reply::chat_json(second));
-    discover(env, repo, server, &["logs again", "--service", "logging"]).success();
+    discover(
+        env,
+        repo,
+        server,
+        &["logs again", "--service", "logging", "--update"],
+    )
+    .success();
 }
 
 #[test]
@@ -658,7 +664,7 @@ fn a_run_leaves_the_manifest_cache_at_the_tip() {
 }
 
 /// A specification outside the sparse checkout (a skip-worktree entry) is not committed behind
-/// git's back: `git add` refuses it, and the run says so.
+/// git's back: `git add` refuses the update, and the run says so.
 #[test]
 fn a_skip_worktree_specification_is_refused_by_git_add_not_committed_from_the_index() {
     let env = TestEnv::new();
@@ -686,6 +692,7 @@ fn a_skip_worktree_specification_is_refused_by_git_add_not_committed_from_the_in
             "--offline",
             "--service",
             "logging",
+            "--update",
         ],
     );
     assert_eq!(run.code, 1, "{run:?}");

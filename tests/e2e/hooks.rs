@@ -597,7 +597,7 @@ fn a_spec_change_starts_the_configured_activities_in_the_background() {
 
     let log = std::fs::read_to_string(hooks_log(&dir)).unwrap();
     let expected_start = format!(
-        "starting: git spectra no-such-activity --service logging \"specification .spectra/logging.specification.yaml changed in {short}\""
+        "starting: git spectra no-such-activity --service logging --update \"specification .spectra/logging.specification.yaml changed in {short}\""
     );
     assert!(log.contains(&expected_start), "{log}");
     assert!(

@@ -13,6 +13,7 @@ mod defend_store;
 mod defend_verify;
 mod discover;
 mod events_cli;
+mod existing_services;
 mod hooks;
 mod lifecycle;
 mod llm;

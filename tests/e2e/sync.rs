@@ -413,7 +413,19 @@ fn unrelated_logs_merge_and_a_conflict_is_listed_until_a_later_run_settles_it() 
         "discover"
     );
 
-    discover(&env, bob, "logging");
+    // Bob has a specification of logging already: the later run is an update.
+    env.spectra(
+        bob,
+        &[
+            "discover",
+            "--offline",
+            "--service",
+            "logging",
+            "--update",
+            "an idea",
+        ],
+    )
+    .success();
     assert_eq!(status(bob)["conflicts"], serde_json::json!([]));
     env.spectra(bob, &["verify"]).success();
 }

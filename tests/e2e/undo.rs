@@ -7,17 +7,20 @@ use serde_json::Value;
 use crate::common::{TestRepo, json_lines};
 
 fn discover(repo: &TestRepo, service: &str) -> String {
-    let run = repo
-        .spectra(&[
-            "discover",
-            "--offline",
-            "--service",
-            service,
-            "--format",
-            "json",
-            &format!("an idea for {service}"),
-        ])
-        .success();
+    discover_with(repo, service, &[])
+}
+
+/// A discover of a service that already has a specification: an update.
+fn update(repo: &TestRepo, service: &str) -> String {
+    discover_with(repo, service, &["--update"])
+}
+
+fn discover_with(repo: &TestRepo, service: &str, extra: &[&str]) -> String {
+    let idea = format!("an idea for {service}");
+    let mut args = vec!["discover", "--offline", "--service", service];
+    args.extend_from_slice(extra);
+    args.extend(["--format", "json", &idea]);
+    let run = repo.spectra(&args).success();
     let report: Value = serde_json::from_str(run.stdout.trim()).expect("discover JSON");
     report["run"].as_str().expect("a run id").to_string()
 }
@@ -377,7 +380,7 @@ fn a_dependent_event_refuses_the_undo_unless_forced() {
 fn a_later_run_for_the_same_service_depends_and_a_conflicting_revert_is_aborted_cleanly() {
     let repo = TestRepo::new();
     let first = discover(&repo, "logging");
-    let second = discover(&repo, "logging");
+    let second = update(&repo, "logging");
     let content = std::fs::read_to_string(repo.root().join(spec("logging"))).unwrap();
     let before = snapshot(&repo);
 
