@@ -94,12 +94,14 @@ pub(crate) fn write_and_commit(
         }
     };
     let paths: Vec<String> = change.files.iter().map(|(path, _)| path.clone()).collect();
-    // The files may have changed since the decision.
+    // The files may have changed since the decision. (Earlier errors, a failed playbook say,
+    // are part of the result being written; only a new one stops the write.)
+    let earlier_errors = work.errors.len();
     under_lock(work);
-    if work.errors.is_empty() {
+    if work.errors.len() == earlier_errors {
         refuse_dirty(engine, &paths, work);
     }
-    if !work.errors.is_empty() {
+    if work.errors.len() > earlier_errors {
         return Ok(nothing);
     }
     let intent = if engine.options.no_commit {

@@ -122,9 +122,10 @@ impl Engine<'_> {
         }
         rules.observe(dry_run, work);
         work.decision = decision;
-        // The document records the outcome, so the gates are judged before it is written.
+        // The document records the outcome, so the gates are judged before it is written. A
+        // decision whose playbooks failed is still a result a reviewer reads (outcome failed).
         work.judge(definition, self.decider.judges());
-        if work.errors.is_empty() && !work.blocked {
+        if !work.blocked {
             rules.write_outputs(self, state, work)?;
         }
         Ok(())

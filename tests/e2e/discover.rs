@@ -578,6 +578,26 @@ fn manifests_history_runs_and_export_are_projections_of_the_log() {
     let history_file =
         std::fs::read_to_string(repo.join(".spectra/history/discover-history.yaml")).unwrap();
     assert!(history_file.contains("A billing service"), "{history_file}");
+    // Each service's own, beside its documents.
+    let billing =
+        std::fs::read_to_string(repo.join(".spectra/billing/manifests/discover-manifest.yaml"))
+            .unwrap();
+    assert!(
+        billing.contains("service: billing") && !billing.contains("logging"),
+        "{billing}"
+    );
+    let billing_history =
+        std::fs::read_to_string(repo.join(".spectra/billing/history/discover-history.yaml"))
+            .unwrap();
+    assert!(
+        billing_history.contains("A billing service")
+            && !billing_history.contains("A logging service"),
+        "{billing_history}"
+    );
+    assert!(
+        repo.join(".spectra/logging/manifests/discover-manifest.yaml")
+            .is_file()
+    );
     env.spectra(&repo, &["verify"]).success();
 }
 

@@ -177,5 +177,7 @@ fn runs_that_decided_nothing_do_not_block_undo_but_a_run_that_decided_does() {
         refused.stderr.contains("later work depends on it"),
         "{refused:#?}"
     );
-    repo.spectra(&["undo", &discovered, "--force"]).success();
+    // Its document and stage are in the specification: undone first, the discover follows.
+    repo.spectra(&["undo"]).success();
+    repo.spectra(&["undo", &discovered]).success();
 }
