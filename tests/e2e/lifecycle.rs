@@ -568,3 +568,39 @@ fn an_unknown_activity_on_the_command_line_is_a_usage_error() {
     assert!(run.stderr.contains("not in the registry"), "{run:?}");
     assert!(run.stderr.contains("discover, plan"), "{run:?}");
 }
+
+#[test]
+fn design_reports_its_document_and_never_its_decisions_specification_as_a_file() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    let server = LlmServer::start();
+    script(&server, vec![("discover_decision", discover_patch())]);
+    spectra(&env, &repo, &server, &["discover", "central logs"]).success();
+    // Design's decision has a `specification` of its own (a summary, interfaces): the report
+    // used to print it as `spec: , would be written (dry run)` on a real run.
+    let run = spectra(
+        &env,
+        &repo,
+        &server,
+        &["design", "design it", "--service", "logging"],
+    )
+    .success();
+    assert!(!run.stdout.contains("spec:"), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("document:  .spectra/logging/design.md, committed as"),
+        "{run:?}"
+    );
+    let dry = spectra(
+        &env,
+        &repo,
+        &server,
+        &["design", "design it", "--service", "logging", "--dry-run"],
+    )
+    .success();
+    assert!(
+        dry.stdout
+            .contains("document:  .spectra/logging/design.md, would be written (dry run)"),
+        "{dry:?}"
+    );
+}
