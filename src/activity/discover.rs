@@ -286,42 +286,33 @@ fn write_outputs(
         work.extra_outputs
             .insert(existing::UPDATE_OUTPUT.into(), update);
     }
-    let files = spec
-        .to_text(&work.activity, &run)
-        .map_err(|message| ActivityError::new("specification_unwritable", message))
-        .and_then(|spec_text| {
-            let document = outputs::document_text(engine, state, work, &service)?;
-            Ok(Files {
-                document: (document_path, document),
-                specification: Some((specification::path(&service), spec_text)),
-            })
-        });
-    let files = match files {
-        Ok(files) => files,
-        Err(error) => {
-            work.errors.push(error);
-            return Ok(());
-        }
-    };
     let statement = work.decision["problem"]["statement"]
         .as_str()
         .unwrap_or_default()
         .to_string();
     let subject = existing::commit_subject(work, &service);
+    let files = spec
+        .to_text(&work.activity, &run)
+        .map_err(|message| ActivityError::new("specification_unwritable", message))
+        .and_then(|spec_text| {
+            Ok(Files {
+                document: (
+                    document_path,
+                    outputs::document_text(engine, state, work, &service)?,
+                ),
+                specification: Some((specification::path(&service), spec_text)),
+                subject,
+                body: statement,
+            })
+        });
+    let Some(files) = outputs::recorded_on_error(work, files) else {
+        return Ok(());
+    };
     // Another discover of the same name may have committed a specification since the decision.
     let under_lock = |work: &mut ActivityWork| {
         existing::refuse_without_update(engine, &service, work);
     };
-    let document = outputs::commit_files(
-        engine,
-        state,
-        work,
-        &service,
-        files,
-        subject,
-        statement,
-        &under_lock,
-    )?;
+    let document = outputs::commit_files(engine, state, work, &service, files, &under_lock)?;
     let mut spec_record = document.clone();
     spec_record["path"] = json!(specification::path(&service));
     work.extra_outputs

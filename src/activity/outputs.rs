@@ -9,12 +9,17 @@ use super::specification::{self, Specification};
 use super::{ActivityError, ActivityWork, Engine, RunError, RunState};
 use crate::document::{self, FrontMatter, GateEntry};
 
-/// The files an activity's result changes: its document, and the specification's stage.
+/// The files an activity's result changes (its document, and the specification's stage) and
+/// the commit that holds them.
 pub(crate) struct Files {
     /// The document's path and text.
     pub document: (String, String),
     /// The specification's path and new text, when the service has one.
     pub specification: Option<(String, String)>,
+    /// The commit's subject.
+    pub subject: String,
+    /// The commit message's body.
+    pub body: String,
 }
 
 /// The paths `activity` writes for `service`, to check for the user's edits
@@ -112,39 +117,27 @@ pub(crate) fn write(
         return Ok(());
     };
     let path = document::path(&service, &work.activity);
-    let files = match document_text(engine, state, work, &service).and_then(|text| {
-        let spec = updated_specification(engine, state, work, &service, &path)?;
-        Ok(Files {
-            document: (path.clone(), text),
-            specification: spec,
-        })
-    }) {
-        Ok(files) => files,
-        Err(error) => {
-            work.errors.push(error);
-            return Ok(());
-        }
-    };
     let verb = if engine.root().join(&path).exists() {
         "update"
     } else {
         "add"
     };
-    let subject = format!(
-        "{}: {verb} {} for {service}",
-        work.activity,
-        document_name(&work.activity)
-    );
-    let record = commit_files(
-        engine,
-        state,
-        work,
-        &service,
-        files,
-        subject,
-        summary_line(work),
-        &|_| {},
-    )?;
+    let files = document_text(engine, state, work, &service).and_then(|text| {
+        Ok(Files {
+            specification: updated_specification(engine, state, work, &service, &path)?,
+            subject: format!(
+                "{}: {verb} {} for {service}",
+                work.activity,
+                document_name(&work.activity)
+            ),
+            body: summary_line(work),
+            document: (path, text),
+        })
+    });
+    let Some(files) = recorded_on_error(work, files) else {
+        return Ok(());
+    };
+    let record = commit_files(engine, state, work, &service, files, &|_| {})?;
     work.extra_outputs.insert("document".into(), record);
     Ok(())
 }
@@ -164,18 +157,23 @@ fn summary_line(work: &ActivityWork) -> String {
     )
 }
 
+/// The value, or `None` with the error recorded in `work`.
+pub(crate) fn recorded_on_error<T>(
+    work: &mut ActivityWork,
+    result: Result<T, ActivityError>,
+) -> Option<T> {
+    result.map_err(|error| work.errors.push(error)).ok()
+}
+
 /// Writes (or, on a dry run, only names) `files`, and returns what `outputs.document` records.
 /// `under_lock` checks again, under the effect lock, what another run may have changed since
 /// the decision; an error it records stops the write.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn commit_files(
     engine: &Engine<'_>,
     state: &mut RunState<'_>,
     work: &mut ActivityWork,
     service: &str,
     files: Files,
-    subject: String,
-    body: String,
     under_lock: &dyn Fn(&mut ActivityWork),
 ) -> Result<Value, RunError> {
     let path = files.document.0.clone();
@@ -190,8 +188,8 @@ pub(crate) fn commit_files(
     );
     let change = Change {
         files: list,
-        subject,
-        body,
+        subject: files.subject,
+        body: files.body,
     };
     let written = commit::write_and_commit(engine, state, work, service, change, under_lock)?;
     Ok(json!({"path": path, "written": written.written, "committed": written.commit}))
