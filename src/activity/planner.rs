@@ -270,9 +270,7 @@ impl Engine<'_> {
         }) else {
             return true;
         };
-        manifests
-            .iter()
-            .all(|manifest| manifest.status != "complete")
+        manifests.iter().all(|manifest| !manifest.has_result())
     }
 
     fn plan_request(&self, input: &str) -> DecisionRequest {

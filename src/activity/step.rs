@@ -412,7 +412,7 @@ fn latest_chosen_service(
         latest = projection
             .try_manifests(Some(name), None)?
             .into_iter()
-            .filter(|manifest| manifest.status == "complete")
+            .filter(crate::projection::Manifest::has_result)
             .chain(latest)
             .max_by(|a, b| a.completed_at.cmp(&b.completed_at));
     }

@@ -97,7 +97,8 @@ pub struct Manifest {
     pub activity: String,
     /// The service, if any.
     pub service: Option<String>,
-    /// `pending`, `in_progress`, `complete` or `failed`.
+    /// `pending`, `in_progress`, `complete`, `incomplete` (a required gate failed) or
+    /// `failed`.
     pub status: String,
     /// When the latest run of it started.
     pub started_at: Option<String>,
@@ -115,6 +116,14 @@ pub struct Manifest {
     pub quality_gates: Value,
     /// The run that produced this state.
     pub run: Option<String>,
+}
+
+impl Manifest {
+    /// Whether the activity left a result later activities can build on: complete, or
+    /// incomplete (it decided, but a required gate failed).
+    pub fn has_result(&self) -> bool {
+        matches!(self.status.as_str(), "complete" | "incomplete")
+    }
 }
 
 /// One entry of an activity's history.
@@ -453,6 +462,7 @@ pub(crate) fn manifest_of(run: &RunRecord, record: &ActivityRecord) -> Manifest 
         None if run.finished_at.is_some() => "failed",
         None => "in_progress",
         Some(Outcome::Succeeded) => "complete",
+        Some(Outcome::Incomplete) => "incomplete",
         Some(_) => "failed",
     };
     let gates_passed = record

@@ -604,3 +604,49 @@ fn design_reports_its_document_and_never_its_decisions_specification_as_a_file()
         "{dry:?}"
     );
 }
+
+#[test]
+fn an_incomplete_discover_is_a_result_the_next_activity_builds_on() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    let server = LlmServer::start();
+    script(
+        &server,
+        vec![(
+            "discover_decision",
+            Answer::Patch(json!({
+                "service_name": "logging",
+                "stakeholders": {"users": [], "decision_makers": []},
+            })),
+        )],
+    );
+    let run = spectra(&env, &repo, &server, &["discover", "central logs"]).code(1);
+    assert!(
+        run.stderr
+            .contains("error: discover incomplete: required gate failed: stakeholders_identified"),
+        "{run:?}"
+    );
+    let manifest = json_lines(
+        &spectra(&env, &repo, &server, &["manifest", "--format", "json"])
+            .success()
+            .stdout,
+    );
+    assert_eq!(manifest[0]["status"], "incomplete", "{manifest:?}");
+
+    // Design, with no --service, works on the service the incomplete discover chose.
+    let design = report_of(
+        &spectra(
+            &env,
+            &repo,
+            &server,
+            &["design", "design it", "--format", "json"],
+        )
+        .success(),
+    );
+    assert_eq!(design["activities"][0]["service"], "logging", "{design}");
+    let spec = std::fs::read_to_string(repo.join(".spectra/logging.specification.yaml")).unwrap();
+    assert!(
+        spec.contains("discover: incomplete") && spec.contains("design: complete"),
+        "{spec}"
+    );
+}
