@@ -12,6 +12,7 @@ mod defend_misc;
 mod defend_store;
 mod defend_verify;
 mod discover;
+mod documents;
 mod events_cli;
 mod existing_services;
 mod hooks;
