@@ -202,6 +202,29 @@ fn the_api_key_in_a_decision_never_reaches_the_document() {
 }
 
 #[test]
+fn a_template_that_fails_inside_a_loop_is_caught_by_validate() {
+    let repo = discovered();
+    repo.write(
+        ".spectra/registry/activities/design.md.j2",
+        "# Design\n\n{% for component in decision.architecture.components %}\n- {{ component.name | no_such_filter }}\n{% endfor %}\n",
+    );
+    repo.git(&["add", "."]);
+    repo.git(&["commit", "-qm", "template"]);
+    let validate = repo.spectra(&["registry", "validate"]).code(1);
+    assert!(
+        validate
+            .stdout
+            .contains(".spectra/registry/activities/design.md.j2:4:"),
+        "{validate:#?}"
+    );
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    let run = design(&repo, &model(json!({})), &[]).code(1);
+    assert!(run.stderr.contains("design.md.j2:4"), "{run:#?}");
+    assert_eq!(repo.git(&["rev-parse", "HEAD"]), head);
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}
+
+#[test]
 fn undo_of_a_design_followed_by_another_design_goes_newest_first() {
     let repo = discovered();
     let spec_before = read(&repo, SPEC);
