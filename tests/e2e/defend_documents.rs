@@ -154,10 +154,14 @@ fn a_specification_broken_by_hand_stops_design_and_names_the_file() {
     repo.write(SPEC, broken);
     repo.git(&["commit", "-qam", "hand edit"]);
     let head = repo.git(&["rev-parse", "HEAD"]);
-    let run = design(&repo, &model(json!({})), &[]);
-    println!("{run:#?}");
+    let server = model(json!({}));
+    let run = design(&repo, &server, &[]);
     assert_eq!(run.code, 1, "{run:#?}");
     assert!(run.stderr.contains(SPEC), "{run:#?}");
+    assert!(
+        server.chat_requests().is_empty(),
+        "the model was asked for a decision whose stage could not be recorded"
+    );
     assert_eq!(read(&repo, SPEC), broken);
     assert!(!repo.root().join(DESIGN).exists());
     assert_eq!(repo.git(&["rev-parse", "HEAD"]), head);
@@ -172,7 +176,6 @@ fn fields_added_to_the_specification_by_hand_are_kept() {
     repo.git(&["commit", "-qam", "hand edit"]);
     design(&repo, &model(json!({})), &[]).success();
     let after = read(&repo, SPEC);
-    println!("{after}");
     assert!(after.contains("owner: ops team"), "{after}");
     assert!(after.contains("https://wiki"), "{after}");
     assert!(after.contains("design: complete"), "{after}");
