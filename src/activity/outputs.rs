@@ -76,6 +76,31 @@ pub(crate) fn document_text(
         .map_err(|error| ActivityError::new("document_unrenderable", error.to_string()))
 }
 
+/// Records an error in `work` when the service's specification is in the work tree but does not
+/// parse: its stage could not be recorded, so no model is asked for a decision that would be
+/// thrown away. Checked again when the file is written.
+pub(crate) fn refuse_unreadable_specification(
+    engine: &Engine<'_>,
+    service: &str,
+    work: &mut ActivityWork,
+) {
+    let path = specification::path(service);
+    let Ok(text) = std::fs::read_to_string(engine.root().join(&path)) else {
+        return;
+    };
+    if let Err(error) = Specification::parse(&text) {
+        work.errors.push(unreadable(&path, error));
+    }
+}
+
+/// The error for a specification that does not parse.
+fn unreadable(path: &str, error: String) -> ActivityError {
+    ActivityError::new(
+        "specification_unreadable",
+        format!("{path}: {error}; fix the file (or restore it with git) and run again"),
+    )
+}
+
 /// The specification with this activity's stage and document recorded, when the service has
 /// one in the work tree.
 fn updated_specification(
@@ -92,17 +117,11 @@ fn updated_specification(
     let Some(stage) = specification::stage(&work.outcome()) else {
         return Ok(None);
     };
-    let unreadable = |error: String| {
-        ActivityError::new(
-            "specification_unreadable",
-            format!("{path}: {error}; fix the file (or restore it with git) and run again"),
-        )
-    };
-    let mut spec = Specification::parse(&text).map_err(unreadable)?;
+    let mut spec = Specification::parse(&text).map_err(|error| unreadable(&path, error))?;
     spec.record_stage(&work.activity, stage, Some(document));
     let text = spec
         .to_text(&work.activity, state.recorder.run())
-        .map_err(unreadable)?;
+        .map_err(|error| unreadable(&path, error))?;
     Ok(Some((path, text)))
 }
 

@@ -29,6 +29,9 @@ pub(crate) trait Rules: Sync {
         if let Some(service) = work.service.clone() {
             let paths = super::outputs::paths(&work.activity, &service);
             super::commit::refuse_dirty(engine, &paths, work);
+            if work.errors.is_empty() {
+                super::outputs::refuse_unreadable_specification(engine, &service, work);
+            }
         }
     }
 

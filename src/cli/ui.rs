@@ -204,7 +204,7 @@ impl Style {
         match outcome {
             "succeeded" | "complete" | "ok" | "works" => Some(Style::Good),
             "failed" | "error" | "unreachable" => Some(Style::Error),
-            "in_progress" | "pending" | "skipped" => Some(Style::Warning),
+            "in_progress" | "pending" | "skipped" | "incomplete" => Some(Style::Warning),
             _ => None,
         }
     }

@@ -13,7 +13,7 @@ use crate::store::{Store, StoreError, StoredEvent};
 
 impl Cached for ManifestIndex {
     const NAME: &'static str = "manifests";
-    const VERSION: u32 = 8;
+    const VERSION: u32 = 9;
     const CHECKPOINT_EVERY: u64 = 2048;
     const CHECKPOINTS_KEPT: usize = 8;
 

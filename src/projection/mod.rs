@@ -462,6 +462,8 @@ pub(crate) fn manifest_of(run: &RunRecord, record: &ActivityRecord) -> Manifest 
         None if run.finished_at.is_some() => "failed",
         None => "in_progress",
         Some(Outcome::Succeeded) => "complete",
+        // Decided and written, but a required gate failed: the word the specification's
+        // `stages` and the document's front matter use too.
         Some(Outcome::Incomplete) => "incomplete",
         Some(_) => "failed",
     };

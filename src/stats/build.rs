@@ -131,7 +131,12 @@ impl ActivityAcc {
             return;
         }
         if reasons.is_empty() {
-            *self.reasons.entry(UNKNOWN_REASON.to_string()).or_default() += 1;
+            // An incomplete activity has no error: a required gate failed, which is its reason.
+            let reason = match outcome {
+                Outcome::Incomplete => outcome.word(),
+                _ => UNKNOWN_REASON,
+            };
+            *self.reasons.entry(reason.to_string()).or_default() += 1;
         }
         for reason in reasons {
             *self.reasons.entry(reason.clone()).or_default() += 1;

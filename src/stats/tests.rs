@@ -62,7 +62,7 @@ fn durations_sort_before_ranking_and_report_the_mean() {
 }
 
 #[test]
-fn failures_are_counted_by_reason_and_unknown_without_one() {
+fn failures_are_counted_by_reason_and_unknown_or_incomplete_without_one() {
     let events = [
         event(
             kind::ACTIVITY_FINISHED,
@@ -79,12 +79,18 @@ fn failures_are_counted_by_reason_and_unknown_without_one() {
             Some("plan"),
             json!({"outcome": "succeeded", "duration_ms": 9, "errors": []}),
         ),
+        event(
+            kind::ACTIVITY_FINISHED,
+            Some("plan"),
+            json!({"outcome": "incomplete", "duration_ms": 8, "errors": []}),
+        ),
     ];
     let stats = fold(&events).stats(&Scope::default());
     let plan = &stats.activities[0];
-    assert_eq!((plan.runs, plan.succeeded, plan.failed), (3, 1, 2));
+    assert_eq!((plan.runs, plan.succeeded, plan.failed), (4, 1, 3));
     assert_eq!(plan.failures_by_reason["llm_unreachable"], 1);
     assert_eq!(plan.failures_by_reason["unknown"], 1);
+    assert_eq!(plan.failures_by_reason["incomplete"], 1);
     assert_eq!(plan.duration_ms.p50, Some(7));
 }
 

@@ -14,7 +14,7 @@ use crate::llm_server::{LlmServer, Reply, Request};
 /// A small value that satisfies `schema` (strict schemas: every property required) and its
 /// gates: one item per array (but no playbook), `true`, the largest number allowed (a
 /// confidence of 1).
-fn minimal(schema: &Value) -> Value {
+pub(crate) fn minimal(schema: &Value) -> Value {
     if let Some(first) = schema["enum"].as_array().and_then(|e| e.first()) {
         return first.clone();
     }
@@ -58,7 +58,7 @@ impl OrZero for Value {
 }
 
 /// `patch` laid over `base`, objects merged key by key.
-fn merged(mut base: Value, patch: &Value) -> Value {
+pub(crate) fn merged(mut base: Value, patch: &Value) -> Value {
     match (base.as_object_mut(), patch.as_object()) {
         (Some(base_map), Some(patch_map)) => {
             for (key, value) in patch_map {

@@ -6,6 +6,7 @@
 mod activity_registry;
 mod canonical;
 mod common;
+mod defend_documents;
 mod defend_effects;
 mod defend_llm;
 mod defend_misc;
