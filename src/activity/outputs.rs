@@ -72,7 +72,7 @@ pub(crate) fn document_text(
         Some(activity) => activity.document_template(),
         None => document::Template::fallback(),
     };
-    document::render(template, &front, &work.decision)
+    document::render(template, &front, &observed_over_claims(work))
         .map_err(|error| ActivityError::new("document_unrenderable", error.to_string()))
 }
 
@@ -99,6 +99,21 @@ fn unreadable(path: &str, error: String) -> ActivityError {
         "specification_unreadable",
         format!("{path}: {error}; fix the file (or restore it with git) and run again"),
     )
+}
+
+/// The decision as the document shows it: where the activity observed what the decision only
+/// claims (the test activity's `test_results`), the observation replaces the claim, so a
+/// reviewer reads the counts spectra saw, not the model's prediction.
+fn observed_over_claims(work: &ActivityWork) -> Value {
+    let mut decision = work.decision.clone();
+    if let Value::Object(fields) = &mut decision {
+        for (key, observed) in &work.extra_outputs {
+            if let Some(claim) = fields.get_mut(key) {
+                *claim = observed.clone();
+            }
+        }
+    }
+    decision
 }
 
 /// The specification with this activity's stage and document recorded, when the service has

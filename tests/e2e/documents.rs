@@ -214,6 +214,11 @@ fn every_activity_commits_a_document_whose_front_matter_matches_its_event() {
         assert_eq!(spec["stages"][name], "complete", "{name}: {spec}");
         assert_eq!(spec["documents"][name], path.as_str(), "{name}");
     }
+    // The test document shows the counts spectra observed, not the fixture's claimed 41.
+    let test = in_head(&env, &repo, &document_path("test")).unwrap();
+    assert!(test.contains("| 4 | 0 | 0 |"), "{test}");
+    assert!(!test.contains("| 41 |"), "{test}");
+
     // Every stage is kept as the later activities add theirs.
     let spec = yaml(&in_head(&env, &repo, &spec_path()).unwrap());
     assert_eq!(spec["stages"].as_object().unwrap().len(), 12, "{spec}");
