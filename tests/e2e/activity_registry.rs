@@ -21,7 +21,7 @@ decision:
   additionalProperties: false
   required: [severity]
   properties:
-    severity: {type: string}
+    severity: {type: string, maxLength: 40}
 quality_gates:
   - name: severity_set
     description: A severity is given.
