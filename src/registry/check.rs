@@ -388,6 +388,33 @@ pub fn activity_warnings(parsed: &Parsed<ActivityFile>, warnings: &mut Vec<Probl
     }
 }
 
+/// A playbook's unbounded inputs, as warnings: they are not refused (the inputs are checked
+/// again before the playbook runs), but the decision of every activity that may run the
+/// playbook then has no size estimate and asks for its whole `token_budget`. Constraints a
+/// grammar ignores are not reported here: a `pattern` on an input guards the command it runs.
+pub fn playbook_warnings(parsed: &Parsed<PlaybookFile>, warnings: &mut Vec<Problem>) {
+    let Some(inputs) = &parsed.doc.inputs else {
+        return;
+    };
+    for finding in bounds::findings(&inputs.value) {
+        let what = match finding.kind {
+            FindingKind::UnboundedArray => "an array without `maxItems`",
+            FindingKind::UnboundedString => "a string without `maxLength`",
+            FindingKind::Unenforced(_) => continue,
+        };
+        let pointer = format!("/inputs{}", finding.pointer);
+        let position = crate::yaml::position_at(&parsed.text, &pointer)
+            .unwrap_or_else(|| Position::of(inputs));
+        warnings.push(Problem::new(
+            &parsed.file,
+            position,
+            format!(
+                "`{pointer}` is {what}: a decision that may run this playbook cannot be sized, so it asks for its activity's whole token_budget; bound it"
+            ),
+        ));
+    }
+}
+
 fn bound_message(finding: &Finding) -> String {
     let place = if finding.pointer.is_empty() {
         "`decision`".to_string()

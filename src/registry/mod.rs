@@ -142,6 +142,7 @@ impl Registry {
         }
         for playbook in playbooks.iter().filter(|p| p.layer != Layer::Builtin) {
             check::playbook_file(playbook, &mut problems);
+            check::playbook_warnings(playbook, &mut warnings);
         }
         let activities = merge(activities, |a| &a.name, "activity", &mut problems);
         let playbooks = merge(playbooks, |p| &p.id, "playbook id", &mut problems);
@@ -428,6 +429,7 @@ mod tests {
                 Kind::Playbook => {
                     if let Some(parsed) = parse::<PlaybookFile>(file, &mut problems) {
                         check::playbook_file(&parsed, &mut problems);
+                        check::playbook_warnings(&parsed, &mut problems);
                     }
                 }
                 Kind::Template => {}
@@ -589,6 +591,34 @@ mod tests {
             warnings[0].contains("/properties/validation/properties/confidence` puts `maximum`")
         );
         assert!(Registry::builtin().unwrap().warnings().is_empty());
+    }
+
+    #[test]
+    fn a_repository_playbook_with_unbounded_inputs_is_a_warning() {
+        let text = include_str!("../../registry/playbooks/spec.write.yaml")
+            .replace("      maxLength: 2000\n", "");
+        let mut files = source::builtin();
+        let path = ".spectra/registry/playbooks/spec.write.yaml";
+        files.push(SourceFile {
+            path: path.into(),
+            kind: Kind::Playbook,
+            layer: Layer::Repository,
+            text: text.clone(),
+        });
+        let registry = Registry::from_sources(files).unwrap_or_else(|error| panic!("{error:#?}"));
+        let warnings: Vec<String> = registry
+            .warnings()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let line = text.lines().position(|l| l.trim() == "content:").unwrap() + 1;
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(
+            warnings[0].starts_with(&format!(
+                "{path}:{line}:5: `/inputs/properties/content` is a string without `maxLength`"
+            )),
+            "{warnings:#?}"
+        );
     }
 
     #[test]
