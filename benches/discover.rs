@@ -56,7 +56,7 @@ fn decision(service: &str) -> Value {
         "risks": {"technical": ["volume"], "business": [], "implementation": []},
         "alternatives": {"other_options": ["SaaS"], "why_this_solution": "In-house"},
         "idea": {"name": "Central logging", "type": "new_service", "priority": "high"},
-        "validation": {"problem_solved": true, "reasoning": "Search", "confidence": 0.8, "assumptions": []},
+        "validation": {"problem_solved": true, "reasoning": "Search", "confidence": 80, "assumptions": []},
         "recommended_tools": [], "next_steps": [],
         "playbooks": [{"id": "repo.inventory", "inputs": {}, "reason": "look"}],
     })

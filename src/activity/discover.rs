@@ -258,7 +258,7 @@ fn offline_decision(
         "risks": {"technical": empty, "business": empty, "implementation": empty},
         "alternatives": {"other_options": empty, "why_this_solution": ""},
         "idea": {"name": "", "type": "new_service", "priority": "medium"},
-        "validation": {"problem_solved": false, "reasoning": "", "confidence": 0.0,
+        "validation": {"problem_solved": false, "reasoning": "", "confidence": 0,
             "assumptions": ["offline: no model was consulted; only the idea text and the repository were used"]},
         "recommended_tools": empty,
         "next_steps": ["configure a model (git spectra doctor) and run discover again for a full analysis"],

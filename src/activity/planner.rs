@@ -20,6 +20,8 @@ use crate::registry::{Activity, Registry};
 
 /// The schema name sent with the planner's request (and how tests recognise it).
 pub const SCHEMA_NAME: &str = "run_plan";
+/// The most reply tokens a plan may take; its schema's bounds usually ask for less.
+const PLAN_TOKEN_BUDGET: u32 = 1024;
 
 /// How the plan was made.
 #[derive(Debug, Clone, Serialize)]
@@ -104,9 +106,10 @@ pub fn schema(registry: &Registry) -> Value {
                 "type": "array",
                 "description": "The activities to run, in the order to run them.",
                 "minItems": 1,
+                "maxItems": names.len().max(1),
                 "items": {"type": "string", "enum": names},
             },
-            "reasoning": {"type": "string"},
+            "reasoning": {"type": "string", "maxLength": 400},
         },
     })
 }
@@ -289,12 +292,14 @@ impl Engine<'_> {
             "Request: {input}\nService: {service}\n\nActivities you may choose:\n{}",
             catalogue(self.registry)
         );
+        let schema = schema(self.registry);
+        let max_tokens = crate::llm::estimate::max_tokens(&schema, PLAN_TOKEN_BUDGET);
         DecisionRequest {
             system,
             user,
-            schema: schema(self.registry),
+            schema,
             schema_name: SCHEMA_NAME.into(),
-            max_tokens: Some(1024),
+            max_tokens: Some(max_tokens),
         }
     }
 }

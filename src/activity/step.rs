@@ -165,12 +165,14 @@ impl Engine<'_> {
                     user.push_str("\n\n");
                     user.push_str(correction);
                 }
+                // What the largest valid decision can take, within the activity's budget.
+                let max_tokens = crate::llm::estimate::max_tokens(&schema, definition.token_budget);
                 let request = DecisionRequest {
                     system,
                     user,
                     schema,
                     schema_name: format!("{name}_decision"),
-                    max_tokens: Some(definition.token_budget),
+                    max_tokens: Some(max_tokens),
                 };
                 // Everything recorded so far is in the log before the model is asked: a call
                 // can take minutes, and a crash then must not lose what led to it.

@@ -163,6 +163,7 @@ fn validate(out: &mut Output, format: Format) -> Result<()> {
     });
     let error = match loaded {
         Ok(registry) => {
+            print_warnings(out, registry.warnings(), format)?;
             let message = format!(
                 "registry ok: {} activities, {} playbooks",
                 registry.activities().len(),
@@ -192,6 +193,22 @@ fn validate(out: &mut Output, format: Format) -> Result<()> {
         },
         "each line names file:line:column; files under .spectra/registry/ override the built-in ones",
     ))
+}
+
+/// Warnings do not fail validation: each is a `warning: file:line:column: message` line (a JSON
+/// object with `"level": "warning"`), before the verdict.
+fn print_warnings(out: &mut Output, warnings: &[Problem], format: Format) -> Result<()> {
+    for warning in warnings {
+        match format {
+            Format::Json => {
+                let mut value = serde_json::to_value(warning).map_err(std::io::Error::other)?;
+                value["level"] = json!("warning");
+                out.json_line(&value)?;
+            }
+            Format::Human => out.line(format_args!("warning: {warning}"))?,
+        }
+    }
+    Ok(())
 }
 
 /// A repository's activity whose name is a command of its own gets no command: it would run

@@ -11,6 +11,7 @@
 //! - `transport`: one request over HTTP with timeouts, retries and records;
 //! - [`retry`]: which failures to retry and how long to wait;
 //! - [`extract`]: the JSON value out of the reply text;
+//! - [`estimate`]: the largest reply a decision schema accepts, in tokens;
 //! - [`budget`]: `max_tokens` from the prompt size and the context window;
 //! - [`format_level`]: the `response_format` ladder and its per-endpoint memory;
 //! - [`record`]: the attempt record;
@@ -24,6 +25,7 @@
 pub mod budget;
 pub mod client;
 mod error;
+pub mod estimate;
 pub mod extract;
 pub mod format_level;
 pub mod probe;

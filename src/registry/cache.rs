@@ -99,6 +99,9 @@ pub fn read(path: &Path, key: &str) -> Option<Registry> {
         Ok(form) => form.map(|form| Registry {
             activities: form.activities,
             playbooks: form.playbooks,
+            // Only a registry without problems is cached, and warnings are for `registry
+            // validate`, which never reads the cache.
+            warnings: Vec::new(),
         }),
         Err(error) => {
             tracing::debug!(path = %path.display(), %error, "ignoring an unreadable registry cache");
@@ -134,6 +137,9 @@ mod tests {
         Registry {
             activities: form.activities,
             playbooks: form.playbooks,
+            // Warnings are not cached (only `registry validate` shows them, and it never
+            // reads the cache): carried over so the rest compares whole.
+            warnings: registry.warnings.clone(),
         }
     }
 

@@ -7,6 +7,7 @@
 //! with any problem is never used, so a broken override cannot silently fall back to a default.
 
 mod activity;
+mod bounds;
 mod cache;
 mod check;
 mod error;
@@ -54,6 +55,9 @@ pub struct Registry {
     /// Sorted by `order`.
     activities: Vec<Activity>,
     playbooks: BTreeMap<String, Playbook>,
+    /// What is allowed but works badly (constraints a grammar-constrained server does not
+    /// enforce), in the repository's files; empty when loaded from the cache.
+    warnings: Vec<Problem>,
 }
 
 impl Registry {
@@ -118,6 +122,7 @@ impl Registry {
     /// Parses, merges (later layers replace earlier ones by name) and validates `files`.
     pub fn from_sources(files: Vec<SourceFile>) -> Result<Registry, RegistryError> {
         let mut problems = Vec::new();
+        let mut warnings = Vec::new();
         let mut activities = Vec::new();
         let mut playbooks = Vec::new();
         let mut templates = Vec::new();
@@ -133,9 +138,11 @@ impl Registry {
         // a third of loading the registry.
         for activity in activities.iter().filter(|a| a.layer != Layer::Builtin) {
             check::activity_file(activity, &mut problems);
+            check::activity_warnings(activity, &mut warnings);
         }
         for playbook in playbooks.iter().filter(|p| p.layer != Layer::Builtin) {
             check::playbook_file(playbook, &mut problems);
+            check::playbook_warnings(playbook, &mut warnings);
         }
         let activities = merge(activities, |a| &a.name, "activity", &mut problems);
         let playbooks = merge(playbooks, |p| &p.id, "playbook id", &mut problems);
@@ -150,7 +157,10 @@ impl Registry {
             problems.dedup();
             return Err(RegistryError::Invalid(problems));
         }
-        Ok(Registry::assemble(activities, playbooks, documents))
+        warnings.sort();
+        let mut registry = Registry::assemble(activities, playbooks, documents);
+        registry.warnings = warnings;
+        Ok(registry)
     }
 
     fn assemble(
@@ -179,7 +189,14 @@ impl Registry {
         Registry {
             activities,
             playbooks,
+            warnings: Vec::new(),
         }
+    }
+
+    /// What is allowed in the repository's registry files but works badly, each at its place:
+    /// `registry validate` prints them as warnings. Empty for a registry read from the cache.
+    pub fn warnings(&self) -> &[Problem] {
+        &self.warnings
     }
 
     /// Every activity, in canonical order.
@@ -263,7 +280,7 @@ impl Registry {
                     "properties": {
                         "id": {"type": "string", "enum": [playbook.id]},
                         "inputs": playbook.inputs,
-                        "reason": {"type": "string"}
+                        "reason": {"type": "string", "maxLength": PLAYBOOK_REASON_CHARS}
                     },
                     "required": ["id", "inputs", "reason"],
                     "additionalProperties": false
@@ -277,10 +294,18 @@ impl Registry {
         json!({
             "type": "array",
             "description": "The playbooks to run, in order. Only these ids exist for this activity.",
+            "maxItems": choices.len().min(MAX_PLAYBOOK_RUNS),
             "items": {"anyOf": choices}
         })
     }
 }
+
+/// How many playbooks one decision may run, at most one run per playbook it may choose:
+/// bounded like every array a model writes, so a grammar-constrained model cannot keep
+/// appending runs (docs/registry.md).
+const MAX_PLAYBOOK_RUNS: usize = 6;
+/// How long the reason given for one playbook run may be.
+const PLAYBOOK_REASON_CHARS: usize = 200;
 
 fn parse<T: serde::de::DeserializeOwned>(
     file: SourceFile,
@@ -388,6 +413,8 @@ mod tests {
         assert_eq!(blocking, ["discover"]);
     }
 
+    /// Every check, the bounds of each decision schema included (issue 20), and no warning:
+    /// the shipped schemas ask only for what a grammar-constrained server enforces.
     #[test]
     fn built_in_files_pass_every_check() {
         let mut problems = Vec::new();
@@ -396,11 +423,13 @@ mod tests {
                 Kind::Activity => {
                     if let Some(parsed) = parse::<ActivityFile>(file, &mut problems) {
                         check::activity_file(&parsed, &mut problems);
+                        check::activity_warnings(&parsed, &mut problems);
                     }
                 }
                 Kind::Playbook => {
                     if let Some(parsed) = parse::<PlaybookFile>(file, &mut problems) {
                         check::playbook_file(&parsed, &mut problems);
+                        check::playbook_warnings(&parsed, &mut problems);
                     }
                 }
                 Kind::Template => {}
@@ -503,6 +532,93 @@ mod tests {
                 "missing `{expected}` in {messages:#?}"
             );
         }
+    }
+
+    #[test]
+    fn the_decisions_sent_to_the_model_are_bounded_playbook_runs_included() {
+        let registry = Registry::builtin().unwrap_or_else(|error| panic!("{error:#?}"));
+        for activity in registry.activities() {
+            let schema = registry.decision_schema(&activity.name).unwrap();
+            let unbounded: Vec<_> = bounds::findings(&schema)
+                .into_iter()
+                .filter(|finding| finding.kind.is_error())
+                .collect();
+            assert!(unbounded.is_empty(), "{}: {unbounded:#?}", activity.name);
+        }
+    }
+
+    #[test]
+    fn a_repository_activity_leaving_a_list_unbounded_is_refused_at_its_line() {
+        let text = include_str!("../../registry/activities/plan.yaml").replace(
+            "        must_have: {type: array, maxItems: 4,",
+            "        must_have: {type: array,",
+        );
+        let mut files = source::builtin();
+        let path = ".spectra/registry/activities/plan.yaml";
+        files.push(repository_file(path, &text));
+        let error = Registry::from_sources(files).unwrap_err();
+        let messages: Vec<String> = error.problems().iter().map(ToString::to_string).collect();
+        let line = text
+            .lines()
+            .position(|l| l.contains("must_have: {"))
+            .unwrap()
+            + 1;
+        assert_eq!(
+            messages,
+            [format!(
+                "{path}:{line}:9: `decision` at `/properties/moscow_priorities/properties/must_have` is an array without `maxItems`; bound it (3 to 8 items, what a reviewer reads) so a model cannot keep appending items"
+            )]
+        );
+    }
+
+    #[test]
+    fn a_repository_number_with_bounds_is_a_warning_not_a_problem() {
+        let text = include_str!("../../registry/activities/discover.yaml").replace(
+            "confidence: {type: integer, minimum: 0, maximum: 100,",
+            "confidence: {type: number, minimum: 0, maximum: 1,",
+        );
+        let mut files = source::builtin();
+        let path = ".spectra/registry/activities/discover.yaml";
+        files.push(repository_file(path, &text));
+        let registry = Registry::from_sources(files).unwrap_or_else(|error| panic!("{error:#?}"));
+        let warnings: Vec<String> = registry
+            .warnings()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(warnings.len(), 2, "{warnings:#?}");
+        assert!(
+            warnings[0].contains("/properties/validation/properties/confidence` puts `maximum`")
+        );
+        assert!(Registry::builtin().unwrap().warnings().is_empty());
+    }
+
+    #[test]
+    fn a_repository_playbook_with_unbounded_inputs_is_a_warning() {
+        let text = include_str!("../../registry/playbooks/spec.write.yaml")
+            .replace("      maxLength: 2000\n", "");
+        let mut files = source::builtin();
+        let path = ".spectra/registry/playbooks/spec.write.yaml";
+        files.push(SourceFile {
+            path: path.into(),
+            kind: Kind::Playbook,
+            layer: Layer::Repository,
+            text: text.clone(),
+        });
+        let registry = Registry::from_sources(files).unwrap_or_else(|error| panic!("{error:#?}"));
+        let warnings: Vec<String> = registry
+            .warnings()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let line = text.lines().position(|l| l.trim() == "content:").unwrap() + 1;
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(
+            warnings[0].starts_with(&format!(
+                "{path}:{line}:5: `/inputs/properties/content` is a string without `maxLength`"
+            )),
+            "{warnings:#?}"
+        );
     }
 
     #[test]

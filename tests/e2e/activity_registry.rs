@@ -21,7 +21,7 @@ decision:
   additionalProperties: false
   required: [severity]
   properties:
-    severity: {type: string}
+    severity: {type: string, maxLength: 40}
 quality_gates:
   - name: severity_set
     description: A severity is given.
@@ -278,4 +278,25 @@ fn registry_validate_reports_an_activity_named_like_a_command() {
     );
     // The command keeps its meaning.
     env.spectra(&repo, &["log"]).success();
+}
+
+/// Issue 20: an activity asks for the reply its decision schema's bounds allow (the schema as
+/// sent, playbook runs included), not its whole `token_budget`.
+#[test]
+fn a_decision_asks_for_the_tokens_its_bounds_allow_within_its_budget() {
+    let env = TestEnv::new();
+    let repo = repo_with_triage(&env, TRIAGE);
+    let server = triage_model();
+    env.spectra_with_llm(
+        &repo,
+        &server.base_url(),
+        &["triage", "checkout returns 500s", "--format", "json"],
+    )
+    .success();
+    let body = server.chat_requests()[0].json();
+    let schema = &body["response_format"]["json_schema"]["schema"];
+    let asked = body["max_tokens"].as_u64().unwrap();
+    let estimate = spectra::llm::estimate::reply_tokens(schema).expect("a bounded schema");
+    assert_eq!(asked, estimate, "{body:#}");
+    assert!(asked < 1024, "{asked}: below triage's token_budget");
 }

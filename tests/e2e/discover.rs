@@ -22,7 +22,7 @@ pub(crate) fn decision(service: &str) -> Value {
         "risks": {"technical": ["log volume"], "business": [], "implementation": ["agent rollout"]},
         "alternatives": {"other_options": ["hosted SaaS"], "why_this_solution": "Data stays in-house"},
         "idea": {"name": "Central logging", "type": "new_service", "priority": "high"},
-        "validation": {"problem_solved": true, "reasoning": "Central search removes the ssh step", "confidence": 0.8, "assumptions": ["volume < 1 TB/day"]},
+        "validation": {"problem_solved": true, "reasoning": "Central search removes the ssh step", "confidence": 80, "assumptions": ["volume < 1 TB/day"]},
         "recommended_tools": ["vector"],
         "next_steps": ["plan the rollout"],
         "playbooks": [{"id": "repo.inventory", "inputs": {}, "reason": "see what the repository holds"}],

@@ -643,7 +643,7 @@ fn discover_decision() -> Value {
         "risks": {"technical": ["volume"], "business": [], "implementation": []},
         "alternatives": {"other_options": ["SaaS"], "why_this_solution": "cost"},
         "idea": {"name": "log shipper", "type": "new_service", "priority": "high"},
-        "validation": {"problem_solved": true, "reasoning": "central search", "confidence": 0.8,
+        "validation": {"problem_solved": true, "reasoning": "central search", "confidence": 80,
                        "assumptions": []},
         "recommended_tools": [],
         "next_steps": ["plan"],

@@ -13,7 +13,7 @@ use crate::llm_server::{LlmServer, Reply, Request};
 
 /// A small value that satisfies `schema` (strict schemas: every property required) and its
 /// gates: one item per array (but no playbook), `true`, the largest number allowed (a
-/// confidence of 1).
+/// confidence of 100).
 pub(crate) fn minimal(schema: &Value) -> Value {
     if let Some(first) = schema["enum"].as_array().and_then(|e| e.first()) {
         return first.clone();

@@ -324,7 +324,7 @@ fn quality_gates_pass_on_a_complete_discover_decision_with_observed_facts() {
         "risks": {"technical": ["volume"], "business": [], "implementation": []},
         "alternatives": {"other_options": ["vendor"], "why_this_solution": "cheaper"},
         "idea": {"name": "Log shipper", "type": "new_service", "priority": "high"},
-        "validation": {"problem_solved": true, "reasoning": "ships logs", "confidence": 0.8, "assumptions": []},
+        "validation": {"problem_solved": true, "reasoning": "ships logs", "confidence": 80, "assumptions": []},
         "recommended_tools": [], "next_steps": [], "playbooks": []
     });
     let schema = registry.decision_schema("discover").unwrap();
@@ -690,4 +690,114 @@ fn registry_validate_names_the_place_of_a_broken_document_template() {
         shown["document"]["file"],
         ".spectra/registry/activities/plan.md.j2"
     );
+}
+
+/// An activity whose decision leaves a list or a text unbounded, and one with constraints a
+/// grammar-constrained server does not enforce.
+const UNBOUNDED_ACTIVITY: &str = "\
+name: triage
+order: 40
+description: Sort an incident.
+prompts: {system: s, user: u}
+decision:
+  type: object
+  additionalProperties: false
+  required: [summary, steps]
+  properties:
+    summary: {type: string}
+    steps:
+      type: array
+      items: {type: string, maxLength: 100}
+token_budget: 512
+";
+
+const UNENFORCED_ACTIVITY: &str = "\
+name: triage
+order: 40
+description: Sort an incident.
+prompts: {system: s, user: u}
+decision:
+  type: object
+  additionalProperties: false
+  required: [ticket, certainty]
+  properties:
+    ticket: {type: string, maxLength: 12, pattern: \"^[A-Z]+-[0-9]+$\"}
+    certainty: {type: number, minimum: 0, maximum: 1}
+token_budget: 512
+";
+
+/// Issue 20: a repository activity must bound every array and string of its decision, and is
+/// refused with the place of each unbounded one.
+#[test]
+fn registry_validate_refuses_an_unbounded_decision_schema_with_its_place() {
+    let repo = TestRepo::new();
+    repo.write(
+        ".spectra/registry/activities/triage.yaml",
+        UNBOUNDED_ACTIVITY,
+    );
+    let run = repo.spectra(&["registry", "validate"]).code(1);
+    let file = ".spectra/registry/activities/triage.yaml";
+    let expected = [
+        format!("{file}:10:5: `decision` at `/properties/summary` is a string without `maxLength`"),
+        format!("{file}:11:5: `decision` at `/properties/steps` is an array without `maxItems`"),
+    ];
+    for line in &expected {
+        assert!(
+            run.stdout.lines().any(|l| l.starts_with(line.as_str())),
+            "missing `{line}` in\n{}",
+            run.stdout
+        );
+    }
+    assert!(
+        run.stderr.starts_with("error: 2 problems in the registry"),
+        "{run:#?}"
+    );
+}
+
+/// Issue 20: constraints a grammar-constrained server does not enforce are warnings, printed
+/// with their place; validation still passes.
+#[test]
+fn registry_validate_warns_about_constraints_a_grammar_does_not_enforce() {
+    let repo = TestRepo::new();
+    repo.write(
+        ".spectra/registry/activities/triage.yaml",
+        UNENFORCED_ACTIVITY,
+    );
+    let run = repo.spectra(&["registry", "validate"]).success();
+    let file = ".spectra/registry/activities/triage.yaml";
+    let warnings: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    let expected = [
+        format!("warning: {file}:10:5: `decision` at `/properties/ticket` uses `pattern`"),
+        format!(
+            "warning: {file}:11:5: `decision` at `/properties/certainty` puts `maximum` on a `number`"
+        ),
+        format!(
+            "warning: {file}:11:5: `decision` at `/properties/certainty` puts `minimum` on a `number`"
+        ),
+    ];
+    assert_eq!(warnings.len(), expected.len(), "{run:#?}");
+    for (warning, expected) in warnings.iter().zip(&expected) {
+        assert!(warning.starts_with(expected.as_str()), "{warning}");
+    }
+    assert!(
+        run.stdout
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("registry ok:"),
+        "{run:#?}"
+    );
+
+    let run = repo
+        .spectra(&["registry", "validate", "--format", "json"])
+        .success();
+    let lines = json_lines(&run.stdout);
+    let levels: Vec<&Value> = lines.iter().map(|line| &line["level"]).collect();
+    assert_eq!(levels[..3], [&json!("warning"); 3], "{run:#?}");
+    assert_eq!(lines[0]["file"], file);
+    assert_eq!(lines[3]["ok"], true);
 }
