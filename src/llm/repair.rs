@@ -279,8 +279,7 @@ impl PartialRepair {
             .iter_errors(answer)
             .take(MAX_PATHS)
             .map(|error| {
-                let at = error.instance_path().as_str().to_owned();
-                let at = if at.is_empty() { "the top level" } else { &at };
+                let at = answer_place(error.instance_path().as_str());
                 let text: String = error.to_string().chars().take(REASON_CHARS).collect();
                 format!("at {at}: {text}")
             })
@@ -323,6 +322,21 @@ impl FailedPath {
             self.reasons.join("; ")
         )
     }
+}
+
+/// Where in the decision a place in the answer is: the answer's keys are decision pointers, so
+/// `/~1a~1b/0` (in the answer) is `/a/b/0` (in the decision).
+fn answer_place(at: &str) -> String {
+    let Some(inside) = at.strip_prefix('/') else {
+        return "the top level".to_owned();
+    };
+    let (key, rest) = inside.split_once('/').unwrap_or((inside, ""));
+    let rest = if rest.is_empty() {
+        String::new()
+    } else {
+        format!("/{rest}")
+    };
+    format!("{}{rest}", unescape(key))
 }
 
 /// Sets the value at `pointer`, adding the last property when only its parent exists.
@@ -507,6 +521,13 @@ mod tests {
                 "{problem}"
             );
         }
+        let problem = partial
+            .merged(&json!({"/validation/confidence": 80}))
+            .unwrap_err();
+        assert!(
+            problem.contains("at /validation/confidence: 80 is greater than the maximum of 1"),
+            "{problem}"
+        );
         let again = partial.again("it was wrong");
         assert!(
             again
