@@ -110,14 +110,14 @@ struct Turn {
     /// What was wrong with the last reply and its text, while a repair turn asks about it.
     rejected: Option<(String, String)>,
     /// The paths a partial repair turn asks for alone ([`repair`]); `None` asks for the whole.
-    partial: Option<PartialRepair>,
+    partial: Option<Box<PartialRepair>>,
 }
 
 /// Why a reply was not taken.
 enum Rejection {
     /// What is wrong with it, for the repair turn and the error, and the partial repair that
     /// can fix it (`None`: ask for the whole decision again).
-    Invalid(String, Option<PartialRepair>),
+    Invalid(String, Option<Box<PartialRepair>>),
     /// The total deadline passed while looking at it.
     OutOfTime,
 }
@@ -218,7 +218,7 @@ impl Client {
             })?;
             let asked = Asked {
                 schema: &request.schema,
-                partial: turn.partial.as_ref(),
+                partial: turn.partial.as_deref(),
             };
             let judged = judge(
                 &reply,
@@ -258,7 +258,7 @@ impl Client {
                 .push(json!({"role": "assistant", "content": echoed(&reply.content)}));
             let prompt = partial
                 .as_ref()
-                .map_or_else(|| repair_prompt(&problems), PartialRepair::prompt);
+                .map_or_else(|| repair_prompt(&problems), |partial| partial.prompt());
             turn.repair_messages
                 .push(json!({"role": "user", "content": prompt}));
             turn.repairs += 1;
@@ -527,7 +527,9 @@ fn judge(
     let cut_off = reply.finish_reason.as_deref() == Some("length");
     // A broken answer to a partial question asks the same question again.
     let invalid = |problem: String| {
-        let again = asked.partial.map(|partial| partial.again(&problem));
+        let again = asked
+            .partial
+            .map(|partial| Box::new(partial.again(&problem)));
         Rejection::Invalid(problem, again)
     };
     let (mut value, found) =
@@ -567,7 +569,7 @@ fn judge(
     if value.is_array() {
         text.push_str(" (the reply must be a single JSON object, not an array)");
     }
-    let partial = repair::plan(asked.schema, &value, validator);
+    let partial = repair::plan(asked.schema, &value, validator).map(Box::new);
     Err(Rejection::Invalid(text, partial))
 }
 
