@@ -4,7 +4,8 @@
 //! blocks on it; do not call it from inside another runtime. One decision is a short
 //! conversation: ask at the remembered `response_format` level; step down the ladder if the
 //! endpoint rejects that level; extract and validate the reply; if it is invalid, show the model
-//! what was wrong and ask again (at most [`MAX_REPAIR_TURNS`] times); then give up with an error
+//! what was wrong and ask again — for the failing paths alone when the rest is valid
+//! ([`super::repair`]) — at most [`MAX_REPAIR_TURNS`] times; then give up with an error
 //! that quotes the problems. An unparsed or invalid reply is never returned as a decision, and
 //! its attempt record carries the reason. The reply echoed into a repair turn is cut to
 //! [`ECHOED_REPLY_CHARS`], so a huge reply cannot blow the prompt up; and every string of the
