@@ -1,7 +1,8 @@
 //! Discover's own rules on top of the generic loop.
 //!
-//! - The service name is normalised and validated ([`crate::service_name`]); an invalid one is
-//!   sent back to the model once with the rule quoted, and never replaced by an invented name.
+//! - The service name is normalised and validated ([`crate::service_name`]); for an invalid one
+//!   the model is asked once more for `service_name` alone, with the rule and the rejected name
+//!   quoted, and the answer goes into its decision; a name is never invented.
 //! - The name is looked up in `.spectra/service-catalog.yaml`: a healthy entry of that name
 //!   blocks the run; other statuses are reported (`registry_check.action` = redeploy).
 //! - A name that already has a specification in the tree is an update, refused without
@@ -164,7 +165,8 @@ fn after_decision(
     Ok(Some(decision))
 }
 
-/// The model's name if it is valid; else one more ask quoting the rule; else a recorded failure.
+/// The model's name if it is valid; else one more ask, for the name alone, quoting the rule and
+/// the rejected name; else a recorded failure.
 fn service_name_from(
     engine: &Engine<'_>,
     state: &mut RunState<'_>,
@@ -178,12 +180,14 @@ fn service_name_from(
         Err(problem) => problem,
     };
     if matches!(engine.decider, Decider::Model(_)) {
-        let correction = format!(
+        let question = format!(
             "Your previous answer proposed the service_name `{proposed}`, which is invalid: {problem}. \
-             The rule: {}. Answer again with a valid service_name.",
+             The rule: {}. Everything else in your answer stands. Reply with only this JSON \
+             object: {{\"service_name\": \"<a valid name>\"}}.",
             service_name::RULE
         );
-        if let Some(second) = engine.decide(state, step, Some(&correction), work)? {
+        let asked = engine.follow_up(state, step, decision, "service_name", &question, work)?;
+        if let Some(second) = asked {
             let again = proposed_name(&second);
             match service_name::accept(&again) {
                 Ok(name) => {

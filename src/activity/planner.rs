@@ -304,20 +304,25 @@ impl Engine<'_> {
     }
 }
 
-/// The last reply of a failed conversation, when it failed only by naming unknown activities:
-/// with those names dropped it must validate against the schema.
+/// The last whole plan of a failed conversation, when it failed only by naming unknown
+/// activities: with those names dropped it must validate against the schema. (A repair turn
+/// that asked for some paths alone answered with those paths, not a plan: it is skipped.)
 fn salvage(failure: &LlmFailure, schema: &Value) -> Option<Value> {
     if !matches!(failure.error, crate::llm::LlmError::InvalidOutput { .. }) {
         return None;
     }
-    let body = failure
+    let whole_plan = |body: &crate::llm::record::Body| {
+        let response: Value = serde_json::from_slice(body.as_bytes()).ok()?;
+        let content = response["choices"][0]["message"]["content"].as_str()?;
+        let (reply, _) = extract_json(content).ok()?;
+        reply.get("activities").is_some().then_some(reply)
+    };
+    let reply = failure
         .records
         .iter()
         .rev()
-        .find_map(|r| r.response_body.as_ref())?;
-    let response: Value = serde_json::from_slice(body.as_bytes()).ok()?;
-    let content = response["choices"][0]["message"]["content"].as_str()?;
-    let (reply, _) = extract_json(content).ok()?;
+        .filter_map(|r| r.response_body.as_ref())
+        .find_map(whole_plan)?;
     let names = schema["properties"]["activities"]["items"]["enum"].as_array()?;
     let mut cleaned = reply.clone();
     cleaned

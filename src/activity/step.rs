@@ -21,6 +21,9 @@ use crate::playbook::Report;
 use crate::projection::manifests::{CorruptIndex, ManifestIndex};
 use crate::registry::{Activity, Evidence, GateLevel, GateResult, Registry, Verdict};
 
+/// The reply budget of a follow-up question about one field: a short value and its key.
+const FOLLOW_UP_TOKENS: u32 = 256;
+
 impl Engine<'_> {
     pub(super) fn run_activity(
         &self,
@@ -95,7 +98,7 @@ impl Engine<'_> {
         step: &Step<'_>,
         work: &mut ActivityWork,
     ) -> Result<(), RunError> {
-        let Some(decision) = self.decide(state, step, None, work)? else {
+        let Some(decision) = self.decide(state, step, work)? else {
             return Ok(());
         };
         let Some(decision) = rules.after_decision(self, state, step, decision, work)? else {
@@ -137,7 +140,6 @@ impl Engine<'_> {
         &self,
         state: &mut RunState<'_>,
         step: &Step<'_>,
-        correction: Option<&str>,
         work: &mut ActivityWork,
     ) -> Result<Option<Value>, RunError> {
         let Step {
@@ -159,12 +161,7 @@ impl Engine<'_> {
             }
             Decider::Model(client) => {
                 let schema = self.registry.decision_schema(name)?;
-                let (system, mut user) =
-                    render(definition, context, input, state.service.as_deref());
-                if let Some(correction) = correction {
-                    user.push_str("\n\n");
-                    user.push_str(correction);
-                }
+                let (system, user) = render(definition, context, input, state.service.as_deref());
                 // What the largest valid decision can take, within the activity's budget.
                 let max_tokens = crate::llm::estimate::max_tokens(&schema, definition.token_budget);
                 let request = DecisionRequest {
@@ -174,47 +171,140 @@ impl Engine<'_> {
                     schema_name: format!("{name}_decision"),
                     max_tokens: Some(max_tokens),
                 };
-                // Everything recorded so far is in the log before the model is asked: a call
-                // can take minutes, and a crash then must not lose what led to it.
-                state.recorder.flush()?;
-                self.progress.thinking(name);
-                let answer = client.decide(&request);
-                self.progress.done_thinking();
-                let model = client.settings().model.value.clone();
-                match answer {
-                    Ok(decided) => {
-                        let causes = state.recorder.record_llm_attempts(
-                            Some(name),
-                            state.service.as_deref(),
-                            &model,
-                            &decided.records,
-                        );
-                        let extra = json!({"format": decided.format, "repairs": decided.repairs});
-                        (decided.value, "llm", extra, causes)
-                    }
-                    Err(failure) => {
-                        state.recorder.record_llm_attempts(
-                            Some(name),
-                            state.service.as_deref(),
-                            &model,
-                            &failure.records,
-                        );
-                        state.recorder.flush()?;
-                        work.errors.push(ActivityError::new(
-                            llm_reason(&failure.error),
-                            failure.error.to_string(),
-                        ));
-                        return Ok(None);
-                    }
+                match self.ask_model(state, client, name, &request, Vec::new(), work)? {
+                    Some((decision, extra, causes)) => (decision, "llm", extra, causes),
+                    None => return Ok(None),
                 }
             }
         };
+        Ok(Some(self.record_decision(
+            state, name, decision, mode, extra, causes, work,
+        )))
+    }
+
+    /// Asks the model for a new value of its decision's top-level `field` alone, with that
+    /// field's schema, after its `decision` and the `question` (which says what was wrong):
+    /// the same prompts, then the decision as the model's answer, then the question. The
+    /// attempts are recorded as `llm.called` and the decision with the new value as
+    /// `decision.made`, which is returned. `None` means the failure is recorded in `work`.
+    /// The answer is the model's own: it is never coerced, and the caller checks its rules.
+    pub(crate) fn follow_up(
+        &self,
+        state: &mut RunState<'_>,
+        step: &Step<'_>,
+        decision: &Value,
+        field: &str,
+        question: &str,
+        work: &mut ActivityWork,
+    ) -> Result<Option<Value>, RunError> {
+        let Decider::Model(client) = &self.decider else {
+            return Ok(None);
+        };
+        let definition = step.definition;
+        let name = &definition.name;
+        let decision_schema = self.registry.decision_schema(name)?;
+        let field_schema = crate::llm::repair::sub_schema(&decision_schema, &format!("/{field}"))
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let (system, user) = render(
+            definition,
+            step.context,
+            step.input,
+            state.service.as_deref(),
+        );
+        let request = DecisionRequest {
+            system,
+            user,
+            schema: json!({
+                "type": "object",
+                "properties": {field: field_schema},
+                "required": [field],
+                "additionalProperties": false,
+            }),
+            schema_name: format!("{name}_{field}"),
+            max_tokens: Some(FOLLOW_UP_TOKENS.min(definition.token_budget)),
+        };
+        let earlier = vec![
+            json!({"role": "assistant", "content": decision.to_string()}),
+            json!({"role": "user", "content": question}),
+        ];
+        let Some((answer, mut extra, causes)) =
+            self.ask_model(state, client, name, &request, earlier, work)?
+        else {
+            return Ok(None);
+        };
+        let mut amended = decision.clone();
+        amended[field] = answer[field].clone();
+        extra["follow_up"] = json!(field);
+        Ok(Some(self.record_decision(
+            state, name, amended, "llm", extra, causes, work,
+        )))
+    }
+
+    /// Asks the model through `client` and records every attempt as `llm.called`: the answer,
+    /// how it was obtained and the attempts' event ids, or `None` with the failure in `work`.
+    fn ask_model(
+        &self,
+        state: &mut RunState<'_>,
+        client: &crate::llm::Client,
+        name: &str,
+        request: &DecisionRequest,
+        earlier: Vec<Value>,
+        work: &mut ActivityWork,
+    ) -> Result<Option<(Value, Value, Vec<String>)>, RunError> {
+        // Everything recorded so far is in the log before the model is asked: a call
+        // can take minutes, and a crash then must not lose what led to it.
+        state.recorder.flush()?;
+        self.progress.thinking(name);
+        let answer = client.follow_up(request, earlier);
+        self.progress.done_thinking();
+        let model = client.settings().model.value.clone();
+        match answer {
+            Ok(decided) => {
+                let causes = state.recorder.record_llm_attempts(
+                    Some(name),
+                    state.service.as_deref(),
+                    &model,
+                    &decided.records,
+                );
+                let extra = json!({"format": decided.format, "repairs": decided.repairs});
+                Ok(Some((decided.value, extra, causes)))
+            }
+            Err(failure) => {
+                state.recorder.record_llm_attempts(
+                    Some(name),
+                    state.service.as_deref(),
+                    &model,
+                    &failure.records,
+                );
+                state.recorder.flush()?;
+                work.errors.push(ActivityError::new(
+                    llm_reason(&failure.error),
+                    failure.error.to_string(),
+                ));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Records `decision.made` for `decision`, caused by the attempts that made it.
+    #[allow(clippy::too_many_arguments)] // each is one part of the event
+    fn record_decision(
+        &self,
+        state: &mut RunState<'_>,
+        name: &str,
+        decision: Value,
+        mode: &str,
+        extra: Value,
+        causes: Vec<String>,
+        work: &mut ActivityWork,
+    ) -> Value {
         let mut payload = json!({"decision": decision, "mode": mode});
         if let (Some(object), Some(extra)) = (payload.as_object_mut(), extra.as_object()) {
             object.extend(extra.clone());
         }
         let mut event = NewEvent::new(kind::DECISION_MADE)
-            .activity(name.clone())
+            .activity(name.to_owned())
             .subject(decision_subject(name, &decision))
             .payload(payload);
         event.causes = causes;
@@ -224,7 +314,7 @@ impl Engine<'_> {
         // Appended with whatever comes next, before its first effect (a playbook, a file, a
         // commit, another model call) or at the end of the activity.
         work.decision_event = Some(state.recorder.record(event));
-        Ok(Some(decision))
+        decision
     }
 
     pub(super) fn finish_activity(

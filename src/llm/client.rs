@@ -4,7 +4,8 @@
 //! blocks on it; do not call it from inside another runtime. One decision is a short
 //! conversation: ask at the remembered `response_format` level; step down the ladder if the
 //! endpoint rejects that level; extract and validate the reply; if it is invalid, show the model
-//! what was wrong and ask again (at most [`MAX_REPAIR_TURNS`] times); then give up with an error
+//! what was wrong and ask again — for the failing paths alone when the rest is valid
+//! ([`super::repair`]) — at most [`MAX_REPAIR_TURNS`] times; then give up with an error
 //! that quotes the problems. An unparsed or invalid reply is never returned as a decision, and
 //! its attempt record carries the reason. The reply echoed into a repair turn is cut to
 //! [`ECHOED_REPLY_CHARS`], so a huge reply cannot blow the prompt up; and every string of the
@@ -18,6 +19,7 @@ use serde_json::{Value, json};
 use super::extract::{Found, NotFound, extract_json_by};
 use super::format_level::FormatMemory;
 use super::record::AttemptRecord;
+use super::repair::{self, PartialRepair};
 use super::scrub::Scrubber;
 use super::transport::{Exchange, Reply, SendError, Transport};
 use super::{LlmError, ResponseFormat, budget};
@@ -108,12 +110,15 @@ struct Turn {
     deadline: Instant,
     /// What was wrong with the last reply and its text, while a repair turn asks about it.
     rejected: Option<(String, String)>,
+    /// The paths a partial repair turn asks for alone ([`repair`]); `None` asks for the whole.
+    partial: Option<Box<PartialRepair>>,
 }
 
 /// Why a reply was not taken.
 enum Rejection {
-    /// What is wrong with it, for the repair turn and the error.
-    Invalid(String),
+    /// What is wrong with it, for the repair turn and the error, and the partial repair that
+    /// can fix it (`None`: ask for the whole decision again).
+    Invalid(String, Option<Box<PartialRepair>>),
     /// The total deadline passed while looking at it.
     OutOfTime,
 }
@@ -151,11 +156,22 @@ impl Client {
     /// Asks for a decision matching `request.schema`. Blocks until it is valid, or until the
     /// retries, repair turns or total timeout run out.
     pub fn decide(&self, request: &DecisionRequest) -> Result<Decision, LlmFailure> {
+        self.follow_up(request, Vec::new())
+    }
+
+    /// Like [`Client::decide`], but the conversation goes on after the user message with
+    /// `earlier` chat messages (the model's earlier answer and a follow-up question about it),
+    /// so that a small question is asked with its own schema and the same prompt prefix.
+    pub fn follow_up(
+        &self,
+        request: &DecisionRequest,
+        earlier: Vec<Value>,
+    ) -> Result<Decision, LlmFailure> {
         let mut records = Vec::new();
         let mut validator = PendingValidator::compile(&request.schema);
-        let outcome = self
-            .runtime
-            .block_on(self.converse(request, &mut validator, &mut records));
+        let outcome =
+            self.runtime
+                .block_on(self.converse(request, earlier, &mut validator, &mut records));
         match outcome {
             Ok(answer) => Ok(Decision {
                 value: answer.value,
@@ -177,6 +193,7 @@ impl Client {
     async fn converse(
         &self,
         request: &DecisionRequest,
+        earlier: Vec<Value>,
         validator: &mut PendingValidator,
         records: &mut Vec<AttemptRecord>,
     ) -> Result<Answer, LlmError> {
@@ -185,10 +202,11 @@ impl Client {
             format: self
                 .memory
                 .level(&self.transport.endpoint(), &self.settings().model.value),
-            repair_messages: Vec::new(),
+            repair_messages: earlier,
             repairs: 0,
             deadline,
             rejected: None,
+            partial: None,
         };
         loop {
             let reply = match self.ask(request, &mut turn, records).await {
@@ -199,8 +217,18 @@ impl Client {
                 schema_name: request.schema_name.clone(),
                 detail,
             })?;
-            let judged = judge(&reply, validator, self.transport.scrubber(), turn.deadline);
-            let problems = match judged {
+            let asked = Asked {
+                schema: &request.schema,
+                partial: turn.partial.as_deref(),
+            };
+            let judged = judge(
+                &reply,
+                validator,
+                asked,
+                self.transport.scrubber(),
+                turn.deadline,
+            );
+            let (problems, partial) = match judged {
                 Ok((value, found)) => {
                     let (format, repairs) = (turn.format, turn.repairs);
                     return Ok(Answer {
@@ -220,7 +248,7 @@ impl Client {
                         last: last.to_owned(),
                     });
                 }
-                Err(Rejection::Invalid(problems)) => problems,
+                Err(Rejection::Invalid(problems, partial)) => (problems, partial),
             };
             records[reply.record_index].error = Some(format!("invalid reply: {problems}"));
             if turn.repairs == MAX_REPAIR_TURNS {
@@ -229,10 +257,14 @@ impl Client {
             tracing::info!(turn = turn.repairs + 1, %problems, "invalid reply; asking for a repair");
             turn.repair_messages
                 .push(json!({"role": "assistant", "content": echoed(&reply.content)}));
+            let prompt = partial
+                .as_ref()
+                .map_or_else(|| repair_prompt(&problems), |partial| partial.prompt());
             turn.repair_messages
-                .push(json!({"role": "user", "content": repair_prompt(&problems)}));
+                .push(json!({"role": "user", "content": prompt}));
             turn.repairs += 1;
             turn.rejected = Some((problems, reply.content));
+            turn.partial = partial;
         }
     }
 
@@ -269,7 +301,16 @@ impl Client {
     ) -> Result<Reply, LlmError> {
         let settings = self.settings();
         loop {
-            let body = self.request_body(request, turn.format, &turn.repair_messages)?;
+            let answer_schema = turn.partial.as_ref().map(|partial| {
+                let name = partial.schema_name(&request.schema_name);
+                (name, partial.reply_schema())
+            });
+            let body = self.request_body(
+                request,
+                turn.format,
+                &turn.repair_messages,
+                answer_schema.as_ref(),
+            )?;
             let exchange = Exchange {
                 body: &body,
                 format: turn.format,
@@ -321,12 +362,15 @@ impl Client {
         }
     }
 
-    /// The JSON request body for `format`, with `max_tokens` budgeted for this prompt.
+    /// The JSON request body for `format`, with `max_tokens` budgeted for this prompt. The
+    /// `response_format` constrains the reply to `answer_schema` (name, schema) when a partial
+    /// repair turn asks for some paths alone, else to the decision schema.
     pub(crate) fn request_body(
         &self,
         request: &DecisionRequest,
         format: ResponseFormat,
         repair_messages: &[Value],
+        answer_schema: Option<&(String, Value)>,
     ) -> Result<Vec<u8>, LlmError> {
         let settings = self.settings();
         let system = system_prompt(request, format);
@@ -335,7 +379,11 @@ impl Client {
             json!({"role": "user", "content": request.user}),
         ];
         messages.extend_from_slice(repair_messages);
-        let response_format = format.request_field(&request.schema_name, &request.schema);
+        let (schema_name, schema) = answer_schema
+            .map_or((&request.schema_name, &request.schema), |(name, schema)| {
+                (name, schema)
+            });
+        let response_format = format.request_field(schema_name, schema);
         let response_format_text = response_format
             .as_ref()
             .map(Value::to_string)
@@ -456,27 +504,48 @@ impl PendingValidator {
     }
 }
 
+/// What the turn that got a reply asked for.
+#[derive(Clone, Copy)]
+struct Asked<'a> {
+    /// The decision schema.
+    schema: &'a Value,
+    /// The paths a partial repair turn asked for; `None` when it asked for the whole decision.
+    partial: Option<&'a PartialRepair>,
+}
+
 /// The reply's JSON value if it is present and valid, else what is wrong with it, phrased for
-/// the model (it is sent back in the repair turn) and for the user (it ends up in the error).
-/// The value is scrubbed of secrets before it is validated, so that what is validated is what
-/// is returned.
+/// the model (it is sent back in the repair turn) and for the user (it ends up in the error),
+/// with the partial repair that can fix it. The answer to a partial repair turn is merged into
+/// the decision before the decision is validated whole. The value is scrubbed of secrets
+/// before it is validated, so that what is validated is what is returned.
 fn judge(
     reply: &Reply,
     validator: &jsonschema::Validator,
+    asked: Asked<'_>,
     scrubber: &Scrubber,
     deadline: Instant,
 ) -> Result<(Value, Found), Rejection> {
     let cut_off = reply.finish_reason.as_deref() == Some("length");
+    // A broken answer to a partial question asks the same question again.
+    let invalid = |problem: String| {
+        let again = asked
+            .partial
+            .map(|partial| Box::new(partial.again(&problem)));
+        Rejection::Invalid(problem, again)
+    };
     let (mut value, found) =
         extract_json_by(&reply.content, Some(deadline)).map_err(|not_found| match not_found {
             NotFound::OutOfTime => Rejection::OutOfTime,
-            _ if cut_off => Rejection::Invalid(format!(
+            _ if cut_off => invalid(format!(
                 "{not_found}: the reply was cut off at the token limit (finish_reason: length) \
                  before the JSON was complete; answer with a shorter JSON object"
             )),
-            _ => Rejection::Invalid(not_found.to_string()),
+            _ => invalid(not_found.to_string()),
         })?;
     scrubber.value(&mut value);
+    if let Some(partial) = asked.partial {
+        value = partial.merged(&value).map_err(invalid)?;
+    }
     let problems: Vec<String> = validator
         .iter_errors(&value)
         .take(MAX_LISTED_PROBLEMS)
@@ -501,7 +570,8 @@ fn judge(
     if value.is_array() {
         text.push_str(" (the reply must be a single JSON object, not an array)");
     }
-    Err(Rejection::Invalid(text))
+    let partial = repair::plan(asked.schema, &value, validator).map(Box::new);
+    Err(Rejection::Invalid(text, partial))
 }
 
 #[cfg(test)]

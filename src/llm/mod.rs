@@ -15,6 +15,7 @@
 //! - [`budget`]: `max_tokens` from the prompt size and the context window;
 //! - [`format_level`]: the `response_format` ladder and its per-endpoint memory;
 //! - [`record`]: the attempt record;
+//! - [`repair`]: repair turns that ask only for the paths that failed the schema;
 //! - [`scrub`]: the configured secrets out of everything the endpoint sends back;
 //! - [`probe`]: what `git spectra doctor` checks.
 //!
@@ -30,6 +31,7 @@ pub mod extract;
 pub mod format_level;
 pub mod probe;
 pub mod record;
+pub mod repair;
 pub mod retry;
 pub mod scrub;
 mod transport;

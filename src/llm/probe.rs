@@ -213,7 +213,7 @@ impl Client {
             latency_ms: 0,
             detail: None,
         };
-        let body = match self.request_body(&request, format, &[]) {
+        let body = match self.request_body(&request, format, &[], None) {
             Ok(body) => body,
             Err(error) => {
                 probe.detail = Some(error.to_string());

@@ -150,12 +150,25 @@ fn a_fenced_reply_and_a_repaired_reply_are_accepted() {
 
     let repo2 = env.repo_with_commit("r2");
     let mut invalid = decision("billing");
-    invalid["validation"]["confidence"] = json!("very");
+    invalid["problem"]["who_has_it"] = json!("on-call engineers");
     server.push(Reply::chat_json(&invalid));
-    server.push(Reply::chat_json(&decision("billing")));
+    // Only the failing path is asked for; the answer is merged into the reply.
+    server.push(Reply::chat_json(
+        &json!({"/problem/who_has_it": ["on-call engineers"]}),
+    ));
     discover(&env, &repo2, &server, &["bills"]).success();
+    let repair = server.chat_requests().last().unwrap().json();
+    let asked = &repair["response_format"]["json_schema"]["schema"]["properties"];
+    assert_eq!(
+        asked.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["/problem/who_has_it"]
+    );
     let made = &events(&env, &repo2, "decision.made")[0];
     assert_eq!(made["payload"]["repairs"], 1);
+    assert_eq!(
+        made["payload"]["decision"]["problem"],
+        decision("billing")["problem"]
+    );
     assert_eq!(events(&env, &repo2, "llm.called").len(), 2);
     assert!(spec_path(&repo2, "billing").exists());
 }
@@ -284,7 +297,7 @@ fn service_names_are_normalised_validated_and_never_invented() {
     // The model's invalid name is sent back once with the rule; a valid second answer is used.
     let repo = env.repo_with_commit("b");
     server.push(Reply::chat_json(&decision("my-app")));
-    server.push(Reply::chat_json(&decision("audit-trail")));
+    server.push(Reply::chat_json(&json!({"service_name": "audit-trail"})));
     discover(&env, &repo, &server, &["audits"]).success();
     let second_prompt = server
         .chat_requests()
@@ -301,7 +314,7 @@ fn service_names_are_normalised_validated_and_never_invented() {
     // Invalid twice: the run fails and suggests --service; no name is made up.
     let repo = env.repo_with_commit("c");
     server.push(Reply::chat_json(&decision("my-app")));
-    server.push(Reply::chat_json(&decision("deploy-portal")));
+    server.push(Reply::chat_json(&json!({"service_name": "deploy-portal"})));
     let run = discover(&env, &repo, &server, &["portal"]).code(1);
     assert!(run.stderr.contains("--service"), "{run:?}");
     let finished = &events(&env, &repo, "activity.finished")[0];
@@ -310,6 +323,74 @@ fn service_names_are_normalised_validated_and_never_invented() {
         "invalid_service_name"
     );
     assert!(!repo.join(".spectra").exists());
+}
+
+#[test]
+fn an_invalid_service_name_is_asked_for_alone_and_the_answer_goes_into_the_decision() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    let server = LlmServer::start();
+    server.push(Reply::chat_json(&decision("service-owner-lookup")));
+    server.push(Reply::chat_json(&json!({"service_name": "owner-lookup"})));
+
+    let run = discover(&env, &repo, &server, &["who owns what"]).success();
+    assert!(run.stdout.contains("for owner-lookup"), "{run:?}");
+
+    let sent = server.chat_requests();
+    assert_eq!(sent.len(), 2, "the decision, then the name alone");
+    let follow_up = sent[1].json();
+    assert_eq!(
+        follow_up["response_format"]["json_schema"]["schema"],
+        json!({
+            "type": "object",
+            "properties": {"service_name": {
+                "type": "string",
+                "description": "Lowercase words joined by hyphens, e.g. `log-shipper`.",
+                "pattern": "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+            }},
+            "required": ["service_name"],
+            "additionalProperties": false
+        })
+    );
+    let texts = sent[1].message_texts();
+    assert_eq!(texts.len(), 4, "system, user, the decision, the question");
+    assert_eq!(
+        texts[..2],
+        sent[0].message_texts()[..2],
+        "the same prompt prefix"
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&texts[2]).unwrap(),
+        decision("service-owner-lookup")
+    );
+    let question = &texts[3];
+    assert!(
+        question.contains("`service-owner-lookup`, which is invalid")
+            && question.contains("reserved word `service`")
+            && question.contains("The rule: a service name is"),
+        "{question}"
+    );
+    assert!(
+        question.contains("{\"service_name\": \"<a valid name>\"}"),
+        "{question}"
+    );
+
+    // Both asks are recorded; the second decision is the first with the new name.
+    assert_eq!(events(&env, &repo, "llm.called").len(), 2);
+    let made = events(&env, &repo, "decision.made");
+    assert_eq!(made.len(), 2);
+    assert_eq!(made[1]["payload"]["follow_up"], "service_name");
+    assert_eq!(made[1]["payload"]["decision"], decision("owner-lookup"));
+    assert!(spec_path(&repo, "owner-lookup").exists());
+    let finished = &events(&env, &repo, "activity.finished")[0];
+    assert_eq!(
+        finished["payload"]["outputs"]["service_name"],
+        "owner-lookup"
+    );
+    assert_eq!(
+        finished["payload"]["outputs"]["problem"],
+        decision("logging")["problem"]
+    );
 }
 
 #[test]

@@ -291,6 +291,11 @@ fn an_unknown_activity_in_the_plan_is_dropped_and_recorded() {
         &server,
         vec![
             ("run_plan", plan_reply(&["discover", "launch-rocket"])),
+            // Asked for the unknown name alone, the model insists on it.
+            (
+                "run_plan_repair",
+                Answer::Reply(Reply::chat_json(&json!({"/activities/1": "launch-rocket"}))),
+            ),
             ("discover_decision", discover_patch()),
         ],
     );

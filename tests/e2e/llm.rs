@@ -233,12 +233,20 @@ fn an_invalid_reply_is_repaired_with_the_validation_errors() {
 fn a_reply_schema_invalid_three_times_is_an_honest_failure() {
     let server = LlmServer::start();
     let wrong = json!({"playbook": "deploy.everything", "reason": "yolo"});
-    server.respond_with(move |_| Reply::chat_json(&wrong));
+    // The model keeps its wrong choice, whole or when asked for that path alone.
+    server.respond_with(move |request| match is_partial(request) {
+        true => Reply::chat_json(&json!({"/playbook": "deploy.everything"})),
+        false => Reply::chat_json(&wrong),
+    });
 
     let failure = failed(decide(&server));
 
     let sent = server.chat_requests();
     assert_eq!(sent.len(), 3, "one question and two repair turns");
+    assert!(
+        sent[1..].iter().all(is_partial),
+        "only /playbook failed, so only /playbook is asked for"
+    );
     assert_eq!(
         sent[2].message_texts().len(),
         6,
@@ -270,6 +278,181 @@ fn a_reply_schema_invalid_three_times_is_an_honest_failure() {
     assert!(
         message.contains("is not one of") && message.contains("deploy.everything"),
         "{message}"
+    );
+}
+
+/// Whether a request is a partial repair turn: its `response_format` schema is keyed by JSON
+/// pointers.
+fn is_partial(request: &crate::llm_server::Request) -> bool {
+    reply_schema_keys(request)
+        .first()
+        .is_some_and(|key| key.starts_with('/'))
+}
+
+/// The property names of the request's `response_format` schema.
+fn reply_schema_keys(request: &crate::llm_server::Request) -> Vec<String> {
+    request.json()["response_format"]["json_schema"]["schema"]["properties"]
+        .as_object()
+        .map(|properties| properties.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// A decision schema with a nested, bounded number: the field small models get wrong.
+fn assessed_schema() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["playbook", "reason", "validation"],
+        "properties": {
+            "playbook": {"type": "string", "enum": ["catalog.check", "catalog.add"]},
+            "reason": {"type": "string"},
+            "validation": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["confidence", "assumptions"],
+                "properties": {
+                    "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+                    "assumptions": {"type": "array", "items": {"type": "string"}}
+                }
+            }
+        }
+    })
+}
+
+fn assessed(confidence: Value) -> Value {
+    json!({
+        "playbook": "catalog.check",
+        "reason": "it is cheap",
+        "validation": {"confidence": confidence, "assumptions": ["the catalog is current"]}
+    })
+}
+
+#[test]
+fn a_reply_valid_but_for_one_field_is_repaired_by_asking_for_that_field_alone() {
+    let server = LlmServer::start();
+    // The scripted model answers the corrected value only to a turn that asks for
+    // /validation/confidence and nothing else; any other request gets its first answer again.
+    server.respond_with(|request| {
+        if reply_schema_keys(request) == ["/validation/confidence"] {
+            Reply::chat_json(&json!({"/validation/confidence": 0.9}))
+        } else {
+            Reply::chat_json(&assessed(json!(100)))
+        }
+    });
+    let request = DecisionRequest {
+        schema: assessed_schema(),
+        ..request()
+    };
+
+    let decision = ok(client(settings(&server.url())).decide(&request));
+
+    assert_eq!(decision.value, assessed(json!(0.9)), "merged and valid");
+    assert_eq!(decision.repairs, 1);
+    let sent = server.chat_requests();
+    assert_eq!(sent.len(), 2);
+    let repair = sent[1].json();
+    assert_eq!(
+        repair["response_format"]["json_schema"]["schema"],
+        json!({
+            "type": "object",
+            "properties": {"/validation/confidence": {"type": "number", "minimum": 0, "maximum": 1}},
+            "required": ["/validation/confidence"],
+            "additionalProperties": false
+        })
+    );
+    assert_eq!(
+        repair["response_format"]["json_schema"]["name"],
+        "discover_decision_repair"
+    );
+    let texts = sent[1].message_texts();
+    assert_eq!(
+        texts.len(),
+        4,
+        "system, user, the invalid reply, the repair request"
+    );
+    assert_eq!(texts[2], assessed(json!(100)).to_string());
+    let question = &texts[3];
+    assert!(
+        question.contains("- /validation/confidence: a number from 0 to 1; you wrote 100 ("),
+        "{question}"
+    );
+    assert!(
+        !question.contains("/reason") && !question.contains("/playbook"),
+        "only the failing path is named: {question}"
+    );
+    // Both turns are recorded: the first as the invalid reply it was.
+    assert_eq!(decision.records.len(), 2);
+    let first = decision.records[0].error.as_deref().unwrap();
+    assert!(
+        first.starts_with("invalid reply") && first.contains("/validation/confidence"),
+        "{first}"
+    );
+    assert_eq!(
+        (
+            decision.records[1].turn,
+            decision.records[1].error.as_deref()
+        ),
+        (1, None)
+    );
+}
+
+#[test]
+fn a_wrong_answer_to_a_partial_repair_is_asked_again_and_never_coerced() {
+    let server = LlmServer::start();
+    server.push_all([
+        Reply::chat_json(&assessed(json!(100))),
+        // Still out of range: refused, and the same path is asked for again.
+        Reply::chat_json(&json!({"/validation/confidence": 90})),
+        Reply::chat_json(&json!({"/validation/confidence": 0.9})),
+    ]);
+    let request = DecisionRequest {
+        schema: assessed_schema(),
+        ..request()
+    };
+
+    let decision = ok(client(settings(&server.url())).decide(&request));
+
+    assert_eq!(
+        (decision.value, decision.repairs),
+        (assessed(json!(0.9)), 2)
+    );
+    let sent = server.chat_requests();
+    assert!(sent[1..].iter().all(is_partial));
+    let again = &sent[2].message_texts()[5];
+    assert!(
+        again.contains("you wrote 90") || again.contains("90 is greater than the maximum"),
+        "{again}"
+    );
+    assert!(
+        decision.records[1]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("greater than the maximum")
+    );
+}
+
+#[test]
+fn broken_json_still_gets_a_full_re_ask() {
+    let server = LlmServer::start();
+    server.push_all([
+        Reply::chat("{\"playbook\": \"catalog.check\", \"reason\": "),
+        Reply::chat_json(&good()),
+    ]);
+
+    let decision = ok(decide(&server));
+
+    assert_eq!((decision.value, decision.repairs), (good(), 1));
+    let sent = server.chat_requests();
+    assert_eq!(
+        sent[1].json()["response_format"]["json_schema"]["schema"],
+        schema(),
+        "the whole decision is asked for again"
+    );
+    let question = &sent[1].message_texts()[3];
+    assert!(
+        question.contains("Reply again with only the corrected JSON object"),
+        "{question}"
     );
 }
 
