@@ -14,6 +14,7 @@
 //! - [`budget`]: `max_tokens` from the prompt size and the context window;
 //! - [`format_level`]: the `response_format` ladder and its per-endpoint memory;
 //! - [`record`]: the attempt record;
+//! - `stream`: streamed (SSE) replies assembled, and runaway replies spotted while written;
 //! - [`scrub`]: the configured secrets out of everything the endpoint sends back;
 //! - [`probe`]: what `git spectra doctor` checks.
 //!
@@ -30,6 +31,7 @@ pub mod probe;
 pub mod record;
 pub mod retry;
 pub mod scrub;
+mod stream;
 mod transport;
 
 pub use client::{Client, Decision, DecisionRequest, LlmFailure};
