@@ -176,7 +176,9 @@ impl Engine<'_> {
                 // can take minutes, and a crash then must not lose what led to it.
                 state.recorder.flush()?;
                 self.progress.thinking(name);
-                let answer = client.decide(&request);
+                let answer = client.decide_reporting(&request, &|tokens, elapsed| {
+                    self.progress.writing(name, tokens, elapsed);
+                });
                 self.progress.done_thinking();
                 let model = client.settings().model.value.clone();
                 match answer {

@@ -514,6 +514,7 @@ impl Transport {
         let mut assembler = Assembler::default();
         let mut watch = RunawayWatch::new(max_tokens_of(exchange.body));
         let mut last_report = started;
+        let mut last_log = started;
         let end = loop {
             let quiet_limit = if assembler.pieces == 0 {
                 (self.settings.attempt_timeout.value, "spectra.llm.timeout")
@@ -555,6 +556,10 @@ impl Transport {
             }
             if last_report.elapsed() >= PROGRESS_EVERY {
                 last_report = Instant::now();
+                if last_log.elapsed() >= LOG_EVERY {
+                    last_log = Instant::now();
+                    log_writing(assembler.tokens(), started.elapsed());
+                }
                 (exchange.on_writing)(assembler.tokens(), started.elapsed());
             }
             if assembler.content.len() > MAX_RESPONSE_BYTES {
@@ -627,6 +632,21 @@ impl Transport {
 
 /// How often, at most, the progress of a streamed reply is reported.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// How often, at most, `-v` logs the progress of a streamed reply (the terminal line is updated
+/// more often; a log is read later and need not be flooded).
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// The `-v` log line of a streamed reply's progress: what the terminal shows.
+fn log_writing(tokens: u64, elapsed: Duration) {
+    let secs = elapsed.as_secs_f64().max(0.001);
+    tracing::info!(
+        tokens,
+        elapsed_s = elapsed.as_secs(),
+        tok_per_s = format!("{:.1}", tokens as f64 / secs),
+        "the model is writing"
+    );
+}
 
 /// `body` asking for a streamed reply, with the token usage in its last event.
 fn with_stream(body: &[u8]) -> Vec<u8> {
