@@ -194,3 +194,94 @@ fn a_stream_that_goes_silent_hits_the_silence_timeout_and_says_what_to_raise() {
     assert!(record.error.as_deref().unwrap().contains("went silent"));
     drop(sender);
 }
+
+/// Runs `git-spectra discover <args>` on a pseudo-terminal (`script`), streaming the decision
+/// in pieces, each sent once the previous output has been read or a beat has passed, until
+/// the output shows `wait_for` or the pieces run out. Returns everything the terminal showed.
+fn discover_on_a_terminal(args: &[&str], wait_for: &str) -> (String, std::process::ExitStatus) {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::sync::mpsc;
+
+    use crate::common::{TestEnv, spectra_bin};
+
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    let server = LlmServer::start();
+    let (reply, sender) = Reply::sse();
+    server.push(reply);
+    let content = crate::discover::decision("logging").to_string();
+    let events = sse_text(
+        &pieces(&content, content.len() / 30 + 1)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let mut chunks: std::collections::VecDeque<Vec<u8>> = events
+        .split_inclusive("\n\n")
+        .map(|e| e.as_bytes().to_vec())
+        .collect();
+
+    let mut line = format!("{}", spectra_bin().display());
+    for arg in ["discover"].iter().chain(args) {
+        line.push_str(&format!(" '{arg}'"));
+    }
+    let mut child = env
+        .command("script", &repo)
+        .args(["-qfec", &line, "/dev/null"])
+        .env("SPECTRA_LLM_URL", server.base_url())
+        .env("SPECTRA_LLM_MODEL", "test-model")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run script");
+    let mut stdout = child.stdout.take().unwrap();
+    let (seen_tx, seen_rx) = mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0 || seen_tx.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut shown = Vec::new();
+    // The first chunk, then one more per beat until the progress line shows.
+    sender.send(chunks.pop_front().unwrap()).unwrap();
+    while chunks.len() > 3 && !String::from_utf8_lossy(&shown).contains(wait_for) {
+        if let Ok(bytes) = seen_rx.recv_timeout(Duration::from_millis(100)) {
+            shown.extend(bytes);
+            continue;
+        }
+        sender.send(chunks.pop_front().unwrap()).unwrap();
+    }
+    for chunk in chunks {
+        sender.send(chunk).unwrap();
+    }
+    drop(sender);
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    shown.extend(seen_rx.try_iter().flatten());
+    (String::from_utf8_lossy(&shown).into_owned(), status)
+}
+
+#[test]
+fn a_terminal_shows_the_model_writing_and_json_output_does_not() {
+    let (terminal, status) = discover_on_a_terminal(&["Our logs are everywhere"], "tok/s");
+    assert!(status.success(), "{terminal}");
+    assert!(
+        terminal.contains("discover: model is writing… "),
+        "{terminal}"
+    );
+    assert!(
+        terminal.contains(" tokens, ") && terminal.contains(" tok/s"),
+        "{terminal}"
+    );
+
+    let (json, status) = discover_on_a_terminal(
+        &["--format", "json", "Our logs are everywhere"],
+        "never shown",
+    );
+    assert!(status.success(), "{json}");
+    assert!(!json.contains("model is writing"), "{json}");
+    assert!(!json.contains("asking the model"), "{json}");
+}
