@@ -409,6 +409,7 @@ impl Transport {
             )
             .await
             {
+                Ok(Ok(arrived)) if exchange.stream => events_without_their_type(arrived),
                 Ok(Ok(arrived)) => arrived,
                 Ok(Err(error)) => Arrived::NoResponse {
                     reason: self.scrubber.text(&error_chain(&error)),
@@ -671,6 +672,37 @@ fn is_event_stream(response: &reqwest::Response) -> bool {
     response.status().is_success()
         && header(response.headers(), "content-type")
             .is_some_and(|t| t.to_ascii_lowercase().starts_with("text/event-stream"))
+}
+
+/// A 2xx body read whole that is really an event stream (a server that streams without saying
+/// `text/event-stream`), assembled like one; anything else unchanged.
+fn events_without_their_type(arrived: Arrived) -> Arrived {
+    let Arrived::Response {
+        status,
+        headers,
+        body,
+    } = arrived
+    else {
+        return arrived;
+    };
+    if !(200..300).contains(&status) || !body.trim_ascii_start().starts_with(b"data:") {
+        return Arrived::Response {
+            status,
+            headers,
+            body,
+        };
+    }
+    let mut assembler = Assembler::default();
+    let end = match assembler.feed(&body).and_then(|_| assembler.finish()) {
+        Ok(_) => StreamEnd::Complete,
+        Err(detail) => StreamEnd::Broken(detail),
+    };
+    Arrived::Streamed {
+        status,
+        headers,
+        body: assembler.body(),
+        end,
+    }
 }
 
 /// What a silent stream stopped at, and the setting to raise.

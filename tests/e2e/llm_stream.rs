@@ -285,3 +285,19 @@ fn a_terminal_shows_the_model_writing_and_json_output_does_not() {
     assert!(!json.contains("model is writing"), "{json}");
     assert!(!json.contains("asking the model"), "{json}");
 }
+
+#[test]
+fn an_event_stream_without_its_content_type_is_still_assembled() {
+    let server = LlmServer::start();
+    let content = good().to_string();
+    server.push(Reply::raw(
+        200,
+        &sse_text(&[&content[..10], &content[10..]]),
+    ));
+
+    let decision = decide(settings(&server.url()), None).expect("decision");
+
+    assert_eq!(decision.value, good());
+    let body = decision.records[0].response_body.as_ref().unwrap().lossy();
+    assert!(!body.contains("data:"), "{body}");
+}
