@@ -5,7 +5,9 @@
 //! discover decision at that rate: streamed, one SSE piece per token; non-streamed, the whole
 //! body once the same time has passed. It reports, for each, the wall time of
 //! `git spectra discover` (time to decision) and the peak memory of the process
-//! (`/usr/bin/time -f %M`). Figures go in docs/performance.md.
+//! (`/usr/bin/time -f %M`). Figures are in docs/performance.md. The streamed reply is
+//! cut into pieces of equal length, at most one per token, so it may have fewer pieces than
+//! tokens; compare per piece.
 
 #[path = "../tests/e2e/llm_server.rs"]
 mod llm_server;
