@@ -73,6 +73,9 @@ pub struct RunOptions {
 pub trait Progress {
     /// The model is being asked; show that something is happening.
     fn thinking(&self, _activity: &str) {}
+    /// The model is writing its reply (streamed): `tokens` so far, `elapsed` since the request
+    /// was sent. Called a few times a second at most.
+    fn writing(&self, _activity: &str, _tokens: u64, _elapsed: std::time::Duration) {}
     /// The model answered (or failed).
     fn done_thinking(&self) {}
 }

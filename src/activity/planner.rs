@@ -207,7 +207,9 @@ impl Engine<'_> {
         let model = client.settings().model.value.clone();
         let request = self.plan_request(input);
         self.progress.thinking("planner");
-        let answer = client.decide(&request);
+        let answer = client.decide_reporting(&request, &|tokens, elapsed| {
+            self.progress.writing("planner", tokens, elapsed);
+        });
         self.progress.done_thinking();
         let (value, attempts, format, repairs) = match answer {
             Ok(decided) => (

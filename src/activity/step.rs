@@ -256,7 +256,9 @@ impl Engine<'_> {
         // can take minutes, and a crash then must not lose what led to it.
         state.recorder.flush()?;
         self.progress.thinking(name);
-        let answer = client.follow_up(request, earlier);
+        let answer = client.follow_up(request, earlier, &|tokens, elapsed| {
+            self.progress.writing(name, tokens, elapsed);
+        });
         self.progress.done_thinking();
         let model = client.settings().model.value.clone();
         match answer {

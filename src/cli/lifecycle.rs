@@ -127,7 +127,10 @@ pub fn execute(request: Request<'_>) -> Result<u8> {
                 request.command
             )
         });
-    let progress = SpinnerProgress::default();
+    let progress = SpinnerProgress {
+        quiet: request.format == Format::Json,
+        ..SpinnerProgress::default()
+    };
     let options = RunOptions {
         service,
         dry_run: request.dry_run,
@@ -195,20 +198,44 @@ fn check_known(registry: &Registry, activities: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Spins on stderr while the model thinks (only on a terminal).
+/// Spins on stderr while the model thinks (only on a terminal, never with `--format json`).
 #[derive(Default)]
 struct SpinnerProgress {
     spinner: RefCell<Option<Spinner>>,
+    quiet: bool,
 }
 
 impl Progress for SpinnerProgress {
     fn thinking(&self, activity: &str) {
+        if self.quiet {
+            return;
+        }
         *self.spinner.borrow_mut() = Spinner::start(&format!("{activity}: asking the model…"));
+    }
+
+    fn writing(&self, activity: &str, tokens: u64, elapsed: std::time::Duration) {
+        if let Some(spinner) = self.spinner.borrow().as_ref() {
+            spinner.set_message(&writing_line(activity, tokens, elapsed));
+        }
     }
 
     fn done_thinking(&self) {
         self.spinner.borrow_mut().take();
     }
+}
+
+/// `discover: model is writing… 412 tokens, 38 s, 10.8 tok/s`.
+fn writing_line(activity: &str, tokens: u64, elapsed: std::time::Duration) -> String {
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        tokens as f64 / secs
+    } else {
+        0.0
+    };
+    format!(
+        "{activity}: model is writing… {tokens} tokens, {:.0} s, {rate:.1} tok/s",
+        secs.floor()
+    )
 }
 
 fn render_summary(out: &mut Output, report: &RunReport) -> std::io::Result<()> {

@@ -331,6 +331,7 @@ pub fn is_broken_pipe(err: &(dyn std::error::Error + 'static)) -> bool {
 /// A spinner on standard error while something slow happens; only on a terminal.
 pub struct Spinner {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    message: std::sync::Arc<std::sync::Mutex<String>>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -342,12 +343,18 @@ impl Spinner {
         }
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
-        let message = message.to_string();
+        let message = std::sync::Arc::new(std::sync::Mutex::new(message.to_string()));
+        let shown = message.clone();
         let handle = std::thread::spawn(move || {
             let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
             let mut frame = 0;
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                eprint!("\r{} {message}", frames[frame % frames.len()]);
+                let text = shown
+                    .lock()
+                    .map(|m| m.clone())
+                    .unwrap_or_else(|e| e.into_inner().clone());
+                // Clear the line first: a new message may be shorter than the last.
+                eprint!("\r\x1b[2K{} {text}", frames[frame % frames.len()]);
                 frame += 1;
                 std::thread::park_timeout(std::time::Duration::from_millis(100));
             }
@@ -356,8 +363,18 @@ impl Spinner {
         });
         Some(Spinner {
             stop,
+            message,
             handle: Some(handle),
         })
+    }
+
+    /// Shows `message` from the next frame on.
+    pub fn set_message(&self, message: &str) {
+        let mut shown = self
+            .message
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        message.clone_into(&mut shown);
     }
 }
 

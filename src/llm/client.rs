@@ -112,6 +112,8 @@ struct Turn {
     rejected: Option<(String, String)>,
     /// The paths a partial repair turn asks for alone ([`repair`]); `None` asks for the whole.
     partial: Option<Box<PartialRepair>>,
+    /// Ask for a streamed reply (the setting, unless the endpoint was seen not to stream).
+    stream: bool,
 }
 
 /// Why a reply was not taken.
@@ -156,22 +158,37 @@ impl Client {
     /// Asks for a decision matching `request.schema`. Blocks until it is valid, or until the
     /// retries, repair turns or total timeout run out.
     pub fn decide(&self, request: &DecisionRequest) -> Result<Decision, LlmFailure> {
-        self.follow_up(request, Vec::new())
+        self.decide_reporting(request, &|_, _| {})
     }
 
-    /// Like [`Client::decide`], but the conversation goes on after the user message with
-    /// `earlier` chat messages (the model's earlier answer and a follow-up question about it),
-    /// so that a small question is asked with its own schema and the same prompt prefix.
+    /// [`Client::decide`], telling `on_writing` the tokens written so far and the time since
+    /// the request was sent, a few times a second while a streamed reply arrives.
+    pub fn decide_reporting(
+        &self,
+        request: &DecisionRequest,
+        on_writing: &dyn Fn(u64, Duration),
+    ) -> Result<Decision, LlmFailure> {
+        self.follow_up(request, Vec::new(), on_writing)
+    }
+
+    /// Like [`Client::decide_reporting`], but the conversation goes on after the user message
+    /// with `earlier` chat messages (the model's earlier answer and a follow-up question about
+    /// it), so that a small question is asked with its own schema and the same prompt prefix.
     pub fn follow_up(
         &self,
         request: &DecisionRequest,
         earlier: Vec<Value>,
+        on_writing: &dyn Fn(u64, Duration),
     ) -> Result<Decision, LlmFailure> {
         let mut records = Vec::new();
         let mut validator = PendingValidator::compile(&request.schema);
-        let outcome =
-            self.runtime
-                .block_on(self.converse(request, earlier, &mut validator, &mut records));
+        let outcome = self.runtime.block_on(self.converse(
+            request,
+            earlier,
+            &mut validator,
+            &mut records,
+            on_writing,
+        ));
         match outcome {
             Ok(answer) => Ok(Decision {
                 value: answer.value,
@@ -196,8 +213,10 @@ impl Client {
         earlier: Vec<Value>,
         validator: &mut PendingValidator,
         records: &mut Vec<AttemptRecord>,
+        on_writing: &dyn Fn(u64, Duration),
     ) -> Result<Answer, LlmError> {
         let deadline = instant_after(self.settings().total_timeout.value);
+        let endpoint = self.transport.endpoint();
         let mut turn = Turn {
             format: self
                 .memory
@@ -207,9 +226,11 @@ impl Client {
             deadline,
             rejected: None,
             partial: None,
+            stream: self.settings().stream.value
+                && self.memory.streams(&endpoint, &self.settings().model.value),
         };
         loop {
-            let reply = match self.ask(request, &mut turn, records).await {
+            let reply = match self.ask(request, &mut turn, records, on_writing).await {
                 Ok(reply) => reply,
                 Err(error) => return Err(self.repair_failure(request, &turn, error)),
             };
@@ -298,6 +319,7 @@ impl Client {
         request: &DecisionRequest,
         turn: &mut Turn,
         records: &mut Vec<AttemptRecord>,
+        on_writing: &dyn Fn(u64, Duration),
     ) -> Result<Reply, LlmError> {
         let settings = self.settings();
         loop {
@@ -318,9 +340,18 @@ impl Client {
                 deadline: turn.deadline,
                 total: settings.total_timeout.value,
                 max_attempts: settings.max_attempts.value,
+                stream: turn.stream,
+                on_writing,
             };
             match self.transport.send(&exchange, records).await {
                 Ok(reply) => {
+                    if turn.stream && !reply.streamed {
+                        // Asked to stream, it answered whole: do not ask it to stream again.
+                        self.remember_no_stream(
+                            turn,
+                            "the endpoint answered a streamed request whole",
+                        );
+                    }
                     self.memory.remember(
                         &self.transport.endpoint(),
                         &settings.model.value,
@@ -339,9 +370,21 @@ impl Client {
                     tracing::info!(from = %turn.format, to = %lower, %detail, "endpoint rejected response_format; stepping down");
                     turn.format = lower;
                 }
+                Err(SendError::StreamRejected { detail }) => {
+                    self.remember_no_stream(turn, &detail);
+                }
                 Err(SendError::Failed(error)) => return Err(error),
             }
         }
+    }
+
+    /// Stops asking this endpoint for streamed replies, in this conversation and later runs.
+    fn remember_no_stream(&self, turn: &mut Turn, why: &str) {
+        tracing::info!(%why, "the endpoint does not stream; asking for whole replies");
+        turn.stream = false;
+        let settings = self.settings();
+        self.memory
+            .remember_stream(&self.transport.endpoint(), &settings.model.value, false);
     }
 
     fn invalid_output(
@@ -525,6 +568,15 @@ fn judge(
     scrubber: &Scrubber,
     deadline: Instant,
 ) -> Result<(Value, Found), Rejection> {
+    if let Some(reason) = &reply.cut_off {
+        return Err(Rejection::Invalid(
+            format!(
+                "the reply was cut off while it was written: {reason}; answer with a shorter \
+                 JSON object that ends"
+            ),
+            None,
+        ));
+    }
     let cut_off = reply.finish_reason.as_deref() == Some("length");
     // A broken answer to a partial question asks the same question again.
     let invalid = |problem: String| {

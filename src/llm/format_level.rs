@@ -80,12 +80,18 @@ impl std::fmt::Display for ResponseFormat {
 /// File name under `<git dir>/spectra/`.
 pub const MEMORY_FILE: &str = "llm-response-format.json";
 
+/// File name under `<git dir>/spectra/` of the endpoints that do not stream.
+pub const STREAM_MEMORY_FILE: &str = "llm-stream.json";
+
 /// The remembered level per endpoint and model, kept in memory and, when a state directory is
-/// known, in a small JSON file (`{"<url> <model>": "json_object"}`).
+/// known, in a small JSON file (`{"<url> <model>": "json_object"}`); and, the same way, whether
+/// the endpoint streams (`{"<url> <model>": false}` in [`STREAM_MEMORY_FILE`]).
 #[derive(Debug)]
 pub struct FormatMemory {
     file: Option<PathBuf>,
     levels: Mutex<BTreeMap<String, ResponseFormat>>,
+    stream_file: Option<PathBuf>,
+    streams: Mutex<BTreeMap<String, bool>>,
 }
 
 impl FormatMemory {
@@ -93,9 +99,42 @@ impl FormatMemory {
     pub fn open(state_dir: Option<&Path>) -> Self {
         let file = state_dir.map(|dir| dir.join(MEMORY_FILE));
         let levels = file.as_deref().map(read_levels).unwrap_or_default();
+        let stream_file = state_dir.map(|dir| dir.join(STREAM_MEMORY_FILE));
+        let streams = stream_file.as_deref().map(read_levels).unwrap_or_default();
         FormatMemory {
             file,
             levels: Mutex::new(levels),
+            stream_file,
+            streams: Mutex::new(streams),
+        }
+    }
+
+    /// Whether to ask `endpoint` and `model` for a streamed reply: yes unless it was seen not to
+    /// stream.
+    pub fn streams(&self, endpoint: &str, model: &str) -> bool {
+        let streams = self
+            .streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        streams
+            .get(&memory_key(endpoint, model))
+            .copied()
+            .unwrap_or(true)
+    }
+
+    /// Remembers whether `endpoint` and `model` stream; writes the file only on change.
+    pub fn remember_stream(&self, endpoint: &str, model: &str, streams: bool) {
+        let mut map = self
+            .streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.insert(memory_key(endpoint, model), streams) == Some(streams) {
+            return;
+        }
+        if let Some(file) = &self.stream_file {
+            if let Err(error) = write_levels(file, &map) {
+                tracing::warn!(file = %file.display(), %error, "cannot save whether the endpoint streams");
+            }
         }
     }
 
@@ -132,7 +171,7 @@ fn memory_key(endpoint: &str, model: &str) -> String {
     format!("{endpoint} {model}")
 }
 
-fn read_levels(file: &Path) -> BTreeMap<String, ResponseFormat> {
+fn read_levels<T: serde::de::DeserializeOwned>(file: &Path) -> BTreeMap<String, T> {
     let text = match std::fs::read(file) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return BTreeMap::new(),
@@ -148,7 +187,10 @@ fn read_levels(file: &Path) -> BTreeMap<String, ResponseFormat> {
 }
 
 /// Writes through a temporary file and a rename, so a concurrent reader never sees half a file.
-fn write_levels(file: &Path, levels: &BTreeMap<String, ResponseFormat>) -> std::io::Result<()> {
+fn write_levels<T: serde::Serialize>(
+    file: &Path,
+    levels: &BTreeMap<String, T>,
+) -> std::io::Result<()> {
     let dir = file.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut temp = tempfile::NamedTempFile::new_in(dir)?;

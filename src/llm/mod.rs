@@ -16,6 +16,7 @@
 //! - [`format_level`]: the `response_format` ladder and its per-endpoint memory;
 //! - [`record`]: the attempt record;
 //! - [`repair`]: repair turns that ask only for the paths that failed the schema;
+//! - `stream`: streamed (SSE) replies assembled, and runaway replies spotted while written;
 //! - [`scrub`]: the configured secrets out of everything the endpoint sends back;
 //! - [`probe`]: what `git spectra doctor` checks.
 //!
@@ -34,6 +35,7 @@ pub mod record;
 pub mod repair;
 pub mod retry;
 pub mod scrub;
+mod stream;
 mod transport;
 
 pub use client::{Client, Decision, DecisionRequest, LlmFailure};

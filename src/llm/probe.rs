@@ -177,7 +177,9 @@ impl Client {
             Err(_) => probe.error = Some(format!("no response within {}s", timeout.as_secs_f64())),
             Ok(Err(error)) => probe.error = Some(scrubber.text(&error_chain(&error))),
             Ok(Ok(Arrived::NoResponse { reason, .. })) => probe.error = Some(reason),
-            Ok(Ok(Arrived::Response { status, body, .. })) => {
+            Ok(Ok(
+                Arrived::Response { status, body, .. } | Arrived::Streamed { status, body, .. },
+            )) => {
                 // The model list is printed by doctor: no secret may come back through it.
                 let body = scrubber.bytes(&body);
                 probe.status = Some(status);
@@ -229,6 +231,9 @@ impl Client {
             deadline,
             total,
             max_attempts: 1,
+            // The probe checks formats; a streamed reply would only complicate its verdict.
+            stream: false,
+            on_writing: &|_, _| {},
         };
         let mut records = Vec::new();
         let outcome = self.transport.send(&exchange, &mut records).await;
@@ -251,6 +256,13 @@ impl Client {
             },
             Err(SendError::FormatRejected { detail }) => {
                 probe.verdict = FormatVerdict::Rejected;
+                probe.detail = Some(detail.clone());
+                Some(LlmError::Refused {
+                    status: probe.status.unwrap_or(400),
+                    detail,
+                })
+            }
+            Err(SendError::StreamRejected { detail }) => {
                 probe.detail = Some(detail.clone());
                 Some(LlmError::Refused {
                     status: probe.status.unwrap_or(400),

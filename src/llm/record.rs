@@ -44,6 +44,13 @@ pub struct AttemptRecord {
     pub finish_reason: Option<String>,
     /// What went wrong with this attempt, if anything (transport error, refusal, invalid reply).
     pub error: Option<String>,
+    /// Whether the request asked for a streamed reply; the recorded response body is then the
+    /// assembled reply in the non-streamed shape, never the SSE framing.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
+    /// Why the streamed reply was cut short before it ended (a runaway reply).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cut_off: Option<String>,
 }
 
 /// Token counts the endpoint reported.

@@ -41,6 +41,13 @@ pub fn classify(status: u16, body: &[u8], sent_format: bool) -> Verdict {
     }
 }
 
+/// Whether a response to a streamed request refuses the streaming itself: a 400 or 422 that
+/// names `stream` (and not the response format, which the format ladder handles first).
+pub fn is_stream_rejection(status: u16, body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body).to_lowercase();
+    matches!(status, 400 | 422) && text.contains("stream") && !names_response_format(&text)
+}
+
 /// The phrasings of OpenAI (`context_length_exceeded`), vLLM ("maximum context length") and
 /// llama.cpp ("exceeds the available context size").
 fn names_context_length(lowercase_body: &str) -> bool {

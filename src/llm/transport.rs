@@ -4,8 +4,10 @@
 //! policy in [`super::retry`], and nothing about schemas or repair turns: it returns the reply
 //! text of the first successful attempt, or the reason it stopped. Each attempt runs under the
 //! per-attempt timeout, cut short by the total deadline; the connect timeout is set on the
-//! underlying client. Requests are not streamed: a response is read whole (up to a size cap) and
-//! scrubbed of secrets ([`super::scrub`]) on arrival, before anything reads or records it, so a
+//! underlying client. A non-streamed response is read whole (up to a size cap); a streamed one
+//! ([`super::stream`]) is assembled into the same shape, waiting at most the silence timeout for
+//! each new piece once the model writes, and cut short when it turns into a runaway. Either is
+//! scrubbed of secrets ([`super::scrub`]) whole, before anything reads or records it, so a
 //! secret split across chunks is whole when the scrub runs.
 
 use std::collections::BTreeMap;
@@ -16,6 +18,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use super::record::{AttemptRecord, Body, Usage, is_recorded_header};
 use super::retry::{self, Verdict};
 use super::scrub::Scrubber;
+use super::stream::{Assembler, RunawayWatch};
 use super::{LlmError, ResponseFormat};
 use crate::backoff::Backoff;
 use crate::digest::sha256_hex;
@@ -43,6 +46,10 @@ pub(crate) struct Exchange<'a> {
     /// When the decision started, to report the total time in [`LlmError::DeadlineExceeded`].
     pub total: Duration,
     pub max_attempts: u32,
+    /// Ask for a streamed reply.
+    pub stream: bool,
+    /// Told the tokens written and the time since the request was sent, a few times a second.
+    pub on_writing: &'a dyn Fn(u64, Duration),
 }
 
 /// The text of a successful completion and the index of its record in the records list.
@@ -51,6 +58,10 @@ pub(crate) struct Reply {
     pub content: String,
     pub finish_reason: Option<String>,
     pub record_index: usize,
+    /// The reply came as a stream (an endpoint asked to stream may answer whole).
+    pub streamed: bool,
+    /// Why a streamed reply was cut short: it is invalid for that reason.
+    pub cut_off: Option<String>,
 }
 
 /// Why [`Transport::send`] stopped without a reply.
@@ -58,6 +69,10 @@ pub(crate) struct Reply {
 pub(crate) enum SendError {
     /// The endpoint rejected the `response_format`; the caller may step down the ladder.
     FormatRejected {
+        detail: String,
+    },
+    /// The endpoint rejected `stream`; the caller asks again without it.
+    StreamRejected {
         detail: String,
     },
     Failed(LlmError),
@@ -90,11 +105,28 @@ pub(crate) enum Arrived {
         headers: HeaderMap,
         body: Vec<u8>,
     },
+    /// A streamed 2xx reply, assembled into the non-streamed body it stands for.
+    Streamed {
+        status: u16,
+        headers: HeaderMap,
+        body: Vec<u8>,
+        end: StreamEnd,
+    },
     /// No (complete) response: connect failure, timeout, broken connection.
     NoResponse {
         reason: String,
         connect_failed: bool,
     },
+}
+
+/// How a streamed reply ended.
+pub(crate) enum StreamEnd {
+    /// It ended (`[DONE]` or the end of the body).
+    Complete,
+    /// We cut it: it could not become valid.
+    CutOff(String),
+    /// It stopped: silence, the total deadline, a broken connection or an event that is not JSON.
+    Broken(String),
 }
 
 impl Transport {
@@ -161,6 +193,9 @@ impl Transport {
                             content: completion.content,
                             finish_reason: completion.finish_reason,
                             record_index,
+                            streamed: records[record_index].cut_off.is_some()
+                                || completion.streamed,
+                            cut_off: records[record_index].cut_off.clone(),
                         });
                     }
                     Assessed::Done(Err(error)) => return Err(error),
@@ -204,8 +239,17 @@ impl Transport {
                 headers,
                 body,
             } => (status, headers, body),
+            Arrived::Streamed { body, end, .. } => {
+                failures.all_connect = false;
+                return self.assess_stream(body, end, record, failures);
+            }
         };
         failures.all_connect = false;
+        if record.stream && retry::is_stream_rejection(status, &body) {
+            let detail = error_detail(&body, &self.scrubber);
+            record.error = Some(format!("HTTP {status}: {detail}"));
+            return Assessed::Done(Err(SendError::StreamRejected { detail }));
+        }
         let sent_format = record.format != ResponseFormat::Instructions;
         let verdict = retry::classify(status, &body, sent_format);
         if verdict == Verdict::Success {
@@ -223,6 +267,38 @@ impl Transport {
             SystemTime::now(),
         );
         Assessed::Retry { requested_wait }
+    }
+
+    /// What a streamed reply means: a completion (possibly cut off), or another attempt.
+    fn assess_stream(
+        &self,
+        body: Vec<u8>,
+        end: StreamEnd,
+        record: &mut AttemptRecord,
+        failures: &mut Failures,
+    ) -> Assessed {
+        match end {
+            StreamEnd::Complete => {
+                Assessed::Done(self.completion(record, &body).map(|mut completion| {
+                    completion.streamed = true;
+                    completion
+                }))
+            }
+            StreamEnd::CutOff(reason) => {
+                let reason = self.scrubber.text(&reason);
+                tracing::info!(%reason, "cut the streamed reply short");
+                record.cut_off = Some(reason);
+                Assessed::Done(self.completion(record, &body))
+            }
+            StreamEnd::Broken(reason) => {
+                let reason = self.scrubber.text(&reason);
+                record.error = Some(reason.clone());
+                failures.last = reason;
+                Assessed::Retry {
+                    requested_wait: None,
+                }
+            }
+        }
     }
 
     /// The wait before attempt `next`: what the server asked for, else jittered backoff; an
@@ -318,8 +394,32 @@ impl Transport {
         self.log_request(exchange, number);
         let started_at = jiff::Timestamp::now().to_string();
         let started = Instant::now();
-        let arrived = match tokio::time::timeout(timeout, self.post(exchange.body)).await {
-            Ok(Ok(arrived)) => arrived,
+        let sent = if exchange.stream {
+            with_stream(exchange.body)
+        } else {
+            exchange.body.to_vec()
+        };
+        let arrived = match tokio::time::timeout(timeout, self.post(&sent)).await {
+            Ok(Ok(response)) if exchange.stream && is_event_stream(&response) => {
+                self.read_stream(response, exchange, started).await
+            }
+            Ok(Ok(response)) => match tokio::time::timeout(
+                timeout.saturating_sub(started.elapsed()),
+                read_response(response),
+            )
+            .await
+            {
+                Ok(Ok(arrived)) if exchange.stream => events_without_their_type(arrived),
+                Ok(Ok(arrived)) => arrived,
+                Ok(Err(error)) => Arrived::NoResponse {
+                    reason: self.scrubber.text(&error_chain(&error)),
+                    connect_failed: error.is_connect(),
+                },
+                Err(_) => Arrived::NoResponse {
+                    reason: format!("no complete response within {}s", timeout.as_secs_f64()),
+                    connect_failed: false,
+                },
+            },
             Ok(Err(error)) => Arrived::NoResponse {
                 reason: self.scrubber.text(&error_chain(&error)),
                 connect_failed: error.is_connect(),
@@ -332,7 +432,7 @@ impl Transport {
         let latency_ms = started.elapsed().as_millis() as u64;
         let arrived = self.scrubbed(arrived);
         // Our own request holds no secret unless the user's prompt did; record it without one.
-        let request_body = self.scrubber.bytes(exchange.body);
+        let request_body = self.scrubber.bytes(&sent);
         let mut record = AttemptRecord {
             attempt: number,
             turn: exchange.turn,
@@ -349,11 +449,19 @@ impl Transport {
             usage: None,
             finish_reason: None,
             error: None,
+            stream: exchange.stream,
+            cut_off: None,
         };
         if let Arrived::Response {
             status,
             headers,
             body,
+        }
+        | Arrived::Streamed {
+            status,
+            headers,
+            body,
+            ..
         } = &arrived
         {
             record.status = Some(*status);
@@ -378,8 +486,123 @@ impl Transport {
                 headers,
                 body: self.scrubber.bytes(&body),
             },
+            Arrived::Streamed {
+                status,
+                headers,
+                body,
+                end,
+            } => Arrived::Streamed {
+                status,
+                headers,
+                body: self.scrubber.bytes(&body),
+                end,
+            },
             no_response => no_response,
         }
+    }
+
+    /// Reads a streamed reply to its end, or until it goes silent, runs past the total
+    /// deadline, or turns into a runaway. Before the first piece the model may still be reading
+    /// the prompt, so that wait is the attempt timeout; after it, the silence timeout.
+    async fn read_stream(
+        &self,
+        mut response: reqwest::Response,
+        exchange: &Exchange<'_>,
+        started: Instant,
+    ) -> Arrived {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let mut assembler = Assembler::default();
+        let mut watch = RunawayWatch::new(max_tokens_of(exchange.body));
+        let mut last_report = started;
+        let mut last_log = started;
+        let end = loop {
+            let quiet_limit = if assembler.pieces == 0 {
+                (self.settings.attempt_timeout.value, "spectra.llm.timeout")
+            } else {
+                (
+                    self.settings.silence_timeout.value,
+                    "spectra.llm.silenceTimeout",
+                )
+            };
+            let left = exchange.deadline.saturating_duration_since(Instant::now());
+            let wait = quiet_limit.0.min(left);
+            let chunk = match tokio::time::timeout(wait, response.chunk()).await {
+                Ok(Ok(Some(chunk))) => chunk,
+                Ok(Ok(None)) => match assembler.finish() {
+                    Ok(_) => break StreamEnd::Complete,
+                    Err(detail) => break StreamEnd::Broken(detail),
+                },
+                Ok(Err(error)) => break StreamEnd::Broken(error_chain(&error)),
+                Err(_) if wait < quiet_limit.0 => {
+                    break StreamEnd::Broken(self.deadline_advice(&assembler, exchange, started));
+                }
+                Err(_) => {
+                    break StreamEnd::Broken(silence_advice(
+                        &assembler,
+                        quiet_limit,
+                        started.elapsed(),
+                    ));
+                }
+            };
+            let piece = match assembler.feed(&chunk) {
+                Ok(piece) => piece,
+                Err(detail) => break StreamEnd::Broken(detail),
+            };
+            if let Some(reason) = watch.push(&piece) {
+                break StreamEnd::CutOff(reason);
+            }
+            if assembler.done {
+                break StreamEnd::Complete;
+            }
+            if last_report.elapsed() >= PROGRESS_EVERY {
+                last_report = Instant::now();
+                if last_log.elapsed() >= LOG_EVERY {
+                    last_log = Instant::now();
+                    log_writing(assembler.tokens(), started.elapsed());
+                }
+                (exchange.on_writing)(assembler.tokens(), started.elapsed());
+            }
+            if assembler.content.len() > MAX_RESPONSE_BYTES {
+                break StreamEnd::CutOff("the reply grew past the response size cap".to_owned());
+            }
+        };
+        (exchange.on_writing)(assembler.tokens(), started.elapsed());
+        Arrived::Streamed {
+            status,
+            headers,
+            body: assembler.body(),
+            end,
+        }
+    }
+
+    /// What the total deadline cut short, and how far to raise it given the speed measured.
+    fn deadline_advice(
+        &self,
+        assembler: &Assembler,
+        exchange: &Exchange<'_>,
+        started: Instant,
+    ) -> String {
+        let elapsed = started.elapsed().as_secs_f64();
+        let tokens = assembler.tokens();
+        let needed = max_tokens_of(exchange.body);
+        if tokens == 0 || elapsed <= 0.0 {
+            return format!(
+                "the total timeout ran out after {elapsed:.0}s before the model wrote anything: \
+                 raise spectra.llm.totalTimeout (now {}s)",
+                exchange.total.as_secs()
+            );
+        }
+        let rate = tokens as f64 / elapsed;
+        // Time for a whole reply at this speed, plus what this attempt spent before it, with a
+        // margin for a repair turn's shorter reply.
+        let at_least = (needed as f64 / rate * 1.25).ceil() as u64 + 30;
+        let at_least = at_least.max(exchange.total.as_secs() + 60);
+        format!(
+            "the total timeout ran out while the model was writing: it wrote {tokens} tokens at \
+             {rate:.1} tok/s; a decision needs up to {needed}: raise spectra.llm.totalTimeout to \
+             at least {at_least}s"
+        )
     }
 
     /// The request body holds the prompts, so the log shows it only when
@@ -397,17 +620,104 @@ impl Transport {
         );
     }
 
-    async fn post(&self, body: &[u8]) -> Result<Arrived, reqwest::Error> {
-        let response = self
-            .http
+    async fn post(&self, body: &[u8]) -> Result<reqwest::Response, reqwest::Error> {
+        self.http
             .post(self.settings.url.value.clone())
             .bearer_auth(self.settings.api_key.value.expose())
             .header(CONTENT_TYPE, "application/json")
             .body(body.to_vec())
             .send()
-            .await?;
-        read_response(response).await
+            .await
     }
+}
+
+/// How often, at most, the progress of a streamed reply is reported.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// How often, at most, `-v` logs the progress of a streamed reply (the terminal line is updated
+/// more often; a log is read later and need not be flooded).
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// The `-v` log line of a streamed reply's progress: what the terminal shows.
+fn log_writing(tokens: u64, elapsed: Duration) {
+    let secs = elapsed.as_secs_f64().max(0.001);
+    tracing::info!(
+        tokens,
+        elapsed_s = elapsed.as_secs(),
+        tok_per_s = format!("{:.1}", tokens as f64 / secs),
+        "the model is writing"
+    );
+}
+
+/// `body` asking for a streamed reply, with the token usage in its last event.
+fn with_stream(body: &[u8]) -> Vec<u8> {
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.to_vec();
+    };
+    value["stream"] = serde_json::Value::Bool(true);
+    value["stream_options"] = serde_json::json!({"include_usage": true});
+    serde_json::to_vec(&value).expect("a serde_json::Value always serializes")
+}
+
+/// The request's `max_tokens`: the reply budget the runaway watch and the advice go by.
+fn max_tokens_of(body: &[u8]) -> u64 {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["max_tokens"].as_u64())
+        .unwrap_or(u64::from(u32::MAX))
+}
+
+/// Whether a response is a 2xx server-sent event stream (anything else is read whole).
+fn is_event_stream(response: &reqwest::Response) -> bool {
+    response.status().is_success()
+        && header(response.headers(), "content-type")
+            .is_some_and(|t| t.to_ascii_lowercase().starts_with("text/event-stream"))
+}
+
+/// A 2xx body read whole that is really an event stream (a server that streams without saying
+/// `text/event-stream`), assembled like one; anything else unchanged.
+fn events_without_their_type(arrived: Arrived) -> Arrived {
+    let Arrived::Response {
+        status,
+        headers,
+        body,
+    } = arrived
+    else {
+        return arrived;
+    };
+    if !(200..300).contains(&status) || !body.trim_ascii_start().starts_with(b"data:") {
+        return Arrived::Response {
+            status,
+            headers,
+            body,
+        };
+    }
+    let mut assembler = Assembler::default();
+    let end = match assembler.feed(&body).and_then(|_| assembler.finish()) {
+        Ok(_) => StreamEnd::Complete,
+        Err(detail) => StreamEnd::Broken(detail),
+    };
+    Arrived::Streamed {
+        status,
+        headers,
+        body: assembler.body(),
+        end,
+    }
+}
+
+/// What a silent stream stopped at, and the setting to raise.
+fn silence_advice(
+    assembler: &Assembler,
+    (limit, key): (Duration, &str),
+    elapsed: Duration,
+) -> String {
+    let tokens = assembler.tokens();
+    let rate = tokens as f64 / elapsed.as_secs_f64().max(0.001);
+    format!(
+        "the model went silent: no new token for {}s after {tokens} tokens ({rate:.1} tok/s); \
+         raise {key} if the model pauses longer",
+        limit.as_secs_f64()
+    )
 }
 
 /// Status, headers and body, the body cut at [`MAX_RESPONSE_BYTES`].
@@ -501,6 +811,7 @@ struct Completion {
     content: String,
     finish_reason: Option<String>,
     usage: Option<Usage>,
+    streamed: bool,
 }
 
 fn parse_completion(body: &[u8]) -> Result<Completion, String> {
@@ -537,6 +848,7 @@ fn parse_completion(body: &[u8]) -> Result<Completion, String> {
         content: message.content.unwrap_or_default(),
         finish_reason: choice.finish_reason,
         usage: wire.usage,
+        streamed: false,
     })
 }
 

@@ -93,7 +93,21 @@ pub const LLM_CONNECT_TIMEOUT: Key = Key {
 pub const LLM_TOTAL_TIMEOUT: Key = Key {
     git: "spectra.llm.totalTimeout",
     env: &["SPECTRA_LLM_TOTAL_TIMEOUT"],
-    default: "300s",
+    default: "600s",
+    secret: false,
+};
+/// Streamed replies: silence between tokens, not the whole reply, ends an attempt.
+pub const LLM_STREAM: Key = Key {
+    git: "spectra.llm.stream",
+    env: &["SPECTRA_LLM_STREAM"],
+    default: "true",
+    secret: false,
+};
+/// While a reply is streamed: the longest wait for the next token.
+pub const LLM_SILENCE_TIMEOUT: Key = Key {
+    git: "spectra.llm.silenceTimeout",
+    env: &["SPECTRA_LLM_SILENCE_TIMEOUT"],
+    default: "60s",
     secret: false,
 };
 /// HTTP attempts per request (at least 1).
@@ -147,6 +161,8 @@ pub const LLM: &[&Key] = &[
     &LLM_TIMEOUT,
     &LLM_CONNECT_TIMEOUT,
     &LLM_TOTAL_TIMEOUT,
+    &LLM_STREAM,
+    &LLM_SILENCE_TIMEOUT,
     &LLM_MAX_ATTEMPTS,
     &LLM_BACKOFF_BASE,
     &LLM_MAX_DELAY,

@@ -25,6 +25,10 @@ pub struct LlmSettings {
     pub connect_timeout: Setting<Duration>,
     /// How long one decision may take, all attempts, waits and repair turns included.
     pub total_timeout: Setting<Duration>,
+    /// Whether to ask for streamed replies (endpoints that refuse get non-streamed ones).
+    pub stream: Setting<bool>,
+    /// While a reply is streamed, the longest wait for the next token.
+    pub silence_timeout: Setting<Duration>,
     /// HTTP attempts per request before giving up (at least 1).
     pub max_attempts: Setting<u32>,
     /// The first backoff step; later steps double it, with full jitter.
@@ -62,6 +66,8 @@ impl LlmSettings {
             attempt_timeout: layers.get(&keys::LLM_TIMEOUT)?,
             connect_timeout: layers.get(&keys::LLM_CONNECT_TIMEOUT)?,
             total_timeout: layers.get(&keys::LLM_TOTAL_TIMEOUT)?,
+            stream: layers.get(&keys::LLM_STREAM)?,
+            silence_timeout: layers.get(&keys::LLM_SILENCE_TIMEOUT)?,
             max_attempts,
             backoff_base: layers.get(&keys::LLM_BACKOFF_BASE)?,
             max_delay: layers.get(&keys::LLM_MAX_DELAY)?,
@@ -104,6 +110,11 @@ impl LlmSettings {
             (&keys::LLM_TIMEOUT, secs(&self.attempt_timeout)),
             (&keys::LLM_CONNECT_TIMEOUT, secs(&self.connect_timeout)),
             (&keys::LLM_TOTAL_TIMEOUT, secs(&self.total_timeout)),
+            (
+                &keys::LLM_STREAM,
+                (self.stream.value.to_string(), self.stream.source),
+            ),
+            (&keys::LLM_SILENCE_TIMEOUT, secs(&self.silence_timeout)),
             (
                 &keys::LLM_MAX_ATTEMPTS,
                 (

@@ -345,8 +345,8 @@ fn an_invalid_service_name_is_asked_for_alone_and_the_answer_goes_into_the_decis
             "type": "object",
             "properties": {"service_name": {
                 "type": "string",
-                "description": "Lowercase words joined by hyphens, e.g. `log-shipper`.",
-                "pattern": "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+                "description": "Lowercase words joined by hyphens, e.g. `log-shipper` (spectra checks the rule).",
+                "maxLength": 63
             }},
             "required": ["service_name"],
             "additionalProperties": false

@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -84,6 +85,9 @@ pub struct Reply {
     /// Send the body with `Transfer-Encoding: chunked`, in chunks of this many bytes, each
     /// written and flushed on its own.
     pub chunk_size: Option<usize>,
+    /// A server-sent event stream: each byte string received is written as one chunk, as soon
+    /// as it arrives; the stream ends when the test drops the sender (never, if it holds it).
+    pub events: Option<Arc<Mutex<Receiver<Vec<u8>>>>>,
 }
 
 impl Reply {
@@ -136,6 +140,7 @@ impl Reply {
             body: body.to_string().into_bytes(),
             stall: None,
             chunk_size: None,
+            events: None,
         }
     }
 
@@ -147,6 +152,7 @@ impl Reply {
             body: body.as_bytes().to_vec(),
             stall: None,
             chunk_size: None,
+            events: None,
         }
     }
 
@@ -158,7 +164,31 @@ impl Reply {
             body: Vec::new(),
             stall: Some(duration),
             chunk_size: None,
+            events: None,
         }
+    }
+
+    /// A 200 event stream whose chunks the test sends, when it chooses, through the sender.
+    pub fn sse() -> (Reply, Sender<Vec<u8>>) {
+        let (sender, receiver) = channel();
+        let reply = Reply {
+            status: 200,
+            headers: vec![("Content-Type".into(), "text/event-stream".into())],
+            body: Vec::new(),
+            stall: None,
+            chunk_size: None,
+            events: Some(Arc::new(Mutex::new(receiver))),
+        };
+        (reply, sender)
+    }
+
+    /// A 200 event stream of `chunks`, all there at once, then closed.
+    pub fn sse_chunks(chunks: impl IntoIterator<Item = Vec<u8>>) -> Reply {
+        let (reply, sender) = Reply::sse();
+        for chunk in chunks {
+            sender.send(chunk).expect("the receiver is in the reply");
+        }
+        reply
     }
 
     /// Sends the body in chunks of `size` bytes (`Transfer-Encoding: chunked`).
@@ -331,11 +361,62 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
     if let Some(stall) = reply.stall {
         return hold(&mut reader, stall);
     }
+    if let Some(events) = &reply.events {
+        return write_events(&mut stream, &reply, events);
+    }
     if let Some(size) = reply.chunk_size {
         return write_chunked(&mut stream, &reply, size);
     }
     stream.write_all(&encode(&reply))?;
     stream.flush()
+}
+
+/// Writes each event chunk as it arrives on the channel, until the sender is dropped.
+fn write_events(
+    stream: &mut TcpStream,
+    reply: &Reply,
+    events: &Mutex<Receiver<Vec<u8>>>,
+) -> std::io::Result<()> {
+    stream.write_all(head(reply).as_bytes())?;
+    stream.write_all(b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")?;
+    stream.flush()?;
+    let events = lock(events);
+    while let Ok(chunk) = events.recv() {
+        if chunk.is_empty() {
+            continue;
+        }
+        stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())?;
+        stream.write_all(&chunk)?;
+        stream.write_all(b"\r\n")?;
+        stream.flush()?;
+    }
+    stream.write_all(b"0\r\n\r\n")?;
+    stream.flush()
+}
+
+/// The SSE text of a streamed chat completion of `pieces`, ending with usage and `[DONE]`,
+/// with the same id, created and model as [`Reply::chat`]'s body.
+pub fn sse_text(pieces: &[&str]) -> String {
+    let event = |delta: Value, finish: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0,
+                   "model": "test-model",
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        )
+    };
+    let mut text = event(json!({"role": "assistant", "content": ""}), Value::Null);
+    for piece in pieces {
+        text.push_str(&event(json!({"content": piece}), Value::Null));
+    }
+    text.push_str(&event(json!({}), json!("stop")));
+    text.push_str(&format!(
+        "data: {}\n\ndata: [DONE]\n\n",
+        json!({"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0,
+               "model": "test-model", "choices": [],
+               "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
+    ));
+    text
 }
 
 /// Writes `reply` with `Transfer-Encoding: chunked`, flushing after every chunk.

@@ -20,6 +20,7 @@ mod hooks;
 mod lifecycle;
 mod llm;
 mod llm_server;
+mod llm_stream;
 mod logging;
 mod merge_log;
 mod native;

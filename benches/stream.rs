@@ -1,0 +1,131 @@
+//! Streamed vs non-streamed replies from a slow model.
+//!
+//! Run by hand (not in CI): `cargo bench --bench stream` (`-- --rate N` sets tokens per
+//! second, 10 by default). A chat-completions server on 127.0.0.1 replays one ~1,200-token
+//! discover decision at that rate: streamed, one SSE piece per token; non-streamed, the whole
+//! body once the same time has passed. It reports, for each, the wall time of
+//! `git spectra discover` (time to decision) and the peak memory of the process
+//! (`/usr/bin/time -f %M`). Figures are in docs/performance.md. The streamed reply is
+//! cut into pieces of equal length, at most one per token, so it may have fewer pieces than
+//! tokens; compare per piece.
+
+#[path = "../tests/e2e/llm_server.rs"]
+mod llm_server;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+mod common;
+use common::git;
+
+const BIN: &str = env!("CARGO_BIN_EXE_git-spectra");
+const TOKENS: usize = 1200;
+
+/// A valid discover decision of about [`TOKENS`] tokens (about four characters each).
+fn decision() -> Value {
+    let reasoning: Vec<String> = (0..TOKENS * 3 / 4).map(|i| format!("w{i}")).collect();
+    json!({
+        "service_name": "logging",
+        "problem": {"statement": "Logs are scattered", "impact": "Slow incidents", "root_cause": "No collection", "who_has_it": ["on-call"]},
+        "current_state": {"what_exists": ["syslog"], "pain_points": ["ssh"], "gaps": ["retention"], "blockers": []},
+        "desired_state": {"vision": "One place", "success_criteria": ["search < 5 s"], "goals": ["store"]},
+        "stakeholders": {"users": ["engineers"], "decision_makers": ["lead"], "beneficiaries": ["customers"]},
+        "constraints": {"technical": ["VMs"], "business": [], "time": [], "budget": [], "compliance": []},
+        "requirements": {"functional": ["ship"], "non_functional": ["available"]},
+        "risks": {"technical": ["volume"], "business": [], "implementation": []},
+        "alternatives": {"other_options": ["SaaS"], "why_this_solution": "In-house"},
+        "idea": {"name": "Central logging", "type": "new_service", "priority": "high"},
+        "validation": {"problem_solved": true, "reasoning": reasoning.join(" "), "confidence": 0.8, "assumptions": []},
+        "recommended_tools": [], "next_steps": [],
+        "playbooks": [{"id": "repo.inventory", "inputs": {}, "reason": "look"}],
+    })
+}
+
+/// `text` in `n` pieces of about equal length.
+fn pieces(text: &str, n: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    chars
+        .chunks(chars.len().div_ceil(n))
+        .map(|c| c.iter().collect())
+        .collect()
+}
+
+/// Serves one discover at `rate` tokens per second, streamed or whole.
+fn slow_llm(stream: bool, rate: f64) -> llm_server::LlmServer {
+    let server = llm_server::LlmServer::start();
+    let (mut reply, sender) = llm_server::Reply::sse();
+    let content = decision().to_string();
+    let per_token = Duration::from_secs_f64(1.0 / rate);
+    if stream {
+        let pieces = pieces(&content, TOKENS);
+        let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        let events: Vec<Vec<u8>> = llm_server::sse_text(&refs)
+            .split_inclusive("\n\n")
+            .map(|e| e.as_bytes().to_vec())
+            .collect();
+        std::thread::spawn(move || {
+            for event in events {
+                std::thread::sleep(per_token);
+                let _ = sender.send(event);
+            }
+        });
+    } else {
+        reply.headers = vec![("Content-Type".into(), "application/json".into())];
+        let body = llm_server::Reply::chat(&content).body;
+        std::thread::spawn(move || {
+            std::thread::sleep(per_token * TOKENS as u32);
+            let _ = sender.send(body);
+        });
+    }
+    server.push(reply);
+    server
+}
+
+/// Wall time (s) and peak resident memory (KiB) of one discover against `llm_url`.
+fn timed_discover(dir: &Path, llm_url: &str, stream: bool) -> (f64, u64) {
+    let started = Instant::now();
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "%M", BIN, "discover", "our logs are everywhere"])
+        .current_dir(dir)
+        .env("SPECTRA_LLM_URL", llm_url)
+        .env("SPECTRA_LLM_STREAM", stream.to_string())
+        .env("GIT_AUTHOR_NAME", "Bench")
+        .env("GIT_AUTHOR_EMAIL", "bench@example.com")
+        .env("GIT_COMMITTER_NAME", "Bench")
+        .env("GIT_COMMITTER_EMAIL", "bench@example.com")
+        .output()
+        .unwrap();
+    let wall = started.elapsed().as_secs_f64();
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let peak = stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    (wall, peak)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let rate: f64 = args
+        .iter()
+        .position(|a| a == "--rate")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(10.0);
+    println!("one ~{TOKENS}-token discover decision at {rate} tok/s");
+    for stream in [true, false] {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path();
+        git(dir, &["init", "-q"]);
+        git(dir, &["commit", "-q", "--allow-empty", "-m", "init"]);
+        let server = slow_llm(stream, rate);
+        let (wall, peak) = timed_discover(dir, &server.base_url(), stream);
+        let label = if stream { "streamed" } else { "whole" };
+        println!("{label:>9}: time to decision {wall:.1} s, peak memory {peak} KiB");
+    }
+}
