@@ -7,27 +7,21 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
+use spectra::registry::CANONICAL_ACTIVITIES;
 
 use crate::common::{Run, TestEnv, manifest_dir};
 use crate::llm_server::{LlmServer, Reply};
 
 const SERVICE: &str = "log-search";
 
-/// Discover first: it writes the specification whose stages the others record.
-const ACTIVITIES: [&str; 12] = [
-    "discover",
-    "engage",
-    "plan",
-    "assess",
-    "design",
-    "provision",
-    "build",
-    "test",
-    "deploy",
-    "monitor",
-    "optimise",
-    "finalise",
-];
+/// The built-in activities, discover first: it writes the specification whose stages the
+/// others record.
+fn activities_discover_first() -> Vec<&'static str> {
+    let rest = CANONICAL_ACTIVITIES
+        .into_iter()
+        .filter(|name| *name != "discover");
+    std::iter::once("discover").chain(rest).collect()
+}
 
 /// The fixture decision of `activity`, as the model would answer it (choosing no playbook).
 fn fixture(activity: &str) -> Value {
@@ -176,7 +170,7 @@ fn every_activity_commits_a_document_whose_front_matter_matches_its_event() {
     let env = TestEnv::new();
     let repo = repo(&env, "r");
     let server = serve(BTreeMap::new());
-    for name in ACTIVITIES {
+    for name in activities_discover_first() {
         let run = activity(&env, &repo, &server, name, &[]);
         assert_eq!(run.code, 0, "{name}: {run:?}");
         let reported = report(&run);
