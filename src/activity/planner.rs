@@ -207,9 +207,7 @@ impl Engine<'_> {
         let model = client.settings().model.value.clone();
         let request = self.plan_request(input);
         self.progress.thinking("planner");
-        let answer = client.decide_reporting(&request, &|tokens, elapsed| {
-            self.progress.writing("planner", tokens, elapsed);
-        });
+        let answer = client.decide_watched(&request, &PlannerProgress(self.progress));
         self.progress.done_thinking();
         let (value, attempts, format, repairs) = match answer {
             Ok(decided) => (
@@ -377,6 +375,16 @@ pub(super) fn record(recorder: &mut Recorder<'_>, plan: &Plan, service: Option<&
         event = event.service(service);
     }
     recorder.record(event);
+}
+
+/// Shows the planner's progress. Its attempts are recorded with the plan once the run starts:
+/// the plan is made before the run exists, so there is nothing to record them under earlier.
+struct PlannerProgress<'a>(&'a dyn super::Progress);
+
+impl crate::llm::Watcher for PlannerProgress<'_> {
+    fn writing(&self, tokens: u64, elapsed: std::time::Duration) {
+        self.0.writing("planner", tokens, elapsed);
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! few appends rather than one per event, while a crash still leaves everything that led to an
 //! effect in the log.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::event::{NewEvent, kind};
 use crate::llm::AttemptRecord;
@@ -65,28 +65,30 @@ impl<'s> Recorder<'s> {
                 let status = record
                     .status
                     .map_or_else(|| "no response".into(), |status| format!("HTTP {status}"));
+                let mut payload = json!({
+                    "attempt": record.attempt,
+                    "turn": record.turn,
+                    "format": record.format,
+                    "url": record.url,
+                    "model": model,
+                    "started_at": record.started_at,
+                    "status": record.status,
+                    "latency_ms": record.latency_ms,
+                    "usage": record.usage,
+                    "finish_reason": record.finish_reason,
+                    "headers": record.headers,
+                    "error": record.error,
+                    "request_sha256": record.request_sha256,
+                    "response_sha256": record.response_sha256,
+                });
+                add_stream_fields(&mut payload, record);
                 let mut event = NewEvent::new(kind::LLM_CALLED)
                     .subject(format!(
                         "{}: asked {model} (attempt {}, {status})",
                         activity.unwrap_or("planner"),
                         record.attempt,
                     ))
-                    .payload(json!({
-                        "attempt": record.attempt,
-                        "turn": record.turn,
-                        "format": record.format,
-                        "url": record.url,
-                        "model": model,
-                        "started_at": record.started_at,
-                        "status": record.status,
-                        "latency_ms": record.latency_ms,
-                        "usage": record.usage,
-                        "finish_reason": record.finish_reason,
-                        "headers": record.headers,
-                        "error": record.error,
-                        "request_sha256": record.request_sha256,
-                        "response_sha256": record.response_sha256,
-                    }))
+                    .payload(payload)
                     .attach("request.json", record.request_body.as_bytes().to_vec());
                 if let Some(body) = &record.response_body {
                     event = event.attach("response.json", body.as_bytes().to_vec());
@@ -127,5 +129,20 @@ impl Drop for Recorder<'_> {
         if !self.pending.is_empty() {
             let _ = self.flush();
         }
+    }
+}
+
+/// A streamed attempt's own fields, only on streamed attempts so that other `llm.called`
+/// payloads keep their shape: `stream`, why it was cut off, and the tokens it delivered.
+fn add_stream_fields(payload: &mut Value, record: &AttemptRecord) {
+    if !record.stream {
+        return;
+    }
+    payload["stream"] = json!(true);
+    if let Some(reason) = &record.cut_off {
+        payload["cut_off"] = json!(reason);
+    }
+    if let Some(tokens) = record.tokens_received {
+        payload["tokens_received"] = json!(tokens);
     }
 }

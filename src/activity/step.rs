@@ -2,12 +2,14 @@
 //! activity's own rules ([`super::rules`]), run the chosen playbooks, compute the gates and
 //! record `activity.finished`.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use super::decider::llm_reason;
+use super::recorder::Recorder;
 use super::rules::{self, Rules, Step};
 use super::run::{RunState, millis};
 use super::{
@@ -16,10 +18,11 @@ use super::{
 };
 use crate::event::{NewEvent, kind};
 use crate::fold_cache::manifests;
-use crate::llm::DecisionRequest;
+use crate::llm::{AttemptRecord, DecisionRequest};
 use crate::playbook::Report;
 use crate::projection::manifests::{CorruptIndex, ManifestIndex};
 use crate::registry::{Activity, Evidence, GateLevel, GateResult, Registry, Verdict};
+use crate::store::StoreError;
 
 /// The reply budget of a follow-up question about one field: a short value and its key.
 const FOLLOW_UP_TOKENS: u32 = 256;
@@ -256,34 +259,32 @@ impl Engine<'_> {
         // can take minutes, and a crash then must not lose what led to it.
         state.recorder.flush()?;
         self.progress.thinking(name);
-        let answer = client.follow_up(request, earlier, &|tokens, elapsed| {
-            self.progress.writing(name, tokens, elapsed);
-        });
-        self.progress.done_thinking();
         let model = client.settings().model.value.clone();
-        match answer {
+        let watcher = AttemptsAppended {
+            progress: self.progress,
+            activity: name,
+            service: state.service.as_deref(),
+            model: &model,
+            recorder: RefCell::new(&mut state.recorder),
+            appended: RefCell::new(Vec::new()),
+            failed: RefCell::new(None),
+        };
+        let answer = client.follow_up(request, earlier, &watcher);
+        self.progress.done_thinking();
+        let (answer, records) = match answer {
             Ok(decided) => {
-                let causes = state.recorder.record_llm_attempts(
-                    Some(name),
-                    state.service.as_deref(),
-                    &model,
-                    &decided.records,
-                );
                 let extra = json!({"format": decided.format, "repairs": decided.repairs});
-                Ok(Some((decided.value, extra, causes)))
+                (Ok((decided.value, extra)), decided.records)
             }
-            Err(failure) => {
-                state.recorder.record_llm_attempts(
-                    Some(name),
-                    state.service.as_deref(),
-                    &model,
-                    &failure.records,
-                );
+            Err(failure) => (Err(failure.error), failure.records),
+        };
+        let causes = watcher.append_rest(&records)?;
+        match answer {
+            Ok((value, extra)) => Ok(Some((value, extra, causes))),
+            Err(error) => {
                 state.recorder.flush()?;
-                work.errors.push(ActivityError::new(
-                    llm_reason(&failure.error),
-                    failure.error.to_string(),
-                ));
+                work.errors
+                    .push(ActivityError::new(llm_reason(&error), error.to_string()));
                 Ok(None)
             }
         }
@@ -551,5 +552,62 @@ fn decision_subject(activity: &str, decision: &Value) -> String {
         }
         (None, true) => format!("{activity}: decided"),
         (None, false) => format!("{activity}: chose {}", playbooks.join(", ")),
+    }
+}
+
+/// Appends each attempt of a decision as `llm.called` as soon as it is final, rather than
+/// when the decision ends: a decision on a slow model can take many minutes over several
+/// attempts, and a crash in a later one must not lose the earlier ones. Also shows progress.
+struct AttemptsAppended<'a, 's> {
+    progress: &'a dyn super::Progress,
+    activity: &'a str,
+    service: Option<&'a str>,
+    model: &'a str,
+    recorder: RefCell<&'a mut Recorder<'s>>,
+    /// The ids of the attempts appended so far, in order.
+    appended: RefCell<Vec<String>>,
+    /// The first append that failed; the decision goes on and the error is returned after.
+    failed: RefCell<Option<StoreError>>,
+}
+
+impl AttemptsAppended<'_, '_> {
+    /// Queues the attempts in `records` not appended yet and returns the ids of all of them.
+    fn queue_new(&self, records: &[AttemptRecord]) -> Vec<String> {
+        let mut appended = self.appended.borrow_mut();
+        let new = records.get(appended.len()..).unwrap_or_default();
+        let ids = self.recorder.borrow_mut().record_llm_attempts(
+            Some(self.activity),
+            self.service,
+            self.model,
+            new,
+        );
+        appended.extend(ids);
+        appended.clone()
+    }
+
+    /// Queues the attempts not appended yet (they are appended with what comes next) and
+    /// returns every attempt's id: the causes of the decision. A failed earlier append is
+    /// returned now.
+    fn append_rest(&self, records: &[AttemptRecord]) -> Result<Vec<String>, StoreError> {
+        if let Some(error) = self.failed.borrow_mut().take() {
+            return Err(error);
+        }
+        Ok(self.queue_new(records))
+    }
+}
+
+impl crate::llm::Watcher for AttemptsAppended<'_, '_> {
+    fn writing(&self, tokens: u64, elapsed: Duration) {
+        self.progress.writing(self.activity, tokens, elapsed);
+    }
+
+    fn settled(&self, records: &[AttemptRecord]) {
+        if records.len() == self.appended.borrow().len() || self.failed.borrow().is_some() {
+            return;
+        }
+        self.queue_new(records);
+        if let Err(error) = self.recorder.borrow_mut().flush() {
+            *self.failed.borrow_mut() = Some(error);
+        }
     }
 }

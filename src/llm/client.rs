@@ -93,6 +93,29 @@ impl crate::failure::Classify for LlmFailure {
     }
 }
 
+/// What a caller of [`Client::decide_watched`] is told while the decision is being made.
+pub trait Watcher {
+    /// The tokens written so far and the time since the request was sent, a few times a
+    /// second while a streamed reply arrives.
+    fn writing(&self, tokens: u64, elapsed: Duration) {
+        let _ = (tokens, elapsed);
+    }
+
+    /// Every attempt so far, all final (their verdicts included), just before the next
+    /// attempt is sent. A caller that records them here, rather than when the decision ends,
+    /// keeps them through a crash during a long later attempt. The list only grows: the
+    /// records a call has seen come first, in the same order, in every later call and in the
+    /// decision's `records`.
+    fn settled(&self, records: &[AttemptRecord]) {
+        let _ = records;
+    }
+}
+
+/// A [`Watcher`] that is told nothing.
+pub struct Unwatched;
+
+impl Watcher for Unwatched {}
+
 /// A chat-completions client for one endpoint and model.
 #[derive(Debug)]
 pub struct Client {
@@ -158,27 +181,27 @@ impl Client {
     /// Asks for a decision matching `request.schema`. Blocks until it is valid, or until the
     /// retries, repair turns or total timeout run out.
     pub fn decide(&self, request: &DecisionRequest) -> Result<Decision, LlmFailure> {
-        self.decide_reporting(request, &|_, _| {})
+        self.decide_watched(request, &Unwatched)
     }
 
-    /// [`Client::decide`], telling `on_writing` the tokens written so far and the time since
-    /// the request was sent, a few times a second while a streamed reply arrives.
-    pub fn decide_reporting(
+    /// [`Client::decide`], telling `watcher` how the reply is coming along and handing it each
+    /// attempt's record once it is final.
+    pub fn decide_watched(
         &self,
         request: &DecisionRequest,
-        on_writing: &dyn Fn(u64, Duration),
+        watcher: &dyn Watcher,
     ) -> Result<Decision, LlmFailure> {
-        self.follow_up(request, Vec::new(), on_writing)
+        self.follow_up(request, Vec::new(), watcher)
     }
 
-    /// Like [`Client::decide_reporting`], but the conversation goes on after the user message
+    /// Like [`Client::decide_watched`], but the conversation goes on after the user message
     /// with `earlier` chat messages (the model's earlier answer and a follow-up question about
     /// it), so that a small question is asked with its own schema and the same prompt prefix.
     pub fn follow_up(
         &self,
         request: &DecisionRequest,
         earlier: Vec<Value>,
-        on_writing: &dyn Fn(u64, Duration),
+        watcher: &dyn Watcher,
     ) -> Result<Decision, LlmFailure> {
         let mut records = Vec::new();
         let mut validator = PendingValidator::compile(&request.schema);
@@ -187,7 +210,7 @@ impl Client {
             earlier,
             &mut validator,
             &mut records,
-            on_writing,
+            watcher,
         ));
         match outcome {
             Ok(answer) => Ok(Decision {
@@ -213,7 +236,7 @@ impl Client {
         earlier: Vec<Value>,
         validator: &mut PendingValidator,
         records: &mut Vec<AttemptRecord>,
-        on_writing: &dyn Fn(u64, Duration),
+        watcher: &dyn Watcher,
     ) -> Result<Answer, LlmError> {
         let deadline = instant_after(self.settings().total_timeout.value);
         let endpoint = self.transport.endpoint();
@@ -230,7 +253,7 @@ impl Client {
                 && self.memory.streams(&endpoint, &self.settings().model.value),
         };
         loop {
-            let reply = match self.ask(request, &mut turn, records, on_writing).await {
+            let reply = match self.ask(request, &mut turn, records, watcher).await {
                 Ok(reply) => reply,
                 Err(error) => return Err(self.repair_failure(request, &turn, error)),
             };
@@ -319,7 +342,7 @@ impl Client {
         request: &DecisionRequest,
         turn: &mut Turn,
         records: &mut Vec<AttemptRecord>,
-        on_writing: &dyn Fn(u64, Duration),
+        watcher: &dyn Watcher,
     ) -> Result<Reply, LlmError> {
         let settings = self.settings();
         loop {
@@ -341,7 +364,7 @@ impl Client {
                 total: settings.total_timeout.value,
                 max_attempts: settings.max_attempts.value,
                 stream: turn.stream,
-                on_writing,
+                watcher,
             };
             match self.transport.send(&exchange, records).await {
                 Ok(reply) => {

@@ -38,7 +38,7 @@ pub mod scrub;
 mod stream;
 mod transport;
 
-pub use client::{Client, Decision, DecisionRequest, LlmFailure};
+pub use client::{Client, Decision, DecisionRequest, LlmFailure, Unwatched, Watcher};
 pub use error::LlmError;
 pub use format_level::ResponseFormat;
 pub use probe::DoctorReport;

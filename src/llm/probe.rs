@@ -233,7 +233,7 @@ impl Client {
             max_attempts: 1,
             // The probe checks formats; a streamed reply would only complicate its verdict.
             stream: false,
-            on_writing: &|_, _| {},
+            watcher: &super::Unwatched,
         };
         let mut records = Vec::new();
         let outcome = self.transport.send(&exchange, &mut records).await;

@@ -51,6 +51,11 @@ pub struct AttemptRecord {
     /// Why the streamed reply was cut short before it ended (a runaway reply).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cut_off: Option<String>,
+    /// Tokens a streamed reply delivered (the endpoint's count when it gave one, else the
+    /// pieces received), also when the stream broke off or was cut: the work the model did
+    /// even where no usage was reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_received: Option<u64>,
 }
 
 /// Token counts the endpoint reported.

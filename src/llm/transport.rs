@@ -48,8 +48,8 @@ pub(crate) struct Exchange<'a> {
     pub max_attempts: u32,
     /// Ask for a streamed reply.
     pub stream: bool,
-    /// Told the tokens written and the time since the request was sent, a few times a second.
-    pub on_writing: &'a dyn Fn(u64, Duration),
+    /// Told the tokens written a few times a second, and the attempts that are final.
+    pub watcher: &'a dyn super::Watcher,
 }
 
 /// The text of a successful completion and the index of its record in the records list.
@@ -111,6 +111,8 @@ pub(crate) enum Arrived {
         headers: HeaderMap,
         body: Vec<u8>,
         end: StreamEnd,
+        /// Tokens received (the endpoint's count, else the pieces), however the stream ended.
+        tokens: u64,
     },
     /// No (complete) response: connect failure, timeout, broken connection.
     NoResponse {
@@ -179,8 +181,11 @@ impl Transport {
         for n in 1..=exchange.max_attempts {
             let remaining = exchange.deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(self.deadline_error(exchange, n - 1, failures.last).into());
+                return Err(self
+                    .deadline_error(exchange, records.len(), failures.last)
+                    .into());
             }
+            exchange.watcher.settled(records);
             let (record, arrived) = self
                 .attempt(exchange, records.len() as u32 + 1, remaining)
                 .await;
@@ -202,7 +207,7 @@ impl Transport {
                     Assessed::Retry { requested_wait } => requested_wait,
                 };
             if n < exchange.max_attempts {
-                let wait = self.wait_before(n + 1, requested_wait, exchange, &failures)?;
+                let wait = self.wait_before(n + 1, requested_wait, exchange, records, &failures)?;
                 tracing::debug!(
                     attempt = n + 1,
                     wait_ms = wait.as_millis() as u64,
@@ -211,7 +216,9 @@ impl Transport {
                 tokio::time::sleep(wait).await;
             }
         }
-        Err(self.out_of_attempts(exchange, failures).into())
+        Err(self
+            .out_of_attempts(exchange, records.len(), failures)
+            .into())
     }
 
     /// What one attempt's outcome means: a completion, a final error, or another attempt
@@ -308,6 +315,7 @@ impl Transport {
         next: u32,
         requested: Option<Duration>,
         exchange: &Exchange<'_>,
+        records: &[AttemptRecord],
         failures: &Failures,
     ) -> Result<Duration, LlmError> {
         let max = self.settings.max_delay.value;
@@ -326,17 +334,23 @@ impl Transport {
             .checked_add(wait)
             .is_none_or(|end| end >= exchange.deadline)
         {
-            return Err(self.deadline_error(exchange, next - 1, failures.last.clone()));
+            return Err(self.deadline_error(exchange, records.len(), failures.last.clone()));
         }
         Ok(wait)
     }
 
-    /// The error after the last attempt failed with a retryable error.
-    fn out_of_attempts(&self, exchange: &Exchange<'_>, failures: Failures) -> LlmError {
+    /// The error after the last attempt failed with a retryable error. `made` counts every
+    /// attempt of the decision, repair turns included.
+    fn out_of_attempts(
+        &self,
+        exchange: &Exchange<'_>,
+        made: usize,
+        failures: Failures,
+    ) -> LlmError {
         let attempts = exchange.max_attempts;
         if Instant::now() >= exchange.deadline {
             // The last attempt was cut short by the deadline, not by its own timeout.
-            return self.deadline_error(exchange, attempts, failures.last);
+            return self.deadline_error(exchange, made, failures.last);
         }
         let url = self.endpoint();
         if failures.all_connect {
@@ -354,11 +368,13 @@ impl Transport {
         }
     }
 
-    fn deadline_error(&self, exchange: &Exchange<'_>, attempts: u32, last: String) -> LlmError {
+    /// The total deadline passed; `made` counts every attempt of the decision so far, over
+    /// all its turns, since the deadline is the decision's and not one turn's.
+    fn deadline_error(&self, exchange: &Exchange<'_>, made: usize, last: String) -> LlmError {
         LlmError::DeadlineExceeded {
             url: self.endpoint(),
             total: exchange.total,
-            attempts,
+            attempts: made as u32,
             last,
         }
     }
@@ -451,6 +467,10 @@ impl Transport {
             error: None,
             stream: exchange.stream,
             cut_off: None,
+            tokens_received: match &arrived {
+                Arrived::Streamed { tokens, .. } => Some(*tokens),
+                _ => None,
+            },
         };
         if let Arrived::Response {
             status,
@@ -491,11 +511,13 @@ impl Transport {
                 headers,
                 body,
                 end,
+                tokens,
             } => Arrived::Streamed {
                 status,
                 headers,
                 body: self.scrubber.bytes(&body),
                 end,
+                tokens,
             },
             no_response => no_response,
         }
@@ -561,18 +583,23 @@ impl Transport {
                     last_log = Instant::now();
                     log_writing(assembler.tokens(), started.elapsed());
                 }
-                (exchange.on_writing)(assembler.tokens(), started.elapsed());
+                exchange
+                    .watcher
+                    .writing(assembler.tokens(), started.elapsed());
             }
             if assembler.content.len() > MAX_RESPONSE_BYTES {
                 break StreamEnd::CutOff("the reply grew past the response size cap".to_owned());
             }
         };
-        (exchange.on_writing)(assembler.tokens(), started.elapsed());
+        exchange
+            .watcher
+            .writing(assembler.tokens(), started.elapsed());
         Arrived::Streamed {
             status,
             headers,
             body: assembler.body(),
             end,
+            tokens: assembler.tokens(),
         }
     }
 
@@ -702,6 +729,7 @@ fn events_without_their_type(arrived: Arrived) -> Arrived {
         headers,
         body: assembler.body(),
         end,
+        tokens: assembler.tokens(),
     }
 }
 

@@ -163,6 +163,7 @@ struct StatsPayload {
     playbook: Option<Value>,
     status: Option<Value>,
     targets: Option<Value>,
+    tokens_received: Option<Value>,
     url: Option<Value>,
     usage: Option<Value>,
 }
@@ -204,6 +205,7 @@ impl Payload for StatsPayload {
             "playbook" => self.playbook.as_ref(),
             "status" => self.status.as_ref(),
             "targets" => self.targets.as_ref(),
+            "tokens_received" => self.tokens_received.as_ref(),
             "url" => self.url.as_ref(),
             "usage" => self.usage.as_ref(),
             other => {
@@ -254,7 +256,11 @@ fn llm_fact(payload: &impl Payload) -> Option<Fact> {
         failed: payload.field("error").is_some_and(|error| !error.is_null()),
         latency_ms: u64_at(payload, "latency_ms"),
         prompt_tokens: tokens("prompt_tokens"),
-        completion_tokens: tokens("completion_tokens"),
+        // A stream that broke off reported no usage, but the model wrote what it delivered.
+        completion_tokens: match usage {
+            Some(_) => tokens("completion_tokens"),
+            None => u64_at(payload, "tokens_received").unwrap_or(0),
+        },
     })
 }
 

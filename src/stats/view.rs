@@ -75,7 +75,8 @@ pub struct LlmStats {
     pub latency_ms: Durations,
     /// The sum of `usage.prompt_tokens`.
     pub prompt_tokens: u64,
-    /// The sum of `usage.completion_tokens`.
+    /// The sum of `usage.completion_tokens`, or of `tokens_received` for a streamed attempt
+    /// that reported no usage.
     pub completion_tokens: u64,
 }
 

@@ -398,3 +398,44 @@ fn a_repair_turn_that_cannot_fit_blames_the_reply_not_the_prompt() {
     assert_eq!(server.chat_requests().len(), 1);
     assert_eq!(failure.records.len(), 1);
 }
+
+#[test]
+fn an_attempt_is_in_the_log_before_the_next_one_so_a_crash_in_a_repair_turn_keeps_it() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    let server = LlmServer::start();
+    let mut invalid = decision("logging");
+    invalid.as_object_mut().unwrap().remove("problem");
+    server.push(Reply::chat_json(&invalid));
+    let (asked_again, repair_asked) = std::sync::mpsc::channel();
+    let asked_again = std::sync::Mutex::new(asked_again);
+    server.respond_with(move |_| {
+        let _ = asked_again.lock().unwrap().send(());
+        Reply::stall(std::time::Duration::from_secs(600))
+    });
+    let mut discover = env
+        .command(spectra_bin(), &repo)
+        .args(["discover", "Our logs are everywhere"])
+        .env("SPECTRA_LLM_URL", server.base_url())
+        .env("SPECTRA_LLM_MODEL", "test-model")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    repair_asked
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the repair turn was never sent");
+    discover.kill().unwrap();
+    discover.wait().unwrap();
+
+    let called = env.events(&repo, "llm.called");
+    assert_eq!(called.len(), 1, "{called:?}");
+    let payload = &called[0]["payload"];
+    assert_eq!(payload["attempt"], 1);
+    assert!(
+        payload["error"]
+            .as_str()
+            .is_some_and(|error| error.starts_with("invalid reply")),
+        "{payload}"
+    );
+}

@@ -301,3 +301,64 @@ fn an_event_stream_without_its_content_type_is_still_assembled() {
     let body = decision.records[0].response_body.as_ref().unwrap().lossy();
     assert!(!body.contains("data:"), "{body}");
 }
+
+/// One SSE event carrying `content`.
+fn content_event(content: &str) -> Vec<u8> {
+    format!(
+        "data: {}\n\n",
+        json!({"choices": [{"index": 0, "delta": {"content": content}}]})
+    )
+    .into_bytes()
+}
+
+#[test]
+fn the_total_deadline_in_the_middle_of_a_stream_says_how_far_to_raise_it() {
+    let server = LlmServer::start();
+    let (writing, sender) = Reply::sse();
+    server.push(writing);
+    for piece in ["{\"playbook\"", ": \"catalog", ".check\""] {
+        sender.send(content_event(piece)).unwrap();
+    }
+    let mut s = settings(&server.url());
+    s.total_timeout = Setting::flag(Duration::from_secs(2));
+    s.silence_timeout = Setting::flag(Duration::from_secs(60));
+
+    let failure = decide(s, None).expect_err("the stream outlives the total timeout");
+
+    let message = failure.error.to_string();
+    assert!(
+        message.contains("within the total timeout of 2s"),
+        "{message}"
+    );
+    assert!(
+        message.contains("ran out while the model was writing: it wrote 3 tokens at"),
+        "{message}"
+    );
+    assert!(
+        message.contains("raise spectra.llm.totalTimeout to at least"),
+        "{message}"
+    );
+    assert!(!message.contains("silenceTimeout"), "{message}");
+    // The tokens the broken stream delivered are recorded, though no usage was reported.
+    let record = &failure.records[0];
+    assert_eq!(record.usage, None);
+    assert_eq!(record.tokens_received, Some(3));
+    drop(sender);
+}
+
+#[test]
+fn a_deadline_in_a_repair_turn_counts_every_attempt_of_the_decision() {
+    let server = LlmServer::start();
+    server.push(Reply::chat("{\"reason\": \"no playbook\"}"));
+    let (silent, sender) = Reply::sse();
+    server.push(silent);
+    let mut s = settings(&server.url());
+    s.total_timeout = Setting::flag(Duration::from_secs(2));
+
+    let failure = decide(s, None).expect_err("the repair turn never answers");
+
+    assert_eq!(failure.records.len(), 2);
+    let message = failure.error.to_string();
+    assert!(message.contains("(2 attempt(s))"), "{message}");
+    drop(sender);
+}
