@@ -15,6 +15,7 @@ mod defend_verify;
 mod discover;
 mod documents;
 mod events_cli;
+mod first_hour_a;
 mod existing_services;
 mod hooks;
 mod lifecycle;
