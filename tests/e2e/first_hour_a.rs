@@ -41,8 +41,9 @@ fn spectra_refs(repo: &TestRepo) -> String {
 fn assert_refused_for_identity(run: &Run, missing: &str) {
     assert_eq!(run.code, 128, "expected the identity refusal:\n{run:#?}");
     assert!(
-        run.stderr
-            .contains(&format!("fatal: author identity unknown: {missing} not set")),
+        run.stderr.contains(&format!(
+            "fatal: author identity unknown: {missing} not set"
+        )),
         "{run:#?}"
     );
     assert!(
@@ -65,7 +66,11 @@ fn discover_without_an_identity_is_refused_before_anything_is_written() {
         assert!(refused.stderr.contains(hint), "{hint}: {refused:#?}");
     }
     assert_eq!(spectra_refs(&repo), "", "no event, no ref");
-    assert_eq!(repo.git(&["status", "--porcelain"]), "", "no file, nothing staged");
+    assert_eq!(
+        repo.git(&["status", "--porcelain"]),
+        "",
+        "no file, nothing staged"
+    );
     assert!(!repo.root().join(".spectra").exists());
     assert_eq!(repo.git(&["rev-parse", "HEAD"]), head);
 
@@ -94,7 +99,13 @@ fn every_command_that_writes_needs_an_identity_and_reads_do_not() {
     let tip = repo.git(&["rev-parse", "refs/spectra/events"]);
 
     for args in [
-        &["discover", "--offline", "another idea", "--service", "other"][..],
+        &[
+            "discover",
+            "--offline",
+            "another idea",
+            "--service",
+            "other",
+        ][..],
         &["run", "--offline", "ship it"],
         &["test", "--offline", "run the tests"],
         &["append", "--kind", "note.added", "--payload", "{}"],
@@ -159,3 +170,111 @@ fn the_refusal_names_only_what_is_missing_and_email_may_come_from_the_environmen
     );
 }
 
+/// `git spectra args...` through git itself, with the pinned environment.
+fn through_git(repo: &TestRepo, args: &[&str]) -> Run {
+    let output = repo
+        .env
+        .command("git", repo.root())
+        .arg("spectra")
+        .args(args)
+        .output()
+        .expect("run git spectra");
+    Run::from_output(output)
+}
+
+#[test]
+fn help_prints_the_long_help_of_any_command_without_a_man_page() {
+    let repo = TestRepo::new();
+    // No man page is installed in the test's home or anywhere on its MANPATH.
+    for command in ["discover", "log", "plan"] {
+        let help = through_git(&repo, &["help", command]).success();
+        let own = repo.spectra(&[command, "--help"]).success();
+        assert_eq!(help.stdout, own.stdout, "help {command}");
+        assert!(help.stdout.contains("Examples:\n  git "), "{help:#?}");
+        assert!(help.stderr.is_empty(), "{help:#?}");
+    }
+    let nested = through_git(&repo, &["help", "registry", "show"]).success();
+    assert!(
+        nested.stdout.contains("Usage: git spectra registry show"),
+        "{nested:#?}"
+    );
+    let tool = through_git(&repo, &["help"]).success();
+    assert!(
+        tool.stdout.contains("An AI-agent orchestrator"),
+        "{tool:#?}"
+    );
+    assert!(tool.stdout.contains("discover"), "{tool:#?}");
+
+    let unknown = through_git(&repo, &["help", "nosuch"]).code(2);
+    assert!(
+        unknown.stderr.contains("unrecognized subcommand 'nosuch'"),
+        "{unknown:#?}"
+    );
+    assert!(
+        unknown.stderr.ends_with("hint: see 'git spectra help'\n"),
+        "{unknown:#?}"
+    );
+}
+
+#[test]
+fn a_usage_mistake_points_to_the_help_of_its_command() {
+    let repo = TestRepo::new();
+    for (args, pointer) in [
+        (&["log", "--bogus"][..], "git spectra help log"),
+        (
+            &["--color", "never", "registry", "show"],
+            "git spectra help registry show",
+        ),
+        (&["plan", "--nope", "x"], "git spectra help plan"),
+        (&["lgo"], "git spectra help"),
+    ] {
+        let run = repo.spectra(args).code(2);
+        assert!(run.stderr.starts_with("error: "), "{args:?}: {run:#?}");
+        assert!(
+            run.stderr.ends_with(&format!("\nhint: see '{pointer}'\n")),
+            "{args:?}: {run:#?}"
+        );
+        // `git spectra --help` would run `man`, which may have no page to show.
+        assert!(!run.stderr.contains("try '--help'"), "{args:?}: {run:#?}");
+    }
+}
+
+/// The man page step of the README's first command, run as written with `CARGO_HOME` where a
+/// test can look: it writes `git-spectra.1` where `man` finds it for `~/.cargo/bin`.
+#[test]
+fn the_readme_install_line_installs_the_man_page_beside_the_binary() {
+    let readme = std::fs::read_to_string(crate::common::manifest_dir().join("README.md"))
+        .expect("read README.md");
+    let first = readme
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|block| block.lines().next())
+        .expect("a first sh block");
+    let steps: Vec<&str> = first.split(" && ").collect();
+    assert!(steps[0].starts_with("cargo install"), "{first}");
+    assert!(
+        steps.last().unwrap().contains("spectra discover"),
+        "the line ends in the demo: {first}"
+    );
+    let man_step = steps
+        .iter()
+        .find(|step| step.contains(" man --dir "))
+        .unwrap_or_else(|| panic!("no man page step in {first}"));
+
+    let repo = TestRepo::new();
+    let cargo_home = repo.env.path().join("cargo");
+    std::fs::create_dir_all(cargo_home.join("bin")).expect("create bin");
+    std::os::unix::fs::symlink(spectra_bin(), cargo_home.join("bin/git-spectra"))
+        .expect("link the binary");
+    let output = repo
+        .env
+        .command("sh", repo.root())
+        .args(["-c", man_step])
+        .env("CARGO_HOME", &cargo_home)
+        .output()
+        .expect("run sh");
+    Run::from_output(output).success();
+    let page = std::fs::read_to_string(cargo_home.join("share/man/man1/git-spectra.1"))
+        .expect("git-spectra.1 installed");
+    assert!(page.starts_with(".ie") || page.contains(".TH"), "{page}");
+}
