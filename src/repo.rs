@@ -45,6 +45,15 @@ enum Role {
     Committer,
 }
 
+/// Where an identity may come from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// The environment, the config files and `git -c`.
+    Everything,
+    /// The environment and the config files only.
+    WithoutCommandLine,
+}
+
 /// A part of the identity that nothing configures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdentityField {
@@ -64,7 +73,7 @@ impl IdentityField {
     }
 
     /// The `git config` line that sets it for every repository.
-    fn global_command(self) -> &'static str {
+    pub fn global_command(self) -> &'static str {
         match self {
             IdentityField::Name => "git config --global user.name \"Your Name\"",
             IdentityField::Email => "git config --global user.email \"you@example.com\"",
@@ -219,7 +228,7 @@ impl Repo {
     /// The committer identity as git resolves it: `GIT_COMMITTER_*`, then `committer.*`, then
     /// `user.*` (including `git -c` overrides, which gix alone would miss), then `EMAIL`.
     pub fn committer_identity(&self) -> (Option<String>, Option<String>) {
-        self.identity_of(Role::Committer)
+        self.identity_of(Role::Committer, Source::Everything)
     }
 
     /// The identity events and commits are recorded under, checked as `git commit` checks it
@@ -230,8 +239,19 @@ impl Repo {
     /// Commands that write call it before writing anything, so a missing identity stops them
     /// with what to run, not half-way through with git's refusal of the commit.
     pub fn identity(&self) -> Result<Identity, IdentityError> {
-        let (author_name, author_email) = self.identity_of(Role::Author);
-        let (committer_name, committer_email) = self.identity_of(Role::Committer);
+        self.resolve_identity(Source::Everything)
+    }
+
+    /// [`Repo::identity`] as the next command will see it when not given this one's `git -c`
+    /// options: after `git -c user.name=... spectra discover`, whether the user still has to set
+    /// an identity.
+    pub fn identity_without_command_line(&self) -> Result<Identity, IdentityError> {
+        self.resolve_identity(Source::WithoutCommandLine)
+    }
+
+    fn resolve_identity(&self, source: Source) -> Result<Identity, IdentityError> {
+        let (author_name, author_email) = self.identity_of(Role::Author, source);
+        let (committer_name, committer_email) = self.identity_of(Role::Committer, source);
         let mut missing = Vec::new();
         if author_name.is_none() || committer_name.is_none() {
             missing.push(IdentityField::Name);
@@ -248,19 +268,27 @@ impl Repo {
     /// One role's name and email, in git's order: `GIT_<ROLE>_*`, `<role>.*`, `user.*`, then
     /// `EMAIL` for the email. A value that is empty or only spaces counts as unset, as git
     /// refuses an empty name.
-    fn identity_of(&self, role: Role) -> (Option<String>, Option<String>) {
+    fn identity_of(&self, role: Role, source: Source) -> (Option<String>, Option<String>) {
         let set = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
         let from_env = |var: &str| set(std::env::var(var).ok());
+        let config = |key: &str| match source {
+            Source::Everything => self.config_string(key),
+            Source::WithoutCommandLine => self
+                .inner
+                .config_snapshot()
+                .string(key)
+                .map(|value| value.to_string()),
+        };
         let (env, section) = match role {
             Role::Author => ("GIT_AUTHOR", "author"),
             Role::Committer => ("GIT_COMMITTER", "committer"),
         };
         let name = from_env(&format!("{env}_NAME"))
-            .or_else(|| set(self.config_string(&format!("{section}.name"))))
-            .or_else(|| set(self.config_string("user.name")));
+            .or_else(|| set(config(&format!("{section}.name"))))
+            .or_else(|| set(config("user.name")));
         let email = from_env(&format!("{env}_EMAIL"))
-            .or_else(|| set(self.config_string(&format!("{section}.email"))))
-            .or_else(|| set(self.config_string("user.email")))
+            .or_else(|| set(config(&format!("{section}.email"))))
+            .or_else(|| set(config("user.email")))
             .or_else(|| from_env("EMAIL"));
         (name, email)
     }

@@ -278,3 +278,85 @@ fn the_readme_install_line_installs_the_man_page_beside_the_binary() {
         .expect("git-spectra.1 installed");
     assert!(page.starts_with(".ie") || page.contains(".TH"), "{page}");
 }
+
+/// The `next:` block and what follows it, empty when there is none.
+fn next_steps(run: &Run) -> &str {
+    run.stdout
+        .find("\nnext:\n")
+        .map_or("", |at| &run.stdout[at + 1..])
+}
+
+#[test]
+fn the_first_run_reads_as_a_success_and_ends_with_the_next_step() {
+    let repo = TestRepo::new();
+    let first = repo.spectra(&["discover", "--offline", IDEA]).success();
+    assert!(
+        first
+            .stdout
+            .contains("  gates:     2 checked by rules and passed; 9 need a model to judge\n"),
+        "{first:#?}"
+    );
+    assert!(!first.stdout.contains("not passed"), "{first:#?}");
+    let next = next_steps(&first);
+    for step in [
+        "  see what was recorded:  git spectra log\n",
+        "  decide with a model:    git config spectra.llm.url <URL> && git config spectra.llm.model <MODEL>",
+        "  take this run back:     git spectra undo\n",
+    ] {
+        assert!(next.contains(step), "{step}: {first:#?}");
+    }
+    // The pinned environment gives an identity: nothing to set.
+    assert!(!next.contains("identity"), "{first:#?}");
+    assert!(first.stdout.ends_with(next), "the report ends with it");
+
+    let second = repo
+        .spectra(&[
+            "discover",
+            "--offline",
+            "--service",
+            "billing",
+            "a billing service",
+        ])
+        .success();
+    assert!(second.stdout.contains("discover succeeded"), "{second:#?}");
+    assert_eq!(next_steps(&second), "", "only the first run: {second:#?}");
+}
+
+#[test]
+fn json_output_has_no_next_step() {
+    let repo = TestRepo::new();
+    let run = repo
+        .spectra(&["discover", "--offline", "--format", "json", IDEA])
+        .success();
+    let report: serde_json::Value =
+        serde_json::from_str(run.stdout.trim()).unwrap_or_else(|err| panic!("{err}: {run:#?}"));
+    assert_eq!(report["outcome"], "succeeded");
+    assert!(!run.stdout.contains("next:"), "{run:#?}");
+    assert!(!run.stderr.contains("next:"), "{run:#?}");
+}
+
+/// The README's demo on a machine without an identity: it succeeds with `git -c`, and its last
+/// lines say exactly what to run before the next command that writes.
+#[test]
+fn the_demo_without_an_identity_ends_with_how_to_set_one() {
+    let repo = TestRepo::new();
+    let demo = through_git_without_identity(
+        &repo,
+        &["-c", "user.name=Demo", "-c", "user.email=demo@example.com"],
+        // The README's machine has no model configured; the tests' pins an unreachable one.
+        &["discover", "--offline", IDEA],
+    )
+    .success();
+    let last: Vec<&str> = demo.stdout.lines().rev().take(2).collect();
+    assert_eq!(
+        last[1],
+        "  set your git identity:  git config --global user.name \"Your Name\" && git config --global user.email \"you@example.com\"",
+        "{demo:#?}"
+    );
+    assert!(last[0].contains("--local instead of --global"), "{demo:#?}");
+
+    // As it says: reading works, writing waits for the identity.
+    spectra_without_identity(&repo, &["log"]).success();
+    let undo = spectra_without_identity(&repo, &["undo"]);
+    assert_refused_for_identity(&undo, "user.name and user.email are");
+}
