@@ -29,6 +29,97 @@ impl crate::failure::Classify for RepoError {
     }
 }
 
+/// Who writes: the name and email events and commits are recorded under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `user.name` or what overrides it.
+    pub name: String,
+    /// `user.email` or what overrides it.
+    pub email: String,
+}
+
+/// The two roles git resolves an identity for; a commit needs both.
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Author,
+    Committer,
+}
+
+/// Where an identity may come from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// The environment, the config files and `git -c`.
+    Everything,
+    /// The environment and the config files only.
+    WithoutCommandLine,
+}
+
+/// A part of the identity that nothing configures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityField {
+    /// `user.name` (or `GIT_AUTHOR_NAME` / `GIT_COMMITTER_NAME`).
+    Name,
+    /// `user.email` (or `GIT_AUTHOR_EMAIL` / `GIT_COMMITTER_EMAIL`, `EMAIL`).
+    Email,
+}
+
+impl IdentityField {
+    /// The setting that gives it.
+    pub fn key(self) -> &'static str {
+        match self {
+            IdentityField::Name => "user.name",
+            IdentityField::Email => "user.email",
+        }
+    }
+
+    /// The `git config` line that sets it for every repository.
+    pub fn global_command(self) -> &'static str {
+        match self {
+            IdentityField::Name => "git config --global user.name \"Your Name\"",
+            IdentityField::Email => "git config --global user.email \"you@example.com\"",
+        }
+    }
+}
+
+/// No git identity is configured: a command that writes refuses before writing anything
+/// (git's "Author identity unknown").
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "author identity unknown: {} not set; git spectra records every event and commit under your git identity, and guesses none",
+    missing_keys(.missing)
+)]
+pub struct IdentityError {
+    /// What is missing, name first.
+    pub missing: Vec<IdentityField>,
+}
+
+/// `user.name is` / `user.name and user.email are`.
+fn missing_keys(missing: &[IdentityField]) -> String {
+    let keys: Vec<&str> = missing.iter().map(|field| field.key()).collect();
+    match keys.as_slice() {
+        [one] => format!("{one} is"),
+        keys => format!("{} are", keys.join(" and ")),
+    }
+}
+
+impl crate::failure::Classify for IdentityError {
+    fn class(&self) -> crate::failure::Class {
+        crate::failure::Class::Fatal
+    }
+
+    fn hints(&self) -> Vec<String> {
+        let mut hints: Vec<String> = self
+            .missing
+            .iter()
+            .map(|field| format!("run `{}`", field.global_command()))
+            .collect();
+        hints.push(
+            "or use --local instead of --global to set it for this repository only".to_string(),
+        );
+        hints
+    }
+}
+
 /// An open repository and the `git -c` overrides that apply to it.
 pub struct Repo {
     inner: gix::Repository,
@@ -137,13 +228,67 @@ impl Repo {
     /// The committer identity as git resolves it: `GIT_COMMITTER_*`, then `committer.*`, then
     /// `user.*` (including `git -c` overrides, which gix alone would miss), then `EMAIL`.
     pub fn committer_identity(&self) -> (Option<String>, Option<String>) {
-        let from_env = |var: &str| std::env::var(var).ok().filter(|v| !v.trim().is_empty());
-        let name = from_env("GIT_COMMITTER_NAME")
-            .or_else(|| self.config_string("committer.name"))
-            .or_else(|| self.config_string("user.name"));
-        let email = from_env("GIT_COMMITTER_EMAIL")
-            .or_else(|| self.config_string("committer.email"))
-            .or_else(|| self.config_string("user.email"))
+        self.identity_of(Role::Committer, Source::Everything)
+    }
+
+    /// The identity events and commits are recorded under, checked as `git commit` checks it
+    /// with `user.useConfigOnly` set: both the author and the committer need a name and an
+    /// email from the environment or the configuration. Git's last resort, a name and an
+    /// email guessed from the system (`root@host.(none)`), is not an identity we record.
+    ///
+    /// Commands that write call it before writing anything, so a missing identity stops them
+    /// with what to run, not half-way through with git's refusal of the commit.
+    pub fn identity(&self) -> Result<Identity, IdentityError> {
+        self.resolve_identity(Source::Everything)
+    }
+
+    /// [`Repo::identity`] as the next command will see it when not given this one's `git -c`
+    /// options: after `git -c user.name=... spectra discover`, whether the user still has to set
+    /// an identity.
+    pub fn identity_without_command_line(&self) -> Result<Identity, IdentityError> {
+        self.resolve_identity(Source::WithoutCommandLine)
+    }
+
+    fn resolve_identity(&self, source: Source) -> Result<Identity, IdentityError> {
+        let (author_name, author_email) = self.identity_of(Role::Author, source);
+        let (committer_name, committer_email) = self.identity_of(Role::Committer, source);
+        let mut missing = Vec::new();
+        if author_name.is_none() || committer_name.is_none() {
+            missing.push(IdentityField::Name);
+        }
+        if author_email.is_none() || committer_email.is_none() {
+            missing.push(IdentityField::Email);
+        }
+        match (committer_name, committer_email) {
+            (Some(name), Some(email)) if missing.is_empty() => Ok(Identity { name, email }),
+            _ => Err(IdentityError { missing }),
+        }
+    }
+
+    /// One role's name and email, in git's order: `GIT_<ROLE>_*`, `<role>.*`, `user.*`, then
+    /// `EMAIL` for the email. A value that is empty or only spaces counts as unset, as git
+    /// refuses an empty name.
+    fn identity_of(&self, role: Role, source: Source) -> (Option<String>, Option<String>) {
+        let set = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
+        let from_env = |var: &str| set(std::env::var(var).ok());
+        let config = |key: &str| match source {
+            Source::Everything => self.config_string(key),
+            Source::WithoutCommandLine => self
+                .inner
+                .config_snapshot()
+                .string(key)
+                .map(|value| value.to_string()),
+        };
+        let (env, section) = match role {
+            Role::Author => ("GIT_AUTHOR", "author"),
+            Role::Committer => ("GIT_COMMITTER", "committer"),
+        };
+        let name = from_env(&format!("{env}_NAME"))
+            .or_else(|| set(config(&format!("{section}.name"))))
+            .or_else(|| set(config("user.name")));
+        let email = from_env(&format!("{env}_EMAIL"))
+            .or_else(|| set(config(&format!("{section}.email"))))
+            .or_else(|| set(config("user.email")))
             .or_else(|| from_env("EMAIL"));
         (name, email)
     }

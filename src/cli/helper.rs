@@ -7,6 +7,9 @@
 //! [`Access::Shows`]) never writes the log: it says in a `hint:` line what is waiting to be
 //! recorded and which commands record it.
 //!
+//! A command that writes needs a git identity (`user.name`, `user.email`), checked when it
+//! opens, before anything is written. Reading needs none.
+//!
 //! The hidden hook paths (`git spectra hook post-commit|record-noted`) use it only for the
 //! repository: they record the notes themselves and close no runs, so a commit stays fast.
 
@@ -39,9 +42,14 @@ pub struct CommandHelper {
 }
 
 impl CommandHelper {
-    /// Opens the repository the current directory belongs to.
+    /// Opens the repository the current directory belongs to. A command that writes is
+    /// refused here, before it writes anything, when no git identity is configured.
     pub fn open(access: Access) -> Result<CommandHelper> {
-        Ok(CommandHelper::discover(access)?)
+        let helper = CommandHelper::discover(access)?;
+        if access == Access::Writes {
+            helper.repo.identity()?;
+        }
+        Ok(helper)
     }
 
     /// [`CommandHelper::open`], with the repository's own error for commands that go on

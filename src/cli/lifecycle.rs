@@ -127,6 +127,7 @@ pub fn execute(request: Request<'_>) -> Result<u8> {
                 request.command
             )
         });
+    let decided_by_rules = decider.offline_reason().is_some();
     let progress = SpinnerProgress {
         quiet: request.format == Format::Json,
         ..SpinnerProgress::default()
@@ -160,7 +161,17 @@ pub fn execute(request: Request<'_>) -> Result<u8> {
     let mut out = Output::new();
     match request.format {
         Format::Json => out.json_line(&report)?,
-        Format::Human => render_summary(&mut out, &report)?,
+        Format::Human => {
+            render_summary(&mut out, &report)?;
+            if report.succeeded() && is_first_run(store, &report.run) {
+                let steps = NextSteps {
+                    set_identity: repo.identity_without_command_line().err(),
+                    configure_model: decided_by_rules,
+                    undo: !report.dry_run,
+                };
+                render_next_steps(&mut out, &steps)?;
+            }
+        }
     }
     out.flush()?;
     if report.succeeded() {
@@ -284,6 +295,61 @@ fn render_summary(out: &mut Output, report: &RunReport) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether `run` is the first run recorded in this repository: no other `run.started` in the
+/// log. The walk stops at the newest other run, so only a log that never had one is read whole,
+/// and then only its commit messages.
+fn is_first_run(store: &crate::store::Store, run: &str) -> bool {
+    let filter = crate::store::Filter {
+        kind: Some(crate::event::kind::RUN_STARTED.to_string()),
+        ..crate::store::Filter::default()
+    };
+    // A log that cannot be read is no first run worth a welcome.
+    !store
+        .walk_newest_first(&filter)
+        .any(|stored| stored.map_or(true, |stored| stored.event.run.as_deref() != Some(run)))
+}
+
+/// What the first run in a repository suggests doing next.
+struct NextSteps {
+    /// No identity outside this command's `git -c` options: the next commands that write would
+    /// be refused until one is set.
+    set_identity: Option<crate::repo::IdentityError>,
+    /// Rules decided; a model would judge what they cannot.
+    configure_model: bool,
+    /// The run changed something `git spectra undo` takes back.
+    undo: bool,
+}
+
+/// `next:` and one line per step, after the first run's report (human output only). A missing
+/// identity comes last, so the demo pasted without one ends with exactly what to run.
+fn render_next_steps(out: &mut Output, steps: &NextSteps) -> std::io::Result<()> {
+    out.line("next:")?;
+    out.line("  see what was recorded:  git spectra log")?;
+    if steps.configure_model {
+        out.line(
+            "  decide with a model:    git config spectra.llm.url <URL> && git config spectra.llm.model <MODEL>  (see docs/llm.md; `git spectra doctor` checks it)",
+        )?;
+    }
+    if steps.undo {
+        out.line("  take this run back:     git spectra undo")?;
+    }
+    if let Some(missing) = &steps.set_identity {
+        let commands: Vec<&str> = missing
+            .missing
+            .iter()
+            .map(|field| field.global_command())
+            .collect();
+        out.line(format_args!(
+            "  set your git identity:  {}",
+            commands.join(" && ")
+        ))?;
+        out.line(
+            "                          (this run had it from `git -c` only, and every command that writes needs it; --local instead of --global sets it for this repository only)",
+        )?;
+    }
+    Ok(())
+}
+
 fn render_activity(out: &mut Output, activity: &ActivityReport, mode: &str) -> std::io::Result<()> {
     let service = activity.service.as_deref().unwrap_or("(no service)");
     out.line(format_args!(
@@ -376,7 +442,8 @@ fn render_written(
 }
 
 /// The gates in one line: how many passed of those judged, which failed (advisory ones marked),
-/// and how many no model judged (an offline decision): `2 checked by rules, 9 need a model`.
+/// and how many no model judged (an offline decision):
+/// `2 checked by rules and passed; 9 need a model to judge`.
 fn gates_line(gates: &[GateResult]) -> String {
     let of = |verdict: Verdict| gates.iter().filter(move |gate| gate.verdict == verdict);
     let failed: Vec<String> = of(Verdict::Failed)
@@ -394,10 +461,14 @@ fn gates_line(gates: &[GateResult]) -> String {
     let passed = of(Verdict::Passed).count();
     match of(Verdict::NotJudged).count() {
         0 => format!("{passed}/{judged} passed{failed}"),
+        // No decision to judge (the model could not be reached, say).
+        unjudged if judged == 0 => format!("none checked; {unjudged} need a model to judge"),
         unjudged if passed == judged => {
-            format!("{judged} checked by rules{failed}, {unjudged} need a model")
+            format!("{passed} checked by rules and passed; {unjudged} need a model to judge")
         }
-        unjudged => format!("{passed}/{judged} checked passed{failed}, {unjudged} not judged"),
+        unjudged => format!(
+            "{passed}/{judged} checked by rules passed{failed}; {unjudged} need a model to judge"
+        ),
     }
 }
 
@@ -600,6 +671,52 @@ mod tests {
                 Selection::Given(vec!["plan".into()])
             )),
             "git spectra plan roadmap"
+        );
+    }
+
+    fn gate(name: &str, verdict: Verdict, level: GateLevel) -> GateResult {
+        GateResult {
+            name: name.to_string(),
+            passed: verdict == Verdict::Passed,
+            verdict,
+            level,
+            basis: crate::registry::Basis::Fact,
+            failures: Vec::new(),
+        }
+    }
+
+    /// Offline, what rules checked and what needs a model read apart, and a failed gate is
+    /// still said to have failed.
+    #[test]
+    fn the_gates_line_tells_checked_failed_and_unjudged_apart() {
+        use GateLevel::{Advisory, Required};
+        let unjudged = |n: usize| {
+            (0..n)
+                .map(|i| gate(&format!("g{i}"), Verdict::NotJudged, Required))
+                .collect::<Vec<_>>()
+        };
+        let mut offline = vec![
+            gate("name", Verdict::Passed, Required),
+            gate("catalog", Verdict::Passed, Advisory),
+        ];
+        offline.extend(unjudged(9));
+        assert_eq!(
+            gates_line(&offline),
+            "2 checked by rules and passed; 9 need a model to judge"
+        );
+        offline[1] = gate("catalog", Verdict::Failed, Advisory);
+        assert_eq!(
+            gates_line(&offline),
+            "1/2 checked by rules passed (failed: catalog (advisory)); 9 need a model to judge"
+        );
+        let judged = vec![
+            gate("a", Verdict::Passed, Required),
+            gate("b", Verdict::Failed, Required),
+        ];
+        assert_eq!(gates_line(&judged), "1/2 passed (failed: b)");
+        assert_eq!(
+            gates_line(&unjudged(11)),
+            "none checked; 11 need a model to judge"
         );
     }
 

@@ -7,6 +7,7 @@ mod completions;
 mod discover;
 mod doctor;
 pub mod error;
+mod help;
 mod helper;
 mod hook;
 mod hooks;
@@ -351,12 +352,17 @@ fn clap_color(args: &[std::ffi::OsString]) -> clap::ColorChoice {
     }
 }
 
-/// Help and version go to stdout with 0; usage errors to stderr with 2, as clap does.
+/// Help and version go to stdout with 0; usage errors to stderr with 2, as clap does, ending
+/// with a hint that names `git spectra help <command>`.
 fn render_clap_error(err: clap::Error) -> u8 {
-    let code = if err.use_stderr() { EXIT_USAGE } else { 0 };
+    if err.use_stderr() {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        help::render_usage_error(&err, &command(), &args);
+        return EXIT_USAGE;
+    }
     // A closed pipe while printing help is not worth reporting.
     let _ = err.print();
-    code
+    0
 }
 
 /// Prints `fatal:`/`error:` and `hint:` lines as git does and picks the exit code.

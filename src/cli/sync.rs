@@ -93,7 +93,9 @@ pub struct PushArgs {
 }
 
 pub fn fetch(args: FetchArgs) -> Result<u8> {
-    let helper = CommandHelper::open(Access::Writes)?;
+    // Fetching appends no event (it moves the remote's tracking ref, as `git fetch` does), so
+    // it needs no git identity.
+    let helper = CommandHelper::open(Access::Reads)?;
     let repo = helper.repo();
     let git = Git::new(repo);
     let remote = sync::choose_remote(&git, args.remote.as_deref())?;

@@ -198,8 +198,9 @@ fn with_pack_cache(mut repo: gix::Repository) -> gix::Repository {
     repo
 }
 
-/// The identity events are recorded under; a placeholder where none is configured, because the
-/// hook must record even then.
+/// The identity events are recorded under (resolved as [`Repo::identity`] resolves it).
+/// Commands that write refuse to start without one; only the post-commit hook gets here
+/// without one, and records under a placeholder rather than lose the commit it notes.
 fn actor_of(repo: &Repo) -> gix::actor::Signature {
     let (name, email) = repo.committer_identity();
     gix::actor::Signature {

@@ -77,6 +77,21 @@ impl TestEnv {
         command
     }
 
+    /// [`TestEnv::command`] with no git identity at all: none in the environment, none in the
+    /// (empty) home directory or the system files, no `EMAIL`; only what the repository's own
+    /// config or `git -c` gives.
+    pub fn command_without_identity(
+        &self,
+        program: impl AsRef<std::ffi::OsStr>,
+        dir: &Path,
+    ) -> Command {
+        let mut command = self.command(program, dir);
+        for var in IDENTITY_VARS {
+            command.env_remove(var);
+        }
+        command
+    }
+
     /// Runs `git args...` in `dir`.
     pub fn git(&self, dir: &Path, args: &[&str]) -> Run {
         let output = self
@@ -171,6 +186,15 @@ impl TestEnv {
         run.stdout.trim().to_string()
     }
 }
+
+/// The variables that give the pinned identity, which [`TestEnv::command_without_identity`]
+/// leaves out.
+pub const IDENTITY_VARS: [&str; 4] = [
+    "GIT_AUTHOR_NAME",
+    "GIT_AUTHOR_EMAIL",
+    "GIT_COMMITTER_NAME",
+    "GIT_COMMITTER_EMAIL",
+];
 
 /// The only environment tests run with: no user config, fixed identity, our binary on PATH.
 pub fn pinned_env(home: &Path) -> Vec<(String, String)> {

@@ -580,7 +580,7 @@ fn offline_discover_uses_rules_and_says_so() {
     );
     assert!(
         run.stdout
-            .contains("gates:     2 checked by rules, 9 need a model"),
+            .contains("gates:     2 checked by rules and passed; 9 need a model to judge"),
         "only the gates spectra checks itself: {run:?}"
     );
     let made = &events(&env, &repo, "decision.made")[0];
