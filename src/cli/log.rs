@@ -133,7 +133,11 @@ pub fn run(args: LogArgs) -> Result<u8> {
 fn oneline(ids: &Ids, stored: &StoredEvent) -> String {
     format!(
         "{} {}",
-        paint(Stream::Stdout, Style::Commit, &ids.short_commit(&stored.commit)),
+        paint(
+            Stream::Stdout,
+            Style::Commit,
+            &ids.short_commit(&stored.commit)
+        ),
         stored.subject
     )
 }
@@ -153,7 +157,11 @@ fn human_line(ids: &Ids, stored: &StoredEvent, reverted: bool) -> String {
     };
     format!(
         "{} {} {}{mark} {}",
-        paint(Stream::Stdout, Style::Commit, &ids.short_commit(&stored.commit)),
+        paint(
+            Stream::Stdout,
+            Style::Commit,
+            &ids.short_commit(&stored.commit)
+        ),
         event.at,
         paint(Stream::Stdout, Style::Kind, &event.kind),
         stored.subject

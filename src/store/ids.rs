@@ -23,6 +23,9 @@ use super::{Store, StoreError};
 /// The fewest characters of a commit hash a short form has, as git's default `core.abbrev`.
 pub const MIN_SHORT: usize = 7;
 
+/// The length of a hyphenated UUID, as event and run ids are written.
+const UUID_LEN: usize = 36;
+
 /// The fewest characters a typed name must have.
 pub const MIN_TYPED: usize = 4;
 
@@ -199,6 +202,37 @@ impl Ids {
             .map_or_else(|| run.to_string(), EventName::short)
     }
 
+    /// The short form of `id`, an event's or a run's; `id` itself when the log has neither.
+    pub fn short(&self, id: &str) -> String {
+        match (self.event(id), self.run_first_event(id)) {
+            (Some(event), _) | (None, Some(event)) => event.short(),
+            (None, None) => id.to_string(),
+        }
+    }
+
+    /// `text` with every full event or run id the log holds replaced by its short form, for
+    /// messages built where the short forms are not known (plans, descriptions).
+    pub fn shorten(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find(|c: char| c.is_ascii_hexdigit()) {
+            out.push_str(&rest[..start]);
+            rest = &rest[start..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
+                .unwrap_or(rest.len());
+            let word = &rest[..end];
+            if word.len() == UUID_LEN {
+                out.push_str(&self.short(word));
+            } else {
+                out.push_str(word);
+            }
+            rest = &rest[end..];
+        }
+        out.push_str(rest);
+        out
+    }
+
     /// What `typed` names: an event, or a run (see the module documentation).
     ///
     /// A name that is a run's id (or a prefix of it), or that names the run's first event, is
@@ -258,7 +292,9 @@ impl Ids {
 
     fn named(&self, event: &EventName) -> Named {
         match &event.run {
-            Some(run) if self.run_first_event(run).map(|first| first.commit) == Some(event.commit) => {
+            Some(run)
+                if self.run_first_event(run).map(|first| first.commit) == Some(event.commit) =>
+            {
                 Named::Run(run.clone())
             }
             _ => Named::Event(event.commit),
@@ -320,10 +356,15 @@ impl Ids {
 /// For commits sorted by id, how many hex digits make each unique: one more than the longest
 /// prefix it shares with either neighbour, and at least [`MIN_SHORT`].
 fn unique_lengths(sorted: &[IdsEntry]) -> Vec<usize> {
-    let hex: Vec<String> = sorted.iter().map(|entry| entry.commit.to_string()).collect();
+    let hex: Vec<String> = sorted
+        .iter()
+        .map(|entry| entry.commit.to_string())
+        .collect();
     (0..hex.len())
         .map(|at| {
-            let before = at.checked_sub(1).map_or(0, |prev| shared(&hex[prev], &hex[at]));
+            let before = at
+                .checked_sub(1)
+                .map_or(0, |prev| shared(&hex[prev], &hex[at]));
             let after = hex.get(at + 1).map_or(0, |next| shared(&hex[at], next));
             (before.max(after) + 1).clamp(MIN_SHORT, hex[at].len())
         })
@@ -350,32 +391,85 @@ mod tests {
 
     fn ids() -> Ids {
         Ids::from_events([
-            entry("aaaaaaaa11111111111111111111111111111111", "0193f2a1-0000-7000-8000-000000000001", Some("0193f2a1-0000-7000-8000-00000000000a"), 1),
-            entry("aaaaaaaa21111111111111111111111111111111", "0193f2a1-0000-7000-8000-000000000002", Some("0193f2a1-0000-7000-8000-00000000000a"), 2),
-            entry("bbbbbbb111111111111111111111111111111111", "0193f2a1-0000-7000-8000-000000000003", None, 3),
+            entry(
+                "aaaaaaaa11111111111111111111111111111111",
+                "0193f2a1-0000-7000-8000-000000000001",
+                Some("0193f2a1-0000-7000-8000-00000000000a"),
+                1,
+            ),
+            entry(
+                "aaaaaaaa21111111111111111111111111111111",
+                "0193f2a1-0000-7000-8000-000000000002",
+                Some("0193f2a1-0000-7000-8000-00000000000a"),
+                2,
+            ),
+            entry(
+                "bbbbbbb111111111111111111111111111111111",
+                "0193f2a1-0000-7000-8000-000000000003",
+                None,
+                3,
+            ),
         ])
     }
 
     #[test]
     fn short_forms_are_unique_and_at_least_seven_long() {
         let ids = ids();
-        assert_eq!(ids.short_event("0193f2a1-0000-7000-8000-000000000001"), "aaaaaaaa1");
-        assert_eq!(ids.short_event("0193f2a1-0000-7000-8000-000000000002"), "aaaaaaaa2");
-        assert_eq!(ids.short_event("0193f2a1-0000-7000-8000-000000000003"), "bbbbbbb");
-        assert_eq!(ids.short_run("0193f2a1-0000-7000-8000-00000000000a"), "aaaaaaaa1");
+        assert_eq!(
+            ids.short_event("0193f2a1-0000-7000-8000-000000000001"),
+            "aaaaaaaa1"
+        );
+        assert_eq!(
+            ids.short_event("0193f2a1-0000-7000-8000-000000000002"),
+            "aaaaaaaa2"
+        );
+        assert_eq!(
+            ids.short_event("0193f2a1-0000-7000-8000-000000000003"),
+            "bbbbbbb"
+        );
+        assert_eq!(
+            ids.short_run("0193f2a1-0000-7000-8000-00000000000a"),
+            "aaaaaaaa1"
+        );
     }
 
     #[test]
     fn every_printed_form_resolves() {
         let ids = ids();
         let run = Named::Run("0193f2a1-0000-7000-8000-00000000000a".into());
-        let second = Named::Event(ObjectId::from_hex(b"aaaaaaaa21111111111111111111111111111111").unwrap());
+        let second =
+            Named::Event(ObjectId::from_hex(b"aaaaaaaa21111111111111111111111111111111").unwrap());
         assert_eq!(ids.resolve("aaaaaaaa1").unwrap(), run);
-        assert_eq!(ids.resolve("0193f2a1-0000-7000-8000-00000000000a").unwrap(), run);
-        assert_eq!(ids.resolve("0193f2a1-0000-7000-8000-000000000001").unwrap(), run);
+        assert_eq!(
+            ids.resolve("0193f2a1-0000-7000-8000-00000000000a").unwrap(),
+            run
+        );
+        assert_eq!(
+            ids.resolve("0193f2a1-0000-7000-8000-000000000001").unwrap(),
+            run
+        );
         assert_eq!(ids.resolve("aaaaaaaa2").unwrap(), second);
-        assert_eq!(ids.resolve("0193f2a1-0000-7000-8000-000000000002").unwrap(), second);
-        assert_eq!(ids.resolve("BBBB").unwrap(), Named::Event(ObjectId::from_hex(b"bbbbbbb111111111111111111111111111111111").unwrap()));
+        assert_eq!(
+            ids.resolve("0193f2a1-0000-7000-8000-000000000002").unwrap(),
+            second
+        );
+        assert_eq!(
+            ids.resolve("BBBB").unwrap(),
+            Named::Event(ObjectId::from_hex(b"bbbbbbb111111111111111111111111111111111").unwrap())
+        );
+    }
+
+    #[test]
+    fn shorten_replaces_the_ids_the_log_holds() {
+        let ids = ids();
+        assert_eq!(
+            ids.shorten("undid run 0193f2a1-0000-7000-8000-00000000000a (2 events), not 0193f2a1-0000-7000-8000-0000000000ff"),
+            "undid run aaaaaaaa1 (2 events), not 0193f2a1-0000-7000-8000-0000000000ff"
+        );
+        assert_eq!(
+            ids.shorten("event 0193f2a1-0000-7000-8000-000000000003."),
+            "event bbbbbbb."
+        );
     }
 
     #[test]
@@ -384,11 +478,17 @@ mod tests {
         match ids.resolve("0193f2a1") {
             Err(StoreError::Ambiguous { candidates, .. }) => {
                 assert_eq!(candidates.len(), 3, "{candidates:?}");
-                assert!(candidates.iter().any(|line| line.contains("subject of")), "{candidates:?}");
+                assert!(
+                    candidates.iter().any(|line| line.contains("subject of")),
+                    "{candidates:?}"
+                );
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(ids.resolve("aaaaaaaa"), Err(StoreError::Ambiguous { .. })));
+        assert!(matches!(
+            ids.resolve("aaaaaaaa"),
+            Err(StoreError::Ambiguous { .. })
+        ));
         assert!(matches!(ids.resolve("cccc"), Err(StoreError::NotFound(_))));
         assert!(matches!(ids.resolve("aaa"), Err(StoreError::TooShort(_))));
     }
