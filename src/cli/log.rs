@@ -136,7 +136,7 @@ fn oneline(ids: &Ids, stored: &StoredEvent) -> String {
         paint(
             Stream::Stdout,
             Style::Commit,
-            &ids.short_commit(&stored.commit)
+            ids.short_commit(&stored.commit)
         ),
         stored.subject
     )
@@ -160,7 +160,7 @@ fn human_line(ids: &Ids, stored: &StoredEvent, reverted: bool) -> String {
         paint(
             Stream::Stdout,
             Style::Commit,
-            &ids.short_commit(&stored.commit)
+            ids.short_commit(&stored.commit)
         ),
         event.at,
         paint(Stream::Stdout, Style::Kind, &event.kind),

@@ -15,8 +15,9 @@ use crate::undo::{self, Applied, Context, Direction, Plan, Step};
 /// Undo a run or an event, by appending events that revert it (nothing is rewritten).
 ///
 /// Without an argument, undoes the newest run that is not undone yet; run it again to walk
-/// further back. With a run id (or a unique prefix of one) it undoes every event of that run;
-/// with an event id, that event alone. Effects are undone in reverse order of the run: the
+/// further back. With a run (the short form `runs` prints, its id or a unique prefix) it undoes
+/// every event of that run; with an event (the short form `log` prints, its id...), that event
+/// alone. Effects are undone in reverse order of the run: the
 /// compensating playbooks the registry declares (`undo`) run, and the commits the run made on
 /// your branch are reverted with `git revert` (new commits with Spectra-Reverts trailers,
 /// never a reset). Then one events.reverted event names every target, and manifests and
