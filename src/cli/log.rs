@@ -6,21 +6,38 @@ use serde_json::json;
 use super::error::Result;
 use super::helper::{Access, CommandHelper};
 use super::ui::{Format, Output, Stream, Style, paint};
-use crate::store::{Filter, StoredEvent};
+use crate::store::{Filter, Ids, StoredEvent};
 
 /// Show events, newest first.
 ///
+/// Each event is printed with its short form: the shortest prefix of its commit hash (at least
+/// 7 characters) no other event of the log shares. `show`, `undo` and `log --run` take it, the
+/// full id, or any unique prefix of either.
+///
+/// Filters apply first, then the count, then `--reverse` (as in git: `-n 2 --reverse` shows
+/// the two newest events, oldest of them first).
+///
 /// Examples:
-///   git spectra log -n 20
-///   git spectra log --run 0193f2 --kind llm.called
+///   git spectra log -5 --oneline
+///   git spectra log --run 3f2a1c9 --kind llm.called
+///   git spectra log --author Ana --grep 'chose|rejected'
 ///   git spectra log --since '2 days ago' --format json | jq .event.kind
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct LogArgs {
-    /// Show at most this many events.
+    /// Show at most this many events (also `-N`, as in `git log -5`).
     #[arg(short = 'n', long = "max-count", value_name = "N")]
     max_count: Option<usize>,
-    /// Only events of this run (an id or a unique prefix).
+    /// `-N`: git's short spelling of `-n N`.
+    #[arg(value_parser = parse_dash_count, allow_negative_numbers = true, hide = true)]
+    dash_count: Option<usize>,
+    /// One line per event: its short form and subject.
+    #[arg(long, conflicts_with = "format")]
+    oneline: bool,
+    /// Oldest first (of the events the filters and the count keep).
+    #[arg(long)]
+    reverse: bool,
+    /// Only events of this run: its short form, id or a unique prefix, or any of its events'.
     #[arg(long)]
     run: Option<String>,
     /// Only events of this activity.
@@ -35,32 +52,72 @@ pub struct LogArgs {
     /// Only events at or after this time (2026-11-25, an RFC 3339 instant, or `2 hours ago`).
     #[arg(long, value_parser = super::parse_since)]
     since: Option<jiff::Timestamp>,
+    /// Only events whose commit author (`Name <email>`) matches this regular expression.
+    #[arg(long, value_name = "PATTERN", value_parser = parse_pattern)]
+    author: Option<regex::Regex>,
+    /// Only events whose subject matches this regular expression.
+    #[arg(long, value_name = "PATTERN", value_parser = parse_pattern)]
+    grep: Option<regex::Regex>,
     /// Output format; `json` prints one object per line.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
 }
 
+/// `-5` → 5: only a dash and digits, so that a stray word is not taken for a count.
+fn parse_dash_count(text: &str) -> Result<usize, String> {
+    text.strip_prefix('-')
+        .and_then(|digits| digits.parse().ok())
+        .ok_or_else(|| format!("unexpected argument `{text}` (a count is written -N or -n N)"))
+}
+
+/// A regular expression (Rust's `regex` syntax, close to git's `--extended-regexp`).
+fn parse_pattern(text: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(text).map_err(|error| format!("not a regular expression: {error}"))
+}
+
 pub fn run(args: LogArgs) -> Result<u8> {
     let helper = CommandHelper::open(Access::Shows)?;
     let store = helper.store();
+    // Short forms are unique against the whole log: read its names only when they are printed
+    // or a run is named.
+    let ids = if args.format == Format::Human || args.run.is_some() {
+        store.ids()?
+    } else {
+        Ids::default()
+    };
+    let run = match &args.run {
+        Some(typed) => Some(ids.resolve_run(typed)?),
+        None => None,
+    };
     let filter = Filter {
-        run: args.run,
+        run,
         activity: args.activity,
         service: args.service,
         kind: args.kind,
         since: args.since,
+        author: args.author,
+        grep: args.grep,
     };
     // Which events an undo reverted comes from the small manifest index (cached by tip), not
     // the full projection, so `log -n 1` stays cheap on a long log.
     let index = crate::fold_cache::manifests::load(helper.repo(), store)?;
     let reverted = index.marked_reverted();
+    let limit = args.max_count.or(args.dash_count).unwrap_or(usize::MAX);
+    let events = store.walk_newest_first(&filter).take(limit);
+    let events: Box<dyn Iterator<Item = _>> = if args.reverse {
+        let mut kept = events.collect::<Vec<_>>();
+        kept.reverse();
+        Box::new(kept.into_iter())
+    } else {
+        Box::new(events)
+    };
     let mut out = Output::new();
-    let limit = args.max_count.unwrap_or(usize::MAX);
-    for stored in store.walk_newest_first(&filter).take(limit) {
+    for stored in events {
         let stored = stored?;
         let is_reverted = reverted.contains(stored.event.id.as_str());
         match args.format {
-            Format::Human => out.line(human_line(&stored, is_reverted))?,
+            Format::Human if args.oneline => out.line(oneline(&ids, &stored))?,
+            Format::Human => out.line(human_line(&ids, &stored, is_reverted))?,
             Format::Json => {
                 let mut record = json_record(&stored);
                 record["reverted"] = is_reverted.into();
@@ -72,15 +129,27 @@ pub fn run(args: LogArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// `3f2a1c9 decision.made discover: chose ...`, as `git log --oneline`.
+fn oneline(ids: &Ids, stored: &StoredEvent) -> String {
+    format!(
+        "{} {}",
+        paint(
+            Stream::Stdout,
+            Style::Commit,
+            ids.short_commit(&stored.commit)
+        ),
+        stored.subject
+    )
+}
+
 /// `3f2a1c9 2026-11-25T18:50:00.123Z decision.made discover: chose ...`, with `[reverted]`
 /// after the kind when an undo in effect reverts the event.
 ///
-/// The handle is the commit's short hash, as in `git log --oneline`: UUIDv7 ids begin with
-/// their timestamp, so their first characters are shared by every event of the same minute.
-/// `git spectra show` takes either.
-fn human_line(stored: &StoredEvent, reverted: bool) -> String {
+/// The short form is the commit's hash, abbreviated to be unique in the log (see
+/// [`crate::store::Ids`]): UUIDv7 ids begin with their timestamp, so their first characters
+/// are shared by every event of the same second.
+fn human_line(ids: &Ids, stored: &StoredEvent, reverted: bool) -> String {
     let event = &stored.event;
-    let commit = stored.commit.to_string();
     let mark = if reverted {
         format!(" {}", paint(Stream::Stdout, Style::Error, "[reverted]"))
     } else {
@@ -88,7 +157,11 @@ fn human_line(stored: &StoredEvent, reverted: bool) -> String {
     };
     format!(
         "{} {} {}{mark} {}",
-        paint(Stream::Stdout, Style::Commit, &commit[..7]),
+        paint(
+            Stream::Stdout,
+            Style::Commit,
+            ids.short_commit(&stored.commit)
+        ),
         event.at,
         paint(Stream::Stdout, Style::Kind, &event.kind),
         stored.subject

@@ -5,19 +5,20 @@ use clap::Args;
 use super::error::Result;
 use super::helper::{Access, CommandHelper};
 use super::ui::{Format, Output};
-use crate::store::StoredEvent;
+use crate::store::{Ids, StoredEvent};
 
 /// Show one event: its envelope, payload and attachments.
 ///
-/// The id may be a unique prefix of an event id or of its commit id.
+/// The name may be the short form `git spectra log` prints, the full id, or a unique prefix of
+/// the id or of the commit hash; a run's name shows the run's first event.
 ///
 /// Examples:
-///   git spectra show 0193f2a1
+///   git spectra show 3f2a1c9
 ///   git spectra show 0193f2a1 --attachment response.json | jq .
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct ShowArgs {
-    /// An event id, a unique prefix of one, or a commit id on refs/spectra/events.
+    /// An event's short form, id or commit on refs/spectra/events, or a unique prefix of either.
     id: String,
     /// Print this attachment's raw bytes instead.
     #[arg(long, value_name = "NAME")]
@@ -30,13 +31,14 @@ pub struct ShowArgs {
 pub fn run(args: ShowArgs) -> Result<u8> {
     let helper = CommandHelper::open(Access::Shows)?;
     let store = helper.store();
-    let stored = store.find(&args.id)?;
+    let ids = store.ids()?;
+    let stored = store.find_in(&ids, &args.id)?;
     let mut out = Output::new();
     if let Some(name) = &args.attachment {
         out.bytes(&store.attachment(&stored, name)?)?;
     } else {
         match args.format {
-            Format::Human => render_human(&mut out, &stored)?,
+            Format::Human => render_human(&mut out, &stored, &ids)?,
             Format::Json => out.json_line(&super::log::json_record(&stored))?,
         }
     }
@@ -44,15 +46,17 @@ pub fn run(args: ShowArgs) -> Result<u8> {
     Ok(0)
 }
 
-fn render_human(out: &mut Output, stored: &StoredEvent) -> std::io::Result<()> {
+fn render_human(out: &mut Output, stored: &StoredEvent, ids: &Ids) -> std::io::Result<()> {
     let event = &stored.event;
     let none = || "-".to_string();
+    let run = |run: &String| format!("{} ({run})", ids.short(run));
     let fields = [
+        ("short", ids.short_commit(&stored.commit)),
         ("event", event.id.clone()),
         ("kind", event.kind.clone()),
         ("at", event.at.clone()),
         ("actor", event.actor.clone()),
-        ("run", event.run.clone().unwrap_or_else(none)),
+        ("run", event.run.as_ref().map_or_else(none, run)),
         ("activity", event.activity.clone().unwrap_or_else(none)),
         ("service", event.service.clone().unwrap_or_else(none)),
         ("lamport", event.lamport.to_string()),

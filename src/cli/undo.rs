@@ -8,14 +8,16 @@ use super::helper::{Access, CommandHelper};
 use super::ui::{Format, Output};
 use crate::registry::Registry;
 use crate::run_lock::EffectLock;
+use crate::store::Ids;
 use crate::tip_cache;
 use crate::undo::{self, Applied, Context, Direction, Plan, Step};
 
 /// Undo a run or an event, by appending events that revert it (nothing is rewritten).
 ///
 /// Without an argument, undoes the newest run that is not undone yet; run it again to walk
-/// further back. With a run id (or a unique prefix of one) it undoes every event of that run;
-/// with an event id, that event alone. Effects are undone in reverse order of the run: the
+/// further back. With a run (the short form `runs` prints, its id or a unique prefix) it undoes
+/// every event of that run; with an event (the short form `log` prints, its id...), that event
+/// alone. Effects are undone in reverse order of the run: the
 /// compensating playbooks the registry declares (`undo`) run, and the commits the run made on
 /// your branch are reverted with `git revert` (new commits with Spectra-Reverts trailers,
 /// never a reset). Then one events.reverted event names every target, and manifests and
@@ -130,7 +132,7 @@ fn carry_out(
     let Some(effects) = effects else {
         let refusal = plan.refusal();
         match format {
-            Format::Human => render_plan(&mut out, plan)?,
+            Format::Human => render_plan(&mut out, plan, &context.store.ids()?)?,
             Format::Json => out.json_line(&json!({
                 "dry_run": true,
                 "plan": plan,
@@ -145,7 +147,7 @@ fn carry_out(
     };
     let applied = undo::apply(context, plan, effects)?;
     match format {
-        Format::Human => render_applied(&mut out, plan, &applied)?,
+        Format::Human => render_applied(&mut out, plan, &applied, &context.store.ids()?)?,
         Format::Json => {
             out.json_line(&json!({"dry_run": false, "plan": plan, "applied": applied}))?;
         }
@@ -161,11 +163,11 @@ fn verb(direction: Direction) -> &'static str {
     }
 }
 
-fn render_plan(out: &mut Output, plan: &Plan) -> std::io::Result<()> {
+fn render_plan(out: &mut Output, plan: &Plan, ids: &Ids) -> std::io::Result<()> {
     out.line(format_args!(
         "would {} {}",
         verb(plan.direction),
-        plan.description
+        ids.shorten(&plan.description)
     ))?;
     if plan.steps.is_empty() {
         out.line("  no effects to reverse (no commits, no compensations)")?;
@@ -182,7 +184,7 @@ fn render_plan(out: &mut Output, plan: &Plan) -> std::io::Result<()> {
         plan.targets.len()
     ))?;
     for target in &plan.targets {
-        out.line(format_args!("    {target}"))?;
+        out.line(format_args!("    {}", ids.short(target)))?;
     }
     for note in &plan.notes {
         out.line(format_args!("  note: {note}"))?;
@@ -223,12 +225,17 @@ fn render_step(out: &mut Output, number: usize, step: &Step) -> std::io::Result<
     Ok(())
 }
 
-fn render_applied(out: &mut Output, plan: &Plan, applied: &Applied) -> std::io::Result<()> {
+fn render_applied(
+    out: &mut Output,
+    plan: &Plan,
+    applied: &Applied,
+    ids: &Ids,
+) -> std::io::Result<()> {
     let done = match plan.direction {
         Direction::Undo => "undid",
         Direction::Redo => "redid",
     };
-    out.line(format_args!("{done} {}", plan.description))?;
+    out.line(format_args!("{done} {}", ids.shorten(&plan.description)))?;
     for step in &applied.steps {
         let text = |key: &str| step[key].as_str().unwrap_or("?").to_string();
         match step["step"].as_str() {
@@ -246,12 +253,16 @@ fn render_applied(out: &mut Output, plan: &Plan, applied: &Applied) -> std::io::
     }
     out.line(format_args!(
         "  event:  {} (run {})",
-        applied.event, applied.run
+        ids.short(&applied.event),
+        ids.short(&applied.run)
     ))?;
     match plan.direction {
         Direction::Undo => out.line("  redo:   git spectra redo")?,
         Direction::Redo => {
-            out.line(format_args!("  undo:   git spectra undo {}", applied.event))?;
+            out.line(format_args!(
+                "  undo:   git spectra undo {}",
+                ids.short(&applied.event)
+            ))?;
         }
     }
     Ok(())

@@ -8,6 +8,7 @@ use super::error::{Error, Result};
 use super::helper::{Access, CommandHelper};
 use super::ui::{Format, Output};
 use crate::projection::{self, Projection};
+use crate::store::Ids;
 
 /// Show the latest manifest of each activity (per service).
 ///
@@ -81,6 +82,14 @@ fn load() -> Result<(CommandHelper, Projection)> {
     Ok((helper, projection))
 }
 
+/// The log's short forms when they will be printed (JSON keeps full ids).
+fn short_forms(helper: &CommandHelper, format: Format) -> Result<Ids> {
+    Ok(match format {
+        Format::Human => helper.store().ids()?,
+        Format::Json => Ids::default(),
+    })
+}
+
 pub fn manifest(args: ManifestArgs) -> Result<u8> {
     let helper = CommandHelper::open(Access::Shows)?;
     let manifests = crate::fold_cache::manifests::query(helper.repo(), helper.store(), |index| {
@@ -101,7 +110,8 @@ pub fn manifest(args: ManifestArgs) -> Result<u8> {
 }
 
 pub fn history(args: HistoryArgs) -> Result<u8> {
-    let (_, projection) = load()?;
+    let (helper, projection) = load()?;
+    let ids = short_forms(&helper, args.format)?;
     let entries = projection.history(args.activity.as_deref(), args.service.as_deref());
     let mut out = Output::new();
     for (activity, entry) in &entries {
@@ -112,7 +122,7 @@ pub fn history(args: HistoryArgs) -> Result<u8> {
             Format::Human => out.line(format_args!(
                 "{} {} {:<10} {:<9} {} {}",
                 entry.timestamp,
-                entry.run,
+                ids.short(&entry.run),
                 activity,
                 entry.outcome,
                 entry.service.as_deref().unwrap_or("-"),
@@ -127,7 +137,8 @@ pub fn history(args: HistoryArgs) -> Result<u8> {
 }
 
 pub fn runs(args: RunsArgs) -> Result<u8> {
-    let (_, projection) = load()?;
+    let (helper, projection) = load()?;
+    let ids = short_forms(&helper, args.format)?;
     let mut out = Output::new();
     for row in projection.runs().iter().rev() {
         match args.format {
@@ -151,7 +162,7 @@ pub fn runs(args: RunsArgs) -> Result<u8> {
                 };
                 out.line(format_args!(
                     "{} {} {} {}{} {}",
-                    row.run,
+                    ids.short(&row.run),
                     row.started_at,
                     row.command.as_deref().unwrap_or("?"),
                     crate::cli::ui::outcome(&row.outcome),

@@ -15,6 +15,8 @@ pub(super) struct CommitHeader {
     pub(super) tree: ObjectId,
     pub(super) parents: Vec<ObjectId>,
     pub(super) subject: String,
+    /// The author as git prints it: `Name <email>`.
+    pub(super) author: String,
     pub(super) trailers: Trailers,
 }
 
@@ -76,7 +78,12 @@ pub(super) fn commit_header(
     let tree = commit.clone().tree_id().map_err(ReadError::from)?;
     let parents = commit.parent_ids().collect();
     let message = commit.message().map_err(ReadError::from)?;
+    let author = commit
+        .author()
+        .map(|author| format!("{} <{}>", author.name, author.email))
+        .unwrap_or_default();
     Ok(CommitHeader {
+        author,
         id,
         tree,
         parents,

@@ -31,6 +31,9 @@ pub enum StoreError {
     /// No event's id or commit starts with what was given.
     #[error("no event matches `{0}`")]
     NotFound(String),
+    /// The name given is an event's that belongs to no run.
+    #[error("`{0}` names an event that belongs to no run")]
+    NoRun(String),
     /// The prefix given is too short to look an event up by.
     #[error("`{0}` is too short to name an event: give at least 4 characters of the id")]
     TooShort(String),
@@ -143,9 +146,12 @@ impl StoreError {
                 "if no other git spectra or git process is running, remove a stale `{EVENTS_REF}.lock` under the git dir and try again"
             )),
             StoreError::NotFound(_) | StoreError::TooShort(_) => {
-                Some("list events with `git spectra log`; ids and unique prefixes both work".into())
+                Some("list events with `git spectra log` and runs with `git spectra runs`; their short forms, full ids and unique prefixes all work".into())
             }
-            StoreError::Ambiguous { .. } => Some("give more characters of the id".into()),
+            StoreError::NoRun(_) => {
+                Some("`git spectra runs` lists the runs; `git spectra show` shows the event".into())
+            }
+            StoreError::Ambiguous { .. } => Some("give more characters, or the short form `git spectra log` prints".into()),
             StoreError::NotAnEvent { .. } => {
                 Some("run `git spectra verify` to find every problem in the log".into())
             }
@@ -171,9 +177,10 @@ impl crate::failure::Classify for StoreError {
         use crate::failure::Class;
         match self {
             // A prefix too short to look up is bad input, as a malformed argument would be.
-            StoreError::TooShort(_) => Class::Usage,
+            StoreError::TooShort(_) | StoreError::Ambiguous { .. } | StoreError::NoRun(_) => {
+                Class::Usage
+            }
             StoreError::NotFound(_)
-            | StoreError::Ambiguous { .. }
             | StoreError::NoSuchAttachment { .. }
             | StoreError::Contention { .. }
             | StoreError::Unverifiable { .. }

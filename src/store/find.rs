@@ -1,47 +1,31 @@
-//! Finding events and their attachments: by id, by commit, by unique prefix of either.
+//! Finding events and their attachments: by any name [`Ids::resolve`] takes.
 
-use super::{EVENT_FILE, ReadError, Store, StoreError, StoredEvent};
+use super::{EVENT_FILE, Ids, ReadError, Store, StoreError, StoredEvent};
 use gix::objs::FindExt;
 
 impl Store {
-    /// The event whose id (or commit id) is `query` or starts with it.
+    /// The event `query` names in any form [`Ids::resolve`] takes (a run's name gives its
+    /// first event).
     pub fn find(&self, query: &str) -> Result<StoredEvent, StoreError> {
-        let wanted = query.trim().to_lowercase();
-        if wanted.len() < 4 {
-            return Err(StoreError::TooShort(query.to_string()));
-        }
-        let mut by_id = Vec::new();
-        let mut by_commit = Vec::new();
-        for header in self.headers_newest_first() {
-            let header = header?;
-            let id = header.trailers.get("Spectra-Id").unwrap_or_default();
-            if id.starts_with(&wanted) {
-                by_id.push(header);
-            } else if header.id.to_string().starts_with(&wanted) {
-                by_commit.push(header);
-            }
-        }
-        let candidates = if by_id.is_empty() { by_commit } else { by_id };
-        match candidates.len() {
-            0 => Err(StoreError::NotFound(query.to_string())),
-            1 => {
-                let header = candidates.into_iter().next().expect("one candidate");
-                self.load(header, &mut Vec::new())
-            }
-            _ => Err(StoreError::Ambiguous {
-                prefix: query.to_string(),
-                candidates: candidates
-                    .iter()
-                    .map(|header| {
-                        format!(
-                            "  {} {}",
-                            header.trailers.get("Spectra-Id").unwrap_or("?"),
-                            header.subject
-                        )
-                    })
-                    .collect(),
-            }),
-        }
+        let ids = self.ids()?;
+        self.find_in(&ids, query)
+    }
+
+    /// [`Store::find`] with names already read.
+    pub fn find_in(&self, ids: &Ids, query: &str) -> Result<StoredEvent, StoreError> {
+        let named = ids.resolve(query)?;
+        let commit = ids
+            .event_of(&named)
+            .map(|event| event.commit)
+            .ok_or_else(|| StoreError::NotFound(query.to_string()))?;
+        self.event_at(commit)
+    }
+
+    /// The event recorded by `commit`.
+    pub fn event_at(&self, commit: gix::ObjectId) -> Result<StoredEvent, StoreError> {
+        let mut buf = Vec::new();
+        let header = self.read_commit(commit, &mut buf)?;
+        self.load(header, &mut buf)
     }
 
     /// The bytes of one attachment of `stored`.

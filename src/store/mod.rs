@@ -19,7 +19,7 @@
 //! backoff), `objects` (the object writers, over `pack`, `loose` and `deflate`), `trailers`
 //! (commit messages), `commit` (reading one commit's header and event), `walk` and `read`
 //! (reading many events in order), `dag` (the total order), `resume` (where a fold resumes),
-//! `find` (ids, prefixes, attachments), `verify` (the chain checker), `integrity` (its cached
+//! `ids` (the short forms and every name a person types), `find` (events by name, attachments), `verify` (the chain checker), `integrity` (its cached
 //! answer), `merge` (joining logs) and `housekeeping` (`git gc --auto`). Errors are in `error`.
 
 #![warn(missing_docs)]
@@ -40,6 +40,7 @@ mod deflate;
 mod error;
 mod find;
 mod housekeeping;
+mod ids;
 mod integrity;
 mod loose;
 mod merge;
@@ -54,6 +55,7 @@ mod verify;
 mod walk;
 
 pub use error::{ReadError, StoreError, WriteError};
+pub use ids::{EventName, Ids, IdsEntry, MIN_SHORT, Named};
 pub use integrity::Integrity;
 pub use merge::{Conflict, Divergence, Merged};
 pub use read::Keep;
@@ -99,9 +101,25 @@ pub struct Filter {
     pub kind: Option<String>,
     /// Keep events at or after this instant.
     pub since: Option<jiff::Timestamp>,
+    /// Keep events whose commit author, written `Name <email>`, this matches (`git log --author`).
+    pub author: Option<regex::Regex>,
+    /// Keep events whose commit subject this matches (`git log --grep`).
+    pub grep: Option<regex::Regex>,
 }
 
 impl Filter {
+    fn matches_header(&self, header: &commit::CommitHeader) -> bool {
+        self.matches_trailers(&header.trailers)
+            && self
+                .author
+                .as_ref()
+                .is_none_or(|author| author.is_match(&header.author))
+            && self
+                .grep
+                .as_ref()
+                .is_none_or(|grep| grep.is_match(&header.subject))
+    }
+
     fn matches_trailers(&self, trailers: &Trailers) -> bool {
         let run_matches = match &self.run {
             Some(run) => trailers

@@ -43,7 +43,7 @@ impl Store {
         let mut buf = Vec::new();
         self.headers_newest_first()
             .filter(move |header| match header {
-                Ok(header) => filter.matches_trailers(&header.trailers),
+                Ok(header) => filter.matches_header(header),
                 Err(_) => true,
             })
             .map(move |header| header.and_then(|header| self.load(header, &mut buf)))
@@ -68,7 +68,7 @@ impl Store {
         })?;
         let headers: Vec<CommitHeader> = headers
             .into_iter()
-            .filter(|header| filter.matches_trailers(&header.trailers))
+            .filter(|header| filter.matches_header(header))
             .collect();
         let links: Vec<read::Link> = headers.iter().map(|h| (h.id, h.tree)).collect();
         let events = read::events_of(&self.repo, &links, &event::decode)?;

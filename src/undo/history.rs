@@ -119,18 +119,6 @@ impl History {
             .collect()
     }
 
-    /// Distinct run ids starting with `prefix`, oldest first.
-    pub fn runs_starting_with(&self, prefix: &str) -> Vec<String> {
-        let mut seen = BTreeSet::new();
-        let mut runs = Vec::new();
-        for run in self.events.iter().filter_map(|event| event.run.as_deref()) {
-            if run.starts_with(prefix) && seen.insert(run) {
-                runs.push(run.to_string());
-            }
-        }
-        runs
-    }
-
     /// The newest run (one that recorded `run.started`) that is not undone.
     pub fn latest_live_run(&self) -> Option<String> {
         self.projection

@@ -26,7 +26,7 @@ use crate::event::{Event, kind};
 use crate::playbook::{PlaybookError, Runner};
 use crate::registry::Registry;
 use crate::repo::Repo;
-use crate::store::{Store, StoreError};
+use crate::store::{Named, Store, StoreError};
 use crate::worktree::{Operation, Worktree, WorktreeError, operation_in_progress};
 
 /// What undo works with: the log, the registry (for compensations), the user's work tree and
@@ -77,14 +77,6 @@ pub enum UndoError {
     /// The id or prefix given names nothing in the log.
     #[error("`{0}` names no run and no event")]
     NotFound(String),
-    /// The prefix given starts more than one run id.
-    #[error("`{prefix}` is ambiguous; it starts several runs:\n{}", .runs.join("\n"))]
-    AmbiguousRun {
-        /// The prefix given.
-        prefix: String,
-        /// The run ids it starts.
-        runs: Vec<String>,
-    },
     /// What was named is already undone.
     #[error("{what} is already undone (by {undo})")]
     AlreadyUndone {
@@ -197,7 +189,6 @@ impl UndoError {
             UndoError::NotFound(_) => {
                 "give a run id from `git spectra runs` or an event id from `git spectra log` (unique prefixes work)".into()
             }
-            UndoError::AmbiguousRun { .. } => "give more characters of the run id".into(),
             UndoError::AlreadyUndone { .. } => "`git spectra redo` restores the newest undo".into(),
             UndoError::AlreadyRedone(_) => "run `git spectra undo` with the run id to undo it again".into(),
             UndoError::PartOfUndo { .. } => {
@@ -326,30 +317,20 @@ pub fn plan_redo(context: &Context<'_>) -> Result<Plan, UndoError> {
     plan::redo(context, &history, undo)
 }
 
-/// Resolves the argument: an exact event id, then a run id or unique prefix, then whatever
-/// `git spectra show` accepts (an event id prefix or a commit of the log).
+/// Resolves the argument as every command does ([`crate::store::Ids::resolve`]): a run (by its
+/// id, a prefix, or its first event's name, which is what `git spectra runs` prints), else one
+/// event.
 fn select(store: &Store, history: &History, text: &str) -> Result<Selection, UndoError> {
-    let wanted = text.trim().to_lowercase();
-    if let Some(event) = history.event(&wanted) {
-        return classify(history, event);
-    }
-    let runs = if wanted.len() >= 4 {
-        history.runs_starting_with(&wanted)
-    } else {
-        Vec::new()
-    };
-    match runs.as_slice() {
-        [run] => return classify_run(history, run),
-        [] => {}
-        _ => {
-            return Err(UndoError::AmbiguousRun {
-                prefix: text.to_string(),
-                runs: runs.iter().map(|run| format!("  {run}")).collect(),
-            });
+    let ids = store.ids()?;
+    match ids.resolve(text) {
+        Ok(Named::Run(run)) => classify_run(history, &run),
+        Ok(Named::Event(commit)) => {
+            let id = ids.event_at(&commit).map(|event| event.id.as_str());
+            match id.and_then(|id| history.event(id)) {
+                Some(event) => classify(history, event),
+                None => Err(UndoError::NotFound(text.to_string())),
+            }
         }
-    }
-    match store.find(&wanted) {
-        Ok(stored) => classify(history, &stored.event),
         Err(StoreError::NotFound(_)) => Err(UndoError::NotFound(text.to_string())),
         Err(error) => Err(error.into()),
     }

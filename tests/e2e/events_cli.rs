@@ -192,7 +192,7 @@ fn show_finds_by_prefix_and_lists_candidates_when_ambiguous() {
 
     // UUIDv7 ids made in the same second share their first characters.
     let ambiguous = &first[..4];
-    let run = env.spectra(&repo, &["show", ambiguous]).code(1);
+    let run = env.spectra(&repo, &["show", ambiguous]).code(2);
     assert!(run.stderr.contains("is ambiguous"), "{run:?}");
     assert!(
         run.stderr.contains(&first) && run.stderr.contains(&second),

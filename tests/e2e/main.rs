@@ -17,6 +17,7 @@ mod documents;
 mod events_cli;
 mod existing_services;
 mod first_hour_a;
+mod first_hour_b;
 mod hooks;
 mod lifecycle;
 mod llm;

@@ -114,7 +114,11 @@ fn undo_reverts_the_last_discover_with_a_new_commit_and_the_views_read_as_before
     let count = event_count(&repo);
 
     let out = repo.spectra(&["undo"]).success();
-    assert!(out.stdout.contains(&format!("undid run {run}")), "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("undid run {}", short(&repo, &run))),
+        "{out:?}"
+    );
 
     // The spec is gone from HEAD through a new revert commit; the discover commit stays.
     assert!(!in_head(&repo, &spec("logging")));
@@ -211,7 +215,7 @@ fn repeated_undo_walks_back_and_redo_restores_in_reverse_order() {
 
     // Redo cancels the newest undo first: logging comes back, then billing.
     let out = repo.spectra(&["redo"]).success();
-    assert!(out.stdout.contains(&logging), "{out:?}");
+    assert!(out.stdout.contains(&short(&repo, &logging)), "{out:?}");
     assert!(!undone(&repo, &logging) && undone(&repo, &billing));
     assert!(in_head(&repo, &spec("logging")) && !in_head(&repo, &spec("billing")));
     let subject = repo.git(&["log", "-1", "--format=%s"]);
@@ -245,7 +249,7 @@ fn undo_takes_a_run_prefix_or_one_event() {
     let billing = discover(&repo, "billing");
 
     // Run ids share their leading (time) digits: a short prefix is ambiguous.
-    let ambiguous = repo.spectra(&["undo", &logging[..4]]).code(1);
+    let ambiguous = repo.spectra(&["undo", &logging[..4]]).code(2);
     assert!(ambiguous.stderr.contains("ambiguous"), "{ambiguous:?}");
     assert!(ambiguous.stderr.contains(&billing), "{ambiguous:?}");
 
@@ -257,7 +261,11 @@ fn undo_takes_a_run_prefix_or_one_event() {
     let committed = event_of(&repo, &billing, "files.committed");
     let id = committed["id"].as_str().unwrap();
     let out = repo.spectra(&["undo", id]).success();
-    assert!(out.stdout.contains(&format!("undid event {id}")), "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("undid event {}", short(&repo, id))),
+        "{out:?}"
+    );
     assert!(!in_head(&repo, &spec("billing")));
     assert!(!undone(&repo, &billing));
     let marked: Vec<Value> = events(&repo, None)
@@ -453,7 +461,8 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
 
     let out = repo.spectra(&["undo", "--dry-run"]).success();
     assert!(
-        out.stdout.contains(&format!("would undo run {run}")),
+        out.stdout
+            .contains(&format!("would undo run {}", short(&repo, &run))),
         "{out:?}"
     );
     assert!(
@@ -554,4 +563,16 @@ fn a_failing_compensation_is_reported_recorded_and_finished_by_running_again() {
     assert_eq!(rerun["payload"]["playbook"], "catalog.lookup");
     assert_eq!(rerun["payload"]["action"], "run");
     repo.spectra(&["verify"]).success();
+}
+
+/// The short form human output prints for a run or event id: its (first) event's commit hash,
+/// as `git spectra log --oneline` abbreviates it.
+fn short(repo: &TestRepo, id: &str) -> String {
+    let shown = repo.spectra(&["show", id]).success().stdout;
+    shown
+        .lines()
+        .find_map(|line| line.strip_prefix("short"))
+        .expect("show prints the short form")
+        .trim()
+        .to_string()
 }
