@@ -37,7 +37,7 @@ pub struct LogArgs {
     since: Option<jiff::Timestamp>,
     /// Output format; `json` prints one object per line.
     #[arg(long, value_enum, default_value_t)]
-    format: Format,
+    pub(super) format: Format,
 }
 
 pub fn run(args: LogArgs) -> Result<u8> {

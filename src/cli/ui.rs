@@ -161,9 +161,22 @@ pub fn parse_color_choice(raw: &str) -> Option<ColorChoice> {
     }
 }
 
-/// Git started its pager for us: it runs `pager.spectra` or `git -p` for external commands
-/// itself and says so in `GIT_PAGER_IN_USE`. The pager shows colour, so `auto` colours.
+/// Set when we started the pager ourselves (see `cli::pager`).
+static PAGER_STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records that standard output now goes to a pager we started; call before anything is
+/// printed, so `auto` colours the pager as it would the terminal.
+pub fn set_pager_started() {
+    PAGER_STARTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A pager shows our output: ours, or git's when it runs `pager.spectra` or `git -p` for
+/// external commands itself and says so in `GIT_PAGER_IN_USE`. The pager shows colour, so
+/// `auto` colours.
 fn git_pager_in_use() -> bool {
+    if PAGER_STARTED.load(std::sync::atomic::Ordering::Relaxed) {
+        return true;
+    }
     std::env::var("GIT_PAGER_IN_USE")
         .ok()
         .and_then(|value| crate::repo::parse_git_bool(&value))

@@ -16,6 +16,7 @@ mod discover;
 mod documents;
 mod events_cli;
 mod existing_services;
+mod first_hour_c;
 mod hooks;
 mod lifecycle;
 mod llm;

@@ -1,0 +1,233 @@
+//! Issue 21, lane C: the pager (item 4), a status that tells the truth (item 6) and one set of
+//! JSON conventions for every `--format json` (item 7).
+//!
+//! The pager tests give the binary a pseudo-terminal as standard output (so it sees a terminal,
+//! as in a real shell) and a `PAGER` that records what it was given into a file: the file exists
+//! exactly when the output was paged.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use crate::common::{Run, TestRepo};
+
+/// A pseudo-terminal: the side the binary writes to, and a thread that reads everything the
+/// terminal shows until the last writer closes it.
+struct Terminal {
+    screen: std::thread::JoinHandle<String>,
+}
+
+impl Terminal {
+    /// Opens a pseudo-terminal; returns it and the file descriptor a child uses as its stdout.
+    fn open() -> (Terminal, OwnedFd) {
+        use rustix::fs::{Mode, OFlags};
+        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+            .expect("open a pseudo-terminal");
+        grantpt(&master).expect("grantpt");
+        unlockpt(&master).expect("unlockpt");
+        let name = ptsname(&master, Vec::new()).expect("ptsname");
+        let flags = OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let slave = rustix::fs::open(name.as_c_str(), flags, Mode::empty()).expect("open slave");
+        let screen = std::thread::spawn(move || {
+            let mut master = std::fs::File::from(master);
+            let mut shown = Vec::new();
+            // Reading fails (EIO) once every process holding the terminal has closed it.
+            let mut buffer = [0u8; 4096];
+            while let Ok(read) = master.read(&mut buffer) {
+                if read == 0 {
+                    break;
+                }
+                shown.extend_from_slice(&buffer[..read]);
+            }
+            String::from_utf8_lossy(&shown).into_owned()
+        });
+        (Terminal { screen }, slave)
+    }
+}
+
+/// What a paged (or not) command left: its run, what the terminal showed, and what the
+/// recording pager received (`None`: no pager ran).
+struct Paged {
+    run: Run,
+    screen: String,
+    pager_got: Option<String>,
+}
+
+/// A repository with two events and a recording pager script.
+struct PagerRepo {
+    repo: TestRepo,
+    recorder: PathBuf,
+    record: PathBuf,
+}
+
+impl PagerRepo {
+    fn new() -> PagerRepo {
+        let repo = TestRepo::new();
+        for n in 1..=2 {
+            repo.env
+                .append(repo.root(), "note.added", &format!(r#"{{"n":{n}}}"#));
+        }
+        let record = repo.env.path().join("pager-got");
+        let recorder = repo.env.path().join("record-pager");
+        std::fs::write(
+            &recorder,
+            format!(
+                "#!/bin/sh\n{{ echo \"LESS=$LESS LV=$LV\"; cat; }} > '{}'\n",
+                record.display()
+            ),
+        )
+        .expect("write the recording pager");
+        make_executable(&recorder);
+        PagerRepo {
+            repo,
+            recorder,
+            record,
+        }
+    }
+
+    /// Runs `git-spectra args` with a terminal as stdout and `env` on top of the pinned one.
+    fn on_terminal(&self, args: &[&str], env: &[(&str, &str)]) -> Paged {
+        let (terminal, slave) = Terminal::open();
+        let mut command = self
+            .repo
+            .env
+            .command(crate::common::spectra_bin(), self.repo.root());
+        command
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::from(slave))
+            .stderr(Stdio::piped());
+        let child = command.spawn().expect("spawn git-spectra");
+        // The command holds our copy of the terminal's child side; close it so the reader
+        // sees the end once the binary (and its pager) exit.
+        drop(command);
+        let output = child.wait_with_output().expect("wait for git-spectra");
+        let screen = terminal.screen.join().expect("terminal reader");
+        Paged {
+            run: Run::from_output(output),
+            screen,
+            pager_got: self.take_record(),
+        }
+    }
+
+    fn take_record(&self) -> Option<String> {
+        let text = std::fs::read_to_string(&self.record).ok()?;
+        std::fs::remove_file(&self.record).expect("remove the record");
+        Some(text)
+    }
+
+    fn pager(&self) -> &str {
+        self.recorder.to_str().expect("utf-8 path")
+    }
+}
+
+fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn long_human_output_on_a_terminal_goes_through_the_pager_with_git_s_less_settings() {
+    let repo = PagerRepo::new();
+    for args in [
+        &["log"][..],
+        &["runs"],
+        &["stats"],
+        &["manifest"],
+        &["history"],
+        &["registry", "list"],
+    ] {
+        let paged = repo.on_terminal(args, &[("PAGER", repo.pager())]);
+        paged.run.success();
+        let got = paged
+            .pager_got
+            .unwrap_or_else(|| panic!("{args:?} was not paged"));
+        assert!(got.starts_with("LESS=FRX LV=-c\n"), "{args:?}: {got}");
+    }
+    let paged = repo.on_terminal(&["log"], &[("PAGER", repo.pager())]);
+    let got = paged.pager_got.expect("paged");
+    assert!(got.contains("note.added"), "the pager got the log: {got}");
+    assert!(
+        !paged.screen.contains("note.added"),
+        "the log went to the pager, not the terminal: {}",
+        paged.screen
+    );
+}
+
+#[test]
+fn the_pager_follows_git_s_order_and_the_user_s_less_settings() {
+    let repo = PagerRepo::new();
+    // GIT_PAGER wins over PAGER; an explicit LESS is left alone.
+    let paged = repo.on_terminal(
+        &["log"],
+        &[
+            ("GIT_PAGER", repo.pager()),
+            ("PAGER", "false"),
+            ("LESS", "S"),
+        ],
+    );
+    paged.run.success();
+    assert!(
+        paged
+            .pager_got
+            .expect("paged")
+            .starts_with("LESS=S LV=-c\n")
+    );
+    // pager.spectra names the pager for git spectra, before core.pager and PAGER.
+    repo.repo.git(&["config", "core.pager", "false"]);
+    repo.repo.git(&["config", "pager.spectra", repo.pager()]);
+    let paged = repo.on_terminal(&["log"], &[("PAGER", "false")]);
+    assert!(paged.pager_got.is_some(), "pager.spectra was not used");
+}
+
+/// Variables set on top of the pinned environment.
+type Environment<'a> = Vec<(&'a str, &'a str)>;
+
+#[test]
+fn no_pager_json_pipes_and_git_s_own_choices_print_straight_to_the_terminal() {
+    let repo = PagerRepo::new();
+    let pager = repo.pager();
+    let cases: [(&[&str], Environment); 5] = [
+        (&["log", "--no-pager"], vec![("PAGER", pager)]),
+        (&["--no-pager", "log"], vec![("PAGER", pager)]),
+        (&["log", "--format", "json"], vec![("PAGER", pager)]),
+        // What `git --no-pager spectra log` and `pager.spectra=false` export to us.
+        (&["log"], vec![("PAGER", pager), ("GIT_PAGER", "cat")]),
+        // `git -p spectra log`: git's pager already shows our output.
+        (
+            &["log"],
+            vec![("PAGER", pager), ("GIT_PAGER_IN_USE", "true")],
+        ),
+    ];
+    for (args, env) in cases {
+        let paged = repo.on_terminal(args, &env);
+        paged.run.success();
+        assert_eq!(paged.pager_got, None, "{args:?} {env:?} was paged");
+        assert!(
+            paged.screen.contains("note.added"),
+            "{args:?} {env:?}: the terminal showed {:?}",
+            paged.screen
+        );
+    }
+    repo.repo.git(&["config", "pager.spectra", "false"]);
+    let paged = repo.on_terminal(&["log"], &[("PAGER", pager)]);
+    assert_eq!(paged.pager_got, None, "pager.spectra=false was ignored");
+}
+
+#[test]
+fn output_into_a_pipe_is_never_paged() {
+    let repo = PagerRepo::new();
+    let output = repo
+        .repo
+        .env
+        .command(crate::common::spectra_bin(), repo.repo.root())
+        .args(["log"])
+        .env("PAGER", repo.pager())
+        .output()
+        .expect("run git-spectra");
+    let run = Run::from_output(output).success();
+    assert!(run.stdout.contains("note.added"), "{run:?}");
+    assert_eq!(repo.take_record(), None, "a pipe was paged");
+}
