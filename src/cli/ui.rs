@@ -215,9 +215,9 @@ impl Style {
     /// The style an outcome word (`succeeded`, `failed`, `in_progress`...) is shown in.
     pub fn for_outcome(outcome: &str) -> Option<Style> {
         match outcome {
-            "succeeded" | "complete" | "ok" | "works" => Some(Style::Good),
+            "succeeded" | "complete" | "ok" | "works" | "verified" => Some(Style::Good),
             "failed" | "error" | "unreachable" => Some(Style::Error),
-            "in_progress" | "pending" | "skipped" | "incomplete" => Some(Style::Warning),
+            "in_progress" | "pending" | "skipped" | "incomplete" | "undone" => Some(Style::Warning),
             _ => None,
         }
     }

@@ -231,3 +231,99 @@ fn output_into_a_pipe_is_never_paged() {
     assert!(run.stdout.contains("note.added"), "{run:?}");
     assert_eq!(repo.take_record(), None, "a pipe was paged");
 }
+
+/// `git spectra status --offline --format json`, parsed.
+fn status_json(repo: &TestRepo) -> serde_json::Value {
+    let run = repo
+        .spectra(&["status", "--offline", "--format", "json"])
+        .success();
+    serde_json::from_str(run.stdout.trim()).unwrap_or_else(|err| panic!("{err}: {run:#?}"))
+}
+
+/// An offline discover; returns its run id.
+fn discover(repo: &TestRepo) -> String {
+    let run = repo
+        .spectra(&[
+            "discover",
+            "--offline",
+            "--service",
+            "logging",
+            "--format",
+            "json",
+            "an idea",
+        ])
+        .success();
+    let report: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("a report");
+    report["run"].as_str().expect("a run id").to_owned()
+}
+
+#[test]
+fn status_says_the_last_run_was_undone_and_by_which_undo() {
+    let repo = TestRepo::new();
+    let run = discover(&repo);
+    let standing = status_json(&repo);
+    assert_eq!(standing["events"]["last_run"]["run"], run.as_str());
+    assert_eq!(
+        standing["events"]["last_run"]["undone_by"],
+        serde_json::Value::Null
+    );
+
+    repo.spectra(&["undo", &run]).success();
+    let undo = repo
+        .spectra(&["log", "--kind", "events.reverted", "--format", "json"])
+        .success();
+    let undo: serde_json::Value = serde_json::from_str(undo.stdout.trim()).expect("one undo");
+    let undo_id = undo["event"]["id"].as_str().expect("an id");
+    let standing = status_json(&repo);
+    assert_eq!(standing["events"]["last_run"]["run"], run.as_str());
+    assert_eq!(standing["events"]["last_run"]["undone_by"], undo_id);
+    let human = repo.spectra(&["status", "--offline"]).success().stdout;
+    assert!(
+        human.contains(&format!("(undone by {undo_id})")),
+        "the human status hides the undo:\n{human}"
+    );
+}
+
+#[test]
+fn status_tells_when_the_log_was_last_verified_without_verifying_it() {
+    let repo = TestRepo::new();
+    repo.env.append(repo.root(), "note.added", r#"{"n":1}"#);
+    let human = repo.spectra(&["status", "--offline"]).success().stdout;
+    assert!(human.contains("integrity   never verified"), "{human}");
+    let standing = status_json(&repo);
+    assert_eq!(
+        standing["integrity"]["last_verify"],
+        serde_json::Value::Null
+    );
+    assert_eq!(standing["integrity"]["events_since"], 1);
+
+    repo.spectra(&["verify"]).success();
+    repo.env.append(repo.root(), "note.added", r#"{"n":2}"#);
+    let standing = status_json(&repo);
+    let last = &standing["integrity"]["last_verify"];
+    assert_eq!(last["ok"], true, "{standing}");
+    assert_eq!(last["verified"], 1);
+    let at = last["at"].as_str().expect("a time");
+    at.parse::<jiff::Timestamp>()
+        .unwrap_or_else(|err| panic!("{at} is not RFC 3339: {err}"));
+    assert_eq!(standing["integrity"]["events_since"], 1);
+    let human = repo.spectra(&["status", "--offline"]).success().stdout;
+    assert!(
+        human.contains(&format!("verified 1 event at {at}; 1 event appended since")),
+        "{human}"
+    );
+}
+
+#[test]
+fn status_counts_the_commits_the_hook_noted_and_the_log_does_not_hold_yet() {
+    use crate::hooks::{commit_with_path, notes, path_without_background_recording};
+    let repo = TestRepo::new();
+    repo.spectra(&["hooks", "install"]).success();
+    let path = path_without_background_recording(&repo.env);
+    commit_with_path(&repo.env, repo.root(), &path, "a.txt", "noted").success();
+    assert_eq!(notes(repo.root()).len(), 1);
+    let standing = status_json(&repo);
+    assert_eq!(standing["hooks"]["noted_commits"], 1, "{standing}");
+    let human = repo.spectra(&["status", "--offline"]).success().stdout;
+    assert!(human.contains("1 noted commit not recorded yet"), "{human}");
+}
