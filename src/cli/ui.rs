@@ -309,10 +309,11 @@ impl Output {
         writeln!(self.out, "{text}")
     }
 
-    /// Writes `value` as one line of compact JSON.
+    /// Writes `value` as one line of compact JSON, in the conventions of every
+    /// `--format json` (see [`json_record`]).
     pub fn json_line(&mut self, value: &impl Serialize) -> io::Result<()> {
         // Serialise first so a closed pipe surfaces as a plain `BrokenPipe` io::Error.
-        let line = json_line(value)?;
+        let line = json_record(value)?;
         self.out.write_all(&line)
     }
 
@@ -325,6 +326,22 @@ impl Output {
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+}
+
+/// The version a `--format json` object carries in `schema` unless it says otherwise (`stats`
+/// carries its own, [`crate::stats::STATS_SCHEMA`]).
+pub const JSON_SCHEMA: u64 = 1;
+
+/// `value` as one line of JSON in the conventions every `--format json` object follows
+/// (docs/commands.md, "JSON output"): keys sorted at every level, and a `schema` version on
+/// the top-level object. Going through `serde_json::Value`, whose maps are sorted, gives the
+/// order whatever the struct's field order is.
+pub fn json_record(value: &impl Serialize) -> io::Result<Vec<u8>> {
+    let mut value = serde_json::to_value(value).map_err(io::Error::other)?;
+    if let serde_json::Value::Object(object) = &mut value {
+        object.entry("schema").or_insert_with(|| JSON_SCHEMA.into());
+    }
+    json_line(&value)
 }
 
 /// True when `err` (or anything it wraps) is a closed pipe.

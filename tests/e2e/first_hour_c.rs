@@ -327,3 +327,144 @@ fn status_counts_the_commits_the_hook_noted_and_the_log_does_not_hold_yet() {
     let human = repo.spectra(&["status", "--offline"]).success().stdout;
     assert!(human.contains("1 noted commit not recorded yet"), "{human}");
 }
+
+/// Every subcommand (by its path, `registry list`...) that takes `--format json`, from the
+/// command line's own definition, so a new command cannot escape the conventions test.
+fn commands_with_json_output() -> Vec<Vec<String>> {
+    fn walk(command: &clap::Command, path: &[String], found: &mut Vec<Vec<String>>) {
+        let takes_json = command.get_arguments().any(|arg| {
+            arg.get_id() == "format"
+                && arg
+                    .get_possible_values()
+                    .iter()
+                    .any(|value| value.get_name() == "json")
+        });
+        if takes_json {
+            found.push(path.to_vec());
+        }
+        for sub in command.get_subcommands() {
+            let mut deeper = path.to_vec();
+            deeper.push(sub.get_name().to_owned());
+            walk(sub, &deeper, found);
+        }
+    }
+    let registry = spectra::registry::Registry::builtin().expect("the built-in registry");
+    let mut found = Vec::new();
+    walk(&spectra::cli::command_for(&registry), &[], &mut found);
+    found
+}
+
+/// Checks one JSON value against the conventions of docs/commands.md ("JSON output"); returns
+/// what is wrong, each with where.
+fn convention_breaches(value: &serde_json::Value, at: &str, problems: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(object) => {
+            let keys: Vec<&String> = object.keys().collect();
+            let mut sorted = keys.clone();
+            sorted.sort();
+            if keys != sorted {
+                problems.push(format!("{at}: keys not sorted: {keys:?}"));
+            }
+            for (key, inner) in object {
+                let here = format!("{at}.{key}");
+                let looks_like_a_time = key == "at" || key.ends_with("_at") || key == "since";
+                if let (true, Some(text)) = (looks_like_a_time, inner.as_str())
+                    && text.parse::<jiff::Timestamp>().is_err()
+                {
+                    problems.push(format!("{here}: `{text}` is not an RFC 3339 time"));
+                }
+                convention_breaches(inner, &here, problems);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (index, inner) in items.iter().enumerate() {
+                convention_breaches(inner, &format!("{at}[{index}]"), problems);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every command's `--format json` output, in a repository with two runs (one undone), an
+/// event, a noted remote and a registry: keys sorted at every level, a `schema` on every
+/// top-level object or JSON-Lines record, every time-looking field an RFC 3339 time.
+#[test]
+fn every_json_output_follows_the_same_conventions() {
+    let repo = TestRepo::new();
+    let undone = discover(&repo);
+    repo.spectra(&["undo", &undone]).success();
+    let _kept = discover(&repo);
+    let event = repo
+        .env
+        .append(repo.root(), "note.added", r#"{"text":"an event"}"#);
+    repo.spectra(&["verify"]).success();
+    let remote = repo.env.path().join("remote.git");
+    repo.env
+        .git(repo.env.path(), &["init", "-q", "--bare", "remote.git"])
+        .success();
+    repo.git(&["remote", "add", "origin", remote.to_str().expect("utf-8")]);
+    repo.spectra(&["push", "origin"]).success();
+    repo.spectra(&["fetch", "origin"]).success();
+
+    let activities: Vec<String> = spectra::registry::Registry::builtin()
+        .expect("the built-in registry")
+        .activities()
+        .iter()
+        .map(|activity| activity.name.clone())
+        .collect();
+    let json = ["--format", "json"];
+    let mut checked = 0;
+    for path in commands_with_json_output() {
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        let extra: Vec<&str> = match path.as_slice() {
+            ["show"] => vec![event.as_str()],
+            ["status"] => vec!["--offline"],
+            ["registry", "show"] => vec!["discover"],
+            ["fetch"] | ["merge"] | ["push"] | ["sync"] => vec!["origin"],
+            ["undo"] | ["redo"] => vec!["--dry-run"],
+            ["run"] => vec!["--offline", "-a", "discover", "--service", "other", "idea"],
+            ["discover"] => vec!["--offline", "--service", "third", "idea"],
+            [activity] if activities.iter().any(|name| name == activity) => {
+                vec!["--service", "logging", "an idea"]
+            }
+            ["log"]
+            | ["stats"]
+            | ["verify"]
+            | ["manifest"]
+            | ["history"]
+            | ["runs"]
+            | ["doctor"]
+            | ["registry", "list"]
+            | ["registry", "validate"]
+            | ["hooks", "status"] => vec![],
+            other => panic!(
+                "{other:?} takes --format json: add it to this test with the arguments it needs"
+            ),
+        };
+        let args: Vec<&str> = path.iter().chain(&extra).chain(&json).copied().collect();
+        let output = repo
+            .env
+            .command(crate::common::spectra_bin(), repo.root())
+            .args(&args)
+            .env("SPECTRA_LLM_MAX_ATTEMPTS", "1")
+            .output()
+            .expect("run git-spectra");
+        let run = Run::from_output(output);
+        assert!(
+            !run.stdout.trim().is_empty(),
+            "{args:?} printed no JSON: {run:#?}"
+        );
+        let mut problems = Vec::new();
+        for line in run.stdout.lines() {
+            let record: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|err| panic!("{args:?}: not JSON ({err}): {line}"));
+            if record.get("schema").is_none() {
+                problems.push("the record has no `schema`".to_owned());
+            }
+            convention_breaches(&record, "", &mut problems);
+        }
+        assert!(problems.is_empty(), "{args:?}:\n{}", problems.join("\n"));
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} commands were checked");
+}
