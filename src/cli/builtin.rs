@@ -100,7 +100,9 @@ fn run_command(command: &BuiltinCommand) -> Result<()> {
 
 fn print(value: &impl Serialize) -> Result<()> {
     let mut out = Output::new();
-    out.json_line(value)?;
+    // Exactly what the in-process built-ins give the activity (`crate::output::json_line`),
+    // not the `--format json` conventions: the activity reads these lines.
+    out.bytes(&crate::output::json_line(value)?)?;
     out.flush()?;
     Ok(())
 }

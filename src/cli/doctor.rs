@@ -64,9 +64,7 @@ pub fn run(args: DoctorArgs) -> Result<u8> {
         let mut value = serde_json::to_value(&report).map_err(std::io::Error::other)?;
         value["best_format"] = serde_json::json!(report.best_format());
         value["in_repository"] = serde_json::json!(repo.is_some());
-        let mut line = serde_json::to_vec(&value).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        out.write_all(&line)?;
+        out.write_all(&super::ui::json_record(&value)?)?;
     } else {
         if repo.is_none() {
             writeln!(

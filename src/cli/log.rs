@@ -60,7 +60,7 @@ pub struct LogArgs {
     grep: Option<regex::Regex>,
     /// Output format; `json` prints one object per line.
     #[arg(long, value_enum, default_value_t)]
-    format: Format,
+    pub(super) format: Format,
 }
 
 /// `-5` → 5: only a dash and digits, so that a stray word is not taken for a count.

@@ -15,6 +15,7 @@ mod lifecycle;
 mod log;
 mod logging;
 mod man;
+mod pager;
 mod registry;
 mod run;
 mod show;
@@ -61,6 +62,9 @@ pub struct Cli {
     /// Colour human output (default: SPECTRA_COLOR, spectra.color, NO_COLOR, color.ui, auto).
     #[arg(long, value_enum, global = true, value_name = "WHEN")]
     pub color: Option<ColorChoice>,
+    /// Do not page long output (log, show, runs...) on a terminal; as `git --no-pager`.
+    #[arg(long, global = true)]
+    pub no_pager: bool,
 }
 
 /// Every subcommand.
@@ -110,6 +114,28 @@ impl Command {
             Command::Discover(_) | Command::Run(_) | Command::Undo(_) | Command::Redo(_)
         )
     }
+
+    /// Whether the command prints long human output that a terminal shows through the pager,
+    /// as `git log` does; JSON is never paged.
+    fn pages(&self) -> bool {
+        use registry::RegistryCommand;
+        use ui::Format::Human;
+        match self {
+            Command::Log(args) => args.format == Human,
+            Command::Show(args) => args.format == Human,
+            Command::Stats(args) => args.format == Human,
+            Command::Manifest(args) => args.format == Human,
+            Command::History(args) => args.format == Human,
+            Command::Runs(args) => args.format == Human,
+            Command::Registry(args) => match &args.command {
+                RegistryCommand::List { format } | RegistryCommand::Show { format, .. } => {
+                    *format == Human
+                }
+                RegistryCommand::Validate { .. } => false,
+            },
+            _ => false,
+        }
+    }
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
@@ -140,6 +166,11 @@ pub fn run() -> u8 {
     if command.records_a_run() {
         crate::interrupt::install();
     }
+    let pager = if command.pages() {
+        pager::start(invocation.no_pager)
+    } else {
+        None
+    };
     let result = match command {
         Command::Append(args) => append::run(args),
         Command::Discover(args) => discover::run(args),
@@ -167,7 +198,11 @@ pub fn run() -> u8 {
         Command::Run(args) => run::run(args),
         Command::Builtin(args) => builtin::run(args),
     };
-    finish(result)
+    let code = finish(result);
+    if let Some(pager) = pager {
+        pager.finish();
+    }
+    code
 }
 
 /// The exit code of a command's result, its error rendered.
@@ -223,6 +258,7 @@ struct Invocation {
     verbose: u8,
     log_format: LogFormat,
     color: Option<ColorChoice>,
+    no_pager: bool,
     command: Invoked,
 }
 
@@ -243,6 +279,7 @@ fn builtin_invocation(matches: &clap::ArgMatches) -> Result<Invocation, ParseFai
         verbose: cli.verbose,
         log_format: cli.log_format,
         color: cli.color,
+        no_pager: cli.no_pager,
         command: Invoked::Builtin(cli.command),
     })
 }
@@ -322,6 +359,8 @@ fn parse_args() -> Result<Invocation, ParseFailure> {
             .copied()
             .unwrap_or_default(),
         color: sub.get_one::<ColorChoice>("color").copied(),
+        // Activity commands print a short report and never page.
+        no_pager: true,
         command: Invoked::Activity {
             name: name.to_string(),
             args: activities::args_from(sub).map_err(ParseFailure::Usage)?,

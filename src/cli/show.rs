@@ -25,7 +25,7 @@ pub struct ShowArgs {
     attachment: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
-    format: Format,
+    pub(super) format: Format,
 }
 
 pub fn run(args: ShowArgs) -> Result<u8> {

@@ -28,7 +28,7 @@ pub struct StatsArgs {
     activity: Option<String>,
     /// Output format; `json` prints one object (documented in docs/stats.md).
     #[arg(long, value_enum, default_value_t)]
-    format: Format,
+    pub(super) format: Format,
 }
 
 pub fn run(args: StatsArgs) -> Result<u8> {

@@ -41,6 +41,8 @@ struct Status {
     version: &'static str,
     repository: RepositoryStatus,
     events: EventsStatus,
+    /// The last full `git spectra verify` (status never runs one itself).
+    integrity: IntegrityStatus,
     hooks: HooksStatus,
     /// Where the log stands against the remote's last fetched log; `None` without a remote.
     remote: Option<crate::sync::Standing>,
@@ -67,6 +69,16 @@ struct LastRun {
     command: Option<String>,
     started_at: String,
     outcome: String,
+    /// The undo (`events.reverted` event id) that undid it; `None` while it stands.
+    undone_by: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct IntegrityStatus {
+    /// `None`: `git spectra verify` never ran in this repository.
+    last_verify: Option<crate::store::LastVerify>,
+    /// Events appended since that verification (or all of them, never verified).
+    events_since: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -74,6 +86,8 @@ struct HooksStatus {
     installed: bool,
     state: HookState,
     path: std::path::PathBuf,
+    /// Commits the post-commit hook noted that the log does not record yet.
+    noted_commits: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -100,6 +114,7 @@ pub fn run(args: StatusArgs) -> Result<u8> {
             git_dir: std::path::absolute(repo.git_dir()).unwrap_or_else(|_| repo.git_dir().into()),
         },
         events: events_status(&helper)?,
+        integrity: integrity_status(&helper)?,
         hooks: hooks_status(repo)?,
         remote: {
             let git = crate::sync::Git::new(repo);
@@ -126,17 +141,32 @@ fn events_status(helper: &CommandHelper) -> Result<EventsStatus> {
     let last_run = if count == 0 {
         None
     } else {
-        crate::fold_cache::projection::load(repo, store)?
-            .runs()
-            .pop()
-            .map(|row| LastRun {
-                run: row.run,
-                command: row.command,
-                started_at: row.started_at,
-                outcome: row.outcome,
-            })
+        let projection = crate::fold_cache::projection::load(repo, store)?;
+        projection.runs().pop().map(|row| LastRun {
+            undone_by: projection.undone_by(&row.run).map(str::to_owned),
+            run: row.run,
+            command: row.command,
+            started_at: row.started_at,
+            outcome: row.outcome,
+        })
     };
     Ok(EventsStatus { count, last_run })
+}
+
+/// What the last `verify` found, from its note; the log is not checked again here.
+fn integrity_status(helper: &CommandHelper) -> Result<IntegrityStatus> {
+    let store = helper.store();
+    let count = store.count()?;
+    let last_verify = store.last_verify();
+    let events_since = match &last_verify {
+        // Events verified when the log held that many; a longer log has the rest unchecked.
+        Some(last) => count.saturating_sub(last.verified),
+        None => count,
+    };
+    Ok(IntegrityStatus {
+        last_verify,
+        events_since,
+    })
 }
 
 fn hooks_status(repo: &Repo) -> Result<HooksStatus> {
@@ -146,6 +176,7 @@ fn hooks_status(repo: &Repo) -> Result<HooksStatus> {
         installed,
         state: file.state,
         path: file.path,
+        noted_commits: crate::hook::pending::waiting(repo),
     })
 }
 
@@ -191,6 +222,11 @@ fn render_human(out: &mut Output, status: &Status) -> std::io::Result<()> {
         "{} {}",
         field("events"),
         describe_events(&status.events)
+    ))?;
+    out.line(format_args!(
+        "{} {}",
+        field("integrity"),
+        describe_integrity(&status.integrity)
     ))?;
     out.line(format_args!(
         "{} {}",
@@ -241,12 +277,42 @@ fn describe_events(events: &EventsStatus) -> String {
     let count = format!("{} event{plural} on refs/spectra/events", events.count);
     match &events.last_run {
         None => format!("{count}, no runs yet"),
-        Some(run) => format!(
-            "{count}; last run {} {} {} at {}",
-            run.run,
-            run.command.as_deref().unwrap_or("?"),
-            ui::outcome(&run.outcome),
-            run.started_at
+        Some(run) => {
+            let undone = match &run.undone_by {
+                Some(undo) => format!(" ({} by {undo})", ui::outcome("undone")),
+                None => String::new(),
+            };
+            format!(
+                "{count}; last run {} {} {} at {}{undone}",
+                run.run,
+                run.command.as_deref().unwrap_or("?"),
+                ui::outcome(&run.outcome),
+                run.started_at
+            )
+        }
+    }
+}
+
+fn describe_integrity(integrity: &IntegrityStatus) -> String {
+    let events = |n: usize| format!("{n} event{}", if n == 1 { "" } else { "s" });
+    let Some(last) = &integrity.last_verify else {
+        return "never verified (`git spectra verify` checks the whole log)".to_owned();
+    };
+    let since = match integrity.events_since {
+        0 => String::new(),
+        n => format!("; {} appended since", events(n)),
+    };
+    match &last.failure {
+        None => format!(
+            "{} {} at {}{since}",
+            ui::outcome("verified"),
+            events(last.verified),
+            last.at
+        ),
+        Some(failure) => format!(
+            "{} at {}: {failure} (`git spectra verify` says more)",
+            ui::outcome("failed"),
+            last.at
         ),
     }
 }
@@ -274,10 +340,15 @@ fn describe_remote(standing: &crate::sync::Standing) -> String {
 }
 
 fn describe_hooks(hooks: &HooksStatus) -> String {
-    if hooks.installed {
+    let state = if hooks.installed {
         format!("post-commit installed: {}", hooks.path.display())
     } else {
         "not installed (git spectra hooks install records every commit)".to_owned()
+    };
+    match hooks.noted_commits {
+        0 => state,
+        1 => format!("{state}; 1 noted commit not recorded yet"),
+        n => format!("{state}; {n} noted commits not recorded yet"),
     }
 }
 

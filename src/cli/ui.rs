@@ -161,9 +161,22 @@ pub fn parse_color_choice(raw: &str) -> Option<ColorChoice> {
     }
 }
 
-/// Git started its pager for us: it runs `pager.spectra` or `git -p` for external commands
-/// itself and says so in `GIT_PAGER_IN_USE`. The pager shows colour, so `auto` colours.
+/// Set when we started the pager ourselves (see `cli::pager`).
+static PAGER_STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records that standard output now goes to a pager we started; call before anything is
+/// printed, so `auto` colours the pager as it would the terminal.
+pub fn set_pager_started() {
+    PAGER_STARTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A pager shows our output: ours, or git's when it runs `pager.spectra` or `git -p` for
+/// external commands itself and says so in `GIT_PAGER_IN_USE`. The pager shows colour, so
+/// `auto` colours.
 fn git_pager_in_use() -> bool {
+    if PAGER_STARTED.load(std::sync::atomic::Ordering::Relaxed) {
+        return true;
+    }
     std::env::var("GIT_PAGER_IN_USE")
         .ok()
         .and_then(|value| crate::repo::parse_git_bool(&value))
@@ -202,9 +215,9 @@ impl Style {
     /// The style an outcome word (`succeeded`, `failed`, `in_progress`...) is shown in.
     pub fn for_outcome(outcome: &str) -> Option<Style> {
         match outcome {
-            "succeeded" | "complete" | "ok" | "works" => Some(Style::Good),
+            "succeeded" | "complete" | "ok" | "works" | "verified" => Some(Style::Good),
             "failed" | "error" | "unreachable" => Some(Style::Error),
-            "in_progress" | "pending" | "skipped" | "incomplete" => Some(Style::Warning),
+            "in_progress" | "pending" | "skipped" | "incomplete" | "undone" => Some(Style::Warning),
             _ => None,
         }
     }
@@ -296,10 +309,11 @@ impl Output {
         writeln!(self.out, "{text}")
     }
 
-    /// Writes `value` as one line of compact JSON.
+    /// Writes `value` as one line of compact JSON, in the conventions of every
+    /// `--format json` (see [`json_record`]).
     pub fn json_line(&mut self, value: &impl Serialize) -> io::Result<()> {
         // Serialise first so a closed pipe surfaces as a plain `BrokenPipe` io::Error.
-        let line = json_line(value)?;
+        let line = json_record(value)?;
         self.out.write_all(&line)
     }
 
@@ -312,6 +326,22 @@ impl Output {
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+}
+
+/// The version a `--format json` object carries in `schema` unless it says otherwise (`stats`
+/// carries its own, [`crate::stats::STATS_SCHEMA`]).
+pub const JSON_SCHEMA: u64 = 1;
+
+/// `value` as one line of JSON in the conventions every `--format json` object follows
+/// (docs/commands.md, "JSON output"): keys sorted at every level, and a `schema` version on
+/// the top-level object. Going through `serde_json::Value`, whose maps are sorted, gives the
+/// order whatever the struct's field order is.
+pub fn json_record(value: &impl Serialize) -> io::Result<Vec<u8>> {
+    let mut value = serde_json::to_value(value).map_err(io::Error::other)?;
+    if let serde_json::Value::Object(object) = &mut value {
+        object.entry("schema").or_insert_with(|| JSON_SCHEMA.into());
+    }
+    json_line(&value)
 }
 
 /// True when `err` (or anything it wraps) is a closed pipe.

@@ -26,7 +26,7 @@ pub struct VerifyArgs {
 
 pub fn run(args: VerifyArgs) -> Result<u8> {
     let helper = CommandHelper::open(Access::Reads)?;
-    let verification = helper.store().verify()?;
+    let verification = helper.store().verify_and_record()?;
     let mut out = Output::new();
     if args.format == Format::Json {
         out.json_line(&json!({

@@ -27,7 +27,7 @@ pub struct ManifestArgs {
     #[arg(long)]
     service: Option<String>,
     #[arg(long, value_enum, default_value_t)]
-    format: Format,
+    pub(super) format: Format,
 }
 
 /// Show an activity's history: every decision, its context and outcome, oldest first.
@@ -44,7 +44,7 @@ pub struct HistoryArgs {
     #[arg(long)]
     service: Option<String>,
     #[arg(long, value_enum, default_value_t)]
-    format: Format,
+    pub(super) format: Format,
 }
 
 /// List runs, newest first, with their activities and outcomes.
@@ -56,7 +56,7 @@ pub struct HistoryArgs {
 #[command(verbatim_doc_comment)]
 pub struct RunsArgs {
     #[arg(long, value_enum, default_value_t)]
-    format: Format,
+    pub(super) format: Format,
 }
 
 /// Write manifests and history in the classic layout.

@@ -60,6 +60,18 @@ impl RevertedSet {
             .collect()
     }
 
+    /// The undo (`events.reverted` event id) that reverts `id` and that no redo cancelled; the
+    /// newest when several do.
+    pub fn reverted_by(&self, id: &str) -> Option<&str> {
+        self.reverts
+            .iter()
+            .filter(|(undo, targets)| {
+                !self.restored.contains(*undo) && targets.iter().any(|target| target == id)
+            })
+            .map(|(undo, _)| undo.as_str())
+            .next_back()
+    }
+
     /// Whether a redo (`events.restored`) cancelled the undo `undo_id`.
     pub fn is_restored(&self, undo_id: &str) -> bool {
         self.restored.contains(undo_id)

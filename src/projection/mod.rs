@@ -327,6 +327,13 @@ impl Projection {
         self.reverted.marked_reverted()
     }
 
+    /// The undo (`events.reverted` event id) that undid `run`, if an undo that no redo
+    /// cancelled reverted its `run.started`.
+    pub fn undone_by(&self, run: &str) -> Option<&str> {
+        let record = self.runs.iter().find(|record| record.run == run)?;
+        self.reverted.reverted_by(record.event_ids.first()?)
+    }
+
     /// Each run with whether it is undone: its `run.started` is reverted (undo of the run, or
     /// of that one event).
     fn live_runs(&self) -> impl Iterator<Item = (&RunRecord, bool)> {

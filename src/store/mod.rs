@@ -42,6 +42,7 @@ mod find;
 mod housekeeping;
 mod ids;
 mod integrity;
+mod last_verify;
 mod loose;
 mod merge;
 mod objects;
@@ -57,6 +58,7 @@ mod walk;
 pub use error::{ReadError, StoreError, WriteError};
 pub use ids::{EventName, Ids, IdsEntry, MIN_SHORT, Named};
 pub use integrity::Integrity;
+pub use last_verify::LastVerify;
 pub use merge::{Conflict, Divergence, Merged};
 pub use read::Keep;
 pub use resume::{Place, Since};
@@ -159,6 +161,8 @@ pub struct Store {
     append_deadline: Duration,
     /// Where [`Store::integrity`] keeps its last answer (see `integrity`).
     integrity_cache: PathBuf,
+    /// Where [`Store::verify_and_record`] notes its answer (see `last_verify`).
+    last_verify: PathBuf,
 }
 
 impl Store {
@@ -171,6 +175,7 @@ impl Store {
             actor: actor_of(repo_handle),
             append_deadline: append::APPEND_DEADLINE,
             integrity_cache: crate::tip_cache::path(repo_handle, integrity::CACHE_NAME),
+            last_verify: repo_handle.state_dir().join(last_verify::FILE_NAME),
         }
     }
 

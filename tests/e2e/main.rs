@@ -18,6 +18,7 @@ mod events_cli;
 mod existing_services;
 mod first_hour_a;
 mod first_hour_b;
+mod first_hour_c;
 mod hooks;
 mod lifecycle;
 mod llm;
