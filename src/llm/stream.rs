@@ -20,6 +20,12 @@ use super::record::Usage;
 pub const RUNAWAY_REPEATS: usize = 8;
 /// The longest repeating unit, in items, the watch looks for (`{"a":1,"b":2}` is two items).
 const MAX_PERIOD: usize = 4;
+/// Times in a row a short run of characters (up to [`MAX_STUTTER`]) may repeat before a reply
+/// is a runaway: small models under a grammar fall into `1.1.1.1…` or endless whitespace inside
+/// one string, which no list-item check sees and which only ends at the token limit.
+pub const STUTTER_REPEATS: usize = 48;
+/// The longest run of characters the stutter check looks for.
+const MAX_STUTTER: usize = 8;
 /// Characters a reply may hold per token of its budget before it is a runaway: a token is
 /// rarely more than four characters, so twice that is a reply the budget cannot account for.
 const CHARS_PER_TOKEN_BOUND: usize = 8;
@@ -141,6 +147,10 @@ pub(crate) struct RunawayWatch {
     items: VecDeque<String>,
     chars: usize,
     max_chars: usize,
+    /// The last [`MAX_STUTTER`] characters.
+    recent: VecDeque<char>,
+    /// For each period p (index), how many characters in a row equal the one p before.
+    echoes: [usize; MAX_STUTTER + 1],
 }
 
 impl RunawayWatch {
@@ -151,6 +161,8 @@ impl RunawayWatch {
             items: VecDeque::new(),
             chars: 0,
             max_chars: (max_tokens as usize).saturating_mul(CHARS_PER_TOKEN_BOUND),
+            recent: VecDeque::new(),
+            echoes: [0; MAX_STUTTER + 1],
         }
     }
 
@@ -165,6 +177,9 @@ impl RunawayWatch {
             ));
         }
         for c in piece.chars() {
+            if let Some(reason) = self.stutter(c) {
+                return Some(reason);
+            }
             if c == ',' || c == '\n' {
                 let item = std::mem::take(&mut self.current);
                 if let Some(reason) = self.item(item.trim()) {
@@ -175,6 +190,33 @@ impl RunawayWatch {
             }
         }
         None
+    }
+
+    /// Takes one character; `Some(reason)` when the text now ends with a unit of at most
+    /// [`MAX_STUTTER`] characters repeated [`STUTTER_REPEATS`] times.
+    fn stutter(&mut self, c: char) -> Option<String> {
+        let mut found = None;
+        for period in 1..=MAX_STUTTER {
+            let echoes =
+                self.recent.len() >= period && self.recent[self.recent.len() - period] == c;
+            self.echoes[period] = if echoes { self.echoes[period] + 1 } else { 0 };
+            if found.is_none() && self.echoes[period] >= period * (STUTTER_REPEATS - 1) {
+                found = Some(period);
+            }
+        }
+        self.recent.push_back(c);
+        if self.recent.len() > MAX_STUTTER {
+            self.recent.pop_front();
+        }
+        let period = found?;
+        let unit: String = self
+            .recent
+            .iter()
+            .skip(self.recent.len() - period)
+            .collect();
+        Some(format!(
+            "the reply repeated {unit:?} {STUTTER_REPEATS} times in a row; it would not have ended"
+        ))
     }
 
     fn item(&mut self, item: &str) -> Option<String> {
@@ -277,7 +319,24 @@ mod tests {
     #[test]
     fn a_reply_longer_than_its_budget_is_a_runaway() {
         let mut watch = RunawayWatch::new(10);
-        assert!(watch.push(&"a".repeat(80)).is_none());
+        assert!(watch.push(&"abcdefghij".repeat(8)).is_none());
         assert!(watch.push("b").unwrap().contains("10-token budget"));
+    }
+
+    #[test]
+    fn a_short_unit_repeated_inside_a_string_is_a_runaway_and_varied_text_is_not() {
+        let mut watch = RunawayWatch::new(10_000);
+        assert!(watch.push("{\"why\": \"1.1.0").is_none());
+        let reason = (0..200).find_map(|_| watch.push(".1"));
+        assert!(reason.unwrap().contains("\".1\" 48 times"));
+
+        let mut watch = RunawayWatch::new(10_000);
+        let reason = (0..200).find_map(|_| watch.push("\n"));
+        assert!(reason.unwrap().contains("\"\\n\" 48 times"));
+
+        let mut watch = RunawayWatch::new(10_000);
+        let prose = |i: usize| format!("Host {i} keeps its logs for {} days. ", i * 7);
+        assert!((0..50).all(|i| watch.push(&prose(i)).is_none()));
+        assert!(watch.push(&"-".repeat(40)).is_none());
     }
 }
