@@ -231,6 +231,7 @@ fn bench_manifest(root: &Path) {
         percentile(&mut warm, 50.0),
         percentile(&mut one_new, 50.0)
     );
+    bench_names(&dir);
     // A run reads the manifest index, not the whole log: discover must not slow down as the
     // log grows. The first run brings the index up to the appended events.
     let server = instant_llm();
@@ -242,6 +243,34 @@ fn bench_manifest(root: &Path) {
         "discover on that log x10: overhead p50 {:.1} ms p95 {:.1} ms",
         percentile(&mut overheads, 50.0),
         percentile(&mut overheads, 95.0)
+    );
+}
+
+/// The median milliseconds of `runs` runs of `git-spectra args` in `dir`.
+fn median_ms(dir: &Path, args: &[&str], runs: usize) -> f64 {
+    let mut samples: Vec<f64> = (0..runs)
+        .map(|_| {
+            let (took, output) = spectra(dir, args, "");
+            assert!(output.status.success(), "{args:?}: {output:?}");
+            took.as_secs_f64() * 1e3
+        })
+        .collect();
+    percentile(&mut samples, 50.0)
+}
+
+/// Human output names events by short forms unique in the log, and every id argument is
+/// resolved against the whole log: what that costs on the 100,000-event log, against
+/// `git log --oneline -5` (which abbreviates the same way) and JSON output (full ids).
+fn bench_names(dir: &Path) {
+    let started = Instant::now();
+    git(dir, &["log", "--oneline", "-5", "refs/spectra/events"]);
+    let git_log = started.elapsed().as_secs_f64() * 1e3;
+    let newest = git(dir, &["rev-parse", "--short=12", "refs/spectra/events"]);
+    let human = median_ms(dir, &["log", "-5"], 5);
+    let json = median_ms(dir, &["log", "-5", "--format", "json"], 5);
+    let show = median_ms(dir, &["show", newest.trim()], 5);
+    println!(
+        "names on 100,000 events: log -5 {human:.0} ms, log -5 --format json {json:.0} ms, show <hash prefix> {show:.0} ms; git log --oneline -5 {git_log:.1} ms"
     );
 }
 

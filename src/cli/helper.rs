@@ -117,7 +117,9 @@ fn close_interrupted_runs(repo: &Repo, store: &Store) {
         };
         ui::warning(format_args!(
             "run {} was interrupted (its process ended); recorded it as interrupted{found}",
-            closed.run
+            store
+                .short_near_tip(&closed.run)
+                .unwrap_or_else(|| closed.run.clone())
         ));
     }
 }

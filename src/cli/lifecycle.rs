@@ -158,11 +158,15 @@ pub fn execute(request: Request<'_>) -> Result<u8> {
             engine.run_plan(request.command, plan, request.input)?
         }
     };
+    // What a person types to name the run: its short form, found near the tip.
+    let run_name = store
+        .short_near_tip(&report.run)
+        .unwrap_or_else(|| report.run.clone());
     let mut out = Output::new();
     match request.format {
         Format::Json => out.json_line(&report)?,
         Format::Human => {
-            render_summary(&mut out, &report)?;
+            render_summary(&mut out, &report, &run_name)?;
             if report.succeeded() && is_first_run(store, &report.run) {
                 let steps = NextSteps {
                     set_identity: repo.identity_without_command_line().err(),
@@ -177,7 +181,7 @@ pub fn execute(request: Request<'_>) -> Result<u8> {
     if report.succeeded() {
         Ok(0)
     } else {
-        render_failure(&report, &request);
+        render_failure(&report, &request, &run_name);
         Ok(EXIT_FAILED)
     }
 }
@@ -249,7 +253,7 @@ fn writing_line(activity: &str, tokens: u64, elapsed: std::time::Duration) -> St
     )
 }
 
-fn render_summary(out: &mut Output, report: &RunReport) -> std::io::Result<()> {
+fn render_summary(out: &mut Output, report: &RunReport, run_name: &str) -> std::io::Result<()> {
     if let Some(plan) = &report.plan {
         out.line(format_args!(
             "plan: {} (by the {}{})",
@@ -288,9 +292,9 @@ fn render_summary(out: &mut Output, report: &RunReport) -> std::io::Result<()> {
             report.skipped.join(", ")
         ))?;
     }
-    out.line(format_args!("  run:       {}", report.run))?;
+    out.line(format_args!("  run:       {run_name}"))?;
     if !report.dry_run && report.outcome == Outcome::Succeeded {
-        out.line(format_args!("  undo:      git spectra undo {}", report.run))?;
+        out.line(format_args!("  undo:      git spectra undo {run_name}"))?;
     }
     Ok(())
 }
@@ -472,7 +476,7 @@ fn gates_line(gates: &[GateResult]) -> String {
     }
 }
 
-fn render_failure(report: &RunReport, request: &Request<'_>) {
+fn render_failure(report: &RunReport, request: &Request<'_>, run_name: &str) {
     let retry = retry_command(request);
     // The same reason in several activities (offline, say) needs its hint once.
     let mut hinted = std::collections::BTreeSet::new();
@@ -503,8 +507,7 @@ fn render_failure(report: &RunReport, request: &Request<'_>) {
         }
     }
     crate::cli::ui::hint(format_args!(
-        "the run is recorded as {}; see it with `git spectra log --run {}`; retry with `{retry}`",
-        report.run, report.run,
+        "the run is recorded as {run_name}; see it with `git spectra log --run {run_name}`; retry with `{retry}`"
     ));
 }
 

@@ -71,6 +71,9 @@ struct LastRun {
     outcome: String,
     /// The undo (`events.reverted` event id) that undid it; `None` while it stands.
     undone_by: Option<String>,
+    /// The short forms of `run` and `undone_by`, for people (JSON keeps full ids).
+    #[serde(skip)]
+    names: (String, Option<String>),
 }
 
 #[derive(Debug, Serialize)]
@@ -142,12 +145,17 @@ fn events_status(helper: &CommandHelper) -> Result<EventsStatus> {
         None
     } else {
         let projection = crate::fold_cache::projection::load(repo, store)?;
-        projection.runs().pop().map(|row| LastRun {
-            undone_by: projection.undone_by(&row.run).map(str::to_owned),
-            run: row.run,
-            command: row.command,
-            started_at: row.started_at,
-            outcome: row.outcome,
+        projection.runs().pop().map(|row| {
+            let undone_by = projection.undone_by(&row.run).map(str::to_owned);
+            let short = |id: &str| store.short_near_tip(id).unwrap_or_else(|| id.to_owned());
+            LastRun {
+                names: (short(&row.run), undone_by.as_deref().map(short)),
+                undone_by,
+                run: row.run,
+                command: row.command,
+                started_at: row.started_at,
+                outcome: row.outcome,
+            }
         })
     };
     Ok(EventsStatus { count, last_run })
@@ -278,13 +286,14 @@ fn describe_events(events: &EventsStatus) -> String {
     match &events.last_run {
         None => format!("{count}, no runs yet"),
         Some(run) => {
-            let undone = match &run.undone_by {
+            let (run_name, undo_name) = &run.names;
+            let undone = match undo_name {
                 Some(undo) => format!(" ({} by {undo})", ui::outcome("undone")),
                 None => String::new(),
             };
             format!(
                 "{count}; last run {} {} {} at {}{undone}",
-                run.run,
+                run_name,
                 run.command.as_deref().unwrap_or("?"),
                 ui::outcome(&run.outcome),
                 run.started_at

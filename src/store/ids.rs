@@ -3,8 +3,8 @@
 //! Event ids are UUIDv7: they begin with their timestamp, so events of the same second share
 //! their first nine characters and a short prefix of the id names nothing. The short form a
 //! person reads is therefore the event commit's hash, abbreviated as `git log --oneline` does:
-//! the shortest prefix (at least [`MIN_SHORT`] characters) that no other commit of the log
-//! shares. A run is not a commit; its short form is that of its first event (the lowest
+//! the shortest prefix, at least git's abbreviation length (`core.abbrev` or grown with the
+//! object count, never under [`MIN_SHORT`]), that no other commit of the log shares. A run is not a commit; its short form is that of its first event (the lowest
 //! lamport, which is `run.started` or `undo.started` for the runs git spectra makes).
 //!
 //! [`Ids::resolve`] is the one place a typed name is turned into an event or a run: the full
@@ -95,27 +95,76 @@ impl Store {
         };
         let commits = self.reachable(tip)?;
         let headers = self.headers_of(&commits)?;
-        Ok(Ids::from_events(headers.into_iter().map(|header| {
-            let trailer = |key: &str| header.trailers.get(key).map(str::to_string);
-            IdsEntry {
-                commit: header.id,
-                id: trailer("Spectra-Id").unwrap_or_default(),
-                run: trailer("Spectra-Run").filter(|run| !run.is_empty()),
-                lamport: trailer("Spectra-Lamport")
-                    .and_then(|lamport| lamport.parse().ok())
-                    .unwrap_or(u64::MAX),
-                subject: header.subject,
+        let min_short = self.abbrev_len();
+        Ok(Ids::from_events_min(
+            min_short,
+            headers.into_iter().map(|header| {
+                let trailer = |key: &str| header.trailers.get(key).map(str::to_string);
+                IdsEntry {
+                    commit: header.id,
+                    id: trailer("Spectra-Id").unwrap_or_default(),
+                    run: trailer("Spectra-Run").filter(|run| !run.is_empty()),
+                    lamport: trailer("Spectra-Lamport")
+                        .and_then(|lamport| lamport.parse().ok())
+                        .unwrap_or(u64::MAX),
+                    subject: header.subject,
+                }
+            }),
+        ))
+    }
+}
+
+impl Store {
+    /// The fewest hex digits git abbreviates a commit to here, as `git log --oneline` does:
+    /// `core.abbrev`, else a length that grows with the repository's object count (at least
+    /// [`MIN_SHORT`]). Short forms are never shorter, so they read like git's own.
+    fn abbrev_len(&self) -> usize {
+        let Some(tip) = self.tip().ok().flatten() else {
+            return MIN_SHORT;
+        };
+        self.repo
+            .find_object(tip)
+            .map_or(MIN_SHORT, |object| object.id().shorten_or_id().hex_len())
+            .max(MIN_SHORT)
+    }
+
+    /// The short form of the event `id`, or of the run `id` (its first event's), found by
+    /// walking back from the tip through commit headers only and stopping there: for names near
+    /// the tip (the run a command just recorded, the last run), where reading every commit for
+    /// [`Store::ids`] would cost more than the rest of the command. The abbreviation is git's
+    /// (unique among every object of the repository, so unique in the log, and the same length
+    /// [`Store::ids`] gives unless the log itself needs more). `None` when the log does not hold it.
+    pub fn short_near_tip(&self, id: &str) -> Option<String> {
+        for header in self.headers_newest_first() {
+            let header = header.ok()?;
+            let trailer = |key: &str| header.trailers.get(key);
+            let is_event = trailer("Spectra-Id") == Some(id);
+            let starts_run = trailer("Spectra-Run") == Some(id)
+                && matches!(
+                    trailer("Spectra-Event"),
+                    Some(crate::event::kind::RUN_STARTED | crate::event::kind::UNDO_STARTED)
+                );
+            if is_event || starts_run {
+                let object = self.repo.find_object(header.id).ok()?;
+                let short = object.id().shorten_or_id().to_string();
+                return Some(short);
             }
-        })))
+        }
+        None
     }
 }
 
 impl Ids {
-    /// The names of these events, in any order.
+    /// The names of these events, in any order, with short forms of at least [`MIN_SHORT`].
     pub fn from_events(entries: impl IntoIterator<Item = IdsEntry>) -> Ids {
+        Ids::from_events_min(MIN_SHORT, entries)
+    }
+
+    /// [`Ids::from_events`] with short forms of at least `min_short` hex digits.
+    pub fn from_events_min(min_short: usize, entries: impl IntoIterator<Item = IdsEntry>) -> Ids {
         let mut entries: Vec<IdsEntry> = entries.into_iter().collect();
         entries.sort_by_key(|entry| entry.commit);
-        let short_lens = unique_lengths(&entries);
+        let short_lens = unique_lengths(&entries, min_short);
         let mut first_of_run: HashMap<String, (u64, String, usize)> = HashMap::new();
         for (at, entry) in entries.iter().enumerate() {
             if let Some(run) = &entry.run {
@@ -354,8 +403,8 @@ impl Ids {
 }
 
 /// For commits sorted by id, how many hex digits make each unique: one more than the longest
-/// prefix it shares with either neighbour, and at least [`MIN_SHORT`].
-fn unique_lengths(sorted: &[IdsEntry]) -> Vec<usize> {
+/// prefix it shares with either neighbour, and at least `min`.
+fn unique_lengths(sorted: &[IdsEntry], min: usize) -> Vec<usize> {
     let hex: Vec<String> = sorted
         .iter()
         .map(|entry| entry.commit.to_string())
@@ -366,7 +415,7 @@ fn unique_lengths(sorted: &[IdsEntry]) -> Vec<usize> {
                 .checked_sub(1)
                 .map_or(0, |prev| shared(&hex[prev], &hex[at]));
             let after = hex.get(at + 1).map_or(0, |next| shared(&hex[at], next));
-            (before.max(after) + 1).clamp(MIN_SHORT, hex[at].len())
+            (before.max(after) + 1).clamp(min.min(hex[at].len()), hex[at].len())
         })
         .collect()
 }

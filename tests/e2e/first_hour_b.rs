@@ -232,3 +232,47 @@ fn log_filters_by_author_and_subject_before_the_count() {
     let bad = env.spectra(&repo, &["log", "--grep", "(unclosed"]).code(2);
     assert!(bad.stderr.contains("not a regular expression"), "{bad:?}");
 }
+
+#[test]
+fn the_run_report_names_the_run_by_a_short_form_every_command_takes() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    let report = env
+        .spectra(
+            &repo,
+            &["discover", "--offline", "--service", "logging", "an idea"],
+        )
+        .success()
+        .stdout;
+    let name = report
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("run:"))
+        .expect("a run line")
+        .trim()
+        .to_string();
+    assert!(
+        (7..=12).contains(&name.len()) && name.chars().all(|c| c.is_ascii_hexdigit()),
+        "not a short form: {name:?}\n{report}"
+    );
+    assert!(
+        report.contains(&format!("git spectra undo {name}")),
+        "{report}"
+    );
+    // It is the run's first event, `run.started`, as `git log` abbreviates its commit.
+    let started = env.git(
+        &repo,
+        &[
+            "log",
+            "--format=%h %s",
+            "--grep=^Spectra-Event: run.started",
+            "refs/spectra/events",
+        ],
+    );
+    assert!(started.stdout.starts_with(&name), "{started:?}");
+    let events = env
+        .spectra(&repo, &["log", "--run", &name])
+        .success()
+        .stdout;
+    assert!(events.lines().count() >= 4, "{events}");
+    env.spectra(&repo, &["undo", &name]).success();
+}

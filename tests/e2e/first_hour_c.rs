@@ -277,11 +277,15 @@ fn status_says_the_last_run_was_undone_and_by_which_undo() {
     let standing = status_json(&repo);
     assert_eq!(standing["events"]["last_run"]["run"], run.as_str());
     assert_eq!(standing["events"]["last_run"]["undone_by"], undo_id);
+    // People read the undo's short form: its commit's hash, abbreviated as git does.
+    let undo_commit = undo["commit"].as_str().expect("a commit");
     let human = repo.spectra(&["status", "--offline"]).success().stdout;
     assert!(
-        human.contains(&format!("(undone by {undo_id})")),
+        human.contains(&format!("(undone by {}", &undo_commit[..7])),
         "the human status hides the undo:\n{human}"
     );
+    assert!(!human.contains(undo_id), "{human}");
+    assert!(!human.contains(&run), "{human}");
 }
 
 #[test]
