@@ -24,22 +24,45 @@ use common::git;
 const BIN: &str = env!("CARGO_BIN_EXE_git-spectra");
 const TOKENS: usize = 1200;
 
-/// A valid discover decision of about [`TOKENS`] tokens (about four characters each).
+/// Words `tag-1 tag-2 ...` up to `max` characters: text of a known length, never repeating
+/// (a repeated item or run of characters would be cut as a runaway).
+fn phrase(tag: &str, max: usize) -> String {
+    let mut text = String::new();
+    for n in 1.. {
+        let word = format!("{tag}-{n}");
+        if text.len() + word.len() + 1 > max {
+            break;
+        }
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&word);
+    }
+    text
+}
+
+/// A valid discover decision of about [`TOKENS`] tokens (about four characters each), within
+/// the schema's bounds: two long items per list, long free-text fields.
 fn decision() -> Value {
-    let reasoning: Vec<String> = (0..TOKENS * 3 / 4).map(|i| format!("w{i}")).collect();
+    let two = |tag: &str| {
+        json!([
+            phrase(&format!("{tag}a"), 90),
+            phrase(&format!("{tag}b"), 90)
+        ])
+    };
     json!({
         "service_name": "logging",
-        "problem": {"statement": "Logs are scattered", "impact": "Slow incidents", "root_cause": "No collection", "who_has_it": ["on-call"]},
-        "current_state": {"what_exists": ["syslog"], "pain_points": ["ssh"], "gaps": ["retention"], "blockers": []},
-        "desired_state": {"vision": "One place", "success_criteria": ["search < 5 s"], "goals": ["store"]},
-        "stakeholders": {"users": ["engineers"], "decision_makers": ["lead"], "beneficiaries": ["customers"]},
-        "constraints": {"technical": ["VMs"], "business": [], "time": [], "budget": [], "compliance": []},
-        "requirements": {"functional": ["ship"], "non_functional": ["available"]},
-        "risks": {"technical": ["volume"], "business": [], "implementation": []},
-        "alternatives": {"other_options": ["SaaS"], "why_this_solution": "In-house"},
+        "problem": {"statement": phrase("st", 380), "impact": phrase("im", 190), "root_cause": phrase("rc", 190), "who_has_it": two("wh")},
+        "current_state": {"what_exists": two("we"), "pain_points": two("pp"), "gaps": two("ga"), "blockers": two("bl")},
+        "desired_state": {"vision": phrase("vi", 380), "success_criteria": two("sc"), "goals": two("go")},
+        "stakeholders": {"users": two("us"), "decision_makers": two("dm"), "beneficiaries": two("be")},
+        "constraints": {"technical": two("ct"), "business": two("cb"), "time": two("cti"), "budget": two("cbu"), "compliance": two("cc")},
+        "requirements": {"functional": two("rf"), "non_functional": two("rn")},
+        "risks": {"technical": two("kt"), "business": two("kb"), "implementation": two("ki")},
+        "alternatives": {"other_options": two("oo"), "why_this_solution": phrase("wy", 380)},
         "idea": {"name": "Central logging", "type": "new_service", "priority": "high"},
-        "validation": {"problem_solved": true, "reasoning": reasoning.join(" "), "confidence": 0.8, "assumptions": []},
-        "recommended_tools": [], "next_steps": [],
+        "validation": {"problem_solved": true, "reasoning": phrase("re", 480), "confidence": 80, "assumptions": two("as")},
+        "recommended_tools": two("rt"), "next_steps": two("ns"),
         "playbooks": [{"id": "repo.inventory", "inputs": {}, "reason": "look"}],
     })
 }
@@ -117,7 +140,8 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|r| r.parse().ok())
         .unwrap_or(10.0);
-    println!("one ~{TOKENS}-token discover decision at {rate} tok/s");
+    let chars = decision().to_string().chars().count();
+    println!("one ~{TOKENS}-token discover decision ({chars} characters) at {rate} tok/s");
     for stream in [true, false] {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path();

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::error::Result;
 use super::helper::{Access, CommandHelper};
 use super::ui::{Format, Output, Stream, Style, paint};
-use crate::store::{Filter, Ids, StoredEvent};
+use crate::store::{Filter, Store, StoredEvent};
 
 /// Show events, newest first.
 ///
@@ -78,15 +78,10 @@ fn parse_pattern(text: &str) -> Result<regex::Regex, String> {
 pub fn run(args: LogArgs) -> Result<u8> {
     let helper = CommandHelper::open(Access::Shows)?;
     let store = helper.store();
-    // Short forms are unique against the whole log: read its names only when they are printed
-    // or a run is named.
-    let ids = if args.format == Format::Human || args.run.is_some() {
-        store.ids()?
-    } else {
-        Ids::default()
-    };
+    // A typed run name is resolved against the whole log; the printed short forms are git's
+    // abbreviations of the commits shown, so `log -n 5` reads five commits, not the log.
     let run = match &args.run {
-        Some(typed) => Some(ids.resolve_run(typed)?),
+        Some(typed) => Some(store.ids()?.resolve_run(typed)?),
         None => None,
     };
     let filter = Filter {
@@ -116,8 +111,8 @@ pub fn run(args: LogArgs) -> Result<u8> {
         let stored = stored?;
         let is_reverted = reverted.contains(stored.event.id.as_str());
         match args.format {
-            Format::Human if args.oneline => out.line(oneline(&ids, &stored))?,
-            Format::Human => out.line(human_line(&ids, &stored, is_reverted))?,
+            Format::Human if args.oneline => out.line(oneline(store, &stored))?,
+            Format::Human => out.line(human_line(store, &stored, is_reverted))?,
             Format::Json => {
                 let mut record = json_record(&stored);
                 record["reverted"] = is_reverted.into();
@@ -130,13 +125,13 @@ pub fn run(args: LogArgs) -> Result<u8> {
 }
 
 /// `3f2a1c9 decision.made discover: chose ...`, as `git log --oneline`.
-fn oneline(ids: &Ids, stored: &StoredEvent) -> String {
+fn oneline(store: &Store, stored: &StoredEvent) -> String {
     format!(
         "{} {}",
         paint(
             Stream::Stdout,
             Style::Commit,
-            ids.short_commit(&stored.commit)
+            store.short_commit(stored.commit)
         ),
         stored.subject
     )
@@ -145,10 +140,10 @@ fn oneline(ids: &Ids, stored: &StoredEvent) -> String {
 /// `3f2a1c9 2026-11-25T18:50:00.123Z decision.made discover: chose ...`, with `[reverted]`
 /// after the kind when an undo in effect reverts the event.
 ///
-/// The short form is the commit's hash, abbreviated to be unique in the log (see
-/// [`crate::store::Ids`]): UUIDv7 ids begin with their timestamp, so their first characters
-/// are shared by every event of the same second.
-fn human_line(ids: &Ids, stored: &StoredEvent, reverted: bool) -> String {
+/// The short form is the commit's hash, abbreviated as git does (see
+/// [`crate::store::Store::short_commit`]): UUIDv7 ids begin with their timestamp, so their
+/// first characters are shared by every event of the same second.
+fn human_line(store: &Store, stored: &StoredEvent, reverted: bool) -> String {
     let event = &stored.event;
     let mark = if reverted {
         format!(" {}", paint(Stream::Stdout, Style::Error, "[reverted]"))
@@ -160,7 +155,7 @@ fn human_line(ids: &Ids, stored: &StoredEvent, reverted: bool) -> String {
         paint(
             Stream::Stdout,
             Style::Commit,
-            ids.short_commit(&stored.commit)
+            store.short_commit(stored.commit)
         ),
         event.at,
         paint(Stream::Stdout, Style::Kind, &event.kind),

@@ -128,6 +128,17 @@ impl Store {
             .max(MIN_SHORT)
     }
 
+    /// The short form of the event `commit` records, as `git log --oneline` abbreviates it:
+    /// git's abbreviation length, longer where another object of the repository shares the
+    /// prefix (so it is unique in the log too). One lookup in the object database, where
+    /// [`Store::ids`] reads every commit: for commands that print a few events of a long log.
+    pub fn short_commit(&self, commit: ObjectId) -> String {
+        match self.repo.find_object(commit) {
+            Ok(object) => object.id().shorten_or_id().to_string(),
+            Err(_) => commit.to_string(),
+        }
+    }
+
     /// The short form of the event `id`, or of the run `id` (its first event's), found by
     /// walking back from the tip through commit headers only and stopping there: for names near
     /// the tip (the run a command just recorded, the last run), where reading every commit for
@@ -145,9 +156,7 @@ impl Store {
                     Some(crate::event::kind::RUN_STARTED | crate::event::kind::UNDO_STARTED)
                 );
             if is_event || starts_run {
-                let object = self.repo.find_object(header.id).ok()?;
-                let short = object.id().shorten_or_id().to_string();
-                return Some(short);
+                return Some(self.short_commit(header.id));
             }
         }
         None
