@@ -115,6 +115,10 @@ fn timed_discover(dir: &Path, llm_url: &str, stream: bool) -> (f64, u64) {
         .current_dir(dir)
         .env("SPECTRA_LLM_URL", llm_url)
         .env("SPECTRA_LLM_STREAM", stream.to_string())
+        // A whole reply must arrive within one attempt's timeout; at 10 tok/s the default 120 s
+        // is just too short for 1,200 tokens (the reply would be lost and asked again), so both
+        // runs get room enough to compare their time and memory.
+        .env("SPECTRA_LLM_TIMEOUT", "600s")
         .env("GIT_AUTHOR_NAME", "Bench")
         .env("GIT_AUTHOR_EMAIL", "bench@example.com")
         .env("GIT_COMMITTER_NAME", "Bench")

@@ -6,7 +6,16 @@ use crate::common::{Run, TestEnv, json_lines, spectra_bin};
 
 /// Appends a `note.added` with `subject` (in `run` when given) and returns its id.
 fn note(env: &TestEnv, repo: &Path, subject: &str, run: Option<&str>) -> String {
-    let mut args = vec![
+    let mut args = note_args(subject);
+    if let Some(run) = run {
+        args.extend(["--run", run]);
+    }
+    env.spectra(repo, &args).success().stdout.trim().to_string()
+}
+
+/// `append` of a `note.added` with `subject`.
+fn note_args(subject: &str) -> Vec<&str> {
+    vec![
         "append",
         "--kind",
         "note.added",
@@ -14,11 +23,7 @@ fn note(env: &TestEnv, repo: &Path, subject: &str, run: Option<&str>) -> String 
         "{}",
         "-m",
         subject,
-    ];
-    if let Some(run) = run {
-        args.extend(["--run", run]);
-    }
-    env.spectra(repo, &args).success().stdout.trim().to_string()
+    ]
 }
 
 /// `log --oneline` as (short form, subject) pairs, newest first.
@@ -178,15 +183,7 @@ fn log_filters_by_author_and_subject_before_the_count() {
             .env("GIT_COMMITTER_EMAIL", "bob@example.org")
             .env("GIT_AUTHOR_NAME", "Bob Builder")
             .env("GIT_AUTHOR_EMAIL", "bob@example.org")
-            .args([
-                "append",
-                "--kind",
-                "note.added",
-                "--payload",
-                "{}",
-                "-m",
-                subject,
-            ])
+            .args(note_args(subject))
             .output()
             .expect("run git-spectra");
         Run::from_output(output).success();
