@@ -182,8 +182,10 @@ fn service_name_from(
     if matches!(engine.decider, Decider::Model(_)) {
         let question = format!(
             "Your previous answer proposed the service_name `{proposed}`, which is invalid: {problem}. \
-             The rule: {}. Everything else in your answer stands. Reply with only this JSON \
-             object: {{\"service_name\": \"<a valid name>\"}}.",
+             The rule: {}. Name what the service does, in one to three lowercase English words \
+             taken from the idea, joined by hyphens; not a number or a version. Everything else \
+             in your answer stands. Reply with only a JSON object whose one key is \
+             \"service_name\", its value the new name.",
             service_name::RULE
         );
         let asked = engine.follow_up(state, step, decision, "service_name", &question, work)?;

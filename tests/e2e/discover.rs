@@ -370,8 +370,9 @@ fn an_invalid_service_name_is_asked_for_alone_and_the_answer_goes_into_the_decis
             && question.contains("The rule: a service name is"),
         "{question}"
     );
+    // No placeholder a small model could copy as its answer (one wrote `<a valid name>`).
     assert!(
-        question.contains("{\"service_name\": \"<a valid name>\"}"),
+        question.contains("one key is \"service_name\"") && !question.contains('<'),
         "{question}"
     );
 
