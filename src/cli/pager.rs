@@ -115,12 +115,36 @@ fn spawn(command: &str) -> std::io::Result<Pager> {
     // Standard output (and error) now hold the only write end of the pipe; dropping ours
     // lets the pager see the end of input once they are pointed back.
     drop(input);
+    outlive_interrupts();
     super::ui::set_pager_started();
     Ok(Pager {
         child,
         saved_stdout,
         saved_stderr,
     })
+}
+
+/// Ctrl-C at the pager reaches the whole foreground process group, so this process too: as
+/// git does, it must not die then (its shell would print the prompt under a pager still
+/// reading the terminal) but go on until the reader quits the pager, whose closed pipe ends
+/// the output. Catching SIGINT through tokio's handler, which stays installed for the rest of
+/// the process and does nothing with the signal, is that.
+fn outlive_interrupts() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::debug!(%error, "cannot keep running through SIGINT while paging");
+            return;
+        }
+    };
+    // tokio never removes a handler once installed: dropping the stream keeps SIGINT caught.
+    if let Err(error) = runtime.block_on(async { signal(SignalKind::interrupt()).map(drop) }) {
+        tracing::debug!(%error, "cannot keep running through SIGINT while paging");
+    }
 }
 
 impl Pager {

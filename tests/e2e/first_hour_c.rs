@@ -472,3 +472,43 @@ fn every_json_output_follows_the_same_conventions() {
     }
     assert!(checked >= 20, "only {checked} commands were checked");
 }
+
+#[test]
+fn ctrl_c_at_the_pager_leaves_the_command_running_until_the_pager_ends() {
+    use std::os::unix::process::CommandExt;
+    let repo = PagerRepo::new();
+    // Ctrl-C reaches the terminal's whole foreground process group: this pager sends SIGINT
+    // to its own group (the binary's, apart from the test's), survives it, then reads on.
+    let pager = repo.repo.env.path().join("interrupted-pager");
+    std::fs::write(
+        &pager,
+        format!(
+            "#!/bin/sh\ntrap '' INT\nkill -INT 0\ncat > '{}'\n",
+            repo.record.display()
+        ),
+    )
+    .expect("write the pager");
+    make_executable(&pager);
+    let (terminal, slave) = Terminal::open();
+    let mut command = repo
+        .repo
+        .env
+        .command(crate::common::spectra_bin(), repo.repo.root());
+    command
+        .args(["log"])
+        .env("PAGER", &pager)
+        .stdout(Stdio::from(slave))
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let child = command.spawn().expect("spawn git-spectra");
+    drop(command);
+    let output = child.wait_with_output().expect("wait for git-spectra");
+    drop(terminal.screen.join());
+
+    assert!(
+        output.status.success(),
+        "the command died with the pager still up: {output:?}"
+    );
+    let got = repo.take_record().expect("the pager ran");
+    assert_eq!(got.lines().count(), 2, "{got}");
+}
