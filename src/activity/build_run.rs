@@ -1,0 +1,185 @@
+//! The build activity's rules: the decision's edits become a commit on a branch of the build's
+//! own, and the tests that decide `tests_pass` run on that branch.
+//!
+//! The changes the decision lists with `content`, `search`/`replace` or `action: delete` are
+//! edits; those with none are only a plan, and a build with no edit behaves as before. With
+//! edits, the `changes.apply` playbook runs first (inputs filled from the decision, whatever the
+//! model chose), then `tests.run` at the branch it made, in a temporary checkout. The applied
+//! result and the observed test counts go into the activity's outputs; a dry run previews the
+//! full diff without writing anything.
+
+use serde_json::{Value, json};
+
+use super::rules::{Rules, Step};
+use super::test_run::{TESTS_PLAYBOOK, observe_tests};
+use super::{ActivityError, ActivityWork, Engine, RunError, RunState};
+use crate::builtin::changes::{self, FileChange};
+
+/// The playbook that applies a build's changes.
+pub const CHANGES_PLAYBOOK: &str = "changes.apply";
+
+/// The rules of an activity with `behaviour: build`.
+pub(crate) struct Build;
+
+impl Rules for Build {
+    fn after_decision(
+        &self,
+        engine: &Engine<'_>,
+        state: &mut RunState<'_>,
+        _step: &Step<'_>,
+        decision: Value,
+        work: &mut ActivityWork,
+    ) -> Result<Option<Value>, RunError> {
+        Ok(Some(plan_playbooks(
+            engine,
+            state.recorder.run(),
+            decision,
+            work,
+        )))
+    }
+
+    fn observe(&self, dry_run: bool, work: &mut ActivityWork) {
+        observe(dry_run, work);
+    }
+}
+
+/// The decision's edits: the changes that carry something to apply.
+pub(crate) fn edits(decision: &Value) -> Vec<FileChange> {
+    let Some(listed) = decision.get("changes").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    listed
+        .iter()
+        .filter_map(|change| serde_json::from_value::<FileChange>(change.clone()).ok())
+        .filter(|change| {
+            change.content.is_some()
+                || change.search.is_some()
+                || change.action.as_deref() == Some("delete")
+        })
+        .map(|change| FileChange {
+            // Only what applying reads: the model's purpose stays in the decision.
+            action: change.action.filter(|action| action != "modify"),
+            ..change
+        })
+        .collect()
+}
+
+/// Puts `changes.apply` first and `tests.run` at the build's branch in the decision's
+/// playbooks, when the decision has edits; a dry run records the diff they would make.
+fn plan_playbooks(
+    engine: &Engine<'_>,
+    run: &str,
+    mut decision: Value,
+    work: &mut ActivityWork,
+) -> Value {
+    let edits = edits(&decision);
+    let Some(service) = work.service.clone().filter(|_| !edits.is_empty()) else {
+        if !edits.is_empty() {
+            work.errors.push(ActivityError::new(
+                "no_service",
+                "a build with changes needs a service (--service, or run discover first)",
+            ));
+        }
+        return decision;
+    };
+    let branch = changes::branch_name(&service, run);
+    let listed = serde_json::to_string(&edits).unwrap_or_default();
+    let reason = "rule of the build activity: its changes go on a branch of their own";
+    let mut choices = vec![
+        json!({
+            "id": CHANGES_PLAYBOOK,
+            "inputs": {"service": service, "run": run, "changes": listed},
+            "reason": reason,
+        }),
+        json!({
+            "id": TESTS_PLAYBOOK,
+            "inputs": {"at": branch},
+            "reason": "rule of the build activity: the tests run on the build's branch",
+        }),
+    ];
+    let chosen = decision
+        .get("playbooks")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    choices.extend(chosen.into_iter().filter(|choice| {
+        let id = choice.get("id").and_then(Value::as_str);
+        id != Some(CHANGES_PLAYBOOK) && id != Some(TESTS_PLAYBOOK)
+    }));
+    if let Some(object) = decision.as_object_mut() {
+        object.insert("playbooks".into(), Value::Array(choices));
+    }
+    if engine.options.dry_run {
+        let preview = changes::preview(engine.root(), &service, run, &edits)
+            .map(|applied| serde_json::to_value(applied).unwrap_or(Value::Null))
+            .unwrap_or_else(|error| json!({"success": false, "error": error.to_string()}));
+        work.extra_outputs.insert("changes_preview".into(), preview);
+    }
+    decision
+}
+
+/// Records what `changes.apply` did and, when the tests ran on the branch, their counts as
+/// the `tests_ran` / `tests_passed` facts.
+fn observe(dry_run: bool, work: &mut ActivityWork) {
+    if dry_run {
+        return;
+    }
+    if let Some(applied) = last_printed(work, CHANGES_PLAYBOOK) {
+        if applied["success"] == false {
+            let refused: Vec<String> = applied["changes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|change| {
+                    Some(format!(
+                        "{}: {}",
+                        change["path"].as_str()?,
+                        change["reason"].as_str()?
+                    ))
+                })
+                .collect();
+            work.errors.push(ActivityError::new(
+                "changes_refused",
+                format!("no change was applied: {}", refused.join("; ")),
+            ));
+        }
+        work.extra_outputs.insert("changes_applied".into(), applied);
+    }
+    let tests_ran = work
+        .playbook_reports
+        .iter()
+        .any(|(id, _)| id == TESTS_PLAYBOOK);
+    if tests_ran {
+        observe_tests(false, work);
+    }
+}
+
+/// The JSON object `playbook` printed on its last run in this activity.
+fn last_printed(work: &ActivityWork, playbook: &str) -> Option<Value> {
+    let (_, report) = work
+        .playbook_reports
+        .iter()
+        .rev()
+        .find(|(id, _)| id == playbook)?;
+    serde_json::from_slice::<Value>(&report.stdout.bytes)
+        .ok()
+        .filter(Value::is_object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_changes_with_something_to_apply_are_edits() {
+        let decision = json!({"changes": [
+            {"path": "a", "action": "create", "purpose": "plan only"},
+            {"path": "b", "action": "create", "purpose": "", "content": "x"},
+            {"path": "c", "action": "modify", "purpose": "", "search": "s", "replace": "r"},
+            {"path": "d", "action": "delete", "purpose": ""},
+        ]});
+        let paths: Vec<String> = edits(&decision).into_iter().map(|c| c.path).collect();
+        assert_eq!(paths, ["b", "c", "d"]);
+        assert!(edits(&json!({"changes": [{"path": "a", "action": "create"}]})).is_empty());
+    }
+}
