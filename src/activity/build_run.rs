@@ -14,6 +14,7 @@ use super::rules::{Rules, Step};
 use super::test_run::{TESTS_PLAYBOOK, observe_tests};
 use super::{ActivityError, ActivityWork, Engine, RunError, RunState};
 use crate::builtin::changes::{self, FileChange};
+use crate::event::{NewEvent, kind};
 
 /// The playbook that applies a build's changes.
 pub const CHANGES_PLAYBOOK: &str = "changes.apply";
@@ -30,16 +31,46 @@ impl Rules for Build {
         decision: Value,
         work: &mut ActivityWork,
     ) -> Result<Option<Value>, RunError> {
-        Ok(Some(plan_playbooks(
-            engine,
-            state.recorder.run(),
-            decision,
-            work,
-        )))
+        let run = state.recorder.run().to_string();
+        let decision = plan_playbooks(engine, &run, decision, work);
+        if !engine.options.dry_run && work.errors.is_empty() {
+            intend_branch(engine, state, &run, &decision, work)?;
+        }
+        Ok(Some(decision))
     }
 
     fn observe(&self, dry_run: bool, work: &mut ActivityWork) {
         observe(dry_run, work);
+    }
+
+    fn write_outputs(
+        &self,
+        engine: &Engine<'_>,
+        state: &mut RunState<'_>,
+        work: &mut ActivityWork,
+    ) -> Result<(), RunError> {
+        add_applied(work);
+        super::outputs::write(engine, state, work)
+    }
+}
+
+/// Adds `applied` (`{branch, commit, diff_stat}`) to the decision the document renders, from
+/// what `changes.apply` did or, in a dry run, from the preview.
+fn add_applied(work: &mut ActivityWork) {
+    let source = work
+        .extra_outputs
+        .get("changes_applied")
+        .or_else(|| work.extra_outputs.get("changes_preview"));
+    let Some(source) = source.filter(|source| source["success"] == true) else {
+        return;
+    };
+    let applied = json!({
+        "branch": source["branch"],
+        "commit": source["commit"],
+        "diff_stat": source["diff_stat"],
+    });
+    if let Some(decision) = work.decision.as_object_mut() {
+        decision.insert("applied".into(), applied);
     }
 }
 
@@ -116,6 +147,51 @@ fn plan_playbooks(
         work.extra_outputs.insert("changes_preview".into(), preview);
     }
     decision
+}
+
+/// Records, and appends, `effect.intended` for the branch `changes.apply` is about to make:
+/// the branch and each file with the format of its change. The outcome follows as the
+/// playbook's `playbook.finished` and the activity's `outputs.changes_applied`.
+fn intend_branch(
+    engine: &Engine<'_>,
+    state: &mut RunState<'_>,
+    run: &str,
+    decision: &Value,
+    work: &ActivityWork,
+) -> Result<(), RunError> {
+    let edits = edits(decision);
+    let Some(service) = work.service.clone().filter(|_| !edits.is_empty()) else {
+        return Ok(());
+    };
+    let branch = changes::branch_name(&service, run);
+    let head = engine.worktree().head_commit().map(|(head, _)| head);
+    let files: Vec<&str> = edits.iter().map(|change| change.path.as_str()).collect();
+    let kinds: serde_json::Map<String, Value> = edits
+        .iter()
+        .map(|change| (change.path.clone(), json!(changes::kind_of(change))))
+        .collect();
+    let mut intent = NewEvent::new(kind::EFFECT_INTENDED)
+        .activity(work.activity.clone())
+        .service(service)
+        .subject(format!(
+            "{}: about to commit {} change(s) on {branch}",
+            work.activity,
+            files.len()
+        ))
+        .payload(json!({
+            "effect": "branch",
+            "branch": branch,
+            "head": head,
+            "playbook": CHANGES_PLAYBOOK,
+            "files": files,
+            "kinds": kinds,
+        }));
+    if let Some(id) = &work.decision_event {
+        intent = intent.cause(id.clone());
+    }
+    state.recorder.record(intent);
+    state.recorder.flush()?;
+    Ok(())
 }
 
 /// Records what `changes.apply` did and, when the tests ran on the branch, their counts as

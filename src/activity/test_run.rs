@@ -51,7 +51,7 @@ fn ensure_tests_chosen(choices: &mut Vec<Value>) {
     if !chosen {
         choices.push(json!({
             "id": TESTS_PLAYBOOK,
-            "inputs": {},
+            "inputs": {"at": null},
             "reason": "rule of the test activity: always run the project's tests",
         }));
     }
@@ -63,7 +63,7 @@ fn offline_decision() -> Value {
         "test_strategy": {"approach": "", "levels": [], "coverage_target": 0},
         "test_cases": [],
         "test_results": {"passed": 0, "failed": 0, "skipped": 0, "summary": "offline: no prediction"},
-        "playbooks": [{"id": TESTS_PLAYBOOK, "inputs": {}, "reason": "offline: run the project's tests"}],
+        "playbooks": [{"id": TESTS_PLAYBOOK, "inputs": {"at": null}, "reason": "offline: run the project's tests"}],
     })
 }
 

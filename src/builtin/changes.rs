@@ -312,7 +312,8 @@ fn commit_message(service: &str, run: &str, event: Option<&str>, changes: &[File
     format!("{subject}\n\n{body}\nSpectra-Run: {run}\n{event}")
 }
 
-fn kind_of(change: &FileChange) -> &'static str {
+/// `delete`, `search_replace` or `content`: which of the formats `change` uses.
+pub fn kind_of(change: &FileChange) -> &'static str {
     if change.action.as_deref() == Some("delete") {
         "delete"
     } else if change.search.is_some() {

@@ -30,16 +30,24 @@ fn repo() -> TestRepo {
 
 /// Everything of the user's checkout a build must leave alone: HEAD, the index file's bytes,
 /// the status, and every file of the working tree.
-fn checkout(repo: &TestRepo) -> (String, Vec<u8>, String, Vec<(String, Vec<u8>)>) {
+#[derive(Debug, PartialEq)]
+struct Checkout {
+    head: String,
+    index: Vec<u8>,
+    status: String,
+    files: Vec<(String, Vec<u8>)>,
+}
+
+fn checkout(repo: &TestRepo) -> Checkout {
     let mut files = Vec::new();
     collect(repo.root(), repo.root(), &mut files);
     files.sort();
-    (
-        repo.git(&["rev-parse", "HEAD"]),
-        std::fs::read(repo.root().join(".git/index")).unwrap(),
-        repo.git(&["status", "--porcelain", "--untracked-files=all"]),
+    Checkout {
+        head: repo.git(&["rev-parse", "HEAD"]),
+        index: std::fs::read(repo.root().join(".git/index")).unwrap(),
+        status: repo.git(&["status", "--porcelain", "--untracked-files=all"]),
         files,
-    )
+    }
 }
 
 fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, Vec<u8>)>) {
@@ -155,7 +163,19 @@ fn build_commits_its_changes_on_its_own_branch_tests_it_and_undo_redo_remove_and
         repo.git(&["show", &format!("{branch}:src/app.txt")]),
         "GAMMA\nbeta\nbeta"
     );
-    assert_eq!(repo.git(&["rev-parse", &format!("{branch}^")]), before.0);
+    assert_eq!(repo.git(&["rev-parse", &format!("{branch}^")]), before.head);
+    let intended = repo.env.events(repo.root(), "effect.intended");
+    let intent = intended
+        .iter()
+        .find(|event| event["payload"]["effect"] == "branch")
+        .expect("effect.intended before the branch");
+    assert_eq!(intent["payload"]["branch"], branch.as_str());
+    assert_eq!(
+        intent["payload"]["files"],
+        json!(["src/new.txt", "src/app.txt"])
+    );
+    assert_eq!(intent["payload"]["kinds"]["src/app.txt"], "search_replace");
+    assert_eq!(intent["payload"]["head"], before.head.as_str());
     let message = repo.git(&["log", "-1", "--format=%B", branch]);
     let started = repo
         .env
@@ -187,13 +207,18 @@ fn build_commits_its_changes_on_its_own_branch_tests_it_and_undo_redo_remove_and
             .cloned()
             .collect()
     };
-    assert_eq!(user_files(&after.3), user_files(&before.3));
-    let touched = repo.git(&["diff", "--name-only", &before.0, "HEAD"]);
+    assert_eq!(user_files(&after.files), user_files(&before.files));
+    let touched = repo.git(&["diff", "--name-only", &before.head, "HEAD"]);
     assert!(
         touched.lines().all(|path| path.starts_with(".spectra/")),
         "{touched}"
     );
-    assert_eq!(after.2, "", "nothing left uncommitted");
+    assert_eq!(after.status, "", "nothing left uncommitted");
+    let document = repo.git(&["show", "HEAD:.spectra/shop/build.md"]);
+    assert!(
+        document.contains(&format!("on branch `{branch}`")) && document.contains("2 files changed"),
+        "the document shows the branch and the diff stat: {document}"
+    );
 
     // The tests ran on the branch (they pass only where GAMMA is) and decided the gate.
     let outputs = &finished(&repo)["payload"]["outputs"];
@@ -248,7 +273,8 @@ fn failing_tests_on_the_branch_fail_the_tests_pass_gate() {
     // Applies, but the edit is not the one the tests look for.
     let server = server_with_build(json!([
         {"path": "src/app.txt", "action": "modify", "purpose": "edit", "content": null,
-         "search": "alpha", "replace": "delta", }
+         "content": null,
+         "search": "alpha", "replace": "delta"}
     ]));
     let run = build(&repo, &server, &[]);
     assert_ne!(run.code, 0, "{run:?}");
@@ -295,8 +321,8 @@ fn a_missing_search_text_fails_the_build_with_the_reason_and_makes_no_branch() {
     );
     let after = checkout(&repo);
     assert_eq!(
-        after.3.iter().find(|(n, _)| n == "src/app.txt"),
-        before.3.iter().find(|(n, _)| n == "src/app.txt")
+        after.files.iter().find(|(n, _)| n == "src/app.txt"),
+        before.files.iter().find(|(n, _)| n == "src/app.txt")
     );
 }
 
