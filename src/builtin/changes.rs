@@ -83,7 +83,7 @@ pub struct Removed {
     /// The branch.
     pub branch: String,
     /// `deleted` (the branch is gone), `reverted` (already merged into HEAD: its commit was
-    /// reverted there) or `absent` (there was no such branch).
+    /// reverted there, and the branch is gone too) or `absent` (there was no such branch).
     pub action: &'static str,
     /// The commit the branch pointed at, if any.
     pub commit: Option<String>,
@@ -228,8 +228,8 @@ pub fn preview(
     Ok(applied)
 }
 
-/// Removes the branch a build made: deletes it, or, when HEAD already contains its commit (the
-/// user merged it), reverts that commit on the user's branch instead.
+/// Removes the branch a build made: deletes it, and when HEAD already contains its commit (the
+/// user merged it) first reverts that commit on the user's branch.
 pub fn remove_branch(root: &Path, service: &str, run: &str) -> Result<Removed, BuiltinError> {
     check_service_name(service)?;
     let branch = branch_name(service, run);
@@ -254,9 +254,10 @@ pub fn remove_branch(root: &Path, service: &str, run: &str) -> Result<Removed, B
         git_env(root, &["revert", "--no-edit", &commit], &[], None)?;
         "reverted"
     } else {
-        git_env(root, &["update-ref", "-d", &reference, &commit], &[], None)?;
         "deleted"
     };
+    // Either way the branch goes, so that a redo can make it again from HEAD.
+    git_env(root, &["update-ref", "-d", &reference, &commit], &[], None)?;
     Ok(Removed {
         branch,
         action,

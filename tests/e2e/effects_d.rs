@@ -260,6 +260,37 @@ fn build_commits_its_changes_on_its_own_branch_tests_it_and_undo_redo_remove_and
     );
 }
 
+#[test]
+fn undo_of_a_merged_build_reverts_its_commit_and_says_so() {
+    let repo = repo();
+    let server = server_with_build(edits());
+    let run = build(&repo, &server, &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let branch = build_branches(&repo).pop().unwrap();
+    repo.git(&["merge", "-q", "--no-edit", &branch]);
+    assert_eq!(
+        std::fs::read_to_string(repo.root().join("src/app.txt")).unwrap(),
+        "GAMMA\nbeta\nbeta\n"
+    );
+    let undo = repo.spectra(&["undo"]);
+    assert_eq!(undo.code, 0, "{undo:?}");
+    let compensation = repo
+        .env
+        .events(repo.root(), "playbook.finished")
+        .into_iter()
+        .rev()
+        .find(|event| event["payload"]["action"] == "undo")
+        .expect("the compensation is recorded");
+    let printed = String::from_utf8_lossy(&stdout_attachment(&repo, &compensation)).to_string();
+    assert!(printed.contains("\"reverted\""), "{printed}");
+    assert_eq!(
+        repo.git(&["show", "HEAD:src/app.txt"]),
+        "alpha\nbeta\nbeta",
+        "the merged change is reverted on the user's branch"
+    );
+    assert!(build_branches(&repo).is_empty());
+}
+
 fn stdout_attachment(repo: &TestRepo, event: &Value) -> Vec<u8> {
     let id = event["id"].as_str().unwrap();
     repo.spectra(&["show", id, "--attachment", "stdout"])
