@@ -384,6 +384,24 @@ fn a_dry_run_shows_the_full_diff_and_writes_nothing() {
             .unwrap()
             .contains("2 files changed")
     );
+
+    // The human report shows the branch it would make and the whole diff.
+    let args = ["build", "make it GAMMA", "--service", "shop", "--dry-run"];
+    let human = repo
+        .env
+        .spectra_with_llm(repo.root(), &server.base_url(), &args);
+    assert_eq!(human.code, 0, "{human:?}");
+    assert!(
+        human.stdout.contains("(dry run: not created)"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human.stdout.contains("    +GAMMA") && human.stdout.contains("    -alpha"),
+        "{}",
+        human.stdout
+    );
+    assert!(build_branches(&repo).is_empty());
 }
 
 #[test]
