@@ -140,12 +140,7 @@ pub fn apply(
     };
     let reference = format!("refs/heads/{branch}");
     let tree = build_tree(root, &base, &planned, &[])?;
-    let diff_stat = git_env(
-        root,
-        &["diff", "--no-color", "--stat", &base, &tree],
-        &[],
-        None,
-    )?;
+    let diff_stat = diff_text(root, &["--stat", &base, &tree], &[])?;
     if let Some(existing) = rev(root, &reference)? {
         // A run again (a redo): the same tree on the same base is the same build.
         let same = rev(root, &format!("{existing}^{{tree}}"))? == Some(tree.clone())
@@ -215,12 +210,7 @@ pub fn preview(
     let tree = build_tree(root, &base, &planned, &borrowed)?;
     let diff = |stat: bool| {
         let mode = if stat { "--stat" } else { "--patch" };
-        git_env(
-            root,
-            &["diff", "--no-color", "--no-ext-diff", mode, &base, &tree],
-            &borrowed,
-            None,
-        )
+        diff_text(root, &[mode, &base, &tree], &borrowed)
     };
     let (diff_stat, full) = (diff(true)?, diff(false)?);
     let mut applied = done(branch, None, base, results, diff_stat);
@@ -640,6 +630,18 @@ fn git_env(
 ) -> Result<String, BuiltinError> {
     let bytes = run_git(root, args, env, stdin)?;
     Ok(String::from_utf8_lossy(&bytes).trim().to_string())
+}
+
+/// `git diff args...` as text, its leading spaces kept (a diff stat's lines start with one).
+fn diff_text(
+    root: &Path,
+    args: &[&str],
+    env: &[(&str, std::ffi::OsString)],
+) -> Result<String, BuiltinError> {
+    let mut all = vec!["diff", "--no-color", "--no-ext-diff"];
+    all.extend_from_slice(args);
+    let bytes = run_git(root, &all, env, None)?;
+    Ok(String::from_utf8_lossy(&bytes).trim_end().to_string())
 }
 
 fn git_bytes(root: &Path, args: &[&str]) -> Result<Vec<u8>, BuiltinError> {
