@@ -104,23 +104,54 @@ fn plan_playbooks(
     work: &mut ActivityWork,
 ) -> Value {
     let edits = edits(&decision);
-    let Some(service) = work.service.clone().filter(|_| !edits.is_empty()) else {
-        if !edits.is_empty() {
-            work.errors.push(ActivityError::new(
-                "no_service",
-                "a build with changes needs a service (--service, or run discover first)",
-            ));
-        }
-        return decision;
+    let service = work.service.clone();
+    if service.is_none() && !edits.is_empty() {
+        work.errors.push(ActivityError::new(
+            "no_service",
+            "a build with changes needs a service (--service, or run discover first)",
+        ));
+    }
+    let chosen = decision
+        .get("playbooks")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let choices = choices(chosen, service.as_deref(), run, &edits);
+    if let Some(object) = decision.as_object_mut() {
+        object.insert("playbooks".into(), Value::Array(choices));
+    }
+    if let Some(service) = service.filter(|_| engine.options.dry_run && !edits.is_empty()) {
+        let preview = changes::preview(engine.root(), &service, run, &edits)
+            .map(|applied| serde_json::to_value(applied).unwrap_or(Value::Null))
+            .unwrap_or_else(|error| json!({"success": false, "error": error.to_string()}));
+        work.extra_outputs.insert("changes_preview".into(), preview);
+    }
+    decision
+}
+
+/// The playbooks a build runs: never a `changes.apply` the model chose itself (its inputs come
+/// from the decision's changes alone); with edits and a service, `changes.apply` first and
+/// `tests.run` at the new branch (instead of any the model chose), then the model's others.
+fn choices(
+    chosen: Vec<Value>,
+    service: Option<&str>,
+    run: &str,
+    edits: &[FileChange],
+) -> Vec<Value> {
+    let id_of = |choice: &Value| choice.get("id").and_then(Value::as_str).map(str::to_string);
+    let Some(service) = service.filter(|_| !edits.is_empty()) else {
+        return chosen
+            .into_iter()
+            .filter(|choice| id_of(choice).as_deref() != Some(CHANGES_PLAYBOOK))
+            .collect();
     };
-    let branch = changes::branch_name(&service, run);
-    let listed = serde_json::to_string(&edits).unwrap_or_default();
-    let reason = "rule of the build activity: its changes go on a branch of their own";
+    let branch = changes::branch_name(service, run);
+    let listed = serde_json::to_string(edits).unwrap_or_default();
     let mut choices = vec![
         json!({
             "id": CHANGES_PLAYBOOK,
             "inputs": {"service": service, "run": run, "changes": listed},
-            "reason": reason,
+            "reason": "rule of the build activity: its changes go on a branch of their own",
         }),
         json!({
             "id": TESTS_PLAYBOOK,
@@ -128,25 +159,11 @@ fn plan_playbooks(
             "reason": "rule of the build activity: the tests run on the build's branch",
         }),
     ];
-    let chosen = decision
-        .get("playbooks")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
     choices.extend(chosen.into_iter().filter(|choice| {
-        let id = choice.get("id").and_then(Value::as_str);
-        id != Some(CHANGES_PLAYBOOK) && id != Some(TESTS_PLAYBOOK)
+        let id = id_of(choice);
+        id.as_deref() != Some(CHANGES_PLAYBOOK) && id.as_deref() != Some(TESTS_PLAYBOOK)
     }));
-    if let Some(object) = decision.as_object_mut() {
-        object.insert("playbooks".into(), Value::Array(choices));
-    }
-    if engine.options.dry_run {
-        let preview = changes::preview(engine.root(), &service, run, &edits)
-            .map(|applied| serde_json::to_value(applied).unwrap_or(Value::Null))
-            .unwrap_or_else(|error| json!({"success": false, "error": error.to_string()}));
-        work.extra_outputs.insert("changes_preview".into(), preview);
-    }
-    decision
+    choices
 }
 
 /// Records, and appends, `effect.intended` for the branch `changes.apply` is about to make:
@@ -257,5 +274,35 @@ mod tests {
         let paths: Vec<String> = edits(&decision).into_iter().map(|c| c.path).collect();
         assert_eq!(paths, ["b", "c", "d"]);
         assert!(edits(&json!({"changes": [{"path": "a", "action": "create"}]})).is_empty());
+    }
+
+    #[test]
+    fn the_model_never_chooses_changes_apply_and_edits_put_it_first_with_tests_on_the_branch() {
+        let run = "0190f1e2-7b3c-7def-8abc-1234567890ab";
+        let chosen = vec![
+            json!({"id": CHANGES_PLAYBOOK, "inputs": {"service": "x", "run": "evil-run-id", "changes": "[]"}}),
+            json!({"id": TESTS_PLAYBOOK, "inputs": {"at": null}}),
+            json!({"id": "repo.inventory", "inputs": {}}),
+        ];
+        let ids = |choices: &[Value]| -> Vec<String> {
+            choices
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let plan_only = choices(chosen.clone(), Some("shop"), run, &[]);
+        assert_eq!(ids(&plan_only), [TESTS_PLAYBOOK, "repo.inventory"]);
+        let edit = FileChange {
+            path: "a".into(),
+            content: Some("x".into()),
+            ..FileChange::default()
+        };
+        let with_edits = choices(chosen, Some("shop"), run, &[edit]);
+        assert_eq!(
+            ids(&with_edits),
+            [CHANGES_PLAYBOOK, TESTS_PLAYBOOK, "repo.inventory"]
+        );
+        assert_eq!(with_edits[0]["inputs"]["run"], run);
+        assert_eq!(with_edits[1]["inputs"]["at"], "spectra/shop/build-567890ab");
     }
 }
