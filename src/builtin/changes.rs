@@ -112,6 +112,18 @@ pub fn short_run(run: &str) -> String {
     plain[plain.len().saturating_sub(8)..].iter().collect()
 }
 
+/// Refuses a run id that could not name a branch or a trailer: 8 to 64 letters, digits and `-`.
+fn check_run(run: &str) -> Result<(), BuiltinError> {
+    let plain = run.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let letters = run.chars().filter(char::is_ascii_alphanumeric).count();
+    if plain && (8..=64).contains(&run.len()) && letters >= 8 {
+        return Ok(());
+    }
+    Err(BuiltinError::Changes {
+        message: format!("`{run}` is not a run id (8 to 64 letters, digits and `-`)"),
+    })
+}
+
 /// Parses the JSON list of changes a playbook input carries.
 pub fn parse(json: &str) -> Result<Vec<FileChange>, BuiltinError> {
     serde_json::from_str(json).map_err(|error| BuiltinError::Changes {
@@ -132,6 +144,7 @@ pub fn apply(
     changes: &[FileChange],
 ) -> Result<Applied, BuiltinError> {
     check_service_name(service)?;
+    check_run(run)?;
     let branch = branch_name(service, run);
     let base = head(root)?;
     let (results, planned) = check_all(root, &base, changes)?;
@@ -186,6 +199,7 @@ pub fn preview(
     changes: &[FileChange],
 ) -> Result<Applied, BuiltinError> {
     check_service_name(service)?;
+    check_run(run)?;
     let branch = branch_name(service, run);
     let base = head(root)?;
     let (results, planned) = check_all(root, &base, changes)?;
@@ -222,6 +236,7 @@ pub fn preview(
 /// user merged it) first reverts that commit on the user's branch.
 pub fn remove_branch(root: &Path, service: &str, run: &str) -> Result<Removed, BuiltinError> {
     check_service_name(service)?;
+    check_run(run)?;
     let branch = branch_name(service, run);
     let reference = format!("refs/heads/{branch}");
     let Some(commit) = rev(root, &reference)? else {
@@ -923,6 +938,14 @@ mod unit {
         assert!(result.diff.unwrap().contains("+unique 8c1f"));
         assert!(result.diff_stat.contains("brand-new.txt"));
         assert_eq!(count(), before);
+    }
+
+    #[test]
+    fn run_ids_that_could_not_name_a_branch_are_refused() {
+        assert!(check_run("0190f1e2-7b3c-7def-8abc-1234567890ab").is_ok());
+        for bad in ["short", "a\nSpectra-Run: x", "--------", "ab/cd/efgh"] {
+            assert!(check_run(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
