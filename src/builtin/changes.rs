@@ -803,6 +803,12 @@ mod unit {
         assert!(reason(root, whole("README.md", "y")).contains("uncommitted"));
         std::fs::write(root.join("new.txt"), "mine\n").unwrap();
         assert!(reason(root, whole("new.txt", "y")).contains("uncommitted"));
+        // Staged, with the working tree back as HEAD has it: still the user's change.
+        std::fs::write(root.join("src/lib.rs"), "staged\n").unwrap();
+        let git = |args: &[&str]| git_env(root, args, &[], None).unwrap();
+        git(&["add", "src/lib.rs"]);
+        std::fs::write(root.join("src/lib.rs"), "fn a() {}\nfn b() {}\nfn b() {}\n").unwrap();
+        assert!(reason(root, whole("src/lib.rs", "y")).contains("uncommitted"));
     }
 
     #[test]
