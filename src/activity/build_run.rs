@@ -111,22 +111,76 @@ fn plan_playbooks(
             "a build with changes needs a service (--service, or run discover first)",
         ));
     }
+    // Checked here first, so that a refused change runs neither the playbook nor the tests;
+    // the playbook checks again when it applies them.
+    let preview = service
+        .as_deref()
+        .filter(|_| !edits.is_empty())
+        .map(|service| preview(engine, service, run, &edits));
+    let applicable = preview
+        .as_ref()
+        .is_some_and(|preview| preview["success"] == true);
+    if let Some(preview) = preview {
+        record_preview(engine.options.dry_run, preview, work);
+    }
     let chosen = decision
         .get("playbooks")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let choices = choices(chosen, service.as_deref(), run, &edits);
+    // Refused edits: no tests either, they would test something other than the build.
+    let refused = !edits.is_empty() && !applicable;
+    let chosen: Vec<Value> = chosen
+        .into_iter()
+        .filter(|choice| !(refused && choice["id"] == TESTS_PLAYBOOK))
+        .collect();
+    let to_apply = if applicable { edits.as_slice() } else { &[] };
+    let choices = choices(chosen, service.as_deref(), run, to_apply);
     if let Some(object) = decision.as_object_mut() {
         object.insert("playbooks".into(), Value::Array(choices));
     }
-    if let Some(service) = service.filter(|_| engine.options.dry_run && !edits.is_empty()) {
-        let preview = changes::preview(engine.root(), &service, run, &edits)
-            .map(|applied| serde_json::to_value(applied).unwrap_or(Value::Null))
-            .unwrap_or_else(|error| json!({"success": false, "error": error.to_string()}));
-        work.extra_outputs.insert("changes_preview".into(), preview);
-    }
     decision
+}
+
+/// What applying `edits` would do, as `changes.apply` prints it, with the full diff.
+fn preview(engine: &Engine<'_>, service: &str, run: &str, edits: &[FileChange]) -> Value {
+    changes::preview(engine.root(), service, run, edits)
+        .map(|applied| serde_json::to_value(applied).unwrap_or(Value::Null))
+        .unwrap_or_else(|error| json!({"success": false, "error": error.to_string()}))
+}
+
+/// A dry run records the preview (`changes_preview`); a real run records a refusal as the
+/// result (`changes_applied`) with the error `changes_refused`, and nothing runs.
+fn record_preview(dry_run: bool, preview: Value, work: &mut ActivityWork) {
+    if dry_run {
+        work.extra_outputs.insert("changes_preview".into(), preview);
+        return;
+    }
+    if preview["success"] == true {
+        return;
+    }
+    let mut refused: Vec<String> = preview["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|change| {
+            Some(format!(
+                "{}: {}",
+                change["path"].as_str()?,
+                change["reason"].as_str()?
+            ))
+        })
+        .collect();
+    refused.extend(preview["error"].as_str().map(str::to_string));
+    work.errors.push(ActivityError::new(
+        "changes_refused",
+        format!("no change was applied: {}", refused.join("; ")),
+    ));
+    let mut result = preview;
+    if let Some(object) = result.as_object_mut() {
+        object.remove("diff");
+    }
+    work.extra_outputs.insert("changes_applied".into(), result);
 }
 
 /// The playbooks a build runs: never a `changes.apply` the model chose itself (its inputs come

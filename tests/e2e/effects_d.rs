@@ -335,6 +335,21 @@ fn a_missing_search_text_fails_the_build_with_the_reason_and_makes_no_branch() {
     let run = build(&repo, &server, &[]);
     assert_ne!(run.code, 0, "{run:?}");
     assert!(build_branches(&repo).is_empty());
+    // Neither the playbook nor the tests ran, and the one error says why.
+    let started = repo.env.events(repo.root(), "playbook.started");
+    assert!(started.is_empty(), "{started:?}");
+    let human = repo.env.spectra_with_llm(
+        repo.root(),
+        &server.base_url(),
+        &["build", "x", "--service", "shop"],
+    );
+    assert_eq!(human.code, 1, "{human:?}");
+    assert!(
+        human.stderr.contains("src/app.txt: search text not found")
+            && !human.stderr.contains("tests could not be run"),
+        "{}",
+        human.stderr
+    );
     let finished = finished(&repo);
     assert_eq!(finished["payload"]["outcome"], "failed");
     let applied = &finished["payload"]["outputs"]["changes_applied"];
