@@ -246,6 +246,14 @@ pub fn remove_branch(root: &Path, service: &str, run: &str) -> Result<Removed, B
             commit: None,
         });
     };
+    let checked_out = git_env(root, &["symbolic-ref", "--quiet", "HEAD"], &[], None).ok();
+    if checked_out.as_deref() == Some(reference.as_str()) {
+        return Err(BuiltinError::Changes {
+            message: format!(
+                "`{branch}` is checked out; switch to another branch (git switch -) and undo again"
+            ),
+        });
+    }
     let merged = Command::new("git")
         .args(["merge-base", "--is-ancestor", &commit, "HEAD"])
         .current_dir(root)
@@ -925,6 +933,12 @@ mod unit {
             remove_branch(root, "svc", "run-1234abcd").unwrap().action,
             "absent"
         );
+        // A build branch the user is on is not pulled from under them.
+        let again = apply(root, "svc", "run-1234abcd", Some("ev-1"), &changes).unwrap();
+        assert!(again.success);
+        git_env(root, &["switch", "-q", &again.branch], &[], None).unwrap();
+        let refused = remove_branch(root, "svc", "run-1234abcd").unwrap_err();
+        assert!(refused.to_string().contains("is checked out"), "{refused}");
     }
 
     #[test]
