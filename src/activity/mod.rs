@@ -18,6 +18,7 @@
 //! manifests of the activities before it for the same service, and the service is `--service`,
 //! else the one discover chose in this run, else the one the latest discover chose.
 
+mod build_run;
 mod commit;
 pub mod context;
 mod decider;

@@ -3,7 +3,8 @@
 //! The registry's `behaviour` field picks the implementation ([`for_behaviour`]); nothing in
 //! the loop compares an activity's name. Most activities follow the generic loop alone
 //! ([`Generic`]); discover chooses the run's service ([`super::discover::Discover`]) and the
-//! test activity trusts only the tests it ran ([`super::test_run::TestRun`]). Everything else
+//! test activity trusts only the tests it ran ([`super::test_run::TestRun`]); build applies
+//! its changes on a branch and tests that branch ([`super::build_run::Build`]). Everything else
 //! that differs between activities (prompts, schema, gates, playbooks, external effects, the
 //! planner's keywords) is data in the registry.
 
@@ -109,6 +110,7 @@ pub(crate) fn for_behaviour(behaviour: Behaviour) -> &'static dyn Rules {
         Behaviour::Default => &Generic,
         Behaviour::Discover => &super::discover::Discover,
         Behaviour::Test => &super::test_run::TestRun,
+        Behaviour::Build => &super::build_run::Build,
     }
 }
 

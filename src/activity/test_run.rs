@@ -28,7 +28,7 @@ impl Rules for TestRun {
     }
 
     fn observe(&self, dry_run: bool, work: &mut ActivityWork) {
-        observe(dry_run, work);
+        observe_tests(dry_run, work);
     }
 
     fn offline_decision(
@@ -51,7 +51,7 @@ fn ensure_tests_chosen(choices: &mut Vec<Value>) {
     if !chosen {
         choices.push(json!({
             "id": TESTS_PLAYBOOK,
-            "inputs": {},
+            "inputs": {"at": null},
             "reason": "rule of the test activity: always run the project's tests",
         }));
     }
@@ -63,13 +63,13 @@ fn offline_decision() -> Value {
         "test_strategy": {"approach": "", "levels": [], "coverage_target": 0},
         "test_cases": [],
         "test_results": {"passed": 0, "failed": 0, "skipped": 0, "summary": "offline: no prediction"},
-        "playbooks": [{"id": TESTS_PLAYBOOK, "inputs": {}, "reason": "offline: run the project's tests"}],
+        "playbooks": [{"id": TESTS_PLAYBOOK, "inputs": {"at": null}, "reason": "offline: run the project's tests"}],
     })
 }
 
 /// Reads the counts `tests.run` printed, records them as the activity's `test_results` and
 /// facts, and records an error when no test ran or any failed.
-fn observe(dry_run: bool, work: &mut ActivityWork) {
+pub(super) fn observe_tests(dry_run: bool, work: &mut ActivityWork) {
     if dry_run {
         work.facts.insert("tests_ran".into(), false);
         work.facts.insert("tests_passed".into(), false);
@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn without_an_observed_run_nothing_passes() {
         let mut work = ActivityWork::new("test", None);
-        observe(false, &mut work);
+        observe_tests(false, &mut work);
         assert!(!work.facts["tests_ran"]);
         assert_eq!(work.errors[0].reason, "no_tests_ran");
     }

@@ -8,6 +8,7 @@
 
 pub mod branch;
 pub mod catalog;
+pub mod changes;
 pub mod inventory;
 pub mod spec;
 pub mod tests;
@@ -64,6 +65,13 @@ pub enum BuiltinError {
         command: String,
         /// What git said.
         stderr: String,
+    },
+    /// A build's list of changes cannot be applied at all (none, too many, not a list, no
+    /// commit to apply them to); a single change that fails is a result, not this error.
+    #[error("{message}")]
+    Changes {
+        /// What is wrong.
+        message: String,
     },
     /// No test command is configured or detected.
     #[error(

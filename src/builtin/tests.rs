@@ -77,6 +77,35 @@ pub fn run(root: &Path) -> Result<TestRun, BuiltinError> {
     })
 }
 
+/// Runs the test command in a temporary linked worktree of `root`'s repository checked out at
+/// `revision` (detached), and removes the worktree afterwards: the user's working tree, index
+/// and HEAD are not touched.
+pub fn run_at(root: &Path, revision: &str) -> Result<TestRun, BuiltinError> {
+    let commit = super::git(
+        root,
+        &[
+            "rev-parse",
+            "--verify",
+            "--end-of-options",
+            &format!("{revision}^{{commit}}"),
+        ],
+    )?;
+    let parent = tempfile::tempdir().map_err(BuiltinError::io(std::env::temp_dir()))?;
+    let checkout = parent.path().join("checkout");
+    let path = checkout.to_string_lossy().to_string();
+    super::git(
+        root,
+        &["worktree", "add", "--quiet", "--detach", &path, &commit],
+    )?;
+    let result = run(&checkout);
+    // Best effort: a worktree left behind is pruned by git once its directory is gone.
+    let removed = super::git(root, &["worktree", "remove", "--force", &path]);
+    if removed.is_err() {
+        let _ = super::git(root, &["worktree", "prune"]);
+    }
+    result
+}
+
 /// The configured test command, or one guessed from the build files at `root`.
 pub fn test_command(root: &Path) -> Result<Vec<String>, BuiltinError> {
     // The variable first, as for every setting; `git config` runs in `root`, so it reads that

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::error::{Error, Result};
 use super::ui::Output;
-use crate::builtin::{branch, catalog, inventory, spec, tests};
+use crate::builtin::{branch, catalog, changes, inventory, spec, tests};
 
 /// Run a built-in playbook in the current directory (the runner sets it to the repository root).
 #[derive(Debug, Args)]
@@ -44,7 +44,27 @@ pub enum BuiltinCommand {
         content: String,
     },
     /// Run the project's tests and count the results.
-    RunTests,
+    RunTests {
+        /// Test this revision in a temporary linked worktree instead of the working tree.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Apply a build's changes (a JSON list) as one commit on spectra/SERVICE/build-RUN.
+    ApplyChanges {
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        run: String,
+        #[arg(long, allow_hyphen_values = true)]
+        changes: String,
+    },
+    /// Delete the branch a build made (or revert its commit if HEAD already contains it).
+    RemoveBuildBranch {
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        run: String,
+    },
     /// Create the branch service/SERVICE.
     CreateBranch {
         #[arg(long)]
@@ -80,8 +100,45 @@ fn run_command(command: &BuiltinCommand) -> Result<()> {
             path,
             content,
         } => print(&spec::remove(&root, service, path.as_deref(), content)?),
-        BuiltinCommand::RunTests => {
-            let run = tests::run(&root)?;
+        BuiltinCommand::ApplyChanges {
+            service,
+            run,
+            changes: list,
+        } => {
+            let event = std::env::var(crate::playbook::ENV_EVENT).ok();
+            let applied = changes::apply(
+                &root,
+                service,
+                run,
+                event.as_deref(),
+                &changes::parse(list)?,
+            )?;
+            print(&applied)?;
+            if applied.success {
+                return Ok(());
+            }
+            let refused: Vec<String> = applied
+                .changes
+                .iter()
+                .filter_map(|c| {
+                    c.reason
+                        .as_ref()
+                        .map(|reason| format!("{}: {reason}", c.path))
+                })
+                .collect();
+            Err(Error::failed(format!(
+                "no change applied: {}",
+                refused.join("; ")
+            )))
+        }
+        BuiltinCommand::RemoveBuildBranch { service, run } => {
+            print(&changes::remove_branch(&root, service, run)?)
+        }
+        BuiltinCommand::RunTests { at } => {
+            let run = match at {
+                Some(revision) => tests::run_at(&root, revision)?,
+                None => tests::run(&root)?,
+            };
             print(&run)?;
             if run.success {
                 return Ok(());

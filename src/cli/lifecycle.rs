@@ -354,6 +354,53 @@ fn render_next_steps(out: &mut Output, steps: &NextSteps) -> std::io::Result<()>
     Ok(())
 }
 
+/// A build's branch and diff stat; in a dry run, the full diff it would commit, or why its
+/// changes would be refused.
+fn render_changes(out: &mut Output, outputs: &Value) -> std::io::Result<()> {
+    let (record, dry_run) = match (
+        outputs.get("changes_applied"),
+        outputs.get("changes_preview"),
+    ) {
+        (Some(applied), _) => (applied, false),
+        (None, Some(preview)) => (preview, true),
+        (None, None) => return Ok(()),
+    };
+    let branch = record["branch"].as_str().unwrap_or("?");
+    if record["success"] != true {
+        let verb = if dry_run {
+            "would be refused"
+        } else {
+            "refused"
+        };
+        out.line(format_args!("  changes:   {verb}, nothing written"))?;
+        for change in record["changes"].as_array().into_iter().flatten() {
+            if let (Some(path), Some(reason)) = (change["path"].as_str(), change["reason"].as_str())
+            {
+                out.line(format_args!("    {path}: {reason}"))?;
+            }
+        }
+        if let Some(error) = record["error"].as_str() {
+            out.line(format_args!("    {error}"))?;
+        }
+        return Ok(());
+    }
+    let state = match record["commit"].as_str() {
+        Some(commit) => format!("commit {}", &commit[..commit.len().min(10)]),
+        None => "dry run: not created".to_string(),
+    };
+    out.line(format_args!("  branch:    {branch} ({state})"))?;
+    for line in record["diff_stat"].as_str().unwrap_or_default().lines() {
+        out.line(format_args!("    {line}"))?;
+    }
+    if let Some(diff) = record["diff"].as_str() {
+        out.line("  diff:")?;
+        for line in diff.lines() {
+            out.line(format_args!("    {line}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn render_activity(out: &mut Output, activity: &ActivityReport, mode: &str) -> std::io::Result<()> {
     let service = activity.service.as_deref().unwrap_or("(no service)");
     out.line(format_args!(
@@ -383,6 +430,7 @@ fn render_activity(out: &mut Output, activity: &ActivityReport, mode: &str) -> s
     {
         out.line(format_args!("  tests:     {summary}"))?;
     }
+    render_changes(out, &activity.outputs)?;
     // Only activities with external effects record them.
     if let Some(effects) = activity.outputs.get("effects") {
         let executed = effects

@@ -123,11 +123,18 @@ pub enum Behaviour {
     Discover,
     /// Runs the project's real tests and trusts only their counts.
     Test,
+    /// Applies the decision's changes on a branch of its own and tests that branch.
+    Build,
 }
 
 impl Behaviour {
     /// Every behaviour, as written in an activity file.
-    pub const ALL: [Behaviour; 3] = [Behaviour::Default, Behaviour::Discover, Behaviour::Test];
+    pub const ALL: [Behaviour; 4] = [
+        Behaviour::Default,
+        Behaviour::Discover,
+        Behaviour::Test,
+        Behaviour::Build,
+    ];
 
     /// The word an activity file uses for it.
     pub fn name(self) -> &'static str {
@@ -135,6 +142,7 @@ impl Behaviour {
             Behaviour::Default => "default",
             Behaviour::Discover => "discover",
             Behaviour::Test => "test",
+            Behaviour::Build => "build",
         }
     }
 

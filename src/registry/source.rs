@@ -84,6 +84,7 @@ pub const EMBEDDED: &[(&str, &str)] = embed![
     "registry/playbooks/spec.write.yaml",
     "registry/playbooks/tests.run.yaml",
     "registry/playbooks/branch.create.yaml",
+    "registry/playbooks/changes.apply.yaml",
 ];
 
 /// The JSON Schema of an activity file.

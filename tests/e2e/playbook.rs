@@ -602,7 +602,7 @@ fn builtin_test_run_reports_counts_and_fails_with_the_tests() {
         "echo 'test result: FAILED. 3 passed; 1 failed; 2 ignored; 0 measured'\nexit 101\n",
     );
     repo.git(&["config", "spectra.test.command", "sh tests.sh"]);
-    let failing = run(&repo, "test", "tests.run", json!({})).unwrap();
+    let failing = run(&repo, "test", "tests.run", json!({"at": null})).unwrap();
     assert_eq!(failing.outcome, Outcome::Failed);
     let result = stdout_json(&failing);
     assert_eq!(
@@ -615,7 +615,7 @@ fn builtin_test_run_reports_counts_and_fails_with_the_tests() {
         "tests.sh",
         "echo '===== 5 passed, 1 skipped in 0.10s ====='\n",
     );
-    let passing = run(&repo, "test", "tests.run", json!({})).unwrap();
+    let passing = run(&repo, "test", "tests.run", json!({"at": null})).unwrap();
     assert_eq!(
         passing.outcome,
         Outcome::Succeeded,
