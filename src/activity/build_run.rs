@@ -159,18 +159,7 @@ fn record_preview(dry_run: bool, preview: Value, work: &mut ActivityWork) {
     if preview["success"] == true {
         return;
     }
-    let mut refused: Vec<String> = preview["changes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|change| {
-            Some(format!(
-                "{}: {}",
-                change["path"].as_str()?,
-                change["reason"].as_str()?
-            ))
-        })
-        .collect();
+    let mut refused = refused_changes(&preview);
     refused.extend(preview["error"].as_str().map(str::to_string));
     work.errors.push(ActivityError::new(
         "changes_refused",
@@ -271,20 +260,9 @@ fn observe(dry_run: bool, work: &mut ActivityWork) {
     if dry_run {
         return;
     }
-    if let Some(applied) = last_printed(work, CHANGES_PLAYBOOK) {
+    if let Some(applied) = work.last_printed(CHANGES_PLAYBOOK) {
         if applied["success"] == false {
-            let refused: Vec<String> = applied["changes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|change| {
-                    Some(format!(
-                        "{}: {}",
-                        change["path"].as_str()?,
-                        change["reason"].as_str()?
-                    ))
-                })
-                .collect();
+            let refused = refused_changes(&applied);
             work.errors.push(ActivityError::new(
                 "changes_refused",
                 format!("no change was applied: {}", refused.join("; ")),
@@ -301,16 +279,20 @@ fn observe(dry_run: bool, work: &mut ActivityWork) {
     }
 }
 
-/// The JSON object `playbook` printed on its last run in this activity.
-fn last_printed(work: &ActivityWork, playbook: &str) -> Option<Value> {
-    let (_, report) = work
-        .playbook_reports
-        .iter()
-        .rev()
-        .find(|(id, _)| id == playbook)?;
-    serde_json::from_slice::<Value>(&report.stdout.bytes)
-        .ok()
-        .filter(Value::is_object)
+/// `path: reason` of each change `changes.apply` (or its preview) reported with a reason.
+fn refused_changes(printed: &Value) -> Vec<String> {
+    printed["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|change| {
+            Some(format!(
+                "{}: {}",
+                change["path"].as_str()?,
+                change["reason"].as_str()?
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]

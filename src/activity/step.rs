@@ -400,6 +400,18 @@ pub(crate) struct ActivityWork {
 }
 
 impl ActivityWork {
+    /// The JSON object `playbook` printed on its last run in this activity, if it printed one.
+    pub(crate) fn last_printed(&self, playbook: &str) -> Option<Value> {
+        let (_, report) = self
+            .playbook_reports
+            .iter()
+            .rev()
+            .find(|(id, _)| id == playbook)?;
+        serde_json::from_slice::<Value>(&report.stdout.bytes)
+            .ok()
+            .filter(Value::is_object)
+    }
+
     pub(super) fn new(activity: &str, service: Option<String>) -> ActivityWork {
         ActivityWork {
             activity: activity.to_string(),

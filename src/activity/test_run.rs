@@ -79,7 +79,7 @@ pub(super) fn observe_tests(dry_run: bool, work: &mut ActivityWork) {
         );
         return;
     }
-    let Some(observed) = observed_run(work) else {
+    let Some(observed) = work.last_printed(TESTS_PLAYBOOK) else {
         work.facts.insert("tests_ran".into(), false);
         work.facts.insert("tests_passed".into(), false);
         work.extra_outputs.insert(
@@ -131,18 +131,6 @@ pub(super) fn observe_tests(dry_run: bool, work: &mut ActivityWork) {
             format!("`{command}`: {failed} of {} tests failed", passed + failed),
         ));
     }
-}
-
-/// The JSON `tests.run` printed on its last run in this activity, if it printed any.
-fn observed_run(work: &ActivityWork) -> Option<Value> {
-    let (_, report) = work
-        .playbook_reports
-        .iter()
-        .rev()
-        .find(|(id, _)| id == TESTS_PLAYBOOK)?;
-    serde_json::from_slice::<Value>(&report.stdout.bytes)
-        .ok()
-        .filter(Value::is_object)
 }
 
 #[cfg(test)]
