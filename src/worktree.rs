@@ -95,6 +95,9 @@ impl Worktree {
         let output = Command::new("git")
             .current_dir(&self.root)
             .args(args)
+            // Reading the status must not rewrite the user's index (git refreshes its stat
+            // data opportunistically); locks git needs for a commit or revert are not optional.
+            .env("GIT_OPTIONAL_LOCKS", "0")
             .envs(env.iter().copied())
             .output()
             .map_err(WorktreeError::Spawn)?;

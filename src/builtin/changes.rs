@@ -311,7 +311,8 @@ fn done(
 /// The commit's message: a subject naming the files, one line per change, and the trailers.
 fn commit_message(service: &str, run: &str, event: Option<&str>, changes: &[FileChange]) -> String {
     let paths: Vec<&str> = changes.iter().map(|change| change.path.as_str()).collect();
-    let mut subject = format!("build({service}): change {}", paths.join(", "));
+    let mut subject =
+        crate::trailer_text::one_line(&format!("build({service}): change {}", paths.join(", ")));
     if subject.len() > 72 {
         subject = format!("build({service}): change {} files", paths.len());
     }
@@ -414,6 +415,15 @@ fn check_one(
         ));
     }
     let existing = entries.get(&change.path).cloned();
+    // `git status` does not show an ignored file (a `.env`, a build output), but merging a
+    // branch that adds one would overwrite it without a word.
+    if existing.is_none() && root.join(&change.path).symlink_metadata().is_ok() {
+        return Ok(Err(
+            "exists in the work tree but not in HEAD (an ignored or untracked file); \
+             move it away or commit it first"
+                .into(),
+        ));
+    }
     let current = match &existing {
         Some((_, id)) => Some(git_bytes(root, &["cat-file", "blob", id])?),
         None => None,
@@ -464,13 +474,31 @@ fn replace_once(text: &str, search: &str, replace: &str) -> Result<String, Strin
     if search.is_empty() {
         return Err("search text is empty".into());
     }
-    match text.matches(search).count() {
-        0 => Err("search text not found in the file as HEAD has it".into()),
-        1 => Ok(text.replacen(search, replace, 1)),
-        n => Err(format!(
-            "search text found {n} times; it must occur exactly once (include more surrounding lines)"
+    match occurrences(text, search).as_slice() {
+        [] => Err("search text not found in the file as HEAD has it".into()),
+        [at] => Ok(format!(
+            "{}{replace}{}",
+            &text[..*at],
+            &text[at + search.len()..]
+        )),
+        all => Err(format!(
+            "search text found {} times; it must occur exactly once (include more surrounding lines)",
+            all.len()
         )),
     }
+}
+
+/// Where `search` starts in `text`, overlapping occurrences included: `}\n}\n` occurs twice
+/// in `}\n}\n}\n`, and a replacement there would be a guess.
+fn occurrences(text: &str, search: &str) -> Vec<usize> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(at) = text[from..].find(search) {
+        found.push(from + at);
+        // The next character boundary after this start.
+        from += at + text[from + at..].chars().next().map_or(1, char::len_utf8);
+    }
+    found
 }
 
 /// Refuses paths that are empty, absolute, climb with `..`, reach into `.git`, or are not
@@ -482,8 +510,13 @@ fn path_shape(path: &str) -> Result<(), String> {
     if path.starts_with('/') || Path::new(path).is_absolute() {
         return Err("is absolute; paths are relative to the repository root".into());
     }
-    if path.contains('\\') || path.contains('\0') {
-        return Err("contains `\\` or NUL; use `/` between directories".into());
+    if path.contains('\\') {
+        return Err("contains `\\`; use `/` between directories".into());
+    }
+    // A line break in a path would end the commit's subject line and could forge a trailer
+    // below it; other control characters would hide text on a terminal.
+    if path.chars().any(char::is_control) {
+        return Err("contains a control character (a line break, NUL, an escape...)".into());
     }
     for component in path.split('/') {
         match component {
@@ -684,6 +717,8 @@ fn run_git(
     };
     let mut child = Command::new("git")
         .args(args)
+        // `git status` would otherwise refresh the user's index as it reads it.
+        .env("GIT_OPTIONAL_LOCKS", "0")
         .envs(env.iter().map(|(key, value)| (key, value)))
         .current_dir(root)
         .stdin(if stdin.is_some() {
@@ -779,6 +814,14 @@ mod unit {
                 .contains("found 2 times")
         );
         assert!(replace_once("b", "", "x").unwrap_err().contains("empty"));
+        // Overlapping occurrences count: the second `}\n}\n` starts inside the first.
+        assert!(
+            replace_once("}\n}\n}\n", "}\n}\n", "x")
+                .unwrap_err()
+                .contains("found 2 times")
+        );
+        assert_eq!(replace_once("é b é", "b", "x").unwrap(), "é x é");
+        assert_eq!(occurrences("ééé", "éé"), [0, 2]);
     }
 
     #[test]
@@ -793,6 +836,10 @@ mod unit {
             ("sub/.GIT/hooks/pre-commit", ".git"),
             ("a//b", "plain"),
             ("./a", "plain"),
+            ("a\nSpectra-Reverts: 0190", "control character"),
+            ("a\r---", "control character"),
+            ("a\u{1b}[2Jb", "control character"),
+            ("a\0b", "control character"),
         ] {
             assert!(path_shape(bad).unwrap_err().contains(why), "{bad}");
         }
@@ -811,6 +858,10 @@ mod unit {
         assert!(reason(root, whole("README.md", "y")).contains("uncommitted"));
         std::fs::write(root.join("new.txt"), "mine\n").unwrap();
         assert!(reason(root, whole("new.txt", "y")).contains("uncommitted"));
+        // An ignored file does not show in `git status`, but is the user's all the same.
+        std::fs::write(root.join(".gitignore"), ".env\n").unwrap();
+        std::fs::write(root.join(".env"), "SECRET=1\n").unwrap();
+        assert!(reason(root, whole(".env", "y")).contains("ignored or untracked"));
         // Staged, with the working tree back as HEAD has it: still the user's change.
         std::fs::write(root.join("src/lib.rs"), "staged\n").unwrap();
         let git = |args: &[&str]| git_env(root, args, &[], None).unwrap();
@@ -855,6 +906,40 @@ mod unit {
             )
             .contains("nothing to apply")
         );
+    }
+
+    #[test]
+    fn the_subject_is_one_line_whatever_the_paths() {
+        // Paths are checked before a message is written; the message holds on its own too.
+        let changes = [whole("a\nSpectra-Reverts: x", "x")];
+        let message = commit_message("svc", "run-1234567890", Some("ev-1"), &changes);
+        assert!(
+            message.starts_with("build(svc): change a Spectra-Reverts: x\n\n"),
+            "{message}"
+        );
+        assert!(
+            !message
+                .lines()
+                .any(|line| line.starts_with("Spectra-Reverts")),
+            "{message}"
+        );
+        assert!(message.ends_with("Spectra-Run: run-1234567890\nSpectra-Event: ev-1\n"));
+    }
+
+    #[test]
+    fn reading_the_status_leaves_the_index_bytes_alone() {
+        let dir = repo();
+        let root = dir.path();
+        // New stat data for a file the index knows: a plain `git status` would write the index.
+        let lib = root.join("src/lib.rs");
+        let old = std::fs::metadata(&lib).unwrap().modified().unwrap();
+        let file = std::fs::File::options().write(true).open(&lib).unwrap();
+        file.set_modified(old + std::time::Duration::from_secs(5))
+            .unwrap();
+        drop(file);
+        let index = std::fs::read(root.join(".git/index")).unwrap();
+        assert!(!has_uncommitted_changes(root, "src/lib.rs").unwrap());
+        assert_eq!(std::fs::read(root.join(".git/index")).unwrap(), index);
     }
 
     #[test]
