@@ -124,6 +124,37 @@ fn check_run(run: &str) -> Result<(), BuiltinError> {
     })
 }
 
+/// Refuses an event id that could not stand in a trailer: 1 to 64 letters, digits and `-`
+/// (the runner sets it; a line break in it would forge the trailers below it).
+fn check_event(event: &str) -> Result<(), BuiltinError> {
+    let plain = event.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if plain && (1..=64).contains(&event.len()) {
+        return Ok(());
+    }
+    Err(BuiltinError::Changes {
+        message: format!("`{event}` is not an event id (letters, digits and `-`)"),
+    })
+}
+
+/// The trailers of the revert an undo makes when the build branch was merged: the undo's run
+/// and event, as the runner gives them to the playbook, so the post-commit hook knows the
+/// commit for the tool's own.
+pub fn revert_trailers<'a>(
+    run: Option<&'a str>,
+    event: Option<&'a str>,
+) -> Result<Vec<(&'static str, &'a str)>, BuiltinError> {
+    let mut trailers = Vec::new();
+    if let Some(run) = run {
+        check_run(run)?;
+        trailers.push(("Spectra-Run", run));
+    }
+    if let Some(event) = event {
+        check_event(event)?;
+        trailers.push(("Spectra-Event", event));
+    }
+    Ok(trailers)
+}
+
 /// Parses the JSON list of changes a playbook input carries.
 pub fn parse(json: &str) -> Result<Vec<FileChange>, BuiltinError> {
     serde_json::from_str(json).map_err(|error| BuiltinError::Changes {
@@ -145,6 +176,9 @@ pub fn apply(
 ) -> Result<Applied, BuiltinError> {
     check_service_name(service)?;
     check_run(run)?;
+    if let Some(event) = event {
+        check_event(event)?;
+    }
     let branch = branch_name(service, run);
     let base = head(root)?;
     let (results, planned) = check_all(root, &base, changes)?;
@@ -234,7 +268,12 @@ pub fn preview(
 
 /// Removes the branch a build made: deletes it, and when HEAD already contains its commit (the
 /// user merged it) first reverts that commit on the user's branch.
-pub fn remove_branch(root: &Path, service: &str, run: &str) -> Result<Removed, BuiltinError> {
+pub fn remove_branch(
+    root: &Path,
+    service: &str,
+    run: &str,
+    revert_trailers: &[(&str, &str)],
+) -> Result<Removed, BuiltinError> {
     check_service_name(service)?;
     check_run(run)?;
     let branch = branch_name(service, run);
@@ -246,25 +285,17 @@ pub fn remove_branch(root: &Path, service: &str, run: &str) -> Result<Removed, B
             commit: None,
         });
     };
-    let checked_out = git_env(root, &["symbolic-ref", "--quiet", "HEAD"], &[], None).ok();
-    if checked_out.as_deref() == Some(reference.as_str()) {
-        return Err(BuiltinError::Changes {
-            message: format!(
-                "`{branch}` is checked out; switch to another branch (git switch -) and undo again"
-            ),
-        });
-    }
-    let merged = Command::new("git")
-        .args(["merge-base", "--is-ancestor", &commit, "HEAD"])
-        .current_dir(root)
-        .status()
-        .map_err(|source| BuiltinError::Spawn {
-            command: "git merge-base".into(),
-            source,
-        })?
-        .success();
+    refuse_unless_removable(root, &branch, &commit, run)?;
+    let merged = is_ancestor_of_head(root, &commit)?;
     let action = if merged {
-        git_env(root, &["revert", "--no-edit", &commit], &[], None)?;
+        crate::worktree::Worktree::new(root)
+            .revert(&commit, revert_trailers)
+            .map_err(|error| BuiltinError::Changes {
+                message: format!(
+                    "`{branch}` was merged, and reverting its commit on your branch failed \
+                     (your branch is as it was): {error}"
+                ),
+            })?;
         "reverted"
     } else {
         "deleted"
@@ -276,6 +307,62 @@ pub fn remove_branch(root: &Path, service: &str, run: &str) -> Result<Removed, B
         action,
         commit: Some(commit),
     })
+}
+
+/// Refuses to remove a build branch that is checked out in any worktree, or that holds more
+/// than the build's own commit (the user committed on it): that work is theirs.
+fn refuse_unless_removable(
+    root: &Path,
+    branch: &str,
+    tip: &str,
+    run: &str,
+) -> Result<(), BuiltinError> {
+    let worktrees = git_env(root, &["worktree", "list", "--porcelain"], &[], None)?;
+    let checked_out = format!("branch refs/heads/{branch}");
+    if worktrees.lines().any(|line| line == checked_out) {
+        return Err(BuiltinError::Changes {
+            message: format!(
+                "`{branch}` is checked out in a worktree (`git worktree list`); switch it to \
+                 another branch and undo again"
+            ),
+        });
+    }
+    let made_by = git_env(
+        root,
+        &[
+            "log",
+            "-1",
+            "--format=%(trailers:key=Spectra-Run,valueonly)",
+            tip,
+        ],
+        &[],
+        None,
+    )?;
+    if made_by.trim() != run {
+        return Err(BuiltinError::Changes {
+            message: format!(
+                "`{branch}` has moved since the build made it: its tip {} is not the build's \
+                 commit; keep what you committed there, then delete the branch yourself \
+                 (`git branch -D {branch}`)",
+                crate::worktree::short(tip)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Whether HEAD contains `commit` (the user merged the build branch).
+fn is_ancestor_of_head(root: &Path, commit: &str) -> Result<bool, BuiltinError> {
+    match run_git(
+        root,
+        &["merge-base", "--is-ancestor", commit, "HEAD"],
+        &[],
+        None,
+    ) {
+        Ok(_) => Ok(true),
+        Err(BuiltinError::Git { stderr, .. }) if stderr.is_empty() => Ok(false),
+        Err(error) => Err(error),
+    }
 }
 
 fn failed(branch: String, base: String, changes: Vec<ChangeResult>) -> Applied {
@@ -766,6 +853,9 @@ mod unit {
             assert!(status.status.success(), "{args:?}: {status:?}");
         };
         git(&["init", "-q", "-b", "main"]);
+        // The playbook's own commits (commit-tree, a revert) take the repository's identity.
+        git(&["config", "user.name", "t"]);
+        git(&["config", "user.email", "t@example.com"]);
         std::fs::create_dir(root.join("src")).unwrap();
         std::fs::write(root.join("src/lib.rs"), "fn a() {}\nfn b() {}\nfn b() {}\n").unwrap();
         std::fs::write(root.join("README.md"), "hello\n").unwrap();
@@ -942,6 +1032,93 @@ mod unit {
         assert_eq!(std::fs::read(root.join(".git/index")).unwrap(), index);
     }
 
+    /// A build branch for run `run-5678efgh` that changes `README.md`; returns its commit.
+    fn built(root: &Path) -> String {
+        let applied = apply(
+            root,
+            "svc",
+            "run-5678efgh",
+            Some("ev-1"),
+            &[edit("README.md", "hello", "hello, world")],
+        )
+        .unwrap();
+        applied.commit.unwrap()
+    }
+
+    #[test]
+    fn a_branch_the_user_committed_on_or_checked_out_elsewhere_is_not_removed() {
+        let dir = repo();
+        let root = dir.path();
+        let commit = built(root);
+        let branch = "spectra/svc/build-5678efgh";
+        let git = |args: &[&str]| git_env(root, args, &[], None).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let review = elsewhere.path().join("review");
+        git(&["worktree", "add", "-q", review.to_str().unwrap(), branch]);
+        let refused = remove_branch(root, "svc", "run-5678efgh", &[]).unwrap_err();
+        assert!(
+            refused.to_string().contains("checked out in a worktree"),
+            "{refused}"
+        );
+        git(&["worktree", "remove", "--force", review.to_str().unwrap()]);
+        // The user adds a commit of their own on top of the build's.
+        git(&["switch", "-q", branch]);
+        std::fs::write(root.join("mine.txt"), "mine\n").unwrap();
+        git(&["add", "mine.txt"]);
+        git(&["commit", "-q", "-m", "my fix"]);
+        git(&["switch", "-q", "main"]);
+        let refused = remove_branch(root, "svc", "run-5678efgh", &[]).unwrap_err();
+        assert!(refused.to_string().contains("has moved"), "{refused}");
+        let tip = rev(root, &format!("refs/heads/{branch}")).unwrap().unwrap();
+        assert_ne!(tip, commit, "the user's commit is still there");
+    }
+
+    #[test]
+    fn a_merged_build_is_reverted_with_trailers_or_left_alone_when_it_conflicts() {
+        let dir = repo();
+        let root = dir.path();
+        let commit = built(root);
+        let git = |args: &[&str]| git_env(root, args, &[], None).unwrap();
+        git(&["merge", "-q", "--ff-only", "spectra/svc/build-5678efgh"]);
+        // The user then edits the same line: the revert conflicts.
+        std::fs::write(root.join("README.md"), "hello, everyone\n").unwrap();
+        git(&["commit", "-q", "-am", "mine"]);
+        let head = rev(root, "HEAD").unwrap();
+        let trailers = [("Spectra-Run", "undo-run-1234")];
+        let refused = remove_branch(root, "svc", "run-5678efgh", &trailers).unwrap_err();
+        assert!(
+            refused.to_string().contains("reverting its commit"),
+            "{refused}"
+        );
+        assert_eq!(rev(root, "HEAD").unwrap(), head);
+        assert!(rev(root, "REVERT_HEAD").unwrap().is_none());
+        assert_eq!(git(&["status", "--porcelain"]), "");
+        assert!(
+            rev(root, "refs/heads/spectra/svc/build-5678efgh")
+                .unwrap()
+                .is_some()
+        );
+        // Without the conflicting edit the revert lands, carrying the undo's trailers.
+        git(&["reset", "-q", "--hard", "HEAD~1"]);
+        let removed = remove_branch(root, "svc", "run-5678efgh", &trailers).unwrap();
+        assert_eq!((removed.action, removed.commit), ("reverted", Some(commit)));
+        let message = git(&["log", "-1", "--format=%B"]);
+        assert!(message.contains("Spectra-Run: undo-run-1234"), "{message}");
+        assert_eq!(
+            std::fs::read_to_string(root.join("README.md")).unwrap(),
+            "hello\n"
+        );
+    }
+
+    #[test]
+    fn revert_trailers_take_only_plain_ids() {
+        assert_eq!(
+            revert_trailers(Some("run-5678efgh"), Some("ev-1")).unwrap(),
+            [("Spectra-Run", "run-5678efgh"), ("Spectra-Event", "ev-1")]
+        );
+        assert!(revert_trailers(None, Some("ev\nSpectra-Reverts: x")).is_err());
+    }
+
     #[test]
     fn one_failed_change_applies_none() {
         let dir = repo();
@@ -1012,17 +1189,19 @@ mod unit {
         // The same build again changes nothing; removing the branch deletes it.
         let again = apply(root, "svc", "run-1234abcd", Some("ev-1"), &changes).unwrap();
         assert_eq!(again.commit, Some(commit.clone()));
-        let removed = remove_branch(root, "svc", "run-1234abcd").unwrap();
+        let removed = remove_branch(root, "svc", "run-1234abcd", &[]).unwrap();
         assert_eq!((removed.action, removed.commit), ("deleted", Some(commit)));
         assert_eq!(
-            remove_branch(root, "svc", "run-1234abcd").unwrap().action,
+            remove_branch(root, "svc", "run-1234abcd", &[])
+                .unwrap()
+                .action,
             "absent"
         );
         // A build branch the user is on is not pulled from under them.
         let again = apply(root, "svc", "run-1234abcd", Some("ev-1"), &changes).unwrap();
         assert!(again.success);
         git_env(root, &["switch", "-q", &again.branch], &[], None).unwrap();
-        let refused = remove_branch(root, "svc", "run-1234abcd").unwrap_err();
+        let refused = remove_branch(root, "svc", "run-1234abcd", &[]).unwrap_err();
         assert!(refused.to_string().contains("is checked out"), "{refused}");
     }
 

@@ -132,7 +132,10 @@ fn run_command(command: &BuiltinCommand) -> Result<()> {
             )))
         }
         BuiltinCommand::RemoveBuildBranch { service, run } => {
-            print(&changes::remove_branch(&root, service, run)?)
+            let undo_run = std::env::var(crate::playbook::ENV_RUN).ok();
+            let undo_event = std::env::var(crate::playbook::ENV_EVENT).ok();
+            let trailers = changes::revert_trailers(undo_run.as_deref(), undo_event.as_deref())?;
+            print(&changes::remove_branch(&root, service, run, &trailers)?)
         }
         BuiltinCommand::RunTests { at } => {
             let run = match at {
