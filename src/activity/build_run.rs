@@ -183,10 +183,12 @@ fn choices(
 ) -> Vec<Value> {
     let id_of = |choice: &Value| choice.get("id").and_then(Value::as_str).map(str::to_string);
     let Some(service) = service.filter(|_| !edits.is_empty()) else {
-        return chosen
+        let mut kept: Vec<Value> = chosen
             .into_iter()
             .filter(|choice| id_of(choice).as_deref() != Some(CHANGES_PLAYBOOK))
             .collect();
+        super::test_run::tests_on_the_working_tree(&mut kept);
+        return kept;
     };
     let branch = changes::branch_name(service, run);
     let listed = serde_json::to_string(edits).unwrap_or_default();
@@ -317,7 +319,7 @@ mod tests {
         let run = "0190f1e2-7b3c-7def-8abc-1234567890ab";
         let chosen = vec![
             json!({"id": CHANGES_PLAYBOOK, "inputs": {"service": "x", "run": "evil-run-id", "changes": "[]"}}),
-            json!({"id": TESTS_PLAYBOOK, "inputs": {"at": null}}),
+            json!({"id": TESTS_PLAYBOOK, "inputs": {"at": "v1.0"}}),
             json!({"id": "repo.inventory", "inputs": {}}),
         ];
         let ids = |choices: &[Value]| -> Vec<String> {
@@ -328,6 +330,8 @@ mod tests {
         };
         let plan_only = choices(chosen.clone(), Some("shop"), run, &[]);
         assert_eq!(ids(&plan_only), [TESTS_PLAYBOOK, "repo.inventory"]);
+        // The tests the model chose run on the working tree, not at a revision it named.
+        assert_eq!(plan_only[0]["inputs"]["at"], Value::Null);
         let edit = FileChange {
             path: "a".into(),
             content: Some("x".into()),

@@ -43,18 +43,30 @@ impl Rules for TestRun {
 }
 
 /// Adds a `tests.run` choice when the model left it out: running the tests is a rule of the
-/// activity, not the model's option.
+/// activity, not the model's option. Where they run is not the model's either: every
+/// `tests.run` it chose runs on the working tree (`at` is the rules' input alone).
 fn ensure_tests_chosen(choices: &mut Vec<Value>) {
-    let chosen = choices
-        .iter()
-        .any(|choice| choice.get("id").and_then(Value::as_str) == Some(TESTS_PLAYBOOK));
-    if !chosen {
+    if !tests_on_the_working_tree(choices) {
         choices.push(json!({
             "id": TESTS_PLAYBOOK,
             "inputs": {"at": null},
             "reason": "rule of the test activity: always run the project's tests",
         }));
     }
+}
+
+/// Sets `at` to null on every `tests.run` in `choices`, so the tests the model chose run on
+/// the working tree, never on a revision it named; whether there was one.
+pub(super) fn tests_on_the_working_tree(choices: &mut [Value]) -> bool {
+    let mut found = false;
+    for choice in choices
+        .iter_mut()
+        .filter(|choice| choice.get("id").and_then(Value::as_str) == Some(TESTS_PLAYBOOK))
+    {
+        found = true;
+        choice["inputs"]["at"] = Value::Null;
+    }
+    found
 }
 
 /// The decision the test activity makes without a model: run the tests, predict nothing.
@@ -144,6 +156,15 @@ mod tests {
         ensure_tests_chosen(&mut choices);
         let ids: Vec<&str> = choices.iter().filter_map(|c| c["id"].as_str()).collect();
         assert_eq!(ids, ["repo.inventory", TESTS_PLAYBOOK]);
+    }
+
+    #[test]
+    fn the_model_never_chooses_where_the_tests_run() {
+        let mut choices =
+            vec![json!({"id": TESTS_PLAYBOOK, "inputs": {"at": "v1.0"}, "reason": "old"})];
+        ensure_tests_chosen(&mut choices);
+        assert_eq!(choices.len(), 1);
+        assert_eq!(choices[0]["inputs"]["at"], Value::Null);
     }
 
     #[test]

@@ -49,11 +49,15 @@ pub struct Counts {
 
 /// Runs the test command of the repository at `root`.
 pub fn run(root: &Path) -> Result<TestRun, BuiltinError> {
-    let command = test_command(root)?;
+    run_in(root, test_command(root)?)
+}
+
+/// Runs `command` in `dir` and reads the counts it printed.
+fn run_in(dir: &Path, command: Vec<String>) -> Result<TestRun, BuiltinError> {
     let (program, args) = command.split_first().ok_or(BuiltinError::NoTestCommand)?;
     let output = Command::new(program)
         .args(args)
-        .current_dir(root)
+        .current_dir(dir)
         .output()
         .map_err(|source| BuiltinError::Spawn {
             command: command.join(" "),
@@ -90,6 +94,9 @@ pub fn run_at(root: &Path, revision: &str) -> Result<TestRun, BuiltinError> {
             &format!("{revision}^{{commit}}"),
         ],
     )?;
+    // What "the tests" are is the user's: their setting, or the build files of their own
+    // tree, never a file the checked-out revision (a build's branch) added or changed.
+    let command = test_command(root)?;
     let parent = tempfile::tempdir().map_err(BuiltinError::io(std::env::temp_dir()))?;
     let checkout = parent.path().join("checkout");
     let path = checkout.to_string_lossy().to_string();
@@ -97,7 +104,7 @@ pub fn run_at(root: &Path, revision: &str) -> Result<TestRun, BuiltinError> {
         root,
         &["worktree", "add", "--quiet", "--detach", &path, &commit],
     )?;
-    let result = run(&checkout);
+    let result = run_in(&checkout, command);
     // Best effort: a worktree left behind is pruned by git once its directory is gone.
     let removed = super::git(root, &["worktree", "remove", "--force", &path]);
     if removed.is_err() {
@@ -307,6 +314,36 @@ mod unit {
             counts("Results: 7 passed, 0 failed, 1 skipped"),
             (7, 0, 1, "summary")
         );
+    }
+
+    #[test]
+    fn a_revision_s_own_build_files_do_not_say_what_the_tests_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let git = |args: &[&str]| {
+            let output = Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .current_dir(root)
+                .env_remove("SPECTRA_TEST_COMMAND")
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{args:?}: {output:?}");
+        };
+        git(&["init", "-q", "-b", "main"]);
+        git(&["commit", "-q", "--allow-empty", "-m", "no build files"]);
+        git(&["switch", "-q", "-c", "built"]);
+        std::fs::write(root.join("Makefile"), "test:\n\techo 12 passing\n").unwrap();
+        git(&["add", "Makefile"]);
+        git(&["commit", "-q", "-m", "a Makefile of its own"]);
+        git(&["switch", "-q", "main"]);
+        if std::env::var_os("SPECTRA_TEST_COMMAND").is_some() {
+            return; // a command set for the whole test process says what the tests are
+        }
+        assert!(matches!(
+            run_at(root, "built"),
+            Err(BuiltinError::NoTestCommand)
+        ));
     }
 
     #[test]
