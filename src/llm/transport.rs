@@ -5,10 +5,10 @@
 //! text of the first successful attempt, or the reason it stopped. Each attempt runs under the
 //! per-attempt timeout, cut short by the total deadline; the connect timeout is set on the
 //! underlying client. A non-streamed response is read whole (up to a size cap); a streamed one
-//! (`streamed`, with [`super::stream`]) is assembled into the same shape, waiting at most the silence timeout for
-//! each new piece once the model writes, and cut short when it turns into a runaway. Either is
-//! scrubbed of secrets ([`super::scrub`]) whole, before anything reads or records it, so a
-//! secret split across chunks is whole when the scrub runs.
+//! (`streamed`, with [`super::stream`]) is assembled into the same shape, waiting at most the
+//! silence timeout for each new piece once the model writes, and cut short when it turns into
+//! a runaway. Either is scrubbed of secrets ([`super::scrub`]) whole, before anything reads or
+//! records it, so a secret split across chunks is whole when the scrub runs.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
