@@ -466,6 +466,8 @@ mod tests {
             path: path.into(),
             kind: if path.ends_with(TEMPLATE_SUFFIX) {
                 Kind::Template
+            } else if path.contains("/playbooks/") {
+                Kind::Playbook
             } else {
                 Kind::Activity
             },
@@ -474,12 +476,18 @@ mod tests {
         }
     }
 
+    /// The built-in registry with these repository files (path, text) on top.
+    fn with_repository(files: &[(&str, &str)]) -> Result<Registry, RegistryError> {
+        let mut sources = source::builtin();
+        sources.extend(files.iter().map(|(path, text)| repository_file(path, text)));
+        Registry::from_sources(sources)
+    }
+
     #[test]
     fn a_repository_template_replaces_the_built_in_one() {
-        let mut files = source::builtin();
         let path = ".spectra/registry/activities/plan.md.j2";
-        files.push(repository_file(path, "# Our plan for {{ service }}\n"));
-        let registry = Registry::from_sources(files).unwrap_or_else(|error| panic!("{error:#?}"));
+        let registry = with_repository(&[(path, "# Our plan for {{ service }}\n")])
+            .unwrap_or_else(|error| panic!("{error:#?}"));
         let template = registry.activity("plan").unwrap().document_template();
         assert_eq!(template.file, path);
         assert_eq!(template.source, "# Our plan for {{ service }}\n");
@@ -491,12 +499,8 @@ mod tests {
             .replace("name: plan", "name: roadmap")
             .replace("order: 3", "order: 30")
             .replace("playbooks: [repo.inventory]", "playbooks: []");
-        let mut files = source::builtin();
-        files.push(repository_file(
-            ".spectra/registry/activities/roadmap.yaml",
-            &text,
-        ));
-        let registry = Registry::from_sources(files).unwrap_or_else(|error| panic!("{error:#?}"));
+        let registry = with_repository(&[(".spectra/registry/activities/roadmap.yaml", &text)])
+            .unwrap_or_else(|error| panic!("{error:#?}"));
         let roadmap = registry.activity("roadmap").unwrap();
         assert!(roadmap.document.is_none());
         assert_eq!(
@@ -553,10 +557,8 @@ mod tests {
             "        must_have: {type: array, maxItems: 4,",
             "        must_have: {type: array,",
         );
-        let mut files = source::builtin();
         let path = ".spectra/registry/activities/plan.yaml";
-        files.push(repository_file(path, &text));
-        let error = Registry::from_sources(files).unwrap_err();
+        let error = with_repository(&[(path, &text)]).unwrap_err();
         let messages: Vec<String> = error.problems().iter().map(ToString::to_string).collect();
         let line = text
             .lines()
@@ -577,10 +579,9 @@ mod tests {
             "confidence: {type: integer, minimum: 0, maximum: 100,",
             "confidence: {type: number, minimum: 0, maximum: 1,",
         );
-        let mut files = source::builtin();
         let path = ".spectra/registry/activities/discover.yaml";
-        files.push(repository_file(path, &text));
-        let registry = Registry::from_sources(files).unwrap_or_else(|error| panic!("{error:#?}"));
+        let registry =
+            with_repository(&[(path, &text)]).unwrap_or_else(|error| panic!("{error:#?}"));
         let warnings: Vec<String> = registry
             .warnings()
             .iter()
@@ -597,15 +598,9 @@ mod tests {
     fn a_repository_playbook_with_unbounded_inputs_is_a_warning() {
         let text = include_str!("../../registry/playbooks/spec.write.yaml")
             .replace("      maxLength: 2000\n", "");
-        let mut files = source::builtin();
         let path = ".spectra/registry/playbooks/spec.write.yaml";
-        files.push(SourceFile {
-            path: path.into(),
-            kind: Kind::Playbook,
-            layer: Layer::Repository,
-            text: text.clone(),
-        });
-        let registry = Registry::from_sources(files).unwrap_or_else(|error| panic!("{error:#?}"));
+        let registry =
+            with_repository(&[(path, &text)]).unwrap_or_else(|error| panic!("{error:#?}"));
         let warnings: Vec<String> = registry
             .warnings()
             .iter()

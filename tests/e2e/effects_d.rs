@@ -239,17 +239,8 @@ fn build_commits_its_changes_on_its_own_branch_tests_it_and_undo_redo_remove_and
     let undo = repo.spectra(&["undo"]);
     assert_eq!(undo.code, 0, "{undo:?}");
     assert!(build_branches(&repo).is_empty());
-    let compensation = repo
-        .env
-        .events(repo.root(), "playbook.finished")
-        .into_iter()
-        .rev()
-        .find(|event| event["payload"]["action"] == "undo")
-        .expect("the compensation is recorded");
-    assert!(
-        String::from_utf8_lossy(&stdout_attachment(&repo, &compensation)).contains("\"deleted\""),
-        "{compensation}"
-    );
+    let printed = compensation_output(&repo);
+    assert!(printed.contains("\"deleted\""), "{printed}");
     let redo = repo.spectra(&["redo"]);
     assert_eq!(redo.code, 0, "{redo:?}");
     let again = build_branches(&repo);
@@ -274,14 +265,7 @@ fn undo_of_a_merged_build_reverts_its_commit_and_says_so() {
     );
     let undo = repo.spectra(&["undo"]);
     assert_eq!(undo.code, 0, "{undo:?}");
-    let compensation = repo
-        .env
-        .events(repo.root(), "playbook.finished")
-        .into_iter()
-        .rev()
-        .find(|event| event["payload"]["action"] == "undo")
-        .expect("the compensation is recorded");
-    let printed = String::from_utf8_lossy(&stdout_attachment(&repo, &compensation)).to_string();
+    let printed = compensation_output(&repo);
     assert!(printed.contains("\"reverted\""), "{printed}");
     assert_eq!(
         repo.git(&["show", "HEAD:src/app.txt"]),
@@ -470,4 +454,16 @@ fn every_unsafe_or_unclear_change_is_refused_with_its_reason_and_nothing_is_writ
         assert!(build_branches(&repo).is_empty(), "{change}");
         assert_eq!(checkout(&repo), before, "{change}");
     }
+}
+
+/// What the newest compensation (a playbook's `undo` run) printed.
+fn compensation_output(repo: &TestRepo) -> String {
+    let compensation = repo
+        .env
+        .events(repo.root(), "playbook.finished")
+        .into_iter()
+        .rev()
+        .find(|event| event["payload"]["action"] == "undo")
+        .expect("the compensation is recorded");
+    String::from_utf8_lossy(&stdout_attachment(repo, &compensation)).into_owned()
 }
