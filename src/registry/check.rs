@@ -7,12 +7,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::activity::{Behaviour, PROMPT_VARIABLES, PlaybookRef};
-use super::bounds::{self, Finding, FindingKind};
 use super::error::Problem;
 use super::format::{ActivityFile, PlaybookFile};
 use super::source::Layer;
 use super::template::{self, Arg, SPECTRA_PLACEHOLDER, prompt_variables};
 use crate::yaml::{Position, Spanned};
+use bounds::check_decision_bounds;
+pub use bounds::{activity_warnings, playbook_warnings};
+
+mod bounds;
 
 /// The longest timeout a playbook may declare: a day. Longer is almost surely a unit mistake.
 const MAX_TIMEOUT_SECONDS: f64 = 86_400.0;
@@ -358,83 +361,6 @@ fn check_decision_schema(report: &mut Report, decision: &Spanned<Value>) {
         );
     }
     check_decision_bounds(report, decision);
-}
-
-/// Refuses an array without `maxItems` and a string without `maxLength`: under a grammar a
-/// small model keeps appending to them until it runs out of tokens or time, and `max_tokens` is
-/// derived from these bounds.
-fn check_decision_bounds(report: &mut Report, decision: &Spanned<Value>) {
-    let findings = bounds::findings(&decision.value);
-    for finding in findings.iter().filter(|f| f.kind.is_error()) {
-        let position = report.position_at(
-            &format!("/decision{}", finding.pointer),
-            Position::of(decision),
-        );
-        report.at(position, bound_message(finding));
-    }
-}
-
-/// The constraints of an activity's decision schema that a grammar-constrained server will not
-/// enforce, as warnings: the reply is still validated, so a model that misses one costs a
-/// repair turn.
-pub fn activity_warnings(parsed: &Parsed<ActivityFile>, warnings: &mut Vec<Problem>) {
-    let decision = &parsed.doc.decision;
-    let findings = bounds::findings(&decision.value);
-    for finding in findings.iter().filter(|f| !f.kind.is_error()) {
-        let position =
-            crate::yaml::position_at(&parsed.text, &format!("/decision{}", finding.pointer))
-                .unwrap_or_else(|| Position::of(decision));
-        warnings.push(Problem::new(&parsed.file, position, bound_message(finding)));
-    }
-}
-
-/// A playbook's unbounded inputs, as warnings: they are not refused (the inputs are checked
-/// again before the playbook runs), but the decision of every activity that may run the
-/// playbook then has no size estimate and asks for its whole `token_budget`. Constraints a
-/// grammar ignores are not reported here: a `pattern` on an input guards the command it runs.
-pub fn playbook_warnings(parsed: &Parsed<PlaybookFile>, warnings: &mut Vec<Problem>) {
-    let Some(inputs) = &parsed.doc.inputs else {
-        return;
-    };
-    for finding in bounds::findings(&inputs.value) {
-        let what = match finding.kind {
-            FindingKind::UnboundedArray => "an array without `maxItems`",
-            FindingKind::UnboundedString => "a string without `maxLength`",
-            FindingKind::Unenforced(_) => continue,
-        };
-        let pointer = format!("/inputs{}", finding.pointer);
-        let position = crate::yaml::position_at(&parsed.text, &pointer)
-            .unwrap_or_else(|| Position::of(inputs));
-        warnings.push(Problem::new(
-            &parsed.file,
-            position,
-            format!(
-                "`{pointer}` is {what}: a decision that may run this playbook cannot be sized, so it asks for its activity's whole token_budget; bound it"
-            ),
-        ));
-    }
-}
-
-fn bound_message(finding: &Finding) -> String {
-    let place = if finding.pointer.is_empty() {
-        "`decision`".to_string()
-    } else {
-        format!("`decision` at `{}`", finding.pointer)
-    };
-    match finding.kind {
-        FindingKind::UnboundedArray => format!(
-            "{place} is an array without `maxItems`; bound it (3 to 8 items, what a reviewer reads) so a model cannot keep appending items"
-        ),
-        FindingKind::UnboundedString => format!(
-            "{place} is a string without `maxLength`; bound it (100 to 600 characters, 40 to 80 for a name) or list its values in an `enum`"
-        ),
-        FindingKind::Unenforced(keyword @ ("pattern" | "format")) => format!(
-            "{place} uses `{keyword}`, which a grammar-constrained server (llama.cpp) does not enforce; a reply that misses it costs a repair turn"
-        ),
-        FindingKind::Unenforced(keyword) => format!(
-            "{place} puts `{keyword}` on a `number`, which a grammar-constrained server (llama.cpp) does not enforce; prefer an `integer` range (a percentage) or an `enum`"
-        ),
-    }
 }
 
 fn check_inputs_schema(report: &mut Report, inputs: &Spanned<Value>) {
@@ -838,119 +764,4 @@ pub fn unsafe_relative_path(path: &str) -> Option<&'static str> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn the_minimal_instance_of_every_built_in_decision_schema_is_valid() {
-        for file in super::super::source::builtin()
-            .into_iter()
-            .filter(|file| file.kind == super::super::Kind::Activity)
-        {
-            let definition = crate::yaml::to_json(&file.text).unwrap();
-            let schema = &definition["decision"];
-            let instance = minimal_instance(schema);
-            let validator = jsonschema::validator_for(schema).unwrap();
-            let errors: Vec<String> = validator
-                .iter_errors(&instance)
-                .map(|e| e.to_string())
-                .collect();
-            assert!(errors.is_empty(), "{}: {errors:#?}", file.path);
-        }
-    }
-
-    #[test]
-    fn keywords_are_lowercase_words_or_stems() {
-        assert!(is_keyword("observab") && is_keyword("roll-out") && is_keyword("qa2"));
-        assert!(!is_keyword("") && !is_keyword("Deploy") && !is_keyword("two words"));
-    }
-
-    #[test]
-    fn ids_are_lowercase_words() {
-        assert!(is_id("repo.inventory"));
-        assert!(is_id("tests-run_2"));
-        assert!(!is_id("Repo"));
-        assert!(!is_id("a..b"));
-        assert!(!is_id("1a"));
-        assert!(!is_id(""));
-    }
-
-    #[test]
-    fn schema_at_follows_properties_and_items() {
-        let schema = json!({"type": "object", "properties": {"a": {"type": "array", "items": {
-            "type": "object", "properties": {"b": {"type": "string"}}}}}});
-        assert!(schema_at(&schema, "/a/0/b").is_some());
-        assert!(schema_at(&schema, "/a/b").is_none());
-        assert!(schema_at(&schema, "a").is_none());
-    }
-
-    #[test]
-    fn invalid_schemas_are_reported() {
-        assert!(compile_schema(&json!({"type": "object"})).is_ok());
-        assert!(compile_schema(&json!({"type": "nonsense"})).is_err());
-        assert!(compile_schema(&json!({"$schema": "x:y", "type": "object"})).is_err());
-    }
-
-    #[test]
-    fn nulls_where_schemas_or_keyword_values_belong_are_found() {
-        let schema = json!({"type": "object", "properties": {
-            "done": {"type": "boolean", "description": "Whether it is", "built": null},
-            "missing": null,
-            "a/b": {"type": "string", "description": null},
-            "list": {"type": "array", "items": [null]},
-            "const": {"type": ["string", "null"]}
-        }});
-        assert_eq!(
-            null_values(&schema),
-            [
-                "/properties/a~1b/description",
-                "/properties/done/built",
-                "/properties/list/items/0",
-                "/properties/missing",
-            ]
-        );
-    }
-
-    #[test]
-    fn null_as_data_is_not_a_problem() {
-        let schema = json!({"type": ["string", "null"], "default": null, "const": null,
-            "enum": ["a", null], "examples": [null], "properties": {"default": {"type": "null"}}});
-        assert!(
-            null_values(&schema).is_empty(),
-            "{:?}",
-            null_values(&schema)
-        );
-    }
-
-    #[test]
-    fn a_null_key_in_a_decision_schema_is_reported_at_its_line() {
-        let text = "\
-name: extra
-order: 50
-description: x
-prompts: {system: s, user: u}
-decision:
-  type: object
-  properties:
-    ok: {type: boolean, description: Whether it is, built, done.}
-token_budget: 10
-";
-        let parsed = Parsed {
-            file: "a.yaml".to_string(),
-            layer: Layer::Repository,
-            doc: crate::yaml::from_str::<ActivityFile>(text).unwrap(),
-            text: text.to_string(),
-        };
-        let mut problems = Vec::new();
-        activity_file(&parsed, &mut problems);
-        let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        assert_eq!(
-            messages,
-            [
-                "a.yaml:8:53: `decision` holds null at `/properties/ok/built`; a schema or a value belongs there (in a `{...}` mapping, quote text that contains `, ` or `: `)",
-                "a.yaml:8:60: `decision` holds null at `/properties/ok/done.`; a schema or a value belongs there (in a `{...}` mapping, quote text that contains `, ` or `: `)",
-            ]
-        );
-    }
-}
+mod tests;

@@ -78,13 +78,7 @@ impl Transport {
         exchange
             .watcher
             .writing(assembler.tokens(), started.elapsed());
-        Arrived::Streamed {
-            status,
-            headers,
-            body: assembler.body(),
-            end,
-            tokens: assembler.tokens(),
-        }
+        streamed(status, headers, &assembler, end)
     }
 
     /// What the total deadline cut short, and how far to raise it given the speed measured.
@@ -183,6 +177,16 @@ pub(super) fn events_without_their_type(arrived: Arrived) -> Arrived {
         Ok(_) => StreamEnd::Complete,
         Err(detail) => StreamEnd::Broken(detail),
     };
+    streamed(status, headers, &assembler, end)
+}
+
+/// The assembled reply and how its stream ended.
+fn streamed(
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    assembler: &Assembler,
+    end: StreamEnd,
+) -> Arrived {
     Arrived::Streamed {
         status,
         headers,
