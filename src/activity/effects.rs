@@ -5,10 +5,144 @@
 //! playbooks and only in dry-run unless the user passes `--execute`. Their manifests record,
 //! playbook by playbook, which effects really happened, so nobody reads a model's "deployed" as
 //! a deployment.
+//!
+//! An activity with an `effect` in the registry always runs the repository's own command (a
+//! playbook whose argv is in `git config`, see `playbook::configured`), whether or not the
+//! model chose it: facts over claims, as the test activity runs the real tests. Its outcome
+//! alone decides the effect's fact (`deployed`, `healthy`, ...), and a deploy that really
+//! succeeded is tagged as a release (`release.tag`), which undo deletes.
 
 use serde_json::{Value, json};
 
-use super::PlaybookSummary;
+use super::step::ActivityWork;
+use super::{ActivityError, Outcome, PlaybookSummary};
+use crate::registry::{Activity, Effect, Registry};
+
+/// The playbook that tags a release after a successful effect; only these rules choose it.
+pub const RELEASE_TAG_PLAYBOOK: &str = "release.tag";
+
+/// Why an activity's effect cannot run: its command is not configured. Found before anything is
+/// recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unconfigured {
+    /// The activity.
+    pub activity: String,
+    /// The `git config` key to set.
+    pub key: String,
+}
+
+/// The first of `activities` whose effect's command is not configured in the repository at
+/// `root`.
+pub(super) fn unconfigured(
+    registry: &Registry,
+    root: &std::path::Path,
+    activities: &[String],
+) -> Option<Unconfigured> {
+    activities.iter().find_map(|name| {
+        let effect = registry.activity(name)?.effect.as_ref()?;
+        let configured = registry.playbook(&effect.playbook)?.configured.as_ref()?;
+        let key = configured.run_key(None);
+        let set = crate::playbook::configured::git_config(root, &key).is_some();
+        (!set).then(|| Unconfigured {
+            activity: name.clone(),
+            key,
+        })
+    })
+}
+
+/// Makes the choices run the effect's command exactly once (the model's choice of it first, for
+/// its inputs) and drops any choice of the release tag: only a succeeded effect tags.
+pub(super) fn adjust_choices(definition: &Activity, choices: &mut Vec<Value>) {
+    let Some(effect) = &definition.effect else {
+        return;
+    };
+    let id_of = |choice: &Value| choice.get("id").and_then(Value::as_str).map(str::to_string);
+    let mut seen = false;
+    choices.retain(|choice| match id_of(choice).as_deref() {
+        Some(RELEASE_TAG_PLAYBOOK) => false,
+        Some(id) if id == effect.playbook => !std::mem::replace(&mut seen, true),
+        _ => true,
+    });
+    if !seen {
+        choices.push(json!({
+            "id": effect.playbook,
+            "inputs": {},
+            "reason": format!("rule of the {} activity: always run the repository's own command", definition.name),
+        }));
+    }
+}
+
+/// Reads the effect's outcome into its fact and the `command` output: true only when the
+/// command really ran and exited 0. A dry run observes nothing, so its gate is not judged
+/// (neither passed nor failed): planning a deployment without `--execute` is not a failure.
+pub(super) fn observe(effect: &Effect, dry_run: bool, work: &mut ActivityWork) {
+    let summary = work
+        .playbooks
+        .iter()
+        .rev()
+        .find(|playbook| playbook.playbook == effect.playbook);
+    let report = work
+        .playbook_reports
+        .iter()
+        .rev()
+        .find(|(id, _)| *id == effect.playbook)
+        .map(|(_, report)| report);
+    if !dry_run {
+        let succeeded = summary.is_some_and(|s| s.outcome == Outcome::Succeeded);
+        work.facts.insert(effect.fact.clone(), succeeded);
+    }
+    let command = match (summary, report) {
+        (Some(summary), Some(report)) => json!({
+            "playbook": effect.playbook,
+            "argv": report.invocation.argv,
+            "executed": summary.outcome.executed(),
+            "outcome": summary.outcome,
+            "exit_code": report.exit_code,
+            "duration_ms": report.duration_ms,
+            "timeout_ms": report.invocation.timeout_ms,
+        }),
+        (Some(summary), None) => json!({
+            "playbook": effect.playbook,
+            "executed": false,
+            "outcome": summary.outcome,
+            "message": summary.message,
+        }),
+        _ => json!({"playbook": effect.playbook, "executed": false}),
+    };
+    work.extra_outputs.insert("command".into(), command);
+}
+
+/// The release tag's choice when the effect really succeeded and tags releases: the version at
+/// the effect's `tag` pointer must be a semantic version (a leading `v` is dropped), else the
+/// activity fails with `invalid_version` and nothing is tagged.
+pub(super) fn release_choice(
+    effect: &Effect,
+    decision: &Value,
+    work: &mut ActivityWork,
+) -> Option<Value> {
+    let pointer = effect.tag.as_deref()?;
+    if work.facts.get(&effect.fact) != Some(&true) {
+        return None;
+    }
+    let service = work.service.clone()?;
+    let written = decision
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let version = written.strip_prefix('v').unwrap_or(written);
+    if let Err(reason) = crate::builtin::release::check_version(version) {
+        work.errors.push(ActivityError::new(
+            "invalid_version",
+            format!("the release is not tagged: {pointer}: not a semantic version: {reason}"),
+        ));
+        return None;
+    }
+    Some(json!({
+        "id": RELEASE_TAG_PLAYBOOK,
+        "inputs": {"service": service, "version": version},
+        "reason": "rule: a deployment that succeeded is tagged as a release",
+    }))
+}
 
 /// `[{playbook, executed, outcome}]`: `executed` is true only for a playbook that really ran.
 pub(super) fn summary(playbooks: &[PlaybookSummary]) -> Value {

@@ -60,6 +60,14 @@ impl Engine<'_> {
             .map(planner::Plan::left_out_names)
             .unwrap_or_default();
         self.check_decidable(activities, &left_out)?;
+        if let Some(unconfigured) =
+            super::effects::unconfigured(self.registry, &self.root, activities)
+        {
+            return Err(RunError::NotConfigured {
+                activity: unconfigured.activity,
+                key: unconfigured.key,
+            });
+        }
         if !self.options.dry_run
             && let Some(operation) = crate::worktree::operation_in_progress(self.repo.gix())
         {

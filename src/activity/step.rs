@@ -117,10 +117,17 @@ impl Engine<'_> {
             .unwrap_or_default();
         rules.adjust_choices(&mut choices);
         let definition = step.definition;
+        effects::adjust_choices(definition, &mut choices);
         let name = definition.name.as_str();
         let dry_run = self.options.dry_run || (definition.external && !self.options.execute);
         for choice in &choices {
             self.run_playbook(state, name, choice, dry_run, work)?;
+        }
+        if let Some(effect) = &definition.effect {
+            effects::observe(effect, dry_run, work);
+            if let Some(release) = effects::release_choice(effect, &decision, work) {
+                self.run_playbook(state, name, &release, dry_run, work)?;
+            }
         }
         if definition.external {
             work.extra_outputs

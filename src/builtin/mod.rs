@@ -9,6 +9,7 @@
 pub mod branch;
 pub mod catalog;
 pub mod inventory;
+pub mod release;
 pub mod spec;
 pub mod tests;
 
@@ -56,6 +57,20 @@ pub enum BuiltinError {
         existing: String,
         /// The commit it was to point at.
         wanted: String,
+    },
+    /// The release version is not a semantic version.
+    #[error("not a semantic version: {reason}")]
+    Version {
+        /// Why not.
+        reason: String,
+    },
+    /// The release tag exists already: a release is made once.
+    #[error("tag `{tag}` already exists (at {commit}); a release is tagged once")]
+    TagExists {
+        /// The tag.
+        tag: String,
+        /// The commit it points at.
+        commit: String,
     },
     /// A git command failed.
     #[error("`{command}` failed: {stderr}")]

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::error::{Error, Result};
 use super::ui::Output;
-use crate::builtin::{branch, catalog, inventory, spec, tests};
+use crate::builtin::{branch, catalog, inventory, release, spec, tests};
 
 /// Run a built-in playbook in the current directory (the runner sets it to the repository root).
 #[derive(Debug, Args)]
@@ -57,6 +57,20 @@ pub enum BuiltinCommand {
         #[arg(long)]
         service: String,
     },
+    /// Create the annotated release tag SERVICE/vVERSION at HEAD.
+    TagRelease {
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        version: String,
+    },
+    /// Delete the release tag SERVICE/vVERSION.
+    DeleteReleaseTag {
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        version: String,
+    },
 }
 
 /// Runs a built-in playbook, prints its JSON result and returns the exit code.
@@ -95,6 +109,12 @@ fn run_command(command: &BuiltinCommand) -> Result<()> {
             print(&branch::create(&root, service, base.as_deref())?)
         }
         BuiltinCommand::DeleteBranch { service } => print(&branch::delete(&root, service)?),
+        BuiltinCommand::TagRelease { service, version } => {
+            print(&release::tag(&root, service, version)?)
+        }
+        BuiltinCommand::DeleteReleaseTag { service, version } => {
+            print(&release::delete(&root, service, version)?)
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod defend_store;
 mod defend_verify;
 mod discover;
 mod documents;
+mod effects_e;
 mod events_cli;
 mod existing_services;
 mod first_hour_a;

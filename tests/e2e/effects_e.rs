@@ -1,0 +1,253 @@
+//! Issue 22, item 2: provision, deploy and monitor run the repository's own commands
+//! (`git config spectra.<activity>.command`), argv only, through the playbook runner. The
+//! observed exit code decides the effect's gate; a deploy that really succeeded is tagged
+//! `<service>/v<version>` with the run's trailers, and undo runs the configured rollback and
+//! deletes the tag. The commands are small shell scripts written into the scratch directory
+//! and run as argv (`sh <script>`), never through a shell string.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::common::{Run, TestEnv};
+use crate::lifecycle::{merged, minimal};
+use crate::llm_server::{LlmServer, Reply};
+
+/// The deploy decision the scripted model gives: release 1.2.0, and `choices` as its playbooks.
+fn script_deploy(server: &LlmServer, version: &str, choices: Value) {
+    let version = version.to_string();
+    server.respond_with(move |request| {
+        let body = request.json();
+        let schema = &body["response_format"]["json_schema"]["schema"];
+        let patch = json!({"release": {"version": version, "notes": "n"}, "playbooks": choices});
+        Reply::chat_json(&merged(minimal(schema), &patch))
+    });
+}
+
+/// A script in the scratch directory (outside the repository, so the work tree stays clean).
+fn script_file(env: &TestEnv, name: &str, body: &str) -> PathBuf {
+    let path = env.path().join(name);
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+/// `sh <script>` as the value of `key`.
+fn configure(env: &TestEnv, repo: &Path, key: &str, script: &Path) {
+    let command = format!("sh {}", script.display());
+    env.git(repo, &["config", key, &command]).success();
+}
+
+fn deploy(env: &TestEnv, repo: &Path, server: &LlmServer, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "deploy",
+        "ship it",
+        "--service",
+        "logging",
+        "--format",
+        "json",
+    ];
+    args.extend(extra);
+    env.spectra_with_llm(repo, &server.base_url(), &args)
+}
+
+fn report(run: &Run) -> Value {
+    serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {run:?}"))
+}
+
+fn tags(env: &TestEnv, repo: &Path) -> String {
+    env.git(repo, &["tag", "--list"]).success().stdout
+}
+
+/// A repository whose deploy command writes `deployed` into a marker file beside the scripts.
+fn repo_with_deploy(env: &TestEnv, body: &str) -> PathBuf {
+    let repo = env.repo_with_commit("r");
+    let script = script_file(env, "deploy.sh", body);
+    configure(env, &repo, "spectra.deploy.command", &script);
+    repo
+}
+
+#[test]
+fn a_deploy_that_succeeds_is_tagged_and_undo_rolls_back_and_removes_the_tag() {
+    let env = TestEnv::new();
+    let marker = env.path().join("marker");
+    let repo = repo_with_deploy(
+        &env,
+        &format!("echo deploying\necho deployed > {}\n", marker.display()),
+    );
+    let rollback = script_file(
+        &env,
+        "rollback.sh",
+        &format!("echo rolled-back > {}\n", marker.display()),
+    );
+    configure(&env, &repo, "spectra.deploy.rollbackCommand", &rollback);
+    let server = LlmServer::start();
+    script_deploy(&server, "1.2.0", json!([]));
+
+    let run = deploy(&env, &repo, &server, &["--execute"]).success();
+    let report = report(&run);
+    let activity = &report["activities"][0];
+    assert_eq!(activity["outcome"], "succeeded", "{activity:#}");
+    assert_eq!(activity["quality_gates"]["deployed"], true);
+    let command = &activity["outputs"]["command"];
+    assert_eq!(command["executed"], true, "{command:#}");
+    assert_eq!(command["exit_code"], 0);
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "deployed\n");
+
+    // The tag: annotated, at HEAD before the deploy's own document commit, with trailers.
+    assert_eq!(tags(&env, &repo).trim(), "logging/v1.2.0");
+    let tag = env
+        .git(&repo, &["cat-file", "tag", "logging/v1.2.0"])
+        .success()
+        .stdout;
+    let run_id = report["run"].as_str().unwrap();
+    assert!(tag.contains("release logging v1.2.0"), "{tag}");
+    assert!(tag.contains(&format!("Spectra-Run: {run_id}")), "{tag}");
+    let tagging = env
+        .events(&repo, "playbook.started")
+        .into_iter()
+        .find(|e| e["payload"]["playbook"] == "release.tag")
+        .expect("the tag's playbook.started");
+    let started_id = tagging["id"].as_str().unwrap();
+    assert!(
+        tag.contains(&format!("Spectra-Event: {started_id}")),
+        "{tag}"
+    );
+
+    // Undo: the rollback command runs (its marker) and the tag is gone.
+    env.spectra(&repo, &["undo"]).success();
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "rolled-back\n");
+    assert_eq!(tags(&env, &repo).trim(), "");
+}
+
+#[test]
+fn undo_of_a_deploy_without_a_rollback_command_refuses_and_changes_nothing() {
+    let env = TestEnv::new();
+    let repo = repo_with_deploy(&env, "exit 0\n");
+    let server = LlmServer::start();
+    script_deploy(&server, "v2.0.0", json!([]));
+    deploy(&env, &repo, &server, &["--execute"]).success();
+    // A leading `v` in the decision is dropped, once.
+    assert_eq!(tags(&env, &repo).trim(), "logging/v2.0.0");
+    let head = env.git(&repo, &["rev-parse", "HEAD"]).success().stdout;
+
+    let undo = env.spectra(&repo, &["undo"]).code(1);
+    assert!(
+        undo.stderr.contains("spectra.deploy.rollbackCommand"),
+        "{undo:?}"
+    );
+    assert_eq!(tags(&env, &repo).trim(), "logging/v2.0.0");
+    assert_eq!(
+        env.git(&repo, &["rev-parse", "HEAD"]).success().stdout,
+        head
+    );
+}
+
+#[test]
+fn a_deploy_command_that_fails_leaves_no_tag_and_fails_the_activity() {
+    let env = TestEnv::new();
+    let repo = repo_with_deploy(&env, "echo broken >&2\nexit 3\n");
+    let server = LlmServer::start();
+    script_deploy(&server, "1.2.0", json!([]));
+    let run = deploy(&env, &repo, &server, &["--execute"]).code(1);
+    let activity = &report(&run)["activities"][0];
+    assert_eq!(activity["outcome"], "failed");
+    assert_eq!(activity["quality_gates"]["deployed"], false);
+    assert_eq!(activity["outputs"]["command"]["exit_code"], 3);
+    assert_eq!(activity["errors"][0]["reason"], "playbook_failed");
+    assert_eq!(tags(&env, &repo).trim(), "");
+}
+
+#[test]
+fn a_deploy_command_that_hangs_is_killed_at_its_configured_timeout() {
+    let env = TestEnv::new();
+    let repo = repo_with_deploy(&env, "sleep 600\n");
+    env.git(&repo, &["config", "spectra.deploy.timeout", "200ms"])
+        .success();
+    let server = LlmServer::start();
+    script_deploy(&server, "1.2.0", json!([]));
+    let run = deploy(&env, &repo, &server, &["--execute"]).code(1);
+    let activity = &report(&run)["activities"][0];
+    let command = &activity["outputs"]["command"];
+    assert_eq!(command["outcome"], "timed_out", "{command:#}");
+    assert_eq!(command["timeout_ms"], 200);
+    assert_eq!(activity["quality_gates"]["deployed"], false);
+    assert_eq!(tags(&env, &repo).trim(), "");
+}
+
+#[test]
+fn nothing_configured_names_the_key_and_records_nothing() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    let server = LlmServer::start();
+    script_deploy(&server, "1.2.0", json!([]));
+    for (activity, key) in [
+        ("deploy", "spectra.deploy.command"),
+        ("provision", "spectra.provision.command"),
+        ("monitor", "spectra.monitor.command"),
+    ] {
+        let run = env
+            .spectra_with_llm(&repo, &server.base_url(), &[activity, "x", "--dry-run"])
+            .code(1);
+        assert!(
+            run.stderr.contains(&format!("`{key}` is not set")),
+            "{run:?}"
+        );
+        assert!(
+            run.stderr.contains(&format!("git config {key} '...'")),
+            "{run:?}"
+        );
+    }
+    assert!(env.events(&repo, "run.started").is_empty());
+    assert!(server.chat_requests().is_empty());
+}
+
+#[test]
+fn without_execute_the_exact_argv_is_recorded_and_nothing_runs() {
+    let env = TestEnv::new();
+    let marker = env.path().join("marker");
+    let repo = repo_with_deploy(&env, &format!("touch {}\n", marker.display()));
+    let server = LlmServer::start();
+    script_deploy(&server, "1.2.0", json!([]));
+    let run = deploy(&env, &repo, &server, &[]).success();
+    let activity = &report(&run)["activities"][0];
+    assert_eq!(activity["outputs"]["command"]["executed"], false);
+    // Nothing observed: the gate is neither passed nor failed, and planning is not a failure.
+    assert_eq!(activity["quality_gates"]["deployed"], false);
+    let gate = activity["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|gate| gate["name"] == "deployed")
+        .unwrap();
+    assert_eq!(gate["verdict"], "not_judged", "{gate:#}");
+    assert_eq!(activity["outcome"], "succeeded");
+    let script = env.path().join("deploy.sh").display().to_string();
+    let started = env.events(&repo, "playbook.started");
+    let deploying = started
+        .iter()
+        .find(|e| e["payload"]["playbook"] == "deploy.command")
+        .expect("deploy.command recorded");
+    assert_eq!(deploying["payload"]["argv"], json!(["sh", script]));
+    assert_eq!(deploying["payload"]["dry_run"], true);
+    assert!(!marker.exists());
+    assert_eq!(tags(&env, &repo).trim(), "");
+}
+
+#[test]
+fn an_environment_the_decision_names_runs_its_own_command() {
+    let env = TestEnv::new();
+    let repo = repo_with_deploy(&env, "exit 9\n");
+    let staging = script_file(&env, "staging.sh", "exit 0\n");
+    configure(&env, &repo, "spectra.deploy.staging.command", &staging);
+    let server = LlmServer::start();
+    let choice =
+        json!([{"id": "deploy.command", "inputs": {"environment": "staging"}, "reason": "r"}]);
+    script_deploy(&server, "0.1.0", choice);
+    let run = deploy(&env, &repo, &server, &["--execute"]).success();
+    let command = &report(&run)["activities"][0]["outputs"]["command"];
+    assert_eq!(
+        command["argv"],
+        json!(["sh", staging.display().to_string()])
+    );
+    assert_eq!(tags(&env, &repo).trim(), "logging/v0.1.0");
+}
