@@ -52,7 +52,7 @@ pub(super) fn unconfigured(
 
 /// Makes the choices run the effect's command exactly once (the model's choice of it first, for
 /// its inputs) and drops any choice of the release tag: only a succeeded effect tags.
-pub(super) fn adjust_choices(definition: &Activity, choices: &mut Vec<Value>) {
+pub(super) fn adjust_choices(registry: &Registry, definition: &Activity, choices: &mut Vec<Value>) {
     let Some(effect) = &definition.effect else {
         return;
     };
@@ -66,9 +66,23 @@ pub(super) fn adjust_choices(definition: &Activity, choices: &mut Vec<Value>) {
     if !seen {
         choices.push(json!({
             "id": effect.playbook,
-            "inputs": {},
+            "inputs": default_inputs(registry, &effect.playbook),
             "reason": format!("rule of the {} activity: always run the repository's own command", definition.name),
         }));
+    }
+}
+
+/// The inputs of the effect's playbook when these rules choose it: no environment (`null`, the
+/// default command) when it takes one, else none.
+fn default_inputs(registry: &Registry, playbook: &str) -> Value {
+    let environment = crate::playbook::configured::ENVIRONMENT_INPUT;
+    let takes_environment = registry
+        .playbook(playbook)
+        .is_some_and(|playbook| playbook.inputs["properties"].get(environment).is_some());
+    if takes_environment {
+        json!({ environment: null })
+    } else {
+        json!({})
     }
 }
 

@@ -117,7 +117,7 @@ impl Engine<'_> {
             .unwrap_or_default();
         rules.adjust_choices(&mut choices);
         let definition = step.definition;
-        effects::adjust_choices(definition, &mut choices);
+        effects::adjust_choices(self.registry, definition, &mut choices);
         let name = definition.name.as_str();
         let dry_run = self.options.dry_run || (definition.external && !self.options.execute);
         for choice in &choices {
