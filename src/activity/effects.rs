@@ -20,6 +20,9 @@ use crate::registry::{Activity, Effect, Registry};
 
 /// The playbook that tags a release after a successful effect; only these rules choose it.
 pub const RELEASE_TAG_PLAYBOOK: &str = "release.tag";
+/// The playbook that probes the service catalog's URLs; only these rules choose it, with the
+/// run's service as its one input.
+pub const PROBE_PLAYBOOK: &str = "service.probe";
 
 /// Why an activity's effect cannot run: its command is not configured. Found before anything is
 /// recorded.
@@ -59,7 +62,7 @@ pub(super) fn adjust_choices(registry: &Registry, definition: &Activity, choices
     let id_of = |choice: &Value| choice.get("id").and_then(Value::as_str).map(str::to_string);
     let mut seen = false;
     choices.retain(|choice| match id_of(choice).as_deref() {
-        Some(RELEASE_TAG_PLAYBOOK) => false,
+        Some(RELEASE_TAG_PLAYBOOK | PROBE_PLAYBOOK) => false,
         Some(id) if id == effect.playbook => !std::mem::replace(&mut seen, true),
         _ => true,
     });
@@ -124,6 +127,41 @@ pub(super) fn observe(effect: &Effect, dry_run: bool, work: &mut ActivityWork) {
         _ => json!({"playbook": effect.playbook, "executed": false}),
     };
     work.extra_outputs.insert("command".into(), command);
+}
+
+/// The probe's choice, when the effect probes and the service is known.
+pub(super) fn probe_choice(effect: &Effect, work: &ActivityWork) -> Option<Value> {
+    effect.probe.as_ref()?;
+    let service = work.service.clone()?;
+    Some(json!({
+        "id": PROBE_PLAYBOOK,
+        "inputs": {"service": service},
+        "reason": "rule: probe the URLs the service catalog lists",
+    }))
+}
+
+/// Reads what the probe observed into the `probes` output and the effect's probe fact: true
+/// when every catalog URL answered 2xx. A dry run, or a catalog that lists no URL for the
+/// service, observes nothing, and the fact's gate is not judged.
+pub(super) fn observe_probe(effect: &Effect, dry_run: bool, work: &mut ActivityWork) {
+    let Some(fact) = &effect.probe else {
+        return;
+    };
+    let observed = work
+        .playbook_reports
+        .iter()
+        .rev()
+        .find(|(id, _)| id == PROBE_PLAYBOOK)
+        .and_then(|(_, report)| serde_json::from_slice::<Value>(&report.stdout.bytes).ok());
+    let Some(observed) = observed.filter(|_| !dry_run) else {
+        return;
+    };
+    let probes = observed["probes"].clone();
+    if probes.as_array().is_some_and(|probes| !probes.is_empty()) {
+        work.facts
+            .insert(fact.clone(), observed["healthy"] == Value::Bool(true));
+    }
+    work.extra_outputs.insert("probes".into(), probes);
 }
 
 /// The release tag's choice when the effect really succeeded and tags releases: the version at

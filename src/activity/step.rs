@@ -128,6 +128,10 @@ impl Engine<'_> {
             if let Some(release) = effects::release_choice(effect, &decision, work) {
                 self.run_playbook(state, name, &release, dry_run, work)?;
             }
+            if let Some(probe) = effects::probe_choice(effect, work) {
+                self.run_playbook(state, name, &probe, dry_run, work)?;
+                effects::observe_probe(effect, dry_run, work);
+            }
         }
         if definition.external {
             work.extra_outputs

@@ -9,6 +9,7 @@
 pub mod branch;
 pub mod catalog;
 pub mod inventory;
+pub mod probe;
 pub mod release;
 pub mod spec;
 pub mod tests;
@@ -71,6 +72,12 @@ pub enum BuiltinError {
         tag: String,
         /// The commit it points at.
         commit: String,
+    },
+    /// The service's URLs could not be probed at all.
+    #[error("cannot probe the service: {message}")]
+    Probe {
+        /// Why.
+        message: String,
     },
     /// A git command failed.
     #[error("`{command}` failed: {stderr}")]

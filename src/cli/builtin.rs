@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::error::{Error, Result};
 use super::ui::Output;
-use crate::builtin::{branch, catalog, inventory, release, spec, tests};
+use crate::builtin::{branch, catalog, inventory, probe, release, spec, tests};
 
 /// Run a built-in playbook in the current directory (the runner sets it to the repository root).
 #[derive(Debug, Args)]
@@ -54,6 +54,11 @@ pub enum BuiltinCommand {
     },
     /// Delete the branch service/SERVICE if merged.
     DeleteBranch {
+        #[arg(long)]
+        service: String,
+    },
+    /// GET every URL the service catalog lists for SERVICE.
+    ProbeService {
         #[arg(long)]
         service: String,
     },
@@ -109,6 +114,19 @@ fn run_command(command: &BuiltinCommand) -> Result<()> {
             print(&branch::create(&root, service, base.as_deref())?)
         }
         BuiltinCommand::DeleteBranch { service } => print(&branch::delete(&root, service)?),
+        BuiltinCommand::ProbeService { service } => {
+            let timeout = probe::configured_timeout(&root)?;
+            let probed = probe::probe(&root, service, timeout)?;
+            print(&probed)?;
+            if probed.healthy || probed.probes.is_empty() {
+                return Ok(());
+            }
+            Err(Error::failed(format!(
+                "{service} is not healthy: {} of {} URLs answered 2xx",
+                probed.probes.iter().filter(|p| p.healthy).count(),
+                probed.probes.len()
+            )))
+        }
         BuiltinCommand::TagRelease { service, version } => {
             print(&release::tag(&root, service, version)?)
         }

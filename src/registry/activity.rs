@@ -127,6 +127,10 @@ pub struct Effect {
     /// `<service>/v<version>` is created.
     #[serde(default)]
     pub tag: Option<String>,
+    /// The fact the service catalog's URLs decide, when the activity probes them
+    /// (`service.probe`): true when every URL answered 2xx.
+    #[serde(default)]
+    pub probe: Option<String>,
 }
 
 /// Which rules of the activity loop an activity follows beyond the generic ones (context,

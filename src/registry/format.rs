@@ -52,6 +52,8 @@ pub struct EffectFile {
     pub fact: Spanned<String>,
     #[serde(default)]
     pub tag: Option<Spanned<String>>,
+    #[serde(default)]
+    pub probe: Option<Spanned<String>>,
 }
 
 /// The planner's keyword rules inside an activity file.
@@ -163,6 +165,7 @@ impl ActivityFile {
                 playbook: effect.playbook.value,
                 fact: effect.fact.value,
                 tag: effect.tag.map(|tag| tag.value),
+                probe: effect.probe.map(|probe| probe.value),
             }),
             // Attached by the registry from the activity's `.md.j2` file, when there is one.
             document: None,

@@ -85,6 +85,7 @@ pub const EMBEDDED: &[(&str, &str)] = embed![
     "registry/playbooks/deploy.command.yaml",
     "registry/playbooks/release.tag.yaml",
     "registry/playbooks/monitor.command.yaml",
+    "registry/playbooks/service.probe.yaml",
     "registry/playbooks/spec.write.yaml",
     "registry/playbooks/tests.run.yaml",
     "registry/playbooks/branch.create.yaml",

@@ -251,3 +251,141 @@ fn an_environment_the_decision_names_runs_its_own_command() {
     );
     assert_eq!(tags(&env, &repo).trim(), "logging/v0.1.0");
 }
+
+/// How the loopback fixture answers every request.
+#[derive(Clone, Copy)]
+enum Answer {
+    Status(u16),
+    /// Accepts the connection and never answers.
+    Nothing,
+}
+
+/// A tiny HTTP server on 127.0.0.1 answering every request the same way; its URL.
+fn http_fixture(answer: Answer) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            match answer {
+                Answer::Status(status) => {
+                    let mut buffer = [0u8; 4096];
+                    let _ = stream.read(&mut buffer);
+                    let reply = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                    );
+                    let _ = stream.write_all(reply.as_bytes());
+                }
+                // Kept open, unanswered, until the test process ends.
+                Answer::Nothing => held.push(stream),
+            }
+        }
+    });
+    format!("http://{address}/health")
+}
+
+/// A repository whose monitor command succeeds and whose catalog lists `url` for `logging`.
+fn repo_with_catalog(env: &TestEnv, url: &str) -> PathBuf {
+    let repo = env.repo_with_commit("r");
+    std::fs::create_dir_all(repo.join(".spectra")).unwrap();
+    std::fs::write(
+        repo.join(".spectra/service-catalog.yaml"),
+        format!("services:\n  - name: logging\n    url: {url}\n    status: up\n"),
+    )
+    .unwrap();
+    env.git(&repo, &["add", "."]).success();
+    env.git(&repo, &["commit", "-q", "-m", "catalog"]).success();
+    env.git(&repo, &["config", "spectra.monitor.command", "true"])
+        .success();
+    env.git(&repo, &["config", "spectra.monitor.probeTimeout", "300ms"])
+        .success();
+    repo
+}
+
+fn monitor(env: &TestEnv, repo: &Path, server: &LlmServer) -> Run {
+    env.spectra_with_llm(
+        repo,
+        &server.base_url(),
+        &[
+            "monitor",
+            "watch it",
+            "--service",
+            "logging",
+            "--execute",
+            "--format",
+            "json",
+        ],
+    )
+}
+
+/// A model that asks to probe a URL of its own: only the catalog's are ever probed.
+fn script_monitor(server: &LlmServer) {
+    server.respond_with(move |request| {
+        let body = request.json();
+        let schema = &body["response_format"]["json_schema"]["schema"];
+        let choices =
+            json!([{"id": "service.probe", "inputs": {"service": "evil"}, "reason": "r"}]);
+        Reply::chat_json(&merged(minimal(schema), &json!({"playbooks": choices})))
+    });
+}
+
+#[test]
+fn monitor_probes_the_catalog_url_and_a_200_is_healthy() {
+    let env = TestEnv::new();
+    let url = http_fixture(Answer::Status(200));
+    let repo = repo_with_catalog(&env, &url);
+    let server = LlmServer::start();
+    script_monitor(&server);
+    let run = monitor(&env, &repo, &server).success();
+    let activity = &report(&run)["activities"][0];
+    assert_eq!(activity["quality_gates"]["healthy"], true, "{activity:#}");
+    assert_eq!(activity["quality_gates"]["endpoints_healthy"], true);
+    let probes = activity["outputs"]["probes"].as_array().unwrap();
+    assert_eq!(probes.len(), 1, "only the catalog's URL: {probes:?}");
+    assert_eq!(probes[0]["url"], url);
+    assert_eq!(probes[0]["status"], 200);
+    assert!(probes[0]["latency_ms"].is_u64());
+    // The probe is recorded like any playbook, with the catalog's service as its input.
+    let started = env.events(&repo, "playbook.started");
+    let probed: Vec<&Value> = started
+        .iter()
+        .filter(|e| e["payload"]["playbook"] == "service.probe")
+        .collect();
+    assert_eq!(probed.len(), 1);
+    assert_eq!(
+        probed[0]["payload"]["inputs"],
+        json!({"service": "logging"})
+    );
+}
+
+#[test]
+fn monitor_records_a_503_as_unhealthy() {
+    let env = TestEnv::new();
+    let repo = repo_with_catalog(&env, &http_fixture(Answer::Status(503)));
+    let server = LlmServer::start();
+    script_monitor(&server);
+    let run = monitor(&env, &repo, &server).code(1);
+    let activity = &report(&run)["activities"][0];
+    assert_eq!(activity["outcome"], "failed");
+    assert_eq!(activity["quality_gates"]["endpoints_healthy"], false);
+    assert_eq!(activity["outputs"]["probes"][0]["status"], 503);
+}
+
+#[test]
+fn monitor_records_a_url_that_never_answers_as_unhealthy_at_the_probe_timeout() {
+    let env = TestEnv::new();
+    let repo = repo_with_catalog(&env, &http_fixture(Answer::Nothing));
+    let server = LlmServer::start();
+    script_monitor(&server);
+    let run = monitor(&env, &repo, &server).code(1);
+    let activity = &report(&run)["activities"][0];
+    assert_eq!(activity["quality_gates"]["endpoints_healthy"], false);
+    let probe = &activity["outputs"]["probes"][0];
+    assert_eq!(probe["status"], Value::Null, "{probe:#}");
+    assert!(
+        probe["error"].as_str().unwrap().contains("timed out"),
+        "{probe:#}"
+    );
+}
