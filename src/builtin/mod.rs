@@ -142,6 +142,19 @@ pub fn check_service_name(name: &str) -> Result<(), BuiltinError> {
     crate::service_name::validate(name).map_err(|problem| BuiltinError::ServiceName { problem })
 }
 
+/// The value of `key` in the repository at `root` as `git config` reads it (repository, global
+/// and `git -c`, which reaches us in `GIT_CONFIG_PARAMETERS`), `None` when unset or empty.
+pub fn git_config(root: &std::path::Path, key: &str) -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(["config", "--get", key])
+        .current_dir(root)
+        .output()
+        .ok()
+        .filter(|output| output.status.success())?;
+    let value = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    (!value.is_empty()).then_some(value)
+}
+
 /// Runs `git args...` in `root` and returns its trimmed stdout, or its stderr as the error.
 fn git(root: &std::path::Path, args: &[&str]) -> Result<String, BuiltinError> {
     let command = format!("git {}", args.join(" "));

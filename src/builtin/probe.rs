@@ -84,7 +84,7 @@ pub fn probe(root: &Path, service: &str, timeout: Duration) -> Result<Probed, Bu
 
 /// The timeout `git config spectra.monitor.probeTimeout` sets in `root`, else the default.
 pub fn configured_timeout(root: &Path) -> Result<Duration, BuiltinError> {
-    match crate::playbook::configured::git_config(root, PROBE_TIMEOUT_KEY) {
+    match super::git_config(root, PROBE_TIMEOUT_KEY) {
         None => Ok(DEFAULT_PROBE_TIMEOUT),
         Some(raw) => crate::settings::parse_duration(&raw).map_err(|reason| BuiltinError::Probe {
             message: format!("`{PROBE_TIMEOUT_KEY}` is {raw:?}: {reason}"),

@@ -81,9 +81,11 @@ pub fn tag(root: &Path, service: &str, version: &str) -> Result<Tagged, BuiltinE
     }
     let commit = git(root, &["rev-parse", "--verify", "HEAD^{commit}"])?;
     let mut trailers = Vec::new();
+    // The variables the playbook runner sets (`playbook::ENV_RUN`, `playbook::ENV_EVENT`);
+    // named here as text, since the runner is the layer above this one.
     for (trailer, var) in [
-        ("Spectra-Run", crate::playbook::ENV_RUN),
-        ("Spectra-Event", crate::playbook::ENV_EVENT),
+        ("Spectra-Run", "SPECTRA_RUN"),
+        ("Spectra-Event", "SPECTRA_EVENT"),
     ] {
         if let Ok(value) = std::env::var(var) {
             trailers.push(format!("{trailer}: {value}"));

@@ -3,7 +3,6 @@
 //! shell. The registry names the keys; only the user's config says what runs, never a model.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -14,18 +13,7 @@ use crate::registry::{Configured, Playbook};
 /// The input that picks a per-environment command (`spectra.deploy.ENV.command`).
 pub const ENVIRONMENT_INPUT: &str = "environment";
 
-/// The value of `key` in the repository at `root` as `git config` reads it (repository, global
-/// and `git -c`, which reaches us in `GIT_CONFIG_PARAMETERS`), `None` when unset or empty.
-pub fn git_config(root: &Path, key: &str) -> Option<String> {
-    let output = Command::new("git")
-        .args(["config", "--get", key])
-        .current_dir(root)
-        .output()
-        .ok()
-        .filter(|output| output.status.success())?;
-    let value = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    (!value.is_empty()).then_some(value)
-}
+pub use crate::builtin::git_config;
 
 /// The key the argv of `action` comes from, given the inputs.
 pub fn key(configured: &Configured, action: Action, inputs: &Map<String, Value>) -> Option<String> {
