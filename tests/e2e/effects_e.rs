@@ -389,3 +389,103 @@ fn monitor_records_a_url_that_never_answers_as_unhealthy_at_the_probe_timeout() 
         "{probe:#}"
     );
 }
+
+const SMOKE_ACTIVITY: &str = "\
+name: smoke
+order: 60
+description: Runs the repository's smoke test.
+prompts: {system: s, user: u}
+decision: {type: object, properties: {}, required: [], additionalProperties: false}
+quality_gates:
+  - name: smoke_passed
+    description: The smoke command exited 0.
+    checks: [fact: smoke_passed]
+playbooks: [smoke.command]
+token_budget: 100
+effect: {playbook: smoke.command, fact: smoke_passed}
+";
+
+const SMOKE_PLAYBOOK: &str = "\
+id: smoke.command
+activities: [smoke]
+domain: smoke
+description: The repository's smoke test.
+configured: {run: spectra.smoke.command}
+reversible: true
+idempotent: true
+timeout: 30
+";
+
+/// The effect is registry data: a repository's own activity gets the same rules by naming a
+/// configured playbook, and validation refuses an effect that could never run a command.
+#[test]
+fn a_repositorys_own_activity_runs_its_own_configured_command() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    let write = |path: &str, text: &str| {
+        let path = repo.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(".spectra/registry/activities/smoke.yaml", SMOKE_ACTIVITY);
+    write(".spectra/registry/playbooks/smoke.yaml", SMOKE_PLAYBOOK);
+    env.git(&repo, &["add", "."]).success();
+    env.git(&repo, &["commit", "-q", "-m", "registry"])
+        .success();
+    let server = LlmServer::start();
+    server.respond_with(|_| Reply::chat_json(&json!({"playbooks": []})));
+    let args = [
+        "run",
+        "-a",
+        "smoke",
+        "x",
+        "--service",
+        "logging",
+        "--format",
+        "json",
+    ];
+
+    let refused = env
+        .spectra_with_llm(&repo, &server.base_url(), &args)
+        .code(1);
+    assert!(
+        refused
+            .stderr
+            .contains("`spectra.smoke.command` is not set"),
+        "{refused:?}"
+    );
+    env.git(&repo, &["config", "spectra.smoke.command", "false"])
+        .success();
+    let failed = env
+        .spectra_with_llm(&repo, &server.base_url(), &args)
+        .code(1);
+    let activity = &report(&failed)["activities"][0];
+    assert_eq!(
+        activity["quality_gates"]["smoke_passed"], false,
+        "{activity:#}"
+    );
+    env.git(&repo, &["config", "spectra.smoke.command", "true"])
+        .success();
+    let passed = env
+        .spectra_with_llm(&repo, &server.base_url(), &args)
+        .success();
+    let activity = &report(&passed)["activities"][0];
+    assert_eq!(
+        activity["quality_gates"]["smoke_passed"], true,
+        "{activity:#}"
+    );
+
+    write(
+        ".spectra/registry/playbooks/smoke.yaml",
+        &SMOKE_PLAYBOOK.replace(
+            "configured: {run: spectra.smoke.command}",
+            "run: [\"true\"]",
+        ),
+    );
+    let invalid = env.spectra(&repo, &["registry", "validate"]).code(1);
+    assert!(
+        invalid.stdout.contains("smoke.yaml:12:20: effect: playbook `smoke.command`")
+            && invalid.stdout.contains("has no `configured` keys"),
+        "{invalid:?}"
+    );
+}
