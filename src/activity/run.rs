@@ -60,9 +60,13 @@ impl Engine<'_> {
             .map(planner::Plan::left_out_names)
             .unwrap_or_default();
         self.check_decidable(activities, &left_out)?;
-        if let Some(unconfigured) =
-            super::effects::unconfigured(self.registry, &self.root, activities)
-        {
+        // With nothing left to run, what the plan left out is what the user asked for.
+        let asked = if activities.is_empty() {
+            left_out.as_slice()
+        } else {
+            activities
+        };
+        if let Some(unconfigured) = super::effects::unconfigured(self.registry, &self.root, asked) {
             return Err(RunError::NotConfigured {
                 activity: unconfigured.activity,
                 key: unconfigured.key,

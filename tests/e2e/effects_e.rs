@@ -484,8 +484,38 @@ fn a_repositorys_own_activity_runs_its_own_configured_command() {
     );
     let invalid = env.spectra(&repo, &["registry", "validate"]).code(1);
     assert!(
-        invalid.stdout.contains("smoke.yaml:12:20: effect: playbook `smoke.command`")
+        invalid
+            .stdout
+            .contains("smoke.yaml:12:20: effect: playbook `smoke.command`")
             && invalid.stdout.contains("has no `configured` keys"),
         "{invalid:?}"
+    );
+}
+
+#[test]
+fn the_planner_leaves_out_an_activity_whose_command_is_not_configured() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    let server = LlmServer::start();
+    server.respond_with(|request| {
+        let body = request.json();
+        let format = &body["response_format"]["json_schema"];
+        if format["name"] == "run_plan" {
+            return Reply::chat_json(&json!({"activities": ["plan", "deploy"], "reasoning": "r"}));
+        }
+        Reply::chat_json(&merged(minimal(&format["schema"]), &json!({})))
+    });
+    let run = env
+        .spectra_with_llm(
+            &repo,
+            &server.base_url(),
+            &["run", "ship it", "--service", "logging", "--format", "json"],
+        )
+        .success();
+    let report = report(&run);
+    assert_eq!(report["plan"]["activities"], json!(["plan"]));
+    assert_eq!(
+        report["plan"]["left_out"],
+        json!([{"activity": "deploy", "reason": "not_configured", "key": "spectra.deploy.command"}])
     );
 }
