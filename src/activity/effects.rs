@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::step::ActivityWork;
 use super::{ActivityError, Outcome, PlaybookSummary};
+use crate::event::{NewEvent, kind};
 use crate::registry::{Activity, Effect, Registry};
 
 /// The playbook that tags a release after a successful effect; only these rules choose it.
@@ -162,6 +163,38 @@ pub(super) fn observe_probe(effect: &Effect, dry_run: bool, work: &mut ActivityW
             .insert(fact.clone(), observed["healthy"] == Value::Bool(true));
     }
     work.extra_outputs.insert("probes".into(), probes);
+}
+
+/// The `effect.intended` of the release tag `choice` is about to make at `head`, completed by
+/// the `playbook.started` event `completes`.
+pub(super) fn tag_intended(
+    choice: &Value,
+    head: Option<String>,
+    completes: &str,
+    work: &ActivityWork,
+) -> NewEvent {
+    let inputs = &choice["inputs"];
+    let service = inputs["service"].as_str().unwrap_or_default();
+    let version = inputs["version"].as_str().unwrap_or_default();
+    let tag = crate::builtin::release::tag_name(service, version);
+    let mut intent = NewEvent::new(kind::EFFECT_INTENDED)
+        .activity(work.activity.clone())
+        .service(service.to_string())
+        .subject(format!("{}: about to tag {tag}", work.activity))
+        .payload(json!({
+            "effect": "tag",
+            "tag": tag,
+            "branch": null,
+            "head": head,
+            "files": null,
+            "blobs": null,
+            "subject": format!("release {service} v{version}"),
+            "completes": completes,
+        }));
+    if let Some(id) = &work.decision_event {
+        intent = intent.cause(id.clone());
+    }
+    intent
 }
 
 /// The release tag's choice when the effect really succeeded and tags releases: the version at

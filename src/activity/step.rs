@@ -126,7 +126,13 @@ impl Engine<'_> {
         if let Some(effect) = &definition.effect {
             effects::observe(effect, dry_run, work);
             if let Some(release) = effects::release_choice(effect, &decision, work) {
-                self.run_playbook(state, name, &release, dry_run, work)?;
+                // The tag's intent is in the log before the tag is made; its outcome is the
+                // `playbook.started` / `.finished` pair it names.
+                let started_id = crate::event::new_id();
+                let head = self.worktree().head_commit().map(|(head, _)| head);
+                let intent = effects::tag_intended(&release, head, &started_id, work);
+                state.recorder.record(intent);
+                self.run_playbook_as(state, name, &release, dry_run, work, started_id)?;
             }
             if let Some(probe) = effects::probe_choice(effect, work) {
                 self.run_playbook(state, name, &probe, dry_run, work)?;

@@ -112,6 +112,14 @@ fn a_deploy_that_succeeds_is_tagged_and_undo_rolls_back_and_removes_the_tag() {
         tag.contains(&format!("Spectra-Event: {started_id}")),
         "{tag}"
     );
+    // Its intent was recorded first, naming the event that completes it.
+    let intents = env.events(&repo, "effect.intended");
+    let intent = intents
+        .iter()
+        .find(|e| e["payload"]["effect"] == "tag")
+        .expect("the tag's effect.intended");
+    assert_eq!(intent["payload"]["tag"], "logging/v1.2.0");
+    assert_eq!(intent["payload"]["completes"], started_id);
 
     // Undo: the rollback command runs (its marker) and the tag is gone.
     env.spectra(&repo, &["undo"]).success();
