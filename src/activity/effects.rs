@@ -247,6 +247,59 @@ mod tests {
     use super::*;
     use crate::event::Outcome;
 
+    fn deploy_effect() -> Effect {
+        Effect {
+            playbook: "deploy.command".into(),
+            fact: "deployed".into(),
+            tag: Some("/release/version".into()),
+            probe: None,
+        }
+    }
+
+    #[test]
+    fn the_command_runs_once_and_the_model_never_tags_or_probes() {
+        let registry = Registry::builtin().unwrap();
+        let deploy = registry.activity("deploy").unwrap();
+        let staging = json!({"id": "deploy.command", "inputs": {"environment": "staging"}});
+        let mut choices = vec![
+            json!({"id": RELEASE_TAG_PLAYBOOK, "inputs": {"service": "x", "version": "9.9.9"}}),
+            staging.clone(),
+            json!({"id": "deploy.command", "inputs": {"environment": "production"}}),
+            json!({"id": PROBE_PLAYBOOK, "inputs": {"service": "x"}}),
+        ];
+        adjust_choices(&registry, deploy, &mut choices);
+        assert_eq!(choices, [staging]);
+
+        let mut none = Vec::new();
+        adjust_choices(&registry, deploy, &mut none);
+        assert_eq!(none[0]["id"], "deploy.command");
+        assert_eq!(none[0]["inputs"], json!({"environment": null}));
+        let provision = registry.activity("provision").unwrap();
+        let mut none = Vec::new();
+        adjust_choices(&registry, provision, &mut none);
+        assert_eq!(none[0]["inputs"], json!({}));
+    }
+
+    #[test]
+    fn only_a_real_success_with_a_semantic_version_is_tagged() {
+        let effect = deploy_effect();
+        let decision = |version: &str| json!({"release": {"version": version}});
+        let mut work = ActivityWork::new("deploy", Some("logging".into()));
+        assert!(release_choice(&effect, &decision("1.0.0"), &mut work).is_none());
+        work.facts.insert("deployed".into(), false);
+        assert!(release_choice(&effect, &decision("1.0.0"), &mut work).is_none());
+
+        work.facts.insert("deployed".into(), true);
+        let choice = release_choice(&effect, &decision("v1.0.0"), &mut work).unwrap();
+        assert_eq!(
+            choice["inputs"],
+            json!({"service": "logging", "version": "1.0.0"})
+        );
+        assert!(work.errors.is_empty());
+        assert!(release_choice(&effect, &decision("soon"), &mut work).is_none());
+        assert_eq!(work.errors[0].reason, "invalid_version");
+    }
+
     #[test]
     fn only_playbooks_that_ran_count_as_executed() {
         let summary = summary(&[
