@@ -527,3 +527,122 @@ fn the_planner_leaves_out_an_activity_whose_command_is_not_configured() {
         json!([{"activity": "deploy", "reason": "not_configured", "key": "spectra.deploy.command"}])
     );
 }
+
+#[test]
+fn a_release_is_tagged_once_and_a_second_deploy_of_it_fails_with_the_reason() {
+    let env = TestEnv::new();
+    let repo = repo_with_deploy(&env, "exit 0\n");
+    let server = LlmServer::start();
+    script_deploy(&server, "1.0.0", json!([]));
+    deploy(&env, &repo, &server, &["--execute"]).success();
+    let first = env
+        .git(&repo, &["rev-parse", "logging/v1.0.0^{commit}"])
+        .success()
+        .stdout;
+
+    let again = deploy(&env, &repo, &server, &["--execute"]).code(1);
+    let activity = &report(&again)["activities"][0];
+    assert_eq!(activity["outcome"], "failed");
+    let errors = activity["errors"].to_string();
+    assert!(
+        errors.contains("release.tag") && errors.contains("failed"),
+        "{errors}"
+    );
+    let finished = env.events(&repo, "playbook.finished");
+    let tagging = finished
+        .iter()
+        .rev()
+        .find(|e| e["payload"]["playbook"] == "release.tag")
+        .unwrap();
+    assert_eq!(tagging["payload"]["outcome"], "failed");
+    let stderr = env
+        .spectra(
+            &repo,
+            &[
+                "show",
+                tagging["id"].as_str().unwrap(),
+                "--attachment",
+                "stderr",
+            ],
+        )
+        .success()
+        .stdout;
+    assert!(stderr.contains("already exists"), "{stderr}");
+    // The first release's tag is where it was.
+    let still = env
+        .git(&repo, &["rev-parse", "logging/v1.0.0^{commit}"])
+        .success()
+        .stdout;
+    assert_eq!(still, first);
+}
+
+#[test]
+fn undo_of_a_provision_runs_its_rollback_command() {
+    let env = TestEnv::new();
+    let marker = env.path().join("marker");
+    let repo = env.repo_with_commit("r");
+    let provision = script_file(
+        &env,
+        "provision.sh",
+        &format!("echo up > {}\n", marker.display()),
+    );
+    let teardown = script_file(
+        &env,
+        "teardown.sh",
+        &format!("echo down > {}\n", marker.display()),
+    );
+    configure(&env, &repo, "spectra.provision.command", &provision);
+    configure(&env, &repo, "spectra.provision.rollbackCommand", &teardown);
+    let server = LlmServer::start();
+    server.respond_with(|request| {
+        let body = request.json();
+        let schema = &body["response_format"]["json_schema"]["schema"];
+        Reply::chat_json(&merged(minimal(schema), &json!({"playbooks": []})))
+    });
+    let run = env
+        .spectra_with_llm(
+            &repo,
+            &server.base_url(),
+            &[
+                "provision",
+                "stack",
+                "--service",
+                "logging",
+                "--execute",
+                "--format",
+                "json",
+            ],
+        )
+        .success();
+    assert_eq!(
+        report(&run)["activities"][0]["quality_gates"]["provisioned"],
+        true
+    );
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "up\n");
+    env.spectra(&repo, &["undo"]).success();
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "down\n");
+}
+
+#[test]
+fn a_catalog_without_a_url_for_the_service_probes_nothing_and_judges_nothing() {
+    let env = TestEnv::new();
+    let repo = repo_with_catalog(&env, "http://127.0.0.1:9/health");
+    std::fs::write(
+        repo.join(".spectra/service-catalog.yaml"),
+        "services:\n  - name: other\n    url: http://127.0.0.1:9/\n",
+    )
+    .unwrap();
+    env.git(&repo, &["commit", "-qam", "other"]).success();
+    let server = LlmServer::start();
+    script_monitor(&server);
+    let run = monitor(&env, &repo, &server).success();
+    let activity = &report(&run)["activities"][0];
+    assert_eq!(activity["outputs"]["probes"], json!([]));
+    let gate = activity["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|gate| gate["name"] == "endpoints_healthy")
+        .unwrap();
+    assert_eq!(gate["verdict"], "not_judged");
+}
