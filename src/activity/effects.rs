@@ -15,7 +15,7 @@
 use serde_json::{Value, json};
 
 use super::step::ActivityWork;
-use super::{ActivityError, Outcome, PlaybookSummary};
+use super::{ActivityError, Engine, Outcome, PlaybookSummary, RunError, RunState};
 use crate::event::{NewEvent, kind};
 use crate::registry::{Activity, Effect, Registry};
 
@@ -197,36 +197,100 @@ pub(super) fn tag_intended(
     intent
 }
 
-/// The release tag's choice when the effect really succeeded and tags releases: the version at
-/// the effect's `tag` pointer must be a semantic version (a leading `v` is dropped), else the
-/// activity fails with `invalid_version` and nothing is tagged.
+/// The release tag's choice, checked before the command runs, when the activity tags releases
+/// and really runs: the version at the effect's `tag` pointer must be a semantic version (a
+/// leading `v` is dropped) whose tag does not exist yet. `Err` says why not: the command must
+/// then not run, since its release could not be tagged.
 pub(super) fn release_choice(
     effect: &Effect,
     decision: &Value,
-    work: &mut ActivityWork,
-) -> Option<Value> {
-    let pointer = effect.tag.as_deref()?;
-    if work.facts.get(&effect.fact) != Some(&true) {
-        return None;
-    }
-    let service = work.service.clone()?;
+    service: Option<&str>,
+    root: &std::path::Path,
+) -> Result<Option<Value>, ActivityError> {
+    let (Some(pointer), Some(service)) = (effect.tag.as_deref(), service) else {
+        return Ok(None);
+    };
     let written = decision
         .pointer(pointer)
         .and_then(Value::as_str)
         .unwrap_or_default();
     let version = written.strip_prefix('v').unwrap_or(written);
-    if let Err(reason) = crate::builtin::release::check_version(version) {
-        work.errors.push(ActivityError::new(
-            "invalid_version",
-            format!("the release is not tagged: {pointer}: not a semantic version: {reason}"),
-        ));
-        return None;
+    let refuse = |reason: String| {
+        ActivityError::new(
+            "release_refused",
+            format!("{} not run: {reason}", effect.playbook),
+        )
+    };
+    crate::builtin::release::check_version(version)
+        .map_err(|reason| refuse(format!("{pointer} is not a semantic version: {reason}")))?;
+    let tag = crate::builtin::release::tag_name(service, version);
+    if let Some(commit) = crate::builtin::release::tag_commit(root, &tag) {
+        return Err(refuse(format!(
+            "tag `{tag}` already exists (at {commit}); a release is tagged once"
+        )));
     }
-    Some(json!({
+    Ok(Some(json!({
         "id": RELEASE_TAG_PLAYBOOK,
         "inputs": {"service": service, "version": version},
         "reason": "rule: a deployment that succeeded is tagged as a release",
-    }))
+    })))
+}
+
+impl Engine<'_> {
+    /// The release an activity that tags releases will tag if its command succeeds, checked
+    /// before anything runs (a dry run checks nothing: it tags nothing). A release that could
+    /// not be tagged fails the activity, and its command is taken out of `choices`.
+    pub(super) fn plan_release(
+        &self,
+        definition: &Activity,
+        decision: &Value,
+        dry_run: bool,
+        choices: &mut Vec<Value>,
+        work: &mut ActivityWork,
+    ) -> Option<Value> {
+        let effect = definition.effect.as_ref().filter(|_| !dry_run)?;
+        match release_choice(effect, decision, work.service.as_deref(), self.root()) {
+            Ok(release) => release,
+            Err(error) => {
+                work.errors.push(error);
+                choices.retain(|choice| choice["id"] != effect.playbook.as_str());
+                None
+            }
+        }
+    }
+
+    /// After the chosen playbooks: the effect's fact, then the release tag when the command
+    /// succeeded (its intent recorded first), then the catalog probe.
+    pub(super) fn finish_effect(
+        &self,
+        state: &mut RunState<'_>,
+        definition: &Activity,
+        release: Option<Value>,
+        dry_run: bool,
+        work: &mut ActivityWork,
+    ) -> Result<(), RunError> {
+        let Some(effect) = &definition.effect else {
+            return Ok(());
+        };
+        let name = definition.name.as_str();
+        observe(effect, dry_run, work);
+        let succeeded = work.facts.get(&effect.fact) == Some(&true);
+        if let Some(release) = release.filter(|_| succeeded) {
+            // The tag's intent is in the log before the tag is made; its outcome is the
+            // `playbook.started` / `.finished` pair it names.
+            let started_id = crate::event::new_id();
+            let head = self.worktree().head_commit().map(|(head, _)| head);
+            state
+                .recorder
+                .record(tag_intended(&release, head, &started_id, work));
+            self.run_playbook_as(state, name, &release, dry_run, work, started_id)?;
+        }
+        if let Some(probe) = probe_choice(effect, work) {
+            self.run_playbook(state, name, &probe, dry_run, work)?;
+            observe_probe(effect, dry_run, work);
+        }
+        Ok(())
+    }
 }
 
 /// `[{playbook, executed, outcome}]`: `executed` is true only for a playbook that really ran.
@@ -281,23 +345,24 @@ mod tests {
     }
 
     #[test]
-    fn only_a_real_success_with_a_semantic_version_is_tagged() {
+    fn only_a_semantic_version_not_tagged_yet_is_a_release() {
         let effect = deploy_effect();
         let decision = |version: &str| json!({"release": {"version": version}});
-        let mut work = ActivityWork::new("deploy", Some("logging".into()));
-        assert!(release_choice(&effect, &decision("1.0.0"), &mut work).is_none());
-        work.facts.insert("deployed".into(), false);
-        assert!(release_choice(&effect, &decision("1.0.0"), &mut work).is_none());
-
-        work.facts.insert("deployed".into(), true);
-        let choice = release_choice(&effect, &decision("v1.0.0"), &mut work).unwrap();
+        let root = std::env::temp_dir();
+        let choice = release_choice(&effect, &decision("v1.0.0"), Some("logging"), &root)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             choice["inputs"],
             json!({"service": "logging", "version": "1.0.0"})
         );
-        assert!(work.errors.is_empty());
-        assert!(release_choice(&effect, &decision("soon"), &mut work).is_none());
-        assert_eq!(work.errors[0].reason, "invalid_version");
+        let refused = release_choice(&effect, &decision("soon"), Some("logging"), &root);
+        assert_eq!(refused.unwrap_err().reason, "release_refused");
+        assert!(
+            release_choice(&effect, &decision("1.0.0"), None, &root)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

@@ -120,25 +120,11 @@ impl Engine<'_> {
         effects::adjust_choices(self.registry, definition, &mut choices);
         let name = definition.name.as_str();
         let dry_run = self.options.dry_run || (definition.external && !self.options.execute);
+        let release = self.plan_release(definition, &decision, dry_run, &mut choices, work);
         for choice in &choices {
             self.run_playbook(state, name, choice, dry_run, work)?;
         }
-        if let Some(effect) = &definition.effect {
-            effects::observe(effect, dry_run, work);
-            if let Some(release) = effects::release_choice(effect, &decision, work) {
-                // The tag's intent is in the log before the tag is made; its outcome is the
-                // `playbook.started` / `.finished` pair it names.
-                let started_id = crate::event::new_id();
-                let head = self.worktree().head_commit().map(|(head, _)| head);
-                let intent = effects::tag_intended(&release, head, &started_id, work);
-                state.recorder.record(intent);
-                self.run_playbook_as(state, name, &release, dry_run, work, started_id)?;
-            }
-            if let Some(probe) = effects::probe_choice(effect, work) {
-                self.run_playbook(state, name, &probe, dry_run, work)?;
-                effects::observe_probe(effect, dry_run, work);
-            }
-        }
+        self.finish_effect(state, definition, release, dry_run, work)?;
         if definition.external {
             work.extra_outputs
                 .insert("effects".into(), effects::summary(&work.playbooks));

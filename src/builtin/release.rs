@@ -125,6 +125,11 @@ pub fn delete(root: &Path, service: &str, version: &str) -> Result<Tagged, Built
     })
 }
 
+/// The commit the tag `<tag>` points at in the repository at `root`, if it exists.
+pub fn tag_commit(root: &Path, tag: &str) -> Option<String> {
+    existing(root, tag).ok().flatten()
+}
+
 /// The commit the tag points at, if it exists.
 fn existing(root: &Path, tag: &str) -> Result<Option<String>, BuiltinError> {
     match git(

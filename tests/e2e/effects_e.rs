@@ -529,9 +529,10 @@ fn the_planner_leaves_out_an_activity_whose_command_is_not_configured() {
 }
 
 #[test]
-fn a_release_is_tagged_once_and_a_second_deploy_of_it_fails_with_the_reason() {
+fn a_release_is_tagged_once_and_a_second_deploy_of_it_is_refused_before_it_runs() {
     let env = TestEnv::new();
-    let repo = repo_with_deploy(&env, "exit 0\n");
+    let runs = env.path().join("runs");
+    let repo = repo_with_deploy(&env, &format!("echo run >> {}\n", runs.display()));
     let server = LlmServer::start();
     script_deploy(&server, "1.0.0", json!([]));
     deploy(&env, &repo, &server, &["--execute"]).success();
@@ -543,37 +544,34 @@ fn a_release_is_tagged_once_and_a_second_deploy_of_it_fails_with_the_reason() {
     let again = deploy(&env, &repo, &server, &["--execute"]).code(1);
     let activity = &report(&again)["activities"][0];
     assert_eq!(activity["outcome"], "failed");
-    let errors = activity["errors"].to_string();
+    assert_eq!(activity["errors"][0]["reason"], "release_refused");
+    let message = activity["errors"][0]["message"].as_str().unwrap();
     assert!(
-        errors.contains("release.tag") && errors.contains("failed"),
-        "{errors}"
+        message.contains("tag `logging/v1.0.0` already exists"),
+        "{message}"
     );
-    let finished = env.events(&repo, "playbook.finished");
-    let tagging = finished
-        .iter()
-        .rev()
-        .find(|e| e["payload"]["playbook"] == "release.tag")
-        .unwrap();
-    assert_eq!(tagging["payload"]["outcome"], "failed");
-    let stderr = env
-        .spectra(
-            &repo,
-            &[
-                "show",
-                tagging["id"].as_str().unwrap(),
-                "--attachment",
-                "stderr",
-            ],
-        )
-        .success()
-        .stdout;
-    assert!(stderr.contains("already exists"), "{stderr}");
-    // The first release's tag is where it was.
+    assert_eq!(activity["quality_gates"]["deployed"], false);
+    // The command ran once, for the first release; the tag is where it was.
+    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "run\n");
     let still = env
         .git(&repo, &["rev-parse", "logging/v1.0.0^{commit}"])
         .success()
         .stdout;
     assert_eq!(still, first);
+}
+
+#[test]
+fn a_version_that_is_not_semver_is_refused_before_the_command_runs() {
+    let env = TestEnv::new();
+    let runs = env.path().join("runs");
+    let repo = repo_with_deploy(&env, &format!("echo run >> {}\n", runs.display()));
+    let server = LlmServer::start();
+    script_deploy(&server, "latest", json!([]));
+    let run = deploy(&env, &repo, &server, &["--execute"]).code(1);
+    let activity = &report(&run)["activities"][0];
+    assert_eq!(activity["errors"][0]["reason"], "release_refused");
+    assert!(!runs.exists());
+    assert_eq!(tags(&env, &repo).trim(), "");
 }
 
 #[test]
