@@ -107,6 +107,15 @@ pub enum RunError {
     /// The marker of the run in progress could not be written.
     #[error("cannot record the run as in progress: {0}")]
     RunLock(std::io::Error),
+    /// An activity that runs the repository's own command was asked for and the command is not
+    /// configured; refused before anything was recorded.
+    #[error("{activity} runs the repository's own command, and `{key}` is not set")]
+    NotConfigured {
+        /// The activity.
+        activity: String,
+        /// The `git config` key to set.
+        key: String,
+    },
     /// Activities that need a model were asked for and no model decides; refused before
     /// anything was recorded.
     #[error(
@@ -139,7 +148,8 @@ impl crate::failure::Classify for RunError {
             RunError::UnknownActivity(_)
             | RunError::Registry(_)
             | RunError::OperationInProgress(_)
-            | RunError::NeedsModel { .. } => Class::Failed,
+            | RunError::NeedsModel { .. }
+            | RunError::NotConfigured { .. } => Class::Failed,
             RunError::Store(_) | RunError::Bare(_) | RunError::RunLock(_) => Class::Fatal,
         }
     }
@@ -159,6 +169,9 @@ impl RunError {
                 operation.how_to_finish
             )),
             RunError::RunLock(_) => Some("check that `.git/spectra` is writable".into()),
+            RunError::NotConfigured { key, .. } => Some(format!(
+                "set it to the command (argv words split on spaces, no shell): `git config {key} '...'` (docs/config.md)"
+            )),
             RunError::NeedsModel { .. } => Some(
                 "configure a model: `git config spectra.llm.url <endpoint>` (or SPECTRA_LLM_URL), \
                  then `git spectra doctor` checks it (docs/config.md)"

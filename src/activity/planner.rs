@@ -53,8 +53,12 @@ pub struct Plan {
 pub struct LeftOut {
     /// The activity.
     pub activity: String,
-    /// A stable word: `needs_model` (offline, it has no rules to decide by).
+    /// A stable word: `needs_model` (offline, it has no rules to decide by) or
+    /// `not_configured` (it runs the repository's own command, and none is configured).
     pub reason: &'static str,
+    /// The `git config` key to set, for `not_configured`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl Plan {
@@ -85,8 +89,27 @@ impl Plan {
             .map(|activity| LeftOut {
                 activity,
                 reason: "needs_model",
+                key: None,
             })
             .collect();
+    }
+
+    /// Leaves out the activities whose own command is not configured (see
+    /// [`super::effects`]): a plan is a suggestion, so a deploy nobody configured is noted
+    /// rather than refusing the whole run.
+    fn leave_out_unconfigured(&mut self, registry: &Registry, root: &std::path::Path) {
+        while let Some(missing) = super::effects::unconfigured(registry, root, &self.activities) {
+            self.activities.retain(|name| *name != missing.activity);
+            self.reasoning.push_str(&format!(
+                "; left out {} (`{}` is not set)",
+                missing.activity, missing.key
+            ));
+            self.left_out.push(LeftOut {
+                activity: missing.activity,
+                reason: "not_configured",
+                key: Some(missing.key),
+            });
+        }
     }
 }
 
@@ -178,8 +201,16 @@ pub fn keyword_plan(registry: &Registry, input: &str, new_idea: bool) -> (Vec<St
 
 impl Engine<'_> {
     /// Decides which activities to run for `input`: the model if there is one and it answers
-    /// usefully, else the keyword rules. Nothing is recorded yet (see [`record`]).
+    /// usefully, else the keyword rules; an activity whose own command is not configured is
+    /// left out. Nothing is recorded yet (see [`record`]).
     pub fn plan(&self, input: &str) -> Plan {
+        let mut plan = self.plan_any(input);
+        plan.leave_out_unconfigured(self.registry, &self.root);
+        plan
+    }
+
+    /// The plan, configured or not.
+    fn plan_any(&self, input: &str) -> Plan {
         let new_idea = self.is_new_idea();
         let fallback = |reason: &str, message: String, attempts, model| {
             let (activities, reasoning) = keyword_plan(self.registry, input, new_idea);

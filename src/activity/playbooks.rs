@@ -22,6 +22,21 @@ impl Engine<'_> {
         dry_run: bool,
         work: &mut ActivityWork,
     ) -> Result<(), RunError> {
+        let started_id = crate::event::new_id();
+        self.run_playbook_as(state, activity, choice, dry_run, work, started_id)
+    }
+
+    /// [`Engine::run_playbook`], its `playbook.started` event taking the id `started_id` (which
+    /// an `effect.intended` recorded before it may name).
+    pub(super) fn run_playbook_as(
+        &self,
+        state: &mut RunState<'_>,
+        activity: &str,
+        choice: &Value,
+        dry_run: bool,
+        work: &mut ActivityWork,
+        started_id: String,
+    ) -> Result<(), RunError> {
         let id = choice.get("id").and_then(Value::as_str).unwrap_or_default();
         let inputs = choice.get("inputs").cloned().unwrap_or(Value::Null);
         let runner = match Runner::new(self.registry, &self.root) {
@@ -33,7 +48,6 @@ impl Engine<'_> {
             }
         };
         let run_id = state.recorder.run().to_string();
-        let started_id = crate::event::new_id();
         let request = Request {
             activity,
             playbook: id,

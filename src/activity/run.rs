@@ -60,6 +60,18 @@ impl Engine<'_> {
             .map(planner::Plan::left_out_names)
             .unwrap_or_default();
         self.check_decidable(activities, &left_out)?;
+        // With nothing left to run, what the plan left out is what the user asked for.
+        let asked = if activities.is_empty() {
+            left_out.as_slice()
+        } else {
+            activities
+        };
+        if let Some(unconfigured) = super::effects::unconfigured(self.registry, &self.root, asked) {
+            return Err(RunError::NotConfigured {
+                activity: unconfigured.activity,
+                key: unconfigured.key,
+            });
+        }
         if !self.options.dry_run
             && let Some(operation) = crate::worktree::operation_in_progress(self.repo.gix())
         {

@@ -117,11 +117,14 @@ impl Engine<'_> {
             .unwrap_or_default();
         rules.adjust_choices(&mut choices);
         let definition = step.definition;
+        effects::adjust_choices(self.registry, definition, &mut choices);
         let name = definition.name.as_str();
         let dry_run = self.options.dry_run || (definition.external && !self.options.execute);
+        let release = self.plan_release(definition, &decision, dry_run, &mut choices, work);
         for choice in &choices {
             self.run_playbook(state, name, choice, dry_run, work)?;
         }
+        self.finish_effect(state, definition, release, dry_run, work)?;
         if definition.external {
             work.extra_outputs
                 .insert("effects".into(), effects::summary(&work.playbooks));

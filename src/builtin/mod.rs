@@ -10,6 +10,8 @@ pub mod branch;
 pub mod catalog;
 pub mod changes;
 pub mod inventory;
+pub mod probe;
+pub mod release;
 pub mod spec;
 pub mod tests;
 
@@ -57,6 +59,26 @@ pub enum BuiltinError {
         existing: String,
         /// The commit it was to point at.
         wanted: String,
+    },
+    /// The release version is not a semantic version.
+    #[error("not a semantic version: {reason}")]
+    Version {
+        /// Why not.
+        reason: String,
+    },
+    /// The release tag exists already: a release is made once.
+    #[error("tag `{tag}` already exists (at {commit}); a release is tagged once")]
+    TagExists {
+        /// The tag.
+        tag: String,
+        /// The commit it points at.
+        commit: String,
+    },
+    /// The service's URLs could not be probed at all.
+    #[error("cannot probe the service: {message}")]
+    Probe {
+        /// Why.
+        message: String,
     },
     /// A git command failed.
     #[error("`{command}` failed: {stderr}")]
@@ -126,6 +148,19 @@ impl BuiltinError {
 /// discover applies, so a name one accepts the other does too.
 pub fn check_service_name(name: &str) -> Result<(), BuiltinError> {
     crate::service_name::validate(name).map_err(|problem| BuiltinError::ServiceName { problem })
+}
+
+/// The value of `key` in the repository at `root` as `git config` reads it (repository, global
+/// and `git -c`, which reaches us in `GIT_CONFIG_PARAMETERS`), `None` when unset or empty.
+pub fn git_config(root: &std::path::Path, key: &str) -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(["config", "--get", key])
+        .current_dir(root)
+        .output()
+        .ok()
+        .filter(|output| output.status.success())?;
+    let value = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    (!value.is_empty()).then_some(value)
 }
 
 /// Runs `git args...` in `root` and returns its trimmed stdout, or its stderr as the error.

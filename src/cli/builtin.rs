@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::error::{Error, Result};
 use super::ui::Output;
-use crate::builtin::{branch, catalog, changes, inventory, spec, tests};
+use crate::builtin::{branch, catalog, changes, inventory, probe, release, spec, tests};
 
 /// Run a built-in playbook in the current directory (the runner sets it to the repository root).
 #[derive(Debug, Args)]
@@ -76,6 +76,25 @@ pub enum BuiltinCommand {
     DeleteBranch {
         #[arg(long)]
         service: String,
+    },
+    /// GET every URL the service catalog lists for SERVICE.
+    ProbeService {
+        #[arg(long)]
+        service: String,
+    },
+    /// Create the annotated release tag SERVICE/vVERSION at HEAD.
+    TagRelease {
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        version: String,
+    },
+    /// Delete the release tag SERVICE/vVERSION.
+    DeleteReleaseTag {
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        version: String,
     },
 }
 
@@ -155,6 +174,25 @@ fn run_command(command: &BuiltinCommand) -> Result<()> {
             print(&branch::create(&root, service, base.as_deref())?)
         }
         BuiltinCommand::DeleteBranch { service } => print(&branch::delete(&root, service)?),
+        BuiltinCommand::ProbeService { service } => {
+            let timeout = probe::configured_timeout(&root)?;
+            let probed = probe::probe(&root, service, timeout)?;
+            print(&probed)?;
+            if probed.healthy || probed.probes.is_empty() {
+                return Ok(());
+            }
+            Err(Error::failed(format!(
+                "{service} is not healthy: {} of {} URLs answered 2xx",
+                probed.probes.iter().filter(|p| p.healthy).count(),
+                probed.probes.len()
+            )))
+        }
+        BuiltinCommand::TagRelease { service, version } => {
+            print(&release::tag(&root, service, version)?)
+        }
+        BuiltinCommand::DeleteReleaseTag { service, version } => {
+            print(&release::delete(&root, service, version)?)
+        }
     }
 }
 

@@ -271,10 +271,22 @@ fn render_summary(out: &mut Output, report: &RunReport, run_name: &str) -> std::
                 plan.dropped.join(", ")
             ))?;
         }
-        if !plan.left_out.is_empty() {
+        let (unconfigured, need_model): (Vec<_>, Vec<_>) = plan
+            .left_out
+            .iter()
+            .partition(|left_out| left_out.key.is_some());
+        if !need_model.is_empty() {
+            let names: Vec<&str> = need_model.iter().map(|l| l.activity.as_str()).collect();
             out.line(format_args!(
                 "  left out:  {} (needs a model; this run is offline)",
-                plan.left_out_names().join(", ")
+                names.join(", ")
+            ))?;
+        }
+        for left_out in unconfigured {
+            out.line(format_args!(
+                "  left out:  {} (`{}` is not set)",
+                left_out.activity,
+                left_out.key.as_deref().unwrap_or_default()
             ))?;
         }
     }

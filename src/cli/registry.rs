@@ -304,6 +304,22 @@ fn activity_text(registry: &Registry, activity: &Activity) -> String {
     )
 }
 
+/// The argv line of `show`: for a playbook whose argv is the repository's own command, the
+/// `git config` key it is read from.
+fn run_text(
+    playbook: &Playbook,
+    written: String,
+    key: impl Fn(&crate::registry::Configured) -> Option<String>,
+) -> String {
+    match playbook.configured.as_ref() {
+        Some(configured) => match key(configured) {
+            Some(key) => format!("the command in `git config {key}`"),
+            None => "(none)".to_string(),
+        },
+        None => written,
+    }
+}
+
 fn playbook_text(playbook: &Playbook) -> String {
     let argv = |args: &Option<Vec<Arg>>| match args {
         None => "(none)".to_string(),
@@ -316,8 +332,8 @@ fn playbook_text(playbook: &Playbook) -> String {
         playbook.origin.file,
         playbook.description,
         playbook.activities.join(", "),
-        argv(&playbook.run),
-        argv(&playbook.undo),
+        run_text(playbook, argv(&playbook.run), |c| Some(c.run.clone())),
+        run_text(playbook, argv(&playbook.undo), |c| c.undo.clone()),
         playbook.reversible,
         playbook.idempotent,
         playbook.timeout,

@@ -11,6 +11,7 @@
 //! `playbook.finished` event.
 
 mod capture;
+pub mod configured;
 mod in_process;
 mod process;
 
@@ -244,6 +245,24 @@ pub enum PlaybookError {
         /// Why it could not start.
         source: std::io::Error,
     },
+    /// The playbook runs the repository's own command and none is configured.
+    #[error("playbook `{playbook}` runs the repository's own command, and `{key}` is not set")]
+    NotConfigured {
+        /// The playbook.
+        playbook: String,
+        /// The `git config` key to set.
+        key: String,
+    },
+    /// The configured timeout is not a duration.
+    #[error("`{key}` is {value:?}: {reason}")]
+    BadTimeout {
+        /// The `git config` key.
+        key: String,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The tool's own binary, which `{spectra}` names, could not be found.
     #[error("cannot find the git-spectra binary for `{{spectra}}`: {0}")]
     NoExecutable(std::io::Error),
@@ -256,6 +275,11 @@ impl crate::failure::Classify for PlaybookError {
 
     fn hints(&self) -> Vec<String> {
         let hint = match self {
+            PlaybookError::NotConfigured { key, .. } => {
+                return vec![format!(
+                    "set it to the command, argv words split on spaces, no shell: `git config {key} '...'` (docs/config.md)"
+                )];
+            }
             PlaybookError::NotAllowed { .. } => {
                 "an activity may run only playbooks that name it and that it names; see `git spectra registry show ACTIVITY`"
             }
@@ -331,6 +355,9 @@ impl<'r> Runner<'r> {
     /// Checks `request` and renders its argv, running nothing.
     pub fn prepare(&self, request: &Request) -> Result<Invocation, PlaybookError> {
         let playbook = self.allowed_playbook(request)?;
+        if let Some(configured) = &playbook.configured {
+            return self.prepare_configured(request, playbook, configured);
+        }
         let args = match request.action {
             Action::Run => playbook.run.as_deref(),
             Action::Undo => playbook.undo.as_deref(),
@@ -357,6 +384,33 @@ impl<'r> Runner<'r> {
             argv,
             cwd: self.repo_root.clone(),
             timeout_ms: duration_ms(playbook.timeout()),
+        })
+    }
+
+    /// The invocation of a playbook whose argv is the repository's own configured command.
+    fn prepare_configured(
+        &self,
+        request: &Request,
+        playbook: &Playbook,
+        configured: &crate::registry::Configured,
+    ) -> Result<Invocation, PlaybookError> {
+        let inputs = validated_inputs(playbook, request.inputs)?;
+        let argv = configured::argv(
+            &self.repo_root,
+            playbook,
+            configured,
+            request.action,
+            &inputs,
+        )?;
+        let timeout =
+            configured::timeout(&self.repo_root, configured)?.unwrap_or_else(|| playbook.timeout());
+        Ok(Invocation {
+            playbook: playbook.id.clone(),
+            activity: request.activity.to_string(),
+            action: request.action,
+            argv,
+            cwd: self.repo_root.clone(),
+            timeout_ms: duration_ms(timeout),
         })
     }
 

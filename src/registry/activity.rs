@@ -76,6 +76,10 @@ pub struct Activity {
     pub planner: PlannerRules,
     /// The help of `git spectra <name>`; `None` gives a plain one (see [`Activity::summary`]).
     pub command: Option<CommandHelp>,
+    /// The repository's own command the activity always runs, when it has one (provision,
+    /// deploy, monitor).
+    #[serde(default)]
+    pub effect: Option<Effect>,
     /// The template of the activity's document (`<name>.md.j2` beside its definition, or the
     /// repository's override); `None` when it has none, and then
     /// [`Activity::document_template`] gives the generic one.
@@ -109,6 +113,24 @@ impl Activity {
             None => vec![format!("git spectra {} \"<input>\"", self.name)],
         }
     }
+}
+
+/// The repository's own command an activity always runs: a playbook whose argv is configured
+/// in `git config`, whose outcome decides a fact, and which may tag a release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Effect {
+    /// The playbook that runs the configured command.
+    pub playbook: String,
+    /// The fact its outcome decides: true only when it really ran and exited 0.
+    pub fact: String,
+    /// A JSON Pointer to the decision's semver version: on success, the tag
+    /// `<service>/v<version>` is created.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// The fact the service catalog's URLs decide, when the activity probes them
+    /// (`service.probe`): true when every URL answered 2xx.
+    #[serde(default)]
+    pub probe: Option<String>,
 }
 
 /// Which rules of the activity loop an activity follows beyond the generic ones (context,

@@ -24,7 +24,7 @@ pub const FILE_NAME: &str = "registry.json";
 
 /// Bumped whenever the cached form of [`Registry`] (or of anything inside it) changes, or what
 /// loading makes of the same files does, so older caches are ignored.
-const FORMAT_VERSION: u32 = 3;
+const FORMAT_VERSION: u32 = 4;
 
 /// The registry as the cache stores it: the private mirror of [`Registry`]'s fields.
 #[derive(Serialize)]

@@ -216,6 +216,7 @@ pub fn cross(
     check_orders(activities, problems);
     for activity in activities {
         check_activity_references(activity, playbooks, problems);
+        check_effect(activity, playbooks, problems);
     }
     let known: BTreeSet<&str> = activities
         .iter()
@@ -269,6 +270,43 @@ fn check_activity_references(
             ));
         }
     }
+}
+
+/// An activity's `effect` names a playbook it may run whose argv is `configured`: anything
+/// else could never run the repository's own command.
+fn check_effect(
+    activity: &Parsed<ActivityFile>,
+    playbooks: &[&Parsed<PlaybookFile>],
+    problems: &mut Vec<Problem>,
+) {
+    let Some(effect) = &activity.doc.effect else {
+        return;
+    };
+    let name = activity.doc.name.value.as_str();
+    let id = effect.playbook.value.as_str();
+    let named = |playbook: &PlaybookFile| {
+        activity
+            .doc
+            .playbooks
+            .iter()
+            .any(|r| PlaybookRef::parse(&r.value).covers(id, &playbook.domain.value))
+    };
+    let message = match playbooks.iter().find(|p| p.doc.id.value == id) {
+        None => format!("effect: unknown playbook `{id}`"),
+        Some(playbook) if !named(&playbook.doc) => {
+            format!("effect: `{name}` does not name playbook `{id}` in its playbooks")
+        }
+        Some(playbook) if playbook.doc.configured.is_none() => format!(
+            "effect: playbook `{id}` ({}) has no `configured` keys; an effect runs the repository's own command",
+            playbook.file
+        ),
+        Some(_) => return,
+    };
+    problems.push(Problem::new(
+        &activity.file,
+        Position::of(&effect.playbook),
+        message,
+    ));
 }
 
 fn check_playbook_activities(

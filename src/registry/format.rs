@@ -6,9 +6,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::Origin;
-use super::activity::{Activity, Behaviour, CommandHelp, PlannerRules, PlaybookRef, Prompts};
+use super::activity::{
+    Activity, Behaviour, CommandHelp, Effect, PlannerRules, PlaybookRef, Prompts,
+};
 use super::gate::{Check, GateLevel, QualityGate};
-use super::playbook::{Playbook, no_inputs};
+use super::playbook::{Configured, Playbook, no_inputs};
 use super::template::Arg;
 use crate::yaml::Spanned;
 
@@ -38,6 +40,20 @@ pub struct ActivityFile {
     pub planner: Option<PlannerFile>,
     #[serde(default)]
     pub command: Option<Spanned<CommandFile>>,
+    #[serde(default)]
+    pub effect: Option<EffectFile>,
+}
+
+/// The repository's own command an activity runs, inside an activity file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EffectFile {
+    pub playbook: Spanned<String>,
+    pub fact: Spanned<String>,
+    #[serde(default)]
+    pub tag: Option<Spanned<String>>,
+    #[serde(default)]
+    pub probe: Option<Spanned<String>>,
 }
 
 /// The planner's keyword rules inside an activity file.
@@ -88,6 +104,19 @@ pub struct PlaybookFile {
     pub reversible: bool,
     pub idempotent: bool,
     pub timeout: Spanned<f64>,
+    #[serde(default)]
+    pub configured: Option<Spanned<ConfiguredFile>>,
+}
+
+/// The `git config` keys of a playbook that runs the repository's own command.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfiguredFile {
+    pub run: String,
+    #[serde(default)]
+    pub undo: Option<String>,
+    #[serde(default)]
+    pub timeout: Option<String>,
 }
 
 impl ActivityFile {
@@ -132,6 +161,12 @@ impl ActivityFile {
                     .map(|e| e.value)
                     .collect(),
             }),
+            effect: self.effect.map(|effect| Effect {
+                playbook: effect.playbook.value,
+                fact: effect.fact.value,
+                tag: effect.tag.map(|tag| tag.value),
+                probe: effect.probe.map(|probe| probe.value),
+            }),
             // Attached by the registry from the activity's `.md.j2` file, when there is one.
             document: None,
             origin,
@@ -165,6 +200,11 @@ impl PlaybookFile {
             reversible: self.reversible,
             idempotent: self.idempotent,
             timeout: self.timeout.value,
+            configured: self.configured.map(|configured| Configured {
+                run: configured.value.run,
+                undo: configured.value.undo,
+                timeout: configured.value.timeout,
+            }),
             origin,
         }
     }
@@ -266,6 +306,10 @@ mod tests {
             fields_of::<CommandFile>(),
             schema_properties(ACTIVITY_SCHEMA, "/$defs/command/properties"),
         );
+        same(
+            fields_of::<EffectFile>(),
+            schema_properties(ACTIVITY_SCHEMA, "/$defs/effect/properties"),
+        );
     }
 
     #[test]
@@ -273,6 +317,10 @@ mod tests {
         same(
             fields_of::<PlaybookFile>(),
             schema_properties(PLAYBOOK_SCHEMA, "/properties"),
+        );
+        same(
+            fields_of::<ConfiguredFile>(),
+            schema_properties(PLAYBOOK_SCHEMA, "/properties/configured/properties"),
         );
     }
 }

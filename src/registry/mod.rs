@@ -24,13 +24,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub use activity::{
-    Activity, Behaviour, CANONICAL_ACTIVITIES, CommandHelp, PROMPT_VARIABLES, PlannerRules,
+    Activity, Behaviour, CANONICAL_ACTIVITIES, CommandHelp, Effect, PROMPT_VARIABLES, PlannerRules,
     PlaybookRef, Prompts,
 };
 pub use check::compile_schema;
 pub use error::{Problem, RegistryError};
 pub use gate::{Basis, Check, Evidence, GateLevel, GateResult, QualityGate, Verdict};
-pub use playbook::{PATH_FORMAT, Playbook};
+pub use playbook::{Configured, PATH_FORMAT, Playbook};
 pub use source::{
     ACTIVITY_SCHEMA, EMBEDDED, Kind, Layer, PLAYBOOK_SCHEMA, REPOSITORY_DIR, SourceFile,
     TEMPLATE_SUFFIX,

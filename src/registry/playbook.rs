@@ -39,6 +39,10 @@ pub struct Playbook {
     pub idempotent: bool,
     /// Seconds the run may take before its process group is killed.
     pub timeout: f64,
+    /// Where the argv comes from when it is the repository's own command, set in `git config`
+    /// rather than written in the registry (provision, deploy, monitor).
+    #[serde(default)]
+    pub configured: Option<Configured>,
     /// The file and layer it was defined in.
     pub origin: Origin,
 }
@@ -51,6 +55,15 @@ impl Playbook {
         Duration::try_from_secs_f64(self.timeout).unwrap_or(Duration::ZERO)
     }
 
+    /// Whether it declares a way to undo its run: an `undo` argv, or a configured undo key.
+    pub fn has_undo(&self) -> bool {
+        self.undo.is_some()
+            || self
+                .configured
+                .as_ref()
+                .is_some_and(|configured| configured.undo.is_some())
+    }
+
     /// The inputs whose schema declares `format: path` (directly or for array items).
     pub fn path_inputs(&self) -> Vec<&str> {
         let Some(properties) = self.inputs.get("properties").and_then(Value::as_object) else {
@@ -61,6 +74,32 @@ impl Playbook {
             .filter(|(_, schema)| is_path_schema(schema))
             .map(|(name, _)| name.as_str())
             .collect()
+    }
+}
+
+/// The `git config` keys of a playbook whose argv is the repository's own command: words split
+/// on whitespace, no shell. The registry names the keys; the user's config holds the commands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Configured {
+    /// The key of the command to run, e.g. `spectra.deploy.command`. With an `environment`
+    /// input `ENV`, the key is `spectra.deploy.ENV.command` instead (see [`Configured::run_key`]).
+    pub run: String,
+    /// The key of the command that undoes it, e.g. `spectra.deploy.rollbackCommand`.
+    #[serde(default)]
+    pub undo: Option<String>,
+    /// The key of a timeout overriding the playbook's `timeout` (`30s`, `500ms`, `10m`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+impl Configured {
+    /// The key of the command to run: `run`, or with `environment` the same key with the
+    /// environment inserted before its last part (`spectra.deploy.staging.command`).
+    pub fn run_key(&self, environment: Option<&str>) -> String {
+        match (environment, self.run.rsplit_once('.')) {
+            (Some(environment), Some((section, name))) => format!("{section}.{environment}.{name}"),
+            _ => self.run.clone(),
+        }
     }
 }
 

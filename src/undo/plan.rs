@@ -503,7 +503,7 @@ fn add_compensation(context: &Context<'_>, history: &History, plan: &mut Plan, s
         ));
         return;
     }
-    if playbook.undo.is_none() {
+    if !playbook.has_undo() {
         plan.notes.push(format!(
             "playbook {id} declares no undo; nothing to compensate"
         ));

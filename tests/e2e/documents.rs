@@ -63,6 +63,14 @@ fn repo(env: &TestEnv, name: &str) -> PathBuf {
         &["config", "spectra.test.command", "sh run-tests.sh"],
     )
     .success();
+    // Provision, deploy and monitor refuse to run without a command of the repository's own.
+    for key in [
+        "spectra.provision.command",
+        "spectra.deploy.command",
+        "spectra.monitor.command",
+    ] {
+        env.git(&repo, &["config", key, "true"]).success();
+    }
     repo
 }
 

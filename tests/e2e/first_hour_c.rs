@@ -409,6 +409,14 @@ fn every_json_output_follows_the_same_conventions() {
     repo.git(&["remote", "add", "origin", remote.to_str().expect("utf-8")]);
     repo.spectra(&["push", "origin"]).success();
     repo.spectra(&["fetch", "origin"]).success();
+    // Provision, deploy and monitor refuse to run without a command of the repository's own.
+    for key in [
+        "spectra.provision.command",
+        "spectra.deploy.command",
+        "spectra.monitor.command",
+    ] {
+        repo.git(&["config", key, "true"]);
+    }
 
     let activities: Vec<String> = spectra::registry::Registry::builtin()
         .expect("the built-in registry")

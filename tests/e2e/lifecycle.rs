@@ -530,14 +530,17 @@ fn zero_tests_is_not_a_pass_and_offline_the_tests_still_run() {
 fn deploy_runs_nothing_for_real_without_execute() {
     let env = TestEnv::new();
     let repo = env.repo_with_commit("r");
+    env.git(&repo, &["config", "spectra.deploy.command", "true"])
+        .success();
     let server = LlmServer::start();
     script(
         &server,
         vec![(
             "deploy_decision",
-            Answer::Patch(
-                json!({"playbooks": [{"id": "repo.inventory", "inputs": {}, "reason": "look"}]}),
-            ),
+            Answer::Patch(json!({
+                "playbooks": [{"id": "repo.inventory", "inputs": {}, "reason": "look"}],
+                "release": {"version": "1.0.0", "notes": "n"},
+            })),
         )],
     );
     let args = [
@@ -552,7 +555,10 @@ fn deploy_runs_nothing_for_real_without_execute() {
     let activity = &report_of(&run)["activities"][0];
     assert_eq!(
         activity["outputs"]["effects"],
-        json!([{"playbook": "repo.inventory", "executed": false, "outcome": "dry_run"}])
+        json!([
+            {"playbook": "repo.inventory", "executed": false, "outcome": "dry_run"},
+            {"playbook": "deploy.command", "executed": false, "outcome": "dry_run"},
+        ])
     );
     let finished = events(&env, &repo, "playbook.finished");
     assert_eq!(finished[0]["payload"]["outcome"], "dry_run");

@@ -15,6 +15,7 @@ mod defend_verify;
 mod discover;
 mod documents;
 mod effects_d;
+mod effects_e;
 mod events_cli;
 mod existing_services;
 mod first_hour_a;

@@ -355,7 +355,7 @@ fn quality_gates_pass_on_a_complete_discover_decision_with_observed_facts() {
 fn registry_validate_list_and_show_in_a_clean_repository() {
     let repo = TestRepo::new();
     let run = repo.spectra(&["registry", "validate"]).success();
-    assert_eq!(run.stdout, "registry ok: 12 activities, 6 playbooks\n");
+    assert_eq!(run.stdout, "registry ok: 12 activities, 11 playbooks\n");
 
     let lines = json_lines(
         &repo
@@ -363,7 +363,7 @@ fn registry_validate_list_and_show_in_a_clean_repository() {
             .success()
             .stdout,
     );
-    assert_eq!(lines.len(), 18);
+    assert_eq!(lines.len(), 23);
     let activities: Vec<&str> = lines
         .iter()
         .filter(|l| l["kind"] == "activity")
@@ -381,7 +381,12 @@ fn registry_validate_list_and_show_in_a_clean_repository() {
             "branch.create",
             "catalog.lookup",
             "changes.apply",
+            "deploy.command",
+            "monitor.command",
+            "provision.command",
+            "release.tag",
             "repo.inventory",
+            "service.probe",
             "spec.write",
             "tests.run"
         ]

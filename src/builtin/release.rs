@@ -1,0 +1,182 @@
+//! `builtin tag-release` and `builtin delete-release-tag`: the annotated tag
+//! `<service>/v<version>` a successful deploy leaves, so `git tag` and `git log` show every
+//! release. The tag's message carries the `Spectra-Run` and `Spectra-Event` trailers of the
+//! playbook run that made it (`SPECTRA_RUN`, `SPECTRA_EVENT`). A tag that already exists is a
+//! failure: a release is made once.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::{BuiltinError, check_service_name, git};
+
+/// The tag a release of `service` at `version` gets.
+pub fn tag_name(service: &str, version: &str) -> String {
+    format!("{service}/v{version}")
+}
+
+/// What tagging or untagging did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tagged {
+    /// The tag's short name.
+    pub tag: String,
+    /// The commit it points at (`None` after a delete that found no tag).
+    pub commit: Option<String>,
+    /// Whether the tag now exists.
+    pub exists: bool,
+}
+
+/// Whether `version` is a semantic version (`MAJOR.MINOR.PATCH`, an optional `-pre.release`
+/// and `+build`, no leading zeros), as <https://semver.org> defines it; `Err` says why not.
+pub fn check_version(version: &str) -> Result<(), String> {
+    let (rest, build) = match version.split_once('+') {
+        Some((rest, build)) => (rest, Some(build)),
+        None => (version, None),
+    };
+    let (core, pre) = match rest.split_once('-') {
+        Some((core, pre)) => (core, Some(pre)),
+        None => (rest, None),
+    };
+    let numbers: Vec<&str> = core.split('.').collect();
+    if numbers.len() != 3 {
+        return Err(format!("`{version}` is not MAJOR.MINOR.PATCH"));
+    }
+    for number in numbers {
+        let digits = !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit());
+        if !digits || (number.len() > 1 && number.starts_with('0')) {
+            return Err(format!(
+                "`{version}`: `{number}` is not a number without leading zeros"
+            ));
+        }
+    }
+    for (part, identifiers) in [("pre-release", pre), ("build", build)] {
+        let Some(identifiers) = identifiers else {
+            continue;
+        };
+        let good = identifiers.split('.').all(|identifier| {
+            !identifier.is_empty()
+                && identifier
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+        if !good {
+            return Err(format!(
+                "`{version}`: its {part} part `{identifiers}` is not dot-separated [0-9A-Za-z-] identifiers"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Creates the annotated tag `<service>/v<version>` at HEAD, with the run's trailers.
+pub fn tag(root: &Path, service: &str, version: &str) -> Result<Tagged, BuiltinError> {
+    check_service_name(service)?;
+    check_version(version).map_err(|reason| BuiltinError::Version { reason })?;
+    let tag = tag_name(service, version);
+    if let Some(existing) = existing(root, &tag)? {
+        return Err(BuiltinError::TagExists {
+            tag,
+            commit: existing,
+        });
+    }
+    let commit = git(root, &["rev-parse", "--verify", "HEAD^{commit}"])?;
+    let mut trailers = Vec::new();
+    // The variables the playbook runner sets (`playbook::ENV_RUN`, `playbook::ENV_EVENT`);
+    // named here as text, since the runner is the layer above this one.
+    for (trailer, var) in [
+        ("Spectra-Run", "SPECTRA_RUN"),
+        ("Spectra-Event", "SPECTRA_EVENT"),
+    ] {
+        if let Ok(value) = std::env::var(var) {
+            trailers.push(format!("{trailer}: {value}"));
+        }
+    }
+    let subject = format!("release {service} v{version}");
+    let mut args = vec!["tag", "-a", tag.as_str(), "-m", subject.as_str()];
+    let trailers = trailers.join("\n");
+    if !trailers.is_empty() {
+        args.extend(["-m", trailers.as_str()]);
+    }
+    args.extend(["--", commit.as_str()]);
+    git(root, &args)?;
+    Ok(Tagged {
+        tag,
+        commit: Some(commit),
+        exists: true,
+    })
+}
+
+/// Deletes the tag `<service>/v<version>`, if it exists.
+pub fn delete(root: &Path, service: &str, version: &str) -> Result<Tagged, BuiltinError> {
+    check_service_name(service)?;
+    let tag = tag_name(service, version);
+    let Some(commit) = existing(root, &tag)? else {
+        return Ok(Tagged {
+            tag,
+            commit: None,
+            exists: false,
+        });
+    };
+    git(root, &["tag", "-d", &tag])?;
+    Ok(Tagged {
+        tag,
+        commit: Some(commit),
+        exists: false,
+    })
+}
+
+/// The commit the tag `<tag>` points at in the repository at `root`, if it exists.
+pub fn tag_commit(root: &Path, tag: &str) -> Option<String> {
+    existing(root, tag).ok().flatten()
+}
+
+/// The commit the tag points at, if it exists.
+fn existing(root: &Path, tag: &str) -> Result<Option<String>, BuiltinError> {
+    match git(
+        root,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/tags/{tag}^{{commit}}"),
+        ],
+    ) {
+        Ok(commit) => Ok(Some(commit)),
+        Err(BuiltinError::Git { .. }) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_follow_semver() {
+        for good in [
+            "0.1.0",
+            "1.2.3",
+            "10.20.30",
+            "1.0.0-rc.1",
+            "1.0.0+build.5",
+            "1.0.0-alpha-2+x",
+        ] {
+            assert!(check_version(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "1",
+            "1.2",
+            "1.2.3.4",
+            "01.2.3",
+            "1.2.x",
+            "v1.2.3",
+            "1.2.3-",
+            "1.2.3-a..b",
+            "1.2.3+",
+            "1.2.3 ",
+        ] {
+            assert!(check_version(bad).is_err(), "{bad}");
+        }
+    }
+}
