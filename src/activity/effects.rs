@@ -35,8 +35,8 @@ pub struct Unconfigured {
     pub key: String,
 }
 
-/// The first of `activities` whose effect's command is not configured in the repository at
-/// `root`.
+/// The first of `activities` whose effect's command is configured neither by default nor for any
+/// environment in the repository at `root`.
 pub(super) fn unconfigured(
     registry: &Registry,
     root: &std::path::Path,
@@ -45,11 +45,10 @@ pub(super) fn unconfigured(
     activities.iter().find_map(|name| {
         let effect = registry.activity(name)?.effect.as_ref()?;
         let configured = registry.playbook(&effect.playbook)?.configured.as_ref()?;
-        let key = configured.run_key(None);
-        let set = crate::playbook::configured::git_config(root, &key).is_some();
+        let set = crate::playbook::configured::is_set_for_some_environment(root, configured);
         (!set).then(|| Unconfigured {
             activity: name.clone(),
-            key,
+            key: configured.run_key(None),
         })
     })
 }

@@ -163,6 +163,22 @@ pub fn git_config(root: &std::path::Path, key: &str) -> Option<String> {
     (!value.is_empty()).then_some(value)
 }
 
+/// Whether some key matching the regular expression `pattern` has a non-empty value in the
+/// repository at `root`.
+pub fn git_config_matching(root: &std::path::Path, pattern: &str) -> bool {
+    std::process::Command::new("git")
+        .args(["config", "--get-regexp", pattern])
+        .current_dir(root)
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .is_some_and(|output| {
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .any(|line| line.split_once(' ').is_some_and(|(_, value)| !value.trim().is_empty()))
+        })
+}
+
 /// Runs `git args...` in `root` and returns its trimmed stdout, or its stderr as the error.
 fn git(root: &std::path::Path, args: &[&str]) -> Result<String, BuiltinError> {
     let command = format!("git {}", args.join(" "));

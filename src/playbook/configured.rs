@@ -26,6 +26,23 @@ pub fn key(configured: &Configured, action: Action, inputs: &Map<String, Value>)
     }
 }
 
+/// Whether the repository sets the command for the default or for any environment: with only
+/// `spectra.deploy.production.command` set, a deploy to production can run.
+pub fn is_set_for_some_environment(root: &Path, configured: &Configured) -> bool {
+    if git_config(root, &configured.run_key(None)).is_some() {
+        return true;
+    }
+    let Some((section, name)) = configured.run.rsplit_once('.') else {
+        return false;
+    };
+    let pattern = format!(
+        "^{}\\.[a-z][a-z0-9-]*\\.{}$",
+        section.replace('.', "\\."),
+        name
+    );
+    crate::builtin::git_config_matching(root, &pattern)
+}
+
 /// The configured argv of `action`, or why there is none.
 pub fn argv(
     root: &Path,

@@ -260,6 +260,29 @@ fn an_environment_the_decision_names_runs_its_own_command() {
     assert_eq!(tags(&env, &repo).trim(), "logging/v0.1.0");
 }
 
+#[test]
+fn a_repository_that_configures_only_an_environments_command_can_deploy_to_it() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    let production = script_file(&env, "production.sh", "exit 0\n");
+    configure(&env, &repo, "spectra.deploy.production.command", &production);
+    let server = LlmServer::start();
+    let choice =
+        json!([{"id": "deploy.command", "inputs": {"environment": "production"}, "reason": "r"}]);
+    script_deploy(&server, "0.2.0", choice);
+    let run = deploy(&env, &repo, &server, &["--execute"]).success();
+    let command = &report(&run)["activities"][0]["outputs"]["command"];
+    assert_eq!(command["outcome"], "succeeded", "{command:#}");
+    assert_eq!(tags(&env, &repo).trim(), "logging/v0.2.0");
+
+    // A decision that names no environment asks for the default command, which is not set:
+    // the deploy fails naming the key, and nothing is tagged.
+    script_deploy(&server, "0.3.0", json!([]));
+    let run = deploy(&env, &repo, &server, &["--execute"]).code(1);
+    assert!(run.stdout.contains("spectra.deploy.command"), "{run:?}");
+    assert_eq!(tags(&env, &repo).trim(), "logging/v0.2.0");
+}
+
 /// How the loopback fixture answers every request.
 #[derive(Clone, Copy)]
 enum Answer {
