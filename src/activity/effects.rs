@@ -204,6 +204,7 @@ pub(super) fn release_choice(
     effect: &Effect,
     decision: &Value,
     service: Option<&str>,
+    run: &str,
     root: &std::path::Path,
 ) -> Result<Option<Value>, ActivityError> {
     let (Some(pointer), Some(service)) = (effect.tag.as_deref(), service) else {
@@ -230,7 +231,7 @@ pub(super) fn release_choice(
     }
     Ok(Some(json!({
         "id": RELEASE_TAG_PLAYBOOK,
-        "inputs": {"service": service, "version": version},
+        "inputs": {"service": service, "version": version, "run": run},
         "reason": "rule: a deployment that succeeded is tagged as a release",
     })))
 }
@@ -243,12 +244,13 @@ impl Engine<'_> {
         &self,
         definition: &Activity,
         decision: &Value,
+        run: &str,
         dry_run: bool,
         choices: &mut Vec<Value>,
         work: &mut ActivityWork,
     ) -> Option<Value> {
         let effect = definition.effect.as_ref().filter(|_| !dry_run)?;
-        match release_choice(effect, decision, work.service.as_deref(), self.root()) {
+        match release_choice(effect, decision, work.service.as_deref(), run, self.root()) {
             Ok(release) => release,
             Err(error) => {
                 work.errors.push(error);
@@ -310,6 +312,8 @@ mod tests {
     use super::*;
     use crate::event::Outcome;
 
+    const RUN: &str = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+
     fn deploy_effect() -> Effect {
         Effect {
             playbook: "deploy.command".into(),
@@ -348,17 +352,17 @@ mod tests {
         let effect = deploy_effect();
         let decision = |version: &str| json!({"release": {"version": version}});
         let root = std::env::temp_dir();
-        let choice = release_choice(&effect, &decision("v1.0.0"), Some("logging"), &root)
+        let choice = release_choice(&effect, &decision("v1.0.0"), Some("logging"), RUN, &root)
             .unwrap()
             .unwrap();
         assert_eq!(
             choice["inputs"],
-            json!({"service": "logging", "version": "1.0.0"})
+            json!({"service": "logging", "version": "1.0.0", "run": RUN})
         );
-        let refused = release_choice(&effect, &decision("soon"), Some("logging"), &root);
+        let refused = release_choice(&effect, &decision("soon"), Some("logging"), RUN, &root);
         assert_eq!(refused.unwrap_err().reason, "release_refused");
         assert!(
-            release_choice(&effect, &decision("1.0.0"), None, &root)
+            release_choice(&effect, &decision("1.0.0"), None, RUN, &root)
                 .unwrap()
                 .is_none()
         );

@@ -102,6 +102,8 @@ impl Engine<'_> {
                 return Ok(());
             }
         };
+        // A crash test can stop here, after the playbook's effect and before its record.
+        crate::test_hook::point(&format!("playbook.ran.{id}"));
         // Appended with the next playbook's start, or before the activity's next effect.
         self.record_playbook_finished(state, activity, &started_id, &report);
         if !report.succeeded() {

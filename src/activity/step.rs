@@ -120,7 +120,8 @@ impl Engine<'_> {
         effects::adjust_choices(self.registry, definition, &mut choices);
         let name = definition.name.as_str();
         let dry_run = self.options.dry_run || (definition.external && !self.options.execute);
-        let release = self.plan_release(definition, &decision, dry_run, &mut choices, work);
+        let run = state.recorder.run().to_string();
+        let release = self.plan_release(definition, &decision, &run, dry_run, &mut choices, work);
         for choice in &choices {
             self.run_playbook(state, name, choice, dry_run, work)?;
         }

@@ -173,9 +173,10 @@ pub fn git_config_matching(root: &std::path::Path, pattern: &str) -> bool {
         .ok()
         .filter(|output| output.status.success())
         .is_some_and(|output| {
-            String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .any(|line| line.split_once(' ').is_some_and(|(_, value)| !value.trim().is_empty()))
+            String::from_utf8_lossy(&output.stdout).lines().any(|line| {
+                line.split_once(' ')
+                    .is_some_and(|(_, value)| !value.trim().is_empty())
+            })
         })
 }
 

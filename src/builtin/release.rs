@@ -24,6 +24,9 @@ pub struct Tagged {
     pub commit: Option<String>,
     /// Whether the tag now exists.
     pub exists: bool,
+    /// Why a delete left the tag alone (another run made it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_alone: Option<String>,
 }
 
 /// Whether `version` is a semantic version (`MAJOR.MINOR.PATCH`, an optional `-pre.release`
@@ -103,11 +106,19 @@ pub fn tag(root: &Path, service: &str, version: &str) -> Result<Tagged, BuiltinE
         tag,
         commit: Some(commit),
         exists: true,
+        left_alone: None,
     })
 }
 
-/// Deletes the tag `<service>/v<version>`, if it exists.
-pub fn delete(root: &Path, service: &str, version: &str) -> Result<Tagged, BuiltinError> {
+/// Deletes the tag `<service>/v<version>` that run `run` made. A tag that does not exist (the
+/// run was stopped before it tagged) is nothing to do; one whose `Spectra-Run` trailer names
+/// another run (a later deploy made it, or a person re-made it) is left alone, with the reason.
+pub fn delete(
+    root: &Path,
+    service: &str,
+    version: &str,
+    run: &str,
+) -> Result<Tagged, BuiltinError> {
     check_service_name(service)?;
     let tag = tag_name(service, version);
     let Some(commit) = existing(root, &tag)? else {
@@ -115,14 +126,45 @@ pub fn delete(root: &Path, service: &str, version: &str) -> Result<Tagged, Built
             tag,
             commit: None,
             exists: false,
+            left_alone: None,
         });
     };
+    let made_by = made_by_run(root, &tag)?;
+    if made_by != run {
+        let maker = if made_by.is_empty() {
+            "no run (its message has no Spectra-Run trailer)".to_string()
+        } else {
+            format!("run {made_by}")
+        };
+        return Ok(Tagged {
+            left_alone: Some(format!(
+                "tag `{tag}` was made by {maker}, not by run {run}; it is left as it is"
+            )),
+            tag,
+            commit: Some(commit),
+            exists: true,
+        });
+    }
     git(root, &["tag", "-d", &tag])?;
     Ok(Tagged {
         tag,
         commit: Some(commit),
         exists: false,
+        left_alone: None,
     })
+}
+
+/// The `Spectra-Run` trailer of the annotated tag `tag`'s message (empty when it has none).
+fn made_by_run(root: &Path, tag: &str) -> Result<String, BuiltinError> {
+    git(
+        root,
+        &[
+            "for-each-ref",
+            "--format=%(contents:trailers:key=Spectra-Run,valueonly)",
+            &format!("refs/tags/{tag}"),
+        ],
+    )
+    .map(|value| value.trim().to_string())
 }
 
 /// The commit the tag `<tag>` points at in the repository at `root`, if it exists.

@@ -95,6 +95,9 @@ pub enum BuiltinCommand {
         service: String,
         #[arg(long)]
         version: String,
+        /// The run that made the tag; a tag another run made is left alone.
+        #[arg(long)]
+        run: String,
     },
 }
 
@@ -190,9 +193,11 @@ fn run_command(command: &BuiltinCommand) -> Result<()> {
         BuiltinCommand::TagRelease { service, version } => {
             print(&release::tag(&root, service, version)?)
         }
-        BuiltinCommand::DeleteReleaseTag { service, version } => {
-            print(&release::delete(&root, service, version)?)
-        }
+        BuiltinCommand::DeleteReleaseTag {
+            service,
+            version,
+            run,
+        } => print(&release::delete(&root, service, version, run)?),
     }
 }
 

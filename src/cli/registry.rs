@@ -277,6 +277,7 @@ fn playbook_summary(playbook: &Playbook) -> Value {
         "description": playbook.description,
         "reversible": playbook.reversible,
         "idempotent": playbook.idempotent,
+        "undo_unfinished": playbook.undo_unfinished,
         "timeout": playbook.timeout,
         "origin": playbook.origin,
     })

@@ -190,6 +190,12 @@ pub fn playbook_file(parsed: &Parsed<PlaybookFile>, problems: &mut Vec<Problem>)
             check_template(&mut report, field, args, &input_names);
         }
     }
+    if doc.undo_unfinished && doc.undo.is_none() {
+        report.at(
+            Position::of(&doc.id),
+            "`undo_unfinished` is true but there is no `undo` argv to run",
+        );
+    }
     if doc.undo.is_some() && !doc.reversible {
         report.at(
             Position::of(&doc.id),

@@ -103,6 +103,8 @@ pub struct PlaybookFile {
     pub undo: Option<Vec<Spanned<Arg>>>,
     pub reversible: bool,
     pub idempotent: bool,
+    #[serde(default)]
+    pub undo_unfinished: bool,
     pub timeout: Spanned<f64>,
     #[serde(default)]
     pub configured: Option<Spanned<ConfiguredFile>>,
@@ -199,6 +201,7 @@ impl PlaybookFile {
             undo: self.undo.map(values),
             reversible: self.reversible,
             idempotent: self.idempotent,
+            undo_unfinished: self.undo_unfinished,
             timeout: self.timeout.value,
             configured: self.configured.map(|configured| Configured {
                 run: configured.value.run,

@@ -37,6 +37,11 @@ pub struct Playbook {
     pub reversible: bool,
     /// Whether running it twice with the same inputs does what running it once does.
     pub idempotent: bool,
+    /// Whether undo runs its `undo` also when its run did not finish (interrupted, killed, timed
+    /// out): its undo finds out for itself whether the effect happened, and leaves alone what
+    /// it did not make.
+    #[serde(default)]
+    pub undo_unfinished: bool,
     /// Seconds the run may take before its process group is killed.
     pub timeout: f64,
     /// Where the argv comes from when it is the repository's own command, set in `git config`

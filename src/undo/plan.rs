@@ -473,8 +473,9 @@ fn prove_commit(
     Ok(Ok(facts))
 }
 
-/// A playbook the run started: refuse if irreversible, compensate if it succeeded and declares
-/// an `undo`, otherwise note why nothing is done.
+/// A playbook the run started: refuse if irreversible, compensate if it succeeded (or did not
+/// finish, when its registry entry says its undo copes: `undo_unfinished`) and declares an
+/// `undo`, otherwise note why nothing is done.
 fn add_compensation(context: &Context<'_>, history: &History, plan: &mut Plan, started: &Event) {
     let id = started.payload_str("playbook").unwrap_or_default();
     if started.payload_str("action") != Some("run") || started.payload["dry_run"] == true {
@@ -496,7 +497,9 @@ fn add_compensation(context: &Context<'_>, history: &History, plan: &mut Plan, s
     let outcome = history
         .finished_of(&started.id)
         .and_then(|finished| PlaybookFinished::of(&finished.payload).outcome);
-    if !outcome.as_ref().is_some_and(Outcome::succeeded) {
+    let succeeded = outcome.as_ref().is_some_and(Outcome::succeeded);
+    let undo_anyway = playbook.undo_unfinished && may_not_have_finished(outcome.as_ref());
+    if !(succeeded || undo_anyway) {
         let outcome = outcome.as_ref().map_or("unfinished", Outcome::word);
         plan.notes.push(format!(
             "playbook {id} did not succeed ({outcome}); its effect is not compensated"
@@ -522,6 +525,15 @@ fn add_compensation(context: &Context<'_>, history: &History, plan: &mut Plan, s
             source: started.id.clone(),
         },
     );
+}
+
+/// Whether a playbook with this outcome may have made its effect without saying so: it never
+/// finished, or its process was stopped (interrupted, killed, timed out) rather than failing.
+fn may_not_have_finished(outcome: Option<&Outcome>) -> bool {
+    matches!(
+        outcome,
+        None | Some(Outcome::Interrupted | Outcome::Killed | Outcome::TimedOut)
+    )
 }
 
 /// A compensation the undo ran: the redo runs the playbook's `run` argv again.

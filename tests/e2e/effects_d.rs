@@ -252,6 +252,27 @@ fn build_commits_its_changes_on_its_own_branch_tests_it_and_undo_redo_remove_and
 }
 
 #[test]
+fn a_build_killed_after_its_branch_and_before_its_record_is_undone_branch_and_all() {
+    let repo = repo();
+    let server = server_with_build(edits());
+    let killed = repo
+        .env
+        .command(crate::common::spectra_bin(), repo.root())
+        .args(["build", "make it GAMMA", "--service", "shop"])
+        .env("SPECTRA_LLM_URL", server.base_url())
+        .env("SPECTRA_LLM_MODEL", "test-model")
+        .env("SPECTRA_TEST_STOP_AT", "playbook.ran.changes.apply:kill")
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "killed by its own hook");
+    assert_eq!(build_branches(&repo).len(), 1, "the branch was made");
+
+    // Undo closes the interrupted run, then removes the branch the unfinished apply made.
+    let undo = repo.spectra(&["undo"]).success();
+    assert!(build_branches(&repo).is_empty(), "{undo:?}");
+}
+
+#[test]
 fn undo_of_a_merged_build_reverts_its_commit_and_says_so() {
     let repo = repo();
     let server = server_with_build(edits());

@@ -128,6 +128,71 @@ fn a_deploy_that_succeeds_is_tagged_and_undo_rolls_back_and_removes_the_tag() {
 }
 
 #[test]
+fn a_deploy_killed_after_its_tag_and_before_its_record_is_undone_tag_and_all() {
+    let env = TestEnv::new();
+    let marker = env.path().join("marker");
+    let repo = repo_with_deploy(&env, &format!("echo deployed > {}\n", marker.display()));
+    let rollback = script_file(
+        &env,
+        "rollback.sh",
+        &format!("echo rolled-back > {}\n", marker.display()),
+    );
+    configure(&env, &repo, "spectra.deploy.rollbackCommand", &rollback);
+    let server = LlmServer::start();
+    script_deploy(&server, "1.2.0", json!([]));
+    let killed = env
+        .command(crate::common::spectra_bin(), &repo)
+        .args(["deploy", "ship it", "--service", "logging", "--execute"])
+        .env("SPECTRA_LLM_URL", server.base_url())
+        .env("SPECTRA_LLM_MODEL", "test-model")
+        .env("SPECTRA_TEST_STOP_AT", "playbook.ran.release.tag:kill")
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "killed by its own hook");
+    assert_eq!(tags(&env, &repo).trim(), "logging/v1.2.0");
+    assert!(
+        !env.events(&repo, "playbook.finished")
+            .iter()
+            .any(|e| e["payload"]["playbook"] == "release.tag"),
+        "the tag's outcome was never recorded"
+    );
+
+    // Undo closes the interrupted run, then takes back both effects: its undo looks for the tag
+    // itself, so an unfinished tagging is compensated too.
+    let undo = env.spectra(&repo, &["undo"]).success();
+    assert_eq!(tags(&env, &repo).trim(), "", "{undo:?}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "rolled-back\n");
+}
+
+#[test]
+fn undo_leaves_a_release_tag_another_run_made_alone() {
+    let env = TestEnv::new();
+    let repo = repo_with_deploy(&env, "exit 0\n");
+    let rollback = script_file(&env, "rollback.sh", "exit 0\n");
+    configure(&env, &repo, "spectra.deploy.rollbackCommand", &rollback);
+    let server = LlmServer::start();
+    script_deploy(&server, "1.2.0", json!([]));
+    deploy(&env, &repo, &server, &["--execute"]).success();
+    // Someone re-makes the release tag by hand: it is theirs now.
+    env.git(&repo, &["tag", "-d", "logging/v1.2.0"]).success();
+    env.git(&repo, &["tag", "-a", "logging/v1.2.0", "-m", "by hand"])
+        .success();
+    let undo = env.spectra(&repo, &["undo", "--format", "json"]).success();
+    assert_eq!(tags(&env, &repo).trim(), "logging/v1.2.0", "{undo:?}");
+    let untagging = env
+        .events(&repo, "playbook.finished")
+        .into_iter()
+        .find(|e| e["payload"]["playbook"] == "release.tag" && e["payload"]["action"] == "undo")
+        .expect("the tag's compensation");
+    let id = untagging["id"].as_str().unwrap();
+    let printed = env
+        .spectra(&repo, &["show", id, "--attachment", "stdout"])
+        .success()
+        .stdout;
+    assert!(printed.contains("left as it is"), "{printed}");
+}
+
+#[test]
 fn undo_of_a_deploy_without_a_rollback_command_refuses_and_changes_nothing() {
     let env = TestEnv::new();
     let repo = repo_with_deploy(&env, "exit 0\n");
@@ -265,7 +330,12 @@ fn a_repository_that_configures_only_an_environments_command_can_deploy_to_it() 
     let env = TestEnv::new();
     let repo = env.repo_with_commit("r");
     let production = script_file(&env, "production.sh", "exit 0\n");
-    configure(&env, &repo, "spectra.deploy.production.command", &production);
+    configure(
+        &env,
+        &repo,
+        "spectra.deploy.production.command",
+        &production,
+    );
     let server = LlmServer::start();
     let choice =
         json!([{"id": "deploy.command", "inputs": {"environment": "production"}, "reason": "r"}]);
