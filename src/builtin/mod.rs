@@ -9,6 +9,7 @@
 pub mod branch;
 pub mod catalog;
 pub mod changes;
+pub mod checkouts;
 pub mod inventory;
 pub mod probe;
 pub mod release;

@@ -82,8 +82,9 @@ fn run_in(dir: &Path, command: Vec<String>) -> Result<TestRun, BuiltinError> {
 }
 
 /// Runs the test command in a temporary linked worktree of `root`'s repository checked out at
-/// `revision` (detached), and removes the worktree afterwards: the user's working tree, index
-/// and HEAD are not touched.
+/// `revision` (detached), and removes the worktree afterwards (or, when this process is killed
+/// at its timeout, the next run does: `checkouts`): the user's working tree, index and HEAD are
+/// not touched.
 pub fn run_at(root: &Path, revision: &str) -> Result<TestRun, BuiltinError> {
     let commit = super::git(
         root,
@@ -97,20 +98,8 @@ pub fn run_at(root: &Path, revision: &str) -> Result<TestRun, BuiltinError> {
     // What "the tests" are is the user's: their setting, or the build files of their own
     // tree, never a file the checked-out revision (a build's branch) added or changed.
     let command = test_command(root)?;
-    let parent = tempfile::tempdir().map_err(BuiltinError::io(std::env::temp_dir()))?;
-    let checkout = parent.path().join("checkout");
-    let path = checkout.to_string_lossy().to_string();
-    super::git(
-        root,
-        &["worktree", "add", "--quiet", "--detach", &path, &commit],
-    )?;
-    let result = run_in(&checkout, command);
-    // Best effort: a worktree left behind is pruned by git once its directory is gone.
-    let removed = super::git(root, &["worktree", "remove", "--force", &path]);
-    if removed.is_err() {
-        let _ = super::git(root, &["worktree", "prune"]);
-    }
-    result
+    let checkout = super::checkouts::Checkout::at(root, &commit)?;
+    run_in(checkout.path(), command)
 }
 
 /// The configured test command, or one guessed from the build files at `root`.
