@@ -82,6 +82,7 @@ pub(crate) fn edits(decision: &Value) -> Vec<FileChange> {
     listed
         .iter()
         .filter_map(|change| serde_json::from_value::<FileChange>(change.clone()).ok())
+        .map(without_empty_search)
         .filter(|change| {
             change.content.is_some()
                 || change.search.is_some()
@@ -93,6 +94,19 @@ pub(crate) fn edits(decision: &Value) -> Vec<FileChange> {
             ..change
         })
         .collect()
+}
+
+/// An empty `search` (with an empty `replace`) is how a model that must fill every field says
+/// "no search block": read as absent, so a whole-file change is not refused as contradictory.
+fn without_empty_search(change: FileChange) -> FileChange {
+    if change.search.as_deref() != Some("") {
+        return change;
+    }
+    FileChange {
+        search: None,
+        replace: change.replace.filter(|replace| !replace.is_empty()),
+        ..change
+    }
 }
 
 /// Puts `changes.apply` first and `tests.run` at the build's branch in the decision's
@@ -312,6 +326,20 @@ mod tests {
         let paths: Vec<String> = edits(&decision).into_iter().map(|c| c.path).collect();
         assert_eq!(paths, ["b", "c", "d"]);
         assert!(edits(&json!({"changes": [{"path": "a", "action": "create"}]})).is_empty());
+    }
+
+    #[test]
+    fn an_empty_search_block_is_no_search_block() {
+        let decision = json!({"changes": [
+            {"path": "b", "action": "create", "content": "x", "search": "", "replace": ""},
+            {"path": "c", "action": "modify", "content": null, "search": "", "replace": ""},
+        ]});
+        let edits = edits(&decision);
+        assert_eq!(edits.len(), 1, "{edits:?}");
+        assert_eq!(
+            (edits[0].search.clone(), edits[0].replace.clone()),
+            (None, None)
+        );
     }
 
     #[test]

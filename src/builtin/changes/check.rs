@@ -116,6 +116,9 @@ pub(super) fn new_content(
     change: &FileChange,
     current: Option<&[u8]>,
 ) -> Result<Option<Vec<u8>>, String> {
+    if let Some(reason) = contradiction(change) {
+        return Err(reason);
+    }
     match (change.action.as_deref(), &change.search, &change.content) {
         (Some("delete"), _, _) => match current {
             Some(_) => Ok(None),
@@ -126,7 +129,7 @@ pub(super) fn new_content(
                 current.ok_or("search/replace needs an existing file: HEAD has no such file")?;
             let text = std::str::from_utf8(current)
                 .map_err(|_| "is not UTF-8 text, so search/replace cannot edit it".to_string())?;
-            replace_once(text, search, change.replace.as_deref().unwrap_or(""))
+            replace_once(text, search, change.replace.as_deref().unwrap_or_default())
                 .map(|text| Some(text.into_bytes()))
         }
         (action, None, Some(content)) => {
@@ -139,6 +142,31 @@ pub(super) fn new_content(
             Err("has neither `content` nor `search`/`replace`: nothing to apply".into())
         }
     }
+}
+
+/// Why the fields of a change ask for two different things, if they do: applying either one
+/// would be a guess at what the model meant.
+fn contradiction(change: &FileChange) -> Option<String> {
+    let delete = change.action.as_deref() == Some("delete");
+    let search = change.search.is_some();
+    let content = change.content.is_some();
+    if delete && (search || content) {
+        return Some("says `delete` but also gives `content` or `search`; give one of them".into());
+    }
+    if search && content {
+        return Some(
+            "gives both `content` (the whole file) and `search`/`replace`; give one of them".into(),
+        );
+    }
+    if search && change.replace.is_none() {
+        return Some(
+            "gives `search` without `replace`; give `replace` (\"\" removes the text)".into(),
+        );
+    }
+    if !search && change.replace.is_some() {
+        return Some("gives `replace` without `search`; give the text it replaces".into());
+    }
+    None
 }
 
 /// `text` with the one occurrence of `search` replaced.

@@ -412,3 +412,30 @@ fn branch_names_use_the_random_end_of_the_run_id() {
         "spectra/logs/build-567890ab"
     );
 }
+
+#[test]
+fn a_change_whose_fields_ask_for_two_things_is_refused_not_guessed() {
+    let dir = repo();
+    let root = dir.path();
+    let both = FileChange {
+        content: Some("whole\n".into()),
+        ..edit("src/lib.rs", "fn a() {}", "fn c() {}")
+    };
+    assert!(reason(root, both).contains("both `content`"));
+    let delete_with_content = FileChange {
+        action: Some("delete".into()),
+        ..whole("src/lib.rs", "x\n")
+    };
+    assert!(reason(root, delete_with_content).contains("says `delete`"));
+    // A missing `replace` would otherwise delete the searched text without a word.
+    let no_replace = FileChange {
+        replace: None,
+        ..edit("src/lib.rs", "fn a() {}", "")
+    };
+    assert!(reason(root, no_replace).contains("without `replace`"));
+    let lone_replace = FileChange {
+        replace: Some("x".into()),
+        ..whole("src/lib.rs", "y\n")
+    };
+    assert!(reason(root, lone_replace).contains("without `search`"));
+}
