@@ -71,8 +71,9 @@ pub fn check_version(version: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Creates the annotated tag `<service>/v<version>` at HEAD, with the run's trailers.
-pub fn tag(root: &Path, service: &str, version: &str) -> Result<Tagged, BuiltinError> {
+/// Creates the annotated tag `<service>/v<version>` at HEAD, with `run` (the deploy's run,
+/// kept by a redo so that a later undo knows the tag) and the playbook's event as trailers.
+pub fn tag(root: &Path, service: &str, version: &str, run: &str) -> Result<Tagged, BuiltinError> {
     check_service_name(service)?;
     check_version(version).map_err(|reason| BuiltinError::Version { reason })?;
     let tag = tag_name(service, version);
@@ -83,16 +84,11 @@ pub fn tag(root: &Path, service: &str, version: &str) -> Result<Tagged, BuiltinE
         });
     }
     let commit = git(root, &["rev-parse", "--verify", "HEAD^{commit}"])?;
-    let mut trailers = Vec::new();
-    // The variables the playbook runner sets (`playbook::ENV_RUN`, `playbook::ENV_EVENT`);
-    // named here as text, since the runner is the layer above this one.
-    for (trailer, var) in [
-        ("Spectra-Run", "SPECTRA_RUN"),
-        ("Spectra-Event", "SPECTRA_EVENT"),
-    ] {
-        if let Ok(value) = std::env::var(var) {
-            trailers.push(format!("{trailer}: {value}"));
-        }
+    let mut trailers = vec![format!("Spectra-Run: {}", one_line(run))];
+    // The variable the playbook runner sets (`playbook::ENV_EVENT`); named here as text, since
+    // the runner is the layer above this one.
+    if let Ok(event) = std::env::var("SPECTRA_EVENT") {
+        trailers.push(format!("Spectra-Event: {}", one_line(&event)));
     }
     let subject = format!("release {service} v{version}");
     let mut args = vec!["tag", "-a", tag.as_str(), "-m", subject.as_str()];
@@ -154,17 +150,26 @@ pub fn delete(
     })
 }
 
-/// The `Spectra-Run` trailer of the annotated tag `tag`'s message (empty when it has none).
+/// The `Spectra-Run` trailer of the annotated tag `tag`'s message (empty when it has none, or
+/// when `tag` is a lightweight tag: its commit's trailers are not the tag's).
 fn made_by_run(root: &Path, tag: &str) -> Result<String, BuiltinError> {
-    git(
+    let printed = git(
         root,
         &[
             "for-each-ref",
-            "--format=%(contents:trailers:key=Spectra-Run,valueonly)",
+            "--format=%(objecttype) %(contents:trailers:key=Spectra-Run,valueonly)",
             &format!("refs/tags/{tag}"),
         ],
-    )
-    .map(|value| value.trim().to_string())
+    )?;
+    Ok(printed
+        .strip_prefix("tag ")
+        .map(|run| run.trim().to_string())
+        .unwrap_or_default())
+}
+
+/// `text` up to its first line break: a trailer value never starts another trailer.
+fn one_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
 }
 
 /// The commit the tag `<tag>` points at in the repository at `root`, if it exists.

@@ -88,6 +88,9 @@ pub enum BuiltinCommand {
         service: String,
         #[arg(long)]
         version: String,
+        /// The deploy's run, for the tag's `Spectra-Run` trailer (a redo keeps it).
+        #[arg(long)]
+        run: String,
     },
     /// Delete the release tag SERVICE/vVERSION.
     DeleteReleaseTag {
@@ -190,9 +193,11 @@ fn run_command(command: &BuiltinCommand) -> Result<()> {
                 probed.probes.len()
             )))
         }
-        BuiltinCommand::TagRelease { service, version } => {
-            print(&release::tag(&root, service, version)?)
-        }
+        BuiltinCommand::TagRelease {
+            service,
+            version,
+            run,
+        } => print(&release::tag(&root, service, version, run)?),
         BuiltinCommand::DeleteReleaseTag {
             service,
             version,

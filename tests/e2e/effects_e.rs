@@ -165,6 +165,32 @@ fn a_deploy_killed_after_its_tag_and_before_its_record_is_undone_tag_and_all() {
 }
 
 #[test]
+fn undo_redo_undo_of_a_deploy_rolls_back_twice_and_leaves_no_tag() {
+    let env = TestEnv::new();
+    let marker = env.path().join("marker");
+    let repo = repo_with_deploy(&env, &format!("echo deployed >> {}\n", marker.display()));
+    let rollback = script_file(
+        &env,
+        "rollback.sh",
+        &format!("echo rolled-back >> {}\n", marker.display()),
+    );
+    configure(&env, &repo, "spectra.deploy.rollbackCommand", &rollback);
+    let server = LlmServer::start();
+    script_deploy(&server, "1.2.0", json!([]));
+    deploy(&env, &repo, &server, &["--execute"]).success();
+    env.spectra(&repo, &["undo"]).success();
+    assert_eq!(tags(&env, &repo).trim(), "");
+    env.spectra(&repo, &["redo"]).success();
+    assert_eq!(tags(&env, &repo).trim(), "logging/v1.2.0");
+    let undo = env.spectra(&repo, &["undo"]).success();
+    assert_eq!(tags(&env, &repo).trim(), "", "{undo:?}");
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        "deployed\nrolled-back\ndeployed\nrolled-back\n"
+    );
+}
+
+#[test]
 fn undo_leaves_a_release_tag_another_run_made_alone() {
     let env = TestEnv::new();
     let repo = repo_with_deploy(&env, "exit 0\n");
@@ -184,6 +210,17 @@ fn undo_leaves_a_release_tag_another_run_made_alone() {
         .into_iter()
         .find(|e| e["payload"]["playbook"] == "release.tag" && e["payload"]["action"] == "undo")
         .expect("the tag's compensation");
+    // A lightweight tag on the deploy's own document commit carries that commit's trailers,
+    // not a tag's: it is the user's too.
+    env.git(&repo, &["tag", "-d", "logging/v1.2.0"]).success();
+    env.spectra(&repo, &["redo"]).success();
+    env.git(&repo, &["tag", "-d", "logging/v1.2.0"]).success();
+    let documents = env.events(&repo, "files.committed");
+    let document = documents[0]["payload"]["commit"].as_str().unwrap();
+    env.git(&repo, &["tag", "logging/v1.2.0", document])
+        .success();
+    env.spectra(&repo, &["undo"]).success();
+    assert_eq!(tags(&env, &repo).trim(), "logging/v1.2.0");
     let id = untagging["id"].as_str().unwrap();
     let printed = env
         .spectra(&repo, &["show", id, "--attachment", "stdout"])
