@@ -104,8 +104,12 @@ impl Engine<'_> {
         };
         // A crash test can stop here, after the playbook's effect and before its record.
         crate::test_hook::point(&format!("playbook.ran.{id}"));
-        // Appended with the next playbook's start, or before the activity's next effect.
         self.record_playbook_finished(state, activity, &started_id, &report);
+        // An effect's outcome is in the log at once, so a crash later cannot leave it
+        // unknown; a read-only built-in's waits for the next append.
+        if !runner.reads_only(&invocation) {
+            state.recorder.flush()?;
+        }
         if !report.succeeded() {
             work.errors
                 .push(ActivityError::new(PLAYBOOK_FAILED, report.message()));

@@ -25,8 +25,9 @@ use crate::undo::{self, Applied, Context, Direction, Plan, Step};
 /// redo.
 ///
 /// Refused, with the reason: an effect declared `reversible: false`; later work that depends
-/// on the targets (a later run for the same service, or an event naming one in its causes;
-/// --force overrides only this); uncommitted or staged changes in the way of `git revert`; a
+/// on the targets (a later run for the same service, or an event naming one in its causes),
+/// and a playbook with an undo that never finished (--force overrides only these two);
+/// uncommitted or staged changes in the way of `git revert`; a
 /// revert that conflicts (it is aborted and your work tree is left as it was).
 ///
 /// Examples:
@@ -42,7 +43,8 @@ pub struct UndoArgs {
     /// Print the full plan (events, compensations, commits to revert) and change nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Undo even though later work depends on it (never overrides `reversible: false`).
+    /// Undo even though later work depends on it, and run the undo of a playbook that never
+    /// finished (never overrides `reversible: false`).
     #[arg(long)]
     force: bool,
     /// Output format.

@@ -108,6 +108,15 @@ pub enum UndoError {
         /// What depends on it, one line each.
         dependents: Vec<String>,
     },
+    /// Playbooks with an undo never finished, so their effect is unknown.
+    #[error(
+        "cannot undo: these playbooks never finished, so whether they had their effect is unknown:\n{}",
+        indent(.playbooks)
+    )]
+    Unfinished {
+        /// One line each: the playbook, its event and how it ended.
+        playbooks: Vec<String>,
+    },
     /// Files a revert would touch have uncommitted changes.
     #[error("cannot revert: these files have uncommitted changes:\n{}", indent(.paths))]
     Dirty {
@@ -199,6 +208,9 @@ impl UndoError {
             }
             UndoError::Dependents { .. } => {
                 "undo the later work first, or pass --force to undo this anyway".into()
+            }
+            UndoError::Unfinished { .. } => {
+                "check by hand whether it happened; pass --force to run its undo anyway (a deploy's rollback command, for one), or leave the effect and make a new change".into()
             }
             UndoError::Dirty { .. } | UndoError::Staged { .. } => {
                 "commit or stash your changes (`git stash`), then run the undo again".into()

@@ -138,6 +138,9 @@ pub struct Blockers {
     pub unproven: Vec<String>,
     /// Target runs whose process is still working on them.
     pub in_progress: Vec<String>,
+    /// Playbooks with an undo whose run never finished (interrupted, killed, timed out), so
+    /// whether their effect happened is unknown: `--force` runs their undo anyway.
+    pub unfinished: Vec<String>,
 }
 
 /// What an undo or redo would do.
@@ -212,6 +215,11 @@ impl Plan {
         if !blockers.unpreparable.is_empty() {
             return Some(UndoError::Unpreparable {
                 reasons: blockers.unpreparable.clone(),
+            });
+        }
+        if !blockers.unfinished.is_empty() && !self.forced {
+            return Some(UndoError::Unfinished {
+                playbooks: blockers.unfinished.clone(),
             });
         }
         if !blockers.dependents.is_empty() && !self.forced {
@@ -498,7 +506,20 @@ fn add_compensation(context: &Context<'_>, history: &History, plan: &mut Plan, s
         .finished_of(&started.id)
         .and_then(|finished| PlaybookFinished::of(&finished.payload).outcome);
     let succeeded = outcome.as_ref().is_some_and(Outcome::succeeded);
-    let undo_anyway = playbook.undo_unfinished && may_not_have_finished(outcome.as_ref());
+    let unfinished = may_not_have_finished(outcome.as_ref());
+    if unfinished && playbook.has_undo() && !playbook.undo_unfinished {
+        // Its undo would act blind (a rollback after a deploy that never ran moves the
+        // service back a release): the user decides, with --force.
+        let outcome = outcome.as_ref().map_or("unfinished", Outcome::word);
+        plan.blockers.unfinished.push(format!(
+            "{id} (event {}) ended {outcome}: whether it had its effect is unknown",
+            started.id
+        ));
+        if !plan.forced {
+            return;
+        }
+    }
+    let undo_anyway = unfinished && (playbook.undo_unfinished || plan.forced);
     if !(succeeded || undo_anyway) {
         let outcome = outcome.as_ref().map_or("unfinished", Outcome::word);
         plan.notes.push(format!(

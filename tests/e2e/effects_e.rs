@@ -165,6 +165,66 @@ fn a_deploy_killed_after_its_tag_and_before_its_record_is_undone_tag_and_all() {
 }
 
 #[test]
+fn a_deploy_whose_command_never_finished_is_not_rolled_back_blind_unless_forced() {
+    let env = TestEnv::new();
+    let marker = env.path().join("marker");
+    let repo = repo_with_deploy(
+        &env,
+        &format!("echo half >> {}\nsleep 30\n", marker.display()),
+    );
+    env.git(&repo, &["config", "spectra.deploy.timeout", "300ms"])
+        .success();
+    let rollback = script_file(
+        &env,
+        "rollback.sh",
+        &format!("echo rolled-back >> {}\n", marker.display()),
+    );
+    configure(&env, &repo, "spectra.deploy.rollbackCommand", &rollback);
+    let server = LlmServer::start();
+    script_deploy(&server, "1.2.0", json!([]));
+    deploy(&env, &repo, &server, &["--execute"]).code(1);
+
+    let refused = env.spectra(&repo, &["undo"]).code(1);
+    assert!(refused.stderr.contains("never finished"), "{refused:?}");
+    assert!(refused.stderr.contains("deploy.command"), "{refused:?}");
+    assert!(refused.stderr.contains("--force"), "{refused:?}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "half\n");
+
+    env.spectra(&repo, &["undo", "--force"]).success();
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        "half\nrolled-back\n"
+    );
+}
+
+#[test]
+fn a_monitor_killed_while_probing_keeps_its_command_s_outcome() {
+    let env = TestEnv::new();
+    let url = http_fixture(Answer::Status(200));
+    let repo = repo_with_catalog(&env, &url);
+    let server = LlmServer::start();
+    script_monitor(&server);
+    // The probe only reads, so nothing is appended between the command and the kill: the
+    // command's outcome must already be in the log.
+    let killed = env
+        .command(crate::common::spectra_bin(), &repo)
+        .args(["monitor", "watch it", "--service", "logging", "--execute"])
+        .env("SPECTRA_LLM_URL", server.base_url())
+        .env("SPECTRA_LLM_MODEL", "test-model")
+        .env("SPECTRA_TEST_STOP_AT", "playbook.ran.service.probe:kill")
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None);
+    let commands: Vec<Value> = env
+        .events(&repo, "playbook.finished")
+        .into_iter()
+        .filter(|e| e["payload"]["playbook"] == "monitor.command")
+        .collect();
+    assert_eq!(commands.len(), 1, "{commands:#?}");
+    assert_eq!(commands[0]["payload"]["outcome"], "succeeded");
+}
+
+#[test]
 fn undo_redo_undo_of_a_deploy_rolls_back_twice_and_leaves_no_tag() {
     let env = TestEnv::new();
     let marker = env.path().join("marker");
