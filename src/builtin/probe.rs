@@ -63,6 +63,8 @@ pub fn probe(root: &Path, service: &str, timeout: Duration) -> Result<Probed, Bu
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
+            // Only the catalog's URL is probed: a redirect is its answer, never followed.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("git-spectra/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|error| BuiltinError::Probe {

@@ -454,6 +454,8 @@ fn a_repository_that_configures_only_an_environments_command_can_deploy_to_it() 
 #[derive(Clone, Copy)]
 enum Answer {
     Status(u16),
+    /// `302 Found` to `http://<address>/`.
+    Redirect(std::net::SocketAddr),
     /// Accepts the connection and never answers.
     Nothing,
 }
@@ -473,6 +475,14 @@ fn http_fixture(answer: Answer) -> String {
                     let _ = stream.read(&mut buffer);
                     let reply = format!(
                         "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                    );
+                    let _ = stream.write_all(reply.as_bytes());
+                }
+                Answer::Redirect(to) => {
+                    let mut buffer = [0u8; 4096];
+                    let _ = stream.read(&mut buffer);
+                    let reply = format!(
+                        "HTTP/1.1 302 Found\r\nlocation: http://{to}/\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
                     );
                     let _ = stream.write_all(reply.as_bytes());
                 }
@@ -555,6 +565,29 @@ fn monitor_probes_the_catalog_url_and_a_200_is_healthy() {
     assert_eq!(
         probed[0]["payload"]["inputs"],
         json!({"service": "logging"})
+    );
+}
+
+#[test]
+fn monitor_records_a_redirect_as_the_catalog_url_s_answer_and_never_follows_it() {
+    let env = TestEnv::new();
+    let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    elsewhere.set_nonblocking(true).unwrap();
+    let target = elsewhere.local_addr().unwrap();
+    let repo = repo_with_catalog(&env, &http_fixture(Answer::Redirect(target)));
+    let server = LlmServer::start();
+    script_monitor(&server);
+    let run = monitor(&env, &repo, &server).code(1);
+    let activity = &report(&run)["activities"][0];
+    assert_eq!(activity["outputs"]["probes"][0]["status"], 302);
+    assert_eq!(activity["quality_gates"]["endpoints_healthy"], false);
+    // The monitor has exited: a followed redirect would have connected by now.
+    let connected = elsewhere.accept();
+    assert!(
+        connected
+            .as_ref()
+            .is_err_and(|error| error.kind() == std::io::ErrorKind::WouldBlock),
+        "the redirect's target was contacted: {connected:?}"
     );
 }
 
