@@ -207,7 +207,7 @@ pub(super) fn release_choice(
     run: &str,
     root: &std::path::Path,
 ) -> Result<Option<Value>, ActivityError> {
-    let (Some(pointer), Some(service)) = (effect.tag.as_deref(), service) else {
+    let Some(pointer) = effect.tag.as_deref() else {
         return Ok(None);
     };
     let written = decision
@@ -221,14 +221,13 @@ pub(super) fn release_choice(
             format!("{} not run: {reason}", effect.playbook),
         )
     };
+    let service = service.ok_or_else(|| {
+        refuse("no service to tag the release with; pass --service (or run discover first)".into())
+    })?;
     crate::builtin::release::check_version(version)
         .map_err(|reason| refuse(format!("{pointer} is not a semantic version: {reason}")))?;
     let tag = crate::builtin::release::tag_name(service, version);
-    if let Some(commit) = crate::builtin::release::tag_commit(root, &tag) {
-        return Err(refuse(format!(
-            "tag `{tag}` already exists (at {commit}); a release is tagged once"
-        )));
-    }
+    crate::builtin::release::check_taggable(root, &tag).map_err(refuse)?;
     Ok(Some(json!({
         "id": RELEASE_TAG_PLAYBOOK,
         "inputs": {"service": service, "version": version, "run": run},
@@ -347,25 +346,57 @@ mod tests {
         assert_eq!(none[0]["inputs"], json!({}));
     }
 
+    /// A repository with one commit, and the tag `logging/v1.0.0` on it.
+    fn tagged_repo() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let status = std::process::Command::new("git")
+                .args(args)
+                .current_dir(dir.path())
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@example.com")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@example.com")
+                .status()
+                .unwrap();
+            assert!(status.success(), "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        git(&["commit", "-q", "--allow-empty", "-m", "one"]);
+        git(&["tag", "logging/v1.0.0"]);
+        dir
+    }
+
     #[test]
-    fn only_a_semantic_version_not_tagged_yet_is_a_release() {
+    fn only_a_semantic_version_git_can_tag_and_not_tagged_yet_is_a_release() {
         let effect = deploy_effect();
         let decision = |version: &str| json!({"release": {"version": version}});
-        let root = std::env::temp_dir();
-        let choice = release_choice(&effect, &decision("v1.0.0"), Some("logging"), RUN, &root)
+        let repo = tagged_repo();
+        let root = repo.path();
+        let choice = release_choice(&effect, &decision("v1.1.0"), Some("logging"), RUN, root)
             .unwrap()
             .unwrap();
         assert_eq!(
             choice["inputs"],
-            json!({"service": "logging", "version": "1.0.0", "run": RUN})
+            json!({"service": "logging", "version": "1.1.0", "run": RUN})
         );
-        let refused = release_choice(&effect, &decision("soon"), Some("logging"), RUN, &root);
-        assert_eq!(refused.unwrap_err().reason, "release_refused");
-        assert!(
-            release_choice(&effect, &decision("1.0.0"), None, RUN, &root)
-                .unwrap()
-                .is_none()
-        );
+        let refusal = |version: &str, service: Option<&str>, root: &std::path::Path| {
+            release_choice(&effect, &decision(version), service, RUN, root)
+                .unwrap_err()
+                .message
+        };
+        assert!(refusal("soon", Some("logging"), root).contains("not a semantic version"));
+        assert!(refusal("1.0.0", Some("logging"), root).contains("already exists"));
+        assert!(refusal("1.0.0-rc.lock", Some("logging"), root).contains("not a name git"));
+        assert!(refusal("1.1.0", None, root).contains("no service"));
+        let empty = tempfile::tempdir().unwrap();
+        let init = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(empty.path())
+            .status()
+            .unwrap();
+        assert!(init.success());
+        assert!(refusal("1.1.0", Some("logging"), empty.path()).contains("no commit"));
     }
 
     #[test]

@@ -172,9 +172,22 @@ fn one_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }
 
-/// The commit the tag `<tag>` points at in the repository at `root`, if it exists.
-pub fn tag_commit(root: &Path, tag: &str) -> Option<String> {
-    existing(root, tag).ok().flatten()
+/// Why `tag` cannot be made at HEAD in the repository at `root`, if it cannot: git refuses the
+/// name (a semantic version may end in `.lock`), there is no commit to tag, or it exists.
+pub fn check_taggable(root: &Path, tag: &str) -> Result<(), String> {
+    let reference = format!("refs/tags/{tag}");
+    if git(root, &["check-ref-format", &reference]).is_err() {
+        return Err(format!("`{tag}` is not a name git accepts for a tag"));
+    }
+    if let Some(commit) = existing(root, tag).map_err(|error| error.to_string())? {
+        return Err(format!(
+            "tag `{tag}` already exists (at {commit}); a release is tagged once"
+        ));
+    }
+    if git(root, &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).is_err() {
+        return Err("the repository has no commit to tag the release at".into());
+    }
+    Ok(())
 }
 
 /// The commit the tag points at, if it exists.

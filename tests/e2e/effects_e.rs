@@ -867,3 +867,29 @@ fn a_catalog_without_a_url_for_the_service_probes_nothing_and_judges_nothing() {
         .unwrap();
     assert_eq!(gate["verdict"], "not_judged");
 }
+
+#[test]
+fn a_deploy_with_no_service_to_tag_is_refused_before_the_command_runs() {
+    let env = TestEnv::new();
+    let runs = env.path().join("runs");
+    let repo = repo_with_deploy(&env, &format!("echo run >> {}\n", runs.display()));
+    let server = LlmServer::start();
+    script_deploy(&server, "1.0.0", json!([]));
+    let run = env
+        .spectra_with_llm(
+            &repo,
+            &server.base_url(),
+            &["deploy", "ship it", "--execute", "--format", "json"],
+        )
+        .code(1);
+    let activity = &report(&run)["activities"][0];
+    assert_eq!(activity["errors"][0]["reason"], "release_refused");
+    assert!(
+        activity["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--service"),
+        "{activity:#}"
+    );
+    assert!(!runs.exists());
+}
