@@ -138,10 +138,10 @@ impl Report {
         let name = &self.invocation.playbook;
         match &self.outcome {
             Outcome::Succeeded => format!("playbook {name} succeeded in {} ms", self.duration_ms),
-            Outcome::Failed => format!(
-                "playbook {name} failed with exit code {}",
-                self.exit_code.unwrap_or_default()
-            ),
+            Outcome::Failed => match self.exit_code {
+                Some(code) => format!("playbook {name} failed with exit code {code}"),
+                None => format!("playbook {name} failed: {}", self.stderr.text().trim()),
+            },
             // A process is killed with its group; in-process work (no signal) is abandoned.
             Outcome::TimedOut if self.signal.is_some() => format!(
                 "playbook {name} timed out after {} ms; its process group was killed",
@@ -446,12 +446,28 @@ impl<'r> Runner<'r> {
             timeout: Duration::from_millis(invocation.timeout_ms),
             output_cap: self.output_cap,
         };
-        let finished = process::run(&spec).map_err(|source| PlaybookError::Spawn {
-            playbook: invocation.playbook.clone(),
-            program: invocation.argv.first().cloned().unwrap_or_default(),
-            source,
-        })?;
-        Ok(report(invocation, finished))
+        match process::run(&spec) {
+            Ok(finished) => Ok(report(invocation, finished)),
+            // Recorded like any failure, with git's kind of reason on stderr: a typo in a
+            // configured command must not leave its `playbook.started` without an end.
+            Err(source) => {
+                let error = PlaybookError::Spawn {
+                    playbook: invocation.playbook.clone(),
+                    program: invocation.argv.first().cloned().unwrap_or_default(),
+                    source,
+                };
+                let reason = error.to_string().into_bytes();
+                Ok(Report {
+                    invocation,
+                    outcome: Outcome::Failed,
+                    exit_code: None,
+                    signal: None,
+                    duration_ms: 0,
+                    stdout: Captured::empty(),
+                    stderr: Captured::capped(reason, self.output_cap),
+                })
+            }
+        }
     }
 
     /// Whether `invocation` is one of our read-only built-ins, run in this process: it changes

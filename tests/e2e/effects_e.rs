@@ -893,3 +893,33 @@ fn a_deploy_with_no_service_to_tag_is_refused_before_the_command_runs() {
     );
     assert!(!runs.exists());
 }
+
+#[test]
+fn a_configured_command_that_cannot_start_is_recorded_as_failed_with_the_reason() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("r");
+    env.git(
+        &repo,
+        &[
+            "config",
+            "spectra.deploy.command",
+            "no-such-deploy-tool --now",
+        ],
+    )
+    .success();
+    let server = LlmServer::start();
+    script_deploy(&server, "1.0.0", json!([]));
+    let run = deploy(&env, &repo, &server, &["--execute"]).code(1);
+    let finished: Vec<Value> = env
+        .events(&repo, "playbook.finished")
+        .into_iter()
+        .filter(|e| e["payload"]["playbook"] == "deploy.command")
+        .collect();
+    assert_eq!(finished.len(), 1, "{run:?}");
+    assert_eq!(finished[0]["payload"]["outcome"], "failed");
+    assert_eq!(finished[0]["payload"]["exit_code"], Value::Null);
+    let activity = &report(&run)["activities"][0];
+    let message = activity["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("no-such-deploy-tool"), "{activity:#}");
+    assert_eq!(tags(&env, &repo).trim(), "");
+}
