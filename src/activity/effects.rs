@@ -44,8 +44,13 @@ pub(super) fn unconfigured(
 ) -> Option<Unconfigured> {
     activities.iter().find_map(|name| {
         let effect = registry.activity(name)?.effect.as_ref()?;
-        let configured = registry.playbook(&effect.playbook)?.configured.as_ref()?;
-        let set = crate::playbook::configured::is_set_for_some_environment(root, configured);
+        let playbook = registry.playbook(&effect.playbook)?;
+        let configured = playbook.configured.as_ref()?;
+        let set = if takes_environment(playbook) {
+            crate::playbook::configured::is_set_for_some_environment(root, configured)
+        } else {
+            crate::playbook::configured::git_config(root, &configured.run_key(None)).is_some()
+        };
         (!set).then(|| Unconfigured {
             activity: name.clone(),
             key: configured.run_key(None),
@@ -79,14 +84,17 @@ pub(super) fn adjust_choices(registry: &Registry, definition: &Activity, choices
 /// default command) when it takes one, else none.
 fn default_inputs(registry: &Registry, playbook: &str) -> Value {
     let environment = crate::playbook::configured::ENVIRONMENT_INPUT;
-    let takes_environment = registry
-        .playbook(playbook)
-        .is_some_and(|playbook| playbook.inputs["properties"].get(environment).is_some());
-    if takes_environment {
+    if registry.playbook(playbook).is_some_and(takes_environment) {
         json!({ environment: null })
     } else {
         json!({})
     }
+}
+
+/// Whether the playbook picks a per-environment command by its `environment` input.
+fn takes_environment(playbook: &crate::registry::Playbook) -> bool {
+    let environment = crate::playbook::configured::ENVIRONMENT_INPUT;
+    playbook.inputs["properties"].get(environment).is_some()
 }
 
 /// Reads the effect's outcome into its fact and the `command` output: true only when the

@@ -369,6 +369,22 @@ fn nothing_configured_names_the_key_and_records_nothing() {
     }
     assert!(env.events(&repo, "run.started").is_empty());
     assert!(server.chat_requests().is_empty());
+
+    // An environment's key counts only for an activity whose command takes an environment.
+    env.git(
+        &repo,
+        &["config", "spectra.provision.staging.command", "true"],
+    )
+    .success();
+    let run = env
+        .spectra_with_llm(&repo, &server.base_url(), &["provision", "x", "--dry-run"])
+        .code(1);
+    assert!(
+        run.stderr
+            .contains("`spectra.provision.command` is not set"),
+        "{run:?}"
+    );
+    assert!(env.events(&repo, "run.started").is_empty());
 }
 
 #[test]
