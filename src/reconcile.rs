@@ -112,7 +112,11 @@ pub fn close(
         Some(worktree) => record_found_commits(&mut recorder, worktree, &events, run)?,
         None => Vec::new(),
     };
-    record_unfinished_playbooks(&mut recorder, &events, why);
+    let tagged = match worktree {
+        Some(worktree) => record_found_tags(&mut recorder, worktree.root(), &events, run),
+        None => Vec::new(),
+    };
+    record_unfinished_playbooks(&mut recorder, &events, &tagged, why);
     match events.iter().find(|event| event.kind == kind::UNDO_STARTED) {
         Some(started) => {
             let done = undo_steps_done(worktree, &events, started, run)?;
@@ -229,12 +233,77 @@ fn with_scope(mut event: NewEvent, like: &Event) -> NewEvent {
     event
 }
 
-fn record_unfinished_playbooks(recorder: &mut Recorder<'_>, events: &[Event], why: &str) {
-    let finished: HashSet<&str> = events
+/// Appends the `playbook.finished` of each release tag that was made but never recorded (an
+/// `effect.intended` with `effect: tag`, and the tag's own trailers naming the run and the
+/// playbook run it completes); returns those `playbook.started` ids.
+fn record_found_tags(
+    recorder: &mut Recorder<'_>,
+    root: &std::path::Path,
+    events: &[Event],
+    run: &str,
+) -> Vec<String> {
+    let finished = finished_playbooks(events);
+    let mut found = Vec::new();
+    for intent in events.iter().filter(|event| {
+        event.kind == kind::EFFECT_INTENDED && event.payload_str("effect") == Some("tag")
+    }) {
+        let (Some(tag), Some(completes)) =
+            (intent.payload_str("tag"), intent.payload_str("completes"))
+        else {
+            continue;
+        };
+        let started = events
+            .iter()
+            .find(|event| event.id == completes && event.kind == kind::PLAYBOOK_STARTED);
+        let Some(started) = started.filter(|_| !finished.contains(completes)) else {
+            continue;
+        };
+        let Some(commit) = crate::builtin::release::made_by(root, tag, run, completes) else {
+            continue;
+        };
+        let playbook = started.payload_str("playbook").unwrap_or_default();
+        let event = NewEvent::new(kind::PLAYBOOK_FINISHED)
+            .subject(format!(
+                "playbook {playbook}: found tag {tag} of an interrupted run"
+            ))
+            .payload(json!({
+                "playbook": playbook,
+                "action": started.payload["action"],
+                "argv": started.payload["argv"],
+                "outcome": Outcome::Succeeded,
+                "exit_code": null,
+                "signal": null,
+                "duration_ms": null,
+                "stdout": null,
+                "stderr": null,
+                "reconciled": true,
+                "tag": tag,
+                "commit": commit,
+            }))
+            .cause(started.id.clone());
+        recorder.record(with_scope(event, started));
+        found.push(started.id.clone());
+    }
+    found
+}
+
+/// The ids of the `playbook.started` events that have their `playbook.finished`.
+fn finished_playbooks(events: &[Event]) -> HashSet<&str> {
+    events
         .iter()
         .filter(|event| event.kind == kind::PLAYBOOK_FINISHED)
         .flat_map(|event| event.causes.iter().map(String::as_str))
-        .collect();
+        .collect()
+}
+
+fn record_unfinished_playbooks(
+    recorder: &mut Recorder<'_>,
+    events: &[Event],
+    reconciled: &[String],
+    why: &str,
+) {
+    let mut finished = finished_playbooks(events);
+    finished.extend(reconciled.iter().map(String::as_str));
     for started in events
         .iter()
         .filter(|event| event.kind == kind::PLAYBOOK_STARTED)

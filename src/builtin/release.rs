@@ -153,18 +153,34 @@ pub fn delete(
 /// The `Spectra-Run` trailer of the annotated tag `tag`'s message (empty when it has none, or
 /// when `tag` is a lightweight tag: its commit's trailers are not the tag's).
 fn made_by_run(root: &Path, tag: &str) -> Result<String, BuiltinError> {
+    trailer(root, tag, "Spectra-Run")
+}
+
+/// The value of trailer `key` in the annotated tag `tag`'s message (empty for none, or for a
+/// lightweight tag).
+fn trailer(root: &Path, tag: &str, key: &str) -> Result<String, BuiltinError> {
     let printed = git(
         root,
         &[
             "for-each-ref",
-            "--format=%(objecttype) %(contents:trailers:key=Spectra-Run,valueonly)",
+            &format!("--format=%(objecttype) %(contents:trailers:key={key},valueonly)"),
             &format!("refs/tags/{tag}"),
         ],
     )?;
     Ok(printed
         .strip_prefix("tag ")
-        .map(|run| run.trim().to_string())
+        .map(|value| value.trim().to_string())
         .unwrap_or_default())
+}
+
+/// The commit the release tag `tag` points at, when it is an annotated tag whose own trailers
+/// say run `run` made it as the playbook run `event`: how a run closed after a crash finds the
+/// tag it made but never recorded.
+pub fn made_by(root: &Path, tag: &str, run: &str, event: &str) -> Option<String> {
+    let commit = existing(root, tag).ok().flatten()?;
+    let ours = trailer(root, tag, "Spectra-Run").ok()? == run
+        && trailer(root, tag, "Spectra-Event").ok()? == event;
+    ours.then_some(commit)
 }
 
 /// `text` up to its first line break: a trailer value never starts another trailer.

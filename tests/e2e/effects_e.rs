@@ -162,6 +162,15 @@ fn a_deploy_killed_after_its_tag_and_before_its_record_is_undone_tag_and_all() {
     let undo = env.spectra(&repo, &["undo"]).success();
     assert_eq!(tags(&env, &repo).trim(), "", "{undo:?}");
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "rolled-back\n");
+    // Closing the run found the tag by its own trailers: the log says it was made.
+    let tagged = env
+        .events(&repo, "playbook.finished")
+        .into_iter()
+        .find(|e| e["payload"]["playbook"] == "release.tag" && e["payload"]["action"] == "run")
+        .expect("the tag's outcome, found when the run was closed");
+    assert_eq!(tagged["payload"]["outcome"], "succeeded", "{tagged:#}");
+    assert_eq!(tagged["payload"]["reconciled"], true);
+    assert_eq!(tagged["payload"]["tag"], "logging/v1.2.0");
 }
 
 #[test]
