@@ -262,26 +262,14 @@ fn record_found_tags(
             continue;
         };
         let playbook = started.payload_str("playbook").unwrap_or_default();
-        let event = NewEvent::new(kind::PLAYBOOK_FINISHED)
-            .subject(format!(
-                "playbook {playbook}: found tag {tag} of an interrupted run"
-            ))
-            .payload(json!({
-                "playbook": playbook,
-                "action": started.payload["action"],
-                "argv": started.payload["argv"],
-                "outcome": Outcome::Succeeded,
-                "exit_code": null,
-                "signal": null,
-                "duration_ms": null,
-                "stdout": null,
-                "stderr": null,
-                "reconciled": true,
-                "tag": tag,
-                "commit": commit,
-            }))
-            .cause(started.id.clone());
-        recorder.record(with_scope(event, started));
+        let subject = format!("playbook {playbook}: found tag {tag} of an interrupted run");
+        let found_tag = json!({"reconciled": true, "tag": tag, "commit": commit});
+        recorder.record(closing_finished(
+            started,
+            subject,
+            Outcome::Succeeded,
+            found_tag,
+        ));
         found.push(started.id.clone());
     }
     found
@@ -310,23 +298,39 @@ fn record_unfinished_playbooks(
         .filter(|event| !finished.contains(event.id.as_str()))
     {
         let playbook = started.payload_str("playbook").unwrap_or_default();
-        let event = NewEvent::new(kind::PLAYBOOK_FINISHED)
-            .subject(format!("playbook {playbook} interrupted"))
-            .payload(json!({
-                "playbook": playbook,
-                "action": started.payload["action"],
-                "argv": started.payload["argv"],
-                "outcome": Outcome::Interrupted,
-                "exit_code": null,
-                "signal": null,
-                "duration_ms": null,
-                "stdout": null,
-                "stderr": null,
-                "reason": why,
-            }))
-            .cause(started.id.clone());
-        recorder.record(with_scope(event, started));
+        let subject = format!("playbook {playbook} interrupted");
+        let reason = json!({"reason": why});
+        recorder.record(closing_finished(
+            started,
+            subject,
+            Outcome::Interrupted,
+            reason,
+        ));
     }
+}
+
+/// The `playbook.finished` a closing run writes for `started`: no exit code, duration or
+/// output (its process is gone), plus the fields of `extra`.
+fn closing_finished(started: &Event, subject: String, outcome: Outcome, extra: Value) -> NewEvent {
+    let mut payload = json!({
+        "playbook": started.payload_str("playbook").unwrap_or_default(),
+        "action": started.payload["action"],
+        "argv": started.payload["argv"],
+        "outcome": outcome,
+        "exit_code": null,
+        "signal": null,
+        "duration_ms": null,
+        "stdout": null,
+        "stderr": null,
+    });
+    if let (Some(payload), Some(extra)) = (payload.as_object_mut(), extra.as_object()) {
+        payload.extend(extra.clone());
+    }
+    let event = NewEvent::new(kind::PLAYBOOK_FINISHED)
+        .subject(subject)
+        .payload(payload)
+        .cause(started.id.clone());
+    with_scope(event, started)
 }
 
 fn record_run_end(recorder: &mut Recorder<'_>, events: &[Event], found: &[String], why: &str) {

@@ -356,22 +356,8 @@ mod tests {
 
     /// A repository with one commit, and the tag `logging/v1.0.0` on it.
     fn tagged_repo() -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        let git = |args: &[&str]| {
-            let status = std::process::Command::new("git")
-                .args(args)
-                .current_dir(dir.path())
-                .env("GIT_AUTHOR_NAME", "t")
-                .env("GIT_AUTHOR_EMAIL", "t@example.com")
-                .env("GIT_COMMITTER_NAME", "t")
-                .env("GIT_COMMITTER_EMAIL", "t@example.com")
-                .status()
-                .unwrap();
-            assert!(status.success(), "git {args:?}");
-        };
-        git(&["init", "-q"]);
-        git(&["commit", "-q", "--allow-empty", "-m", "one"]);
-        git(&["tag", "logging/v1.0.0"]);
+        let dir = crate::builtin::test_repo();
+        crate::builtin::test_git(dir.path(), &["tag", "logging/v1.0.0"]);
         dir
     }
 
@@ -398,12 +384,7 @@ mod tests {
         assert!(refusal("1.0.0-rc.lock", Some("logging"), root).contains("not a name git"));
         assert!(refusal("1.1.0", None, root).contains("no service"));
         let empty = tempfile::tempdir().unwrap();
-        let init = std::process::Command::new("git")
-            .args(["init", "-q"])
-            .current_dir(empty.path())
-            .status()
-            .unwrap();
-        assert!(init.success());
+        crate::builtin::test_git(empty.path(), &["init", "-q"]);
         assert!(refusal("1.1.0", Some("logging"), empty.path()).contains("no commit"));
     }
 

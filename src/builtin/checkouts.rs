@@ -99,25 +99,6 @@ fn remove(root: &Path, path: &Path) {
 mod tests {
     use super::*;
 
-    fn repo() -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        let run = |args: &[&str]| {
-            let status = std::process::Command::new("git")
-                .args(args)
-                .current_dir(dir.path())
-                .env("GIT_AUTHOR_NAME", "t")
-                .env("GIT_AUTHOR_EMAIL", "t@example.com")
-                .env("GIT_COMMITTER_NAME", "t")
-                .env("GIT_COMMITTER_EMAIL", "t@example.com")
-                .status()
-                .unwrap();
-            assert!(status.success(), "git {args:?}");
-        };
-        run(&["init", "-q"]);
-        run(&["commit", "-q", "--allow-empty", "-m", "one"]);
-        dir
-    }
-
     fn worktrees(root: &Path) -> usize {
         git(root, &["worktree", "list", "--porcelain"])
             .unwrap()
@@ -128,7 +109,7 @@ mod tests {
 
     #[test]
     fn a_checkout_is_gone_when_dropped_and_one_a_dead_process_left_is_removed_by_the_next() {
-        let repo = repo();
+        let repo = crate::builtin::test_repo();
         let root = repo.path();
         let checkout = Checkout::at(root, "HEAD").unwrap();
         assert!(checkout.path().is_dir());

@@ -201,6 +201,32 @@ fn git(root: &std::path::Path, args: &[&str]) -> Result<String, BuiltinError> {
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
+/// Runs `git args...` in `root` for a unit test, with a fixed identity and no system config;
+/// panics when git fails.
+#[cfg(test)]
+pub(crate) fn test_git(root: &std::path::Path, args: &[&str]) {
+    let output = std::process::Command::new("git")
+        .args(args)
+        .current_dir(root)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "git {args:?}: {output:?}");
+}
+
+/// A repository with one empty commit, for a unit test.
+#[cfg(test)]
+pub(crate) fn test_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    test_git(dir.path(), &["init", "-q"]);
+    test_git(dir.path(), &["commit", "-q", "--allow-empty", "-m", "one"]);
+    dir
+}
+
 #[cfg(test)]
 mod unit {
     use super::*;

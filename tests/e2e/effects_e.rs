@@ -50,6 +50,30 @@ fn deploy(env: &TestEnv, repo: &Path, server: &LlmServer, extra: &[&str]) -> Run
     env.spectra_with_llm(repo, &server.base_url(), &args)
 }
 
+/// `sh <script>` with `body` as the deploy's rollback command.
+fn configure_rollback(env: &TestEnv, repo: &Path, body: &str) {
+    let rollback = script_file(env, "rollback.sh", body);
+    configure(env, repo, "spectra.deploy.rollbackCommand", &rollback);
+}
+
+/// Runs `args` against the scripted model, killed by its own hook at `point` (SIGKILL, as a
+/// power cut would).
+fn killed_at(env: &TestEnv, repo: &Path, server: &LlmServer, args: &[&str], point: &str) {
+    let killed = env
+        .command(crate::common::spectra_bin(), repo)
+        .args(args)
+        .env("SPECTRA_LLM_URL", server.base_url())
+        .env("SPECTRA_LLM_MODEL", "test-model")
+        .env("SPECTRA_TEST_STOP_AT", format!("{point}:kill"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        killed.status.code(),
+        None,
+        "killed by its own hook at {point}"
+    );
+}
+
 fn report(run: &Run) -> Value {
     serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {run:?}"))
 }
@@ -74,12 +98,11 @@ fn a_deploy_that_succeeds_is_tagged_and_undo_rolls_back_and_removes_the_tag() {
         &env,
         &format!("echo deploying\necho deployed > {}\n", marker.display()),
     );
-    let rollback = script_file(
+    configure_rollback(
         &env,
-        "rollback.sh",
+        &repo,
         &format!("echo rolled-back > {}\n", marker.display()),
     );
-    configure(&env, &repo, "spectra.deploy.rollbackCommand", &rollback);
     let server = LlmServer::start();
     script_deploy(&server, "1.2.0", json!([]));
 
@@ -132,23 +155,20 @@ fn a_deploy_killed_after_its_tag_and_before_its_record_is_undone_tag_and_all() {
     let env = TestEnv::new();
     let marker = env.path().join("marker");
     let repo = repo_with_deploy(&env, &format!("echo deployed > {}\n", marker.display()));
-    let rollback = script_file(
+    configure_rollback(
         &env,
-        "rollback.sh",
+        &repo,
         &format!("echo rolled-back > {}\n", marker.display()),
     );
-    configure(&env, &repo, "spectra.deploy.rollbackCommand", &rollback);
     let server = LlmServer::start();
     script_deploy(&server, "1.2.0", json!([]));
-    let killed = env
-        .command(crate::common::spectra_bin(), &repo)
-        .args(["deploy", "ship it", "--service", "logging", "--execute"])
-        .env("SPECTRA_LLM_URL", server.base_url())
-        .env("SPECTRA_LLM_MODEL", "test-model")
-        .env("SPECTRA_TEST_STOP_AT", "playbook.ran.release.tag:kill")
-        .output()
-        .unwrap();
-    assert_eq!(killed.status.code(), None, "killed by its own hook");
+    killed_at(
+        &env,
+        &repo,
+        &server,
+        &["deploy", "ship it", "--service", "logging", "--execute"],
+        "playbook.ran.release.tag",
+    );
     assert_eq!(tags(&env, &repo).trim(), "logging/v1.2.0");
     assert!(
         !env.events(&repo, "playbook.finished")
@@ -183,12 +203,11 @@ fn a_deploy_whose_command_never_finished_is_not_rolled_back_blind_unless_forced(
     );
     env.git(&repo, &["config", "spectra.deploy.timeout", "300ms"])
         .success();
-    let rollback = script_file(
+    configure_rollback(
         &env,
-        "rollback.sh",
+        &repo,
         &format!("echo rolled-back >> {}\n", marker.display()),
     );
-    configure(&env, &repo, "spectra.deploy.rollbackCommand", &rollback);
     let server = LlmServer::start();
     script_deploy(&server, "1.2.0", json!([]));
     deploy(&env, &repo, &server, &["--execute"]).code(1);
@@ -215,15 +234,13 @@ fn a_monitor_killed_while_probing_keeps_its_command_s_outcome() {
     script_monitor(&server);
     // The probe only reads, so nothing is appended between the command and the kill: the
     // command's outcome must already be in the log.
-    let killed = env
-        .command(crate::common::spectra_bin(), &repo)
-        .args(["monitor", "watch it", "--service", "logging", "--execute"])
-        .env("SPECTRA_LLM_URL", server.base_url())
-        .env("SPECTRA_LLM_MODEL", "test-model")
-        .env("SPECTRA_TEST_STOP_AT", "playbook.ran.service.probe:kill")
-        .output()
-        .unwrap();
-    assert_eq!(killed.status.code(), None);
+    killed_at(
+        &env,
+        &repo,
+        &server,
+        &["monitor", "watch it", "--service", "logging", "--execute"],
+        "playbook.ran.service.probe",
+    );
     let commands: Vec<Value> = env
         .events(&repo, "playbook.finished")
         .into_iter()
@@ -238,12 +255,11 @@ fn undo_redo_undo_of_a_deploy_rolls_back_twice_and_leaves_no_tag() {
     let env = TestEnv::new();
     let marker = env.path().join("marker");
     let repo = repo_with_deploy(&env, &format!("echo deployed >> {}\n", marker.display()));
-    let rollback = script_file(
+    configure_rollback(
         &env,
-        "rollback.sh",
+        &repo,
         &format!("echo rolled-back >> {}\n", marker.display()),
     );
-    configure(&env, &repo, "spectra.deploy.rollbackCommand", &rollback);
     let server = LlmServer::start();
     script_deploy(&server, "1.2.0", json!([]));
     deploy(&env, &repo, &server, &["--execute"]).success();
@@ -263,8 +279,7 @@ fn undo_redo_undo_of_a_deploy_rolls_back_twice_and_leaves_no_tag() {
 fn undo_leaves_a_release_tag_another_run_made_alone() {
     let env = TestEnv::new();
     let repo = repo_with_deploy(&env, "exit 0\n");
-    let rollback = script_file(&env, "rollback.sh", "exit 0\n");
-    configure(&env, &repo, "spectra.deploy.rollbackCommand", &rollback);
+    configure_rollback(&env, &repo, "exit 0\n");
     let server = LlmServer::start();
     script_deploy(&server, "1.2.0", json!([]));
     deploy(&env, &repo, &server, &["--execute"]).success();

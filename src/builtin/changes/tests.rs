@@ -1,7 +1,6 @@
 //! Unit tests of `changes.apply` and `remove-build-branch` in scratch repositories.
 
 use std::path::Path;
-use std::process::Command;
 
 use super::check::*;
 use super::git::*;
@@ -12,19 +11,7 @@ use super::*;
 fn repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let git = |args: &[&str]| {
-        let status = Command::new("git")
-            .args(args)
-            .current_dir(root)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .output()
-            .unwrap();
-        assert!(status.status.success(), "{args:?}: {status:?}");
-    };
+    let git = |args: &[&str]| crate::builtin::test_git(root, args);
     git(&["init", "-q", "-b", "main"]);
     // The playbook's own commits (commit-tree, a revert) take the repository's identity.
     git(&["config", "user.name", "t"]);
