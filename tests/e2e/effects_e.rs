@@ -50,6 +50,19 @@ fn deploy(env: &TestEnv, repo: &Path, server: &LlmServer, extra: &[&str]) -> Run
     env.spectra_with_llm(repo, &server.base_url(), &args)
 }
 
+/// A repository whose deploy and rollback commands append `deployed` and `rolled-back` to the
+/// marker file it returns.
+fn repo_that_deploys_and_rolls_back(env: &TestEnv) -> (PathBuf, PathBuf) {
+    let marker = env.path().join("marker");
+    let repo = repo_with_deploy(env, &format!("echo deployed >> {}\n", marker.display()));
+    configure_rollback(
+        env,
+        &repo,
+        &format!("echo rolled-back >> {}\n", marker.display()),
+    );
+    (repo, marker)
+}
+
 /// `sh <script>` with `body` as the deploy's rollback command.
 fn configure_rollback(env: &TestEnv, repo: &Path, body: &str) {
     let rollback = script_file(env, "rollback.sh", body);
@@ -153,13 +166,7 @@ fn a_deploy_that_succeeds_is_tagged_and_undo_rolls_back_and_removes_the_tag() {
 #[test]
 fn a_deploy_killed_after_its_tag_and_before_its_record_is_undone_tag_and_all() {
     let env = TestEnv::new();
-    let marker = env.path().join("marker");
-    let repo = repo_with_deploy(&env, &format!("echo deployed > {}\n", marker.display()));
-    configure_rollback(
-        &env,
-        &repo,
-        &format!("echo rolled-back > {}\n", marker.display()),
-    );
+    let (repo, marker) = repo_that_deploys_and_rolls_back(&env);
     let server = LlmServer::start();
     script_deploy(&server, "1.2.0", json!([]));
     killed_at(
@@ -181,7 +188,10 @@ fn a_deploy_killed_after_its_tag_and_before_its_record_is_undone_tag_and_all() {
     // itself, so an unfinished tagging is compensated too.
     let undo = env.spectra(&repo, &["undo"]).success();
     assert_eq!(tags(&env, &repo).trim(), "", "{undo:?}");
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "rolled-back\n");
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        "deployed\nrolled-back\n"
+    );
     // Closing the run found the tag by its own trailers: the log says it was made.
     let tagged = env
         .events(&repo, "playbook.finished")
@@ -253,13 +263,7 @@ fn a_monitor_killed_while_probing_keeps_its_command_s_outcome() {
 #[test]
 fn undo_redo_undo_of_a_deploy_rolls_back_twice_and_leaves_no_tag() {
     let env = TestEnv::new();
-    let marker = env.path().join("marker");
-    let repo = repo_with_deploy(&env, &format!("echo deployed >> {}\n", marker.display()));
-    configure_rollback(
-        &env,
-        &repo,
-        &format!("echo rolled-back >> {}\n", marker.display()),
-    );
+    let (repo, marker) = repo_that_deploys_and_rolls_back(&env);
     let server = LlmServer::start();
     script_deploy(&server, "1.2.0", json!([]));
     deploy(&env, &repo, &server, &["--execute"]).success();
