@@ -17,6 +17,7 @@ mod logging;
 mod man;
 mod pager;
 mod registry;
+mod replay;
 mod run;
 mod show;
 mod stats;
@@ -99,6 +100,7 @@ pub enum Command {
     Hook(hook::HookArgs),
     Undo(undo::UndoArgs),
     Redo(undo::RedoArgs),
+    Replay(replay::ReplayArgs),
     Run(run::RunArgs),
     /// Run a built-in playbook (used by the default playbooks' argv).
     #[command(hide = true)]
@@ -195,6 +197,7 @@ pub fn run() -> u8 {
         Command::Hook(args) => hook::run(args),
         Command::Undo(args) => undo::undo(args),
         Command::Redo(args) => undo::redo(args),
+        Command::Replay(args) => replay::run(args),
         Command::Run(args) => run::run(args),
         Command::Builtin(args) => builtin::run(args),
     };

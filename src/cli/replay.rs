@@ -1,0 +1,146 @@
+//! `git spectra replay`: run a past run again from its record, offline, and compare.
+
+use clap::Args;
+
+use super::error::{EXIT_FAILED, Result};
+use super::helper::{Access, CommandHelper};
+use super::ui::{Format, Output};
+use crate::registry::Registry;
+use crate::replay::{ReplayReport, Verdict};
+use crate::tip_cache;
+
+/// Replay a past run from its record, offline, and compare it with what was recorded.
+///
+/// The run's activities run again with the current registry and code, in a scratch repository
+/// at the commit the run started from: your HEAD, index, branches and log are never touched,
+/// and nothing is appended to the log. Every model call is answered from the run's recorded
+/// `llm.called` replies (no network, ever); a call the record does not hold stops the replay
+/// and names the prompt that changed. Playbooks with external effects run only in dry-run.
+/// Exits 0 when the replay matches the record, 1 when it diverges or stops. See
+/// docs/replay.md.
+///
+/// Examples:
+///   git spectra replay 3f9c2a1
+///   git spectra replay 3f9c2a1 --format json
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct ReplayArgs {
+    /// The run to replay (its id or a unique prefix, as `git spectra runs` shows it).
+    run: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+pub fn run(args: ReplayArgs) -> Result<u8> {
+    let helper = CommandHelper::open(Access::Shows)?;
+    let repo = helper.repo();
+    let store = helper.store();
+    let run = store.ids()?.resolve_run(&args.run)?;
+    let root = repo.work_tree().map(std::path::Path::to_path_buf);
+    let registry = match &root {
+        Some(root) => Registry::load_cached(root, Some(&tip_cache::dir(repo)))?,
+        None => Registry::builtin()?,
+    };
+    let report = crate::replay::replay(repo, store, &registry, &run)?;
+    let shown = store.short_near_tip(&run).unwrap_or_else(|| run.clone());
+    let mut out = Output::new();
+    match args.format {
+        Format::Json => out.json_line(&report)?,
+        Format::Human => render(&mut out, &report, &shown)?,
+    }
+    out.flush()?;
+    Ok(if report.verdict.is_same() {
+        0
+    } else {
+        EXIT_FAILED
+    })
+}
+
+/// One line for the verdict, then what changed.
+fn render(out: &mut Output, report: &ReplayReport, shown: &str) -> std::io::Result<()> {
+    out.line(format!(
+        "replay of run {shown} ({}): {}",
+        report.command,
+        verdict_line(&report.verdict)
+    ))?;
+    out.line(format!(
+        "  {} events recorded, {} replayed; {} model call(s) answered from the record; {} ms (the run took {})",
+        report.recorded_events,
+        report.replayed_events,
+        report.calls_answered,
+        report.replay_ms,
+        report
+            .recorded_ms
+            .map_or("an unknown time".to_string(), |ms| format!("{ms} ms"))
+    ))?;
+    let summary = &report.summary;
+    if !summary.decisions_identical.is_empty() {
+        out.line(format!(
+            "  decisions identical: {}",
+            summary.decisions_identical.join(", ")
+        ))?;
+    }
+    if !summary.decisions_changed.is_empty() {
+        out.line(format!(
+            "  decisions changed: {}",
+            summary.decisions_changed.join(", ")
+        ))?;
+    }
+    for gate in &summary.gates {
+        out.line(format!(
+            "  gate {} of {}: {} → {}",
+            gate.gate,
+            gate.activity,
+            word(&gate.was),
+            word(&gate.now)
+        ))?;
+    }
+    for outcome in &summary.outcomes {
+        out.line(format!(
+            "  {}: {} → {}",
+            word(&outcome["activity"]),
+            word(&outcome["was"]),
+            word(&outcome["now"])
+        ))?;
+    }
+    if !report.files.is_empty() {
+        out.line(format!(
+            "  files that would differ: {}",
+            report.files.join(", ")
+        ))?;
+        for line in report.diff.lines() {
+            out.line(format!("    {line}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The verdict in a few words: `same`, `diverged at …`, `stopped: …`.
+pub(super) fn verdict_line(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Same => "same".to_string(),
+        Verdict::Diverged { divergence } => format!(
+            "diverged at event {} ({}{}): {}: was {}, now {}",
+            divergence.position,
+            divergence.kind,
+            divergence
+                .activity
+                .as_deref()
+                .map(|activity| format!(" of {activity}"))
+                .unwrap_or_default(),
+            divergence.field,
+            divergence.old,
+            divergence.new
+        ),
+        Verdict::Stopped { reason, .. } => format!("stopped: {reason}"),
+    }
+}
+
+fn word(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Null => "none".to_string(),
+        other => other.to_string(),
+    }
+}

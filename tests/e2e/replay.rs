@@ -1,0 +1,212 @@
+//! `git spectra replay`: a recorded discover → plan → design run replayed from its own record,
+//! with the scripted server counting that nothing reaches it; a changed gate or prompt in a
+//! registry overlay named; the user's checkout never touched.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::common::{Run, TestEnv, manifest_dir};
+use crate::lifecycle::{merged, minimal};
+use crate::llm_server::{LlmServer, Reply};
+
+const DESIGN_OVERLAY: &str = ".spectra/registry/activities/design.yaml";
+
+/// A model that answers each schema with its minimal valid decision; discover names the
+/// service `logging`, and design lists no integrations (which a stricter gate then fails).
+fn model() -> LlmServer {
+    let server = LlmServer::start();
+    server.respond_with(|request| {
+        let body = request.json();
+        let format = &body["response_format"]["json_schema"];
+        let decision = minimal(&format["schema"]);
+        let patch = match format["name"].as_str().unwrap_or_default() {
+            "discover_decision" => json!({"service_name": "logging"}),
+            "design_decision" => json!({"architecture": {"integrations": []}}),
+            _ => json!({}),
+        };
+        Reply::chat_json(&merged(decision, &patch))
+    });
+    server
+}
+
+/// A repository, its server, and the id of a recorded discover → plan → design run.
+struct Recorded {
+    env: TestEnv,
+    repo: PathBuf,
+    server: LlmServer,
+    run: String,
+}
+
+fn recorded_run() -> Recorded {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("repo");
+    let server = model();
+    let recorded = env
+        .spectra_with_llm(
+            &repo,
+            &server.base_url(),
+            &[
+                "run",
+                "a logging service",
+                "-a",
+                "discover",
+                "-a",
+                "plan",
+                "-a",
+                "design",
+                "--format",
+                "json",
+            ],
+        )
+        .success();
+    let report: Value = serde_json::from_str(recorded.stdout.trim()).expect("a JSON report");
+    let run = report["run"].as_str().expect("a run id").to_string();
+    Recorded {
+        env,
+        repo,
+        server,
+        run,
+    }
+}
+
+impl Recorded {
+    /// `git spectra replay <run> args...` against the same server (which must not be asked).
+    fn replay(&self, args: &[&str]) -> Run {
+        let mut all = vec!["replay", self.run.as_str()];
+        all.extend_from_slice(args);
+        self.env
+            .spectra_with_llm(&self.repo, &self.server.base_url(), &all)
+    }
+
+    /// The built-in design activity with `edit` applied, as a registry overlay.
+    fn overlay_design(&self, edit: impl Fn(String) -> String) {
+        let builtin =
+            std::fs::read_to_string(manifest_dir().join("registry/activities/design.yaml"))
+                .unwrap();
+        let edited = edit(builtin.clone());
+        assert_ne!(edited, builtin, "the edit changed nothing");
+        let path = self.repo.join(DESIGN_OVERLAY);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, edited).unwrap();
+    }
+}
+
+/// Everything of the user's checkout a replay must leave alone: HEAD, every ref (branches,
+/// tags, the log), the index and the work tree's status.
+fn checkout_state(env: &TestEnv, repo: &Path) -> Vec<String> {
+    let git = |args: &[&str]| env.git(repo, args).success().stdout;
+    vec![
+        git(&["rev-parse", "HEAD"]),
+        git(&["symbolic-ref", "HEAD"]),
+        git(&["for-each-ref", "--format=%(refname) %(objectname)"]),
+        git(&["ls-files", "--stage"]),
+        git(&["status", "--porcelain", "--untracked-files=all"]),
+    ]
+}
+
+#[test]
+fn a_replay_with_nothing_changed_is_identical_and_asks_the_server_nothing() {
+    let recorded = recorded_run();
+    let asked = recorded.server.requests().len();
+    assert!(asked >= 3, "the run asked the model: {asked}");
+    let replay = recorded.replay(&[]).success();
+    assert!(replay.stdout.contains(": same"), "{replay:#?}");
+    assert!(
+        replay
+            .stdout
+            .contains("decisions identical: design, discover, plan"),
+        "{replay:#?}"
+    );
+    assert_eq!(recorded.server.requests().len(), asked, "the replay sent a request");
+
+    let json = recorded.replay(&["--format", "json"]).success();
+    let report: Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(report["result"], "same", "{report:#}");
+    assert_eq!(report["calls_answered"], asked as u64, "{report:#}");
+    assert_eq!(report["recorded_events"], report["replayed_events"]);
+    assert_eq!(recorded.server.requests().len(), asked);
+}
+
+#[test]
+fn a_changed_gate_in_a_registry_overlay_is_named() {
+    let recorded = recorded_run();
+    let asked = recorded.server.requests().len();
+    recorded.overlay_design(|yaml| {
+        yaml.replace(
+            "checks: [non_empty: /architecture/style, non_empty: /architecture/components]",
+            "checks: [non_empty: /architecture/style, non_empty: /architecture/integrations]",
+        )
+    });
+    let replay = recorded.replay(&[]).code(1);
+    assert!(replay.stdout.contains("diverged at event"), "{replay:#?}");
+    assert!(
+        replay
+            .stdout
+            .contains("gate architecture_defined of design: passed → failed"),
+        "{replay:#?}"
+    );
+    let json = recorded.replay(&["--format", "json"]).code(1);
+    let report: Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(report["result"], "diverged");
+    assert_eq!(
+        report["summary"]["gates"],
+        json!([{"activity": "design", "gate": "architecture_defined", "was": "passed", "now": "failed"}])
+    );
+    assert_eq!(recorded.server.requests().len(), asked);
+}
+
+#[test]
+fn a_changed_prompt_stops_the_replay_at_that_call_and_names_it() {
+    let recorded = recorded_run();
+    let asked = recorded.server.requests().len();
+    recorded.overlay_design(|yaml| {
+        yaml.replace(
+            "    Prefer the\n    repository's existing languages and conventions.\n",
+            "    Prefer the\n    repository's existing languages and conventions.\n    Keep it small.\n",
+        )
+    });
+    let replay = recorded.replay(&[]).code(1);
+    let line = replay.stdout.lines().next().unwrap_or_default();
+    assert!(
+        line.contains("stopped: the prompt for design changed: recorded sha256 "),
+        "{replay:#?}"
+    );
+    assert!(
+        line.contains("first differing line: system message 1, line 6: was \"Choose only playbooks"),
+        "{replay:#?}"
+    );
+    assert!(line.contains("now \"Keep it small.\""), "{replay:#?}");
+    assert_eq!(recorded.server.requests().len(), asked, "the replay sent a request");
+}
+
+#[test]
+fn a_replay_never_moves_head_the_index_any_branch_or_the_log() {
+    let recorded = recorded_run();
+    let (env, repo) = (&recorded.env, &recorded.repo);
+    // Work in progress of the user's: a staged file and an edit, on a branch of their own.
+    env.git(repo, &["checkout", "-q", "-b", "topic"]).success();
+    std::fs::write(repo.join("staged.txt"), "staged\n").unwrap();
+    env.git(repo, &["add", "staged.txt"]).success();
+    std::fs::write(repo.join("README"), "edited, not staged\n").unwrap();
+    let before = checkout_state(env, repo);
+    // A change that makes the replay diverge and commit differently still touches nothing.
+    recorded.overlay_design(|yaml| {
+        yaml.replace(
+            "checks: [non_empty: /architecture/style, non_empty: /architecture/components]",
+            "checks: [non_empty: /architecture/style, non_empty: /architecture/integrations]",
+        )
+    });
+    let overlay = (DESIGN_OVERLAY, std::fs::read(repo.join(DESIGN_OVERLAY)).unwrap());
+    std::fs::remove_file(repo.join(DESIGN_OVERLAY)).unwrap();
+    recorded.replay(&[]).success();
+    assert_eq!(checkout_state(env, repo), before);
+    std::fs::write(repo.join(overlay.0), overlay.1).unwrap();
+    let with_overlay = checkout_state(env, repo);
+    recorded.replay(&[]).code(1);
+    assert_eq!(checkout_state(env, repo), with_overlay);
+    assert_eq!(
+        std::fs::read_to_string(repo.join("README")).unwrap(),
+        "edited, not staged\n"
+    );
+}
