@@ -182,9 +182,14 @@ impl Client {
     ) -> Result<Client, LlmError> {
         let mut client = Client::new(settings, None)?;
         if let Some(first) = recorded.first() {
-            let (endpoint, model) = (client.transport.endpoint(), client.settings().model.value.clone());
+            let (endpoint, model) = (
+                client.transport.endpoint(),
+                client.settings().model.value.clone(),
+            );
             client.memory.remember(&endpoint, &model, first.format);
-            client.memory.remember_stream(&endpoint, &model, first.stream);
+            client
+                .memory
+                .remember_stream(&endpoint, &model, first.stream);
         }
         client.transport = client.transport.replaying(recorded);
         Ok(client)

@@ -3,9 +3,14 @@
 //! A [`Recorded`] holds a past run's attempts (request and response bodies, as its `llm.called`
 //! events kept them) in the order they were made. A client built with
 //! [`super::Client::replaying`] sends nothing: each request is looked up by the SHA-256 of its
-//! body (as it would be recorded, secrets scrubbed), the first unused attempt with that hash at
-//! or after the current position first, then any unused one; the recorded response is handed to
-//! the same code that reads a live one. A request the record does not hold stops the call with
+//! body (as it would be recorded, secrets scrubbed) with its ids and times [`masked`] by role,
+//! the first unused attempt with that hash at or after the current position first, then any
+//! unused one; the recorded response is handed to the same code that reads a live one.
+//!
+//! Masking is what makes a replay possible at all: a later activity's prompt quotes what an
+//! earlier one wrote (a specification that names the run that wrote it and when), and a replay
+//! is a new run, made at another time. Two requests that differ only in which ids and times
+//! they name, each named in the same places, are the same request. A request the record does not hold stops the call with
 //! [`super::LlmError::NotRecorded`], and the first such miss is kept, saying which call it was
 //! and where the request first differs from the one recorded at that position.
 
@@ -81,10 +86,53 @@ fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
 }
 
+/// `text` with every UUID, every commit id (40 hex digits standing alone) and every RFC 3339
+/// UTC time replaced by its role: `<id N>`, `<commit N>` and `<time N>`, numbered in the order
+/// each distinct value first appears. A replay's commits are new commits (their trailers name
+/// the replay's events), so they are compared by role like the ids.
+pub fn masked(text: &str) -> String {
+    static PATTERN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let pattern = PATTERN.get_or_init(|| {
+        regex::Regex::new(
+            r"(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})|(?P<commit>\b[0-9a-f]{40}\b)|(?P<time>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z)",
+        )
+        .expect("a valid pattern")
+    });
+    let mut roles: BTreeMap<String, String> = BTreeMap::new();
+    let (mut ids, mut commits, mut times) = (0, 0, 0);
+    pattern
+        .replace_all(text, |found: &regex::Captures<'_>| {
+            let value = found[0].to_string();
+            roles
+                .entry(value)
+                .or_insert_with(|| {
+                    if found.name("id").is_some() {
+                        ids += 1;
+                        format!("<id {ids}>")
+                    } else if found.name("commit").is_some() {
+                        commits += 1;
+                        format!("<commit {commits}>")
+                    } else {
+                        times += 1;
+                        format!("<time {times}>")
+                    }
+                })
+                .clone()
+        })
+        .into_owned()
+}
+
+/// The SHA-256 of a request body with its ids and times masked.
+fn masked_sha256(body: &[u8]) -> String {
+    crate::digest::sha256_hex(masked(&String::from_utf8_lossy(body)).as_bytes())
+}
+
 /// A past run's model calls, answered in order.
 #[derive(Debug)]
 pub struct Recorded {
     attempts: Vec<RecordedAttempt>,
+    /// Each attempt's [`masked_sha256`], which is what a request is matched by.
+    masked: Vec<String>,
     state: Mutex<State>,
 }
 
@@ -101,8 +149,13 @@ impl Recorded {
     /// The attempts of one run, in the order they were made.
     pub fn new(attempts: Vec<RecordedAttempt>) -> Recorded {
         let used = vec![false; attempts.len()];
+        let masked = attempts
+            .iter()
+            .map(|attempt| masked_sha256(&attempt.request_body))
+            .collect();
         Recorded {
             attempts,
+            masked,
             state: Mutex::new(State {
                 used,
                 ..State::default()
@@ -139,8 +192,9 @@ impl Recorded {
     /// The recorded attempt answering `body` (hash `sha256`), or the miss, which is kept if it
     /// is the first.
     pub(crate) fn answer(&self, body: &[u8], sha256: &str) -> Result<RecordedAttempt, Miss> {
+        let wanted = masked_sha256(body);
         let mut state = self.lock();
-        let unused = |index: &usize| !state.used[*index] && self.attempts[*index].request_sha256 == sha256;
+        let unused = |index: &usize| !state.used[*index] && self.masked[*index] == wanted;
         let found = (state.cursor..self.attempts.len())
             .find(unused)
             .or_else(|| (0..state.cursor).find(unused));
@@ -161,10 +215,7 @@ impl Recorded {
                 first_difference: first_difference(&recorded.request_body, body),
             },
             None => Miss {
-                asker: self
-                    .attempts
-                    .last()
-                    .and_then(|last| last.asker.clone()),
+                asker: self.attempts.last().and_then(|last| last.asker.clone()),
                 recorded_sha256: None,
                 now_sha256: sha256.to_string(),
                 first_difference: "the recorded run made no more calls".to_string(),
@@ -193,10 +244,10 @@ pub fn first_difference(recorded: &[u8], now: &[u8]) -> String {
         }
         let role = new["role"].as_str().unwrap_or("?");
         let (old_text, new_text) = (
-            old["content"].as_str().unwrap_or_default(),
-            new["content"].as_str().unwrap_or_default(),
+            masked(old["content"].as_str().unwrap_or_default()),
+            masked(new["content"].as_str().unwrap_or_default()),
         );
-        return match first_differing_line(old_text, new_text) {
+        return match first_differing_line(&old_text, &new_text) {
             Some((line, was, is)) => format!(
                 "{role} message {}, line {line}: was {was:?}, now {is:?}",
                 index + 1
@@ -233,7 +284,7 @@ pub fn first_difference(recorded: &[u8], now: &[u8]) -> String {
 }
 
 /// The first line (1-based) where the texts differ, with both versions of it (`""` past the
-/// end of the shorter text).
+/// end of the shorter text), each cut to a window around the first character that differs.
 fn first_differing_line(old: &str, new: &str) -> Option<(usize, String, String)> {
     let mut old_lines = old.lines();
     let mut new_lines = new.lines();
@@ -244,13 +295,26 @@ fn first_differing_line(old: &str, new: &str) -> Option<(usize, String, String)>
             (None, None) => return None,
             (a, b) if a == b => continue,
             (a, b) => {
-                return Some((
-                    number,
-                    cut(a.unwrap_or_default()),
-                    cut(b.unwrap_or_default()),
-                ));
+                let (a, b) = (a.unwrap_or_default(), b.unwrap_or_default());
+                let same = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+                let from = same.saturating_sub(CONTEXT_CHARS);
+                return Some((number, window(a, from), window(b, from)));
             }
         }
+    }
+}
+
+/// How much of the common start of a differing line is shown before the difference.
+const CONTEXT_CHARS: usize = 40;
+
+/// `text` from character `from`, cut; `…` marks what was left out at the start.
+fn window(text: &str, from: usize) -> String {
+    let rest: String = text.chars().skip(from).collect();
+    let shown = cut(&rest);
+    if from > 0 {
+        format!("…{shown}")
+    } else {
+        shown
     }
 }
 
@@ -307,16 +371,32 @@ mod tests {
             miss.first_difference,
             "system message 1, line 2: was \"\", now \"new\""
         );
-        assert!(miss.to_string().starts_with("the prompt for design changed"));
+        assert!(
+            miss.to_string()
+                .starts_with("the prompt for design changed")
+        );
         assert!(recorded.answer(&second, &sha(&second)).is_ok());
         assert_eq!(recorded.miss(), Some(miss));
         assert_eq!((recorded.answered(), recorded.unused()), (2, 0));
     }
 
     #[test]
+    fn ids_and_times_are_masked_by_role() {
+        let one = "run 01a24658-4da7-71a1-b39f-24cc57fe30e2 at 2026-12-05T13:15:21.927Z, again 01a24658-4da7-71a1-b39f-24cc57fe30e2";
+        let two = "run 01a24658-4f37-71ba-bd58-8c7d6f998a1e at 2026-12-05T13:15:22.328Z, again 01a24658-4f37-71ba-bd58-8c7d6f998a1e";
+        assert_eq!(masked(one), "run <id 1> at <time 1>, again <id 1>");
+        assert_eq!(masked(one), masked(two));
+        let other = "run 01a24658-4f37-71ba-bd58-8c7d6f998a1e at 2026-12-05T13:15:22.328Z, again 01a24658-0000-71ba-bd58-8c7d6f998a1e";
+        assert_ne!(masked(one), masked(other));
+    }
+
+    #[test]
     fn a_field_other_than_the_messages_is_named() {
         let old = br#"{"model":"a","messages":[],"max_tokens":5}"#;
         let new = br#"{"model":"a","messages":[],"max_tokens":6}"#;
-        assert_eq!(first_difference(old, new), "field `max_tokens`: was 5, now 6");
+        assert_eq!(
+            first_difference(old, new),
+            "field `max_tokens`: was 5, now 6"
+        );
     }
 }

@@ -617,7 +617,9 @@ fn recorded_arrival(attempt: super::recorded::RecordedAttempt) -> Arrived {
         status,
         headers,
         body,
-        end: attempt.cut_off.map_or(StreamEnd::Complete, StreamEnd::CutOff),
+        end: attempt
+            .cut_off
+            .map_or(StreamEnd::Complete, StreamEnd::CutOff),
         tokens,
     }
 }

@@ -7,7 +7,11 @@
 //! last eight characters inside longer strings (a build branch's name). What is not compared:
 //! when (`at`, `started_at`), how long (`duration_ms`, `latency_ms`), the lamport number, the
 //! digest chain, the actor, and the endpoint's URL (`url` of `llm.called`), none of which a
-//! decision depends on.
+//! decision depends on. Inside longer strings, ids and times are masked by role
+//! ([`crate::llm::recorded::masked`]); the blobs an `effect.intended` names are compared by
+//! their masked content (a document names the run that wrote it); a replayed `llm.called`'s
+//! request hash is not compared, since the replay answered it only because its masked request
+//! matched the record.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -15,12 +19,20 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::event::{Event, kind};
+use crate::llm::recorded::masked;
 
 /// Keys that say when or how long, never what: left out of every payload compared.
 const TIMING_KEYS: [&str; 4] = ["at", "started_at", "duration_ms", "latency_ms"];
 /// Keys whose value is a commit the run made (or started from): compared by role. Other
 /// 40-hex values (the blob ids of the files about to be written) are content, compared as is.
-const COMMIT_KEYS: [&str; 5] = ["commit", "head", "base", "revert", "previous_commit"];
+const COMMIT_KEYS: [&str; 6] = [
+    "commit",
+    "committed",
+    "head",
+    "base",
+    "revert",
+    "previous_commit",
+];
 
 /// The first place the replay differs from the record.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -65,15 +77,26 @@ pub struct Summary {
     pub outcomes: Vec<Value>,
 }
 
+/// What a blob id holds, for comparing files by content: `None` when it cannot be read.
+pub type BlobContent<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// The events of a run, comparable: roles for ids, no timing.
-fn comparable(events: &[Event]) -> Vec<Value> {
+fn comparable(events: &[Event], content: BlobContent<'_>) -> Vec<Value> {
     let mut roles = Roles::new(events);
-    events.iter().map(|event| roles.event(event)).collect()
+    events
+        .iter()
+        .map(|event| roles.event(event, content))
+        .collect()
 }
 
-/// The first divergence between the recorded events and the replayed ones, if any.
-pub fn first_divergence(recorded: &[Event], replayed: &[Event]) -> Option<Divergence> {
-    let (old, new) = (comparable(recorded), comparable(replayed));
+/// The first divergence between the recorded events and the replayed ones, if any;
+/// `content` reads the blobs the events name.
+pub fn first_divergence(
+    recorded: &[Event],
+    replayed: &[Event],
+    content: BlobContent<'_>,
+) -> Option<Divergence> {
+    let (old, new) = (comparable(recorded, content), comparable(replayed, content));
     for (index, (a, b)) in old.iter().zip(&new).enumerate() {
         if let Some((field, was, now)) = first_difference(a, b, String::new()) {
             return Some(Divergence {
@@ -231,12 +254,22 @@ impl Roles {
         }
     }
 
-    fn event(&mut self, event: &Event) -> Value {
+    fn event(&mut self, event: &Event, content: BlobContent<'_>) -> Value {
         let mut payload = event.payload.clone();
+        let mut attachments = event.attachments.clone();
         if event.kind == kind::LLM_CALLED
             && let Some(object) = payload.as_object_mut()
         {
             object.remove("url");
+            object.remove("request_sha256");
+            attachments.remove("request.json");
+        }
+        if let Some(blobs) = payload.get_mut("blobs").and_then(Value::as_object_mut) {
+            for blob in blobs.values_mut() {
+                if let Some(text) = blob.as_str().and_then(content) {
+                    *blob = Value::String(crate::digest::sha256_hex(masked(&text).as_bytes()));
+                }
+            }
         }
         let payload = self.value(payload, None);
         let causes: Vec<Value> = event
@@ -249,7 +282,7 @@ impl Roles {
             "activity": event.activity,
             "service": event.service,
             "causes": causes,
-            "attachments": event.attachments,
+            "attachments": attachments,
             "payload": payload,
         })
     }
@@ -292,13 +325,14 @@ impl Roles {
             self.assigned.insert(text, role.clone());
             return role;
         }
-        match &self.run {
+        let text = match &self.run {
             Some(run) => {
                 let suffix = &run[run.len().saturating_sub(8)..];
                 text.replace(run.as_str(), "<run>").replace(suffix, "<run>")
             }
             None => text,
-        }
+        };
+        masked(&text)
     }
 }
 
@@ -379,28 +413,35 @@ mod tests {
                 serde_json::json!({"commit": commit('b'), "cause": "b1"}),
             ),
         ];
-        assert_eq!(first_divergence(&recorded, &replayed), None);
+        assert_eq!(first_divergence(&recorded, &replayed, &|_| None), None);
     }
 
     #[test]
     fn the_first_differing_field_is_named_with_both_values() {
-        let gates = |result: &str| {
-            serde_json::json!({"gates": {"defined": {"result": result}}, "outcome": "x"})
-        };
+        let gates = |result: &str| serde_json::json!({"gates": {"defined": {"result": result}}, "outcome": "x"});
         let recorded = vec![event("a1", "activity.finished", gates("passed"))];
         let replayed = vec![event("b1", "activity.finished", gates("failed"))];
-        let divergence = first_divergence(&recorded, &replayed).unwrap();
+        let divergence = first_divergence(&recorded, &replayed, &|_| None).unwrap();
         assert_eq!(divergence.field, "payload.gates.defined.result");
-        assert_eq!((divergence.old, divergence.new), ("passed".into(), "failed".into()));
+        assert_eq!(
+            (divergence.old, divergence.new),
+            ("passed".into(), "failed".into())
+        );
         let summary = summary(&recorded, &replayed);
         assert_eq!(summary.gates[0].gate, "defined");
     }
 
     #[test]
     fn a_missing_event_is_a_divergence() {
-        let recorded = vec![event("a1", "run.started", Value::Null), event("a2", "run.finished", Value::Null)];
+        let recorded = vec![
+            event("a1", "run.started", Value::Null),
+            event("a2", "run.finished", Value::Null),
+        ];
         let replayed = vec![event("b1", "run.started", Value::Null)];
-        let divergence = first_divergence(&recorded, &replayed).unwrap();
-        assert_eq!((divergence.position, divergence.field.as_str()), (2, "event"));
+        let divergence = first_divergence(&recorded, &replayed, &|_| None).unwrap();
+        assert_eq!(
+            (divergence.position, divergence.field.as_str()),
+            (2, "event")
+        );
     }
 }

@@ -198,7 +198,9 @@ pub fn replay(
     let recorded_events: Vec<Event> = original.events.iter().map(|s| s.event.clone()).collect();
     let verdict = match recorded.miss() {
         Some(miss) => Verdict::from(miss),
-        None => match compare::first_divergence(&recorded_events, &replayed) {
+        None => match compare::first_divergence(&recorded_events, &replayed, &|blob| {
+            scratch::git_text(&scratch.root(), &["cat-file", "blob", blob])
+        }) {
             Some(divergence) => Verdict::Diverged { divergence },
             None => Verdict::Same,
         },
@@ -268,9 +270,22 @@ fn changed_files(
         return (Vec::new(), String::new());
     };
     let names = scratch::git_output(scratch_root, &["diff", "--name-only", &old, &new]);
-    let diff = scratch::git_output(scratch_root, &["diff", &old, &new]);
-    (
-        names.lines().map(str::to_string).collect(),
-        diff,
-    )
+    // A file that differs only in the ids and times it names (the run that wrote it) is the
+    // same file.
+    let content = |commit: &str, path: &str| {
+        scratch::git_text(scratch_root, &["show", &format!("{commit}:{path}")])
+            .map(|text| crate::llm::recorded::masked(&text))
+    };
+    let differing: Vec<String> = names
+        .lines()
+        .filter(|path| content(&old, path) != content(&new, path))
+        .map(str::to_string)
+        .collect();
+    if differing.is_empty() {
+        return (differing, String::new());
+    }
+    let mut args = vec!["diff", old.as_str(), new.as_str(), "--"];
+    args.extend(differing.iter().map(String::as_str));
+    let diff = scratch::git_output(scratch_root, &args);
+    (differing, diff)
 }

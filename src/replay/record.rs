@@ -171,7 +171,9 @@ fn attempt(store: &Store, stored: &StoredEvent) -> Result<RecordedAttempt, Repla
             stored.event.id
         ))
     })?;
-    let status = payload["status"].as_u64().and_then(|s| u16::try_from(s).ok());
+    let status = payload["status"]
+        .as_u64()
+        .and_then(|s| u16::try_from(s).ok());
     let response_body = if status.is_some() {
         Some(store.attachment(stored, "response.json").map_err(|_| {
             unreplayable(&format!(

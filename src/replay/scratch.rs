@@ -144,12 +144,16 @@ fn git_command(dir: &Path, args: &[&str]) -> Command {
 
 /// What git printed in `dir`, or nothing if it failed (for what a report only shows).
 pub(super) fn git_output(dir: &Path, args: &[&str]) -> String {
+    git_text(dir, args).unwrap_or_default()
+}
+
+/// What git printed in `dir`, or `None` if it failed.
+pub(super) fn git_text(dir: &Path, args: &[&str]) -> Option<String> {
     git_command(dir, args)
         .output()
         .ok()
         .filter(|output| output.status.success())
         .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
-        .unwrap_or_default()
 }
 
 /// Runs git in `dir`, whatever repository the environment names; its stderr is the error.

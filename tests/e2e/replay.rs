@@ -118,7 +118,11 @@ fn a_replay_with_nothing_changed_is_identical_and_asks_the_server_nothing() {
             .contains("decisions identical: design, discover, plan"),
         "{replay:#?}"
     );
-    assert_eq!(recorded.server.requests().len(), asked, "the replay sent a request");
+    assert_eq!(
+        recorded.server.requests().len(),
+        asked,
+        "the replay sent a request"
+    );
 
     let json = recorded.replay(&["--format", "json"]).success();
     let report: Value = serde_json::from_str(json.stdout.trim()).unwrap();
@@ -162,8 +166,8 @@ fn a_changed_prompt_stops_the_replay_at_that_call_and_names_it() {
     let asked = recorded.server.requests().len();
     recorded.overlay_design(|yaml| {
         yaml.replace(
-            "    Prefer the\n    repository's existing languages and conventions.\n",
-            "    Prefer the\n    repository's existing languages and conventions.\n    Keep it small.\n",
+            "    repository's existing languages and conventions.\n",
+            "    repository's existing languages and conventions.\n    Keep it small.\n",
         )
     });
     let replay = recorded.replay(&[]).code(1);
@@ -173,11 +177,17 @@ fn a_changed_prompt_stops_the_replay_at_that_call_and_names_it() {
         "{replay:#?}"
     );
     assert!(
-        line.contains("first differing line: system message 1, line 6: was \"Choose only playbooks"),
+        line.contains(
+            "first differing line: system message 1, line 6: was \"Choose only playbooks"
+        ),
         "{replay:#?}"
     );
     assert!(line.contains("now \"Keep it small.\""), "{replay:#?}");
-    assert_eq!(recorded.server.requests().len(), asked, "the replay sent a request");
+    assert_eq!(
+        recorded.server.requests().len(),
+        asked,
+        "the replay sent a request"
+    );
 }
 
 #[test]
@@ -197,7 +207,10 @@ fn a_replay_never_moves_head_the_index_any_branch_or_the_log() {
             "checks: [non_empty: /architecture/style, non_empty: /architecture/integrations]",
         )
     });
-    let overlay = (DESIGN_OVERLAY, std::fs::read(repo.join(DESIGN_OVERLAY)).unwrap());
+    let overlay = (
+        DESIGN_OVERLAY,
+        std::fs::read(repo.join(DESIGN_OVERLAY)).unwrap(),
+    );
     std::fs::remove_file(repo.join(DESIGN_OVERLAY)).unwrap();
     recorded.replay(&[]).success();
     assert_eq!(checkout_state(env, repo), before);
