@@ -6,7 +6,7 @@ use super::error::{EXIT_FAILED, Result};
 use super::helper::{Access, CommandHelper};
 use super::ui::{Format, Output};
 use crate::registry::Registry;
-use crate::replay::{ReplayReport, Verdict};
+use crate::replay::{ReplayError, ReplayReport, Verdict};
 use crate::tip_cache;
 
 /// Replay a past run from its record, offline, and compare it with what was recorded.
@@ -16,45 +16,115 @@ use crate::tip_cache;
 /// and nothing is appended to the log. Every model call is answered from the run's recorded
 /// `llm.called` replies (no network, ever); a call the record does not hold stops the replay
 /// and names the prompt that changed. Playbooks with external effects run only in dry-run.
-/// Exits 0 when the replay matches the record, 1 when it diverges or stops. See
-/// docs/replay.md.
+/// Exits 0 when the replay matches the record, 1 when it diverges, stops or cannot be
+/// replayed. With --all, every completed run (since DATE) is replayed, one line each, for a
+/// CI check that a change to .spectra/registry/ changes no past decision. See docs/replay.md.
 ///
 /// Examples:
 ///   git spectra replay 3f9c2a1
 ///   git spectra replay 3f9c2a1 --format json
+///   git spectra replay --all --since '30 days ago'
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct ReplayArgs {
     /// The run to replay (its id or a unique prefix, as `git spectra runs` shows it).
-    run: String,
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    run: Option<String>,
+    /// Replay every completed run, one line each.
+    #[arg(long)]
+    all: bool,
+    /// With --all, only the runs started at or after DATE ('2 weeks ago', 2026-01-31).
+    #[arg(long, requires = "all", value_parser = super::parse_since)]
+    since: Option<jiff::Timestamp>,
+    /// Append the replay to the log as a run of its own (command `replay`, `replay_of` naming
+    /// the run), which `runs` lists and the views ignore.
+    #[arg(long)]
+    record: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
 }
 
 pub fn run(args: ReplayArgs) -> Result<u8> {
-    let helper = CommandHelper::open(Access::Shows)?;
+    let access = if args.record {
+        Access::Writes
+    } else {
+        Access::Shows
+    };
+    let helper = CommandHelper::open(access)?;
     let repo = helper.repo();
     let store = helper.store();
-    let run = store.ids()?.resolve_run(&args.run)?;
-    let root = repo.work_tree().map(std::path::Path::to_path_buf);
-    let registry = match &root {
+    let registry = match repo.work_tree() {
         Some(root) => Registry::load_cached(root, Some(&tip_cache::dir(repo)))?,
         None => Registry::builtin()?,
     };
-    let report = crate::replay::replay(repo, store, &registry, &run)?;
-    let shown = store.short_near_tip(&run).unwrap_or_else(|| run.clone());
     let mut out = Output::new();
-    match args.format {
-        Format::Json => out.json_line(&report)?,
-        Format::Human => render(&mut out, &report, &shown)?,
-    }
+    let same = match &args.run {
+        Some(typed) => {
+            let run = store.ids()?.resolve_run(typed)?;
+            let report = crate::replay::replay(repo, store, &registry, &run)?;
+            if args.record {
+                crate::replay::record(store, &report)?;
+            }
+            let shown = store.short_near_tip(&run).unwrap_or_else(|| run.clone());
+            match args.format {
+                Format::Json => out.json_line(&report)?,
+                Format::Human => render(&mut out, &report, &shown)?,
+            }
+            report.verdict.is_same()
+        }
+        None => replay_all(&mut out, &helper, &registry, &args)?,
+    };
     out.flush()?;
-    Ok(if report.verdict.is_same() {
-        0
-    } else {
-        EXIT_FAILED
-    })
+    Ok(if same { 0 } else { EXIT_FAILED })
+}
+
+/// `--all`: one line per completed run; whether every one was the same.
+fn replay_all(
+    out: &mut Output,
+    helper: &CommandHelper,
+    registry: &Registry,
+    args: &ReplayArgs,
+) -> Result<bool> {
+    let (repo, store) = (helper.repo(), helper.store());
+    let runs = crate::replay::completed_runs(store, args.since)?;
+    let ids = store.ids()?;
+    let mut all_same = true;
+    for run in runs {
+        let shown = ids.short_run(&run);
+        let replayed = match crate::replay::replay(repo, store, registry, &run) {
+            Ok(report) => Ok(report),
+            Err(error @ (ReplayError::Unreplayable(_) | ReplayError::Run(_))) => {
+                Err(error.to_string())
+            }
+            Err(error) => return Err(error.into()),
+        };
+        match (&replayed, args.format) {
+            (Ok(report), Format::Json) => out.json_line(report)?,
+            (Ok(report), Format::Human) => out.line(format!(
+                "{shown} {}: {}",
+                report.command,
+                verdict_line(&report.verdict)
+            ))?,
+            (Err(reason), Format::Json) => out.json_line(&serde_json::json!({
+                "run": run, "result": "unreplayable", "reason": reason,
+            }))?,
+            (Err(reason), Format::Human) => out.line(format!(
+                "{shown}: unreplayable: {}",
+                reason.trim_start_matches("the run cannot be replayed: ")
+            ))?,
+        }
+        match replayed {
+            Ok(report) => {
+                all_same &= report.verdict.is_same();
+                if args.record {
+                    crate::replay::record(store, &report)?;
+                }
+            }
+            Err(_) => all_same = false,
+        }
+    }
+    Ok(all_same)
 }
 
 /// One line for the verdict, then what changed.

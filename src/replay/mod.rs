@@ -225,6 +225,75 @@ pub fn replay(
     })
 }
 
+/// The runs a `replay --all` replays, oldest first: every run that started (at or after
+/// `since`) and finished, other than one that was interrupted and the replays `--record` wrote.
+pub fn completed_runs(
+    store: &Store,
+    since: Option<jiff::Timestamp>,
+) -> Result<Vec<String>, ReplayError> {
+    let of_kind = |kind: &str| crate::store::Filter {
+        kind: Some(kind.to_string()),
+        since,
+        ..crate::store::Filter::default()
+    };
+    let finished: std::collections::HashSet<String> = store
+        .events_oldest_first(&of_kind(crate::event::kind::RUN_FINISHED))?
+        .into_iter()
+        .filter(|stored| stored.event.payload["outcome"] != "interrupted")
+        .filter_map(|stored| stored.event.run)
+        .collect();
+    Ok(store
+        .events_oldest_first(&of_kind(crate::event::kind::RUN_STARTED))?
+        .into_iter()
+        .filter(|stored| stored.event.payload.get(REPLAY_OF).is_none())
+        .filter_map(|stored| stored.event.run)
+        .filter(|run| finished.contains(run))
+        .collect())
+}
+
+/// Appends `report` to `store` as a run of its own (`--record`): `run.started` with command
+/// `replay` and [`REPLAY_OF`] naming the run replayed, and `run.finished` with the verdict.
+/// It has no activity, so the projections (which fold activities) see nothing of it; `runs`
+/// lists it. Returns its run id.
+pub fn record(store: &Store, report: &ReplayReport) -> Result<String, ReplayError> {
+    use crate::event::{NewEvent, kind};
+    let run = crate::event::new_id();
+    let outcome = if report.verdict.is_same() {
+        "succeeded"
+    } else {
+        "failed"
+    };
+    let verdict = serde_json::to_value(&report.verdict).unwrap_or_default();
+    let started = NewEvent::new(kind::RUN_STARTED)
+        .run(run.clone())
+        .subject(format!("replay: run started: {}", report.run))
+        .payload(serde_json::json!({
+            "command": "replay",
+            "input": report.run,
+            "activities": [],
+            "mode": "replay",
+            "dry_run": false,
+            "execute": false,
+            REPLAY_OF: report.run,
+        }));
+    let finished = NewEvent::new(kind::RUN_FINISHED)
+        .run(run.clone())
+        .subject(format!("replay: run {outcome}"))
+        .payload(serde_json::json!({
+            "outcome": outcome,
+            "duration_ms": report.replay_ms,
+            "activities": [],
+            "skipped": [],
+            REPLAY_OF: report.run,
+            "replay": verdict,
+        }));
+    store.append_batch(vec![started, finished])?;
+    Ok(run)
+}
+
+/// The `run.started` field of a recorded replay naming the run it replayed.
+pub const REPLAY_OF: &str = "replay_of";
+
 /// Who decides in the replay: the record, for a run a model decided; the offline rules, for a
 /// run they decided.
 fn decider(repo: &Repo, asked: &Asked, recorded: &Arc<Recorded>) -> Result<Decider, ReplayError> {

@@ -67,6 +67,11 @@ impl Original {
             return Err(unreplayable("the run has not finished"));
         }
         let payload = &started.event.payload;
+        if let Some(original) = payload.get(super::REPLAY_OF).and_then(Value::as_str) {
+            return Err(unreplayable(&format!(
+                "it is the record of a replay of run {original}; replay that run instead"
+            )));
+        }
         if started.event.schema != crate::event::SCHEMA_VERSION {
             return Err(unreplayable(&format!(
                 "the run was recorded with event schema {}, which has no upcaster to {}",

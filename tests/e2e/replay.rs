@@ -79,6 +79,12 @@ impl Recorded {
             .spectra_with_llm(&self.repo, &self.server.base_url(), &all)
     }
 
+    /// `git spectra replay --all`.
+    fn replay_all(&self) -> Run {
+        self.env
+            .spectra_with_llm(&self.repo, &self.server.base_url(), &["replay", "--all"])
+    }
+
     /// The built-in design activity with `edit` applied, as a registry overlay.
     fn overlay_design(&self, edit: impl Fn(String) -> String) {
         let builtin =
@@ -222,4 +228,120 @@ fn a_replay_never_moves_head_the_index_any_branch_or_the_log() {
         std::fs::read_to_string(repo.join("README")).unwrap(),
         "edited, not staged\n"
     );
+}
+
+#[test]
+fn replay_all_names_the_one_run_of_twenty_that_diverged() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("repo");
+    let server = model();
+    let activity = |name: &str, input: &str| {
+        let run = env
+            .spectra_with_llm(
+                &repo,
+                &server.base_url(),
+                &[name, input, "--service", "logging", "--format", "json"],
+            )
+            .success();
+        let report: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+        report["run"].as_str().unwrap().to_string()
+    };
+    let mut runs: Vec<String> = (1..=19)
+        .map(|n| activity("plan", &format!("plan step {n}")))
+        .collect();
+    let design = activity("design", "design it");
+    runs.push(design.clone());
+    let asked = server.requests().len();
+
+    let all = env
+        .spectra_with_llm(&repo, &server.base_url(), &["replay", "--all"])
+        .success();
+    let lines: Vec<&str> = all.stdout.lines().collect();
+    assert_eq!(lines.len(), 20, "{all:#?}");
+    assert!(
+        lines.iter().all(|line| line.ends_with(": same")),
+        "{all:#?}"
+    );
+
+    // A stricter gate for design: only the one design run changes.
+    let path = repo.join(DESIGN_OVERLAY);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let builtin =
+        std::fs::read_to_string(manifest_dir().join("registry/activities/design.yaml")).unwrap();
+    std::fs::write(
+        &path,
+        builtin.replace(
+            "checks: [non_empty: /architecture/style, non_empty: /architecture/components]",
+            "checks: [non_empty: /architecture/style, non_empty: /architecture/integrations]",
+        ),
+    )
+    .unwrap();
+    let all = env
+        .spectra_with_llm(&repo, &server.base_url(), &["replay", "--all"])
+        .code(1);
+    let lines: Vec<&str> = all.stdout.lines().collect();
+    assert_eq!(lines.len(), 20, "{all:#?}");
+    let diverged: Vec<&&str> = lines
+        .iter()
+        .filter(|line| line.contains(": diverged at event "))
+        .collect();
+    assert_eq!(diverged.len(), 1, "{all:#?}");
+    // The line names the run by its short name, which names the design run.
+    let short = diverged[0].split_whitespace().next().unwrap();
+    let named = env
+        .spectra_with_llm(
+            &repo,
+            &server.base_url(),
+            &["replay", short, "--format", "json"],
+        )
+        .code(1);
+    let report: Value = serde_json::from_str(named.stdout.trim()).unwrap();
+    assert_eq!(report["run"], design.as_str());
+    assert!(
+        diverged[0].contains(" design: diverged at event "),
+        "{all:#?}"
+    );
+    assert_eq!(
+        lines.iter().filter(|line| line.ends_with(": same")).count(),
+        19
+    );
+    assert_eq!(server.requests().len(), asked, "a replay sent a request");
+}
+
+#[test]
+fn a_recorded_replay_is_a_run_of_its_own_that_points_at_the_original() {
+    let recorded = recorded_run();
+    let manifest_before = recorded
+        .env
+        .spectra(&recorded.repo, &["manifest", "design", "--format", "json"])
+        .success()
+        .stdout;
+    recorded.replay(&["--record"]).success();
+    let started = recorded.env.events(&recorded.repo, "run.started");
+    let replay = started.last().unwrap();
+    assert_eq!(replay["payload"]["command"], "replay");
+    assert_eq!(replay["payload"]["replay_of"], recorded.run.as_str());
+    let finished = recorded.env.events(&recorded.repo, "run.finished");
+    assert_eq!(
+        finished.last().unwrap()["payload"]["replay"]["result"],
+        "same"
+    );
+    let runs = recorded
+        .env
+        .spectra(&recorded.repo, &["runs"])
+        .success()
+        .stdout;
+    assert!(runs.contains("replay"), "{runs}");
+    let manifest_after = recorded
+        .env
+        .spectra(&recorded.repo, &["manifest", "design", "--format", "json"])
+        .success()
+        .stdout;
+    assert_eq!(
+        manifest_after, manifest_before,
+        "a projection saw the replay"
+    );
+    // `--all` replays the run, not the record of its replay.
+    let all = recorded.replay_all();
+    assert_eq!(all.stdout.lines().count(), 1, "{all:#?}");
 }
