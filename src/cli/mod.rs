@@ -18,6 +18,7 @@ mod man;
 mod pager;
 mod registry;
 mod replay;
+mod rerun;
 mod run;
 mod show;
 mod stats;
@@ -101,6 +102,7 @@ pub enum Command {
     Undo(undo::UndoArgs),
     Redo(undo::RedoArgs),
     Replay(replay::ReplayArgs),
+    Rerun(rerun::RerunArgs),
     Run(run::RunArgs),
     /// Run a built-in playbook (used by the default playbooks' argv).
     #[command(hide = true)]
@@ -113,7 +115,11 @@ impl Command {
     fn records_a_run(&self) -> bool {
         matches!(
             self,
-            Command::Discover(_) | Command::Run(_) | Command::Undo(_) | Command::Redo(_)
+            Command::Discover(_)
+                | Command::Run(_)
+                | Command::Rerun(_)
+                | Command::Undo(_)
+                | Command::Redo(_)
         )
     }
 
@@ -198,6 +204,7 @@ pub fn run() -> u8 {
         Command::Undo(args) => undo::undo(args),
         Command::Redo(args) => undo::redo(args),
         Command::Replay(args) => replay::run(args),
+        Command::Rerun(args) => rerun::run(args),
         Command::Run(args) => run::run(args),
         Command::Builtin(args) => builtin::run(args),
     };

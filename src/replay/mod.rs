@@ -52,6 +52,14 @@ pub enum ReplayError {
     /// The replaying client could not be built.
     #[error(transparent)]
     Llm(#[from] crate::llm::LlmError),
+    /// `rerun --from` names an activity the run did not run.
+    #[error("the run did not run {activity}; it ran {}", .activities.join(", "))]
+    NotInRun {
+        /// The activity asked for.
+        activity: String,
+        /// The run's activities.
+        activities: Vec<String>,
+    },
     /// The run could not be started again (an activity the registry no longer has, ...).
     #[error("the run cannot be replayed: {0}")]
     Run(#[from] RunError),
@@ -62,6 +70,7 @@ impl crate::failure::Classify for ReplayError {
         use crate::failure::Class;
         match self {
             ReplayError::Unreplayable(_) | ReplayError::Run(_) => Class::Failed,
+            ReplayError::NotInRun { .. } => Class::Usage,
             ReplayError::Settings(error) => crate::failure::Classify::class(error),
             ReplayError::Llm(_) => Class::Failed,
             ReplayError::Store(_) | ReplayError::Scratch(_) | ReplayError::Repo(_) => Class::Fatal,
@@ -167,7 +176,8 @@ pub fn replay(
         .work_tree()
         .ok_or_else(|| ReplayError::Unreplayable("this is a bare repository".into()))?;
     let recorded = Arc::new(Recorded::new(original.attempts(store)?));
-    let scratch = scratch::Scratch::create(repo.common_dir(), user_root, &original.start)?;
+    let start = original.start(store)?;
+    let scratch = scratch::Scratch::create(repo.common_dir(), user_root, &start)?;
     let scratch_repo = Repo::open(&scratch.root())?;
     let scratch_store = Store::new(&scratch_repo);
     let decider = decider(repo, &original.asked, &recorded)?;
@@ -179,6 +189,7 @@ pub fn replay(
         // Never: a replay's external effects are the record's, not the world's.
         execute: false,
         update: asked.update,
+        reuse: std::collections::BTreeMap::new(),
     };
     let engine = Engine::new(
         &scratch_repo,
@@ -223,6 +234,40 @@ pub fn replay(
             .and_then(|event| event.payload["duration_ms"].as_u64()),
         replay_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
+}
+
+/// What `git spectra rerun <RUN> --from FROM` runs again: how the run was asked for, and the
+/// recorded decisions of the activities before `from` (none without `from`), which the new
+/// run takes again instead of asking for them.
+pub fn rerun_of(
+    store: &Store,
+    run: &str,
+    from: Option<&str>,
+) -> Result<
+    (
+        Asked,
+        std::collections::BTreeMap<String, crate::activity::Reused>,
+    ),
+    ReplayError,
+> {
+    let original = record::Original::read(store, run)?;
+    let asked = original.asked.clone();
+    let before: Vec<String> = match from {
+        None => Vec::new(),
+        Some(from) => {
+            let at = asked
+                .activities
+                .iter()
+                .position(|name| name == from)
+                .ok_or_else(|| ReplayError::NotInRun {
+                    activity: from.to_string(),
+                    activities: asked.activities.clone(),
+                })?;
+            asked.activities[..at].to_vec()
+        }
+    };
+    let reuse = original.decisions_of(&before);
+    Ok((asked, reuse))
 }
 
 /// The runs a `replay --all` replays, oldest first: every run that started (at or after

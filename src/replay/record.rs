@@ -1,10 +1,13 @@
 //! What a replay takes from the record of the run it replays: how the run was asked for,
 //! where it started, and its model calls with their request and response bodies.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::ReplayError;
 use super::scratch::StartingPoint;
+use crate::activity::Reused;
 use crate::event::kind;
 use crate::llm::ResponseFormat;
 use crate::llm::recorded::RecordedAttempt;
@@ -39,8 +42,6 @@ pub struct Original {
     pub events: Vec<StoredEvent>,
     /// How it was asked for.
     pub asked: Asked,
-    /// Where it started.
-    pub start: StartingPoint,
 }
 
 impl Original {
@@ -101,12 +102,40 @@ impl Original {
             update: payload["update"].as_bool().unwrap_or(false),
             execute: payload["execute"].as_bool().unwrap_or(false),
         };
-        let start = starting_point(store, &events, started)?;
-        Ok(Original {
-            events,
-            asked,
-            start,
-        })
+        Ok(Original { events, asked })
+    }
+
+    /// Where the run started, refused as unreplayable when the record does not say.
+    pub fn start(&self, store: &Store) -> Result<StartingPoint, ReplayError> {
+        let started = self
+            .events
+            .iter()
+            .find(|stored| stored.event.kind == kind::RUN_STARTED)
+            .ok_or_else(|| unreplayable("the run has no run.started event"))?;
+        starting_point(store, &self.events, started)
+    }
+
+    /// The last decision each of `activities` made in the run, to be taken again.
+    pub fn decisions_of(&self, activities: &[String]) -> BTreeMap<String, Reused> {
+        let mut reuse = BTreeMap::new();
+        for stored in &self.events {
+            let event = &stored.event;
+            let Some(activity) = &event.activity else {
+                continue;
+            };
+            if event.kind != kind::DECISION_MADE || !activities.contains(activity) {
+                continue;
+            }
+            reuse.insert(
+                activity.clone(),
+                Reused {
+                    event: event.id.clone(),
+                    decision: event.payload["decision"].clone(),
+                    mode: text(&event.payload, "mode").unwrap_or_else(|| "llm".into()),
+                },
+            );
+        }
+        reuse
     }
 
     /// The run's model calls with their bodies, in the order they were made.

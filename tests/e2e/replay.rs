@@ -345,3 +345,101 @@ fn a_recorded_replay_is_a_run_of_its_own_that_points_at_the_original() {
     let all = recorded.replay_all();
     assert_eq!(all.stdout.lines().count(), 1, "{all:#?}");
 }
+
+/// The schema names the server was asked for, in order (`discover_decision`, ...).
+fn asked_schemas(server: &LlmServer) -> Vec<String> {
+    server
+        .chat_requests()
+        .iter()
+        .map(|request| {
+            request.json()["response_format"]["json_schema"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_rerun_from_design_reuses_discover_and_plan_and_asks_design_live() {
+    let recorded = recorded_run();
+    let (env, repo) = (&recorded.env, &recorded.repo);
+    let asked_before = asked_schemas(&recorded.server).len();
+    let decisions_before = env.events(repo, "decision.made");
+    let original = |activity: &str| {
+        decisions_before
+            .iter()
+            .rfind(|event| event["activity"] == activity)
+            .unwrap()["id"]
+            .clone()
+    };
+    let rerun = env
+        .spectra_with_llm(
+            repo,
+            &recorded.server.base_url(),
+            &[
+                "rerun",
+                &recorded.run,
+                "--from",
+                "design",
+                "--format",
+                "json",
+            ],
+        )
+        .success();
+    let report: Value = serde_json::from_str(rerun.stdout.trim()).unwrap();
+    let new_run = report["run"].as_str().unwrap();
+    assert_ne!(new_run, recorded.run);
+    assert_eq!(
+        asked_schemas(&recorded.server)[asked_before..],
+        ["design_decision".to_string()],
+        "only design was asked for"
+    );
+    let decisions: Vec<Value> = env
+        .events(repo, "decision.made")
+        .into_iter()
+        .filter(|event| event["run"] == new_run)
+        .collect();
+    let of = |activity: &str| {
+        decisions
+            .iter()
+            .find(|event| event["activity"] == activity)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        of("discover")["payload"]["reused_from"],
+        original("discover")
+    );
+    assert_eq!(of("plan")["payload"]["reused_from"], original("plan"));
+    assert_eq!(of("design")["payload"].get("reused_from"), None);
+    assert_eq!(
+        of("plan")["payload"]["decision"],
+        decisions_before
+            .iter()
+            .rfind(|event| event["activity"] == "plan")
+            .unwrap()["payload"]["decision"]
+    );
+    // The new run is undoable as usual.
+    let head = env.git(repo, &["rev-parse", "HEAD"]).success().stdout;
+    env.spectra(repo, &["undo"]).success();
+    assert_ne!(env.git(repo, &["rev-parse", "HEAD"]).success().stdout, head);
+    let reverted = env.events(repo, "events.reverted");
+    assert_eq!(
+        reverted.last().unwrap()["payload"]["runs"],
+        json!([new_run])
+    );
+
+    let unknown = env.spectra_with_llm(
+        repo,
+        &recorded.server.base_url(),
+        &["rerun", &recorded.run, "--from", "deploy"],
+    );
+    assert_eq!(unknown.code, 2, "{unknown:#?}");
+    assert!(
+        unknown
+            .stderr
+            .contains("the run did not run deploy; it ran discover, plan, design"),
+        "{unknown:#?}"
+    );
+}
