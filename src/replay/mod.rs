@@ -177,7 +177,8 @@ pub fn replay(
         .ok_or_else(|| ReplayError::Unreplayable("this is a bare repository".into()))?;
     let recorded = Arc::new(Recorded::new(original.attempts(store)?));
     let start = original.start(store)?;
-    let scratch = scratch::Scratch::create(repo.common_dir(), user_root, &start)?;
+    let scratch =
+        scratch::Scratch::create(repo.common_dir(), user_root, &repo.state_dir(), &start)?;
     let scratch_repo = Repo::open(&scratch.root())?;
     let scratch_store = Store::new(&scratch_repo);
     let decider = decider(repo, &original.asked, &recorded)?;
@@ -210,7 +211,7 @@ pub fn replay(
     let verdict = match recorded.miss() {
         Some(miss) => Verdict::from(miss),
         None => match compare::first_divergence(&recorded_events, &replayed, &|blob| {
-            scratch::git_text(&scratch.root(), &["cat-file", "blob", blob])
+            blob_text(&scratch_repo, blob)
         }) {
             Some(divergence) => Verdict::Diverged { divergence },
             None => Verdict::Same,
@@ -364,6 +365,14 @@ fn events_of(store: &Store, run: &str) -> Result<Vec<Event>, ReplayError> {
         .map(|stored| stored.event)
         .filter(|event| event.run.as_deref() == Some(run))
         .collect())
+}
+
+/// The text of the blob `id`, read in process: the scratch repository sees the user's objects
+/// and its own.
+fn blob_text(repo: &Repo, id: &str) -> Option<String> {
+    let id = gix::ObjectId::from_hex(id.as_bytes()).ok()?;
+    let object = repo.gix().find_object(id).ok()?;
+    Some(String::from_utf8_lossy(&object.data).into_owned())
 }
 
 /// The files whose content differs between the last commit each run made on its branch, and

@@ -33,10 +33,12 @@ pub struct Scratch {
 
 impl Scratch {
     /// A scratch repository borrowing the objects of the repository at `git_common_dir`,
-    /// standing at `start`, with the `spectra.*` settings of `user_root`'s own config.
+    /// standing at `start`, with the `spectra.*` settings of `user_root`'s own config and a
+    /// copy of the caches in `user_state` (`.git/spectra`).
     pub fn create(
         git_common_dir: &Path,
         user_root: &Path,
+        user_state: &Path,
         start: &StartingPoint,
     ) -> Result<Scratch, ReplayError> {
         let dir = tempfile::Builder::new()
@@ -52,6 +54,10 @@ impl Scratch {
         )
         .map_err(|error| ReplayError::Scratch(format!("cannot borrow the objects: {error}")))?;
         configure(root, user_root, &start.actor)?;
+        // The folds resume from a checkpoint of the user's caches at or before the run's start
+        // instead of folding the whole log again (a cache that does not fit is refolded, as on
+        // a log that was replaced); a cache that cannot be copied only costs time.
+        let _ = copy_dir(&user_state.join("cache"), &root.join(".git/spectra/cache"));
         if let Some(log) = &start.log {
             git(root, &["update-ref", crate::store::EVENTS_REF, log])?;
         }
@@ -85,23 +91,65 @@ impl Scratch {
 /// the like), which the repository's config held and the scratch's does not.
 fn configure(root: &Path, user_root: &Path, actor: &str) -> Result<(), ReplayError> {
     let (name, email) = split_actor(actor);
-    git(root, &["config", "user.name", &name])?;
-    git(root, &["config", "user.email", &email])?;
     let no_hooks = root.join(".git/no-hooks");
     std::fs::create_dir_all(&no_hooks)
         .map_err(|error| ReplayError::Scratch(format!("cannot create {no_hooks:?}: {error}")))?;
-    git(
-        root,
-        &["config", "core.hooksPath", &no_hooks.display().to_string()],
-    )?;
-    let listed = Command::new("git")
-        .current_dir(user_root)
-        .args(["config", "--local", "--get-regexp", r"^spectra\."])
-        .output()
-        .map_err(|error| ReplayError::Scratch(format!("cannot run git: {error}")))?;
-    for line in String::from_utf8_lossy(&listed.stdout).lines() {
-        if let Some((key, value)) = line.split_once(' ') {
-            git(root, &["config", "--add", key, value])?;
+    // One write instead of a git process per key: the scratch's config is ours alone.
+    let mut config = format!(
+        "[user]\n\tname = {}\n\temail = {}\n[core]\n\thooksPath = {}\n",
+        quoted(&name),
+        quoted(&email),
+        quoted(&no_hooks.display().to_string())
+    );
+    let listed = git_text(
+        user_root,
+        &["config", "--local", "--null", "--get-regexp", r"^spectra\."],
+    )
+    .unwrap_or_default();
+    for entry in listed.split('\0').filter(|entry| !entry.is_empty()) {
+        let (key, value) = entry.split_once('\n').unwrap_or((entry, ""));
+        if let Some((section, variable)) = key.rsplit_once('.') {
+            let (section, subsection) = match section.split_once('.') {
+                Some((section, subsection)) => (section, Some(subsection)),
+                None => (section, None),
+            };
+            let header = match subsection {
+                Some(subsection) => format!("[{section} {}]", quoted(subsection)),
+                None => format!("[{section}]"),
+            };
+            config.push_str(&format!("{header}\n\t{variable} = {}\n", quoted(value)));
+        }
+    }
+    let path = root.join(".git/config");
+    let mut text = std::fs::read_to_string(&path)
+        .map_err(|error| ReplayError::Scratch(format!("cannot read {path:?}: {error}")))?;
+    text.push_str(&config);
+    std::fs::write(&path, text)
+        .map_err(|error| ReplayError::Scratch(format!("cannot write {path:?}: {error}")))
+}
+
+/// `text` as a double-quoted git config value.
+fn quoted(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+        .replace('\t', "\\t");
+    format!("\"{escaped}\"")
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    if !from.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
         }
     }
     Ok(())
