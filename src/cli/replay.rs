@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::error::{EXIT_FAILED, Result};
+use super::error::{EXIT_FAILED, Error, Result};
 use super::helper::{Access, CommandHelper};
 use super::ui::{Format, Output};
 use crate::registry::Registry;
@@ -34,7 +34,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     all: bool,
     /// With --all, only the runs started at or after DATE ('2 weeks ago', 2026-01-31).
-    #[arg(long, requires = "all", value_parser = super::parse_since)]
+    #[arg(long, value_parser = super::parse_since)]
     since: Option<jiff::Timestamp>,
     /// Append the replay to the log as a run of its own (command `replay`, `replay_of` naming
     /// the run), which `runs` lists and the views ignore.
@@ -46,6 +46,15 @@ pub struct ReplayArgs {
 }
 
 pub fn run(args: ReplayArgs) -> Result<u8> {
+    if args.since.is_some() && !args.all {
+        return Err(Error::usage(
+            "--since is for --all",
+            Some(
+                "replay one run by its name, or every run since DATE with --all --since DATE"
+                    .into(),
+            ),
+        ));
+    }
     let access = if args.record {
         Access::Writes
     } else {

@@ -443,3 +443,32 @@ fn a_rerun_from_design_reuses_discover_and_plan_and_asks_design_live() {
         "{unknown:#?}"
     );
 }
+
+#[test]
+fn a_run_the_offline_rules_decided_replays_with_them_and_usage_errors_exit_2() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("repo");
+    let run = env
+        .spectra(
+            &repo,
+            &[
+                "discover",
+                "--offline",
+                "--service",
+                "logging",
+                "--format",
+                "json",
+                "an idea",
+            ],
+        )
+        .success();
+    let report: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let id = report["run"].as_str().unwrap();
+    let replay = env.spectra(&repo, &["replay", id]).success();
+    assert!(replay.stdout.contains("(discover): same"), "{replay:#?}");
+    assert!(replay.stdout.contains("0 model call(s)"), "{replay:#?}");
+    env.spectra(&repo, &["replay"]).code(2);
+    env.spectra(&repo, &["replay", id, "--all"]).code(2);
+    env.spectra(&repo, &["replay", id, "--since", "1 day ago"])
+        .code(2);
+}
