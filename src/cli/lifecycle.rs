@@ -147,6 +147,7 @@ pub fn execute_reusing(
         execute: request.execute,
         update: request.update,
         reuse,
+        recorded_playbooks: None,
     };
     let engine = Engine::new(repo, store, &registry, decider, options, &progress)?;
     let show_offline_note = || {

@@ -15,7 +15,8 @@ use crate::tip_cache;
 /// at the commit the run started from: your HEAD, index, branches and log are never touched,
 /// and nothing is appended to the log. Every model call is answered from the run's recorded
 /// `llm.called` replies (no network, ever); a call the record does not hold stops the replay
-/// and names the prompt that changed. Playbooks with external effects run only in dry-run.
+/// and names the prompt that changed. Playbooks with effects (the repository's own commands,
+/// changes, tags, probes) never run: their recorded results answer.
 /// Exits 0 when the replay matches the record, 1 when it diverges, stops or cannot be
 /// replayed. With --all, every completed run (since DATE) is replayed, one line each, for a
 /// CI check that a change to .spectra/registry/ changes no past decision. See docs/replay.md.

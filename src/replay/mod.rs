@@ -6,9 +6,10 @@
 //! unchanged, so the user's HEAD, index, branches and log cannot move, and nothing is appended
 //! to the user's log. Every model call is answered from the run's own `llm.called` records
 //! ([`crate::llm::recorded`]): nothing is sent, and a request the record does not hold stops
-//! the replay, saying whose prompt changed and where. Playbooks run as the activity runs them,
-//! in the scratch repository; those with external effects only in dry-run (a replay never
-//! passes `--execute`). The two runs are then compared event by event ([`compare`]).
+//! the replay, saying whose prompt changed and where. The read-only built-in playbooks run in
+//! the scratch repository; every other playbook is answered from its recorded result
+//! ([`crate::playbook::recorded`]) and never runs. The two runs are then compared event by
+//! event ([`compare`]).
 //!
 //! See docs/replay.md.
 
@@ -24,6 +25,7 @@ use serde::Serialize;
 use crate::activity::{Decider, Engine, Quiet, RunError, RunOptions};
 use crate::event::Event;
 use crate::llm::recorded::{Miss, Recorded};
+use crate::playbook::recorded::RecordedPlaybooks;
 use crate::registry::Registry;
 use crate::repo::Repo;
 use crate::store::{Store, StoreError};
@@ -187,10 +189,13 @@ pub fn replay(
         service: asked.service.clone(),
         dry_run: asked.dry_run,
         no_commit: false,
-        // Never: a replay's external effects are the record's, not the world's.
-        execute: false,
+        // As recorded: nothing with an effect runs, it is answered from the record.
+        execute: asked.execute,
         update: asked.update,
         reuse: std::collections::BTreeMap::new(),
+        recorded_playbooks: Some(Arc::new(RecordedPlaybooks::new(
+            original.playbook_results(store)?,
+        ))),
     };
     let engine = Engine::new(
         &scratch_repo,

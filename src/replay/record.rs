@@ -11,6 +11,8 @@ use crate::activity::Reused;
 use crate::event::kind;
 use crate::llm::ResponseFormat;
 use crate::llm::recorded::RecordedAttempt;
+use crate::playbook::Captured;
+use crate::playbook::recorded::RecordedResult;
 use crate::store::{Store, StoredEvent};
 
 /// How the recorded run was asked for, from its `run.started`.
@@ -113,6 +115,18 @@ impl Original {
             .find(|stored| stored.event.kind == kind::RUN_STARTED)
             .ok_or_else(|| unreplayable("the run has no run.started event"))?;
         starting_point(store, &self.events, started)
+    }
+
+    /// The run's playbook results (`action: run`), with their kept output, in order.
+    pub fn playbook_results(&self, store: &Store) -> Result<Vec<RecordedResult>, ReplayError> {
+        self.events
+            .iter()
+            .filter(|stored| {
+                stored.event.kind == kind::PLAYBOOK_FINISHED
+                    && stored.event.payload["action"] == "run"
+            })
+            .map(|stored| playbook_result(store, stored))
+            .collect()
     }
 
     /// The last decision each of `activities` made in the run, to be taken again.
@@ -244,6 +258,42 @@ fn attempt(store: &Store, stored: &StoredEvent) -> Result<RecordedAttempt, Repla
         error: text(payload, "error"),
         cut_off: text(payload, "cut_off"),
         tokens_received: payload["tokens_received"].as_u64(),
+    })
+}
+
+fn playbook_result(store: &Store, stored: &StoredEvent) -> Result<RecordedResult, ReplayError> {
+    let payload = &stored.event.payload;
+    let captured = |name: &str| -> Result<Captured, ReplayError> {
+        let bytes = store.attachment(stored, name).map_err(|_| {
+            unreplayable(&format!(
+                "the recorded attachment {name} of event {} is missing",
+                stored.event.id
+            ))
+        })?;
+        let recorded = &payload[name];
+        Ok(Captured {
+            total_bytes: recorded["total_bytes"]
+                .as_u64()
+                .unwrap_or(bytes.len() as u64),
+            truncated: recorded["truncated"].as_bool().unwrap_or(false),
+            sha256: text(recorded, "sha256").unwrap_or_else(|| crate::digest::sha256_hex(&bytes)),
+            bytes,
+        })
+    };
+    let code = |key: &str| {
+        payload[key]
+            .as_i64()
+            .and_then(|code| i32::try_from(code).ok())
+    };
+    Ok(RecordedResult {
+        activity: stored.event.activity.clone(),
+        playbook: text(payload, "playbook").unwrap_or_default(),
+        outcome: crate::event::Outcome::from_word(payload["outcome"].as_str().unwrap_or_default()),
+        exit_code: code("exit_code"),
+        signal: code("signal"),
+        duration_ms: payload["duration_ms"].as_u64().unwrap_or_default(),
+        stdout: captured("stdout")?,
+        stderr: captured("stderr")?,
     })
 }
 

@@ -472,3 +472,59 @@ fn a_run_the_offline_rules_decided_replays_with_them_and_usage_errors_exit_2() {
     env.spectra(&repo, &["replay", id, "--since", "1 day ago"])
         .code(2);
 }
+
+#[test]
+fn a_command_with_effects_is_answered_from_the_record_and_never_runs_again() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("repo");
+    let server = model();
+    // The repository's own provision command: it counts its runs in a file outside the repo.
+    let counter = env.path().join("provisioned");
+    let script = env.path().join("provision.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho provisioned >> '{}'\necho done\n",
+            counter.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.git(
+        &repo,
+        &[
+            "config",
+            "spectra.provision.command",
+            script.to_str().unwrap(),
+        ],
+    )
+    .success();
+    let run = env
+        .spectra_with_llm(
+            &repo,
+            &server.base_url(),
+            &[
+                "provision",
+                "--service",
+                "logging",
+                "--execute",
+                "--format",
+                "json",
+                "infra",
+            ],
+        )
+        .success();
+    let report: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let id = report["run"].as_str().unwrap();
+    assert_eq!(std::fs::read_to_string(&counter).unwrap(), "provisioned\n");
+    let replay = env
+        .spectra_with_llm(&repo, &server.base_url(), &["replay", id])
+        .success();
+    assert!(replay.stdout.contains("(provision): same"), "{replay:#?}");
+    assert_eq!(
+        std::fs::read_to_string(&counter).unwrap(),
+        "provisioned\n",
+        "the replay ran the command"
+    );
+}
