@@ -28,6 +28,7 @@ pub mod process_groups;
 pub mod projection;
 pub mod reconcile;
 pub mod registry;
+pub mod replay;
 pub mod repo;
 pub mod run_lock;
 pub mod service_name;

@@ -68,6 +68,24 @@ pub struct RunOptions {
     /// Let discover replace a service's existing specification (an update); without it a name
     /// that already has one is refused ([`existing`]).
     pub update: bool,
+    /// Decisions taken from an earlier run instead of being asked for again (`git spectra
+    /// rerun --from`), by activity.
+    pub reuse: std::collections::BTreeMap<String, Reused>,
+    /// A replay's recorded playbook results: every playbook that is not a read-only built-in
+    /// is answered from them and never runs ([`crate::playbook::recorded`]).
+    pub recorded_playbooks: Option<std::sync::Arc<crate::playbook::recorded::RecordedPlaybooks>>,
+}
+
+/// A recorded decision a run takes again instead of asking for it: recorded as its own
+/// `decision.made` with `reused_from` naming the original.
+#[derive(Debug, Clone)]
+pub struct Reused {
+    /// The `decision.made` event it comes from.
+    pub event: String,
+    /// The decision.
+    pub decision: serde_json::Value,
+    /// How it was made (`llm`, `offline`).
+    pub mode: String,
 }
 
 /// Hooks for showing progress while a run works.
@@ -245,6 +263,8 @@ impl<'a> Engine<'a> {
         }
         let mut needing: Vec<String> = activities
             .iter()
+            // A decision taken from an earlier run needs no model.
+            .filter(|name| !self.options.reuse.contains_key(*name))
             .filter(|name| {
                 self.registry
                     .activity(name)

@@ -94,14 +94,26 @@ impl Engine<'_> {
         if !runner.reads_only(&invocation) {
             state.recorder.flush()?;
         }
-        let report = match runner.run(&request) {
-            Ok(report) => report,
-            Err(error) => {
-                work.errors
-                    .push(ActivityError::new(PLAYBOOK_FAILED, error.to_string()));
-                return Ok(());
+        let answered = match &self.options.recorded_playbooks {
+            // A replay: what has effects is answered from the record, never run.
+            Some(recorded) if !runner.reads_only(&invocation) => {
+                Some(recorded.answer(&invocation).ok_or_else(|| {
+                    format!(
+                        "playbook {id} has effects and the replayed run's record holds no result \
+                         for it, so the replay does not run it"
+                    )
+                }))
             }
+            _ => None,
         };
+        let report =
+            match answered.unwrap_or_else(|| runner.run(&request).map_err(|e| e.to_string())) {
+                Ok(report) => report,
+                Err(error) => {
+                    work.errors.push(ActivityError::new(PLAYBOOK_FAILED, error));
+                    return Ok(());
+                }
+            };
         // A crash test can stop here, after the playbook's effect and before its record.
         crate::test_hook::point(&format!("playbook.ran.{id}"));
         self.record_playbook_finished(state, activity, &started_id, &report);

@@ -145,6 +145,11 @@ impl Engine<'_> {
         activities: &[String],
         input: &str,
     ) {
+        // Where the run starts from, so that a replay can start from the same commit.
+        let (head, branch) = match self.worktree().head_commit() {
+            Some((head, branch)) => (Some(head), branch),
+            None => (None, None),
+        };
         let mut run_started = NewEvent::new(kind::RUN_STARTED)
             .subject(format!("{command}: run started: {}", first_words(input)))
             .payload(json!({
@@ -154,6 +159,9 @@ impl Engine<'_> {
                 "mode": self.decider.mode(),
                 "dry_run": self.options.dry_run,
                 "execute": self.options.execute,
+                "update": self.options.update,
+                "head": head,
+                "branch": branch,
             }));
         if let Some(service) = &state.service {
             run_started = run_started.service(service.clone());

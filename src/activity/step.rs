@@ -155,6 +155,18 @@ impl Engine<'_> {
             input,
         } = *step;
         let name = &definition.name;
+        if let Some(reused) = self.options.reuse.get(name) {
+            let extra = json!({"reused_from": reused.event});
+            return Ok(Some(self.record_decision(
+                state,
+                name,
+                reused.decision.clone(),
+                &reused.mode,
+                extra,
+                Vec::new(),
+                work,
+            )));
+        }
         let (decision, mode, extra, causes) = match &self.decider {
             Decider::Offline { .. } => {
                 let rules = rules::of(definition);

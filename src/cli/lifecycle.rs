@@ -96,6 +96,14 @@ pub fn run_activity(activity: &str, args: ActivityArgs) -> Result<u8> {
 
 /// Runs a request and prints its report; exits 1 when any activity did not succeed.
 pub fn execute(request: Request<'_>) -> Result<u8> {
+    execute_reusing(request, std::collections::BTreeMap::new())
+}
+
+/// [`execute`], taking the decisions of `reuse` from an earlier run instead of asking for them.
+pub fn execute_reusing(
+    request: Request<'_>,
+    reuse: std::collections::BTreeMap<String, crate::activity::Reused>,
+) -> Result<u8> {
     let service = request.service.map(accept_service).transpose()?;
     let helper = CommandHelper::open(Access::Writes)?;
     let repo = helper.repo();
@@ -138,6 +146,8 @@ pub fn execute(request: Request<'_>) -> Result<u8> {
         no_commit: request.no_commit,
         execute: request.execute,
         update: request.update,
+        reuse,
+        recorded_playbooks: None,
     };
     let engine = Engine::new(repo, store, &registry, decider, options, &progress)?;
     let show_offline_note = || {

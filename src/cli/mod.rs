@@ -17,6 +17,8 @@ mod logging;
 mod man;
 mod pager;
 mod registry;
+mod replay;
+mod rerun;
 mod run;
 mod show;
 mod stats;
@@ -99,6 +101,8 @@ pub enum Command {
     Hook(hook::HookArgs),
     Undo(undo::UndoArgs),
     Redo(undo::RedoArgs),
+    Replay(replay::ReplayArgs),
+    Rerun(rerun::RerunArgs),
     Run(run::RunArgs),
     /// Run a built-in playbook (used by the default playbooks' argv).
     #[command(hide = true)]
@@ -111,7 +115,11 @@ impl Command {
     fn records_a_run(&self) -> bool {
         matches!(
             self,
-            Command::Discover(_) | Command::Run(_) | Command::Undo(_) | Command::Redo(_)
+            Command::Discover(_)
+                | Command::Run(_)
+                | Command::Rerun(_)
+                | Command::Undo(_)
+                | Command::Redo(_)
         )
     }
 
@@ -195,6 +203,8 @@ pub fn run() -> u8 {
         Command::Hook(args) => hook::run(args),
         Command::Undo(args) => undo::undo(args),
         Command::Redo(args) => undo::redo(args),
+        Command::Replay(args) => replay::run(args),
+        Command::Rerun(args) => rerun::run(args),
         Command::Run(args) => run::run(args),
         Command::Builtin(args) => builtin::run(args),
     };

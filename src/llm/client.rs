@@ -173,6 +173,28 @@ impl Client {
         })
     }
 
+    /// A client for `settings` that sends nothing: every request is answered from `recorded`
+    /// ([`super::recorded`]). It starts at the response-format level and streaming the record's
+    /// first attempt used, and remembers levels for itself only, as the recorded run did.
+    pub fn replaying(
+        settings: LlmSettings,
+        recorded: std::sync::Arc<super::recorded::Recorded>,
+    ) -> Result<Client, LlmError> {
+        let mut client = Client::new(settings, None)?;
+        if let Some(first) = recorded.first() {
+            let (endpoint, model) = (
+                client.transport.endpoint(),
+                client.settings().model.value.clone(),
+            );
+            client.memory.remember(&endpoint, &model, first.format);
+            client
+                .memory
+                .remember_stream(&endpoint, &model, first.stream);
+        }
+        client.transport = client.transport.replaying(recorded);
+        Ok(client)
+    }
+
     /// The settings the client was built with.
     pub fn settings(&self) -> &LlmSettings {
         &self.transport.settings

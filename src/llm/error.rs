@@ -142,6 +142,10 @@ pub enum LlmError {
     /// The HTTP client or its runtime could not be set up.
     #[error("cannot set up the HTTP client: {0}")]
     Setup(String),
+
+    /// A replay asked for a call its record does not hold; nothing was sent.
+    #[error("{0}")]
+    NotRecorded(String),
 }
 
 impl LlmError {
@@ -175,6 +179,9 @@ impl LlmError {
             }
             LlmError::MalformedResponse { .. } => {
                 "check that spectra.llm.url points at an OpenAI-compatible /v1/chat/completions endpoint"
+            }
+            LlmError::NotRecorded(_) => {
+                "the run's prompts changed since it was recorded; `git spectra rerun` asks the model again"
             }
             LlmError::Refused { .. } | LlmError::BadSchema { .. } | LlmError::Setup(_) => {
                 return None;

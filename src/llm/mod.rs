@@ -15,6 +15,7 @@
 //! - [`budget`]: `max_tokens` from the prompt size and the context window;
 //! - [`format_level`]: the `response_format` ladder and its per-endpoint memory;
 //! - [`record`]: the attempt record;
+//! - [`recorded`]: a replay's calls, answered from a past run's records instead of the network;
 //! - [`repair`]: repair turns that ask only for the paths that failed the schema;
 //! - `stream`: streamed (SSE) replies assembled, and runaway replies spotted while written;
 //! - [`scrub`]: the configured secrets out of everything the endpoint sends back;
@@ -32,6 +33,7 @@ pub mod extract;
 pub mod format_level;
 pub mod probe;
 pub mod record;
+pub mod recorded;
 pub mod repair;
 pub mod retry;
 pub mod scrub;

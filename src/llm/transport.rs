@@ -37,6 +37,8 @@ pub(crate) struct Transport {
     http: reqwest::Client,
     pub(crate) settings: LlmSettings,
     scrubber: Scrubber,
+    /// A replay's record: every request is answered from it and nothing is sent.
+    recorded: Option<std::sync::Arc<super::recorded::Recorded>>,
 }
 
 /// One request to send, possibly several times.
@@ -152,7 +154,14 @@ impl Transport {
             http,
             settings,
             scrubber,
+            recorded: None,
         })
+    }
+
+    /// This transport answering every request from `recorded`, sending nothing.
+    pub(crate) fn replaying(mut self, recorded: std::sync::Arc<super::recorded::Recorded>) -> Self {
+        self.recorded = Some(recorded);
+        self
     }
 
     pub(crate) fn http(&self) -> &reqwest::Client {
@@ -190,7 +199,7 @@ impl Transport {
             exchange.watcher.settled(records);
             let (record, arrived) = self
                 .attempt(exchange, records.len() as u32 + 1, remaining)
-                .await;
+                .await?;
             records.push(record);
             let record_index = records.len() - 1;
             let requested_wait =
@@ -215,7 +224,10 @@ impl Transport {
                     wait_ms = wait.as_millis() as u64,
                     "retrying the LLM request"
                 );
-                tokio::time::sleep(wait).await;
+                // A replay's answers are already there: waiting would only slow it down.
+                if self.recorded.is_none() {
+                    tokio::time::sleep(wait).await;
+                }
             }
         }
         Err(self
@@ -401,13 +413,14 @@ impl Transport {
         }
     }
 
-    /// One HTTP attempt under `min(attempt timeout, remaining)`, and its record.
+    /// One HTTP attempt under `min(attempt timeout, remaining)`, and its record; in a replay,
+    /// the recorded answer to the same request instead, or [`LlmError::NotRecorded`].
     async fn attempt(
         &self,
         exchange: &Exchange<'_>,
         number: u32,
         remaining: Duration,
-    ) -> (AttemptRecord, Arrived) {
+    ) -> Result<(AttemptRecord, Arrived), LlmError> {
         let timeout = self.settings.attempt_timeout.value.min(remaining);
         self.log_request(exchange, number);
         let started_at = jiff::Timestamp::now().to_string();
@@ -417,27 +430,15 @@ impl Transport {
         } else {
             exchange.body.to_vec()
         };
-        let timed_out = || Arrived::NoResponse {
-            reason: format!("no complete response within {}s", timeout.as_secs_f64()),
-            connect_failed: false,
-        };
-        let arrived = match tokio::time::timeout(timeout, self.post(&sent)).await {
-            Ok(Ok(response)) if exchange.stream && is_event_stream(&response) => {
-                self.read_stream(response, exchange, started).await
+        let arrived = match &self.recorded {
+            Some(recorded) => {
+                let request_body = self.scrubber.bytes(&sent);
+                let attempt = recorded
+                    .answer(&request_body, &sha256_hex(&request_body))
+                    .map_err(|miss| LlmError::NotRecorded(miss.to_string()))?;
+                recorded_arrival(attempt)
             }
-            Ok(Ok(response)) => match tokio::time::timeout(
-                timeout.saturating_sub(started.elapsed()),
-                read_response(response),
-            )
-            .await
-            {
-                Ok(Ok(arrived)) if exchange.stream => events_without_their_type(arrived),
-                Ok(Ok(arrived)) => arrived,
-                Ok(Err(error)) => self.no_response(&error),
-                Err(_) => timed_out(),
-            },
-            Ok(Err(error)) => self.no_response(&error),
-            Err(_) => timed_out(),
+            None => self.over_http(exchange, &sent, timeout, started).await,
         };
         let latency_ms = started.elapsed().as_millis() as u64;
         let arrived = self.scrubbed(arrived);
@@ -484,7 +485,39 @@ impl Transport {
             record.response_body = Some(Body(body.clone()));
         }
         tracing::debug!(attempt = number, status = ?record.status, latency_ms, format = %exchange.format, "LLM attempt");
-        (record, arrived)
+        Ok((record, arrived))
+    }
+
+    /// What came back over HTTP for `sent` within `timeout`.
+    async fn over_http(
+        &self,
+        exchange: &Exchange<'_>,
+        sent: &[u8],
+        timeout: Duration,
+        started: Instant,
+    ) -> Arrived {
+        let timed_out = || Arrived::NoResponse {
+            reason: format!("no complete response within {}s", timeout.as_secs_f64()),
+            connect_failed: false,
+        };
+        match tokio::time::timeout(timeout, self.post(sent)).await {
+            Ok(Ok(response)) if exchange.stream && is_event_stream(&response) => {
+                self.read_stream(response, exchange, started).await
+            }
+            Ok(Ok(response)) => match tokio::time::timeout(
+                timeout.saturating_sub(started.elapsed()),
+                read_response(response),
+            )
+            .await
+            {
+                Ok(Ok(arrived)) if exchange.stream => events_without_their_type(arrived),
+                Ok(Ok(arrived)) => arrived,
+                Ok(Err(error)) => self.no_response(&error),
+                Err(_) => timed_out(),
+            },
+            Ok(Err(error)) => self.no_response(&error),
+            Err(_) => timed_out(),
+        }
     }
 
     /// An attempt whose request or response failed in transport, in words without a secret.
@@ -548,6 +581,46 @@ impl Transport {
             .body(body.to_vec())
             .send()
             .await
+    }
+}
+
+/// A recorded attempt as if it had just arrived: the same response, streamed or whole, or no
+/// response for the same reason.
+fn recorded_arrival(attempt: super::recorded::RecordedAttempt) -> Arrived {
+    let (Some(status), Some(body)) = (attempt.status, attempt.response_body) else {
+        return Arrived::NoResponse {
+            reason: attempt
+                .error
+                .unwrap_or_else(|| "no response (as recorded)".to_string()),
+            connect_failed: false,
+        };
+    };
+    let mut headers = HeaderMap::new();
+    for (name, value) in &attempt.headers {
+        if let (Ok(name), Ok(value)) = (
+            reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+            reqwest::header::HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    // Only a reply that came as a stream counted the tokens it delivered; an endpoint asked to
+    // stream may have answered whole.
+    let Some(tokens) = attempt.tokens_received.filter(|_| attempt.stream) else {
+        return Arrived::Response {
+            status,
+            headers,
+            body,
+        };
+    };
+    Arrived::Streamed {
+        status,
+        headers,
+        body,
+        end: attempt
+            .cut_off
+            .map_or(StreamEnd::Complete, StreamEnd::CutOff),
+        tokens,
     }
 }
 

@@ -14,6 +14,7 @@ mod capture;
 pub mod configured;
 mod in_process;
 mod process;
+pub mod recorded;
 
 use std::path::PathBuf;
 use std::time::Duration;

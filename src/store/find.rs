@@ -28,6 +28,14 @@ impl Store {
         self.load(header, &mut buf)
     }
 
+    /// The first parent of `commit`, a commit of the log: the log as it was just before the
+    /// event `commit` records. `None` for the log's first event.
+    pub fn first_parent(&self, commit: gix::ObjectId) -> Result<Option<gix::ObjectId>, StoreError> {
+        let mut buf = Vec::new();
+        let header = self.read_commit(commit, &mut buf)?;
+        Ok(header.parents.first().copied())
+    }
+
     /// The bytes of one attachment of `stored`.
     pub fn attachment(&self, stored: &StoredEvent, name: &str) -> Result<Vec<u8>, StoreError> {
         let mut buf = Vec::new();

@@ -397,7 +397,7 @@ fn every_json_output_follows_the_same_conventions() {
     let repo = TestRepo::new();
     let undone = discover(&repo);
     repo.spectra(&["undo", &undone]).success();
-    let _kept = discover(&repo);
+    let kept = discover(&repo);
     let event = repo
         .env
         .append(repo.root(), "note.added", r#"{"text":"an event"}"#);
@@ -434,6 +434,8 @@ fn every_json_output_follows_the_same_conventions() {
             ["registry", "show"] => vec!["discover"],
             ["fetch"] | ["merge"] | ["push"] | ["sync"] => vec!["origin"],
             ["undo"] | ["redo"] => vec!["--dry-run"],
+            ["replay"] => vec![kept.as_str()],
+            ["rerun"] => vec![kept.as_str(), "--offline"],
             ["run"] => vec!["--offline", "-a", "discover", "--service", "other", "idea"],
             ["discover"] => vec!["--offline", "--service", "third", "idea"],
             [activity] if activities.iter().any(|name| name == activity) => {
