@@ -71,6 +71,9 @@ pub struct RunOptions {
     /// Decisions taken from an earlier run instead of being asked for again (`git spectra
     /// rerun --from`), by activity.
     pub reuse: std::collections::BTreeMap<String, Reused>,
+    /// The run this one runs again (`git spectra rerun`), recorded as `rerun_of` in
+    /// `run.started`.
+    pub rerun_of: Option<String>,
     /// A replay's recorded playbook results: every playbook that is not a read-only built-in
     /// is answered from them and never runs ([`crate::playbook::recorded`]).
     pub recorded_playbooks: Option<std::sync::Arc<crate::playbook::recorded::RecordedPlaybooks>>,

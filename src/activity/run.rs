@@ -163,6 +163,9 @@ impl Engine<'_> {
                 "head": head,
                 "branch": branch,
             }));
+        if let Some(original) = &self.options.rerun_of {
+            run_started.payload["rerun_of"] = json!(original);
+        }
         if let Some(service) = &state.service {
             run_started = run_started.service(service.clone());
         }

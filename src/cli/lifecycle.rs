@@ -96,13 +96,15 @@ pub fn run_activity(activity: &str, args: ActivityArgs) -> Result<u8> {
 
 /// Runs a request and prints its report; exits 1 when any activity did not succeed.
 pub fn execute(request: Request<'_>) -> Result<u8> {
-    execute_reusing(request, std::collections::BTreeMap::new())
+    execute_reusing(request, std::collections::BTreeMap::new(), None)
 }
 
-/// [`execute`], taking the decisions of `reuse` from an earlier run instead of asking for them.
+/// [`execute`], taking the decisions of `reuse` from an earlier run (`rerun_of`, recorded in
+/// `run.started`) instead of asking for them.
 pub fn execute_reusing(
     request: Request<'_>,
     reuse: std::collections::BTreeMap<String, crate::activity::Reused>,
+    rerun_of: Option<String>,
 ) -> Result<u8> {
     let service = request.service.map(accept_service).transpose()?;
     let helper = CommandHelper::open(Access::Writes)?;
@@ -147,6 +149,7 @@ pub fn execute_reusing(
         execute: request.execute,
         update: request.update,
         reuse,
+        rerun_of,
         recorded_playbooks: None,
     };
     let engine = Engine::new(repo, store, &registry, decider, options, &progress)?;

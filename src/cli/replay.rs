@@ -23,7 +23,7 @@ use crate::tip_cache;
 ///
 /// Examples:
 ///   git spectra replay 3f9c2a1
-///   git spectra replay 3f9c2a1 --format json
+///   git spectra replay 3f9c2a1 --activity design --format json
 ///   git spectra replay --all --since '30 days ago'
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
@@ -31,6 +31,10 @@ pub struct ReplayArgs {
     /// The run to replay (its id or a unique prefix, as `git spectra runs` shows it).
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     run: Option<String>,
+    /// Decide again and compare only this activity (repeatable); the run's other activities
+    /// take their recorded decisions again, so the chosen ones see what the run gave them.
+    #[arg(long, value_name = "ACTIVITY", conflicts_with = "all")]
+    activity: Vec<String>,
     /// Replay every completed run, one line each.
     #[arg(long)]
     all: bool,
@@ -72,7 +76,7 @@ pub fn run(args: ReplayArgs) -> Result<u8> {
     let same = match &args.run {
         Some(typed) => {
             let run = store.ids()?.resolve_run(typed)?;
-            let report = crate::replay::replay(repo, store, &registry, &run)?;
+            let report = crate::replay::replay(repo, store, &registry, &run, &args.activity)?;
             if args.record {
                 crate::replay::record(store, &report)?;
             }
@@ -102,7 +106,7 @@ fn replay_all(
     let mut all_same = true;
     for run in runs {
         let shown = ids.short_run(&run);
-        let replayed = match crate::replay::replay(repo, store, registry, &run) {
+        let replayed = match crate::replay::replay(repo, store, registry, &run, &[]) {
             Ok(report) => Ok(report),
             Err(error @ (ReplayError::Unreplayable(_) | ReplayError::Run(_))) => {
                 Err(error.to_string())

@@ -40,11 +40,12 @@ pub struct RerunArgs {
 }
 
 pub fn run(args: RerunArgs) -> Result<u8> {
-    let (asked, reuse) = {
+    let (run, asked, reuse) = {
         let helper = CommandHelper::open(Access::Shows)?;
         let store = helper.store();
         let run = store.ids()?.resolve_run(&args.run)?;
-        crate::replay::rerun_of(store, &run, args.from.as_deref())?
+        let (asked, reuse) = crate::replay::rerun_of(store, &run, args.from.as_deref())?;
+        (run, asked, reuse)
     };
     lifecycle::execute_reusing(
         Request {
@@ -60,5 +61,6 @@ pub fn run(args: RerunArgs) -> Result<u8> {
             format: args.format,
         },
         reuse,
+        Some(run),
     )
 }

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::activity::{Decider, Engine, Quiet, RunError, RunOptions};
 use crate::event::Event;
-use crate::llm::recorded::{Miss, Recorded};
+use crate::llm::recorded::{Miss, Recorded, RecordedAttempt};
 use crate::playbook::recorded::RecordedPlaybooks;
 use crate::registry::Registry;
 use crate::repo::Repo;
@@ -54,7 +54,7 @@ pub enum ReplayError {
     /// The replaying client could not be built.
     #[error(transparent)]
     Llm(#[from] crate::llm::LlmError),
-    /// `rerun --from` names an activity the run did not run.
+    /// `rerun --from` or `replay --activity` names an activity the run did not run.
     #[error("the run did not run {activity}; it ran {}", .activities.join(", "))]
     NotInRun {
         /// The activity asked for.
@@ -165,19 +165,24 @@ pub struct ReplayReport {
     pub replay_ms: u64,
 }
 
-/// Replays `run` (a full run id) of `store`, with `registry`, and compares.
+/// Replays `run` (a full run id) of `store`, with `registry`, and compares. With `only`
+/// (activities of the run), only those are decided again and compared: the others take their
+/// recorded decisions again, as `rerun` does, so that what the chosen ones see is what the run
+/// gave them.
 pub fn replay(
     repo: &Repo,
     store: &Store,
     registry: &Registry,
     run: &str,
+    only: &[String],
 ) -> Result<ReplayReport, ReplayError> {
     let started = Instant::now();
     let original = record::Original::read(store, run)?;
+    let reuse = reuse_outside(&original, only)?;
     let user_root = repo
         .work_tree()
         .ok_or_else(|| ReplayError::Unreplayable("this is a bare repository".into()))?;
-    let recorded = Arc::new(Recorded::new(original.attempts(store)?));
+    let recorded = Arc::new(Recorded::new(asked_by(original.attempts(store)?, only)));
     let start = original.start(store)?;
     let scratch =
         scratch::Scratch::create(repo.common_dir(), user_root, &repo.state_dir(), &start)?;
@@ -192,7 +197,8 @@ pub fn replay(
         // As recorded: nothing with an effect runs, it is answered from the record.
         execute: asked.execute,
         update: asked.update,
-        reuse: std::collections::BTreeMap::new(),
+        reuse,
+        rerun_of: asked.rerun_of.clone(),
         recorded_playbooks: Some(Arc::new(RecordedPlaybooks::new(
             original.playbook_results(store)?,
         ))),
@@ -211,8 +217,11 @@ pub fn replay(
     } else {
         engine.run(&asked.command, &asked.activities, &asked.input)?
     };
-    let replayed = events_of(&scratch_store, &report.run)?;
-    let recorded_events: Vec<Event> = original.events.iter().map(|s| s.event.clone()).collect();
+    let replayed = of_activities(events_of(&scratch_store, &report.run)?, only);
+    let recorded_events = of_activities(
+        original.events.iter().map(|s| s.event.clone()).collect(),
+        only,
+    );
     let verdict = match recorded.miss() {
         Some(miss) => Verdict::from(miss),
         None => match compare::first_divergence(&recorded_events, &replayed, &|blob| {
@@ -238,13 +247,76 @@ pub fn replay(
         summary: compare::summary(&recorded_events, &replayed),
         files,
         diff,
-        recorded_ms: recorded_events
+        recorded_ms: original
+            .events
             .iter()
             .rev()
-            .find(|event| event.kind == crate::event::kind::RUN_FINISHED)
-            .and_then(|event| event.payload["duration_ms"].as_u64()),
+            .find(|stored| stored.event.kind == crate::event::kind::RUN_FINISHED)
+            .and_then(|stored| stored.event.payload["duration_ms"].as_u64()),
         replay_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
+}
+
+/// The decisions a replay takes from the record instead of asking for them: those the run
+/// itself took again (a rerun's), and with `only`, those of every activity not in it. An
+/// activity in `only` that the run did not run is refused.
+fn reuse_outside(
+    original: &record::Original,
+    only: &[String],
+) -> Result<std::collections::BTreeMap<String, crate::activity::Reused>, ReplayError> {
+    let ran = &original.asked.activities;
+    if let Some(missing) = only.iter().find(|name| !ran.contains(name)) {
+        return Err(ReplayError::NotInRun {
+            activity: missing.clone(),
+            activities: ran.clone(),
+        });
+    }
+    let mut reuse = original.reused();
+    if !only.is_empty() {
+        let others: Vec<String> = ran
+            .iter()
+            .filter(|name| !only.contains(name))
+            .cloned()
+            .collect();
+        for (activity, decision) in original.decisions_of(&others) {
+            reuse.entry(activity).or_insert(decision);
+        }
+    }
+    Ok(reuse)
+}
+
+/// The recorded model calls a replay of `activities` answers from: those of the activities
+/// and the planner's (all of them when `activities` is empty); the others' decisions are taken
+/// again, not asked for.
+fn asked_by(attempts: Vec<RecordedAttempt>, activities: &[String]) -> Vec<RecordedAttempt> {
+    if activities.is_empty() {
+        return attempts;
+    }
+    attempts
+        .into_iter()
+        .filter(|attempt| {
+            attempt
+                .asker
+                .as_ref()
+                .is_none_or(|asker| activities.contains(asker))
+        })
+        .collect()
+}
+
+/// The events of `activities` among `events` (all of them when `activities` is empty).
+fn of_activities(events: Vec<Event>, activities: &[String]) -> Vec<Event> {
+    if activities.is_empty() {
+        return events;
+    }
+    events
+        .into_iter()
+        .filter(|event| {
+            event
+                .activity
+                .as_ref()
+                .is_some_and(|activity| activities.contains(activity))
+        })
+        .collect()
 }
 
 /// What `git spectra rerun <RUN> --from FROM` runs again: how the run was asked for, and the

@@ -36,6 +36,8 @@ pub struct Asked {
     pub update: bool,
     /// `--execute`: the run's external effects really ran.
     pub execute: bool,
+    /// The run it ran again, when it was a `rerun`.
+    pub rerun_of: Option<String>,
 }
 
 /// The recorded run: its events in the total order, how it was asked for, where it started.
@@ -103,6 +105,7 @@ impl Original {
             dry_run: payload["dry_run"].as_bool().unwrap_or(false),
             update: payload["update"].as_bool().unwrap_or(false),
             execute: payload["execute"].as_bool().unwrap_or(false),
+            rerun_of: text(payload, "rerun_of"),
         };
         Ok(Original { events, asked })
     }
@@ -150,6 +153,27 @@ impl Original {
             );
         }
         reuse
+    }
+
+    /// The decisions the run itself took again from an earlier run (a `rerun --from`), with
+    /// the `reused_from` they named, so that a replay takes them again as the run did.
+    pub fn reused(&self) -> BTreeMap<String, Reused> {
+        self.events
+            .iter()
+            .map(|stored| &stored.event)
+            .filter(|event| event.kind == kind::DECISION_MADE)
+            .filter_map(|event| {
+                let from = text(&event.payload, "reused_from")?;
+                Some((
+                    event.activity.clone()?,
+                    Reused {
+                        event: from,
+                        decision: event.payload["decision"].clone(),
+                        mode: text(&event.payload, "mode").unwrap_or_else(|| "llm".into()),
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// The run's model calls with their bodies, in the order they were made.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::common::{Run, TestEnv, manifest_dir};
+use crate::common::{Run, TestEnv, json_lines, manifest_dir};
 use crate::lifecycle::{merged, minimal};
 use crate::llm_server::{LlmServer, Reply};
 
@@ -87,12 +87,16 @@ impl Recorded {
 
     /// The built-in design activity with `edit` applied, as a registry overlay.
     fn overlay_design(&self, edit: impl Fn(String) -> String) {
-        let builtin =
-            std::fs::read_to_string(manifest_dir().join("registry/activities/design.yaml"))
-                .unwrap();
+        self.overlay("design", edit);
+    }
+
+    /// The built-in `activity` with `edit` applied, as a registry overlay.
+    fn overlay(&self, activity: &str, edit: impl Fn(String) -> String) {
+        let file = format!("registry/activities/{activity}.yaml");
+        let builtin = std::fs::read_to_string(manifest_dir().join(&file)).unwrap();
         let edited = edit(builtin.clone());
         assert_ne!(edited, builtin, "the edit changed nothing");
-        let path = self.repo.join(DESIGN_OVERLAY);
+        let path = self.repo.join(".spectra").join(file);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, edited).unwrap();
     }
@@ -420,6 +424,20 @@ fn a_rerun_from_design_reuses_discover_and_plan_and_asks_design_live() {
             .rfind(|event| event["activity"] == "plan")
             .unwrap()["payload"]["decision"]
     );
+    let rerun_started = env
+        .events(repo, "run.started")
+        .into_iter()
+        .find(|event| event["run"] == new_run)
+        .unwrap();
+    assert_eq!(rerun_started["payload"]["rerun_of"], recorded.run.as_str());
+    // The rerun replays from its own record: the reused decisions are taken again as it took
+    // them, design's call is answered from the record.
+    let asked_now = recorded.server.requests().len();
+    let replay = env
+        .spectra_with_llm(repo, &recorded.server.base_url(), &["replay", new_run])
+        .success();
+    assert!(replay.stdout.contains(": same"), "{replay:#?}");
+    assert_eq!(recorded.server.requests().len(), asked_now);
     // The new run is undoable as usual.
     let head = env.git(repo, &["rev-parse", "HEAD"]).success().stdout;
     env.spectra(repo, &["undo"]).success();
@@ -527,4 +545,83 @@ fn a_command_with_effects_is_answered_from_the_record_and_never_runs_again() {
         "provisioned\n",
         "the replay ran the command"
     );
+}
+
+#[test]
+fn replay_of_one_activity_decides_only_it_again_and_compares_only_its_events() {
+    let recorded = recorded_run();
+    let asked = recorded.server.requests().len();
+    let untouched = recorded.replay(&["--activity", "design"]);
+    assert!(untouched.stdout.contains(": same"), "{untouched:#?}");
+    // A changed discover prompt does not matter to a replay of design: discover takes its
+    // recorded decision again, so design sees what the run gave it.
+    recorded.overlay("discover", |yaml| {
+        yaml.replace(
+            "    Be concrete and honest:",
+            "    Be brief.\n    Be concrete and honest:",
+        )
+    });
+    assert_eq!(
+        recorded.replay(&[]).code,
+        1,
+        "the whole run now stops at discover"
+    );
+    let json = recorded
+        .replay(&["--activity", "design", "--format", "json"])
+        .success();
+    let report: Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(report["result"], "same", "{report:#}");
+    assert_eq!(report["summary"]["decisions_identical"], json!(["design"]));
+    let log = recorded
+        .env
+        .spectra(
+            &recorded.repo,
+            &["log", "--run", &recorded.run, "--format", "json"],
+        )
+        .success();
+    let design_events = json_lines(&log.stdout)
+        .iter()
+        .filter(|record| record["event"]["activity"] == "design")
+        .count();
+    assert_eq!(
+        report["recorded_events"], design_events as u64,
+        "{report:#}"
+    );
+    assert_eq!(
+        report["calls_answered"], 1,
+        "only design's call: {report:#}"
+    );
+
+    // A changed design prompt stops it, naming design.
+    recorded.overlay_design(|yaml| {
+        yaml.replace(
+            "    repository's existing languages and conventions.\n",
+            "    repository's existing languages and conventions.\n    Keep it small.\n",
+        )
+    });
+    let stopped = recorded.replay(&["--activity", "design"]).code(1);
+    assert!(
+        stopped
+            .stdout
+            .contains("stopped: the prompt for design changed"),
+        "{stopped:#?}"
+    );
+    assert_eq!(
+        recorded.server.requests().len(),
+        asked,
+        "the replay sent a request"
+    );
+
+    let unknown = recorded.replay(&["--activity", "deploy"]);
+    assert_eq!(unknown.code, 2, "{unknown:#?}");
+    assert!(
+        unknown
+            .stderr
+            .contains("the run did not run deploy; it ran discover, plan, design"),
+        "{unknown:#?}"
+    );
+    let with_all = recorded
+        .env
+        .spectra(&recorded.repo, &["replay", "--all", "--activity", "design"]);
+    assert_eq!(with_all.code, 2, "{with_all:#?}");
 }
