@@ -59,42 +59,6 @@ fn spectra(dir: &Path, args: &[&str], llm_url: &str) -> (f64, Output) {
     (started.elapsed().as_secs_f64() * 1e3, output)
 }
 
-/// The smallest value `schema` accepts (every property, one item per array, no playbook).
-fn minimal(schema: &Value) -> Value {
-    if let Some(first) = schema["enum"].as_array().and_then(|e| e.first()) {
-        return first.clone();
-    }
-    if let Some(first) = schema["anyOf"].as_array().and_then(|a| a.first()) {
-        return minimal(first);
-    }
-    let kind = match &schema["type"] {
-        Value::Array(types) if types.iter().any(|t| t == "null") => return Value::Null,
-        Value::Array(types) => types[0].as_str().unwrap_or("object").to_string(),
-        Value::String(kind) => kind.clone(),
-        _ => "object".into(),
-    };
-    match kind.as_str() {
-        "object" => Value::Object(
-            schema["properties"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(name, property)| match name.as_str() {
-                    "playbooks" => (name.clone(), json!([])),
-                    "service_name" => (name.clone(), json!("logging")),
-                    _ => (name.clone(), minimal(property)),
-                })
-                .collect(),
-        ),
-        "array" => json!([minimal(&schema["items"])]),
-        "string" => json!("x"),
-        "integer" | "number" if schema["maximum"].is_number() => schema["maximum"].clone(),
-        "integer" | "number" => json!(0),
-        "boolean" => json!(true),
-        _ => Value::Null,
-    }
-}
-
 fn median(samples: &mut [f64]) -> f64 {
     samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
     samples[samples.len() / 2]
@@ -105,7 +69,11 @@ fn main() {
     server.respond_with(|request| {
         let body = request.json();
         let schema = &body["response_format"]["json_schema"]["schema"];
-        llm_server::Reply::chat_json(&minimal(schema))
+        let mut decision = llm_server::minimal(schema);
+        if decision.get("service_name").is_some() {
+            decision["service_name"] = json!("logging");
+        }
+        llm_server::Reply::chat_json(&decision)
     });
     let url = server.base_url();
     let root = tempfile::tempdir().unwrap();

@@ -567,3 +567,49 @@ fn reason(status: u16) -> &'static str {
         _ => "Status",
     }
 }
+
+/// A small value that satisfies `schema` (strict schemas: every property required) and its
+/// gates: one item per array (but no playbook), `true`, the largest number allowed (a
+/// confidence of 100).
+pub fn minimal(schema: &Value) -> Value {
+    if let Some(first) = schema["enum"].as_array().and_then(|e| e.first()) {
+        return first.clone();
+    }
+    if let Some(first) = schema["anyOf"].as_array().and_then(|a| a.first()) {
+        return minimal(first);
+    }
+    let kind = match &schema["type"] {
+        Value::Array(types) if types.iter().any(|t| t == "null") => return Value::Null,
+        Value::Array(types) => types[0].as_str().unwrap_or("object").to_string(),
+        Value::String(kind) => kind.clone(),
+        _ => "object".into(),
+    };
+    match kind.as_str() {
+        "object" => Value::Object(
+            schema["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                // No playbook unless a test asks for one: they have effects of their own.
+                .map(|(name, property)| match name.as_str() {
+                    "playbooks" => (name.clone(), json!([])),
+                    _ => (name.clone(), minimal(property)),
+                })
+                .collect(),
+        ),
+        "array" => json!([minimal(&schema["items"])]),
+        "string" => json!("x"),
+        "integer" | "number" => schema["maximum"].clone().max_or_zero(),
+        "boolean" => json!(true),
+        _ => Value::Null,
+    }
+}
+
+trait OrZero {
+    fn max_or_zero(self) -> Value;
+}
+impl OrZero for Value {
+    fn max_or_zero(self) -> Value {
+        if self.is_number() { self } else { json!(0) }
+    }
+}
