@@ -94,6 +94,21 @@ pub struct Removed {
     pub commit: Option<String>,
 }
 
+impl Removed {
+    /// What the removal did, in a line an undo shows.
+    pub fn said(&self) -> String {
+        let branch = &self.branch;
+        match (self.action, self.commit.as_deref()) {
+            ("reverted", Some(commit)) => format!(
+                "`{branch}` was merged: reverted its commit {} on your branch, and deleted the branch",
+                crate::worktree::short(commit)
+            ),
+            ("absent", _) => format!("branch `{branch}` was already gone"),
+            _ => format!("deleted branch `{branch}`"),
+        }
+    }
+}
+
 /// A change checked against HEAD: what the file's entry becomes (`None`: removed).
 struct Planned {
     path: String,

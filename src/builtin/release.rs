@@ -29,6 +29,21 @@ pub struct Tagged {
     pub left_alone: Option<String>,
 }
 
+impl Tagged {
+    /// What a tag or a delete did, in a line an undo or redo shows.
+    pub fn said(&self) -> String {
+        let tag = &self.tag;
+        match (&self.left_alone, self.exists, self.commit.as_deref()) {
+            (Some(reason), _, _) => reason.clone(),
+            (None, true, Some(commit)) => {
+                format!("tagged {} as `{tag}`", crate::worktree::short(commit))
+            }
+            (None, false, Some(_)) => format!("deleted tag `{tag}`"),
+            _ => format!("tag `{tag}` did not exist"),
+        }
+    }
+}
+
 /// Whether `version` is a semantic version (`MAJOR.MINOR.PATCH`, an optional `-pre.release`
 /// and `+build`, no leading zeros), as <https://semver.org> defines it; `Err` says why not.
 pub fn check_version(version: &str) -> Result<(), String> {

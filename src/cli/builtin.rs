@@ -160,7 +160,8 @@ fn run_command(command: &BuiltinCommand) -> Result<()> {
             let undo_run = std::env::var(crate::playbook::ENV_RUN).ok();
             let undo_event = std::env::var(crate::playbook::ENV_EVENT).ok();
             let trailers = changes::revert_trailers(undo_run.as_deref(), undo_event.as_deref())?;
-            print(&changes::remove_branch(&root, service, run, &trailers)?)
+            let removed = changes::remove_branch(&root, service, run, &trailers)?;
+            print_said(&removed, removed.said())
         }
         BuiltinCommand::RunTests { at } => {
             let run = match at {
@@ -197,13 +198,30 @@ fn run_command(command: &BuiltinCommand) -> Result<()> {
             service,
             version,
             run,
-        } => print(&release::tag(&root, service, version, run)?),
+        } => {
+            let tagged = release::tag(&root, service, version, run)?;
+            print_said(&tagged, tagged.said())
+        }
         BuiltinCommand::DeleteReleaseTag {
             service,
             version,
             run,
-        } => print(&release::delete(&root, service, version, run)?),
+        } => {
+            let deleted = release::delete(&root, service, version, run)?;
+            print_said(&deleted, deleted.said())
+        }
     }
+}
+
+/// `value` with `said`, the line an undo or redo shows of what the built-in did.
+fn print_said(value: &impl Serialize, said: String) -> Result<()> {
+    #[derive(Serialize)]
+    struct Said<'a, T: Serialize> {
+        #[serde(flatten)]
+        value: &'a T,
+        said: String,
+    }
+    print(&Said { value, said })
 }
 
 fn print(value: &impl Serialize) -> Result<()> {

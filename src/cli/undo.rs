@@ -239,19 +239,7 @@ fn render_applied(
     };
     out.line(format_args!("{done} {}", ids.shorten(&plan.description)))?;
     for step in &applied.steps {
-        let text = |key: &str| step[key].as_str().unwrap_or("?").to_string();
-        match step["step"].as_str() {
-            Some("revert") => out.line(format_args!(
-                "  reverted {} as {}",
-                crate::worktree::short(&text("commit")),
-                crate::worktree::short(&text("revert"))
-            ))?,
-            _ => out.line(format_args!(
-                "  ran playbook {} ({})",
-                text("playbook"),
-                text("action")
-            ))?,
-        }
+        out.line(format_args!("  {}", crate::undo::describe_done(step)))?;
     }
     out.line(format_args!(
         "  event:  {} (run {})",

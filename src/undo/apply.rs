@@ -214,11 +214,13 @@ impl Work<'_, '_> {
         if !report.succeeded() {
             return Err(report.message());
         }
-        self.done.push(
-            json!({"step": "playbook", "playbook": playbook, "action": action,
+        let mut done = json!({"step": "playbook", "playbook": playbook, "action": action,
             "activity": activity, "service": service, "inputs": inputs, "source": source,
-            "started": started_id}),
-        );
+            "started": started_id});
+        if let Some(said) = said(&report) {
+            done["said"] = json!(said);
+        }
+        self.done.push(done);
         Ok(())
     }
 
@@ -336,7 +338,14 @@ impl Work<'_, '_> {
     }
 }
 
-fn describe_done(step: &Value) -> String {
+/// The line a built-in printed of what it did (`said` in its JSON output), if any.
+fn said(report: &Report) -> Option<String> {
+    let output: Value = serde_json::from_slice(&report.stdout.bytes).ok()?;
+    output["said"].as_str().map(str::to_string)
+}
+
+/// A step done, in a line: what was reverted, or which playbook ran and what it said it did.
+pub fn describe_done(step: &Value) -> String {
     let text = |key: &str| step[key].as_str().unwrap_or("?").to_string();
     match step["step"].as_str() {
         Some("revert") => format!(
@@ -344,7 +353,13 @@ fn describe_done(step: &Value) -> String {
             short(&text("commit")),
             short(&text("revert"))
         ),
-        _ => format!("ran playbook {} ({})", text("playbook"), text("action")),
+        _ => {
+            let ran = format!("ran playbook {} ({})", text("playbook"), text("action"));
+            match step["said"].as_str() {
+                Some(said) => format!("{ran}: {said}"),
+                None => ran,
+            }
+        }
     }
 }
 

@@ -18,7 +18,7 @@ mod plan;
 
 use std::path::PathBuf;
 
-pub use apply::{Applied, apply};
+pub use apply::{Applied, apply, describe_done};
 pub use history::{Dependent, History};
 pub use plan::{Blockers, Direction, Irreversible, Plan, Step};
 

@@ -241,6 +241,13 @@ fn build_commits_its_changes_on_its_own_branch_tests_it_and_undo_redo_remove_and
     assert!(build_branches(&repo).is_empty());
     let printed = compensation_output(&repo);
     assert!(printed.contains("\"deleted\""), "{printed}");
+    assert!(
+        undo.stdout.contains(&format!(
+            "ran playbook changes.apply (undo): deleted branch `{}`",
+            branches[0]
+        )),
+        "the undo says what it did: {undo:?}"
+    );
     let redo = repo.spectra(&["redo"]);
     assert_eq!(redo.code, 0, "{redo:?}");
     let again = build_branches(&repo);
@@ -288,6 +295,11 @@ fn undo_of_a_merged_build_reverts_its_commit_and_says_so() {
     assert_eq!(undo.code, 0, "{undo:?}");
     let printed = compensation_output(&repo);
     assert!(printed.contains("\"reverted\""), "{printed}");
+    assert!(
+        undo.stdout
+            .contains(&format!("`{branch}` was merged: reverted its commit")),
+        "the undo says which: {undo:?}"
+    );
     assert_eq!(
         repo.git(&["show", "HEAD:src/app.txt"]),
         "alpha\nbeta\nbeta",

@@ -157,8 +157,13 @@ fn a_deploy_that_succeeds_is_tagged_and_undo_rolls_back_and_removes_the_tag() {
     assert_eq!(intent["payload"]["tag"], "logging/v1.2.0");
     assert_eq!(intent["payload"]["completes"], started_id);
 
-    // Undo: the rollback command runs (its marker) and the tag is gone.
-    env.spectra(&repo, &["undo"]).success();
+    // Undo: the rollback command runs (its marker) and the tag is gone, and it says so.
+    let undo = env.spectra(&repo, &["undo"]).success();
+    assert!(
+        undo.stdout
+            .contains("ran playbook release.tag (undo): deleted tag `logging/v1.2.0`"),
+        "{undo:?}"
+    );
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "rolled-back\n");
     assert_eq!(tags(&env, &repo).trim(), "");
 }
@@ -307,8 +312,13 @@ fn undo_leaves_a_release_tag_another_run_made_alone() {
     let document = documents[0]["payload"]["commit"].as_str().unwrap();
     env.git(&repo, &["tag", "logging/v1.2.0", document])
         .success();
-    env.spectra(&repo, &["undo"]).success();
+    let undo = env.spectra(&repo, &["undo"]).success();
     assert_eq!(tags(&env, &repo).trim(), "logging/v1.2.0");
+    assert!(
+        undo.stdout
+            .contains("ran playbook release.tag (undo): tag `logging/v1.2.0` was made by no run"),
+        "the undo says it left the tag alone: {undo:?}"
+    );
     let id = untagging["id"].as_str().unwrap();
     let printed = env
         .spectra(&repo, &["show", id, "--attachment", "stdout"])
