@@ -58,6 +58,21 @@ pub(super) fn unconfigured(
     })
 }
 
+/// The first of `activities` whose effect's command has a timeout in the repository's config
+/// that is not a duration, and why.
+pub(super) fn bad_timeout(
+    registry: &Registry,
+    root: &std::path::Path,
+    activities: &[String],
+) -> Option<(String, crate::playbook::PlaybookError)> {
+    activities.iter().find_map(|name| {
+        let effect = registry.activity(name)?.effect.as_ref()?;
+        let configured = registry.playbook(&effect.playbook)?.configured.as_ref()?;
+        let error = crate::playbook::configured::timeout(root, configured).err()?;
+        Some((name.clone(), error))
+    })
+}
+
 /// Makes the choices run the effect's command exactly once (the model's choice of it first, for
 /// its inputs) and drops any choice of the release tag: only a succeeded effect tags.
 pub(super) fn adjust_choices(registry: &Registry, definition: &Activity, choices: &mut Vec<Value>) {

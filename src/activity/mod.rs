@@ -128,6 +128,15 @@ pub enum RunError {
     /// The marker of the run in progress could not be written.
     #[error("cannot record the run as in progress: {0}")]
     RunLock(std::io::Error),
+    /// The timeout the repository sets for an activity's own command is not a duration;
+    /// refused before anything was recorded.
+    #[error("{activity} runs the repository's own command, and {source}")]
+    BadTimeout {
+        /// The activity.
+        activity: String,
+        /// What is wrong (names the key and the value).
+        source: crate::playbook::PlaybookError,
+    },
     /// An activity that runs the repository's own command was asked for and the command is not
     /// configured; refused before anything was recorded.
     #[error("{activity} runs the repository's own command, and `{key}` is not set")]
@@ -171,7 +180,11 @@ impl crate::failure::Classify for RunError {
             | RunError::OperationInProgress(_)
             | RunError::NeedsModel { .. }
             | RunError::NotConfigured { .. } => Class::Failed,
-            RunError::Store(_) | RunError::Bare(_) | RunError::RunLock(_) => Class::Fatal,
+            // As git does for a bad config value.
+            RunError::Store(_)
+            | RunError::Bare(_)
+            | RunError::RunLock(_)
+            | RunError::BadTimeout { .. } => Class::Fatal,
         }
     }
 
@@ -193,6 +206,11 @@ impl RunError {
             RunError::NotConfigured { key, .. } => Some(format!(
                 "set it to the command (argv words split on spaces, no shell): `git config {key} '...'` (docs/config.md)"
             )),
+            RunError::BadTimeout { .. } => Some(
+                "set it to a duration such as `90s` or `10m`, or unset it for the default \
+                 (docs/config.md)"
+                    .into(),
+            ),
             RunError::NeedsModel { .. } => Some(
                 "configure a model: `git config spectra.llm.url <endpoint>` (or SPECTRA_LLM_URL), \
                  then `git spectra doctor` checks it (docs/config.md)"

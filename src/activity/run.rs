@@ -72,6 +72,11 @@ impl Engine<'_> {
                 key: unconfigured.key,
             });
         }
+        if let Some((activity, source)) =
+            super::effects::bad_timeout(self.registry, &self.root, asked)
+        {
+            return Err(RunError::BadTimeout { activity, source });
+        }
         if !self.options.dry_run
             && let Some(operation) = crate::worktree::operation_in_progress(self.repo.gix())
         {

@@ -383,6 +383,24 @@ fn a_deploy_command_that_hangs_is_killed_at_its_configured_timeout() {
 }
 
 #[test]
+fn a_timeout_that_is_not_a_duration_is_refused_before_anything_is_recorded() {
+    let env = TestEnv::new();
+    let repo = repo_with_deploy(&env, "exit 0\n");
+    env.git(&repo, &["config", "spectra.deploy.timeout", "soon"])
+        .success();
+    let server = LlmServer::start();
+    script_deploy(&server, "1.2.0", json!([]));
+    let run = deploy(&env, &repo, &server, &["--execute"]).code(128);
+    assert!(
+        run.stderr.contains("`spectra.deploy.timeout` is \"soon\""),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("hint: set it to a duration"), "{run:?}");
+    assert!(env.events(&repo, "run.started").is_empty());
+    assert!(server.chat_requests().is_empty(), "the model was not asked");
+}
+
+#[test]
 fn nothing_configured_names_the_key_and_records_nothing() {
     let env = TestEnv::new();
     let repo = env.repo_with_commit("r");
