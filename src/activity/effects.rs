@@ -19,11 +19,7 @@ use super::{ActivityError, Engine, Outcome, PlaybookSummary, RunError, RunState}
 use crate::event::{NewEvent, kind};
 use crate::registry::{Activity, Effect, Registry};
 
-/// The playbook that tags a release after a successful effect; only these rules choose it.
-pub const RELEASE_TAG_PLAYBOOK: &str = "release.tag";
-/// The playbook that probes the service catalog's URLs; only these rules choose it, with the
-/// run's service as its one input.
-pub const PROBE_PLAYBOOK: &str = "service.probe";
+pub use crate::registry::{PROBE_PLAYBOOK, RELEASE_TAG_PLAYBOOK};
 
 /// Why an activity's effect cannot run: its command is not configured. Found before anything is
 /// recorded.

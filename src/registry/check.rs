@@ -306,13 +306,93 @@ fn check_effect(
             "effect: playbook `{id}` ({}) has no `configured` keys; an effect runs the repository's own command",
             playbook.file
         ),
-        Some(_) => return,
+        Some(_) => {
+            check_effect_extras(activity, effect, playbooks, problems);
+            return;
+        }
     };
     problems.push(Problem::new(
         &activity.file,
         Position::of(&effect.playbook),
         message,
     ));
+}
+
+/// An effect's `tag` needs the release playbook among the activity's playbooks and a pointer
+/// to a string of the decision; its `probe` needs the probe playbook. Without them the tag or
+/// probe would be refused only after the command ran.
+fn check_effect_extras(
+    activity: &Parsed<ActivityFile>,
+    effect: &super::format::EffectFile,
+    playbooks: &[&Parsed<PlaybookFile>],
+    problems: &mut Vec<Problem>,
+) {
+    let names =
+        |id: &str| {
+            playbooks
+                .iter()
+                .find(|p| p.doc.id.value == id)
+                .is_some_and(|playbook| {
+                    activity.doc.playbooks.iter().any(|r| {
+                        PlaybookRef::parse(&r.value).covers(id, &playbook.doc.domain.value)
+                    })
+                })
+        };
+    let name = activity.doc.name.value.as_str();
+    let mut problem = |at: &Spanned<String>, message: String| {
+        problems.push(Problem::new(&activity.file, Position::of(at), message));
+    };
+    if let Some(tag) = &effect.tag {
+        if !names(super::RELEASE_TAG_PLAYBOOK) {
+            problem(
+                tag,
+                format!(
+                    "effect: `tag` needs playbook `{}` in the playbooks of `{name}`",
+                    super::RELEASE_TAG_PLAYBOOK
+                ),
+            );
+        } else if !is_string_at(&activity.doc.decision.value, &tag.value) {
+            problem(
+                tag,
+                format!(
+                    "effect: `tag` points at `{}`, which is not a string property of the decision schema",
+                    tag.value
+                ),
+            );
+        }
+    }
+    if let Some(probe) = &effect.probe
+        && !names(super::PROBE_PLAYBOOK)
+    {
+        problem(
+            probe,
+            format!(
+                "effect: `probe` needs playbook `{}` in the playbooks of `{name}`",
+                super::PROBE_PLAYBOOK
+            ),
+        );
+    }
+}
+
+/// Whether the JSON Pointer `pointer` names, through `properties`, a property of `schema` whose
+/// type is (or includes) `string`.
+fn is_string_at(schema: &Value, pointer: &str) -> bool {
+    let Some(path) = pointer.strip_prefix('/') else {
+        return false;
+    };
+    let mut at = schema;
+    for segment in path.split('/') {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        match at["properties"].get(segment.as_str()) {
+            Some(property) => at = property,
+            None => return false,
+        }
+    }
+    match &at["type"] {
+        Value::String(kind) => kind == "string",
+        Value::Array(kinds) => kinds.iter().any(|kind| kind == "string"),
+        _ => false,
+    }
 }
 
 fn check_playbook_activities(

@@ -28,6 +28,12 @@ pub use activity::{
     PlaybookRef, Prompts,
 };
 pub use check::compile_schema;
+
+/// The playbook that tags a release after a successful effect; only the effect rules choose it.
+pub const RELEASE_TAG_PLAYBOOK: &str = "release.tag";
+/// The playbook that probes the service catalog's URLs; only the effect rules choose it, with
+/// the run's service as its one input.
+pub const PROBE_PLAYBOOK: &str = "service.probe";
 pub use error::{Problem, RegistryError};
 pub use gate::{Basis, Check, Evidence, GateLevel, GateResult, QualityGate, Verdict};
 pub use playbook::{Configured, PATH_FORMAT, Playbook};

@@ -807,3 +807,59 @@ fn registry_validate_warns_about_constraints_a_grammar_does_not_enforce() {
     assert_eq!(lines[0]["file"], file);
     assert_eq!(lines[3]["ok"], true);
 }
+
+#[test]
+fn an_effect_tag_or_probe_without_its_playbook_or_a_string_version_is_a_problem() {
+    let builtin = |activity: &str| {
+        std::fs::read_to_string(manifest_dir().join(format!("registry/activities/{activity}.yaml")))
+            .unwrap()
+    };
+    let problems = |repo: &TestRepo| -> Vec<String> {
+        Registry::load(repo.root())
+            .unwrap_err()
+            .problems()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    let deploy = ".spectra/registry/activities/deploy.yaml";
+    let repo = TestRepo::new();
+    repo.write(
+        deploy,
+        &builtin("deploy").replace("deploy.command, release.tag]", "deploy.command]"),
+    );
+    let found = problems(&repo);
+    assert!(
+        found.iter().any(|m| m.starts_with(&format!(
+            "{deploy}:81:8: effect: `tag` needs playbook `release.tag` in the playbooks of `deploy`"
+        ))),
+        "{found:#?}"
+    );
+
+    let repo = TestRepo::new();
+    repo.write(
+        deploy,
+        &builtin("deploy").replace("tag: /release/version", "tag: /release/notes/0"),
+    );
+    let found = problems(&repo);
+    assert!(
+        found.iter().any(|m| m.contains(
+            "effect: `tag` points at `/release/notes/0`, which is not a string property of the decision schema"
+        )),
+        "{found:#?}"
+    );
+
+    let repo = TestRepo::new();
+    let monitor = ".spectra/registry/activities/monitor.yaml";
+    repo.write(
+        monitor,
+        &builtin("monitor").replace("monitor.command, service.probe]", "monitor.command]"),
+    );
+    let found = problems(&repo);
+    assert!(
+        found.iter().any(|m| m.contains(
+            "effect: `probe` needs playbook `service.probe` in the playbooks of `monitor`"
+        )),
+        "{found:#?}"
+    );
+}
