@@ -91,6 +91,45 @@ pub(super) fn adjust_choices(registry: &Registry, definition: &Activity, choices
     }
 }
 
+/// With no default command and exactly one environment's (`spectra.deploy.production.command`
+/// alone), a choice of the effect's command that names no environment runs that one: it is
+/// the only command the repository has, so nothing is guessed.
+pub(super) fn pick_only_environment(
+    registry: &Registry,
+    root: &std::path::Path,
+    definition: &Activity,
+    choices: &mut [Value],
+) {
+    let environment = crate::playbook::configured::ENVIRONMENT_INPUT;
+    let Some(effect) = &definition.effect else {
+        return;
+    };
+    let Some(playbook) = registry
+        .playbook(&effect.playbook)
+        .filter(|playbook| takes_environment(playbook))
+    else {
+        return;
+    };
+    let Some(configured) = &playbook.configured else {
+        return;
+    };
+    let unnamed = |choice: &Value| {
+        choice["id"] == effect.playbook.as_str() && choice["inputs"][environment].is_null()
+    };
+    if !choices.iter().any(unnamed)
+        || crate::playbook::configured::git_config(root, &configured.run_key(None)).is_some()
+    {
+        return;
+    }
+    let environments = crate::playbook::configured::environments(root, configured);
+    let [only] = environments.as_slice() else {
+        return;
+    };
+    for choice in choices.iter_mut().filter(|choice| unnamed(choice)) {
+        choice["inputs"][environment] = json!(only);
+    }
+}
+
 /// The inputs of the effect's playbook when these rules choose it: no environment (`null`, the
 /// default command) when it takes one, else none.
 fn default_inputs(registry: &Registry, playbook: &str) -> Value {

@@ -118,6 +118,7 @@ impl Engine<'_> {
         rules.adjust_choices(&mut choices);
         let definition = step.definition;
         effects::adjust_choices(self.registry, definition, &mut choices);
+        effects::pick_only_environment(self.registry, &self.root, definition, &mut choices);
         let name = definition.name.as_str();
         let dry_run = self.options.dry_run || (definition.external && !self.options.execute);
         let run = state.recorder.run().to_string();

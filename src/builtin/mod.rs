@@ -164,21 +164,28 @@ pub fn git_config(root: &std::path::Path, key: &str) -> Option<String> {
     (!value.is_empty()).then_some(value)
 }
 
-/// Whether some key matching the regular expression `pattern` has a non-empty value in the
-/// repository at `root`.
-pub fn git_config_matching(root: &std::path::Path, pattern: &str) -> bool {
-    std::process::Command::new("git")
+/// The keys matching the regular expression `pattern` that have a non-empty value in the
+/// repository at `root` (lowercased, as git prints them), each once, in git's order.
+pub fn git_config_keys_matching(root: &std::path::Path, pattern: &str) -> Vec<String> {
+    let Some(output) = std::process::Command::new("git")
         .args(["config", "--get-regexp", pattern])
         .current_dir(root)
         .output()
         .ok()
         .filter(|output| output.status.success())
-        .is_some_and(|output| {
-            String::from_utf8_lossy(&output.stdout).lines().any(|line| {
-                line.split_once(' ')
-                    .is_some_and(|(_, value)| !value.trim().is_empty())
-            })
-        })
+    else {
+        return Vec::new();
+    };
+    let mut keys: Vec<String> = Vec::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        if let Some((key, value)) = line.split_once(' ')
+            && !value.trim().is_empty()
+            && !keys.iter().any(|known| known == key)
+        {
+            keys.push(key.to_string());
+        }
+    }
+    keys
 }
 
 /// Runs `git args...` in `root` and returns its trimmed stdout, or its stderr as the error.

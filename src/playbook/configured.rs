@@ -29,18 +29,30 @@ pub fn key(configured: &Configured, action: Action, inputs: &Map<String, Value>)
 /// Whether the repository sets the command for the default or for any environment: with only
 /// `spectra.deploy.production.command` set, a deploy to production can run.
 pub fn is_set_for_some_environment(root: &Path, configured: &Configured) -> bool {
-    if git_config(root, &configured.run_key(None)).is_some() {
-        return true;
-    }
+    git_config(root, &configured.run_key(None)).is_some()
+        || !environments(root, configured).is_empty()
+}
+
+/// The environments the repository sets a command of their own for
+/// (`spectra.deploy.ENV.command`), in git's order.
+pub fn environments(root: &Path, configured: &Configured) -> Vec<String> {
     let Some((section, name)) = configured.run.rsplit_once('.') else {
-        return false;
+        return Vec::new();
     };
     let pattern = format!(
         "^{}\\.[a-z][a-z0-9-]*\\.{}$",
         section.replace('.', "\\."),
         name
     );
-    crate::builtin::git_config_matching(root, &pattern)
+    // git prints a key's last part lowercased.
+    let (prefix, suffix) = (format!("{section}."), format!(".{}", name.to_lowercase()));
+    crate::builtin::git_config_keys_matching(root, &pattern)
+        .into_iter()
+        .filter_map(|key| {
+            let environment = key.strip_prefix(&prefix)?.strip_suffix(&suffix)?;
+            Some(environment.to_string())
+        })
+        .collect()
 }
 
 /// The configured argv of `action`, or why there is none.

@@ -514,12 +514,23 @@ fn a_repository_that_configures_only_an_environments_command_can_deploy_to_it() 
     assert_eq!(command["outcome"], "succeeded", "{command:#}");
     assert_eq!(tags(&env, &repo).trim(), "logging/v0.2.0");
 
-    // A decision that names no environment asks for the default command, which is not set:
-    // the deploy fails naming the key, and nothing is tagged.
+    // A decision that names no environment runs the only command the repository has.
     script_deploy(&server, "0.3.0", json!([]));
+    let run = deploy(&env, &repo, &server, &["--execute"]).success();
+    let command = &report(&run)["activities"][0]["outputs"]["command"];
+    assert_eq!(
+        command["argv"],
+        json!(["sh", production.display().to_string()])
+    );
+    assert_eq!(tags(&env, &repo).lines().last(), Some("logging/v0.3.0"));
+
+    // With two environments and no default, it would be a guess: the deploy fails naming the
+    // key, and nothing is tagged.
+    configure(&env, &repo, "spectra.deploy.staging.command", &production);
+    script_deploy(&server, "0.4.0", json!([]));
     let run = deploy(&env, &repo, &server, &["--execute"]).code(1);
     assert!(run.stdout.contains("spectra.deploy.command"), "{run:?}");
-    assert_eq!(tags(&env, &repo).trim(), "logging/v0.2.0");
+    assert_eq!(tags(&env, &repo).lines().last(), Some("logging/v0.3.0"));
 }
 
 /// How the loopback fixture answers every request.
