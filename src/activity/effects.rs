@@ -295,8 +295,9 @@ pub(super) fn release_choice(
 
 impl Engine<'_> {
     /// The release an activity that tags releases will tag if its command succeeds, checked
-    /// before anything runs (a dry run checks nothing: it tags nothing). A release that could
-    /// not be tagged fails the activity, and its command is taken out of `choices`.
+    /// before anything runs. A release that could not be tagged fails the activity, and its
+    /// command is taken out of `choices`. A dry run tags nothing and fails on nothing, but says
+    /// in `outputs.release` which tag `--execute` would make, or why it would be refused.
     pub(super) fn plan_release(
         &self,
         definition: &Activity,
@@ -306,8 +307,24 @@ impl Engine<'_> {
         choices: &mut Vec<Value>,
         work: &mut ActivityWork,
     ) -> Option<Value> {
-        let effect = definition.effect.as_ref().filter(|_| !dry_run)?;
-        match release_choice(effect, decision, work.service.as_deref(), run, self.root()) {
+        let effect = definition.effect.as_ref()?;
+        let checked = release_choice(effect, decision, work.service.as_deref(), run, self.root());
+        if dry_run {
+            let release = match checked {
+                Ok(Some(release)) => json!({
+                    "tag": crate::builtin::release::tag_name(
+                        release["inputs"]["service"].as_str().unwrap_or_default(),
+                        release["inputs"]["version"].as_str().unwrap_or_default(),
+                    ),
+                    "refused": null,
+                }),
+                Ok(None) => return None,
+                Err(error) => json!({"tag": null, "refused": error.message}),
+            };
+            work.extra_outputs.insert("release".into(), release);
+            return None;
+        }
+        match checked {
             Ok(release) => release,
             Err(error) => {
                 work.errors.push(error);

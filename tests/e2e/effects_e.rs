@@ -473,6 +473,23 @@ fn without_execute_the_exact_argv_is_recorded_and_nothing_runs() {
     assert_eq!(deploying["payload"]["dry_run"], true);
     assert!(!marker.exists());
     assert_eq!(tags(&env, &repo).trim(), "");
+    // It says which tag --execute would make.
+    assert_eq!(
+        activity["outputs"]["release"],
+        json!({"tag": "logging/v1.2.0", "refused": null})
+    );
+
+    // A version --execute would refuse is said in the dry run too, which still fails nothing.
+    script_deploy(&server, "latest", json!([]));
+    let run = deploy(&env, &repo, &server, &[]).success();
+    let release = &report(&run)["activities"][0]["outputs"]["release"];
+    assert_eq!(release["tag"], Value::Null, "{release:#}");
+    assert!(
+        release["refused"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("is not a semantic version")),
+        "{release:#}"
+    );
 }
 
 #[test]
