@@ -236,6 +236,8 @@ pub struct Engine<'a> {
     /// Where progress is shown.
     pub progress: &'a dyn Progress,
     root: PathBuf,
+    /// The settings' secrets, scrubbed from every event the run records.
+    scrubber: crate::llm::scrub::Scrubber,
 }
 
 impl<'a> Engine<'a> {
@@ -260,6 +262,7 @@ impl<'a> Engine<'a> {
             options,
             progress,
             root,
+            scrubber: crate::llm::scrub::Scrubber::for_repo(repo),
         })
     }
 

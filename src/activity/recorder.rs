@@ -21,6 +21,8 @@ pub struct Recorder<'s> {
     pub recorded: Vec<String>,
     /// The events appended so far, as stored, oldest first.
     appended: Vec<StoredEvent>,
+    /// What no event may hold: the settings' secrets, whatever a playbook printed.
+    scrubber: crate::llm::scrub::Scrubber,
 }
 
 impl<'s> Recorder<'s> {
@@ -32,7 +34,15 @@ impl<'s> Recorder<'s> {
             pending: Vec::new(),
             recorded: Vec::new(),
             appended: Vec::new(),
+            scrubber: crate::llm::scrub::Scrubber::default(),
         }
+    }
+
+    /// Scrubs every event recorded from now on with `scrubber`: a playbook that prints the API
+    /// key (read from the config, say) leaves `***` in the log, never the key.
+    pub fn scrubbing(mut self, scrubber: crate::llm::scrub::Scrubber) -> Recorder<'s> {
+        self.scrubber = scrubber;
+        self
     }
 
     /// The run id every event gets.
@@ -42,7 +52,8 @@ impl<'s> Recorder<'s> {
 
     /// Queues `event` under this run and returns its id.
     pub fn record(&mut self, event: NewEvent) -> String {
-        let event = event.run(self.run.clone());
+        let mut event = event.run(self.run.clone());
+        self.scrubber.event(&mut event);
         let id = event.id.clone();
         self.recorded.push(id.clone());
         self.pending.push(event);

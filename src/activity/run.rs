@@ -90,7 +90,7 @@ impl Engine<'_> {
             crate::run_lock::RunLock::acquire(&self.repo.state_dir(), self.repo.git_dir(), &run)
                 .map_err(RunError::RunLock)?;
         let mut state = RunState {
-            recorder: Recorder::new(self.store, run),
+            recorder: Recorder::new(self.store, run).scrubbing(self.scrubber.clone()),
             service: self.options.service.clone(),
             projection: manifests::load(self.repo, self.store)?,
         };

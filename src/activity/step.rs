@@ -348,7 +348,15 @@ impl Engine<'_> {
         let gates = work.gate_map();
         let gates_passed = work.gates.iter().filter(|gate| gate.passed).count();
         let outcome = work.outcome();
-        let outputs = work.outputs();
+        let mut outputs = work.outputs();
+        // What the report shows is what the log holds: no secret a playbook was given or printed.
+        self.scrubber.value(&mut outputs);
+        for error in &mut work.errors {
+            error.message = self.scrubber.text(&error.message);
+        }
+        for playbook in &mut work.playbooks {
+            playbook.message = self.scrubber.text(&playbook.message);
+        }
         let duration_ms = millis(started);
         let mut event = NewEvent::new(kind::ACTIVITY_FINISHED)
             .activity(definition.name.clone())

@@ -56,6 +56,53 @@ impl Scrubber {
         Scrubber::new([settings.api_key.value.expose(), password, decoded.as_str()])
     }
 
+    /// The secrets the repository's settings hold (`layers`), also when some other setting is
+    /// invalid: the API key at least, whatever else cannot be read.
+    pub fn for_layers(layers: &crate::settings::Layers) -> Scrubber {
+        if let Ok(settings) = LlmSettings::resolve(layers) {
+            return Scrubber::for_settings(&settings);
+        }
+        let key = layers
+            .get::<crate::settings::Secret>(&crate::settings::keys::LLM_API_KEY)
+            .map(|setting| setting.value.expose().to_string())
+            .unwrap_or_default();
+        Scrubber::new([key.as_str()])
+    }
+
+    /// The secrets of the repository `repo`'s settings (its config and the environment).
+    pub fn for_repo(repo: &crate::repo::Repo) -> Scrubber {
+        Scrubber::for_layers(&crate::settings::Layers::from_process(|key| {
+            repo.config_string(key)
+        }))
+    }
+
+    /// Scrubs an event about to be recorded: its subject, body, payload and attachments. An
+    /// attachment that changes gets its new SHA-256 where the payload names it
+    /// (`payload.<name>.sha256`, as a playbook's `stdout` and `stderr`).
+    pub fn event(&self, event: &mut crate::event::NewEvent) {
+        if self.secrets.is_empty() {
+            return;
+        }
+        for text in [&mut event.subject, &mut event.body].into_iter().flatten() {
+            *text = self.text(text);
+        }
+        self.value(&mut event.payload);
+        for (name, bytes) in &mut event.attachments {
+            let scrubbed = self.bytes(bytes);
+            if scrubbed == *bytes {
+                continue;
+            }
+            if let Some(sha256) = event
+                .payload
+                .get_mut(name.as_str())
+                .and_then(|named| named.get_mut("sha256"))
+            {
+                *sha256 = Value::String(crate::digest::sha256_hex(&scrubbed));
+            }
+            *bytes = scrubbed;
+        }
+    }
+
     /// `input` with every span that spells a secret replaced by `***`.
     pub fn bytes(&self, input: &[u8]) -> Vec<u8> {
         if self.secrets.is_empty() {

@@ -46,7 +46,7 @@ pub fn apply(
     let _running = crate::run_lock::RunLock::acquire(&context.state_dir, &context.git_dir, &run)
         .map_err(UndoError::RunLock)?;
     let mut work = Work {
-        recorder: Recorder::new(context.store, run),
+        recorder: Recorder::new(context.store, run).scrubbing(context.scrubber.clone()),
         done: Vec::new(),
         effects,
     };

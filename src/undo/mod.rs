@@ -44,6 +44,8 @@ pub struct Context<'a> {
     pub git_dir: PathBuf,
     /// The merge, rebase... the user has in progress, during which nothing is reverted.
     pub operation: Option<Operation>,
+    /// The settings' secrets, scrubbed from every event the undo records.
+    pub scrubber: crate::llm::scrub::Scrubber,
 }
 
 impl<'a> Context<'a> {
@@ -57,6 +59,7 @@ impl<'a> Context<'a> {
             state_dir: repo.state_dir(),
             git_dir: repo.git_dir().to_path_buf(),
             operation: operation_in_progress(repo.gix()),
+            scrubber: crate::llm::scrub::Scrubber::for_repo(repo),
         })
     }
 

@@ -602,7 +602,12 @@ fn push_playbook(context: &Context<'_>, plan: &mut Plan, step: PlaybookStep<'_>)
             activity: step.activity.to_string(),
             service: step.service,
             inputs: step.inputs,
-            argv: invocation.argv,
+            // Shown and recorded, never run (the runner prepares it again): no secret in it.
+            argv: invocation
+                .argv
+                .iter()
+                .map(|arg| context.scrubber.text(arg))
+                .collect(),
             source: step.source,
             already_done: false,
         }),

@@ -439,3 +439,70 @@ fn an_attempt_is_in_the_log_before_the_next_one_so_a_crash_in_a_repair_turn_keep
         "{payload}"
     );
 }
+
+#[test]
+fn a_configured_command_that_holds_or_prints_the_key_leaves_none_of_it_in_the_log() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("repo");
+    // A deploy command given the key as an argument (a user's mistake) that prints it, plain
+    // and escaped, on both streams; its rollback does the same.
+    let script = env.path().join("leak.sh");
+    std::fs::write(
+        &script,
+        "echo \"deploying with $1\"\necho \"{\\\"token\\\": \\\"$1\\\"}\" >&2\n",
+    )
+    .unwrap();
+    let command = format!("sh {} {KEY}", script.display());
+    for key in ["spectra.deploy.command", "spectra.deploy.rollbackCommand"] {
+        env.git(&repo, &["config", key, &command]).success();
+    }
+    let server = LlmServer::start();
+    server.respond_with(|request| {
+        let body = request.json();
+        let schema = &body["response_format"]["json_schema"]["schema"];
+        let patch = json!({"release": {"version": "1.0.0", "notes": "n"}});
+        Reply::chat_json(&crate::lifecycle::merged(
+            crate::lifecycle::minimal(schema),
+            &patch,
+        ))
+    });
+    let args = [
+        "deploy",
+        "ship",
+        "--service",
+        "logging",
+        "--execute",
+        "--format",
+        "json",
+    ];
+    let run = spectra(&env, &repo, &server, &args);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_no_key("deploy's report", &run.stdout);
+    assert_no_key("deploy's errors", &run.stderr);
+    let plan = spectra(
+        &env,
+        &repo,
+        &server,
+        &["undo", "--dry-run", "--format", "json"],
+    );
+    assert_no_key("undo's plan", &plan.stdout);
+    let undo = spectra(&env, &repo, &server, &["undo"]);
+    assert_eq!(undo.code, 0, "{undo:?}");
+    assert_no_key("undo's report", &undo.stdout);
+    assert_no_key("the log's objects", &every_object(&env, &repo));
+    let shown = spectra(
+        &env,
+        &repo,
+        &server,
+        &["log", "--format", "json", "--verbose"],
+    );
+    assert_no_key("git spectra log", &shown.stdout);
+    // The command really got the key: only the record is scrubbed.
+    let started = env.events(&repo, "playbook.started");
+    assert!(
+        started
+            .iter()
+            .any(|event| event["payload"]["argv"][2] == "***"),
+        "{started:#?}"
+    );
+}
