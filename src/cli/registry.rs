@@ -278,6 +278,7 @@ fn playbook_summary(playbook: &Playbook) -> Value {
         "reversible": playbook.reversible,
         "idempotent": playbook.idempotent,
         "undo_unfinished": playbook.undo_unfinished,
+        "undo_last": playbook.undo_last,
         "timeout": playbook.timeout,
         "origin": playbook.origin,
     })

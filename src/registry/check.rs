@@ -196,6 +196,12 @@ pub fn playbook_file(parsed: &Parsed<PlaybookFile>, problems: &mut Vec<Problem>)
             "`undo_unfinished` is true but there is no `undo` argv to run",
         );
     }
+    if doc.undo_last && doc.undo.is_none() {
+        report.at(
+            Position::of(&doc.id),
+            "`undo_last` is true but there is no `undo` argv to run",
+        );
+    }
     if doc.undo.is_some() && !doc.reversible {
         report.at(
             Position::of(&doc.id),

@@ -105,6 +105,8 @@ pub struct PlaybookFile {
     pub idempotent: bool,
     #[serde(default)]
     pub undo_unfinished: bool,
+    #[serde(default)]
+    pub undo_last: bool,
     pub timeout: Spanned<f64>,
     #[serde(default)]
     pub configured: Option<Spanned<ConfiguredFile>>,
@@ -202,6 +204,7 @@ impl PlaybookFile {
             reversible: self.reversible,
             idempotent: self.idempotent,
             undo_unfinished: self.undo_unfinished,
+            undo_last: self.undo_last,
             timeout: self.timeout.value,
             configured: self.configured.map(|configured| Configured {
                 run: configured.value.run,

@@ -42,6 +42,11 @@ pub struct Playbook {
     /// it did not make.
     #[serde(default)]
     pub undo_unfinished: bool,
+    /// Whether it records what the run's other effects did (a release tag names a deployment),
+    /// so that an undo compensates it only after the others succeeded, and a redo runs it again
+    /// only after them: the record follows the effect, never the other way round.
+    #[serde(default)]
+    pub undo_last: bool,
     /// Seconds the run may take before its process group is killed.
     pub timeout: f64,
     /// Where the argv comes from when it is the repository's own command, set in `git config`

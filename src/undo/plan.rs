@@ -236,6 +236,21 @@ impl Plan {
     }
 }
 
+/// Moves the steps of playbooks that record what the others did (`undo_last`: a release tag)
+/// after the others, keeping every other order: an undo then deletes the tag only once the
+/// rollback succeeded (a failed rollback stops the undo with the release still tagged), and a
+/// redo tags again only once it deployed again.
+fn records_last(context: &Context<'_>, steps: &mut [Step]) {
+    let last = |step: &Step| match step {
+        Step::Playbook { playbook, .. } => context
+            .registry
+            .playbook(playbook)
+            .is_some_and(|playbook| playbook.undo_last),
+        Step::Revert { .. } => false,
+    };
+    steps.sort_by_key(last);
+}
+
 /// The plan to revert `targets` (live events, oldest first).
 pub(super) fn undo(
     context: &Context<'_>,
@@ -263,6 +278,7 @@ pub(super) fn undo(
             _ => {}
         }
     }
+    records_last(context, &mut plan.steps);
     plan.blockers.dependents = history.dependents(targets);
     plan.blockers.in_progress = runs_in_progress(context, &plan.runs);
     mark_already_done(context, history, &mut plan)?;
@@ -339,6 +355,7 @@ pub(super) fn redo(
             _ => {}
         }
     }
+    records_last(context, &mut plan.steps);
     mark_already_done(context, history, &mut plan)?;
     check_work_tree(context, &mut plan)?;
     Ok(plan)

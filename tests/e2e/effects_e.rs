@@ -285,6 +285,43 @@ fn undo_redo_undo_of_a_deploy_rolls_back_twice_and_leaves_no_tag() {
 }
 
 #[test]
+fn a_failed_rollback_keeps_the_release_tag_and_redo_tags_only_after_deploying() {
+    let env = TestEnv::new();
+    let marker = env.path().join("marker");
+    let repo = repo_with_deploy(&env, &format!("echo deployed >> {}\n", marker.display()));
+    configure_rollback(&env, &repo, "exit 1\n");
+    let server = LlmServer::start();
+    script_deploy(&server, "1.2.0", json!([]));
+    deploy(&env, &repo, &server, &["--execute"]).success();
+
+    // The rollback fails: the release is still live, so its tag stays.
+    let failed = env.spectra(&repo, &["undo"]).code(1);
+    assert_eq!(tags(&env, &repo).trim(), "logging/v1.2.0", "{failed:?}");
+    // Once the rollback works, the undo finishes: rolled back, then untagged.
+    configure_rollback(
+        &env,
+        &repo,
+        &format!("echo rolled-back >> {}\n", marker.display()),
+    );
+    let undo = env.spectra(&repo, &["undo"]).success();
+    assert_eq!(tags(&env, &repo).trim(), "", "{undo:?}");
+    let rollback = undo.stdout.find("deploy.command (undo)");
+    let untag = undo.stdout.find("release.tag (undo)");
+    assert!(rollback.is_some() && rollback < untag, "{undo:?}");
+
+    // Redo deploys again, then tags.
+    let redo = env.spectra(&repo, &["redo"]).success();
+    let deployed = redo.stdout.find("deploy.command (run)");
+    let tagged = redo.stdout.find("release.tag (run)");
+    assert!(deployed.is_some() && deployed < tagged, "{redo:?}");
+    assert_eq!(tags(&env, &repo).trim(), "logging/v1.2.0");
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        "deployed\nrolled-back\ndeployed\n"
+    );
+}
+
+#[test]
 fn undo_leaves_a_release_tag_another_run_made_alone() {
     let env = TestEnv::new();
     let repo = repo_with_deploy(&env, "exit 0\n");
