@@ -29,6 +29,7 @@ pub mod projection;
 pub mod reconcile;
 pub mod registry;
 pub mod repo;
+pub mod report;
 pub mod run_lock;
 pub mod service_name;
 pub mod settings;

@@ -17,6 +17,7 @@ mod logging;
 mod man;
 mod pager;
 mod registry;
+mod report;
 mod run;
 mod show;
 mod stats;
@@ -79,6 +80,7 @@ pub enum Command {
     Show(show::ShowArgs),
     Stats(stats::StatsArgs),
     Verify(verify::VerifyArgs),
+    Report(report::ReportArgs),
     Manifest(views::ManifestArgs),
     History(views::HistoryArgs),
     Runs(views::RunsArgs),
@@ -179,6 +181,7 @@ pub fn run() -> u8 {
         Command::Show(args) => show::run(args),
         Command::Stats(args) => stats::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Report(args) => report::run(args),
         Command::Manifest(args) => views::manifest(args),
         Command::History(args) => views::history(args),
         Command::Runs(args) => views::runs(args),
