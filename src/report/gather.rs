@@ -55,12 +55,7 @@ pub fn gather(repo: &Repo, store: &Store, selection: &Selection) -> Result<Repor
     for stored in &events {
         reverted.apply(&stored.event);
     }
-    let in_scope: Vec<String> = projection
-        .runs()
-        .into_iter()
-        .filter(|row| started_since(&row.started_at, selection.since))
-        .map(|row| row.run)
-        .collect();
+    let in_scope = runs_in_scope(&events, selection.since);
     let shown = shown_runs(&wanted, &in_scope, selection)?;
     let by_run = events_by_run(&events, &shown);
     let context = Context {
@@ -124,6 +119,22 @@ fn title(selection: &Selection, runs: usize) -> String {
     } else {
         format!("git spectra report: {runs} run{plural}")
     }
+}
+
+/// Every run of the log (its own and undo's and redo's) in the order of its first event, if
+/// that event is at or after `since`.
+fn runs_in_scope(events: &[StoredEvent], since: Option<jiff::Timestamp>) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    let mut runs = Vec::new();
+    for stored in events {
+        let Some(run) = stored.event.run.as_deref() else {
+            continue;
+        };
+        if seen.insert(run) && started_since(&stored.event.at, since) {
+            runs.push(run.to_string());
+        }
+    }
+    runs
 }
 
 fn started_since(started_at: &str, since: Option<jiff::Timestamp>) -> bool {
@@ -844,7 +855,7 @@ fn stats_view(events: &[StoredEvent], since: Option<jiff::Timestamp>) -> StatsVi
             .collect(),
     );
     let latency_chart = Chart::new(
-        "LLM latency p50 / p95 / p99 (ms)",
+        "LLM latency: p50, p95 and p99 in ms",
         stats
             .llm
             .iter()
