@@ -35,6 +35,7 @@ mod playbook;
 mod reads_do_not_write;
 mod registry;
 mod report;
+mod report_browser;
 mod stats;
 mod store_batch;
 mod store_concurrency;
