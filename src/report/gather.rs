@@ -26,6 +26,9 @@ use crate::store::{Filter, Ids, Store, StoredEvent};
 /// the rest is a `git spectra show --attachment` away.
 const ATTACHMENT_CAP: usize = 64 * 1024;
 
+/// With more runs than this on the page, each run's details start collapsed.
+const COLLAPSE_OVER: usize = 5;
+
 /// Which runs a report covers.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
@@ -62,6 +65,7 @@ pub fn gather(repo: &Repo, store: &Store, selection: &Selection) -> Result<Repor
         store,
         ids: &ids,
         reverted: &reverted,
+        shown: Default::default(),
     };
     let mut runs = Vec::new();
     for run in &shown {
@@ -105,9 +109,10 @@ pub fn gather(repo: &Repo, store: &Store, selection: &Selection) -> Result<Repor
             tip: tip.map(|tip| tip.to_string()),
             failure: verification.failure.map(|failure| failure.to_string()),
         },
-        runs,
         table,
         stats,
+        collapse_runs: runs.len() > COLLAPSE_OVER,
+        runs,
         undos,
     })
 }
@@ -194,6 +199,8 @@ struct Context<'a> {
     store: &'a Store,
     ids: &'a Ids,
     reverted: &'a RevertedSet,
+    /// Long prompt messages already on the page: digest -> the anchor that shows it.
+    shown: std::cell::RefCell<std::collections::HashMap<String, String>>,
 }
 
 /// One activity's events, as they are found in the run.
@@ -427,7 +434,10 @@ impl Context<'_> {
             latency: duration(call.latency_ms),
             tokens,
             error: call.error.as_ref().filter(|e| !e.is_null()).map(text),
-            prompt: request.as_ref().map(messages).unwrap_or_default(),
+            prompt: request
+                .as_ref()
+                .map(|request| messages(request, &stored.event.id, &mut self.shown.borrow_mut()))
+                .unwrap_or_default(),
             reply: response.map(|body| reply_text(&body)),
             reverted: self.is_reverted(stored),
         })
@@ -706,23 +716,49 @@ fn errors(errors: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The messages of a chat-completions request body.
-fn messages(request: &Value) -> Vec<Message> {
-    request["messages"]
-        .as_array()
-        .map(|messages| {
-            messages
-                .iter()
-                .map(|message| Message {
-                    role: message["role"].as_str().unwrap_or("?").to_string(),
-                    content: match &message["content"] {
-                        Value::String(content) => content.clone(),
-                        other => serde_json::to_string_pretty(other).unwrap_or_default(),
-                    },
-                })
-                .collect()
+/// Messages at least this long are shown once per page and linked to when they repeat.
+const SHOWN_ONCE_BYTES: usize = 256;
+
+/// The messages of a chat-completions request body; a long one already shown on the page (by
+/// its digest in `shown`) links to where it was.
+fn messages(
+    request: &Value,
+    event: &str,
+    shown: &mut std::collections::HashMap<String, String>,
+) -> Vec<Message> {
+    let Some(messages) = request["messages"].as_array() else {
+        return Vec::new();
+    };
+    messages
+        .iter()
+        .enumerate()
+        .map(|(index, message)| {
+            let anchor = format!("m-{event}-{index}");
+            let mut content = match &message["content"] {
+                Value::String(content) => content.clone(),
+                other => serde_json::to_string_pretty(other).unwrap_or_default(),
+            };
+            let mut same_as = None;
+            if content.len() >= SHOWN_ONCE_BYTES {
+                let digest = crate::digest::sha256_hex(content.as_bytes());
+                match shown.get(&digest) {
+                    Some(first) => {
+                        same_as = Some(first.clone());
+                        content = String::new();
+                    }
+                    None => {
+                        shown.insert(digest, anchor.clone());
+                    }
+                }
+            }
+            Message {
+                anchor,
+                same_as,
+                role: message["role"].as_str().unwrap_or("?").to_string(),
+                content,
+            }
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 /// What the model answered: the first choice's content, else the body as recorded.

@@ -23,6 +23,8 @@ pub struct Report {
     pub stats: Option<StatsView>,
     /// The undos and redos that reverted (or restored) events of the runs shown.
     pub undos: Vec<UndoView>,
+    /// Whether each run's details start collapsed (many runs on one page).
+    pub collapse_runs: bool,
 }
 
 /// The result of `verify` and the log it covers.
@@ -146,6 +148,11 @@ pub struct AttemptView {
 /// One message of a prompt.
 #[derive(Debug, Clone, Serialize)]
 pub struct Message {
+    /// The id of the element that shows it.
+    pub anchor: String,
+    /// The anchor of the first message of the page with the same text, when this one repeats
+    /// it (a long system prompt sent on every attempt is shown once); its content is then empty.
+    pub same_as: Option<String>,
     /// `system`, `user` or `assistant`.
     pub role: String,
     /// Its text.

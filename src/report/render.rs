@@ -1,6 +1,7 @@
 //! The page: one minijinja template (`report.html`, compiled into the binary) rendered with
 //! HTML auto-escaping, so every value of the [`Report`] is text in the page.
 
+use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, context};
 
@@ -19,6 +20,12 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
     // Whatever the template's name, everything it prints is escaped for HTML.
     env.set_auto_escape_callback(|_| AutoEscape::Html);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let syntax = SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .build()
+        .map_err(|err| ReportError::Template(err.to_string()))?;
+    env.set_syntax(syntax);
     let template = env
         .template_from_named_str("report.html", TEMPLATE)
         .map_err(|err| ReportError::Template(err.to_string()))?;

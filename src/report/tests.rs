@@ -33,6 +33,8 @@ fn report_with(text: &str) -> Report {
             tokens: None,
             error: None,
             prompt: vec![Message {
+                anchor: "m-1-0".into(),
+                same_as: None,
                 role: "user".into(),
                 content: text.into(),
             }],
@@ -68,6 +70,7 @@ fn report_with(text: &str) -> Report {
         table: None,
         stats: None,
         undos: Vec::new(),
+        collapse_runs: false,
     }
 }
 
