@@ -156,6 +156,15 @@ fn a_report_of_the_newest_run_holds_its_events_and_shows_a_hostile_reply_as_text
     assert!(html.contains(&format!("data-run=\"{newest_run}\"")));
     assert!(!html.contains(&format!("data-run=\"{first_run}\"")));
     assert_eq!(tip(&env, &repo), before, "report wrote the log");
+
+    // --since: every run that started since then.
+    env.spectra(
+        &repo,
+        &["report", "--since", "2000-01-01", "-o", "since.html"],
+    )
+    .success();
+    let html = std::fs::read_to_string(repo.join("since.html")).unwrap();
+    assert_eq!(html.matches("<section class=\"run\"").count(), 2);
 }
 
 #[test]
@@ -207,6 +216,13 @@ fn bad_requests_are_refused_with_a_reason() {
         .code(2);
     assert!(since.stderr.contains("is not a date"), "{since:?}");
     env.append(&repo, "note.added", "{}");
+    let late = env
+        .spectra(&repo, &["report", "--since", "2999-01-01"])
+        .code(1);
+    assert!(
+        late.stderr.contains("holds no run since that time"),
+        "{late:?}"
+    );
     let unknown = env.spectra(&repo, &["report", "zzzzzzzz"]).code(1);
     assert!(unknown.stderr.contains("zzzzzzzz"), "{unknown:?}");
 }
