@@ -146,6 +146,11 @@ fn a_report_of_the_newest_run_holds_its_events_and_shows_a_hostile_reply_as_text
         html.contains("repo.inventory"),
         "the playbook the decision chose"
     );
+    assert!(html.contains("2 files changed, "), "the commit's diff stat");
+    assert!(
+        html.contains(".spectra&#x2f;logging.specification.yaml"),
+        "the commit's paths"
+    );
 
     // Without -o: the newest run, under the git dir; the log is only read.
     let out = env.spectra(&repo, &["report"]).success();
