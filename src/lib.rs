@@ -30,6 +30,7 @@ pub mod reconcile;
 pub mod registry;
 pub mod replay;
 pub mod repo;
+pub mod report;
 pub mod run_lock;
 pub mod service_name;
 pub mod settings;

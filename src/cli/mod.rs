@@ -18,6 +18,7 @@ mod man;
 mod pager;
 mod registry;
 mod replay;
+mod report;
 mod rerun;
 mod run;
 mod show;
@@ -81,6 +82,7 @@ pub enum Command {
     Show(show::ShowArgs),
     Stats(stats::StatsArgs),
     Verify(verify::VerifyArgs),
+    Report(report::ReportArgs),
     Manifest(views::ManifestArgs),
     History(views::HistoryArgs),
     Runs(views::RunsArgs),
@@ -187,6 +189,7 @@ pub fn run() -> u8 {
         Command::Show(args) => show::run(args),
         Command::Stats(args) => stats::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Report(args) => report::run(args),
         Command::Manifest(args) => views::manifest(args),
         Command::History(args) => views::history(args),
         Command::Runs(args) => views::runs(args),

@@ -135,6 +135,7 @@ fn every_command_that_writes_needs_an_identity_and_reads_do_not() {
         &["manifest", "discover"],
         &["history"],
         &["stats"],
+        &["report"],
     ] {
         spectra_without_identity(&repo, args).success();
     }

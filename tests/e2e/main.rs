@@ -35,6 +35,8 @@ mod playbook;
 mod reads_do_not_write;
 mod registry;
 mod replay;
+mod report;
+mod report_browser;
 mod stats;
 mod store_batch;
 mod store_concurrency;
