@@ -14,6 +14,8 @@ mod error;
 mod format;
 mod gate;
 mod playbook;
+pub mod rank;
+mod runbook;
 mod source;
 pub mod template;
 
@@ -30,10 +32,11 @@ pub use activity::{
 pub use check::compile_schema;
 pub use error::{Problem, RegistryError};
 pub use gate::{Basis, Check, Evidence, GateLevel, GateResult, QualityGate, Verdict};
-pub use playbook::{Configured, PATH_FORMAT, Playbook};
+pub use playbook::{Configured, PATH_FORMAT, Playbook, PlaybookKind};
+pub use runbook::{RunbookIndex, split as split_front_matter};
 pub use source::{
-    ACTIVITY_SCHEMA, EMBEDDED, Kind, Layer, PLAYBOOK_SCHEMA, REPOSITORY_DIR, SourceFile,
-    TEMPLATE_SUFFIX,
+    ACTIVITY_SCHEMA, EMBEDDED, Kind, Layer, PLAYBOOK_SCHEMA, REPOSITORY_DIR, RUNBOOK_SUFFIX,
+    SourceFile, TEMPLATE_SUFFIX,
 };
 pub use template::prompt_variables;
 
@@ -58,6 +61,8 @@ pub struct Registry {
     /// What is allowed but works badly (constraints a grammar-constrained server does not
     /// enforce), in the repository's files; empty when loaded from the cache.
     warnings: Vec<Problem>,
+    /// The SHA-256 over every file it was loaded from (the cache key).
+    key: String,
 }
 
 impl Registry {
@@ -121,6 +126,7 @@ impl Registry {
 
     /// Parses, merges (later layers replace earlier ones by name) and validates `files`.
     pub fn from_sources(files: Vec<SourceFile>) -> Result<Registry, RegistryError> {
+        let key = cache::key(&files);
         let mut problems = Vec::new();
         let mut warnings = Vec::new();
         let mut activities = Vec::new();
@@ -131,6 +137,7 @@ impl Registry {
                 Kind::Activity => activities.extend(parse::<ActivityFile>(file, &mut problems)),
                 Kind::Playbook => playbooks.extend(parse::<PlaybookFile>(file, &mut problems)),
                 Kind::Template => templates.push(file),
+                Kind::Runbook => playbooks.extend(parse_runbook(file, &mut problems)),
             }
         }
         // The built-in files are checked by a unit test (`built_in_files_pass_every_check`), so
@@ -160,6 +167,7 @@ impl Registry {
         warnings.sort();
         let mut registry = Registry::assemble(activities, playbooks, documents);
         registry.warnings = warnings;
+        registry.key = key;
         Ok(registry)
     }
 
@@ -190,7 +198,14 @@ impl Registry {
             activities,
             playbooks,
             warnings: Vec::new(),
+            key: String::new(),
         }
+    }
+
+    /// The SHA-256 (lowercase hex) over the version of the tool and every file the registry
+    /// was loaded from: the same files give the same key, any change another.
+    pub fn content_key(&self) -> &str {
+        &self.key
     }
 
     /// What is allowed in the repository's registry files but works badly, each at its place:
@@ -325,6 +340,21 @@ fn parse<T: serde::de::DeserializeOwned>(
     }
 }
 
+fn parse_runbook(file: SourceFile, problems: &mut Vec<Problem>) -> Option<Parsed<PlaybookFile>> {
+    match runbook::parse(&file.text) {
+        Ok(doc) => Some(Parsed {
+            file: file.path,
+            layer: file.layer,
+            doc,
+            text: file.text,
+        }),
+        Err(error) => {
+            problems.push(Problem::new(&file.path, error.position, error.message));
+            None
+        }
+    }
+}
+
 /// The document template of each activity, by activity name: a repository's
 /// `activities/<name>.md.j2` replaces the built-in one. A template for no activity is a problem,
 /// and so is one that does not parse or fails to render the activity's smallest valid decision;
@@ -432,7 +462,7 @@ mod tests {
                         check::playbook_warnings(&parsed, &mut problems);
                     }
                 }
-                Kind::Template => {}
+                Kind::Template | Kind::Runbook => {}
             }
         }
         assert!(problems.is_empty(), "{problems:#?}");
