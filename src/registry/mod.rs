@@ -13,6 +13,7 @@ mod check;
 mod error;
 mod format;
 mod gate;
+pub mod import;
 mod playbook;
 pub mod rank;
 mod runbook;
@@ -268,11 +269,22 @@ impl Registry {
     /// playbook's input schema. Objects are closed and every property is required, as OpenAI's
     /// strict structured outputs demand.
     pub fn decision_schema(&self, activity: &str) -> Result<Value, RegistryError> {
+        self.decision_schema_offering(activity, None)
+    }
+
+    /// Like [`Registry::decision_schema`], with the playbooks limited to those `offered` (ids
+    /// in the order they were offered; `None`: every allowed one) when there are more than
+    /// fit in a prompt (see [`rank`]).
+    pub fn decision_schema_offering(
+        &self,
+        activity: &str,
+        offered: Option<&[&str]>,
+    ) -> Result<Value, RegistryError> {
         let definition = self
             .activity(activity)
             .ok_or_else(|| RegistryError::UnknownActivity(activity.to_string()))?;
         let mut schema = definition.decision.clone();
-        let choices = self.playbook_choices(activity);
+        let choices = self.playbook_choices(activity, offered);
         if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
             properties.insert("playbooks".to_string(), choices);
         }
@@ -284,9 +296,16 @@ impl Registry {
         Ok(schema)
     }
 
-    fn playbook_choices(&self, activity: &str) -> Value {
-        let choices: Vec<Value> = self
-            .allowed_playbooks(activity)
+    fn playbook_choices(&self, activity: &str, offered: Option<&[&str]>) -> Value {
+        let allowed = self.allowed_playbooks(activity);
+        let playbooks: Vec<&Playbook> = match offered {
+            None => allowed,
+            Some(offered) => offered
+                .iter()
+                .filter_map(|id| allowed.iter().find(|p| p.id == *id).copied())
+                .collect(),
+        };
+        let choices: Vec<Value> = playbooks
             .into_iter()
             .map(|playbook| {
                 json!({

@@ -35,7 +35,7 @@ const STOP_WORDS: &[&str] = &[
 ];
 
 /// The ranking index of a registry's playbooks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Index {
     /// One per playbook, by id.
     documents: BTreeMap<String, Document>,
@@ -65,7 +65,7 @@ pub struct Offer {
 }
 
 /// What a decision is offered, and why: recorded in `activity.started`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Selection {
     /// How many playbooks the activity may use.
     pub candidates: usize,
