@@ -34,6 +34,7 @@ mod places;
 mod playbook;
 mod reads_do_not_write;
 mod registry;
+mod runbooks;
 mod stats;
 mod store_batch;
 mod store_concurrency;
