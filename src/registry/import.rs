@@ -193,11 +193,13 @@ fn strings(value: Option<&Value>) -> Vec<String> {
 pub fn slug(text: &str) -> String {
     let mut slug = String::new();
     for c in text.trim().chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+        let separator_allowed = !slug.is_empty() && !slug.ends_with(['-', '.', '_']);
+        let kept = c.is_ascii_lowercase()
+            || c.is_ascii_digit()
+            || (['.', '_'].contains(&c) && separator_allowed);
+        if kept {
             slug.push(c);
-        } else if ['.', '_'].contains(&c) && !slug.is_empty() && !slug.ends_with(['-', '.', '_']) {
-            slug.push(c);
-        } else if !slug.is_empty() && !slug.ends_with(['-', '.', '_']) {
+        } else if separator_allowed {
             slug.push('-');
         }
     }
