@@ -8,7 +8,7 @@
 //! ([`cached`]): it is never stale, and deleting it costs only the time to build it again.
 //! Hundreds of playbooks need no search engine: a few thousand terms fit in a map.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ const NAME_WEIGHT: u32 = 2;
 /// The name of the index cache file inside the cache directory.
 pub const CACHE_FILE: &str = "rank-index.json";
 /// Bumped whenever the index's form or its tokenizer changes, so older caches are rebuilt.
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 
 /// Words too common to tell two playbooks apart.
 const STOP_WORDS: &[&str] = &[
@@ -34,23 +34,19 @@ const STOP_WORDS: &[&str] = &[
     "its", "of", "on", "or", "that", "the", "this", "to", "with", "your",
 ];
 
-/// The ranking index of a registry's playbooks.
+/// The ranking index of a registry's playbooks: inverted, so a query touches only the
+/// playbooks that hold one of its terms.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Index {
-    /// One per playbook, by id.
-    documents: BTreeMap<String, Document>,
-    /// How many documents hold each term.
-    document_frequency: BTreeMap<String, u32>,
-    /// The mean document length, in terms.
+    /// Playbook ids, sorted; a playbook is its position here.
+    ids: Vec<String>,
+    /// Each playbook's length in terms, by position.
+    lengths: Vec<u32>,
+    /// Term → (playbook, how often the term occurs in it), by playbook. Name words count
+    /// [`NAME_WEIGHT`] times.
+    postings: BTreeMap<String, Vec<(u32, u32)>>,
+    /// The mean playbook length, in terms.
     average_length: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Document {
-    /// Term → how often it occurs (name words counted [`NAME_WEIGHT`] times).
-    terms: BTreeMap<String, u32>,
-    /// The document's length in terms.
-    length: u32,
 }
 
 /// One playbook offered, with its score (`None` when every allowed playbook is offered and
@@ -90,91 +86,166 @@ impl Selection {
 impl Index {
     /// The index of `playbooks`.
     pub fn build<'a>(playbooks: impl IntoIterator<Item = &'a Playbook>) -> Index {
-        let mut documents = BTreeMap::new();
-        let mut document_frequency: BTreeMap<String, u32> = BTreeMap::new();
-        for playbook in playbooks {
-            let document = Document::of(playbook);
-            for term in document.terms.keys() {
-                *document_frequency.entry(term.clone()).or_default() += 1;
+        let mut documents: Vec<(&str, BTreeMap<String, u32>)> = playbooks
+            .into_iter()
+            .map(|playbook| (playbook.id.as_str(), terms_of(playbook)))
+            .collect();
+        documents.sort_by_key(|(id, _)| *id);
+        documents.dedup_by(|(a, _), (b, _)| a == b);
+        let mut postings: BTreeMap<String, Vec<(u32, u32)>> = BTreeMap::new();
+        let mut lengths = Vec::with_capacity(documents.len());
+        for (position, (_, terms)) in (0u32..).zip(&documents) {
+            lengths.push(terms.values().sum());
+            for (term, count) in terms {
+                postings
+                    .entry(term.clone())
+                    .or_default()
+                    .push((position, *count));
             }
-            documents.insert(playbook.id.clone(), document);
         }
-        let total: u64 = documents.values().map(|d| u64::from(d.length)).sum();
-        let average_length = if documents.is_empty() {
+        let total: u64 = lengths.iter().map(|&length| u64::from(length)).sum();
+        let average_length = if lengths.is_empty() {
             0.0
         } else {
-            total as f64 / documents.len() as f64
+            total as f64 / lengths.len() as f64
         };
         Index {
-            documents,
-            document_frequency,
+            ids: documents.iter().map(|(id, _)| id.to_string()).collect(),
+            lengths,
+            postings,
             average_length,
         }
     }
 
     /// How many playbooks it indexes.
     pub fn len(&self) -> usize {
-        self.documents.len()
+        self.ids.len()
     }
 
     /// Whether it indexes no playbook.
     pub fn is_empty(&self) -> bool {
-        self.documents.is_empty()
+        self.ids.is_empty()
     }
 
     /// Every id in `candidates` with its score against `query`, best first; equal scores by id.
     /// A candidate the index does not hold scores 0.
     pub fn rank(&self, query: &str, candidates: &[&str]) -> Vec<(String, f64)> {
-        let terms: BTreeSet<String> = tokens(query).collect();
-        let mut scored: Vec<(String, f64)> = candidates
-            .iter()
-            .map(|id| (id.to_string(), self.score(id, &terms)))
-            .collect();
-        scored.sort_by(|(a_id, a), (b_id, b)| b.total_cmp(a).then_with(|| a_id.cmp(b_id)));
-        scored
+        self.top(query, candidates, candidates.len())
     }
 
-    fn score(&self, id: &str, terms: &BTreeSet<String>) -> f64 {
-        let Some(document) = self.documents.get(id) else {
-            return 0.0;
-        };
-        let count = self.documents.len() as f64;
-        let length_ratio = if self.average_length > 0.0 {
-            f64::from(document.length) / self.average_length
-        } else {
-            1.0
-        };
-        terms
-            .iter()
-            .filter_map(|term| {
-                let frequency = f64::from(*document.terms.get(term)?);
-                let holding = f64::from(self.document_frequency.get(term).copied().unwrap_or(0));
-                let idf = ((count - holding + 0.5) / (holding + 0.5) + 1.0).ln();
-                Some(idf * frequency * (K1 + 1.0) / (frequency + K1 * (1.0 - B + B * length_ratio)))
-            })
-            // From +0.0: `sum` starts at -0.0, which would sort below a candidate the index
-            // does not hold.
-            .fold(0.0, |total, score| total + score)
+    /// The `limit` best of `candidates` against `query`, as [`Index::rank`] orders them.
+    pub fn top(&self, query: &str, candidates: &[&str], limit: usize) -> Vec<(String, f64)> {
+        let scores = self.scores(query);
+        let wanted: HashSet<&str> = candidates.iter().copied().collect();
+        let mut best = Best::new(limit);
+        for (&position, &score) in &scores {
+            let id = self.ids[position as usize].as_str();
+            if wanted.contains(id) {
+                best.offer(id, score);
+            }
+        }
+        if best.len() < limit {
+            // Too few hold a word of the query: the rest, in id order, score 0.
+            for id in candidates {
+                let scored = self
+                    .position(id)
+                    .is_some_and(|position| scores.contains_key(&position));
+                if !scored {
+                    best.offer(id, 0.0);
+                }
+            }
+        }
+        best.into_vec()
+    }
+
+    /// The BM25 score of every playbook that holds a term of `query`, by position.
+    fn scores(&self, query: &str) -> BTreeMap<u32, f64> {
+        let count = self.ids.len() as f64;
+        let terms: BTreeSet<String> = tokens(query).collect();
+        let mut scores: BTreeMap<u32, f64> = BTreeMap::new();
+        for term in &terms {
+            let Some(postings) = self.postings.get(term) else {
+                continue;
+            };
+            let holding = postings.len() as f64;
+            let idf = ((count - holding + 0.5) / (holding + 0.5) + 1.0).ln();
+            for &(position, frequency) in postings {
+                let length = self.lengths.get(position as usize).copied().unwrap_or(0);
+                let length_ratio = if self.average_length > 0.0 {
+                    f64::from(length) / self.average_length
+                } else {
+                    1.0
+                };
+                let frequency = f64::from(frequency);
+                let score =
+                    idf * frequency * (K1 + 1.0) / (frequency + K1 * (1.0 - B + B * length_ratio));
+                *scores.entry(position).or_insert(0.0) += score;
+            }
+        }
+        scores
+    }
+
+    fn position(&self, id: &str) -> Option<u32> {
+        let position = self
+            .ids
+            .binary_search_by(|other| other.as_str().cmp(id))
+            .ok()?;
+        u32::try_from(position).ok()
     }
 }
 
-impl Document {
-    fn of(playbook: &Playbook) -> Document {
-        let mut terms: BTreeMap<String, u32> = BTreeMap::new();
-        let mut add = |text: &str, weight: u32| {
-            for term in tokens(text) {
-                *terms.entry(term).or_default() += weight;
-            }
-        };
-        add(&playbook.id, NAME_WEIGHT);
-        add(&playbook.domain, NAME_WEIGHT);
-        add(&playbook.description, 1);
-        if let Some(index) = &playbook.index {
-            add(&index.summary, 1);
+/// The best few (id, score), kept sorted: higher scores first, equal scores by id.
+struct Best<'a> {
+    limit: usize,
+    kept: Vec<(&'a str, f64)>,
+}
+
+impl<'a> Best<'a> {
+    fn new(limit: usize) -> Best<'a> {
+        Best {
+            limit,
+            kept: Vec::with_capacity(limit.saturating_add(1).min(64)),
         }
-        let length = terms.values().sum();
-        Document { terms, length }
     }
+
+    fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    fn offer(&mut self, id: &'a str, score: f64) {
+        let place = self.kept.partition_point(|(other, other_score)| {
+            *other_score > score || (*other_score == score && *other < id)
+        });
+        if place < self.limit {
+            self.kept.insert(place, (id, score));
+            self.kept.truncate(self.limit);
+        }
+    }
+
+    fn into_vec(self) -> Vec<(String, f64)> {
+        self.kept
+            .into_iter()
+            .map(|(id, score)| (id.to_string(), score))
+            .collect()
+    }
+}
+
+/// Term → how often it occurs in `playbook`'s id and domain (counted [`NAME_WEIGHT`] times),
+/// description and summary.
+fn terms_of(playbook: &Playbook) -> BTreeMap<String, u32> {
+    let mut terms: BTreeMap<String, u32> = BTreeMap::new();
+    let mut add = |text: &str, weight: u32| {
+        for term in tokens(text) {
+            *terms.entry(term).or_default() += weight;
+        }
+    };
+    add(&playbook.id, NAME_WEIGHT);
+    add(&playbook.domain, NAME_WEIGHT);
+    add(&playbook.description, 1);
+    if let Some(index) = &playbook.index {
+        add(&index.summary, 1);
+    }
+    terms
 }
 
 /// The terms of `text`: lowercase words of letters and digits, without stop words and
@@ -219,9 +290,8 @@ pub fn select(index: &Index, candidates: &[&str], query: &str, limit: usize) -> 
         };
     }
     let playbooks = index
-        .rank(query, candidates)
+        .top(query, candidates, limit)
         .into_iter()
-        .take(limit)
         .map(|(id, score)| Offer {
             id,
             score: Some((score * 1000.0).round() / 1000.0),
