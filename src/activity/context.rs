@@ -1,7 +1,9 @@
 //! What an activity knows before it asks the model, fitted to its token budget.
 //!
 //! The context is a list of whole items: the service's specification, the manifests of earlier
-//! activities for the service, the playbooks the activity may use (with their runbooks), the
+//! activities for the service, the playbooks the activity is offered (all it may use, or the
+//! best [`rank`]ed of them when there are more than `spectra.playbooks.offered`; a runbook's
+//! steps only once the decision chose it), the
 //! last entries of its own history, and an inventory of the repository (of the files git
 //! tracks, when it tracks any), and the services that already have a specification in the work
 //! tree. When the prompt would not fit, whole items are dropped, least relevant first (oldest
@@ -16,7 +18,8 @@ use serde_json::{Value, json};
 
 use crate::llm::budget::estimate_prompt_tokens;
 use crate::projection::manifests::{CorruptIndex, ManifestIndex, RECENT_HISTORY};
-use crate::registry::{Activity, Registry};
+use crate::registry::rank::{self, Selection};
+use crate::registry::{Activity, Playbook, PlaybookKind, Registry};
 
 /// How many history entries an activity sees at most.
 const HISTORY_ENTRIES: usize = 5;
@@ -44,6 +47,25 @@ pub struct Context {
     pub services: Vec<String>,
     /// What was left out to fit, in the order it was dropped.
     pub dropped: Vec<String>,
+    /// Which playbooks are offered, and their scores when they were ranked.
+    pub offered: Selection,
+}
+
+/// How many playbooks a decision may be offered, and where the ranking index is cached.
+#[derive(Debug, Clone, Copy)]
+pub struct Offering<'a> {
+    /// `spectra.playbooks.offered`.
+    pub limit: usize,
+    /// The cache directory under the git dir, for the ranking index.
+    pub cache_dir: Option<&'a Path>,
+}
+
+/// What `activity` is asked, as the ranking reads it: everything the decision is about.
+pub struct Query<'a> {
+    /// The activity's input.
+    pub input: &'a str,
+    /// The service, when one is chosen.
+    pub service: Option<&'a str>,
 }
 
 /// Gathers everything `activity` may see.
@@ -53,32 +75,43 @@ pub fn gather(
     projection: &ManifestIndex,
     registry: &Registry,
     activity: &Activity,
-    service: Option<&str>,
+    query: &Query<'_>,
+    offering: Offering<'_>,
 ) -> Result<Context, CorruptIndex> {
     let mut context = Context::default();
-    if let Some(service) = service {
+    if let Some(service) = query.service {
         let path = super::specification::path(service);
         if let Ok(text) = std::fs::read_to_string(root.join(&path)) {
             context.specification = Some((path, text));
         }
         context.manifests = earlier_manifests(projection, registry, activity, service)?;
     }
-    context.playbooks = registry
-        .allowed_playbooks(&activity.name)
+    let ranked_against = [
+        query.input,
+        &activity.name,
+        &activity.description,
+        context.specification.as_ref().map_or("", |(_, text)| text),
+    ]
+    .join("\n");
+    context.offered = offer(registry, activity, &ranked_against, offering);
+    context.playbooks = context
+        .offered
+        .ids()
         .into_iter()
+        .filter_map(|id| registry.playbook(id))
         .map(|playbook| {
-            let short = format!(
-                "- {} ({}): {}\n  inputs: {}",
-                playbook.id, playbook.domain, playbook.description, playbook.inputs
-            );
-            let full = match &playbook.runbook {
-                Some(runbook) => format!("{short}\n  runbook:\n{}", indent(runbook)),
-                None => short.clone(),
+            let short = short_entry(playbook);
+            let full = match (&playbook.runbook, playbook.kind()) {
+                // A runbook's steps reach the prompt only once a decision chose it.
+                (_, PlaybookKind::Runbook) | (None, _) => short.clone(),
+                (Some(runbook), PlaybookKind::Command) => {
+                    format!("{short}\n  runbook:\n{}", indent(runbook))
+                }
             };
             (playbook.id.clone(), full, short)
         })
         .collect();
-    let history = projection.try_recent_history(&activity.name, service)?;
+    let history = projection.try_recent_history(&activity.name, query.service)?;
     let start = history.len().saturating_sub(HISTORY_ENTRIES);
     context.history = history[start..]
         .iter()
@@ -98,6 +131,38 @@ pub fn gather(
         .and_then(|inventory| serde_json::to_string(&inventory).ok());
     context.services = super::existing::prompt_lines(&super::existing::in_tree(root));
     Ok(context)
+}
+
+/// The playbooks `activity` is offered: every one it may use when they are at most
+/// `offering.limit`, otherwise the best `limit` ranked against `query` (the index built only
+/// then).
+fn offer(
+    registry: &Registry,
+    activity: &Activity,
+    query: &str,
+    offering: Offering<'_>,
+) -> Selection {
+    let allowed = registry.allowed_playbooks(&activity.name);
+    let candidates: Vec<&str> = allowed.iter().map(|p| p.id.as_str()).collect();
+    if candidates.len() <= offering.limit {
+        return rank::select(&rank::Index::default(), &candidates, query, offering.limit);
+    }
+    let index = rank::cached(registry, offering.cache_dir);
+    rank::select(&index, &candidates, query, offering.limit)
+}
+
+/// How a playbook is listed in the prompt before any decision chose it.
+fn short_entry(playbook: &Playbook) -> String {
+    match &playbook.index {
+        Some(index) => format!(
+            "- {} ({}, runbook: choose it to get its steps): {}\n  summary: {}",
+            playbook.id, playbook.domain, playbook.description, index.summary
+        ),
+        None => format!(
+            "- {} ({}): {}\n  inputs: {}",
+            playbook.id, playbook.domain, playbook.description, playbook.inputs
+        ),
+    }
 }
 
 fn earlier_manifests(
@@ -184,10 +249,29 @@ impl Context {
             "specification": self.specification.as_ref().map(|(path, _)| path),
             "manifests": self.manifests.iter().map(|(activity, _)| activity).collect::<Vec<_>>(),
             "playbooks": self.playbooks.iter().map(|(id, _, _)| id).collect::<Vec<_>>(),
+            "offered": self.offered,
             "history_entries": self.history.len(),
             "services": self.services.len(),
             "dropped": self.dropped,
         })
+    }
+
+    /// The ids of the offered playbooks, best first.
+    pub fn offered_ids(&self) -> Vec<&str> {
+        self.offered.ids()
+    }
+
+    /// Puts the steps of the chosen runbooks (id, body) into the prompt, for the decision that
+    /// follows them.
+    pub fn follow_runbooks(&mut self, runbooks: &[(String, String)]) {
+        for (id, full, short) in &mut self.playbooks {
+            if let Some((_, body)) = runbooks.iter().find(|(chosen, _)| chosen == id) {
+                *full = format!(
+                    "{short}\n  runbook (chosen; follow these steps and choose the playbooks they name):\n{}",
+                    indent(body)
+                );
+            }
+        }
     }
 
     /// Drops whole items, least relevant first, until `render(self)` fits in `budget` tokens.
@@ -251,6 +335,7 @@ mod tests {
             repository: Some("i".repeat(400)),
             services: vec!["- logging: Logs are scattered".into()],
             dropped: Vec::new(),
+            offered: Selection::default(),
         }
     }
 

@@ -146,6 +146,9 @@ pub enum RunError {
         /// The `git config` key to set.
         key: String,
     },
+    /// A setting the run reads has a value it cannot use.
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
     /// Activities that need a model were asked for and no model decides; refused before
     /// anything was recorded.
     #[error(
@@ -160,6 +163,23 @@ pub enum RunError {
         /// The activities that can, in canonical order.
         offline_capable: Vec<String>,
     },
+}
+
+/// `spectra.playbooks.offered`: a whole number from 1.
+fn playbooks_offered(repo: &Repo) -> Result<usize, crate::settings::SettingsError> {
+    let key = &crate::settings::keys::PLAYBOOKS_OFFERED;
+    let setting =
+        crate::settings::Layers::from_process(|name| repo.config_string(name)).get::<u32>(key)?;
+    if setting.value == 0 {
+        return Err(crate::settings::SettingsError {
+            key: key.git,
+            shown: "0".into(),
+            origin: setting.source,
+            reason: "expected a whole number from 1: a decision is offered at least one playbook"
+                .into(),
+        });
+    }
+    Ok(usize::try_from(setting.value).unwrap_or(usize::MAX))
 }
 
 /// `a`, `a and b`, `a, b and c`.
@@ -184,7 +204,8 @@ impl crate::failure::Classify for RunError {
             RunError::Store(_)
             | RunError::Bare(_)
             | RunError::RunLock(_)
-            | RunError::BadTimeout { .. } => Class::Fatal,
+            | RunError::BadTimeout { .. }
+            | RunError::Settings(_) => Class::Fatal,
         }
     }
 
@@ -203,6 +224,9 @@ impl RunError {
                 operation.how_to_finish
             )),
             RunError::RunLock(_) => Some("check that `.git/spectra` is writable".into()),
+            RunError::Settings(_) => {
+                Some("fix or unset the value at the place named above (docs/config.md)".into())
+            }
             RunError::NotConfigured { key, .. } => Some(format!(
                 "set it to the command (argv words split on spaces, no shell): `git config {key} '...'` (docs/config.md)"
             )),
@@ -238,6 +262,10 @@ pub struct Engine<'a> {
     root: PathBuf,
     /// The settings' secrets, scrubbed from every event the run records.
     scrubber: crate::llm::scrub::Scrubber,
+    /// `spectra.playbooks.offered`: the most playbooks one decision is offered.
+    playbooks_offered: usize,
+    /// The cache directory under the git dir (the playbooks' ranking index).
+    cache_dir: PathBuf,
 }
 
 impl<'a> Engine<'a> {
@@ -254,6 +282,7 @@ impl<'a> Engine<'a> {
             .work_tree()
             .ok_or_else(|| RunError::Bare(repo.git_dir().to_path_buf()))?
             .to_path_buf();
+        let playbooks_offered = playbooks_offered(repo)?;
         Ok(Engine {
             repo,
             store,
@@ -263,7 +292,17 @@ impl<'a> Engine<'a> {
             progress,
             root,
             scrubber: crate::llm::scrub::Scrubber::for_repo(repo),
+            playbooks_offered,
+            cache_dir: crate::tip_cache::dir(repo),
         })
+    }
+
+    /// How many playbooks a decision may be offered, and where their ranking index is cached.
+    pub(crate) fn offering(&self) -> context::Offering<'_> {
+        context::Offering {
+            limit: self.playbooks_offered,
+            cache_dir: Some(&self.cache_dir),
+        }
     }
 
     pub(crate) fn worktree(&self) -> Worktree {

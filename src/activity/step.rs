@@ -21,7 +21,7 @@ use crate::fold_cache::manifests;
 use crate::llm::{AttemptRecord, DecisionRequest};
 use crate::playbook::Report;
 use crate::projection::manifests::{CorruptIndex, ManifestIndex};
-use crate::registry::{Activity, Evidence, GateLevel, GateResult, Registry, Verdict};
+use crate::registry::{Activity, Evidence, GateLevel, GateResult, PlaybookKind, Registry, Verdict};
 use crate::store::StoreError;
 
 /// The reply budget of a follow-up question about one field: a short value and its key.
@@ -56,21 +56,16 @@ impl Engine<'_> {
                     index,
                     self.registry,
                     definition,
-                    service.as_deref(),
+                    &context::Query {
+                        input,
+                        service: service.as_deref(),
+                    },
+                    self.offering(),
                 )?;
                 Ok((service, context))
             })?;
         state.service = service;
-        if let Decider::Model(client) = &self.decider {
-            let budget = client
-                .settings()
-                .context_window
-                .value
-                .saturating_sub(definition.token_budget);
-            context.fit(budget, |context| {
-                render(definition, context, input, state.service.as_deref())
-            });
-        }
+        self.fit_context(definition, &mut context, input, state.service.as_deref());
         let mut started_event = NewEvent::new(kind::ACTIVITY_STARTED)
             .activity(name)
             .payload(json!({"input": input, "context": context.summary()}));
@@ -94,6 +89,27 @@ impl Engine<'_> {
         self.finish_activity(state, definition, work, started)
     }
 
+    /// Drops whole items of `context`, least relevant first, until the prompt leaves the
+    /// model room for its answer (only a model has a context window).
+    fn fit_context(
+        &self,
+        definition: &Activity,
+        context: &mut Context,
+        input: &str,
+        service: Option<&str>,
+    ) {
+        if let Decider::Model(client) = &self.decider {
+            let budget = client
+                .settings()
+                .context_window
+                .value
+                .saturating_sub(definition.token_budget);
+            context.fit(budget, |context| {
+                render(definition, context, input, service)
+            });
+        }
+    }
+
     fn decide_and_act(
         &self,
         state: &mut RunState<'_>,
@@ -102,6 +118,9 @@ impl Engine<'_> {
         work: &mut ActivityWork,
     ) -> Result<(), RunError> {
         let Some(decision) = self.decide(state, step, work)? else {
+            return Ok(());
+        };
+        let Some(decision) = self.follow_runbooks(state, step, decision, work)? else {
             return Ok(());
         };
         let Some(decision) = rules.after_decision(self, state, step, decision, work)? else {
@@ -116,6 +135,8 @@ impl Engine<'_> {
             .cloned()
             .unwrap_or_default();
         rules.adjust_choices(&mut choices);
+        // A runbook runs nothing itself: its steps were the second decision's context.
+        choices.retain(|choice| !is_runbook(self.registry, choice));
         let definition = step.definition;
         effects::adjust_choices(self.registry, definition, &mut choices);
         effects::pick_only_environment(self.registry, &self.root, definition, &mut choices);
@@ -140,6 +161,42 @@ impl Engine<'_> {
             rules.write_outputs(self, state, work)?;
         }
         Ok(())
+    }
+
+    /// When `decision` chose runbooks, asks the model once more with their steps in the
+    /// prompt ("follow these steps") and returns that decision instead: its plan and the
+    /// executable playbooks it names are how a runbook is carried out. A runbook chosen in the
+    /// second decision is not followed again. `None` means the failure is recorded in `work`.
+    fn follow_runbooks(
+        &self,
+        state: &mut RunState<'_>,
+        step: &Step<'_>,
+        decision: Value,
+        work: &mut ActivityWork,
+    ) -> Result<Option<Value>, RunError> {
+        let chosen = chosen_runbooks(self.registry, &decision);
+        if chosen.is_empty() || !matches!(self.decider, Decider::Model(_)) {
+            return Ok(Some(decision));
+        }
+        let mut context = step.context.clone();
+        context.follow_runbooks(&chosen);
+        let service = state.service.clone();
+        self.fit_context(
+            step.definition,
+            &mut context,
+            step.input,
+            service.as_deref(),
+        );
+        work.extra_outputs.insert(
+            "runbooks_followed".into(),
+            json!(chosen.iter().map(|(id, _)| id).collect::<Vec<_>>()),
+        );
+        let followed = Step {
+            definition: step.definition,
+            context: &context,
+            input: step.input,
+        };
+        self.decide(state, &followed, work)
     }
 
     /// Asks the model (or the offline rules) for a decision and records it. `None` means the
@@ -180,7 +237,9 @@ impl Engine<'_> {
                 }
             }
             Decider::Model(client) => {
-                let schema = self.registry.decision_schema(name)?;
+                let schema = self
+                    .registry
+                    .decision_schema_offering(name, Some(&context.offered_ids()))?;
                 let (system, user) = render(definition, context, input, state.service.as_deref());
                 // What the largest valid decision can take, within the activity's budget.
                 let max_tokens = crate::llm::estimate::max_tokens(&schema, definition.token_budget);
@@ -222,7 +281,9 @@ impl Engine<'_> {
         };
         let definition = step.definition;
         let name = &definition.name;
-        let decision_schema = self.registry.decision_schema(name)?;
+        let decision_schema = self
+            .registry
+            .decision_schema_offering(name, Some(&step.context.offered_ids()))?;
         let field_schema = crate::llm::repair::sub_schema(&decision_schema, &format!("/{field}"))
             .cloned()
             .unwrap_or_else(|| json!({}));
@@ -566,6 +627,36 @@ fn render(
         service.map_or_else(|| "(not chosen yet)".into(), str::to_string),
     );
     definition.prompts.render(&values)
+}
+
+/// Whether a playbook choice of a decision names a runbook.
+fn is_runbook(registry: &Registry, choice: &Value) -> bool {
+    choice
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|id| registry.playbook(id))
+        .is_some_and(|playbook| playbook.kind() == PlaybookKind::Runbook)
+}
+
+/// The runbooks `decision` chose, each (id, steps), in the order chosen.
+fn chosen_runbooks(registry: &Registry, decision: &Value) -> Vec<(String, String)> {
+    let choices = decision.get("playbooks").and_then(Value::as_array);
+    let mut chosen: Vec<(String, String)> = Vec::new();
+    for choice in choices.into_iter().flatten() {
+        let Some(playbook) = choice
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|id| registry.playbook(id))
+            .filter(|playbook| playbook.kind() == PlaybookKind::Runbook)
+        else {
+            continue;
+        };
+        if !chosen.iter().any(|(id, _)| *id == playbook.id) {
+            let steps = playbook.runbook.clone().unwrap_or_default();
+            chosen.push((playbook.id.clone(), steps));
+        }
+    }
+    chosen
 }
 
 fn decision_subject(activity: &str, decision: &Value) -> String {

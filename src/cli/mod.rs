@@ -17,6 +17,7 @@ mod logging;
 mod man;
 mod pager;
 mod registry;
+mod registry_import;
 mod replay;
 mod report;
 mod rerun;
@@ -141,7 +142,7 @@ impl Command {
                 RegistryCommand::List { format } | RegistryCommand::Show { format, .. } => {
                     *format == Human
                 }
-                RegistryCommand::Validate { .. } => false,
+                RegistryCommand::Validate { .. } | RegistryCommand::Import { .. } => false,
             },
             _ => false,
         }

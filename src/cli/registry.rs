@@ -1,5 +1,6 @@
-//! `git spectra registry list | show ID | validate`: what the registry holds, and whether it is
-//! sound. Loads the built-in registry merged with the repository's `.spectra/registry/`.
+//! `git spectra registry list | show ID | validate | import DIR`: what the registry holds,
+//! whether it is sound, and runbooks written for people made into entries. Loads the built-in
+//! registry merged with the repository's `.spectra/registry/`.
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
@@ -21,6 +22,7 @@ use crate::tip_cache;
 ///   git spectra registry list
 ///   git spectra registry show discover --format json
 ///   git spectra registry validate
+///   git spectra registry import docs/runbooks --activity deploy
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct RegistryArgs {
@@ -66,6 +68,37 @@ pub enum RegistryCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Make a folder of Markdown runbooks into runbook playbooks.
+    ///
+    /// Each `DIR/*.md` (with or without YAML front matter) becomes
+    /// `.spectra/registry/playbooks/NAME.md`: its front matter kept, the rest derived (name from
+    /// the file name, description from the title, summary from the first paragraph), and every
+    /// index field nobody wrote listed (and marked in the file) for a person to fill in. An
+    /// existing entry with other content is never overwritten without --force; nothing is
+    /// written unless every runbook can be.
+    ///
+    /// Examples:
+    ///   git spectra registry import docs/runbooks --activity deploy
+    ///   git spectra registry import ops/ --activity deploy --activity provision --domain railway
+    #[command(verbatim_doc_comment)]
+    Import {
+        /// The folder of `.md` runbooks.
+        dir: std::path::PathBuf,
+        /// An activity that may use them, for runbooks whose front matter names none
+        /// (repeatable).
+        #[arg(long = "activity", value_name = "NAME")]
+        activities: Vec<String>,
+        /// Their domain, for runbooks whose front matter names none [default: the folder's
+        /// name].
+        #[arg(long, value_name = "NAME")]
+        domain: Option<String>,
+        /// Replace entries that exist with other content.
+        #[arg(long)]
+        force: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
 }
 
 /// Runs a registry subcommand and returns the exit code.
@@ -75,6 +108,21 @@ pub fn run(args: RegistryArgs) -> Result<u8> {
         RegistryCommand::List { format } => list(&mut out, &load()?, format)?,
         RegistryCommand::Show { id, format } => show(&mut out, &load()?, &id, format)?,
         RegistryCommand::Validate { format } => validate(&mut out, format)?,
+        RegistryCommand::Import {
+            dir,
+            activities,
+            domain,
+            force,
+            format,
+        } => {
+            let request = ImportRequest {
+                dir,
+                activities,
+                domain,
+                force,
+            };
+            super::registry_import::run(&mut out, &request, format)?;
+        }
     }
     out.flush()?;
     Ok(0)
@@ -92,7 +140,19 @@ fn load_result(cached: bool) -> Result<std::result::Result<Registry, RegistryErr
     })
 }
 
-fn load() -> Result<Registry> {
+/// What `registry import` was asked to do.
+pub struct ImportRequest {
+    /// The folder of runbooks.
+    pub dir: std::path::PathBuf,
+    /// `--activity`.
+    pub activities: Vec<String>,
+    /// `--domain`.
+    pub domain: Option<String>,
+    /// `--force`.
+    pub force: bool,
+}
+
+pub(super) fn load() -> Result<Registry> {
     Ok(load_result(true)??)
 }
 
@@ -119,9 +179,10 @@ fn list(out: &mut Output, registry: &Registry, format: Format) -> Result<()> {
     out.line("playbooks:")?;
     for playbook in registry.playbooks() {
         out.line(format_args!(
-            "  {:<16} {:<14} {}{}",
+            "  {:<16} {:<14} {:<7} {}{}",
             playbook.id,
             playbook.domain,
+            playbook.kind().as_str(),
             playbook.description,
             layer_note(playbook.origin.layer)
         ))?;
@@ -271,6 +332,7 @@ fn activity_summary(registry: &Registry, activity: &Activity) -> Value {
 fn playbook_summary(playbook: &Playbook) -> Value {
     json!({
         "kind": "playbook",
+        "playbook_kind": playbook.kind(),
         "id": playbook.id,
         "domain": playbook.domain,
         "activities": playbook.activities,

@@ -9,8 +9,7 @@ use super::helper::{Access, CommandHelper};
 use super::ui::{self, Output};
 use crate::report::{Selection, gather, render};
 
-/// Write an HTML report of runs: timeline, decisions, gates, prompts and replies, playbooks,
-/// commits, undos, and the log's verification.
+/// Write an HTML report of runs: timeline, decisions, gates, prompts, playbooks, commits, undos.
 ///
 /// The page is one self-contained file: its style and script are inline and it loads nothing,
 /// so it opens from file:// and works as a CI artefact. Without RUN, the newest run (every run

@@ -24,7 +24,7 @@ pub const FILE_NAME: &str = "registry.json";
 
 /// Bumped whenever the cached form of [`Registry`] (or of anything inside it) changes, or what
 /// loading makes of the same files does, so older caches are ignored.
-const FORMAT_VERSION: u32 = 4;
+const FORMAT_VERSION: u32 = 5;
 
 /// The registry as the cache stores it: the private mirror of [`Registry`]'s fields.
 #[derive(Serialize)]
@@ -66,6 +66,7 @@ pub fn key(files: &[SourceFile]) -> String {
                 Kind::Activity => b"activity",
                 Kind::Playbook => b"playbook",
                 Kind::Template => b"template",
+                Kind::Runbook => b"runbook",
             },
         );
         field(
@@ -102,6 +103,7 @@ pub fn read(path: &Path, key: &str) -> Option<Registry> {
             // Only a registry without problems is cached, and warnings are for `registry
             // validate`, which never reads the cache.
             warnings: Vec::new(),
+            key: key.to_string(),
         }),
         Err(error) => {
             tracing::debug!(path = %path.display(), %error, "ignoring an unreadable registry cache");
@@ -140,6 +142,7 @@ mod tests {
             // Warnings are not cached (only `registry validate` shows them, and it never
             // reads the cache): carried over so the rest compares whole.
             warnings: registry.warnings.clone(),
+            key: registry.key.clone(),
         }
     }
 
@@ -197,15 +200,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cache").join(FILE_NAME);
         let registry = Registry::builtin().unwrap();
-        assert!(read(&path, "k").is_none());
-        write(&path, "k", &registry);
-        let cached = read(&path, "k").expect("a cache under the same key");
+        let k = registry.content_key().to_string();
+        assert!(read(&path, &k).is_none());
+        write(&path, &k, &registry);
+        let cached = read(&path, &k).expect("a cache under the same key");
         assert_eq!(format!("{cached:?}"), format!("{registry:?}"));
         assert!(read(&path, "other").is_none());
-        std::fs::write(&path, "{\"key\": \"k\", \"registry\": {\"activities\": 1}}").unwrap();
-        assert!(read(&path, "k").is_none());
+        std::fs::write(
+            &path,
+            format!("{{\"key\": \"{k}\", \"registry\": {{\"activities\": 1}}}}"),
+        )
+        .unwrap();
+        assert!(read(&path, &k).is_none());
         std::fs::write(&path, "not json").unwrap();
-        assert!(read(&path, "k").is_none());
+        assert!(read(&path, &k).is_none());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use super::activity::{
 };
 use super::gate::{Check, GateLevel, QualityGate};
 use super::playbook::{Configured, Playbook, no_inputs};
+use super::runbook::RunbookIndex;
 use super::template::Arg;
 use crate::yaml::Spanned;
 
@@ -110,6 +111,9 @@ pub struct PlaybookFile {
     pub timeout: Spanned<f64>,
     #[serde(default)]
     pub configured: Option<Spanned<ConfiguredFile>>,
+    /// A runbook's index fields, from its front matter (never written in a `.yaml` file).
+    #[serde(skip)]
+    pub index: Option<RunbookIndex>,
 }
 
 /// The `git config` keys of a playbook that runs the repository's own command.
@@ -211,6 +215,7 @@ impl PlaybookFile {
                 undo: configured.value.undo,
                 timeout: configured.value.timeout,
             }),
+            index: self.index,
             origin,
         }
     }

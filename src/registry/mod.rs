@@ -13,7 +13,10 @@ mod check;
 mod error;
 mod format;
 mod gate;
+pub mod import;
 mod playbook;
+pub mod rank;
+mod runbook;
 mod source;
 pub mod template;
 
@@ -36,10 +39,11 @@ pub const RELEASE_TAG_PLAYBOOK: &str = "release.tag";
 pub const PROBE_PLAYBOOK: &str = "service.probe";
 pub use error::{Problem, RegistryError};
 pub use gate::{Basis, Check, Evidence, GateLevel, GateResult, QualityGate, Verdict};
-pub use playbook::{Configured, PATH_FORMAT, Playbook};
+pub use playbook::{Configured, PATH_FORMAT, Playbook, PlaybookKind};
+pub use runbook::{RunbookIndex, split as split_front_matter};
 pub use source::{
-    ACTIVITY_SCHEMA, EMBEDDED, Kind, Layer, PLAYBOOK_SCHEMA, REPOSITORY_DIR, SourceFile,
-    TEMPLATE_SUFFIX,
+    ACTIVITY_SCHEMA, EMBEDDED, Kind, Layer, PLAYBOOK_SCHEMA, REPOSITORY_DIR, RUNBOOK_SUFFIX,
+    SourceFile, TEMPLATE_SUFFIX,
 };
 pub use template::prompt_variables;
 
@@ -64,6 +68,8 @@ pub struct Registry {
     /// What is allowed but works badly (constraints a grammar-constrained server does not
     /// enforce), in the repository's files; empty when loaded from the cache.
     warnings: Vec<Problem>,
+    /// The SHA-256 over every file it was loaded from (the cache key).
+    key: String,
 }
 
 impl Registry {
@@ -127,6 +133,7 @@ impl Registry {
 
     /// Parses, merges (later layers replace earlier ones by name) and validates `files`.
     pub fn from_sources(files: Vec<SourceFile>) -> Result<Registry, RegistryError> {
+        let key = cache::key(&files);
         let mut problems = Vec::new();
         let mut warnings = Vec::new();
         let mut activities = Vec::new();
@@ -137,6 +144,7 @@ impl Registry {
                 Kind::Activity => activities.extend(parse::<ActivityFile>(file, &mut problems)),
                 Kind::Playbook => playbooks.extend(parse::<PlaybookFile>(file, &mut problems)),
                 Kind::Template => templates.push(file),
+                Kind::Runbook => playbooks.extend(parse_runbook(file, &mut problems)),
             }
         }
         // The built-in files are checked by a unit test (`built_in_files_pass_every_check`), so
@@ -166,6 +174,7 @@ impl Registry {
         warnings.sort();
         let mut registry = Registry::assemble(activities, playbooks, documents);
         registry.warnings = warnings;
+        registry.key = key;
         Ok(registry)
     }
 
@@ -196,7 +205,14 @@ impl Registry {
             activities,
             playbooks,
             warnings: Vec::new(),
+            key: String::new(),
         }
+    }
+
+    /// The SHA-256 (lowercase hex) over the version of the tool and every file the registry
+    /// was loaded from: the same files give the same key, any change another.
+    pub fn content_key(&self) -> &str {
+        &self.key
     }
 
     /// What is allowed in the repository's registry files but works badly, each at its place:
@@ -259,11 +275,22 @@ impl Registry {
     /// playbook's input schema. Objects are closed and every property is required, as OpenAI's
     /// strict structured outputs demand.
     pub fn decision_schema(&self, activity: &str) -> Result<Value, RegistryError> {
+        self.decision_schema_offering(activity, None)
+    }
+
+    /// Like [`Registry::decision_schema`], with the playbooks limited to those `offered` (ids
+    /// in the order they were offered; `None`: every allowed one) when there are more than
+    /// fit in a prompt (see [`rank`]).
+    pub fn decision_schema_offering(
+        &self,
+        activity: &str,
+        offered: Option<&[&str]>,
+    ) -> Result<Value, RegistryError> {
         let definition = self
             .activity(activity)
             .ok_or_else(|| RegistryError::UnknownActivity(activity.to_string()))?;
         let mut schema = definition.decision.clone();
-        let choices = self.playbook_choices(activity);
+        let choices = self.playbook_choices(activity, offered);
         if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
             properties.insert("playbooks".to_string(), choices);
         }
@@ -275,9 +302,16 @@ impl Registry {
         Ok(schema)
     }
 
-    fn playbook_choices(&self, activity: &str) -> Value {
-        let choices: Vec<Value> = self
-            .allowed_playbooks(activity)
+    fn playbook_choices(&self, activity: &str, offered: Option<&[&str]>) -> Value {
+        let allowed = self.allowed_playbooks(activity);
+        let playbooks: Vec<&Playbook> = match offered {
+            None => allowed,
+            Some(offered) => offered
+                .iter()
+                .filter_map(|id| allowed.iter().find(|p| p.id == *id).copied())
+                .collect(),
+        };
+        let choices: Vec<Value> = playbooks
             .into_iter()
             .map(|playbook| {
                 json!({
@@ -318,6 +352,21 @@ fn parse<T: serde::de::DeserializeOwned>(
     problems: &mut Vec<Problem>,
 ) -> Option<Parsed<T>> {
     match crate::yaml::from_str::<T>(&file.text) {
+        Ok(doc) => Some(Parsed {
+            file: file.path,
+            layer: file.layer,
+            doc,
+            text: file.text,
+        }),
+        Err(error) => {
+            problems.push(Problem::new(&file.path, error.position, error.message));
+            None
+        }
+    }
+}
+
+fn parse_runbook(file: SourceFile, problems: &mut Vec<Problem>) -> Option<Parsed<PlaybookFile>> {
+    match runbook::parse(&file.text) {
         Ok(doc) => Some(Parsed {
             file: file.path,
             layer: file.layer,
@@ -438,7 +487,7 @@ mod tests {
                         check::playbook_warnings(&parsed, &mut problems);
                     }
                 }
-                Kind::Template => {}
+                Kind::Template | Kind::Runbook => {}
             }
         }
         assert!(problems.is_empty(), "{problems:#?}");

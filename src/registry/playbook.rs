@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Origin;
+use super::runbook::RunbookIndex;
 use super::template::Arg;
 
 /// The JSON Schema `format` that marks an input as a path inside the repository. The runner
@@ -53,11 +54,43 @@ pub struct Playbook {
     /// rather than written in the registry (provision, deploy, monitor).
     #[serde(default)]
     pub configured: Option<Configured>,
+    /// A runbook's index fields; `None` for a playbook written as YAML.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<RunbookIndex>,
     /// The file and layer it was defined in.
     pub origin: Origin,
 }
 
+/// What choosing a playbook does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlaybookKind {
+    /// It runs a command (or is context only, written as YAML).
+    Command,
+    /// Its Markdown steps go into the next decision; it runs nothing itself.
+    Runbook,
+}
+
+impl PlaybookKind {
+    /// The word `registry list` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlaybookKind::Command => "command",
+            PlaybookKind::Runbook => "runbook",
+        }
+    }
+}
+
 impl Playbook {
+    /// Whether it is a runbook (a Markdown file) or a command.
+    pub fn kind(&self) -> PlaybookKind {
+        if self.index.is_some() {
+            PlaybookKind::Runbook
+        } else {
+            PlaybookKind::Command
+        }
+    }
+
     /// The timeout as a [`Duration`]. Validation keeps `timeout` within (0, 86400]; a value
     /// that slipped past it (a hand-built `Playbook`) counts as no time at all rather than
     /// forever.

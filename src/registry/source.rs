@@ -26,7 +26,12 @@ pub enum Kind {
     Playbook,
     /// An activity's document template, `activities/<activity>.md.j2` beside its definition.
     Template,
+    /// A runbook playbook: Markdown with YAML front matter, `playbooks/<name>.md`.
+    Runbook,
 }
+
+/// How a runbook playbook's file is named: its name followed by this.
+pub const RUNBOOK_SUFFIX: &str = ".md";
 
 /// How an activity's document template file is named: `<activity>` followed by this.
 pub const TEMPLATE_SUFFIX: &str = ".md.j2";
@@ -114,7 +119,7 @@ pub fn builtin() -> Vec<SourceFile> {
 }
 
 /// The files under `<root>/.spectra/registry/`, and a problem for anything there that is not a
-/// readable `activities/*.yaml`, `activities/*.md.j2` or `playbooks/*.yaml`: a broken override
+/// readable `activities/*.yaml`, `activities/*.md.j2`, `playbooks/*.yaml` or `playbooks/*.md`: a broken override
 /// must never be skipped silently, or the user would run with defaults they believe they
 /// replaced.
 pub fn repository(root: &Path) -> (Vec<SourceFile>, Vec<Problem>) {
@@ -163,7 +168,7 @@ fn read_kind_dir(
                 Kind::Activity => {
                     "expected a `.yaml` file, or an activity's document template `<activity>.md.j2`"
                 }
-                _ => "expected a `.yaml` file",
+                _ => "expected a `.yaml` playbook or a `.md` runbook",
             };
             problems.push(Problem::whole_file(
                 &path,
@@ -192,12 +197,15 @@ fn sorted_entries(dir: &Path) -> std::io::Result<Vec<std::fs::DirEntry>> {
 }
 
 /// What the file `name` in a directory of `dir_kind` defines, if it is a registry file at all:
-/// YAML definitions in both directories, document templates beside the activities.
+/// YAML definitions in both directories, document templates beside the activities, runbooks
+/// beside the playbooks.
 fn kind_of_file(dir_kind: Kind, name: &str) -> Option<Kind> {
     if name.ends_with(".yaml") || name.ends_with(".yml") {
         Some(dir_kind)
     } else if dir_kind == Kind::Activity && name.ends_with(TEMPLATE_SUFFIX) {
         Some(Kind::Template)
+    } else if dir_kind == Kind::Playbook && name.ends_with(RUNBOOK_SUFFIX) {
+        Some(Kind::Runbook)
     } else {
         None
     }

@@ -30,6 +30,13 @@ pub const HOOKS_ON_SPEC_CHANGE: Key = Key {
     default: "",
     secret: false,
 };
+/// The most playbooks a decision is offered; beyond it they are ranked first (issue 25).
+pub const PLAYBOOKS_OFFERED: Key = Key {
+    git: "spectra.playbooks.offered",
+    env: &["SPECTRA_PLAYBOOKS_OFFERED"],
+    default: "5",
+    secret: false,
+};
 
 /// Colour of human output: `auto`, `always` or `never` (`--color` overrides both).
 pub const COLOR: Key = Key {
@@ -45,6 +52,7 @@ pub const OTHERS: &[&Key] = &[
     &TEST_COMMAND,
     &HOOKS_ENABLED,
     &HOOKS_ON_SPEC_CHANGE,
+    &PLAYBOOKS_OFFERED,
     &COLOR,
 ];
 

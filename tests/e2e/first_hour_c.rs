@@ -424,6 +424,12 @@ fn every_json_output_follows_the_same_conventions() {
         .iter()
         .map(|activity| activity.name.clone())
         .collect();
+    // `registry import` writes entries that no built-in activity names: it runs in a
+    // repository of its own so the registry of this one stays sound.
+    let importing = TestRepo::new();
+    importing.write("runbooks/a.md", "# A runbook\n\nWhat it does.\n");
+    let runbooks = importing.root().join("runbooks");
+    let runbooks = runbooks.to_str().expect("utf-8");
     let json = ["--format", "json"];
     let mut checked = 0;
     for path in commands_with_json_output() {
@@ -432,6 +438,7 @@ fn every_json_output_follows_the_same_conventions() {
             ["show"] => vec![event.as_str()],
             ["status"] => vec!["--offline"],
             ["registry", "show"] => vec!["discover"],
+            ["registry", "import"] => vec![runbooks, "--activity", "deploy"],
             ["fetch"] | ["merge"] | ["push"] | ["sync"] => vec!["origin"],
             ["undo"] | ["redo"] => vec!["--dry-run"],
             ["replay"] => vec![kept.as_str()],
@@ -456,9 +463,13 @@ fn every_json_output_follows_the_same_conventions() {
             ),
         };
         let args: Vec<&str> = path.iter().chain(&extra).chain(&json).copied().collect();
+        let root = match path.as_slice() {
+            ["registry", "import"] => importing.root(),
+            _ => repo.root(),
+        };
         let output = repo
             .env
-            .command(crate::common::spectra_bin(), repo.root())
+            .command(crate::common::spectra_bin(), root)
             .args(&args)
             .env("SPECTRA_LLM_MAX_ATTEMPTS", "1")
             .output()

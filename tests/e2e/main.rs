@@ -37,6 +37,7 @@ mod registry;
 mod replay;
 mod report;
 mod report_browser;
+mod runbooks;
 mod stats;
 mod store_batch;
 mod store_concurrency;

@@ -1,0 +1,466 @@
+//! Which playbooks to offer a decision when an activity may use more than fit: a BM25 ranking
+//! over each playbook's id, domain, description and (for a runbook) summary, against the
+//! activity's input, the service's specification and the activity itself.
+//!
+//! Deterministic and offline: the same registry and the same query offer the same list, ties
+//! broken by id, so a replay sees what the run saw. The index is plain data (term counts), built
+//! from the registry's content and cached as JSON keyed by the registry's content hash
+//! ([`cached`]): it is never stale, and deleting it costs only the time to build it again.
+//! Hundreds of playbooks need no search engine: a few thousand terms fit in a map.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Playbook, Registry};
+
+/// BM25's term-frequency saturation: the usual value.
+const K1: f64 = 1.2;
+/// BM25's length normalisation: the usual value.
+const B: f64 = 0.75;
+/// How many times an id's and a domain's words count: a playbook's name says what it is for
+/// more surely than a word of its description.
+const NAME_WEIGHT: u32 = 2;
+
+/// The name of the index cache file inside the cache directory.
+pub const CACHE_FILE: &str = "rank-index.json";
+/// Bumped whenever the index's form or its tokenizer changes, so older caches are rebuilt.
+const FORMAT_VERSION: u32 = 2;
+
+/// Words too common to tell two playbooks apart.
+const STOP_WORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "into", "is", "it",
+    "its", "of", "on", "or", "that", "the", "this", "to", "with", "your",
+];
+
+/// The ranking index of a registry's playbooks: inverted, so a query touches only the
+/// playbooks that hold one of its terms.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Index {
+    /// Playbook ids, sorted; a playbook is its position here.
+    ids: Vec<String>,
+    /// Each playbook's length in terms, by position.
+    lengths: Vec<u32>,
+    /// Term → (playbook, how often the term occurs in it), by playbook. Name words count
+    /// [`NAME_WEIGHT`] times.
+    postings: BTreeMap<String, Vec<(u32, u32)>>,
+    /// The mean playbook length, in terms.
+    average_length: f64,
+}
+
+/// One playbook offered, with its score (`None` when every allowed playbook is offered and
+/// nothing was ranked).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Offer {
+    /// The playbook's id.
+    pub id: String,
+    /// Its BM25 score against the query, rounded to three decimals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+}
+
+/// What a decision is offered, and why: recorded in `activity.started`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Selection {
+    /// How many playbooks the activity may use.
+    pub candidates: usize,
+    /// The most that may be offered (`spectra.playbooks.offered`).
+    pub limit: usize,
+    /// Whether they were ranked (more candidates than the limit).
+    pub ranked: bool,
+    /// What is offered, best first.
+    pub playbooks: Vec<Offer>,
+}
+
+impl Selection {
+    /// The offered ids, best first.
+    pub fn ids(&self) -> Vec<&str> {
+        self.playbooks
+            .iter()
+            .map(|offer| offer.id.as_str())
+            .collect()
+    }
+}
+
+impl Index {
+    /// The index of `playbooks`.
+    pub fn build<'a>(playbooks: impl IntoIterator<Item = &'a Playbook>) -> Index {
+        let mut documents: Vec<(&str, BTreeMap<String, u32>)> = playbooks
+            .into_iter()
+            .map(|playbook| (playbook.id.as_str(), terms_of(playbook)))
+            .collect();
+        documents.sort_by_key(|(id, _)| *id);
+        documents.dedup_by(|(a, _), (b, _)| a == b);
+        let mut postings: BTreeMap<String, Vec<(u32, u32)>> = BTreeMap::new();
+        let mut lengths = Vec::with_capacity(documents.len());
+        for (position, (_, terms)) in (0u32..).zip(&documents) {
+            lengths.push(terms.values().sum());
+            for (term, count) in terms {
+                postings
+                    .entry(term.clone())
+                    .or_default()
+                    .push((position, *count));
+            }
+        }
+        let total: u64 = lengths.iter().map(|&length| u64::from(length)).sum();
+        let average_length = if lengths.is_empty() {
+            0.0
+        } else {
+            total as f64 / lengths.len() as f64
+        };
+        Index {
+            ids: documents.iter().map(|(id, _)| id.to_string()).collect(),
+            lengths,
+            postings,
+            average_length,
+        }
+    }
+
+    /// How many playbooks it indexes.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether it indexes no playbook.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Every id in `candidates` with its score against `query`, best first; equal scores by id.
+    /// A candidate the index does not hold scores 0.
+    pub fn rank(&self, query: &str, candidates: &[&str]) -> Vec<(String, f64)> {
+        self.top(query, candidates, candidates.len())
+    }
+
+    /// The `limit` best of `candidates` against `query`, as [`Index::rank`] orders them.
+    pub fn top(&self, query: &str, candidates: &[&str], limit: usize) -> Vec<(String, f64)> {
+        let scores = self.scores(query);
+        let wanted: HashSet<&str> = candidates.iter().copied().collect();
+        let mut best = Best::new(limit);
+        for (&position, &score) in &scores {
+            let id = self.ids[position as usize].as_str();
+            if wanted.contains(id) {
+                best.offer(id, score);
+            }
+        }
+        if best.len() < limit {
+            // Too few hold a word of the query: the rest, in id order, score 0.
+            for id in candidates {
+                let scored = self
+                    .position(id)
+                    .is_some_and(|position| scores.contains_key(&position));
+                if !scored {
+                    best.offer(id, 0.0);
+                }
+            }
+        }
+        best.into_vec()
+    }
+
+    /// The BM25 score of every playbook that holds a term of `query`, by position.
+    fn scores(&self, query: &str) -> BTreeMap<u32, f64> {
+        let count = self.ids.len() as f64;
+        let terms: BTreeSet<String> = tokens(query).collect();
+        let mut scores: BTreeMap<u32, f64> = BTreeMap::new();
+        for term in &terms {
+            let Some(postings) = self.postings.get(term) else {
+                continue;
+            };
+            let holding = postings.len() as f64;
+            let idf = ((count - holding + 0.5) / (holding + 0.5) + 1.0).ln();
+            for &(position, frequency) in postings {
+                let length = self.lengths.get(position as usize).copied().unwrap_or(0);
+                let length_ratio = if self.average_length > 0.0 {
+                    f64::from(length) / self.average_length
+                } else {
+                    1.0
+                };
+                let frequency = f64::from(frequency);
+                let score =
+                    idf * frequency * (K1 + 1.0) / (frequency + K1 * (1.0 - B + B * length_ratio));
+                *scores.entry(position).or_insert(0.0) += score;
+            }
+        }
+        scores
+    }
+
+    fn position(&self, id: &str) -> Option<u32> {
+        let position = self
+            .ids
+            .binary_search_by(|other| other.as_str().cmp(id))
+            .ok()?;
+        u32::try_from(position).ok()
+    }
+}
+
+/// The best few (id, score), kept sorted: higher scores first, equal scores by id.
+struct Best<'a> {
+    limit: usize,
+    kept: Vec<(&'a str, f64)>,
+}
+
+impl<'a> Best<'a> {
+    fn new(limit: usize) -> Best<'a> {
+        Best {
+            limit,
+            kept: Vec::with_capacity(limit.saturating_add(1).min(64)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    fn offer(&mut self, id: &'a str, score: f64) {
+        let place = self.kept.partition_point(|(other, other_score)| {
+            *other_score > score || (*other_score == score && *other < id)
+        });
+        if place < self.limit {
+            self.kept.insert(place, (id, score));
+            self.kept.truncate(self.limit);
+        }
+    }
+
+    fn into_vec(self) -> Vec<(String, f64)> {
+        self.kept
+            .into_iter()
+            .map(|(id, score)| (id.to_string(), score))
+            .collect()
+    }
+}
+
+/// Term → how often it occurs in `playbook`'s id and domain (counted [`NAME_WEIGHT`] times),
+/// description and summary.
+fn terms_of(playbook: &Playbook) -> BTreeMap<String, u32> {
+    let mut terms: BTreeMap<String, u32> = BTreeMap::new();
+    let mut add = |text: &str, weight: u32| {
+        for term in tokens(text) {
+            *terms.entry(term).or_default() += weight;
+        }
+    };
+    add(&playbook.id, NAME_WEIGHT);
+    add(&playbook.domain, NAME_WEIGHT);
+    add(&playbook.description, 1);
+    if let Some(index) = &playbook.index {
+        add(&index.summary, 1);
+    }
+    terms
+}
+
+/// The terms of `text`: lowercase words of letters and digits, without stop words and
+/// one-letter words, with a plural or `-ing`/`-ed` ending taken off so `deploying` and
+/// `deploys` find `deploy`.
+pub fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|word| word.chars().count() > 1)
+        .map(str::to_lowercase)
+        .filter(|word| !STOP_WORDS.contains(&word.as_str()))
+        .map(|word| stem(&word).to_string())
+}
+
+fn stem(word: &str) -> &str {
+    for (suffix, keep) in [("ing", 4), ("ed", 4), ("s", 3)] {
+        if let Some(stem) = word.strip_suffix(suffix)
+            && stem.len() >= keep
+            && !stem.ends_with('s')
+        {
+            return stem;
+        }
+    }
+    word
+}
+
+/// Chooses what to offer out of `candidates` (the playbooks an activity may use, by id): all
+/// of them, unranked, when there are at most `limit`; otherwise the `limit` best against
+/// `query`.
+pub fn select(index: &Index, candidates: &[&str], query: &str, limit: usize) -> Selection {
+    if candidates.len() <= limit {
+        return Selection {
+            candidates: candidates.len(),
+            limit,
+            ranked: false,
+            playbooks: candidates
+                .iter()
+                .map(|id| Offer {
+                    id: id.to_string(),
+                    score: None,
+                })
+                .collect(),
+        };
+    }
+    let playbooks = index
+        .top(query, candidates, limit)
+        .into_iter()
+        .map(|(id, score)| Offer {
+            id,
+            score: Some((score * 1000.0).round() / 1000.0),
+        })
+        .collect();
+    Selection {
+        candidates: candidates.len(),
+        limit,
+        ranked: true,
+        playbooks,
+    }
+}
+
+#[derive(Serialize)]
+struct CacheRef<'a> {
+    key: &'a str,
+    index: &'a Index,
+}
+
+#[derive(Deserialize)]
+struct CacheFile {
+    key: String,
+    index: Index,
+}
+
+/// The index of `registry`'s playbooks: read from `cache_dir` when one is given and it holds
+/// the index of this very registry content, otherwise built (and saved there; a save that
+/// fails costs only the time to build it next time).
+pub fn cached(registry: &Registry, cache_dir: Option<&Path>) -> Index {
+    let Some(cache_dir) = cache_dir else {
+        return Index::build(registry.playbooks());
+    };
+    let path = cache_dir.join(CACHE_FILE);
+    let key = format!("{}-{FORMAT_VERSION}", registry.content_key());
+    let from_cache = std::fs::read(&path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<CacheFile>(&bytes).ok())
+        .filter(|file| file.key == key);
+    if let Some(file) = from_cache {
+        return file.index;
+    }
+    let index = Index::build(registry.playbooks());
+    crate::tip_cache::write_json(
+        &path,
+        &CacheRef {
+            key: &key,
+            index: &index,
+        },
+    );
+    index
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{Layer, Origin, RunbookIndex};
+
+    fn playbook(id: &str, domain: &str, description: &str, summary: &str) -> Playbook {
+        Playbook {
+            id: id.into(),
+            activities: vec!["deploy".into()],
+            domain: domain.into(),
+            description: description.into(),
+            runbook: Some("steps".into()),
+            run: None,
+            inputs: crate::registry::playbook::no_inputs(),
+            undo: None,
+            reversible: true,
+            idempotent: true,
+            undo_unfinished: false,
+            undo_last: false,
+            timeout: 1.0,
+            configured: None,
+            index: Some(RunbookIndex {
+                summary: summary.into(),
+                ..RunbookIndex::default()
+            }),
+            origin: Origin {
+                file: format!("{id}.md"),
+                layer: Layer::Repository,
+            },
+        }
+    }
+
+    fn sample() -> Vec<Playbook> {
+        vec![
+            playbook(
+                "railway.service-deploy",
+                "railway",
+                "Deploy a service to the Railway platform.",
+                "Link, set variables, railway up.",
+            ),
+            playbook(
+                "github.deploy-key-rotate",
+                "github",
+                "Rotate a GitHub deploy key.",
+                "New key, add it, remove the old one.",
+            ),
+            playbook(
+                "pytest.job-add",
+                "ci",
+                "Add a pytest job to CI.",
+                "A workflow running pytest on each push.",
+            ),
+            playbook(
+                "fly.app-deploy",
+                "fly",
+                "Deploy an app to Fly.io.",
+                "fly launch, fly deploy.",
+            ),
+        ]
+    }
+
+    #[test]
+    fn tokens_are_lowercase_stemmed_words_without_stop_words() {
+        let words: Vec<String> = tokens("Deploying the Services to Railway, v2!").collect();
+        assert_eq!(words, ["deploy", "service", "railway", "v2"]);
+        let words: Vec<String> = tokens("railway.service-deploy").collect();
+        assert_eq!(words, ["railway", "service", "deploy"]);
+    }
+
+    #[test]
+    fn the_playbook_matching_rare_words_ranks_first() {
+        let playbooks = sample();
+        let index = Index::build(&playbooks);
+        let ids: Vec<&str> = playbooks.iter().map(|p| p.id.as_str()).collect();
+        let ranked = index.rank("Deploy service to Railway platform", &ids);
+        assert_eq!(ranked[0].0, "railway.service-deploy", "{ranked:?}");
+        assert!(ranked[0].1 > ranked[1].1);
+        let ranked = index.rank("add a pytest job", &ids);
+        assert_eq!(ranked[0].0, "pytest.job-add", "{ranked:?}");
+    }
+
+    #[test]
+    fn equal_scores_are_ordered_by_id_and_unknown_ids_score_zero() {
+        let playbooks = sample();
+        let index = Index::build(&playbooks);
+        let ranked = index.rank("zebra quartz", &["z.none", "pytest.job-add", "a.none"]);
+        let ids: Vec<&str> = ranked.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["a.none", "pytest.job-add", "z.none"]);
+        assert!(ranked.iter().all(|(_, score)| *score == 0.0));
+    }
+
+    #[test]
+    fn select_offers_everything_unranked_within_the_limit_and_the_best_beyond_it() {
+        let playbooks = sample();
+        let index = Index::build(&playbooks);
+        let ids: Vec<&str> = playbooks.iter().map(|p| p.id.as_str()).collect();
+        let all = select(&index, &ids, "deploy", 5);
+        assert!(!all.ranked);
+        assert_eq!(all.ids(), ids);
+        assert!(all.playbooks.iter().all(|offer| offer.score.is_none()));
+
+        let two = select(&index, &ids, "deploy to railway", 2);
+        assert!(two.ranked);
+        assert_eq!(two.candidates, 4);
+        assert_eq!(two.playbooks.len(), 2);
+        assert_eq!(two.playbooks[0].id, "railway.service-deploy");
+        assert_eq!(
+            two,
+            select(&index, &ids, "deploy to railway", 2),
+            "deterministic"
+        );
+    }
+
+    #[test]
+    fn the_index_round_trips_through_json() {
+        let index = Index::build(&sample());
+        let text = serde_json::to_string(&index).unwrap();
+        assert_eq!(serde_json::from_str::<Index>(&text).unwrap(), index);
+    }
+}
