@@ -144,17 +144,7 @@ pub fn runs(args: RunsArgs) -> Result<u8> {
         match args.format {
             Format::Json => out.json_line(row)?,
             Format::Human => {
-                let activities: Vec<String> = row
-                    .activities
-                    .iter()
-                    .map(|a| {
-                        format!(
-                            "{}:{}",
-                            a["activity"].as_str().unwrap_or("?"),
-                            a["outcome"].as_str().unwrap_or("in_progress")
-                        )
-                    })
-                    .collect();
+                let activities = row.activity_outcomes();
                 let marks = match (row.undone, row.dry_run) {
                     (true, _) => " [undone]",
                     (false, true) => " [dry run]",

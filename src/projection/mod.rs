@@ -170,6 +170,22 @@ pub struct RunRow {
     pub activities: Vec<Value>,
 }
 
+impl RunRow {
+    /// `activity:outcome` of each activity (`in_progress` until it finished), as `runs` shows them.
+    pub fn activity_outcomes(&self) -> Vec<String> {
+        self.activities
+            .iter()
+            .map(|a| {
+                format!(
+                    "{}:{}",
+                    a["activity"].as_str().unwrap_or("?"),
+                    a["outcome"].as_str().unwrap_or("in_progress")
+                )
+            })
+            .collect()
+    }
+}
+
 /// Decodes one `event.json` for [`Projection::apply`]: payloads only of the kinds it reads.
 pub fn decode_for_folding(bytes: &[u8]) -> Result<Event, crate::event::EventError> {
     crate::event::decode_payload_of(bytes, Projection::reads_payload_of)

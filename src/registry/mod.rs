@@ -351,22 +351,22 @@ fn parse<T: serde::de::DeserializeOwned>(
     file: SourceFile,
     problems: &mut Vec<Problem>,
 ) -> Option<Parsed<T>> {
-    match crate::yaml::from_str::<T>(&file.text) {
-        Ok(doc) => Some(Parsed {
-            file: file.path,
-            layer: file.layer,
-            doc,
-            text: file.text,
-        }),
-        Err(error) => {
-            problems.push(Problem::new(&file.path, error.position, error.message));
-            None
-        }
-    }
+    let doc = crate::yaml::from_str::<T>(&file.text);
+    parsed(file, doc, problems)
 }
 
 fn parse_runbook(file: SourceFile, problems: &mut Vec<Problem>) -> Option<Parsed<PlaybookFile>> {
-    match runbook::parse(&file.text) {
+    let doc = runbook::parse(&file.text);
+    parsed(file, doc, problems)
+}
+
+/// `file` with its parsed `doc`, or its problem noted.
+fn parsed<T>(
+    file: SourceFile,
+    doc: Result<T, crate::yaml::YamlError>,
+    problems: &mut Vec<Problem>,
+) -> Option<Parsed<T>> {
+    match doc {
         Ok(doc) => Some(Parsed {
             file: file.path,
             layer: file.layer,

@@ -853,18 +853,7 @@ fn run_table(
             outcome: row.outcome.clone(),
             duration: duration(row.duration_ms),
             undone: row.undone,
-            activities: row
-                .activities
-                .iter()
-                .map(|a| {
-                    format!(
-                        "{}:{}",
-                        a["activity"].as_str().unwrap_or("?"),
-                        a["outcome"].as_str().unwrap_or("in_progress")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" "),
+            activities: row.activity_outcomes().join(" "),
             id: row.run,
         })
         .collect()
