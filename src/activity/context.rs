@@ -2,8 +2,9 @@
 //!
 //! The context is a list of whole items: the service's specification, the manifests of earlier
 //! activities for the service, the playbooks the activity is offered (all it may use, or the
-//! best [`rank`]ed of them when there are more than `spectra.playbooks.offered`; a runbook's
-//! steps only once the decision chose it), the
+//! best [`rank`]ed of them when there are more than `spectra.playbooks.offered`, optionally
+//! re-ranked by a model from a longer lexical shortlist; a runbook's steps only once the
+//! decision chose it), the
 //! last entries of its own history, and an inventory of the repository (of the files git
 //! tracks, when it tracks any), and the services that already have a specification in the work
 //! tree. When the prompt would not fit, whole items are dropped, least relevant first (oldest
@@ -56,6 +57,9 @@ pub struct Context {
 pub struct Offering<'a> {
     /// `spectra.playbooks.offered`.
     pub limit: usize,
+    /// How many the lexical ranking keeps when there are more than `limit`: `limit`, or a
+    /// longer shortlist when a model re-ranks it down to `limit` before the decision.
+    pub shortlist: usize,
     /// The cache directory under the git dir, for the ranking index.
     pub cache_dir: Option<&'a Path>,
 }
@@ -93,24 +97,10 @@ pub fn gather(
         context.specification.as_ref().map_or("", |(_, text)| text),
     ]
     .join("\n");
-    context.offered = offer(registry, activity, &ranked_against, offering);
-    context.playbooks = context
-        .offered
-        .ids()
-        .into_iter()
-        .filter_map(|id| registry.playbook(id))
-        .map(|playbook| {
-            let short = short_entry(playbook);
-            let full = match (&playbook.runbook, playbook.kind()) {
-                // A runbook's steps reach the prompt only once a decision chose it.
-                (_, PlaybookKind::Runbook) | (None, _) => short.clone(),
-                (Some(runbook), PlaybookKind::Command) => {
-                    format!("{short}\n  runbook:\n{}", indent(runbook))
-                }
-            };
-            (playbook.id.clone(), full, short)
-        })
-        .collect();
+    context.offer(
+        registry,
+        offer(registry, activity, &ranked_against, offering),
+    );
     let history = projection.try_recent_history(&activity.name, query.service)?;
     let start = history.len().saturating_sub(HISTORY_ENTRIES);
     context.history = history[start..]
@@ -148,11 +138,17 @@ fn offer(
         return rank::select(&rank::Index::default(), &candidates, query, offering.limit);
     }
     let index = rank::cached(registry, offering.cache_dir);
-    rank::select(&index, &candidates, query, offering.limit)
+    rank::select_keeping(
+        &index,
+        &candidates,
+        query,
+        offering.limit,
+        offering.shortlist,
+    )
 }
 
 /// How a playbook is listed in the prompt before any decision chose it.
-fn short_entry(playbook: &Playbook) -> String {
+pub(super) fn short_entry(playbook: &Playbook) -> String {
     match &playbook.index {
         Some(index) => format!(
             "- {} ({}, runbook: choose it to get its steps): {}\n  summary: {}",
@@ -254,6 +250,27 @@ impl Context {
             "services": self.services.len(),
             "dropped": self.dropped,
         })
+    }
+
+    /// Offers `selection`: lists its playbooks for the prompt, best first.
+    pub fn offer(&mut self, registry: &Registry, selection: Selection) {
+        self.playbooks = selection
+            .ids()
+            .into_iter()
+            .filter_map(|id| registry.playbook(id))
+            .map(|playbook| {
+                let short = short_entry(playbook);
+                let full = match (&playbook.runbook, playbook.kind()) {
+                    // A runbook's steps reach the prompt only once a decision chose it.
+                    (_, PlaybookKind::Runbook) | (None, _) => short.clone(),
+                    (Some(runbook), PlaybookKind::Command) => {
+                        format!("{short}\n  runbook:\n{}", indent(runbook))
+                    }
+                };
+                (playbook.id.clone(), full, short)
+            })
+            .collect();
+        self.offered = selection;
     }
 
     /// The ids of the offered playbooks, best first.

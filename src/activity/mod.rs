@@ -30,6 +30,7 @@ pub mod planner;
 mod playbooks;
 mod recorder;
 mod report;
+mod rerank;
 pub(crate) mod rules;
 mod run;
 pub mod specification;
@@ -264,6 +265,8 @@ pub struct Engine<'a> {
     scrubber: crate::llm::scrub::Scrubber,
     /// `spectra.playbooks.offered`: the most playbooks one decision is offered.
     playbooks_offered: usize,
+    /// `spectra.playbooks.rerank`: whether a model re-ranks a longer lexical shortlist.
+    playbooks_rerank: bool,
     /// The cache directory under the git dir (the playbooks' ranking index).
     cache_dir: PathBuf,
 }
@@ -283,6 +286,10 @@ impl<'a> Engine<'a> {
             .ok_or_else(|| RunError::Bare(repo.git_dir().to_path_buf()))?
             .to_path_buf();
         let playbooks_offered = playbooks_offered(repo)?;
+        let playbooks_rerank =
+            crate::settings::Layers::from_process(|name| repo.config_string(name))
+                .get::<bool>(&crate::settings::keys::PLAYBOOKS_RERANK)?
+                .value;
         Ok(Engine {
             repo,
             store,
@@ -293,16 +300,33 @@ impl<'a> Engine<'a> {
             root,
             scrubber: crate::llm::scrub::Scrubber::for_repo(repo),
             playbooks_offered,
+            playbooks_rerank,
             cache_dir: crate::tip_cache::dir(repo),
         })
     }
 
-    /// How many playbooks a decision may be offered, and where their ranking index is cached.
-    pub(crate) fn offering(&self) -> context::Offering<'_> {
+    /// How many playbooks a decision of `activity` may be offered, how many the lexical
+    /// ranking keeps for a model to re-rank, and where the ranking index is cached.
+    pub(crate) fn offering(&self, activity: &str) -> context::Offering<'_> {
+        let limit = self.playbooks_offered;
+        let shortlist = if self.reranks_playbooks(activity) {
+            limit.saturating_mul(crate::registry::rank::SHORTLIST_FACTOR)
+        } else {
+            limit
+        };
         context::Offering {
-            limit: self.playbooks_offered,
+            limit,
+            shortlist,
             cache_dir: Some(&self.cache_dir),
         }
+    }
+
+    /// Whether a model re-ranks the playbooks `activity` is offered: when it is asked to, and a
+    /// model will make this activity's decision (not the offline rules, not a reused decision).
+    pub(crate) fn reranks_playbooks(&self, activity: &str) -> bool {
+        self.playbooks_rerank
+            && matches!(self.decider, Decider::Model(_))
+            && !self.options.reuse.contains_key(activity)
     }
 
     pub(crate) fn worktree(&self) -> Worktree {

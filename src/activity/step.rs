@@ -24,6 +24,10 @@ use crate::projection::manifests::{CorruptIndex, ManifestIndex};
 use crate::registry::{Activity, Evidence, GateLevel, GateResult, PlaybookKind, Registry, Verdict};
 use crate::store::StoreError;
 
+/// A model's answer (the value and how it was obtained) or why there is none, and the ids of
+/// the attempts recorded for it.
+pub(super) type AnswerAndAttempts = (Result<(Value, Value), crate::llm::LlmError>, Vec<String>);
+
 /// The reply budget of a follow-up question about one field: a short value and its key.
 const FOLLOW_UP_TOKENS: u32 = 256;
 
@@ -60,15 +64,22 @@ impl Engine<'_> {
                         input,
                         service: service.as_deref(),
                     },
-                    self.offering(),
+                    self.offering(name),
                 )?;
                 Ok((service, context))
             })?;
         state.service = service;
+        let mut rerank_attempts = Vec::new();
+        if context.offered.is_shortlist() {
+            let (offer, attempts) = self.rerank(state, definition, input, &context.offered)?;
+            context.offer(self.registry, offer);
+            rerank_attempts = attempts;
+        }
         self.fit_context(definition, &mut context, input, state.service.as_deref());
         let mut started_event = NewEvent::new(kind::ACTIVITY_STARTED)
             .activity(name)
             .payload(json!({"input": input, "context": context.summary()}));
+        started_event.causes = rerank_attempts;
         if let Some(service) = &state.service {
             started_event = started_event.service(service.clone());
         }
@@ -333,6 +344,27 @@ impl Engine<'_> {
         earlier: Vec<Value>,
         work: &mut ActivityWork,
     ) -> Result<Option<(Value, Value, Vec<String>)>, RunError> {
+        let (answer, causes) = self.ask_model_recorded(state, client, name, request, earlier)?;
+        match answer {
+            Ok((value, extra)) => Ok(Some((value, extra, causes))),
+            Err(error) => {
+                work.errors
+                    .push(ActivityError::new(llm_reason(&error), error.to_string()));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Asks the model through `client` and records every attempt as `llm.called`: the answer
+    /// and how it was obtained, or why there is none, with the attempts' event ids either way.
+    pub(super) fn ask_model_recorded(
+        &self,
+        state: &mut RunState<'_>,
+        client: &crate::llm::Client,
+        name: &str,
+        request: &DecisionRequest,
+        earlier: Vec<Value>,
+    ) -> Result<AnswerAndAttempts, RunError> {
         // Everything recorded so far is in the log before the model is asked: a call
         // can take minutes, and a crash then must not lose what led to it.
         state.recorder.flush()?;
@@ -357,15 +389,10 @@ impl Engine<'_> {
             Err(failure) => (Err(failure.error), failure.records),
         };
         let causes = watcher.append_rest(&records)?;
-        match answer {
-            Ok((value, extra)) => Ok(Some((value, extra, causes))),
-            Err(error) => {
-                state.recorder.flush()?;
-                work.errors
-                    .push(ActivityError::new(llm_reason(&error), error.to_string()));
-                Ok(None)
-            }
+        if answer.is_err() {
+            state.recorder.flush()?;
         }
+        Ok((answer, causes))
     }
 
     /// Records `decision.made` for `decision`, caused by the attempts that made it.

@@ -23,6 +23,12 @@ const B: f64 = 0.75;
 /// more surely than a word of its description.
 const NAME_WEIGHT: u32 = 2;
 
+/// The fewest playbooks a model's re-ranking leaves offered (when the limit allows): a
+/// model that picks one name must not hide every alternative from the decision.
+pub const MIN_RERANKED: usize = 3;
+/// How many times the limit the lexical shortlist a model re-ranks holds.
+pub const SHORTLIST_FACTOR: usize = 3;
+
 /// The name of the index cache file inside the cache directory.
 pub const CACHE_FILE: &str = "rank-index.json";
 /// Bumped whenever the index's form or its tokenizer changes, so older caches are rebuilt.
@@ -71,6 +77,25 @@ pub struct Selection {
     pub ranked: bool,
     /// What is offered, best first.
     pub playbooks: Vec<Offer>,
+    /// How a model re-ranked the lexical list, when it was asked to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<Rerank>,
+}
+
+/// A model's re-ranking of the lexical shortlist, as `activity.started` records it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Rerank {
+    /// The lexical shortlist the model chose from, best first, with its scores.
+    pub shortlist: Vec<Offer>,
+    /// The names the model answered, in its order, exactly as it wrote them.
+    pub picked: Vec<String>,
+    /// Names it answered that are not on the shortlist: dropped, never offered.
+    pub dropped: Vec<String>,
+    /// How many offered playbooks were added in lexical order because the model picked too few.
+    pub padded: usize,
+    /// Why the model's answer was not used; the lexical top `limit` is offered instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 impl Selection {
@@ -80,6 +105,75 @@ impl Selection {
             .iter()
             .map(|offer| offer.id.as_str())
             .collect()
+    }
+
+    /// Whether this is a ranked shortlist longer than the limit, for a model to re-rank.
+    pub fn is_shortlist(&self) -> bool {
+        self.ranked && self.rerank.is_none() && self.playbooks.len() > self.limit
+    }
+
+    /// The offer after a model `picked` from this shortlist: its known names in its order,
+    /// each once, at most `limit`; names not on the shortlist dropped; padded in lexical order
+    /// to [`MIN_RERANKED`] (or the limit, when lower) when it picked fewer.
+    pub fn reranked(&self, picked: &[String]) -> Selection {
+        let on_shortlist = |name: &str| self.playbooks.iter().find(|offer| offer.id == name);
+        let mut offered: Vec<Offer> = Vec::new();
+        let mut dropped: Vec<String> = Vec::new();
+        for name in picked {
+            match on_shortlist(name) {
+                Some(offer) if !offered.contains(offer) && offered.len() < self.limit => {
+                    offered.push(offer.clone());
+                }
+                Some(_) => {}
+                None if !dropped.contains(name) => dropped.push(name.clone()),
+                None => {}
+            }
+        }
+        let least = MIN_RERANKED.min(self.limit);
+        let mut padded = 0;
+        for offer in &self.playbooks {
+            if offered.len() >= least {
+                break;
+            }
+            if !offered.contains(offer) {
+                offered.push(offer.clone());
+                padded += 1;
+            }
+        }
+        self.settled(
+            offered,
+            Rerank {
+                picked: picked.to_vec(),
+                dropped,
+                padded,
+                ..Rerank::default()
+            },
+        )
+    }
+
+    /// The offer when the model could not re-rank this shortlist: its lexical top `limit`.
+    pub fn rerank_failed(&self, reason: String) -> Selection {
+        let offered = self.playbooks.iter().take(self.limit).cloned().collect();
+        self.settled(
+            offered,
+            Rerank {
+                failed: Some(reason),
+                ..Rerank::default()
+            },
+        )
+    }
+
+    fn settled(&self, playbooks: Vec<Offer>, rerank: Rerank) -> Selection {
+        Selection {
+            candidates: self.candidates,
+            limit: self.limit,
+            ranked: true,
+            playbooks,
+            rerank: Some(Rerank {
+                shortlist: self.playbooks.clone(),
+                ..rerank
+            }),
+        }
     }
 }
 
@@ -275,6 +369,18 @@ fn stem(word: &str) -> &str {
 /// of them, unranked, when there are at most `limit`; otherwise the `limit` best against
 /// `query`.
 pub fn select(index: &Index, candidates: &[&str], query: &str, limit: usize) -> Selection {
+    select_keeping(index, candidates, query, limit, limit)
+}
+
+/// Like [`select`], but ranks and keeps the best `keep` (at least `limit`) when there are more
+/// candidates than `limit`: the shortlist a model re-ranks down to `limit`.
+pub fn select_keeping(
+    index: &Index,
+    candidates: &[&str],
+    query: &str,
+    limit: usize,
+    keep: usize,
+) -> Selection {
     if candidates.len() <= limit {
         return Selection {
             candidates: candidates.len(),
@@ -287,10 +393,11 @@ pub fn select(index: &Index, candidates: &[&str], query: &str, limit: usize) -> 
                     score: None,
                 })
                 .collect(),
+            rerank: None,
         };
     }
     let playbooks = index
-        .top(query, candidates, limit)
+        .top(query, candidates, keep.max(limit))
         .into_iter()
         .map(|(id, score)| Offer {
             id,
@@ -302,6 +409,7 @@ pub fn select(index: &Index, candidates: &[&str], query: &str, limit: usize) -> 
         limit,
         ranked: true,
         playbooks,
+        rerank: None,
     }
 }
 
@@ -462,5 +570,78 @@ mod tests {
         let index = Index::build(&sample());
         let text = serde_json::to_string(&index).unwrap();
         assert_eq!(serde_json::from_str::<Index>(&text).unwrap(), index);
+    }
+
+    fn shortlist(limit: usize) -> Selection {
+        let playbooks = sample();
+        let index = Index::build(&playbooks);
+        let ids: Vec<&str> = playbooks.iter().map(|p| p.id.as_str()).collect();
+        select_keeping(&index, &ids, "deploy a service to railway", limit, 4)
+    }
+
+    fn names(names: &[&str]) -> Vec<String> {
+        names.iter().map(|name| name.to_string()).collect()
+    }
+
+    #[test]
+    fn a_shortlist_keeps_more_than_the_limit_and_records_the_limit() {
+        let list = shortlist(1);
+        assert_eq!(list.limit, 1);
+        assert_eq!(list.playbooks.len(), 4);
+        assert!(list.is_shortlist());
+        assert!(!select(&Index::build(&sample()), &["a"], "x", 1).is_shortlist());
+    }
+
+    #[test]
+    fn a_rerank_keeps_known_names_in_the_model_s_order_and_drops_unknown_ones() {
+        let list = shortlist(2);
+        let picked = names(&[
+            "fly.app-deploy",
+            "no.such",
+            "fly.app-deploy",
+            "pytest.job-add",
+        ]);
+        let offered = list.reranked(&picked);
+        assert_eq!(offered.ids(), ["fly.app-deploy", "pytest.job-add"]);
+        let rerank = offered.rerank.as_ref().unwrap();
+        assert_eq!(rerank.dropped, ["no.such"]);
+        assert_eq!(rerank.picked, picked);
+        assert_eq!(rerank.padded, 0);
+        assert_eq!(rerank.shortlist, list.playbooks);
+        assert!(
+            !offered.is_shortlist(),
+            "a re-ranked offer is not re-ranked again"
+        );
+        // The lexical score stays with each playbook.
+        let fly = list.playbooks.iter().find(|o| o.id == "fly.app-deploy");
+        assert_eq!(offered.playbooks.first(), fly);
+    }
+
+    #[test]
+    fn a_rerank_with_too_few_known_names_is_padded_in_lexical_order() {
+        let list = shortlist(3);
+        let offered = list.reranked(&names(&["pytest.job-add", "made.up"]));
+        let lexical = list.ids();
+        let padding: Vec<&str> = lexical
+            .iter()
+            .copied()
+            .filter(|id| *id != "pytest.job-add")
+            .take(2)
+            .collect();
+        assert_eq!(offered.ids()[0], "pytest.job-add");
+        assert_eq!(offered.ids()[1..], padding[..]);
+        assert_eq!(offered.rerank.as_ref().unwrap().padded, 2);
+        // Nothing known at all: the lexical best, padded.
+        assert_eq!(list.reranked(&[]).ids(), lexical[..3]);
+    }
+
+    #[test]
+    fn a_failed_rerank_offers_the_lexical_top_limit_and_says_why() {
+        let list = shortlist(2);
+        let offered = list.rerank_failed("HTTP 500".into());
+        assert_eq!(offered.ids(), list.ids()[..2]);
+        let rerank = offered.rerank.unwrap();
+        assert_eq!(rerank.failed.as_deref(), Some("HTTP 500"));
+        assert!(rerank.picked.is_empty());
     }
 }

@@ -244,8 +244,9 @@ impl<'a> Group<'a> {
     }
 }
 
-/// The run's events by activity: the run's own (the planner's, and those of no open activity)
-/// first, then each activity from its `activity.started` to its `activity.finished`.
+/// The run's events by activity: the run's own (the planner's, and those of no activity)
+/// first, then each activity from its `activity.started` to its `activity.finished`, with the
+/// activity's events just before its start (the model call that chose its playbooks).
 fn group_by_activity<'a>(events: &[&'a StoredEvent]) -> (Group<'a>, Vec<Group<'a>>) {
     let mut own = Group {
         name: "run".to_string(),
@@ -253,6 +254,7 @@ fn group_by_activity<'a>(events: &[&'a StoredEvent]) -> (Group<'a>, Vec<Group<'a
     };
     let mut groups: Vec<Group<'a>> = Vec::new();
     let mut open: BTreeMap<String, usize> = BTreeMap::new();
+    let mut before_start: BTreeMap<String, Vec<&'a StoredEvent>> = BTreeMap::new();
     for &stored in events {
         let event = &stored.event;
         let Some(activity) = event.activity.as_deref() else {
@@ -261,18 +263,28 @@ fn group_by_activity<'a>(events: &[&'a StoredEvent]) -> (Group<'a>, Vec<Group<'a
         };
         if event.kind == kind::ACTIVITY_STARTED {
             open.insert(activity.to_string(), groups.len());
-            groups.push(Group {
+            let mut group = Group {
                 name: activity.to_string(),
                 ..Group::default()
-            });
+            };
+            for early in before_start.remove(activity).unwrap_or_default() {
+                group.add(early);
+            }
+            groups.push(group);
         }
         match open.get(activity) {
             Some(&index) => groups[index].add(stored),
-            None => own.add(stored),
+            None => before_start
+                .entry(activity.to_string())
+                .or_default()
+                .push(stored),
         }
         if event.kind == kind::ACTIVITY_FINISHED {
             open.remove(activity);
         }
+    }
+    for stored in before_start.into_values().flatten() {
+        own.add(stored);
     }
     (own, groups)
 }
@@ -951,4 +963,48 @@ fn undo_views(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{GENESIS_DIGEST, NewEvent};
+
+    fn stored(kind: &str, activity: Option<&str>, lamport: u64) -> StoredEvent {
+        let mut event = NewEvent::new(kind);
+        if let Some(activity) = activity {
+            event = event.activity(activity);
+        }
+        StoredEvent {
+            commit: gix::ObjectId::null(gix::hash::Kind::Sha1),
+            tree: gix::ObjectId::null(gix::hash::Kind::Sha1),
+            subject: String::new(),
+            digest: String::new(),
+            event: event.seal("T <t@x>", lamport, GENESIS_DIGEST),
+        }
+    }
+
+    #[test]
+    fn a_model_call_just_before_an_activity_starts_is_that_activity_s() {
+        let events = [
+            stored(kind::RUN_STARTED, None, 1),
+            stored(kind::LLM_CALLED, None, 2),
+            // The re-ranking of operate's playbooks, made before its `activity.started`.
+            stored(kind::LLM_CALLED, Some("operate"), 3),
+            stored(kind::ACTIVITY_STARTED, Some("operate"), 4),
+            stored(kind::LLM_CALLED, Some("operate"), 5),
+            stored(kind::ACTIVITY_FINISHED, Some("operate"), 6),
+            // Of no activity that starts: the run's own.
+            stored(kind::LLM_CALLED, Some("never-started"), 7),
+        ];
+        let refs: Vec<&StoredEvent> = events.iter().collect();
+        let (own, groups) = group_by_activity(&refs);
+        let lamports = |attempts: &[&StoredEvent]| -> Vec<u64> {
+            attempts.iter().map(|stored| stored.event.lamport).collect()
+        };
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].name, "operate");
+        assert_eq!(lamports(&groups[0].attempts), [3, 5]);
+        assert_eq!(lamports(&own.attempts), [2, 7]);
+    }
 }

@@ -37,6 +37,13 @@ pub const PLAYBOOKS_OFFERED: Key = Key {
     default: "5",
     secret: false,
 };
+/// `true` has a model re-rank a longer lexical shortlist down to the playbooks offered.
+pub const PLAYBOOKS_RERANK: Key = Key {
+    git: "spectra.playbooks.rerank",
+    env: &["SPECTRA_PLAYBOOKS_RERANK"],
+    default: "false",
+    secret: false,
+};
 
 /// Colour of human output: `auto`, `always` or `never` (`--color` overrides both).
 pub const COLOR: Key = Key {
@@ -53,6 +60,7 @@ pub const OTHERS: &[&Key] = &[
     &HOOKS_ENABLED,
     &HOOKS_ON_SPEC_CHANGE,
     &PLAYBOOKS_OFFERED,
+    &PLAYBOOKS_RERANK,
     &COLOR,
 ];
 

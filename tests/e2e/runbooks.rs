@@ -1,8 +1,9 @@
 //! Runbook playbooks at scale (issue 25): with 300 runbooks an activity may use, a decision is
 //! offered only the best `spectra.playbooks.offered` (5) by a lexical ranking, recorded with
 //! their scores in `activity.started`; a runbook's steps reach the prompt only once a decision
-//! chose it; `registry list` and `validate` know runbooks; `registry import` makes a folder of
-//! Markdown runbooks into entries.
+//! chose it; a model may re-rank a longer shortlist (only from it: unknown names dropped, a
+//! failure falls back to the lexical list); `registry list` and `validate` know runbooks;
+//! `registry import` makes a folder of Markdown runbooks into entries.
 
 use std::path::{Path, PathBuf};
 
@@ -393,4 +394,135 @@ fn registry_import_derives_what_it_can_lists_the_rest_and_never_overwrites_silen
     assert_eq!(std::fs::read_to_string(&entry).unwrap(), edited);
     import(&["--force"]).success();
     assert_ne!(std::fs::read_to_string(&entry).unwrap(), edited);
+}
+
+/// Whether `request` is the re-ranking of the playbooks (not a decision).
+fn is_rerank(request: &Request) -> bool {
+    request.json()["response_format"]["json_schema"]["name"]
+        .as_str()
+        .is_some_and(|name| name.ends_with("_playbooks"))
+}
+
+/// The playbook ids a prompt lists, in order (`- id (domain...`).
+fn listed_ids(request: &Request) -> Vec<String> {
+    prompt(request)
+        .lines()
+        .filter_map(|line| line.strip_prefix("- "))
+        .filter_map(|rest| rest.split_once(" (").map(|(id, _)| id.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_model_reranks_a_longer_shortlist_its_unknown_names_are_dropped_and_a_replay_sees_the_same() {
+    let env = TestEnv::new();
+    let repo = repo_with_runbooks(&env, fixture::COUNT);
+    env.git(&repo, &["config", "spectra.playbooks.rerank", "true"])
+        .success();
+    let server = LlmServer::start();
+    server.respond_with(|request| {
+        if is_rerank(request) {
+            let listed = listed_ids(request);
+            // The eighth of the lexical list (not in its top five), a name the list does not
+            // hold, the second, and the eighth again.
+            Reply::chat_json(&json!({"playbooks": [
+                listed[7], "invented.playbook", listed[1], listed[7]]}))
+        } else {
+            Reply::chat_json(&json!({"plan": "do it", "playbooks": []}))
+        }
+    });
+    let run = operate(&env, &repo, &server, &[]).success();
+    let report: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(
+        report["activities"][0]["outcome"], "succeeded",
+        "{report:#}"
+    );
+
+    let requests = server.chat_requests();
+    assert_eq!(requests.len(), 2, "the re-ranking, then the decision");
+    assert!(is_rerank(&requests[0]) && !is_rerank(&requests[1]));
+    let shortlist = listed_ids(&requests[0]);
+    assert_eq!(shortlist.len(), 15, "three times the limit");
+    assert_eq!(shortlist[0], "railway.deploy-service");
+
+    let offered = &offers(&env, &repo)[0];
+    let rerank = &offered["rerank"];
+    assert_eq!(
+        offered_ids(offered),
+        [
+            shortlist[7].clone(),
+            shortlist[1].clone(),
+            shortlist[0].clone()
+        ],
+        "the model's known picks in its order, padded to three in lexical order: {offered:#}"
+    );
+    assert_eq!(rerank["dropped"], json!(["invented.playbook"]));
+    assert_eq!(rerank["padded"], 1);
+    assert_eq!(rerank["picked"].as_array().unwrap().len(), 4);
+    assert_eq!(rerank["shortlist"].as_array().unwrap().len(), 15);
+    assert!(rerank.get("failed").is_none(), "{rerank:#}");
+
+    // The decision is offered exactly those, and nothing the model invented.
+    assert_eq!(listed_ids(&requests[1]), offered_ids(offered));
+    assert_eq!(choosable(&requests[1]), offered_ids(offered));
+    assert!(!prompt(&requests[1]).contains("invented.playbook"));
+
+    // Both calls are recorded; the re-ranking's is what `activity.started` names as its cause.
+    let called = env.events(&repo, "llm.called");
+    assert_eq!(called.len(), 2);
+    let started = &env.events(&repo, "activity.started")[0];
+    assert_eq!(started["causes"], json!([called[0]["id"]]), "{started:#}");
+
+    // A replay answers the re-ranking from the record: the same offer, no request.
+    let run_id = report["run"].as_str().unwrap();
+    env.spectra_with_llm(&repo, &server.base_url(), &["replay", run_id])
+        .success();
+    assert_eq!(server.chat_requests().len(), 2, "a replay asks nothing");
+}
+
+#[test]
+fn a_failed_rerank_offers_the_lexical_top_five_and_the_decision_goes_on() {
+    let env = TestEnv::new();
+    let repo = repo_with_runbooks(&env, fixture::COUNT);
+    let server = LlmServer::start();
+    server.respond_with(|request| {
+        if is_rerank(request) {
+            Reply::error(503, "overloaded", None)
+        } else {
+            Reply::chat_json(&json!({"plan": "do it", "playbooks": []}))
+        }
+    });
+    operate(&env, &repo, &server, &[]).success();
+    let reranked = [
+        ("SPECTRA_PLAYBOOKS_RERANK", "true"),
+        ("SPECTRA_LLM_MAX_ATTEMPTS", "1"),
+    ];
+    let run = operate(&env, &repo, &server, &reranked).success();
+    let report: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(
+        report["activities"][0]["outcome"], "succeeded",
+        "{report:#}"
+    );
+
+    let offers = offers(&env, &repo);
+    let (lexical, fallen_back) = (&offers[0], &offers[1]);
+    assert!(
+        lexical.get("rerank").is_none(),
+        "not asked for: {lexical:#}"
+    );
+    assert_eq!(offered_ids(fallen_back), offered_ids(lexical));
+    let failed = fallen_back["rerank"]["failed"].as_str().unwrap();
+    assert!(failed.contains("503"), "{failed}");
+
+    let requests = server.chat_requests();
+    let kinds: Vec<bool> = requests.iter().map(is_rerank).collect();
+    assert_eq!(
+        kinds,
+        [false, true, false],
+        "decision; re-ranking that failed, decision"
+    );
+    assert_eq!(choosable(&requests[2]), offered_ids(lexical));
+    // The failed call is in the log as a failed attempt.
+    let called = env.events(&repo, "llm.called");
+    assert_eq!(called.len(), 3);
+    assert_eq!(called[1]["payload"]["status"], 503, "{:#}", called[1]);
 }
