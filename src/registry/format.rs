@@ -232,7 +232,8 @@ mod tests {
     use serde::de::{self, Deserializer, Visitor};
 
     use super::*;
-    use crate::registry::source::{ACTIVITY_SCHEMA, PLAYBOOK_SCHEMA};
+    use crate::registry::runbook::{self, FrontMatter};
+    use crate::registry::source::{ACTIVITY_SCHEMA, PLAYBOOK_SCHEMA, RUNBOOK_SCHEMA};
 
     struct FieldProbe<'a>(&'a mut Vec<&'static str>);
 
@@ -333,5 +334,58 @@ mod tests {
             fields_of::<ConfiguredFile>(),
             schema_properties(PLAYBOOK_SCHEMA, "/properties/configured/properties"),
         );
+    }
+
+    #[test]
+    fn runbook_front_matter_and_schema_have_the_same_fields() {
+        same(
+            fields_of::<FrontMatter>(),
+            schema_properties(RUNBOOK_SCHEMA, "/properties"),
+        );
+        // A runbook's `name`, `domain` and `activity` are checked as a playbook's `id`.
+        let schema: Value = serde_json::from_str(RUNBOOK_SCHEMA).unwrap();
+        let playbook: Value = serde_json::from_str(PLAYBOOK_SCHEMA).unwrap();
+        assert_eq!(schema["$defs"]["id"], playbook["$defs"]["id"]);
+    }
+
+    /// The schema's `required` is exactly what the parser cannot do without: dropping any one
+    /// line of a full front matter fails the parse only for those fields. (`activities` and
+    /// `activity` are optional to the parser; the schema's `anyOf` asks for one of them, as
+    /// validation does.)
+    #[test]
+    fn runbook_schema_requires_what_the_parser_requires() {
+        let lines = [
+            "name: railway.deploy",
+            "description: Deploy to Railway.",
+            "activities: [deploy]",
+            "activity: operate",
+            "domain: railway",
+            "summary: Link, deploy, check.",
+            "inputs: [RAILWAY_TOKEN]",
+            "outputs: [a deployed service]",
+            "automation_possible: true",
+            "manual_steps: [Approve the first deploy]",
+        ];
+        let schema: Value = serde_json::from_str(RUNBOOK_SCHEMA).unwrap();
+        let required: BTreeSet<&str> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|field| field.as_str().unwrap())
+            .collect();
+        let fields: BTreeSet<&str> = lines.iter().map(|l| l.split(':').next().unwrap()).collect();
+        assert_eq!(fields, fields_of::<FrontMatter>(), "one line per field");
+        let text = |kept: &[&str]| format!("---\n{}\n---\n\n# Steps\n", kept.join("\n"));
+        assert!(runbook::parse(&text(&lines)).is_ok());
+        for (index, line) in lines.iter().enumerate() {
+            let field = line.split(':').next().unwrap();
+            let mut kept = lines.to_vec();
+            kept.remove(index);
+            assert_eq!(
+                runbook::parse(&text(&kept)).is_err(),
+                required.contains(field),
+                "without `{field}`"
+            );
+        }
     }
 }

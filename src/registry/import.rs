@@ -296,6 +296,34 @@ mod tests {
         assert_eq!(entry.index.unwrap().manual_steps, ["Approve in GitHub"]);
     }
 
+    /// What import writes is what the runbook schema describes: nothing it derives, fills in
+    /// or renames (`manual steps` becomes `manual_steps`) falls outside it.
+    #[test]
+    fn what_import_writes_passes_the_runbook_schema() {
+        let schema: Value = serde_json::from_str(crate::registry::RUNBOOK_SCHEMA).unwrap();
+        let schema = jsonschema::validator_for(&schema).unwrap();
+        for (stem, text) in [
+            (
+                "Create Railway Service",
+                "# Create a Railway service\n\nLink it.\n",
+            ),
+            ("bare", "1. `railway up`\n"),
+            (
+                "x",
+                "---\nname: Rotate GitHub deploy key\nactivity: maintain\ndomain: github\nautomation possible: true\nmanual steps: [Approve in GitHub]\ninputs: [a token]\nowner: platform\n---\n# Rotate\n",
+            ),
+        ] {
+            let imported = runbook(stem, text, &defaults()).unwrap();
+            let front_matter = runbook::split(&imported.text).unwrap().front_matter;
+            let document = crate::yaml::to_json(front_matter).unwrap();
+            let errors: Vec<String> = schema
+                .iter_errors(&document)
+                .map(|e| format!("{}: {e}", e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{}\n{errors:#?}", imported.text);
+        }
+    }
+
     #[test]
     fn a_runbook_no_activity_may_use_is_refused() {
         assert_eq!(

@@ -42,8 +42,8 @@ pub use gate::{Basis, Check, Evidence, GateLevel, GateResult, QualityGate, Verdi
 pub use playbook::{Configured, PATH_FORMAT, Playbook, PlaybookKind};
 pub use runbook::{RunbookIndex, split as split_front_matter};
 pub use source::{
-    ACTIVITY_SCHEMA, EMBEDDED, Kind, Layer, PLAYBOOK_SCHEMA, REPOSITORY_DIR, RUNBOOK_SUFFIX,
-    SourceFile, TEMPLATE_SUFFIX,
+    ACTIVITY_SCHEMA, EMBEDDED, Kind, Layer, PLAYBOOK_SCHEMA, REPOSITORY_DIR, RUNBOOK_SCHEMA,
+    RUNBOOK_SUFFIX, SourceFile, TEMPLATE_SUFFIX,
 };
 pub use template::prompt_variables;
 
@@ -521,6 +521,8 @@ mod tests {
             path: path.into(),
             kind: if path.ends_with(TEMPLATE_SUFFIX) {
                 Kind::Template
+            } else if path.ends_with(RUNBOOK_SUFFIX) {
+                Kind::Runbook
             } else if path.contains("/playbooks/") {
                 Kind::Playbook
             } else {
@@ -562,6 +564,69 @@ mod tests {
             roadmap.document_template().file,
             crate::document::FALLBACK_FILE
         );
+    }
+
+    /// An editor checking a runbook's front matter against `registry/schema/runbook.schema.json`
+    /// gets the registry's verdict: what the registry refuses the schema refuses, and the other
+    /// way round (for values written with the documented types: the parser also reads `42` as
+    /// text, which the schema refuses).
+    #[test]
+    fn the_runbook_schema_and_the_registry_agree_on_front_matter() {
+        let operate = include_str!("../../registry/activities/plan.yaml")
+            .replace("name: plan", "name: operate")
+            .replace("order: 3", "order: 30")
+            .replace("playbooks: [repo.inventory]", "playbooks: [domain:railway]");
+        let schema = check::compile_schema(&serde_json::from_str(RUNBOOK_SCHEMA).unwrap())
+            .unwrap_or_else(|error| panic!("{error}"));
+        let good = "name: railway.deploy\ndescription: Deploy to Railway.\nactivities: [operate]\ndomain: railway\nsummary: Link, deploy, check.\ninputs: [RAILWAY_TOKEN]\nmanual_steps: [Approve the first deploy]\n";
+        let cases = [
+            (good.to_string(), true),
+            (
+                good.replace("activities: [operate]", "activity: operate"),
+                true,
+            ),
+            (
+                good.replace("activities: [operate]", "activities: []\nactivity: operate"),
+                true,
+            ),
+            // Both may be given: the activities are the list and the one.
+            (format!("{good}activity: operate\n"), true),
+            (
+                format!("{good}automation_possible: false\noutputs: []\n"),
+                true,
+            ),
+            (format!("{good}owner: platform\n"), false),
+            // `registry import` reads these spellings; the registry itself does not.
+            (good.replace("manual_steps", "manual steps"), false),
+            (format!("{good}automation possible: true\n"), false),
+            (good.replace("name: railway.deploy\n", ""), false),
+            (good.replace("description: Deploy to Railway.\n", ""), false),
+            (good.replace("domain: railway\n", ""), false),
+            (good.replace("activities: [operate]\n", ""), false),
+            (good.replace("[operate]", "[]"), false),
+            (good.replace("railway.deploy", "Railway.Deploy"), false),
+            (good.replace("railway.deploy", "railway..deploy"), false),
+            (
+                good.replace("activities: [operate]", "activity: [operate]"),
+                false,
+            ),
+            (good.replace("[RAILWAY_TOKEN]", "RAILWAY_TOKEN"), false),
+            (format!("{good}automation_possible: sometimes\n"), false),
+            (
+                good.replace("[Approve the first deploy]", "[[a], b]"),
+                false,
+            ),
+        ];
+        for (front_matter, accepted) in cases {
+            let text = format!("---\n{front_matter}---\n\n# Deploy\n\n1. `railway up`\n");
+            let registry = with_repository(&[
+                (".spectra/registry/activities/operate.yaml", &operate),
+                (".spectra/registry/playbooks/railway.deploy.md", &text),
+            ]);
+            assert_eq!(registry.is_ok(), accepted, "{front_matter}{registry:#?}");
+            let document = crate::yaml::to_json(front_matter.as_str()).unwrap();
+            assert_eq!(schema.is_valid(&document), accepted, "{front_matter}");
+        }
     }
 
     #[test]

@@ -101,6 +101,8 @@ pub const EMBEDDED: &[(&str, &str)] = embed![
 pub const ACTIVITY_SCHEMA: &str = include_str!("../../registry/schema/activity.schema.json");
 /// The JSON Schema of a playbook file.
 pub const PLAYBOOK_SCHEMA: &str = include_str!("../../registry/schema/playbook.schema.json");
+/// The JSON Schema of a runbook playbook's front matter.
+pub const RUNBOOK_SCHEMA: &str = include_str!("../../registry/schema/runbook.schema.json");
 
 /// The built-in files.
 pub fn builtin() -> Vec<SourceFile> {

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 use spectra::registry::{
-    ACTIVITY_SCHEMA, CANONICAL_ACTIVITIES, EMBEDDED, PLAYBOOK_SCHEMA, Registry,
+    ACTIVITY_SCHEMA, CANONICAL_ACTIVITIES, EMBEDDED, PLAYBOOK_SCHEMA, RUNBOOK_SCHEMA, Registry,
+    split_front_matter,
 };
 
 use crate::common::{TestRepo, json_lines, manifest_dir};
@@ -42,6 +43,44 @@ fn every_shipped_and_fixture_registry_file_validates_against_its_schema() {
             }
         }
     }
+}
+
+/// The schema's errors for the front matter of the runbook `text`.
+fn front_matter_errors(schema: &jsonschema::Validator, text: &str) -> Vec<String> {
+    let split = split_front_matter(text).expect("front matter");
+    let document = spectra::yaml::to_json(split.front_matter).unwrap();
+    schema
+        .iter_errors(&document)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn every_shipped_and_fixture_runbook_front_matter_validates_against_its_schema() {
+    let schema = validator(RUNBOOK_SCHEMA);
+    let mut runbooks = crate::runbooks::fixture::runbooks(crate::runbooks::fixture::COUNT);
+    assert_eq!(runbooks.len(), 300);
+    for base in ["registry", "tests/fixtures/registry"] {
+        let dir = manifest_dir().join(base).join("playbooks");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|ext| ext == "md") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                runbooks.push((path.display().to_string(), text));
+            }
+        }
+    }
+    for (name, text) in &runbooks {
+        let errors = front_matter_errors(&schema, text);
+        assert!(errors.is_empty(), "{name}: {errors:#?}");
+    }
+    // Not a schema that accepts anything: an unknown field, or no `name`, is refused.
+    let (_, text) = &runbooks[0];
+    let unknown = text.replacen("\ndomain:", "\nowner: platform\ndomain:", 1);
+    assert!(!front_matter_errors(&schema, &unknown).is_empty());
+    let name = text.lines().find(|l| l.starts_with("name: ")).unwrap();
+    let nameless = text.replacen(&format!("{name}\n"), "", 1);
+    assert!(!front_matter_errors(&schema, &nameless).is_empty());
 }
 
 #[test]

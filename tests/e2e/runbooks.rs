@@ -13,7 +13,7 @@ use crate::common::{Run, TestEnv, json_lines, spectra_bin};
 use crate::llm_server::{LlmServer, Reply, Request};
 
 #[path = "../fixtures/runbooks/mod.rs"]
-mod fixture;
+pub(crate) mod fixture;
 
 const RAILWAY_DEPLOY: &str = "Deploy service to Railway platform";
 
