@@ -8,7 +8,7 @@
 //! ([`cached`]): it is never stale, and deleting it costs only the time to build it again.
 //! Hundreds of playbooks need no search engine: a few thousand terms fit in a map.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -230,12 +230,13 @@ impl Index {
     /// The `limit` best of `candidates` against `query`, as [`Index::rank`] orders them.
     pub fn top(&self, query: &str, candidates: &[&str], limit: usize) -> Vec<(String, f64)> {
         let scores = self.scores(query);
-        let wanted: HashSet<&str> = candidates.iter().copied().collect();
+        let wanted = self.positions_of(candidates);
         let mut best = Best::new(limit);
-        for (&position, &score) in &scores {
-            let id = self.ids[position as usize].as_str();
-            if wanted.contains(id) {
-                best.offer(id, score);
+        for (position, score) in scores.iter().enumerate() {
+            if let Some(score) = *score
+                && wanted[position]
+            {
+                best.offer(self.ids[position].as_str(), score);
             }
         }
         if best.len() < limit {
@@ -243,7 +244,7 @@ impl Index {
             for id in candidates {
                 let scored = self
                     .position(id)
-                    .is_some_and(|position| scores.contains_key(&position));
+                    .is_some_and(|position| scores[position as usize].is_some());
                 if !scored {
                     best.offer(id, 0.0);
                 }
@@ -252,11 +253,44 @@ impl Index {
         best.into_vec()
     }
 
-    /// The BM25 score of every playbook that holds a term of `query`, by position.
-    fn scores(&self, query: &str) -> BTreeMap<u32, f64> {
+    /// Which of the index's playbooks are among `candidates`, by position. Candidates in id
+    /// order (as a registry lists them) are matched in one walk beside the sorted ids, without
+    /// hashing every id on every query.
+    fn positions_of(&self, candidates: &[&str]) -> Vec<bool> {
+        let mut wanted = vec![false; self.ids.len()];
+        if candidates.is_sorted() {
+            let mut ids = self.ids.iter().enumerate().peekable();
+            for candidate in candidates {
+                while let Some((position, id)) = ids.peek() {
+                    match id.as_str().cmp(candidate) {
+                        std::cmp::Ordering::Less => {
+                            ids.next();
+                        }
+                        std::cmp::Ordering::Equal => {
+                            wanted[*position] = true;
+                            ids.next();
+                            break;
+                        }
+                        std::cmp::Ordering::Greater => break,
+                    }
+                }
+            }
+        } else {
+            for candidate in candidates {
+                if let Some(position) = self.position(candidate) {
+                    wanted[position as usize] = true;
+                }
+            }
+        }
+        wanted
+    }
+
+    /// The BM25 score of every playbook that holds a term of `query`, by position (`None`: it
+    /// holds none).
+    fn scores(&self, query: &str) -> Vec<Option<f64>> {
         let count = self.ids.len() as f64;
         let terms: BTreeSet<String> = tokens(query).collect();
-        let mut scores: BTreeMap<u32, f64> = BTreeMap::new();
+        let mut scores: Vec<Option<f64>> = vec![None; self.ids.len()];
         for term in &terms {
             let Some(postings) = self.postings.get(term) else {
                 continue;
@@ -273,7 +307,9 @@ impl Index {
                 let frequency = f64::from(frequency);
                 let score =
                     idf * frequency * (K1 + 1.0) / (frequency + K1 * (1.0 - B + B * length_ratio));
-                *scores.entry(position).or_insert(0.0) += score;
+                if let Some(total) = scores.get_mut(position as usize) {
+                    *total = Some(total.unwrap_or(0.0) + score);
+                }
             }
         }
         scores
@@ -563,6 +599,27 @@ mod tests {
             select(&index, &ids, "deploy to railway", 2),
             "deterministic"
         );
+    }
+
+    #[test]
+    fn candidates_in_any_order_rank_alike_and_only_candidates_are_offered() {
+        let playbooks = sample();
+        let index = Index::build(&playbooks);
+        let mut ids: Vec<&str> = playbooks.iter().map(|p| p.id.as_str()).collect();
+        ids.sort();
+        let sorted = index.rank("deploy a service", &ids);
+        ids.reverse();
+        assert_eq!(index.rank("deploy a service", &ids), sorted);
+        // Two of four, with an id the index does not hold, sorted and not.
+        let some = ["fly.app-deploy", "not.indexed", "railway.service-deploy"];
+        let ranked = index.rank("deploy a service", &some);
+        let names: Vec<&str> = ranked.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(
+            names,
+            ["railway.service-deploy", "fly.app-deploy", "not.indexed"]
+        );
+        let unsorted = ["railway.service-deploy", "not.indexed", "fly.app-deploy"];
+        assert_eq!(index.rank("deploy a service", &unsorted), ranked);
     }
 
     #[test]
