@@ -11,7 +11,7 @@ use super::helper::{Access, CommandHelper};
 use super::registry::ImportRequest;
 use super::ui::{Format, Output};
 use crate::registry::import::{self, Defaults, Imported};
-use crate::registry::{REPOSITORY_DIR, RUNBOOK_SUFFIX, Registry};
+use crate::registry::{REPOSITORY_DIR, RUNBOOK_SUFFIX};
 
 /// One runbook of the folder, made into an entry, and where it goes.
 struct Planned {
@@ -41,21 +41,14 @@ pub fn run(out: &mut Output, request: &ImportRequest, format: Format) -> Result<
     };
     let planned = plan(&root, &request.dir, &defaults)?;
     refuse_overwrites(&planned, request.force)?;
+    refuse_breaking(&root, &planned)?;
     for entry in planned.iter().filter(|entry| !entry.unchanged) {
         if let Some(parent) = entry.target.parent() {
             std::fs::create_dir_all(parent)?;
         }
         std::fs::write(&entry.target, &entry.imported.text)?;
     }
-    report(out, &planned, format)?;
-    let unnamed = domains_not_named(&root, &planned);
-    if !unnamed.is_empty() && format == Format::Human {
-        out.line(format_args!(
-            "note: an activity uses a runbook only when it names its domain or id in `playbooks`: add {} (then `git spectra registry validate`)",
-            unnamed.join(", ")
-        ))?;
-    }
-    Ok(())
+    report(out, &planned, format)
 }
 
 /// The domain of runbooks whose front matter names none: the folder's own name.
@@ -153,6 +146,37 @@ fn refuse_overwrites(planned: &[Planned], force: bool) -> Result<()> {
     ))
 }
 
+/// Entries the registry would refuse (an activity that does not exist, a name that is not an
+/// id) are not written: a broken registry stops every command. Each problem is named with the
+/// runbook it came from and the line of the entry it would be.
+fn refuse_breaking(root: &Path, planned: &[Planned]) -> Result<()> {
+    let entries: Vec<(String, String)> = planned
+        .iter()
+        .map(|entry| (entry.shown.clone(), entry.imported.text.clone()))
+        .collect();
+    let problems = import::problems_with(root, &entries);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|problem| {
+            let source = planned
+                .iter()
+                .find(|entry| entry.shown == problem.file)
+                .map_or_else(String::new, |entry| entry.source.display().to_string());
+            format!("{source} (as {problem})")
+        })
+        .collect();
+    Err(Error::failed_with_hint(
+        format!(
+            "the registry would refuse what this import writes:\n  {}",
+            lines.join("\n  ")
+        ),
+        "nothing was written; a runbook's activities must exist (`git spectra registry list`), and each must name the runbook's id or `domain:NAME` in its `playbooks` (in `.spectra/registry/activities/`) before the import: fix that, or the runbook's front matter or --activity, and import again",
+    ))
+}
+
 fn report(out: &mut Output, planned: &[Planned], format: Format) -> Result<()> {
     for entry in planned {
         let status = if entry.unchanged {
@@ -193,29 +217,4 @@ fn report(out: &mut Output, planned: &[Planned], format: Format) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// `domain:NAME to ACTIVITY` for each imported domain an activity it names does not name yet
-/// (the registry as it was before the import, built-in plus repository).
-fn domains_not_named(root: &Path, planned: &[Planned]) -> Vec<String> {
-    let registry = Registry::load(root).or_else(|_| Registry::builtin()).ok();
-    let mut missing: Vec<String> = Vec::new();
-    for entry in planned {
-        let imported = &entry.imported;
-        for activity in &imported.activities {
-            let named = registry
-                .as_ref()
-                .and_then(|registry| registry.activity(activity))
-                .is_some_and(|a| {
-                    a.playbooks
-                        .iter()
-                        .any(|r| r.covers(&imported.name, &imported.domain))
-                });
-            let wanted = format!("`domain:{}` to {activity}", imported.domain);
-            if !named && !missing.contains(&wanted) {
-                missing.push(wanted);
-            }
-        }
-    }
-    missing
 }

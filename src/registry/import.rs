@@ -8,6 +8,7 @@
 use serde_json::Value;
 
 use super::runbook;
+use super::{Kind, Layer, SourceFile};
 
 /// What an imported runbook's entry is made of, beside the folder it came from.
 #[derive(Debug, Clone, Default)]
@@ -164,6 +165,36 @@ pub fn runbook(file_stem: &str, text: &str, defaults: &Defaults) -> Result<Impor
         fill_in,
         dropped,
     })
+}
+
+/// What the `entries` (the path under the repository as [`super::Problem::file`] names it,
+/// and the text) would break in the registry of the repository at `root`: the registry is
+/// loaded with them added (replacing a file of the same path), and the problems in their own
+/// files are returned. Problems elsewhere were there before and are not the import's. Empty:
+/// they can be written.
+pub fn problems_with(root: &std::path::Path, entries: &[(String, String)]) -> Vec<super::Problem> {
+    let (repository, _) = super::source::repository(root);
+    let mut sources = super::source::builtin();
+    sources.extend(
+        repository
+            .into_iter()
+            .filter(|file| !entries.iter().any(|(path, _)| *path == file.path)),
+    );
+    sources.extend(entries.iter().map(|(path, text)| SourceFile {
+        path: path.clone(),
+        kind: Kind::Runbook,
+        layer: Layer::Repository,
+        text: text.clone(),
+    }));
+    match super::Registry::from_sources(sources) {
+        Ok(_) => Vec::new(),
+        Err(super::RegistryError::Invalid(problems)) => problems
+            .into_iter()
+            .filter(|problem| entries.iter().any(|(path, _)| *path == problem.file))
+            .collect(),
+        // Only a broken file stops a load.
+        Err(_) => Vec::new(),
+    }
 }
 
 fn front_matter(yaml: &str) -> Result<serde_json::Map<String, Value>, ImportError> {

@@ -396,6 +396,57 @@ fn registry_import_derives_what_it_can_lists_the_rest_and_never_overwrites_silen
     assert_ne!(std::fs::read_to_string(&entry).unwrap(), edited);
 }
 
+#[test]
+fn registry_import_refuses_what_would_break_the_registry_and_writes_nothing() {
+    let env = TestEnv::new();
+    let repo = env.repo_with_commit("repo");
+    let folder = env.path().join("ops");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("fine.md"),
+        "# Restart the worker\n\nRestart it from the dashboard.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("rotate.md"),
+        "---\nname: rotate-key\ndescription: Rotate a key.\nactivity: Maintain\ndomain: github\n---\n# Rotate\n",
+    )
+    .unwrap();
+    let playbooks = repo.join(".spectra/registry/playbooks");
+    let folder_arg = folder.to_str().unwrap();
+    let import = |extra: &[&str]| {
+        let mut args = vec!["registry", "import", folder_arg];
+        args.extend(extra);
+        env.spectra(&repo, &args)
+    };
+
+    // An activity that is not an activity name, and one that does not exist.
+    let refused = import(&["--activity", "deploy"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("rotate.md"), "{refused:?}");
+    assert!(refused.stderr.contains("`Maintain`"), "{refused:?}");
+    assert!(
+        !playbooks.exists(),
+        "nothing written, not even the fine one"
+    );
+
+    // An activity that exists but does not name the domain: the registry would refuse it too.
+    std::fs::remove_file(folder.join("rotate.md")).unwrap();
+    let refused = import(&["--activity", "deploy"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused.stderr.contains("fine.md")
+            && refused.stderr.contains("does not name playbook `fine`"),
+        "{refused:?}"
+    );
+    assert!(
+        refused.stderr.contains("domain:NAME"),
+        "the hint: {refused:?}"
+    );
+    assert!(!playbooks.exists());
+    env.spectra(&repo, &["registry", "validate"]).success();
+}
+
 /// Whether `request` is the re-ranking of the playbooks (not a decision).
 fn is_rerank(request: &Request) -> bool {
     request.json()["response_format"]["json_schema"]["name"]
