@@ -161,11 +161,11 @@ fn refuse_breaking(root: &Path, planned: &[Planned]) -> Result<()> {
     let lines: Vec<String> = problems
         .iter()
         .map(|problem| {
-            let source = planned
-                .iter()
-                .find(|entry| entry.shown == problem.file)
-                .map_or_else(String::new, |entry| entry.source.display().to_string());
-            format!("{source} (as {problem})")
+            match planned.iter().find(|entry| entry.shown == problem.file) {
+                Some(entry) => format!("{} (as {problem})", entry.source.display()),
+                // Another file, broken by what an entry is (a built-in playbook's id, say).
+                None => format!("{problem} (with the new entries)"),
+            }
         })
         .collect();
     Err(Error::failed_with_hint(

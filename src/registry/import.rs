@@ -169,31 +169,39 @@ pub fn runbook(file_stem: &str, text: &str, defaults: &Defaults) -> Result<Impor
 
 /// What the `entries` (the path under the repository as [`super::Problem::file`] names it,
 /// and the text) would break in the registry of the repository at `root`: the registry is
-/// loaded with them added (replacing a file of the same path), and the problems in their own
-/// files are returned. Problems elsewhere were there before and are not the import's. Empty:
-/// they can be written.
+/// loaded with them added (replacing a file of the same path), and every problem in their own
+/// files is returned, with every problem elsewhere that the registry did not have without them
+/// (an entry that takes a built-in playbook's id breaks the activities that use it). Problems
+/// that were there before are not the import's. Empty: they can be written.
 pub fn problems_with(root: &std::path::Path, entries: &[(String, String)]) -> Vec<super::Problem> {
+    let is_entry = |path: &str| entries.iter().any(|(entry, _)| entry == path);
     let (repository, _) = super::source::repository(root);
-    let mut sources = super::source::builtin();
-    sources.extend(
-        repository
-            .into_iter()
-            .filter(|file| !entries.iter().any(|(path, _)| *path == file.path)),
-    );
-    sources.extend(entries.iter().map(|(path, text)| SourceFile {
+    let mut without = super::source::builtin();
+    without.extend(repository);
+    let mut with: Vec<SourceFile> = without
+        .iter()
+        .filter(|file| !is_entry(&file.path))
+        .cloned()
+        .collect();
+    with.extend(entries.iter().map(|(path, text)| SourceFile {
         path: path.clone(),
         kind: Kind::Runbook,
         layer: Layer::Repository,
         text: text.clone(),
     }));
+    let before = problems_of(without);
+    problems_of(with)
+        .into_iter()
+        .filter(|problem| is_entry(&problem.file) || !before.contains(problem))
+        .collect()
+}
+
+/// The problems that keep `sources` from loading as a registry.
+fn problems_of(sources: Vec<SourceFile>) -> Vec<super::Problem> {
     match super::Registry::from_sources(sources) {
-        Ok(_) => Vec::new(),
-        Err(super::RegistryError::Invalid(problems)) => problems
-            .into_iter()
-            .filter(|problem| entries.iter().any(|(path, _)| *path == problem.file))
-            .collect(),
+        Err(super::RegistryError::Invalid(problems)) => problems,
         // Only a broken file stops a load.
-        Err(_) => Vec::new(),
+        _ => Vec::new(),
     }
 }
 

@@ -428,6 +428,15 @@ fn every_json_output_follows_the_same_conventions() {
     // repository of its own so the registry of this one stays sound.
     let importing = TestRepo::new();
     importing.write("runbooks/a.md", "# A runbook\n\nWhat it does.\n");
+    // An activity must name a runbook's domain before the runbook can be imported.
+    let deploy = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("registry/activities/deploy.yaml"),
+    )
+    .expect("the built-in deploy activity");
+    importing.write(
+        ".spectra/registry/activities/deploy.yaml",
+        &deploy.replacen("playbooks: [", "playbooks: [domain:runbooks, ", 1),
+    );
     let runbooks = importing.root().join("runbooks");
     let runbooks = runbooks.to_str().expect("utf-8");
     let json = ["--format", "json"];
