@@ -368,6 +368,9 @@ fn record_run_end(recorder: &mut Recorder<'_>, events: &[Event], found: &[String
         recorder.record(with_scope(finished, event));
         activities.push(json!({"activity": name, "outcome": "interrupted"}));
     }
+    for name in stopped_before_start(events) {
+        activities.push(json!({"activity": name, "outcome": "interrupted"}));
+    }
     let command = events
         .iter()
         .find(|event| event.kind == kind::RUN_STARTED)
@@ -388,6 +391,29 @@ fn record_run_end(recorder: &mut Recorder<'_>, events: &[Event], found: &[String
         end = end.service(service);
     }
     recorder.record(end);
+}
+
+/// Activities stopped before their `activity.started`: in the middle of the model call that
+/// re-ranks their playbooks, whose earlier attempts are in the log. They never started, so no
+/// `activity.finished` closes them; the run's end lists them as interrupted.
+fn stopped_before_start(events: &[Event]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for event in events.iter().filter(|event| event.kind == kind::LLM_CALLED) {
+        let Some(name) = event.activity.as_deref() else {
+            continue;
+        };
+        let started = events.iter().any(|other| {
+            other.activity.as_deref() == Some(name)
+                && matches!(
+                    other.kind.as_str(),
+                    kind::ACTIVITY_STARTED | kind::ACTIVITY_FINISHED
+                )
+        });
+        if !started && !names.iter().any(|known| known == name) {
+            names.push(name.to_string());
+        }
+    }
+    names
 }
 
 /// The steps of an interrupted undo or redo that happened: reverts found on the branch by their

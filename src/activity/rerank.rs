@@ -47,7 +47,10 @@ impl Engine<'_> {
             self.ask_model_recorded(state, client, &definition.name, &request, Vec::new())?;
         let offer = match answer {
             Ok((reply, _)) => shortlist.reranked(&picked(&reply)),
-            Err(error) => shortlist.rerank_failed(error.to_string()),
+            Err(error) => shortlist.rerank_failed(without_url(
+                &error.to_string(),
+                client.settings().url.value.as_str(),
+            )),
         };
         Ok((offer, attempts))
     }
@@ -115,4 +118,31 @@ fn picked(reply: &Value) -> Vec<String> {
         .flatten()
         .filter_map(|name| name.as_str().map(str::to_string))
         .collect()
+}
+
+/// `reason` with the endpoint's URL named by its setting: the offer recorded in
+/// `activity.started` is compared by a replay, which may be answered from another endpoint;
+/// the attempts keep the URL they were sent to.
+fn without_url(reason: &str, url: &str) -> String {
+    if url.is_empty() {
+        return reason.to_string();
+    }
+    reason.replace(url, "`spectra.llm.url`")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_names_the_endpoint_by_its_setting() {
+        let url = "http://127.0.0.1:9/v1/chat/completions";
+        let reason = format!(
+            "cannot reach the LLM endpoint {url} after 1 attempt(s): error sending request for url ({url})"
+        );
+        let shown = without_url(&reason, url);
+        assert!(!shown.contains("127.0.0.1"), "{shown}");
+        assert_eq!(shown.matches("`spectra.llm.url`").count(), 2);
+        assert_eq!(without_url("HTTP 503", ""), "HTTP 503");
+    }
 }

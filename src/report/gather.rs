@@ -514,10 +514,17 @@ impl Context<'_> {
     }
 
     fn lane(&self, group: &Group, view: &ActivityView, axis: &Axis, end_ms: i64) -> Lane {
-        let from = group
+        let started = group
             .started
             .and_then(|stored| millis(&stored.event.at))
             .unwrap_or(end_ms);
+        // A model call that chose the activity's playbooks is made before its start: the bar
+        // covers it.
+        let from = group
+            .attempts
+            .iter()
+            .map(|stored| attempt_start(stored))
+            .fold(started, i64::min);
         let to = group
             .finished
             .and_then(|stored| millis(&stored.event.at))
@@ -596,15 +603,21 @@ fn playbook_end<'a>(
         .copied()
 }
 
-fn llm_mark(stored: &StoredEvent, axis: &Axis) -> Mark {
+/// When an attempt was sent, in milliseconds: its `started_at`, or its end less its latency.
+fn attempt_start(stored: &StoredEvent) -> i64 {
     let call = LlmCalled::of(&stored.event.payload);
     let end = millis(&stored.event.at).unwrap_or_default();
     let latency = call.latency_ms.unwrap_or(0) as i64;
-    let start = call
-        .started_at
+    call.started_at
         .as_deref()
         .and_then(millis)
-        .unwrap_or(end - latency);
+        .unwrap_or(end - latency)
+}
+
+fn llm_mark(stored: &StoredEvent, axis: &Axis) -> Mark {
+    let call = LlmCalled::of(&stored.event.payload);
+    let latency = call.latency_ms.unwrap_or(0) as i64;
+    let start = attempt_start(stored);
     let (left, width) = axis.place(start, start + latency);
     let status = call
         .status

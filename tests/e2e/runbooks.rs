@@ -439,9 +439,20 @@ fn registry_import_refuses_what_would_break_the_registry_and_writes_nothing() {
             && refused.stderr.contains("does not name playbook `fine`"),
         "{refused:?}"
     );
+    assert!(!playbooks.exists());
+
+    // A runbook that takes a built-in playbook's id breaks the activities that run it.
+    std::fs::write(
+        folder.join("fine.md"),
+        "---\nname: tests.run\ndescription: Run the tests by hand.\nactivities: [test]\ndomain: testing\n---\n# Tests\n",
+    )
+    .unwrap();
+    let refused = import(&[]);
+    assert_eq!(refused.code, 1, "{refused:?}");
     assert!(
-        refused.stderr.contains("domain:NAME"),
-        "the hint: {refused:?}"
+        refused.stderr.contains("registry/activities/build.yaml")
+            && refused.stderr.contains("(with the new entries)"),
+        "{refused:?}"
     );
     assert!(!playbooks.exists());
     env.spectra(&repo, &["registry", "validate"]).success();
@@ -523,6 +534,28 @@ fn a_model_reranks_a_longer_shortlist_its_unknown_names_are_dropped_and_a_replay
     let started = &env.events(&repo, "activity.started")[0];
     assert_eq!(started["causes"], json!([called[0]["id"]]), "{started:#}");
 
+    // The report draws the re-ranking inside the activity's bar, which starts no later.
+    let page = env.path().join("report.html");
+    env.spectra(&repo, &["report", "-o", page.to_str().unwrap()])
+        .success();
+    let page = std::fs::read_to_string(&page).unwrap();
+    let lefts = |class: &str| -> Vec<f64> {
+        page.split(class)
+            .skip(1)
+            .map(|rest| {
+                let left = rest.split("left:").nth(1).unwrap();
+                left[..left.find('%').unwrap()].parse().unwrap()
+            })
+            .collect()
+    };
+    let bar = lefts("class=\"bar ");
+    let marks = lefts("class=\"mark llm");
+    assert_eq!((bar.len(), marks.len()), (1, 2), "one lane, two calls");
+    assert!(
+        marks.iter().all(|mark| bar[0] <= *mark + 1e-9),
+        "bar at {bar:?}, calls at {marks:?}"
+    );
+
     // A replay answers the re-ranking from the record: the same offer, no request.
     let run_id = report["run"].as_str().unwrap();
     env.spectra_with_llm(&repo, &server.base_url(), &["replay", run_id])
@@ -563,6 +596,10 @@ fn a_failed_rerank_offers_the_lexical_top_five_and_the_decision_goes_on() {
     assert_eq!(offered_ids(fallen_back), offered_ids(lexical));
     let failed = fallen_back["rerank"]["failed"].as_str().unwrap();
     assert!(failed.contains("503"), "{failed}");
+    assert!(
+        !failed.contains("127.0.0.1") && failed.contains("`spectra.llm.url`"),
+        "the endpoint is named by its setting, so a replay elsewhere compares equal: {failed}"
+    );
 
     let requests = server.chat_requests();
     let kinds: Vec<bool> = requests.iter().map(is_rerank).collect();
@@ -576,4 +613,50 @@ fn a_failed_rerank_offers_the_lexical_top_five_and_the_decision_goes_on() {
     let called = env.events(&repo, "llm.called");
     assert_eq!(called.len(), 3);
     assert_eq!(called[1]["payload"]["status"], 503, "{:#}", called[1]);
+}
+
+#[test]
+fn a_run_stopped_while_the_model_re_ranks_is_closed_naming_the_activity() {
+    let env = TestEnv::new();
+    let repo = repo_with_runbooks(&env, fixture::COUNT);
+    let server = LlmServer::start();
+    // The first answer is not a list of names: the repair turn is held until the run is killed.
+    server.push(Reply::chat_json(&json!({"nope": 1})));
+    let (asked_again, repair_asked) = std::sync::mpsc::channel();
+    let asked_again = std::sync::Mutex::new(asked_again);
+    server.respond_with(move |_| {
+        let _ = asked_again.lock().unwrap().send(());
+        Reply::stall(std::time::Duration::from_secs(600))
+    });
+    let mut running = env
+        .command(spectra_bin(), &repo)
+        .args([fixture::ACTIVITY, RAILWAY_DEPLOY])
+        .env("SPECTRA_LLM_URL", server.base_url())
+        .env("SPECTRA_LLM_MODEL", "test-model")
+        .env("SPECTRA_PLAYBOOKS_RERANK", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    repair_asked
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the repair turn was never sent");
+    running.kill().unwrap();
+    running.wait().unwrap();
+    assert!(env.events(&repo, "activity.started").is_empty());
+    assert_eq!(
+        env.events(&repo, "llm.called").len(),
+        1,
+        "the first attempt"
+    );
+
+    // The next writing command closes the run, naming the activity that was under way.
+    env.spectra(&repo, &["undo", "--dry-run"]);
+    let finished = env.events(&repo, "run.finished");
+    assert_eq!(finished.len(), 1, "{finished:#?}");
+    assert_eq!(finished[0]["payload"]["outcome"], "interrupted");
+    assert_eq!(
+        finished[0]["payload"]["activities"],
+        json!([{"activity": fixture::ACTIVITY, "outcome": "interrupted"}])
+    );
 }
