@@ -407,12 +407,7 @@ fn an_attempt_is_in_the_log_before_the_next_one_so_a_crash_in_a_repair_turn_keep
     let mut invalid = decision("logging");
     invalid.as_object_mut().unwrap().remove("problem");
     server.push(Reply::chat_json(&invalid));
-    let (asked_again, repair_asked) = std::sync::mpsc::channel();
-    let asked_again = std::sync::Mutex::new(asked_again);
-    server.respond_with(move |_| {
-        let _ = asked_again.lock().unwrap().send(());
-        Reply::stall(std::time::Duration::from_secs(600))
-    });
+    let repair_asked = server.hold_and_signal();
     let mut discover = env
         .command(spectra_bin(), &repo)
         .args(["discover", "Our logs are everywhere"])

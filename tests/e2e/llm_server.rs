@@ -273,6 +273,19 @@ impl LlmServer {
         self
     }
 
+    /// Holds every chat request once the queue is empty (until the client gives up or is
+    /// killed), and says on the returned channel when one arrives: a crash test waits on it,
+    /// then stops the process at that point.
+    pub fn hold_and_signal(&self) -> Receiver<()> {
+        let (arrived, waiting) = channel();
+        let arrived = Mutex::new(arrived);
+        self.respond_with(move |_| {
+            let _ = lock(&arrived).send(());
+            Reply::stall(Duration::from_secs(600))
+        });
+        waiting
+    }
+
     /// The model ids `GET /v1/models` lists.
     pub fn set_models(&self, models: &[&str]) -> &Self {
         *lock(&self.state.models) = models.iter().map(ToString::to_string).collect();

@@ -622,12 +622,7 @@ fn a_run_stopped_while_the_model_re_ranks_is_closed_naming_the_activity() {
     let server = LlmServer::start();
     // The first answer is not a list of names: the repair turn is held until the run is killed.
     server.push(Reply::chat_json(&json!({"nope": 1})));
-    let (asked_again, repair_asked) = std::sync::mpsc::channel();
-    let asked_again = std::sync::Mutex::new(asked_again);
-    server.respond_with(move |_| {
-        let _ = asked_again.lock().unwrap().send(());
-        Reply::stall(std::time::Duration::from_secs(600))
-    });
+    let repair_asked = server.hold_and_signal();
     let mut running = env
         .command(spectra_bin(), &repo)
         .args([fixture::ACTIVITY, RAILWAY_DEPLOY])
