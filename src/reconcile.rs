@@ -397,19 +397,22 @@ fn record_run_end(recorder: &mut Recorder<'_>, events: &[Event], found: &[String
 /// re-ranks their playbooks, whose earlier attempts are in the log. They never started, so no
 /// `activity.finished` closes them; the run's end lists them as interrupted.
 fn stopped_before_start(events: &[Event]) -> Vec<String> {
+    let begun: HashSet<&str> = events
+        .iter()
+        .filter(|event| {
+            matches!(
+                event.kind.as_str(),
+                kind::ACTIVITY_STARTED | kind::ACTIVITY_FINISHED
+            )
+        })
+        .filter_map(|event| event.activity.as_deref())
+        .collect();
     let mut names: Vec<String> = Vec::new();
     for event in events.iter().filter(|event| event.kind == kind::LLM_CALLED) {
-        let Some(name) = event.activity.as_deref() else {
-            continue;
-        };
-        let started = events.iter().any(|other| {
-            other.activity.as_deref() == Some(name)
-                && matches!(
-                    other.kind.as_str(),
-                    kind::ACTIVITY_STARTED | kind::ACTIVITY_FINISHED
-                )
-        });
-        if !started && !names.iter().any(|known| known == name) {
+        if let Some(name) = event.activity.as_deref()
+            && !begun.contains(name)
+            && !names.iter().any(|known| known == name)
+        {
             names.push(name.to_string());
         }
     }

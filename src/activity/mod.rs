@@ -323,7 +323,7 @@ impl<'a> Engine<'a> {
 
     /// Whether a model re-ranks the playbooks `activity` is offered: when it is asked to, and a
     /// model will make this activity's decision (not the offline rules, not a reused decision).
-    pub(crate) fn reranks_playbooks(&self, activity: &str) -> bool {
+    fn reranks_playbooks(&self, activity: &str) -> bool {
         self.playbooks_rerank
             && matches!(self.decider, Decider::Model(_))
             && !self.options.reuse.contains_key(activity)

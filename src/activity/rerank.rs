@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use super::context::short_entry;
 use super::run::RunState;
-use super::{Decider, Engine, RunError};
-use crate::llm::DecisionRequest;
+use super::{Engine, RunError};
+use crate::llm::{Client, DecisionRequest};
 use crate::registry::rank::Selection;
 use crate::registry::{Activity, Registry};
 
@@ -21,21 +21,16 @@ use crate::registry::{Activity, Registry};
 const RERANK_TOKENS: u32 = 512;
 
 impl Engine<'_> {
-    /// The offer after the model re-ranked `shortlist` for `definition`'s decision on `input`,
-    /// and the ids of the attempts that asked it.
+    /// The offer after the model behind `client` re-ranked `shortlist` for `definition`'s
+    /// decision on `input`, and the ids of the attempts that asked it.
     pub(super) fn rerank(
         &self,
         state: &mut RunState<'_>,
+        client: &Client,
         definition: &Activity,
         input: &str,
         shortlist: &Selection,
     ) -> Result<(Selection, Vec<String>), RunError> {
-        let Decider::Model(client) = &self.decider else {
-            return Ok((
-                shortlist.rerank_failed("no model decides".into()),
-                Vec::new(),
-            ));
-        };
         let request = request(
             self.registry,
             definition,

@@ -70,8 +70,12 @@ impl Engine<'_> {
             })?;
         state.service = service;
         let mut rerank_attempts = Vec::new();
-        if context.offered.is_shortlist() {
-            let (offer, attempts) = self.rerank(state, definition, input, &context.offered)?;
+        // A shortlist longer than the offer is kept only for a model to re-rank.
+        if let Decider::Model(client) = &self.decider
+            && context.offered.is_shortlist()
+        {
+            let (offer, attempts) =
+                self.rerank(state, client, definition, input, &context.offered)?;
             context.offer(self.registry, offer);
             rerank_attempts = attempts;
         }

@@ -109,7 +109,7 @@ impl Selection {
 
     /// Whether this is a ranked shortlist longer than the limit, for a model to re-rank.
     pub fn is_shortlist(&self) -> bool {
-        self.ranked && self.rerank.is_none() && self.playbooks.len() > self.limit
+        self.ranked && self.playbooks.len() > self.limit
     }
 
     /// The offer after a model `picked` from this shortlist: its known names in its order,
