@@ -6,12 +6,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::ReportError;
+use super::across::{run_table, stats_view};
 use super::fields::{flatten, text};
+use super::group::{Group, group_by_activity, playbook_end};
+use super::marks::{attempt_start, llm_mark, playbook_mark};
 use super::model::{
     ActivityView, AttemptView, CommitView, EventRow, GateView, IntegrityView, Message,
-    PlaybookView, Report, RunRowView, RunView, StatsView, UndoView,
+    PlaybookView, Report, RunView, UndoView,
 };
-use super::timeline::{Axis, Chart, Lane, Mark, duration};
+use super::timeline::{Axis, Lane, Mark, duration};
 use crate::event::payload::{
     ActivityFinished, DecisionMade, FilesCommitted, LlmCalled, PlaybookFinished, PlaybookStarted,
     RunStarted, Targets,
@@ -19,7 +22,6 @@ use crate::event::payload::{
 use crate::event::{RevertedSet, kind};
 use crate::projection::Projection;
 use crate::repo::Repo;
-use crate::stats::Scope;
 use crate::store::{Filter, Ids, Store, StoredEvent};
 
 /// The most bytes of one attachment (a prompt, a reply, a playbook's output) the page shows;
@@ -188,7 +190,7 @@ fn events_by_run<'a>(
 }
 
 /// Milliseconds since the epoch of an RFC 3339 time.
-fn millis(at: &str) -> Option<i64> {
+pub(super) fn millis(at: &str) -> Option<i64> {
     at.parse::<jiff::Timestamp>()
         .ok()
         .map(|at| at.as_millisecond())
@@ -201,92 +203,6 @@ struct Context<'a> {
     reverted: &'a RevertedSet,
     /// Long prompt messages already on the page: digest -> the anchor that shows it.
     shown: std::cell::RefCell<std::collections::HashMap<String, String>>,
-}
-
-/// One activity's events, as they are found in the run.
-#[derive(Default)]
-struct Group<'a> {
-    name: String,
-    service: Option<String>,
-    started: Option<&'a StoredEvent>,
-    finished: Option<&'a StoredEvent>,
-    attempts: Vec<&'a StoredEvent>,
-    decisions: Vec<&'a StoredEvent>,
-    playbooks_started: Vec<&'a StoredEvent>,
-    playbooks_finished: Vec<&'a StoredEvent>,
-    commits: Vec<&'a StoredEvent>,
-}
-
-impl<'a> Group<'a> {
-    fn add(&mut self, stored: &'a StoredEvent) {
-        if self.service.is_none() {
-            self.service = stored.event.service.clone();
-        }
-        match stored.event.kind.as_str() {
-            kind::ACTIVITY_STARTED => self.started = Some(stored),
-            kind::ACTIVITY_FINISHED => self.finished = Some(stored),
-            kind::LLM_CALLED => self.attempts.push(stored),
-            kind::DECISION_MADE => self.decisions.push(stored),
-            kind::PLAYBOOK_STARTED => self.playbooks_started.push(stored),
-            kind::PLAYBOOK_FINISHED => self.playbooks_finished.push(stored),
-            kind::FILES_COMMITTED => self.commits.push(stored),
-            _ => {}
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.started.is_none()
-            && self.attempts.is_empty()
-            && self.decisions.is_empty()
-            && self.playbooks_started.is_empty()
-            && self.playbooks_finished.is_empty()
-            && self.commits.is_empty()
-    }
-}
-
-/// The run's events by activity: the run's own (the planner's, and those of no activity)
-/// first, then each activity from its `activity.started` to its `activity.finished`, with the
-/// activity's events just before its start (the model call that chose its playbooks).
-fn group_by_activity<'a>(events: &[&'a StoredEvent]) -> (Group<'a>, Vec<Group<'a>>) {
-    let mut own = Group {
-        name: "run".to_string(),
-        ..Group::default()
-    };
-    let mut groups: Vec<Group<'a>> = Vec::new();
-    let mut open: BTreeMap<String, usize> = BTreeMap::new();
-    let mut before_start: BTreeMap<String, Vec<&'a StoredEvent>> = BTreeMap::new();
-    for &stored in events {
-        let event = &stored.event;
-        let Some(activity) = event.activity.as_deref() else {
-            own.add(stored);
-            continue;
-        };
-        if event.kind == kind::ACTIVITY_STARTED {
-            open.insert(activity.to_string(), groups.len());
-            let mut group = Group {
-                name: activity.to_string(),
-                ..Group::default()
-            };
-            for early in before_start.remove(activity).unwrap_or_default() {
-                group.add(early);
-            }
-            groups.push(group);
-        }
-        match open.get(activity) {
-            Some(&index) => groups[index].add(stored),
-            None => before_start
-                .entry(activity.to_string())
-                .or_default()
-                .push(stored),
-        }
-        if event.kind == kind::ACTIVITY_FINISHED {
-            open.remove(activity);
-        }
-    }
-    for stored in before_start.into_values().flatten() {
-        own.add(stored);
-    }
-    (own, groups)
 }
 
 impl Context<'_> {
@@ -589,100 +505,6 @@ fn anchor_of(group: &Group, index: usize) -> String {
     )
 }
 
-/// The `playbook.finished` of `started`: the one that names it as a cause, else the one at the
-/// same position among the group's playbooks.
-fn playbook_end<'a>(
-    started: &StoredEvent,
-    finished: &[&'a StoredEvent],
-    position: usize,
-) -> Option<&'a StoredEvent> {
-    finished
-        .iter()
-        .find(|end| end.event.causes.contains(&started.event.id))
-        .or_else(|| finished.get(position))
-        .copied()
-}
-
-/// When an attempt was sent, in milliseconds: its `started_at`, or its end less its latency.
-fn attempt_start(stored: &StoredEvent) -> i64 {
-    let call = LlmCalled::of(&stored.event.payload);
-    let end = millis(&stored.event.at).unwrap_or_default();
-    let latency = call.latency_ms.unwrap_or(0) as i64;
-    call.started_at
-        .as_deref()
-        .and_then(millis)
-        .unwrap_or(end - latency)
-}
-
-fn llm_mark(stored: &StoredEvent, axis: &Axis) -> Mark {
-    let call = LlmCalled::of(&stored.event.payload);
-    let latency = call.latency_ms.unwrap_or(0) as i64;
-    let start = attempt_start(stored);
-    let (left, width) = axis.place(start, start + latency);
-    let status = call
-        .status
-        .map_or("no response".to_string(), |status| format!("HTTP {status}"));
-    let tokens = call
-        .usage
-        .as_ref()
-        .map(|usage| format!(", {} tokens", text(&usage["total_tokens"])))
-        .unwrap_or_default();
-    Mark {
-        kind: "llm",
-        href: format!("#e-{}", stored.event.id),
-        failed: call.error.as_ref().is_some_and(|error| !error.is_null()),
-        left,
-        width,
-        title: format!(
-            "LLM attempt {} (turn {}): {status}, {}{tokens}",
-            call.attempt.unwrap_or(1),
-            call.turn.unwrap_or(0),
-            duration(call.latency_ms)
-        ),
-    }
-}
-
-fn playbook_mark(
-    started: &StoredEvent,
-    finished: Option<&StoredEvent>,
-    axis: &Axis,
-    end_ms: i64,
-) -> Mark {
-    let start = PlaybookStarted::of(&started.event.payload);
-    let end = finished.map(|stored| PlaybookFinished::of(&stored.event.payload));
-    let from = millis(&started.event.at).unwrap_or(end_ms);
-    let to = finished
-        .and_then(|stored| millis(&stored.event.at))
-        .unwrap_or(end_ms);
-    let (left, width) = axis.place(from, to);
-    let outcome = end
-        .as_ref()
-        .and_then(|end| end.outcome.as_ref())
-        .map_or("in_progress".to_string(), |outcome| {
-            outcome.word().to_string()
-        });
-    let exit = end
-        .as_ref()
-        .and_then(|end| end.exit_code)
-        .map(|code| format!(", exit {code}"))
-        .unwrap_or_default();
-    Mark {
-        kind: "playbook",
-        href: format!("#e-{}", started.event.id),
-        failed: end
-            .as_ref()
-            .and_then(|end| end.outcome.as_ref())
-            .is_some_and(|outcome| !outcome.succeeded() && outcome.word() != "dry_run"),
-        left,
-        width,
-        title: format!(
-            "playbook {}: {outcome}{exit}, {}",
-            start.playbook.unwrap_or_default(),
-            duration(end.and_then(|end| end.duration_ms))
-        ),
-    }
-}
-
 /// Each gate's verdict: the detailed `gates` when recorded, else the `quality_gates` booleans.
 fn gates(payload: &Value) -> Vec<GateView> {
     if let Some(details) = payload.get("gates").and_then(Value::as_object) {
@@ -859,77 +681,6 @@ fn diff_stats(repo: &Repo, commits: &[String]) -> BTreeMap<String, String> {
     stats
 }
 
-fn run_table(
-    projection: &Projection,
-    ids: &Ids,
-    in_scope: &[String],
-    shown: &BTreeSet<&str>,
-) -> Vec<RunRowView> {
-    let in_scope: BTreeSet<&str> = in_scope.iter().map(String::as_str).collect();
-    projection
-        .runs()
-        .into_iter()
-        .filter(|row| in_scope.contains(row.run.as_str()))
-        .map(|row| RunRowView {
-            short: ids.short_run(&row.run),
-            shown: shown.contains(row.run.as_str()),
-            command: row.command.clone().unwrap_or_else(|| "?".to_string()),
-            started_at: row.started_at.clone(),
-            outcome: row.outcome.clone(),
-            duration: duration(row.duration_ms),
-            undone: row.undone,
-            activities: row.activity_outcomes().join(" "),
-            id: row.run,
-        })
-        .collect()
-}
-
-fn stats_view(events: &[StoredEvent], since: Option<jiff::Timestamp>) -> StatsView {
-    let stats = crate::stats::fold(events.iter().map(|stored| &stored.event)).stats(&Scope {
-        since,
-        activity: None,
-    });
-    let success_chart = Chart::new(
-        "Success rate per activity",
-        stats
-            .activities
-            .iter()
-            .map(|activity| {
-                let rate = activity.success_rate.unwrap_or(0.0);
-                let text = activity
-                    .success_rate
-                    .map_or("—".to_string(), |rate| format!("{:.1}%", rate * 100.0));
-                let runs = format!("{text} of {}", activity.runs);
-                (activity.activity.clone(), vec![(rate, runs)])
-            })
-            .collect(),
-    );
-    let latency_chart = Chart::new(
-        "LLM latency: p50, p95 and p99 in ms",
-        stats
-            .llm
-            .iter()
-            .map(|llm| {
-                let latency = &llm.latency_ms;
-                let values = [latency.p50, latency.p95, latency.p99]
-                    .into_iter()
-                    .zip(["p50", "p95", "p99"])
-                    .map(|(value, name)| {
-                        let ms = value.unwrap_or(0);
-                        (ms as f64, format!("{name} {ms} ms"))
-                    })
-                    .collect();
-                (llm.model.clone(), values)
-            })
-            .collect(),
-    );
-    StatsView {
-        stats,
-        success_chart,
-        latency_chart,
-    }
-}
-
 /// The undos and redos that name an event of the runs shown, oldest first.
 fn undo_views(
     events: &[StoredEvent],
@@ -976,48 +727,4 @@ fn undo_views(
             })
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::{GENESIS_DIGEST, NewEvent};
-
-    fn stored(kind: &str, activity: Option<&str>, lamport: u64) -> StoredEvent {
-        let mut event = NewEvent::new(kind);
-        if let Some(activity) = activity {
-            event = event.activity(activity);
-        }
-        StoredEvent {
-            commit: gix::ObjectId::null(gix::hash::Kind::Sha1),
-            tree: gix::ObjectId::null(gix::hash::Kind::Sha1),
-            subject: String::new(),
-            digest: String::new(),
-            event: event.seal("T <t@x>", lamport, GENESIS_DIGEST),
-        }
-    }
-
-    #[test]
-    fn a_model_call_just_before_an_activity_starts_is_that_activity_s() {
-        let events = [
-            stored(kind::RUN_STARTED, None, 1),
-            stored(kind::LLM_CALLED, None, 2),
-            // The re-ranking of operate's playbooks, made before its `activity.started`.
-            stored(kind::LLM_CALLED, Some("operate"), 3),
-            stored(kind::ACTIVITY_STARTED, Some("operate"), 4),
-            stored(kind::LLM_CALLED, Some("operate"), 5),
-            stored(kind::ACTIVITY_FINISHED, Some("operate"), 6),
-            // Of no activity that starts: the run's own.
-            stored(kind::LLM_CALLED, Some("never-started"), 7),
-        ];
-        let refs: Vec<&StoredEvent> = events.iter().collect();
-        let (own, groups) = group_by_activity(&refs);
-        let lamports = |attempts: &[&StoredEvent]| -> Vec<u64> {
-            attempts.iter().map(|stored| stored.event.lamport).collect()
-        };
-        assert_eq!(groups.len(), 1);
-        assert_eq!(groups[0].name, "operate");
-        assert_eq!(lamports(&groups[0].attempts), [3, 5]);
-        assert_eq!(lamports(&own.attempts), [2, 7]);
-    }
 }

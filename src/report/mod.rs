@@ -9,8 +9,11 @@
 //! model, a playbook or a user is text, never markup. The page loads nothing: its CSS and its
 //! one small script are inline, and a Content-Security-Policy forbids any other load.
 
+mod across;
 mod fields;
 mod gather;
+mod group;
+mod marks;
 mod model;
 mod render;
 mod timeline;
