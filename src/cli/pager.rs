@@ -90,6 +90,22 @@ pub fn start(no_pager: bool) -> Option<Pager> {
 }
 
 fn spawn(command: &str) -> std::io::Result<Pager> {
+    // Caught before the pager exists: a Ctrl-C pressed (or sent by the pager itself) the
+    // moment it starts must not find this process with the default, fatal, handling.
+    let interrupts = InterruptsCaught::install();
+    match spawn_shell(command) {
+        Ok(pager) => Ok(pager),
+        Err(error) => {
+            // Output goes straight to the terminal after all, where Ctrl-C must stop us.
+            if let Some(interrupts) = interrupts {
+                interrupts.exit_on_next();
+            }
+            Err(error)
+        }
+    }
+}
+
+fn spawn_shell(command: &str) -> std::io::Result<Pager> {
     // The pager is the user's own shell command line (`less -S`, `delta | less`...), so it is
     // run through the shell exactly as git runs it (`sh -c "$pager" "$pager"`); this is the one
     // place a shell runs, and it only runs what the user configured as their pager.
@@ -115,7 +131,6 @@ fn spawn(command: &str) -> std::io::Result<Pager> {
     // Standard output (and error) now hold the only write end of the pipe; dropping ours
     // lets the pager see the end of input once they are pointed back.
     drop(input);
-    outlive_interrupts();
     super::ui::set_pager_started();
     Ok(Pager {
         child,
@@ -124,26 +139,48 @@ fn spawn(command: &str) -> std::io::Result<Pager> {
     })
 }
 
+/// SIGINT caught and left pending, so that this process outlives a Ctrl-C at the pager.
+///
 /// Ctrl-C at the pager reaches the whole foreground process group, so this process too: as
 /// git does, it must not die then (its shell would print the prompt under a pager still
 /// reading the terminal) but go on until the reader quits the pager, whose closed pipe ends
-/// the output. Catching SIGINT through tokio's handler, which stays installed for the rest of
-/// the process and does nothing with the signal, is that.
-fn outlive_interrupts() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::debug!(%error, "cannot keep running through SIGINT while paging");
-            return;
-        }
-    };
-    // tokio never removes a handler once installed: dropping the stream keeps SIGINT caught.
-    if let Err(error) = runtime.block_on(async { signal(SignalKind::interrupt()).map(drop) }) {
-        tracing::debug!(%error, "cannot keep running through SIGINT while paging");
+/// the output. tokio's handler stays installed for the rest of the process once the stream
+/// is made, and does nothing with the signal unless someone waits on the stream.
+struct InterruptsCaught {
+    runtime: tokio::runtime::Runtime,
+    stream: tokio::signal::unix::Signal,
+}
+
+impl InterruptsCaught {
+    fn install() -> Option<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .inspect_err(|error| {
+                tracing::debug!(%error, "cannot keep running through SIGINT while paging");
+            })
+            .ok()?;
+        let stream = runtime
+            .block_on(async { signal(SignalKind::interrupt()) })
+            .inspect_err(|error| {
+                tracing::debug!(%error, "cannot keep running through SIGINT while paging");
+            })
+            .ok()?;
+        Some(Self { runtime, stream })
+    }
+
+    /// The handler cannot be removed again, so a thread gives Ctrl-C its usual effect: the
+    /// process ends as one killed by SIGINT would report itself to a shell (128 + 2).
+    fn exit_on_next(self) {
+        let Self {
+            runtime,
+            mut stream,
+        } = self;
+        std::thread::spawn(move || {
+            runtime.block_on(stream.recv());
+            std::process::exit(130);
+        });
     }
 }
 
