@@ -22,7 +22,7 @@ use crate::event::payload::{
 use crate::event::{RevertedSet, kind};
 use crate::projection::Projection;
 use crate::repo::Repo;
-use crate::store::{Filter, Ids, Store, StoredEvent};
+use crate::store::{Filter, Ids, Integrity, Store, StoredEvent};
 
 /// The most bytes of one attachment (a prompt, a reply, a playbook's output) the page shows;
 /// the rest is a `git spectra show --attachment` away.
@@ -46,8 +46,7 @@ pub struct Selection {
 ///
 /// Without runs named and without `all`, the newest run (or, with `since`, every run since).
 pub fn gather(repo: &Repo, store: &Store, selection: &Selection) -> Result<Report, ReportError> {
-    let tip = store.tip()?;
-    let verification = store.verify()?;
+    let integrity = integrity_view(store)?;
     let ids = store.ids()?;
     let wanted: Vec<String> = selection
         .runs
@@ -105,17 +104,33 @@ pub fn gather(repo: &Repo, store: &Store, selection: &Selection) -> Result<Repor
     Ok(Report {
         title: title(selection, runs.len()),
         generated_at: crate::event::now_rfc3339(),
-        integrity: IntegrityView {
-            ok: verification.failure.is_none(),
-            verified: verification.verified,
-            tip: tip.map(|tip| tip.to_string()),
-            failure: verification.failure.map(|failure| failure.to_string()),
-        },
+        integrity,
         table,
         stats,
         collapse_runs: runs.len() > COLLAPSE_OVER,
         runs,
         undos,
+    })
+}
+
+/// Whether the log verifies, as `verify` would answer, and the tip that answer covers. The
+/// integrity check gives the same answer as a check from the first event while checking only
+/// what was appended since the last command checked, so a report of one run does not pay for
+/// reading every event's attachments again.
+fn integrity_view(store: &Store) -> Result<IntegrityView, ReportError> {
+    Ok(match store.integrity()? {
+        Integrity::Intact { events, tip } => IntegrityView {
+            ok: true,
+            verified: events,
+            tip: tip.map(|tip| tip.to_string()),
+            failure: None,
+        },
+        Integrity::Broken(failure) => IntegrityView {
+            ok: false,
+            verified: failure.position - 1,
+            tip: store.tip()?.map(|tip| tip.to_string()),
+            failure: Some(failure.to_string()),
+        },
     })
 }
 

@@ -231,3 +231,39 @@ fn bad_requests_are_refused_with_a_reason() {
     let unknown = env.spectra(&repo, &["report", "zzzzzzzz"]).code(1);
     assert!(unknown.stderr.contains("zzzzzzzz"), "{unknown:?}");
 }
+
+#[test]
+fn a_report_made_after_the_log_was_edited_says_which_event_fails_verification() {
+    use crate::tamper::{event_json, read_chain, replace_in_tree, write_chain};
+    let env = TestEnv::new();
+    let repo = repo_with_two_discovers(&env);
+    // A first report checks the whole log and remembers that it verified up to its tip.
+    env.spectra(&repo, &["report", "-o", "before.html"])
+        .success();
+    let html = std::fs::read_to_string(repo.join("before.html")).unwrap();
+    assert!(html.contains("digest chain and lamport order intact"));
+
+    // Someone edits the second event's payload and rewrites the chain after it.
+    let mut chain = read_chain(&env, &repo);
+    let mut event = event_json(&env, &repo, &chain[1].tree);
+    event["payload"]["edited"] = Value::Bool(true);
+    let bytes = serde_json::to_vec(&event).unwrap();
+    chain[1].tree = replace_in_tree(&env, &repo, &chain[1].tree, "event.json", &bytes);
+    write_chain(&env, &repo, &chain);
+    let id = event["id"].as_str().unwrap();
+
+    env.spectra(&repo, &["report", "-o", "after.html"])
+        .success();
+    let html = std::fs::read_to_string(repo.join("after.html")).unwrap();
+    assert!(
+        html.contains("Verification failed:</strong> event #2 "),
+        "the page must name the first bad event"
+    );
+    assert!(html.contains(id), "the page must name the event's id");
+    assert!(html.contains("(1 events before it verified)"));
+    assert!(!html.contains("digest chain and lamport order intact"));
+    assert!(
+        html.contains(&format!("id=\"tip\">{}<", tip(&env, &repo))),
+        "the page names the edited log's tip"
+    );
+}
