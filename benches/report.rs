@@ -289,6 +289,7 @@ fn main() {
     let runs = arg_value("--runs").map_or(1_000, |n| n.parse().expect("--runs N"));
     let root = tempfile::tempdir().expect("scratch dir");
     let parent = arg_value("--keep").map_or(root.path().to_path_buf(), PathBuf::from);
+    std::fs::create_dir_all(&parent).expect("create the directory to keep the log in");
     git(&parent, &["init", "-q", "log"]);
     let dir = parent.join("log");
     git(&dir, &["config", "user.name", "Bench"]);
