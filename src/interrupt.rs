@@ -24,12 +24,19 @@ const EFFECT_GRACE: Duration = Duration::from_secs(10);
 
 /// Starts the signal thread. Called once, by the command line, before the work of a command
 /// that records a run.
+///
+/// The handlers are in place when this returns, not whenever the thread is first scheduled:
+/// a signal that comes right after (a test's, or git's death the moment the work starts) must
+/// close the run, never kill the process with its default action.
 pub fn install() {
+    let Some(signals) = Signals::catch() else {
+        return;
+    };
     die_with_git();
     let spawned = std::thread::Builder::new()
         .name("signals".into())
-        .spawn(|| {
-            if let Some(code) = wait_for_signal() {
+        .spawn(move || {
+            if let Some(code) = signals.wait() {
                 stop(code);
             }
         });
@@ -38,21 +45,51 @@ pub fn install() {
     }
 }
 
-/// Blocks until SIGINT or SIGTERM; the exit code that goes with it.
-fn wait_for_signal() -> Option<i32> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .ok()?;
-    runtime.block_on(async {
-        let mut interrupt = signal(SignalKind::interrupt()).ok()?;
-        let mut terminate = signal(SignalKind::terminate()).ok()?;
-        tokio::select! {
-            _ = interrupt.recv() => Some(130),
-            _ = terminate.recv() => Some(143),
-        }
-    })
+/// SIGINT and SIGTERM caught, waiting to be received.
+struct Signals {
+    runtime: tokio::runtime::Runtime,
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn catch() -> Option<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .inspect_err(|error| tracing::warn!(%error, "cannot watch for signals"))
+            .ok()?;
+        let (interrupt, terminate) = runtime
+            .block_on(async {
+                Ok::<_, std::io::Error>((
+                    signal(SignalKind::interrupt())?,
+                    signal(SignalKind::terminate())?,
+                ))
+            })
+            .inspect_err(|error| tracing::warn!(%error, "cannot watch for signals"))
+            .ok()?;
+        Some(Self {
+            runtime,
+            interrupt,
+            terminate,
+        })
+    }
+
+    /// Blocks until SIGINT or SIGTERM; the exit code that goes with it.
+    fn wait(self) -> Option<i32> {
+        let Self {
+            runtime,
+            mut interrupt,
+            mut terminate,
+        } = self;
+        runtime.block_on(async {
+            tokio::select! {
+                got = interrupt.recv() => got.map(|()| 130),
+                got = terminate.recv() => got.map(|()| 143),
+            }
+        })
+    }
 }
 
 /// Closes the run in progress, stops the playbooks and exits.
@@ -111,6 +148,13 @@ fn die_with_git() {
             let _ = rustix::process::set_parent_process_death_signal(Some(
                 rustix::process::Signal::TERM,
             ));
+            // git may have died between the look and the request, which then never fires.
+            if rustix::process::getppid() != Some(parent) {
+                let _ = rustix::process::kill_process(
+                    rustix::process::getpid(),
+                    rustix::process::Signal::TERM,
+                );
+            }
         }
     }
 }
