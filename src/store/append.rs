@@ -22,6 +22,17 @@ use crate::event::{self, GENESIS_DIGEST, NewEvent};
 pub(super) const APPEND_DEADLINE: Duration = Duration::from_secs(60);
 pub(super) const APPEND_MAX_ATTEMPTS: u32 = 2_000;
 
+/// The fewest attempts an append makes before its deadline may end it: on a loaded machine
+/// one slow write can outlast a short deadline, and a writer that lost the race once
+/// deserves another try on the new tip before it reports contention.
+const APPEND_MIN_ATTEMPTS: u32 = 5;
+
+/// Whether an append (or a merge) that has lost `attempt` races since `started` stops now.
+pub(super) fn gives_up(attempt: u32, started: Instant, deadline: Duration) -> bool {
+    attempt >= APPEND_MAX_ATTEMPTS
+        || (attempt >= APPEND_MIN_ATTEMPTS && started.elapsed() > deadline)
+}
+
 /// The facts about the tip an append builds on.
 pub(super) struct Tip {
     pub(super) commit: ObjectId,
@@ -60,7 +71,7 @@ impl Store {
                     return Ok(stored);
                 }
                 Err(err) => {
-                    if attempt >= APPEND_MAX_ATTEMPTS || started.elapsed() > self.append_deadline {
+                    if gives_up(attempt, started, self.append_deadline) {
                         return Err(StoreError::Contention {
                             attempts: attempt,
                             last_error: err.to_string(),
@@ -247,5 +258,19 @@ mod tests {
         for attempt in 1..40 {
             assert!(backoff(attempt) <= Duration::from_millis(50));
         }
+    }
+
+    #[test]
+    fn a_lost_race_past_the_deadline_is_tried_again_a_few_times_before_giving_up() {
+        let long_ago = Instant::now() - Duration::from_secs(5);
+        let deadline = Duration::from_secs(1);
+        assert!(
+            !gives_up(1, long_ago, deadline),
+            "one slow write is not contention"
+        );
+        assert!(!gives_up(APPEND_MIN_ATTEMPTS - 1, long_ago, deadline));
+        assert!(gives_up(APPEND_MIN_ATTEMPTS, long_ago, deadline));
+        assert!(!gives_up(APPEND_MIN_ATTEMPTS, Instant::now(), deadline));
+        assert!(gives_up(APPEND_MAX_ATTEMPTS, Instant::now(), deadline));
     }
 }

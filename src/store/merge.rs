@@ -16,7 +16,7 @@ use gix::objs::{FindExt, Kind};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::append::{APPEND_MAX_ATTEMPTS, Tip, backoff, tip_of};
+use super::append::{Tip, backoff, gives_up, tip_of};
 use super::commit::CommitHeader;
 use super::dag::Apart;
 use super::integrity::Sound;
@@ -130,7 +130,7 @@ impl Store {
             match self.merge_once(theirs, remote)? {
                 Attempt::Done(merged) => return Ok(merged),
                 Attempt::Lost(error) => {
-                    if attempt >= APPEND_MAX_ATTEMPTS || started.elapsed() > self.append_deadline {
+                    if gives_up(attempt, started, self.append_deadline) {
                         return Err(StoreError::Contention {
                             attempts: attempt,
                             last_error: error,
