@@ -252,8 +252,15 @@ fn a_report_made_after_the_log_was_edited_says_which_event_fails_verification() 
     write_chain(&env, &repo, &chain);
     let id = event["id"].as_str().unwrap();
 
-    env.spectra(&repo, &["report", "-o", "after.html"])
+    let after = env
+        .spectra(&repo, &["report", "-o", "after.html"])
         .success();
+    assert!(
+        after
+            .stderr
+            .contains("warning: the event log fails verification at event #2 "),
+        "{after:?}"
+    );
     let html = std::fs::read_to_string(repo.join("after.html")).unwrap();
     assert!(
         html.contains("Verification failed:</strong> event #2 "),
