@@ -46,49 +46,68 @@ pub fn install() {
 }
 
 /// SIGINT and SIGTERM caught, waiting to be received.
-struct Signals {
-    runtime: tokio::runtime::Runtime,
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
-}
+struct Signals(Caught);
 
 impl Signals {
     fn catch() -> Option<Self> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
+        use tokio::signal::unix::SignalKind;
+        Caught::catch(&[SignalKind::interrupt(), SignalKind::terminate()])
             .inspect_err(|error| tracing::warn!(%error, "cannot watch for signals"))
-            .ok()?;
-        let (interrupt, terminate) = runtime
-            .block_on(async {
-                Ok::<_, std::io::Error>((
-                    signal(SignalKind::interrupt())?,
-                    signal(SignalKind::terminate())?,
-                ))
-            })
-            .inspect_err(|error| tracing::warn!(%error, "cannot watch for signals"))
-            .ok()?;
-        Some(Self {
-            runtime,
-            interrupt,
-            terminate,
-        })
+            .ok()
+            .map(Self)
     }
 
     /// Blocks until SIGINT or SIGTERM; the exit code that goes with it.
     fn wait(self) -> Option<i32> {
-        let Self {
+        match self.0.wait()? {
+            0 => Some(130),
+            _ => Some(143),
+        }
+    }
+}
+
+/// Signals whose handlers are installed, to be waited for on any thread.
+///
+/// tokio's handler, once a stream is made, stays installed for the rest of the process and
+/// only records the signal: until someone waits, a caught signal does nothing at all.
+pub struct Caught {
+    runtime: tokio::runtime::Runtime,
+    streams: Vec<tokio::signal::unix::Signal>,
+}
+
+impl Caught {
+    /// Installs the handlers for `kinds` now, on the calling thread.
+    pub fn catch(kinds: &[tokio::signal::unix::SignalKind]) -> std::io::Result<Caught> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        let streams = runtime.block_on(async {
+            kinds
+                .iter()
+                .map(|&kind| tokio::signal::unix::signal(kind))
+                .collect::<std::io::Result<Vec<_>>>()
+        })?;
+        Ok(Caught { runtime, streams })
+    }
+
+    /// Blocks until one of the signals comes; its position in the kinds caught.
+    pub fn wait(self) -> Option<usize> {
+        let Caught {
             runtime,
-            mut interrupt,
-            mut terminate,
+            mut streams,
         } = self;
-        runtime.block_on(async {
-            tokio::select! {
-                got = interrupt.recv() => got.map(|()| 130),
-                got = terminate.recv() => got.map(|()| 143),
+        runtime.block_on(std::future::poll_fn(|context| {
+            for (position, stream) in streams.iter_mut().enumerate() {
+                match stream.poll_recv(context) {
+                    std::task::Poll::Ready(Some(())) => {
+                        return std::task::Poll::Ready(Some(position));
+                    }
+                    std::task::Poll::Ready(None) => return std::task::Poll::Ready(None),
+                    std::task::Poll::Pending => {}
+                }
             }
-        })
+            std::task::Poll::Pending
+        }))
     }
 }
 

@@ -18,6 +18,8 @@ use std::io::{IsTerminal, Write};
 use std::os::fd::OwnedFd;
 use std::process::{Child, Command, Stdio};
 
+use crate::interrupt::Caught;
+
 /// What the pager choice depends on, read from the process and git config.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PagerInputs {
@@ -144,42 +146,26 @@ fn spawn_shell(command: &str) -> std::io::Result<Pager> {
 /// Ctrl-C at the pager reaches the whole foreground process group, so this process too: as
 /// git does, it must not die then (its shell would print the prompt under a pager still
 /// reading the terminal) but go on until the reader quits the pager, whose closed pipe ends
-/// the output. tokio's handler stays installed for the rest of the process once the stream
-/// is made, and does nothing with the signal unless someone waits on the stream.
-struct InterruptsCaught {
-    runtime: tokio::runtime::Runtime,
-    stream: tokio::signal::unix::Signal,
-}
+/// the output.
+struct InterruptsCaught(Caught);
 
 impl InterruptsCaught {
     fn install() -> Option<Self> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
+        Caught::catch(&[tokio::signal::unix::SignalKind::interrupt()])
             .inspect_err(|error| {
                 tracing::debug!(%error, "cannot keep running through SIGINT while paging");
             })
-            .ok()?;
-        let stream = runtime
-            .block_on(async { signal(SignalKind::interrupt()) })
-            .inspect_err(|error| {
-                tracing::debug!(%error, "cannot keep running through SIGINT while paging");
-            })
-            .ok()?;
-        Some(Self { runtime, stream })
+            .ok()
+            .map(Self)
     }
 
     /// The handler cannot be removed again, so a thread gives Ctrl-C its usual effect: the
     /// process ends as one killed by SIGINT would report itself to a shell (128 + 2).
     fn exit_on_next(self) {
-        let Self {
-            runtime,
-            mut stream,
-        } = self;
         std::thread::spawn(move || {
-            runtime.block_on(stream.recv());
-            std::process::exit(130);
+            if self.0.wait().is_some() {
+                std::process::exit(130);
+            }
         });
     }
 }
