@@ -14,8 +14,14 @@ use super::template::{self, Arg, SPECTRA_PLACEHOLDER, prompt_variables};
 use crate::yaml::{Position, Spanned};
 use bounds::check_decision_bounds;
 pub use bounds::{activity_warnings, playbook_warnings};
+pub use document::document_template;
+use nulls::check_no_nulls;
+#[cfg(test)]
+use {document::minimal_instance, nulls::null_values};
 
 mod bounds;
+mod document;
+mod nulls;
 
 /// The longest timeout a playbook may declare: a day. Longer is almost surely a unit mistake.
 const MAX_TIMEOUT_SECONDS: f64 = 86_400.0;
@@ -511,90 +517,6 @@ fn check_inputs_schema(report: &mut Report, inputs: &Spanned<Value>) {
     }
 }
 
-/// Refuses a schema holding `null` where a schema or a keyword's value belongs. JSON Schema
-/// ignores keywords it does not know, so the meta-schema lets `{type: boolean, built: null}`
-/// through; such keys come from YAML, where text with `, ` in a flow mapping splits into keys
-/// with no value, and the model would be sent them.
-fn check_no_nulls(report: &mut Report, field: &str, schema: &Spanned<Value>) {
-    for pointer in null_values(&schema.value) {
-        let position = report.position_at(&format!("/{field}{pointer}"), Position::of(schema));
-        let place = if pointer.is_empty() {
-            "is null".to_string()
-        } else {
-            format!("holds null at `{pointer}`")
-        };
-        report.at(
-            position,
-            format!(
-                "`{field}` {place}; a schema or a value belongs there (in a `{{...}}` mapping, quote text that contains `, ` or `: `)"
-            ),
-        );
-    }
-}
-
-/// Keywords whose value is data, not schema: `null` is a meaningful value there.
-const DATA_KEYWORDS: [&str; 4] = ["const", "default", "enum", "examples"];
-/// Keywords whose value maps names to schemas (the names are not keywords).
-const SCHEMA_MAPS: [&str; 5] = [
-    "properties",
-    "patternProperties",
-    "$defs",
-    "definitions",
-    "dependentSchemas",
-];
-
-/// The JSON pointers of every `null` in `schema` outside data keywords.
-fn null_values(schema: &Value) -> Vec<String> {
-    let mut found = Vec::new();
-    nulls_in_schema(schema, "", &mut found);
-    found
-}
-
-fn nulls_in_schema(value: &Value, pointer: &str, found: &mut Vec<String>) {
-    match value {
-        Value::Object(keywords) => {
-            for (keyword, value) in keywords {
-                let here = format!("{pointer}/{}", escape_pointer(keyword));
-                if DATA_KEYWORDS.contains(&keyword.as_str()) {
-                    continue;
-                }
-                if SCHEMA_MAPS.contains(&keyword.as_str()) {
-                    nulls_in_schema_map(value, &here, found);
-                } else {
-                    nulls_in_schema(value, &here, found);
-                }
-            }
-        }
-        Value::Array(items) => {
-            for (index, item) in items.iter().enumerate() {
-                nulls_in_schema(item, &format!("{pointer}/{index}"), found);
-            }
-        }
-        Value::Null => found.push(pointer.to_string()),
-        _ => {}
-    }
-}
-
-fn nulls_in_schema_map(value: &Value, pointer: &str, found: &mut Vec<String>) {
-    match value {
-        Value::Object(schemas) => {
-            for (name, schema) in schemas {
-                nulls_in_schema(
-                    schema,
-                    &format!("{pointer}/{}", escape_pointer(name)),
-                    found,
-                );
-            }
-        }
-        other => nulls_in_schema(other, pointer, found),
-    }
-}
-
-/// A key as one JSON pointer token.
-fn escape_pointer(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
-}
-
 /// Compiles `schema`, which also checks it against its meta-schema.
 pub fn compile_schema(schema: &Value) -> Result<jsonschema::Validator, String> {
     if let Some(dialect) = schema.get("$schema").and_then(Value::as_str)
@@ -717,169 +639,6 @@ fn schema_at<'a>(schema: &'a Value, pointer: &str) -> Option<&'a Value> {
             .and_then(|properties| properties.get(&token))
             .or_else(|| token.parse::<usize>().ok().and(schema.get("items")))
     })
-}
-
-/// Checks an activity's document template: it parses, and it renders two sample decisions (an
-/// unknown filter or a failing one shows only when rendering, and only in the branches that
-/// run): the smallest valid one, with every list empty and every gate passed, and a fuller one,
-/// with one item in every list (so each loop's body renders) and every gate failed.
-pub fn document_template(
-    template: &crate::document::Template,
-    activity: &Parsed<ActivityFile>,
-    problems: &mut Vec<Problem>,
-) {
-    let rendered = template.check().and_then(|()| {
-        let schema = &activity.doc.decision.value;
-        crate::document::render(
-            template,
-            &sample_front_matter(activity, Sample::Smallest),
-            &minimal_instance(schema),
-        )?;
-        crate::document::render(
-            template,
-            &sample_front_matter(activity, Sample::Fuller),
-            &sample_instance(schema, Sample::Fuller),
-        )
-    });
-    let Err(error) = rendered else {
-        return;
-    };
-    let (position, message) = match error {
-        crate::document::DocumentError::Template {
-            line,
-            column,
-            message,
-            ..
-        } => (
-            Position {
-                line: line.unwrap_or(0) as u64,
-                column: column.unwrap_or(usize::from(line.is_some())) as u64,
-            },
-            message,
-        ),
-        other => (Position::default(), other.to_string()),
-    };
-    problems.push(Problem::new(
-        &template.file,
-        position,
-        format!("document template: {message}"),
-    ));
-}
-
-/// Which sample a template is checked with.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Sample {
-    /// Lists empty, gates passed, decided offline.
-    Smallest,
-    /// One item per list, gates failed, decided by a model.
-    Fuller,
-}
-
-/// The front matter a template is checked with.
-fn sample_front_matter(
-    activity: &Parsed<ActivityFile>,
-    sample: Sample,
-) -> crate::document::FrontMatter {
-    let (result, level, outcome) = match sample {
-        Sample::Smallest => ("passed", "required", "succeeded"),
-        Sample::Fuller => ("failed", "advisory", "incomplete"),
-    };
-    let gates = activity
-        .doc
-        .quality_gates
-        .iter()
-        .map(|gate| {
-            let entry = crate::document::GateEntry {
-                result: result.into(),
-                level: level.into(),
-            };
-            (gate.name.value.clone(), entry)
-        })
-        .collect();
-    let (decided_by, model) = match sample {
-        Sample::Smallest => ("offline", None),
-        Sample::Fuller => ("llm", Some("model".to_string())),
-    };
-    crate::document::FrontMatter {
-        service: "example".into(),
-        activity: activity.doc.name.value.clone(),
-        run: "run".into(),
-        event: "event".into(),
-        outcome: outcome.into(),
-        gates,
-        decided_by: decided_by.into(),
-        model,
-    }
-}
-
-/// The smallest value `schema` accepts, near enough for rendering a template: every property
-/// of an object, the first of an `enum` or `anyOf`, empty lists, `x` for text, the minimum (or
-/// 0) for numbers.
-pub fn minimal_instance(schema: &Value) -> Value {
-    sample_instance(schema, Sample::Smallest)
-}
-
-/// A value near enough to what `schema` accepts for rendering a template: [`minimal_instance`],
-/// with one item in every list for the fuller sample.
-fn sample_instance(schema: &Value, sample: Sample) -> Value {
-    if let Some(first) = schema
-        .get("enum")
-        .and_then(Value::as_array)
-        .and_then(|e| e.first())
-    {
-        return first.clone();
-    }
-    if let Some(first) = schema
-        .get("anyOf")
-        .and_then(Value::as_array)
-        .and_then(|a| a.first())
-    {
-        return sample_instance(first, sample);
-    }
-    let kind = match schema.get("type") {
-        Some(Value::Array(types))
-            if sample == Sample::Smallest && types.iter().any(|t| t == "null") =>
-        {
-            return Value::Null;
-        }
-        // The fuller sample fills a nullable value, so the branch that prints it renders.
-        Some(Value::Array(types)) => types
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|kind| *kind != "null")
-            .unwrap_or("null"),
-        Some(Value::String(kind)) => kind.as_str(),
-        _ => "object",
-    };
-    match kind {
-        "object" => Value::Object(
-            schema
-                .get("properties")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-                .map(|(name, property)| (name.clone(), sample_instance(property, sample)))
-                .collect(),
-        ),
-        "array"
-            if sample == Sample::Fuller
-                || schema.get("minItems").and_then(Value::as_u64).unwrap_or(0) > 0 =>
-        {
-            Value::Array(vec![sample_instance(
-                schema.get("items").unwrap_or(&Value::Null),
-                sample,
-            )])
-        }
-        "array" => Value::Array(Vec::new()),
-        "string" => Value::String("x".into()),
-        "integer" | "number" => schema
-            .get("minimum")
-            .filter(|minimum| minimum.is_number())
-            .cloned()
-            .unwrap_or(Value::from(0)),
-        "boolean" => Value::Bool(sample == Sample::Fuller),
-        _ => Value::Null,
-    }
 }
 
 /// Why `path` is not a safe path relative to the repository root, if it is not.
