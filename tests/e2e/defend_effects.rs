@@ -378,11 +378,13 @@ fn killing_git_stops_git_spectra_and_closes_its_run() {
     assert_ne!(git.id(), pid, "git ran git-spectra as its child");
     let locks = lock_files(&repo);
     assert_eq!(locks.len(), 1);
+    // Opened before git dies: git-spectra, told by the kernel, deletes the file as it closes
+    // its run, so an open after the kill could find it already gone.
+    let lock = open_lock(&locks[0]);
     git.kill().unwrap();
     git.wait().unwrap();
-    // The lock is free once git-spectra, told by the kernel that git died, has closed its run
-    // and exited (the file is gone by then too: the wait holds it open).
-    wait_for_lock(&locks[0]);
+    // The lock is free once git-spectra has closed its run and exited.
+    wait_for_lock(lock);
     let finished = events_of(&repo, "run.finished");
     assert_eq!(finished.len(), 1, "the run was not closed");
     assert_eq!(finished[0]["payload"]["outcome"], "interrupted");
@@ -539,10 +541,15 @@ fn read_line(path: &Path) -> String {
     line
 }
 
+/// The lock file at `path`, opened for [`wait_for_lock`]. Open it before whatever may end the
+/// run: the run deletes the file as it ends, and an open file outlives that.
+fn open_lock(path: &Path) -> std::fs::File {
+    std::fs::File::open(path).unwrap_or_else(|error| panic!("open {}: {error}", path.display()))
+}
+
 /// Waits (a minute at most, so that a regression fails instead of hanging) until nobody holds
-/// the lock `path` names. The file is opened first, so it may be removed meanwhile.
-fn wait_for_lock(path: &Path) {
-    let file = std::fs::File::open(path).unwrap();
+/// the lock on `file`.
+fn wait_for_lock(file: std::fs::File) {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = sender.send(rustix::fs::flock(
@@ -569,7 +576,7 @@ fn a_commit_still_running_when_the_process_dies_is_recorded_once_it_lands() {
         .spawn()
         .unwrap();
     read_line(&started);
-    let lock = lock_files(&repo).pop().expect("the run's lock file");
+    let lock = open_lock(&lock_files(&repo).pop().expect("the run's lock file"));
     discover_process.kill().unwrap();
     discover_process.wait().unwrap();
 
@@ -584,7 +591,7 @@ fn a_commit_still_running_when_the_process_dies_is_recorded_once_it_lands() {
     );
 
     std::fs::write(&release, "go\n").unwrap();
-    wait_for_lock(&lock);
+    wait_for_lock(lock);
     assert!(in_head(&repo, SPEC), "the commit landed");
     write_the_log(&repo);
     let rows = runs(&repo);

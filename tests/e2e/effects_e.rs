@@ -212,11 +212,14 @@ fn a_deploy_killed_after_its_tag_and_before_its_record_is_undone_tag_and_all() {
 fn a_deploy_whose_command_never_finished_is_not_rolled_back_blind_unless_forced() {
     let env = TestEnv::new();
     let marker = env.path().join("marker");
+    // The command writes its marker, then never finishes on its own: the timeout stops it. The
+    // timeout is the test's length, and long enough that even a loaded machine starts `sh` and
+    // writes the marker before it (the marker is what shows the command really began).
     let repo = repo_with_deploy(
         &env,
         &format!("echo half >> {}\nsleep 30\n", marker.display()),
     );
-    env.git(&repo, &["config", "spectra.deploy.timeout", "300ms"])
+    env.git(&repo, &["config", "spectra.deploy.timeout", "3s"])
         .success();
     configure_rollback(
         &env,
@@ -225,13 +228,16 @@ fn a_deploy_whose_command_never_finished_is_not_rolled_back_blind_unless_forced(
     );
     let server = LlmServer::start();
     script_deploy(&server, "1.2.0", json!([]));
-    deploy(&env, &repo, &server, &["--execute"]).code(1);
+    let run = deploy(&env, &repo, &server, &["--execute"]).code(1);
+    let command = &report(&run)["activities"][0]["outputs"]["command"];
+    assert_eq!(command["outcome"], "timed_out", "{command:#}");
 
     let refused = env.spectra(&repo, &["undo"]).code(1);
     assert!(refused.stderr.contains("never finished"), "{refused:?}");
     assert!(refused.stderr.contains("deploy.command"), "{refused:?}");
     assert!(refused.stderr.contains("--force"), "{refused:?}");
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "half\n");
+    let marked = std::fs::read_to_string(&marker).expect("the command wrote before its timeout");
+    assert_eq!(marked, "half\n");
 
     env.spectra(&repo, &["undo", "--force"]).success();
     assert_eq!(
@@ -644,9 +650,16 @@ fn repo_with_catalog(env: &TestEnv, url: &str) -> PathBuf {
     env.git(&repo, &["commit", "-q", "-m", "catalog"]).success();
     env.git(&repo, &["config", "spectra.monitor.command", "true"])
         .success();
-    env.git(&repo, &["config", "spectra.monitor.probeTimeout", "300ms"])
-        .success();
+    // Ample for a loopback fixture that answers, even on a loaded machine; only the test of a
+    // URL that never answers shortens it (see `probe_timeout`), since it waits all of it.
+    probe_timeout(env, &repo, "5s");
     repo
+}
+
+/// Sets how long the monitor waits for a probed URL to answer.
+fn probe_timeout(env: &TestEnv, repo: &Path, timeout: &str) {
+    env.git(repo, &["config", "spectra.monitor.probeTimeout", timeout])
+        .success();
 }
 
 fn monitor(env: &TestEnv, repo: &Path, server: &LlmServer) -> Run {
@@ -745,6 +758,8 @@ fn monitor_records_a_503_as_unhealthy() {
 fn monitor_records_a_url_that_never_answers_as_unhealthy_at_the_probe_timeout() {
     let env = TestEnv::new();
     let repo = repo_with_catalog(&env, &http_fixture(Answer::Nothing));
+    // Nothing ever answers, so any timeout ends in the same verdict: a short one keeps it quick.
+    probe_timeout(&env, &repo, "300ms");
     let server = LlmServer::start();
     script_monitor(&server);
     let run = monitor(&env, &repo, &server).code(1);

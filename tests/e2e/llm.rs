@@ -658,7 +658,9 @@ fn a_stall_longer_than_the_attempt_timeout_is_cut_off_and_retried() {
         Reply::chat_json(&good()),
     ]);
     let mut s = settings(&server.url());
-    s.attempt_timeout = Setting::flag(Duration::from_secs(1));
+    // The retry's immediate answer must also arrive within it: 2 s leaves a loaded machine
+    // room for that round trip.
+    s.attempt_timeout = Setting::flag(Duration::from_secs(2));
 
     let decision = ok(client(s).decide(&request()));
 
@@ -666,18 +668,18 @@ fn a_stall_longer_than_the_attempt_timeout_is_cut_off_and_retried() {
     let first = &decision.records[0];
     assert_eq!((first.status, first.response_body.is_none()), (None, true));
     assert!(
-        first.error.as_deref().unwrap().contains("within 1s"),
+        first.error.as_deref().unwrap().contains("within 2s"),
         "{:?}",
         first.error
     );
-    assert!(first.latency_ms >= 1000);
+    assert!(first.latency_ms >= 2000);
 }
 
 #[test]
 fn connection_refused_is_retried_then_reported_unreachable() {
-    let url = refused_url();
+    let refused = refused_url();
 
-    let failure = failed(client(settings(&url)).decide(&request()));
+    let failure = failed(client(settings(refused.url())).decide(&request()));
 
     assert!(
         matches!(failure.error, LlmError::Unreachable { attempts: 4, .. }),
@@ -704,14 +706,16 @@ fn connection_refused_is_retried_then_reported_unreachable() {
 #[test]
 fn the_total_deadline_stops_retries_that_would_outlast_it() {
     let server = LlmServer::start();
-    server.respond_with(|_| Reply::error(503, "busy", None).header("Retry-After", "1"));
+    server.respond_with(|_| Reply::error(503, "busy", None).header("Retry-After", "2"));
     let mut s = settings(&server.url());
-    s.total_timeout = Setting::flag(Duration::from_secs(2));
+    s.total_timeout = Setting::flag(Duration::from_secs(4));
     s.max_attempts = Setting::flag(10);
 
     let failure = failed(client(s).decide(&request()));
 
-    // Attempts at about 0 s and 1 s; a third would start at 2 s, past the deadline.
+    // Attempts at about 0 s and 2 s; a third would start at 4 s at the soonest, past the
+    // deadline however fast the server is. The second is due 2 s before the deadline, so even
+    // a slow first round trip leaves it in time.
     assert!(
         matches!(
             failure.error,
@@ -726,17 +730,26 @@ fn the_total_deadline_stops_retries_that_would_outlast_it() {
 #[test]
 fn the_total_deadline_cuts_a_stalled_attempt_short() {
     let server = LlmServer::start();
-    server.push(Reply::stall(Duration::from_secs(30)));
+    let arrived = server.hold_and_signal();
     let mut s = settings(&server.url());
-    s.total_timeout = Setting::flag(Duration::from_secs(1));
+    // Shorter than the attempt timeout (5 s), so the deadline is what cuts the attempt; long
+    // enough that the request reaches the server before it, even on a loaded machine.
+    s.total_timeout = Setting::flag(Duration::from_secs(2));
 
     let failure = failed(client(s).decide(&request()));
 
     assert!(
-        matches!(failure.error, LlmError::DeadlineExceeded { .. }),
+        matches!(
+            failure.error,
+            LlmError::DeadlineExceeded { attempts: 1, .. }
+        ),
         "{}",
         failure.error
     );
+    // The server may log the request after the client has given up; its signal says it has.
+    arrived
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the stalled request reached the server");
     assert_eq!(server.chat_requests().len(), 1);
 }
 
@@ -1051,9 +1064,9 @@ fn doctor_shows_settings_with_their_sources_and_which_formats_work() {
 
 #[test]
 fn doctor_against_nothing_exits_1_with_a_hint_how_to_configure() {
-    let url = refused_url();
+    let refused = refused_url();
 
-    let (output, _repo) = doctor(&[("SPECTRA_LLM_URL", &url)], &[]);
+    let (output, _repo) = doctor(&[("SPECTRA_LLM_URL", refused.url())], &[]);
 
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");

@@ -286,6 +286,22 @@ impl LlmServer {
         waiting
     }
 
+    /// Answers the next chat request with `reply` once the queue is empty (any later one gets
+    /// a 500), and says on the returned channel when it arrives: a test that paces a stream
+    /// starts its beat there, since what it sends before then only queues up.
+    pub fn reply_and_signal(&self, reply: Reply) -> Receiver<()> {
+        let (arrived, waiting) = channel();
+        let pending = Mutex::new((arrived, Some(reply)));
+        self.respond_with(move |_| {
+            let mut pending = lock(&pending);
+            let _ = pending.0.send(());
+            pending.1.take().unwrap_or_else(|| {
+                Reply::error(500, "llm_server: the one scripted reply was served", None)
+            })
+        });
+        waiting
+    }
+
     /// The model ids `GET /v1/models` lists.
     pub fn set_models(&self, models: &[&str]) -> &Self {
         *lock(&self.state.models) = models.iter().map(ToString::to_string).collect();
@@ -322,12 +338,36 @@ impl Drop for LlmServer {
     }
 }
 
-/// A URL on 127.0.0.1 where nothing listens: the port was just bound and released.
-pub fn refused_url() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local addr");
-    drop(listener);
-    format!("http://{addr}/v1/chat/completions")
+/// A chat-completions URL on 127.0.0.1 that refuses every connection while this lives.
+///
+/// Its port is bound but never listened on: the kernel answers a connection with a reset, and
+/// no other socket can take the port meanwhile. (A port bound and released at once could be
+/// taken by a server of a test running in parallel; a fixed port may be in use on some
+/// machine.) std cannot bind without listening; tokio's `TcpSocket`, already a dependency,
+/// can, and needs no runtime for it. It sets no `SO_REUSEADDR`, so even sockets that set it
+/// cannot bind the port.
+pub struct RefusedUrl {
+    url: String,
+    _bound: tokio::net::TcpSocket,
+}
+
+impl RefusedUrl {
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// See [`RefusedUrl`]; keep it alive for as long as the URL must refuse.
+pub fn refused_url() -> RefusedUrl {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind 127.0.0.1:0");
+    let addr = socket.local_addr().expect("local addr");
+    RefusedUrl {
+        url: format!("http://{addr}/v1/chat/completions"),
+        _bound: socket,
+    }
 }
 
 /// A `Retry-After` HTTP-date `seconds` from now, and that instant (whole seconds, as HTTP-dates are).

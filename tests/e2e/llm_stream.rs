@@ -3,7 +3,8 @@
 //!
 //! The server writes each event chunk when the test sends it on a channel; a stream the test
 //! keeps open without sending is one that never ends, so the only waits are the timeouts under
-//! test, set to a second.
+//! test (a second, or a few where a loaded machine must first get a round trip done) and the
+//! beat of the terminal test, which must outlast the binary's progress interval.
 
 use std::time::Duration;
 
@@ -195,13 +196,134 @@ fn a_stream_that_goes_silent_hits_the_silence_timeout_and_says_what_to_raise() {
     drop(sender);
 }
 
+/// How far apart paced chunks are sent: more than the binary's 250 ms progress interval, so
+/// every chunk after the first finds a progress report due.
+const BEAT: Duration = Duration::from_millis(300);
+
+/// How long the test waits for the binary to ask the model, or to show what it waits for: a
+/// bound that turns a regression into a failure rather than a hang, never a pace.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// How long to stream, once the model is asked.
+#[derive(Clone, Copy)]
+enum Pacing {
+    /// Until the terminal shows this text (or [`PATIENCE`] runs out).
+    UntilShown(&'static str),
+    /// For this many beats.
+    Beats(usize),
+}
+
+/// What the pseudo-terminal shows, read on a thread as it comes.
+struct Terminal {
+    seen: std::sync::mpsc::Receiver<Vec<u8>>,
+    shown: Vec<u8>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Terminal {
+    fn read(mut output: impl std::io::Read + Send + 'static) -> Terminal {
+        let (seen_tx, seen) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = output.read(&mut buffer) {
+                if n == 0 || seen_tx.send(buffer[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Terminal {
+            seen,
+            shown: Vec::new(),
+            reader,
+        }
+    }
+
+    /// Collects what is shown for `span`; false once the terminal has closed (the process
+    /// ended), since nothing more will come.
+    fn watch(&mut self, span: Duration) -> bool {
+        use std::sync::mpsc::RecvTimeoutError;
+        let end = std::time::Instant::now() + span;
+        loop {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            match self.seen.recv_timeout(left) {
+                Ok(bytes) => self.shown.extend(bytes),
+                Err(RecvTimeoutError::Timeout) => return true,
+                Err(RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+    }
+
+    fn shows(&self, text: &str) -> bool {
+        String::from_utf8_lossy(&self.shown).contains(text)
+    }
+
+    /// Everything shown, once the process has ended.
+    fn finish(mut self) -> String {
+        self.reader.join().unwrap();
+        self.shown.extend(self.seen.try_iter().flatten());
+        String::from_utf8_lossy(&self.shown).into_owned()
+    }
+}
+
+/// The events of a streamed decision, sent on the server's channel one at a time.
+struct Stream {
+    sender: std::sync::mpsc::Sender<Vec<u8>>,
+    events: std::collections::VecDeque<Vec<u8>>,
+}
+
+impl Stream {
+    /// The events of a streamed `content`, in about 30 pieces.
+    fn of(content: &str, sender: std::sync::mpsc::Sender<Vec<u8>>) -> Stream {
+        let pieces = pieces(content, content.len() / 30 + 1);
+        let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        let events = sse_text(&pieces)
+            .split_inclusive("\n\n")
+            .map(|e| e.as_bytes().to_vec())
+            .collect();
+        Stream { sender, events }
+    }
+
+    /// Sends the next piece of the reply; once only its end is left (the finish reason, the
+    /// usage and `[DONE]`), a keep-alive comment instead, so the stream can go on as long as
+    /// the test needs. False when the server no longer reads (the process hung up).
+    fn send_next(&mut self) -> bool {
+        let event = match self.events.len() {
+            0..=3 => b": keep-alive\n\n".to_vec(),
+            _ => self.events.pop_front().expect("more than 3 events"),
+        };
+        self.sender.send(event).is_ok()
+    }
+
+    /// Sends the rest of the reply and ends the stream.
+    fn finish(self) {
+        for event in self.events {
+            let _ = self.sender.send(event);
+        }
+    }
+}
+
+/// Sends `stream` a piece per [`BEAT`], as `pacing` says, watching `terminal` in between.
+fn pace(stream: &mut Stream, terminal: &mut Terminal, pacing: Pacing) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let mut beats = 0;
+    while stream.send_next() && terminal.watch(BEAT) {
+        beats += 1;
+        let done = match pacing {
+            Pacing::UntilShown(text) => {
+                terminal.shows(text) || std::time::Instant::now() >= deadline
+            }
+            Pacing::Beats(count) => beats >= count,
+        };
+        if done {
+            return;
+        }
+    }
+}
+
 /// Runs `git-spectra discover <args>` on a pseudo-terminal (`script`), streaming the decision
-/// in pieces, each sent once the previous output has been read or a beat has passed, until
-/// the output shows `wait_for` or the pieces run out. Returns everything the terminal showed.
-fn discover_on_a_terminal(args: &[&str], wait_for: &str) -> (String, std::process::ExitStatus) {
-    use std::io::Read;
+/// as `pacing` says, then the rest of it. Returns everything the terminal showed.
+fn discover_on_a_terminal(args: &[&str], pacing: Pacing) -> (String, std::process::ExitStatus) {
     use std::process::Stdio;
-    use std::sync::mpsc;
 
     use crate::common::{TestEnv, spectra_bin};
 
@@ -209,18 +331,9 @@ fn discover_on_a_terminal(args: &[&str], wait_for: &str) -> (String, std::proces
     let repo = env.repo_with_commit("r");
     let server = LlmServer::start();
     let (reply, sender) = Reply::sse();
-    server.push(reply);
+    let arrived = server.reply_and_signal(reply);
     let content = crate::discover::decision("logging").to_string();
-    let events = sse_text(
-        &pieces(&content, content.len() / 30 + 1)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
-    let mut chunks: std::collections::VecDeque<Vec<u8>> = events
-        .split_inclusive("\n\n")
-        .map(|e| e.as_bytes().to_vec())
-        .collect();
+    let mut stream = Stream::of(&content, sender);
 
     let mut line = format!("{}", spectra_bin().display());
     for arg in ["discover"].iter().chain(args) {
@@ -234,39 +347,21 @@ fn discover_on_a_terminal(args: &[&str], wait_for: &str) -> (String, std::proces
         .stdout(Stdio::piped())
         .spawn()
         .expect("run script");
-    let mut stdout = child.stdout.take().unwrap();
-    let (seen_tx, seen_rx) = mpsc::channel::<Vec<u8>>();
-    let reader = std::thread::spawn(move || {
-        let mut buffer = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buffer) {
-            if n == 0 || seen_tx.send(buffer[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut shown = Vec::new();
-    // The first chunk, then one more per beat until the progress line shows.
-    sender.send(chunks.pop_front().unwrap()).unwrap();
-    while chunks.len() > 3 && !String::from_utf8_lossy(&shown).contains(wait_for) {
-        if let Ok(bytes) = seen_rx.recv_timeout(Duration::from_millis(100)) {
-            shown.extend(bytes);
-            continue;
-        }
-        sender.send(chunks.pop_front().unwrap()).unwrap();
+    let mut terminal = Terminal::read(child.stdout.take().unwrap());
+    // The beat starts when the request arrives: pieces sent before then would only queue up
+    // and reach the binary in one burst, too fast for any progress report.
+    if arrived.recv_timeout(PATIENCE).is_ok() {
+        pace(&mut stream, &mut terminal, pacing);
     }
-    for chunk in chunks {
-        sender.send(chunk).unwrap();
-    }
-    drop(sender);
+    stream.finish();
     let status = child.wait().unwrap();
-    reader.join().unwrap();
-    shown.extend(seen_rx.try_iter().flatten());
-    (String::from_utf8_lossy(&shown).into_owned(), status)
+    (terminal.finish(), status)
 }
 
 #[test]
 fn a_terminal_shows_the_model_writing_and_json_output_does_not() {
-    let (terminal, status) = discover_on_a_terminal(&["Our logs are everywhere"], "tok/s");
+    let (terminal, status) =
+        discover_on_a_terminal(&["Our logs are everywhere"], Pacing::UntilShown("tok/s"));
     assert!(status.success(), "{terminal}");
     assert!(
         terminal.contains("discover: model is writing… "),
@@ -277,9 +372,11 @@ fn a_terminal_shows_the_model_writing_and_json_output_does_not() {
         "{terminal}"
     );
 
+    // As many beats as the progress line needs several times over: JSON output must show
+    // none of it, however long the model writes.
     let (json, status) = discover_on_a_terminal(
         &["--format", "json", "Our logs are everywhere"],
-        "never shown",
+        Pacing::Beats(5),
     );
     assert!(status.success(), "{json}");
     assert!(!json.contains("model is writing"), "{json}");
@@ -320,14 +417,17 @@ fn the_total_deadline_in_the_middle_of_a_stream_says_how_far_to_raise_it() {
         sender.send(content_event(piece)).unwrap();
     }
     let mut s = settings(&server.url());
-    s.total_timeout = Setting::flag(Duration::from_secs(2));
+    // The three queued tokens must be read before the deadline, so it leaves a loaded machine
+    // ample time for the round trip; the attempt and silence timeouts never fire first.
+    s.total_timeout = Setting::flag(Duration::from_secs(5));
+    s.attempt_timeout = Setting::flag(Duration::from_secs(60));
     s.silence_timeout = Setting::flag(Duration::from_secs(60));
 
     let failure = decide(s, None).expect_err("the stream outlives the total timeout");
 
     let message = failure.error.to_string();
     assert!(
-        message.contains("within the total timeout of 2s"),
+        message.contains("within the total timeout of 5s"),
         "{message}"
     );
     assert!(
@@ -353,7 +453,12 @@ fn a_deadline_in_a_repair_turn_counts_every_attempt_of_the_decision() {
     let (silent, sender) = Reply::sse();
     server.push(silent);
     let mut s = settings(&server.url());
-    s.total_timeout = Setting::flag(Duration::from_secs(2));
+    // The first answer and the repair turn's request must come before the deadline, so it
+    // leaves a loaded machine ample time for them; the repair turn's own timeouts are longer,
+    // so the deadline is what ends it.
+    s.total_timeout = Setting::flag(Duration::from_secs(5));
+    s.attempt_timeout = Setting::flag(Duration::from_secs(60));
+    s.silence_timeout = Setting::flag(Duration::from_secs(60));
 
     let failure = decide(s, None).expect_err("the repair turn never answers");
 
