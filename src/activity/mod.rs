@@ -167,10 +167,11 @@ pub enum RunError {
 }
 
 /// `spectra.playbooks.offered`: a whole number from 1.
-fn playbooks_offered(repo: &Repo) -> Result<usize, crate::settings::SettingsError> {
+fn playbooks_offered(
+    settings: &crate::settings::Layers<'_>,
+) -> Result<usize, crate::settings::SettingsError> {
     let key = &crate::settings::keys::PLAYBOOKS_OFFERED;
-    let setting =
-        crate::settings::Layers::from_process(|name| repo.config_string(name)).get::<u32>(key)?;
+    let setting = settings.get::<u32>(key)?;
     if setting.value == 0 {
         return Err(crate::settings::SettingsError {
             key: key.git,
@@ -285,11 +286,11 @@ impl<'a> Engine<'a> {
             .work_tree()
             .ok_or_else(|| RunError::Bare(repo.git_dir().to_path_buf()))?
             .to_path_buf();
-        let playbooks_offered = playbooks_offered(repo)?;
-        let playbooks_rerank =
-            crate::settings::Layers::from_process(|name| repo.config_string(name))
-                .get::<bool>(&crate::settings::keys::PLAYBOOKS_RERANK)?
-                .value;
+        let settings = crate::settings::Layers::from_process(|name| repo.config_string(name));
+        let playbooks_offered = playbooks_offered(&settings)?;
+        let playbooks_rerank = settings
+            .get::<bool>(&crate::settings::keys::PLAYBOOKS_RERANK)?
+            .value;
         Ok(Engine {
             repo,
             store,
